@@ -1,0 +1,250 @@
+//! Probe ingest: every controller takes every probe's report stream and
+//! folds it into its [`Aggregator`], so a new leader starts with a warm view.
+//! Only the leader acts on it.
+//!
+//! A report is checked before it counts: its target must be one the config
+//! declares, its vantage a declared region, and its timestamp not far in the
+//! future. A bad report ends the stream with `INVALID_ARGUMENT` naming the
+//! report and what is wrong, and is counted by reason.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use switchyard_probes::proto::probe_ingest_server::ProbeIngest;
+use switchyard_probes::proto::{IngestSummary, Outcome, ProbeReport};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::clock::Clock;
+use crate::engine::{HealthBook, Observation, Policy, TargetId};
+
+/// How far ahead of the controller's clock a report may be stamped.
+pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(30);
+
+/// The controller's view of every (target, vantage): fed by ingest, read by
+/// the decision loop.
+#[derive(Debug)]
+pub struct Aggregator {
+    book: Mutex<HealthBook>,
+    policy: Policy,
+}
+
+impl Aggregator {
+    /// An empty view judged with `policy`'s rise/fall.
+    pub fn new(policy: Policy) -> Self {
+        Aggregator {
+            book: Mutex::new(HealthBook::new()),
+            policy,
+        }
+    }
+
+    /// Folds one observation in; true when a vantage's status changed.
+    pub fn record(&self, obs: &Observation) -> bool {
+        let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        book.record(obs, &self.policy)
+    }
+
+    /// Runs `f` on the current view (a short lock: decide is fast).
+    pub fn with_book<R>(&self, f: impl FnOnce(&HealthBook) -> R) -> R {
+        let book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        f(&book)
+    }
+}
+
+/// What a report may name.
+#[derive(Debug, Clone, Default)]
+pub struct KnownNames {
+    /// Every target id the config declares.
+    pub targets: HashSet<String>,
+    /// Every declared region.
+    pub regions: HashSet<String>,
+}
+
+/// Why a report was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The target is not in the config.
+    #[error("unknown target {0:?}")]
+    UnknownTarget(String),
+    /// The vantage region is not declared.
+    #[error("vantage region {0:?} is not a declared region")]
+    UnknownRegion(String),
+    /// The timestamp is too far ahead of the controller's clock.
+    #[error("observed_at is {0} ms in the future (more than {max} ms allowed)", max = MAX_FUTURE_SKEW.as_millis())]
+    FromTheFuture(i64),
+    /// The timestamp cannot be a time.
+    #[error("observed_at {0} is not a valid time")]
+    BadTimestamp(i64),
+    /// Neither up nor down.
+    #[error("outcome is unspecified")]
+    NoOutcome,
+}
+
+impl Rejection {
+    /// A short label for the rejection metric.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Rejection::UnknownTarget(_) => "unknown_target",
+            Rejection::UnknownRegion(_) => "unknown_region",
+            Rejection::FromTheFuture(_) => "future_timestamp",
+            Rejection::BadTimestamp(_) => "bad_timestamp",
+            Rejection::NoOutcome => "no_outcome",
+        }
+    }
+}
+
+/// Checks a report and turns it into an observation. Pure: `now` is given.
+pub fn check_report(
+    report: ProbeReport,
+    known: &KnownNames,
+    now: DateTime<Utc>,
+) -> Result<Observation, Rejection> {
+    if !known.regions.contains(&report.vantage_region) {
+        return Err(Rejection::UnknownRegion(report.vantage_region));
+    }
+    if !known.targets.contains(&report.target) {
+        return Err(Rejection::UnknownTarget(report.target));
+    }
+    let observed_at = DateTime::<Utc>::from_timestamp_millis(report.observed_at_unix_ms)
+        .ok_or(Rejection::BadTimestamp(report.observed_at_unix_ms))?;
+    let ahead = (observed_at - now).num_milliseconds();
+    if ahead > MAX_FUTURE_SKEW.as_millis() as i64 {
+        return Err(Rejection::FromTheFuture(ahead));
+    }
+    let ok = match Outcome::try_from(report.outcome) {
+        Ok(Outcome::Up) => true,
+        Ok(Outcome::Down) => false,
+        _ => return Err(Rejection::NoOutcome),
+    };
+    Ok(Observation {
+        target: TargetId(report.target),
+        vantage: report.vantage_region,
+        ok,
+        observed_at,
+    })
+}
+
+/// The tonic service.
+#[derive(Debug, Clone)]
+pub struct IngestService {
+    aggregator: Arc<Aggregator>,
+    known: Arc<KnownNames>,
+    clock: Arc<dyn Clock>,
+}
+
+impl IngestService {
+    /// A service feeding `aggregator`, accepting only `known` names.
+    pub fn new(aggregator: Arc<Aggregator>, known: Arc<KnownNames>, clock: Arc<dyn Clock>) -> Self {
+        IngestService {
+            aggregator,
+            known,
+            clock,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ProbeIngest for IngestService {
+    async fn report(
+        &self,
+        request: Request<Streaming<ProbeReport>>,
+    ) -> Result<Response<IngestSummary>, Status> {
+        let mut stream = request.into_inner();
+        let mut accepted = 0u64;
+        while let Some(report) = stream.message().await? {
+            let probe = report.probe_id.clone();
+            let seq = report.sequence;
+            match check_report(report, &self.known, self.clock.now()) {
+                Ok(obs) => {
+                    if self.aggregator.record(&obs) {
+                        metrics::counter!("switchyard_vantage_changes_total").increment(1);
+                    }
+                    accepted += 1;
+                }
+                Err(why) => {
+                    metrics::counter!("switchyard_reports_rejected_total", "reason" => why.label())
+                        .increment(1);
+                    metrics::counter!("switchyard_reports_accepted_total").increment(accepted);
+                    return Err(Status::invalid_argument(format!(
+                        "report {seq} from probe {probe:?} rejected: {why}"
+                    )));
+                }
+            }
+            if accepted.is_multiple_of(1024) {
+                metrics::counter!("switchyard_reports_accepted_total").increment(1024);
+            }
+        }
+        metrics::counter!("switchyard_reports_accepted_total").increment(accepted % 1024);
+        Ok(Response::new(IngestSummary { accepted }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known() -> KnownNames {
+        KnownNames {
+            targets: ["svc:api@a".to_string()].into(),
+            regions: ["a".to_string(), "b".to_string()].into(),
+        }
+    }
+
+    fn report(target: &str, vantage: &str, at_ms: i64, outcome: Outcome) -> ProbeReport {
+        ProbeReport {
+            probe_id: "p1".into(),
+            vantage_region: vantage.into(),
+            target: target.into(),
+            check: "http".into(),
+            outcome: outcome as i32,
+            reason: String::new(),
+            latency_us: 10,
+            observed_at_unix_ms: at_ms,
+            sequence: 1,
+        }
+    }
+
+    #[test]
+    fn reports_are_checked_before_they_count() {
+        let now = DateTime::<Utc>::from_timestamp_millis(1_000_000).unwrap_or_default();
+        let k = known();
+        let ok = check_report(report("svc:api@a", "b", 999_000, Outcome::Down), &k, now);
+        assert_eq!(ok.map(|o| o.ok), Ok(false));
+        let cases = [
+            (
+                report("svc:nope@a", "b", 999_000, Outcome::Up),
+                "unknown_target",
+            ),
+            (
+                report("svc:api@a", "mars", 999_000, Outcome::Up),
+                "unknown_region",
+            ),
+            (
+                report("svc:api@a", "b", 1_000_000 + 31_000, Outcome::Up),
+                "future_timestamp",
+            ),
+            (
+                report("svc:api@a", "b", i64::MAX, Outcome::Up),
+                "bad_timestamp",
+            ),
+            (
+                report("svc:api@a", "b", 999_000, Outcome::Unspecified),
+                "no_outcome",
+            ),
+        ];
+        for (r, label) in cases {
+            let got = check_report(r, &k, now).expect_err(label);
+            assert_eq!(got.label(), label, "{got}");
+        }
+        // Slightly ahead (clock skew within bounds) is fine.
+        assert!(
+            check_report(
+                report("svc:api@a", "b", 1_000_000 + 5_000, Outcome::Up),
+                &k,
+                now
+            )
+            .is_ok()
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! The controller's gRPC services: probe ingest (every controller), and the
+//! operator API.
+
+pub mod ingest;

@@ -1,0 +1,7 @@
+//! The `switchyard` command line: each subcommand lives in its own file and
+//! returns the process exit code, so `main` stays a thin dispatcher.
+
+pub mod config;
+pub mod controller;
+pub mod lab;
+pub mod logging;

@@ -1,0 +1,157 @@
+//! The config schema, v1: what a `switchyard.toml` may say.
+//!
+//! Every struct denies unknown keys, so a typo is an error with the list of
+//! valid keys instead of a silently ignored setting. Types here only describe
+//! shape and defaults; cross-field rules live in `config::validate`.
+
+mod database;
+mod de;
+mod dns;
+mod policy;
+mod service;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use database::{Database, DatabaseCheck, DatabaseKind, Member, Promotion};
+pub use dns::{Dns, Embedded, FileDns, Route53};
+pub use policy::{Mode, Policy};
+pub use service::{Check, DnsCheck, Endpoint, GrpcCheck, HttpCheck, RecordType, Service, TcpCheck};
+
+use super::duration;
+use super::secret::Secret;
+
+/// A whole Switchyard deployment: one file describes every region, and every
+/// controller and probe reads the same file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Cluster name; namespaces every etcd key (`/switchyard/<cluster>/...`).
+    pub cluster: String,
+    /// Where controllers elect a leader and keep state.
+    pub etcd: Etcd,
+    /// One controller per region (`[[controllers]]`).
+    #[serde(default)]
+    pub controllers: Vec<Controller>,
+    /// The regions traffic and primaries move between (`[[regions]]`).
+    #[serde(default)]
+    pub regions: Vec<Region>,
+    /// Weighted DNS records with per-region endpoints (`[[services]]`).
+    #[serde(default)]
+    pub services: Vec<Service>,
+    /// Replicated databases whose primary may move (`[[databases]]`).
+    #[serde(default)]
+    pub databases: Vec<Database>,
+    /// Named credential sets (`[credentials.<name>]`) that databases refer to.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, Credentials>,
+    /// The DNS backend that carries traffic weights.
+    #[serde(deserialize_with = "de::tagged")]
+    pub dns: Dns,
+    /// Thresholds and guard rails of the decision engine.
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+impl Config {
+    /// The region called `name`, if declared.
+    pub fn region(&self, name: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    /// The number of fresh vantages that must agree before a target is Down:
+    /// `policy.quorum`, or by default a majority of regions (at least 2 when
+    /// there are 2 or more regions).
+    pub fn quorum(&self) -> usize {
+        self.policy.quorum_for(self.regions.len())
+    }
+
+    /// The credential set a member logs in with: its own override, else its
+    /// database's default. `None` only for a config that failed validation.
+    pub fn member_credentials(&self, db: &Database, member: &Member) -> Option<&Credentials> {
+        let name = member.credentials.as_ref().or(db.credentials.as_ref())?;
+        self.credentials.get(name)
+    }
+}
+
+/// The etcd cluster the controllers share.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Etcd {
+    /// Client URLs, e.g. `https://etcd-1.internal:2379`; at least one.
+    pub endpoints: Vec<String>,
+    /// TLS settings; absent means plain connections.
+    #[serde(default)]
+    pub tls: Option<EtcdTls>,
+    /// TTL of the leader lease (default 5s): a dead leader is replaced
+    /// within about this long, so keep it short (2–5s).
+    #[serde(
+        default = "default_lease_ttl",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub lease_ttl: Duration,
+}
+
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// TLS to etcd. `config check` checks only that paths are given, not that
+/// the files exist: the checking machine need not hold them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdTls {
+    /// CA bundle that signed the etcd server certificates.
+    pub ca_file: PathBuf,
+    /// Client certificate for mutual TLS (with `key_file`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Client key for mutual TLS (with `cert_file`).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// One controller process; each region should have one so it can fence its
+/// own primaries when it is cut off.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controller {
+    /// Unique id, used in leader election and history.
+    pub id: String,
+    /// The declared region it runs in.
+    pub region: String,
+    /// gRPC listen address (probe ingest and operator API).
+    #[serde(deserialize_with = "de::socket_addr")]
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` listen address; absent disables it.
+    #[serde(default, deserialize_with = "de::socket_addr_option")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// A region: a failure domain that traffic and primaries move away from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    /// Unique name, e.g. `us-east`.
+    pub name: String,
+    /// Base traffic weight (0–255) when every region is healthy; a Down
+    /// region's share is spread over the rest in proportion to this.
+    #[serde(deserialize_with = "de::weight")]
+    pub weight: u8,
+    /// Lower is preferred, both for promotion and for taking traffic back.
+    pub priority: u32,
+}
+
+/// A named login (`[credentials.<name>]`) for database members.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// User name (not secret).
+    pub user: String,
+    /// Where the password is kept; see [`Secret`].
+    pub password: Secret,
+}

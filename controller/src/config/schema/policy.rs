@@ -1,0 +1,96 @@
+//! `[policy]`: the decision engine's thresholds and guard rails.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::duration;
+
+/// Every field has a default, so `[policy]` may be omitted entirely.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Consecutive failures before a vantage calls a target down (default 3).
+    pub fall: u32,
+    /// Consecutive successes before it calls it up again (default 2).
+    pub rise: u32,
+    /// Fresh vantages that must agree a target is down; absent: a majority
+    /// of regions, at least 2 (see [`Policy::quorum_for`]).
+    pub quorum: Option<u32>,
+    /// A vantage silent for this long is stale and does not vote (default 3s).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub stale_after: Duration,
+    /// Whether traffic returns to a recovered region by itself (default manual).
+    pub failback: Mode,
+    /// Steady health required before failback starts (default 10m).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub failback_after: Duration,
+    /// Percent of base weight restored at each failback step (default 25, 50, 100).
+    pub ramp: Vec<u8>,
+    /// Time each ramp step is held before the next (default 1m).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub ramp_step: Duration,
+    /// Whether database failover runs by itself (default manual).
+    pub db_failover: Mode,
+    /// Minimum time between two failovers of one database (default 30m).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub anti_flap: Duration,
+    /// Most regions evacuated at once (default 1); below the region count.
+    pub max_evacuated: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            fall: 3,
+            rise: 2,
+            quorum: None,
+            stale_after: Duration::from_secs(3),
+            failback: Mode::Manual,
+            failback_after: Duration::from_secs(600),
+            ramp: vec![25, 50, 100],
+            ramp_step: Duration::from_secs(60),
+            db_failover: Mode::Manual,
+            anti_flap: Duration::from_secs(1800),
+            max_evacuated: 1,
+        }
+    }
+}
+
+impl Policy {
+    /// The quorum for `regions` vantages: the configured one, or a majority
+    /// that is at least 2 whenever there are 2 or more regions, so a single
+    /// cut-off probe can never evacuate a region on its own.
+    pub fn quorum_for(&self, regions: usize) -> usize {
+        match self.quorum {
+            Some(q) => q as usize,
+            None => Self::quorum_for_default(regions),
+        }
+    }
+
+    /// The default quorum for `regions` vantages: a majority, at least 2
+    /// when there are 2 or more.
+    pub fn quorum_for_default(regions: usize) -> usize {
+        (regions / 2 + 1).max(regions.min(2))
+    }
+}
+
+/// Whether an action runs by itself or waits for an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The leader acts on its own.
+    Auto,
+    /// The plan is shown; an operator runs it.
+    Manual,
+}
+
+impl Mode {
+    /// The mode as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Manual => "manual",
+        }
+    }
+}

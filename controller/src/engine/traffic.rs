@@ -1,0 +1,466 @@
+//! Traffic weights for one record, with the guard rails: evacuate failed
+//! regions and endpoints, honour drains, ramp failbacks, never evacuate more
+//! than `max_evacuated` regions, and never zero a whole record (fail open).
+//!
+//! Choices where ARCHITECTURE §4 is silent:
+//! - A region at 0 for a failure reason — Down, Recovering before its ramp
+//!   starts, or its endpoint for this record Down by quorum — is *evacuated*
+//!   and counts toward `max_evacuated`. Operator drains do not count (they are
+//!   a decision, not a detection) but do count toward "never all zero".
+//! - Over the limit, the evacuation slots go first to regions already at 0 in
+//!   the current weights (no flip-flop), then to the longest failed (earliest
+//!   `since`), then by priority (lower first), then by name; the others keep
+//!   their current weights (their base weight if none is recorded).
+//! - An endpoint whose verdict is Unknown keeps its disposition: at 0 if its
+//!   current weight is 0, serving otherwise — Unknown never causes an action.
+//!   An endpoint evacuated in a region that stayed Healthy serves again as
+//!   soon as it is Up by quorum (rise-debounced); failback timers and ramps
+//!   are region-level.
+//! - The freed share goes to regions at full health in proportion to their
+//!   base weights (all base weights 0: to the preferred region). If no region
+//!   is at full health, the non-zero weights (ramping, held) are scaled up to
+//!   keep the record's total.
+
+use chrono::{DateTime, Utc};
+
+use super::control::{ControlState, DesiredWeights, RegionState, RegionStatus};
+use super::plan::{Action, Alarm, AlarmKind};
+use super::policy::Policy;
+use super::topology::{Record, TargetId};
+use super::verdict::{TargetVerdict, Verdict};
+use super::weights::apportion;
+
+/// Why a region is evacuated from a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Evacuation {
+    RegionDown,
+    Recovering,
+    EndpointDown,
+    EndpointStillOut,
+}
+
+/// What a region gets in a record before any weight is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    Drained,
+    Evacuated(Evacuation),
+    /// Over `max_evacuated`: kept at this (current) weight.
+    Held(Evacuation, u32),
+    Ramp(usize, u8),
+    Full,
+}
+
+/// `RecordInput::region_index` of an endpoint whose region the topology
+/// does not list.
+pub(crate) const NO_REGION: usize = usize::MAX;
+
+/// What `decide` already knows about a region, indexed like
+/// `Topology::regions`, so records do not look regions up by name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RegionInfo<'a> {
+    pub priority: u32,
+    pub drained: bool,
+    /// The region's new state.
+    pub state: Option<&'a RegionState>,
+}
+
+/// One region's row while a record is planned.
+#[derive(Debug, Clone)]
+pub(crate) struct Row<'a> {
+    region: &'a str,
+    target: &'a TargetId,
+    verdict: &'a TargetVerdict,
+    state: Option<&'a RegionState>,
+    base: u32,
+    priority: u32,
+    current: Option<u32>,
+    disposition: Disposition,
+    weight: u64,
+}
+
+/// Buffers reused across records so planning a thousand records allocates
+/// only for records that change.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch<'a> {
+    rows: Vec<Row<'a>>,
+    shares: Vec<u64>,
+    slots: Vec<usize>,
+    split: Vec<u64>,
+}
+
+/// Everything one record's planning reads.
+pub(crate) struct RecordInput<'a> {
+    pub name: &'a str,
+    pub spec: &'a Record,
+    /// Each endpoint's target and verdict, in `spec.endpoints` order.
+    pub verdicts: &'a [(TargetId, TargetVerdict)],
+    /// Each endpoint's region as an index into `infos` (or `NO_REGION`).
+    pub region_index: &'a [usize],
+    pub infos: &'a [RegionInfo<'a>],
+    /// The record's current weights (`ControlState::weights`), if any.
+    pub current: Option<&'a DesiredWeights>,
+    pub control: &'a ControlState,
+    pub policy: &'a Policy,
+    pub now: DateTime<Utc>,
+}
+
+/// Plans one record: `Some(SetWeights)` when the desired weights differ from
+/// the current ones, plus any alarms.
+pub(crate) fn plan_record<'a>(
+    input: &RecordInput<'a>,
+    scratch: &mut Scratch<'a>,
+    alarms: &mut Vec<Alarm>,
+) -> Option<Action> {
+    let current = input.current;
+    // The endpoints and the current weights are both sorted by region:
+    // walk them together instead of looking each region up.
+    let mut cur_iter = current.into_iter().flatten().peekable();
+    let rows = &mut scratch.rows;
+    rows.clear();
+    let endpoints = input
+        .spec
+        .endpoints
+        .iter()
+        .zip(input.verdicts.iter().zip(input.region_index));
+    for ((region, ep), ((_, verdict), &ri)) in endpoints {
+        let mut cur = None;
+        while let Some((k, w)) = cur_iter.peek() {
+            match k.as_str().cmp(region.as_str()) {
+                std::cmp::Ordering::Less => {
+                    cur_iter.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    cur = Some(**w);
+                    break;
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        let info = match input.infos.get(ri) {
+            Some(info) => *info,
+            None => RegionInfo {
+                priority: u32::MAX,
+                drained: input.control.drained.contains(region.as_str()),
+                state: None,
+            },
+        };
+        rows.push(Row {
+            region,
+            target: &ep.target,
+            verdict,
+            state: info.state,
+            base: ep.weight,
+            priority: info.priority,
+            current: cur,
+            disposition: dispose(input.policy, &info, verdict.verdict, cur),
+            weight: 0,
+        });
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    // Slot order for remainders and standby takeover: priority, then name.
+    rows.sort_by(|a, b| a.priority.cmp(&b.priority).then(a.region.cmp(b.region)));
+
+    limit_evacuations(input, scratch, alarms);
+    let total: u64 = scratch.rows.iter().map(|r| u64::from(r.base)).sum();
+    compute_weights(total, scratch);
+
+    if scratch.rows.iter().all(|r| r.weight == 0) {
+        if total > 0 {
+            alarms.push(fail_open(input, &scratch.rows));
+        }
+        return None;
+    }
+    if same_as_current(&scratch.rows, current) {
+        return None;
+    }
+    Some(set_weights(input, &scratch.rows, current.is_none()))
+}
+
+fn dispose(
+    policy: &Policy,
+    info: &RegionInfo<'_>,
+    verdict: Verdict,
+    current: Option<u32>,
+) -> Disposition {
+    if info.drained {
+        return Disposition::Drained;
+    }
+    match info.state.map(|s| (s.status, s.ramp_step)) {
+        Some((RegionStatus::Down, _)) => Disposition::Evacuated(Evacuation::RegionDown),
+        Some((RegionStatus::Recovering, None)) => Disposition::Evacuated(Evacuation::Recovering),
+        Some((RegionStatus::Recovering, Some(step))) => {
+            match policy.ramp_percent(step).unwrap_or(100) {
+                0 => Disposition::Evacuated(Evacuation::Recovering),
+                pct => Disposition::Ramp(step, pct),
+            }
+        }
+        _ => match verdict {
+            Verdict::Down => Disposition::Evacuated(Evacuation::EndpointDown),
+            Verdict::Unknown if current == Some(0) => {
+                Disposition::Evacuated(Evacuation::EndpointStillOut)
+            }
+            _ => Disposition::Full,
+        },
+    }
+}
+
+/// Keeps at most `max_evacuated` evacuations; the rest are held at their
+/// current weights, with an alarm.
+fn limit_evacuations<'a>(
+    input: &RecordInput<'a>,
+    scratch: &mut Scratch<'a>,
+    alarms: &mut Vec<Alarm>,
+) {
+    let slots = &mut scratch.slots;
+    slots.clear();
+    slots.extend(
+        scratch
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r.disposition, Disposition::Evacuated(_)))
+            .map(|(i, _)| i),
+    );
+    if slots.len() <= input.policy.max_evacuated {
+        return;
+    }
+    let rows = &scratch.rows;
+    let since = |r: &Row<'_>| match r.disposition {
+        Disposition::Evacuated(Evacuation::RegionDown | Evacuation::Recovering) => {
+            r.state.map_or(input.now, |s| s.since)
+        }
+        _ => input.now,
+    };
+    // Rows are already in (priority, name) order, so a stable sort by
+    // (not at 0 now, since) leaves that as the tie-break.
+    slots.sort_by_key(|&i| (rows[i].current != Some(0), since(&rows[i])));
+    let mut kept = Vec::new();
+    let mut held = Vec::new();
+    for (n, &i) in slots.iter().enumerate() {
+        let row = &mut scratch.rows[i];
+        let Disposition::Evacuated(why) = row.disposition else {
+            continue;
+        };
+        if n < input.policy.max_evacuated {
+            kept.push(row.region);
+        } else {
+            let w = row.current.unwrap_or(row.base);
+            row.disposition = Disposition::Held(why, w);
+            held.push(format!(
+                "{}: kept at its current weight {w} although {}",
+                row.region,
+                describe(why, row)
+            ));
+        }
+    }
+    let mut reasons = vec![format!(
+        "max_evacuated is {}; evacuated: {}",
+        input.policy.max_evacuated,
+        if kept.is_empty() {
+            "none".to_owned()
+        } else {
+            kept.join(", ")
+        }
+    )];
+    reasons.extend(held);
+    alarms.push(Alarm {
+        kind: AlarmKind::MaxEvacuated,
+        subject: input.name.to_owned(),
+        message: format!(
+            "{}: more regions failed than max_evacuated ({}); the extra keep their current weights",
+            input.name, input.policy.max_evacuated
+        ),
+        reasons,
+    });
+}
+
+/// Fills `weight` of every row so that they add up to `total` whenever any
+/// row can carry traffic.
+fn compute_weights(total: u64, scratch: &mut Scratch<'_>) {
+    let rows = &mut scratch.rows;
+    if rows.iter().all(|r| r.disposition == Disposition::Full) {
+        // The common case: everyone at base weight.
+        for r in rows.iter_mut() {
+            r.weight = u64::from(r.base);
+        }
+        return;
+    }
+    let mut fixed: u64 = 0;
+    let mut any_full = false;
+    for r in rows.iter_mut() {
+        r.weight = match r.disposition {
+            Disposition::Drained | Disposition::Evacuated(_) => 0,
+            Disposition::Held(_, w) => u64::from(w),
+            Disposition::Ramp(_, pct) => u64::from(r.base) * u64::from(pct) / 100,
+            Disposition::Full => {
+                any_full = true;
+                0
+            }
+        };
+        fixed += r.weight;
+    }
+    if any_full && fixed <= total {
+        // Full regions share what the others do not take, by base weight.
+        scratch.shares.clear();
+        scratch.shares.extend(
+            rows.iter()
+                .filter(|r| r.disposition == Disposition::Full)
+                .map(|r| u64::from(r.base)),
+        );
+        apportion(total - fixed, &scratch.shares, &mut scratch.split);
+        let full = rows
+            .iter_mut()
+            .filter(|r| r.disposition == Disposition::Full);
+        for (r, w) in full.zip(&scratch.split) {
+            r.weight = *w;
+        }
+        return;
+    }
+    // No region at full health (or held weights exceed the total): scale
+    // whatever carries traffic up or down to the total.
+    if any_full {
+        for r in rows
+            .iter_mut()
+            .filter(|r| r.disposition == Disposition::Full)
+        {
+            r.weight = u64::from(r.base);
+        }
+    }
+    if rows.iter().all(|r| r.weight == 0) {
+        return;
+    }
+    scratch.shares.clear();
+    scratch.shares.extend(rows.iter().map(|r| r.weight));
+    apportion(total, &scratch.shares, &mut scratch.split);
+    for (r, w) in rows.iter_mut().zip(&scratch.split) {
+        r.weight = *w;
+    }
+}
+
+/// Whether the rows' weights are exactly `current`: every row found a
+/// current weight equal to its own, and `current` has no other region.
+fn same_as_current(rows: &[Row<'_>], current: Option<&DesiredWeights>) -> bool {
+    current.is_some_and(|c| c.len() == rows.len())
+        && rows
+            .iter()
+            .all(|r| r.current.is_some_and(|w| u64::from(w) == r.weight))
+}
+
+fn describe(why: Evacuation, row: &Row<'_>) -> String {
+    match why {
+        Evacuation::RegionDown => {
+            // The region's own reasons are in its state; name this record's
+            // endpoint and its vantages here.
+            let since = row.state.map(|s| s.since.to_string()).unwrap_or_default();
+            match row.verdict.reasons.first() {
+                Some(why) => format!("region {} is Down since {since}; {why}", row.region),
+                None => format!(
+                    "region {} is Down since {since}; {} is {:?}",
+                    row.region, row.target, row.verdict.verdict
+                ),
+            }
+        }
+        Evacuation::Recovering => match row.state {
+            Some(s) => format!(
+                "region {} is Recovering, not failed back yet: {}",
+                row.region,
+                s.reasons.join("; ")
+            ),
+            None => format!("region {} is Recovering", row.region),
+        },
+        Evacuation::EndpointDown => format!(
+            "endpoint {} is Down by quorum: {}",
+            row.target,
+            row.verdict.reasons.join("; ")
+        ),
+        Evacuation::EndpointStillOut => format!(
+            "endpoint {} stays out until seen Up by quorum: {}",
+            row.target,
+            row.verdict.reasons.join("; ")
+        ),
+    }
+}
+
+fn fail_open(input: &RecordInput<'_>, rows: &[Row<'_>]) -> Alarm {
+    let drained = rows
+        .iter()
+        .filter(|r| r.disposition == Disposition::Drained)
+        .count();
+    let message = if drained == rows.len() {
+        format!(
+            "fail open: every region of {} is drained; keeping current weights",
+            input.name
+        )
+    } else if drained > 0 {
+        format!(
+            "fail open: every region of {} is drained or looks down; keeping current weights",
+            input.name
+        )
+    } else {
+        format!(
+            "fail open: every region of {} looks down; keeping current weights",
+            input.name
+        )
+    };
+    Alarm {
+        kind: AlarmKind::FailOpen,
+        subject: input.name.to_owned(),
+        message,
+        reasons: rows.iter().map(|r| row_reason(r)).collect(),
+    }
+}
+
+fn set_weights(input: &RecordInput<'_>, rows: &[Row<'_>], first: bool) -> Action {
+    let mut reasons = Vec::with_capacity(rows.len() + 1);
+    if first {
+        reasons.push(format!("no weights recorded yet for {}", input.name));
+    }
+    reasons.extend(rows.iter().map(row_reason));
+    let weights = rows
+        .iter()
+        .map(|r| {
+            // Every weight is at most the record's total of u32 base weights
+            // or a u32 held weight; saturate rather than wrap on absurd input.
+            (
+                r.region.to_owned(),
+                u32::try_from(r.weight).unwrap_or(u32::MAX),
+            )
+        })
+        .collect();
+    Action::SetWeights {
+        record: input.name.to_owned(),
+        weights,
+        reasons,
+    }
+}
+
+/// "region: weight (why)", one line per region.
+fn row_reason(r: &Row<'_>) -> String {
+    let why = match r.disposition {
+        Disposition::Drained => "drained by operator".to_owned(),
+        Disposition::Evacuated(why) => format!("evacuated: {}", describe(why, r)),
+        Disposition::Held(why, _) => format!(
+            "held at current weight, max_evacuated reached, although {}",
+            describe(why, r)
+        ),
+        Disposition::Ramp(step, pct) => {
+            format!(
+                "failback ramp step {step}: {pct}% of base weight {}",
+                r.base
+            )
+        }
+        Disposition::Full if r.weight == u64::from(r.base) => {
+            format!("base weight {}", r.base)
+        }
+        Disposition::Full if r.weight > u64::from(r.base) => {
+            format!("base weight {} plus its share of evacuated traffic", r.base)
+        }
+        Disposition::Full => format!(
+            "base weight {} scaled down to keep the record's total",
+            r.base
+        ),
+    };
+    format!("{}: {} ({why})", r.region, r.weight)
+}

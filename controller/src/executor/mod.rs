@@ -1,0 +1,214 @@
+//! Journaled, idempotent execution of a plan (ARCHITECTURE.md §6):
+//!
+//! 1. write the intent (`pending`) with a fenced txn;
+//! 2. check the lease still has a margin, then act idempotently: read the
+//!    world first and act only if it differs from the intent;
+//! 3. write the outcome (`done` | `failed`), the new desired state and a
+//!    history event in one fenced txn.
+//!
+//! A new leader calls [`Executor::finish_pending`] before deciding anything:
+//! an intent its predecessor wrote but did not finish is completed once —
+//! the read-first step makes a re-run after a crash a no-op.
+
+pub mod journal;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use etcd_client::TxnOp;
+
+use crate::store::{LEASE_MARGIN, Leadership, Store, StoreError, encode};
+use crate::traffic::{RecordChange, TrafficBackend, TrafficError};
+pub use journal::{ActionSpec, HistoryEvent, JournalEntry, Status, entry_id, history_id};
+
+/// Why an execution stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// This node is not (or no longer safely) the leader: stop, act on nothing.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ExecError {
+    /// True when this node lost leadership (as opposed to etcd trouble).
+    pub fn lost_leadership(&self) -> bool {
+        matches!(self, ExecError::Store(StoreError::NotLeader(_)))
+    }
+}
+
+/// Carries out actions for the leader, through the backends' traits.
+pub struct Executor {
+    store: Store,
+    traffic: Arc<dyn TrafficBackend>,
+    controller_id: String,
+    seq: AtomicU64,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("controller_id", &self.controller_id)
+            .finish()
+    }
+}
+
+impl Executor {
+    /// An executor acting as controller `controller_id`.
+    pub fn new(store: Store, traffic: Arc<dyn TrafficBackend>, controller_id: &str) -> Self {
+        Executor {
+            store,
+            traffic,
+            controller_id: controller_id.to_string(),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    /// Journals `action`, performs it, journals the outcome. Returns the
+    /// finished entry (an action that failed is `Status::Failed`, not an
+    /// error); an error means leadership or etcd was lost and the intent, if
+    /// written, stays pending for the next leader.
+    pub async fn execute(
+        &self,
+        leader: &Leadership,
+        action: ActionSpec,
+        reasons: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Result<JournalEntry, ExecError> {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let entry = JournalEntry {
+            id: entry_id(leader.token(), seq),
+            action,
+            reasons,
+            status: Status::Pending,
+            created_by: self.controller_id.clone(),
+            created_at: now,
+            finished_by: None,
+            finished_at: None,
+            outcome: None,
+        };
+        let key = self.store.keys().journal(&entry.id);
+        self.store.fenced_put(leader, key, &entry).await?;
+        tracing::info!(id = %entry.id, action = entry.action.kind(), subject = entry.action.subject(), "intent written");
+        self.complete(leader, entry, now).await
+    }
+
+    /// Completes every intent left `pending` (by this or an earlier leader),
+    /// in journal order. Called by a new leader before it decides anything.
+    pub async fn finish_pending(
+        &self,
+        leader: &Leadership,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<JournalEntry>, ExecError> {
+        let pending: Vec<(String, JournalEntry)> = self
+            .store
+            .list_json(&self.store.keys().journal_prefix())
+            .await?;
+        let mut done = Vec::new();
+        for (_, entry) in pending
+            .into_iter()
+            .filter(|(_, e)| e.status == Status::Pending)
+        {
+            tracing::info!(id = %entry.id, by = %entry.created_by, "finishing a pending intent");
+            done.push(self.complete(leader, entry, now).await?);
+        }
+        Ok(done)
+    }
+
+    async fn complete(
+        &self,
+        leader: &Leadership,
+        mut entry: JournalEntry,
+        now: DateTime<Utc>,
+    ) -> Result<JournalEntry, ExecError> {
+        if !leader.safe_for(LEASE_MARGIN) {
+            leader.step_down("lease too close to expiry to start an action");
+            return Err(StoreError::NotLeader("lease too close to expiry".into()).into());
+        }
+        let started = Instant::now();
+        let result = self.perform(&entry.action).await;
+        let kind = entry.action.kind();
+        metrics::histogram!("switchyard_action_duration_seconds", "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        let (status, outcome) = match result {
+            Ok(o) => (Status::Done, o),
+            Err(e) => (Status::Failed, e.to_string()),
+        };
+        metrics::counter!("switchyard_actions_total", "kind" => kind, "status" => match status {
+            Status::Done => "done",
+            _ => "failed",
+        })
+        .increment(1);
+        entry.status = status;
+        entry.outcome = Some(outcome.clone());
+        entry.finished_by = Some(self.controller_id.clone());
+        entry.finished_at = Some(now);
+
+        let keys = self.store.keys();
+        let mut ops = vec![TxnOp::put(
+            keys.journal(&entry.id),
+            encode(&entry.id, &entry)?,
+            None,
+        )];
+        if status == Status::Done
+            && let ActionSpec::SetWeights { record, weights } = &entry.action
+        {
+            ops.push(TxnOp::put(
+                keys.traffic(record),
+                encode(record, weights)?,
+                None,
+            ));
+        }
+        let event = HistoryEvent {
+            at: now,
+            by: self.controller_id.clone(),
+            what: format!(
+                "{} {}: {}",
+                entry.action.kind(),
+                entry.action.subject(),
+                outcome
+            ),
+            reasons: entry.reasons.clone(),
+            journal_id: Some(entry.id.clone()),
+        };
+        let hid = history_id(now, &entry.id);
+        ops.push(TxnOp::put(keys.history(&hid), encode(&hid, &event)?, None));
+        self.store.fenced_txn(leader, ops).await?;
+        tracing::info!(id = %entry.id, status = ?entry.status, outcome = %outcome, "outcome written");
+        Ok(entry)
+    }
+
+    /// Does the action if the world is not already as it says.
+    async fn perform(&self, action: &ActionSpec) -> Result<String, ActionError> {
+        match action {
+            ActionSpec::SetWeights { record, weights } => {
+                let current = self.traffic.read(record).await?;
+                if &current == weights {
+                    return Ok("already applied".into());
+                }
+                self.traffic
+                    .apply(&[RecordChange {
+                        record: record.clone(),
+                        weights: weights.clone(),
+                    }])
+                    .await?;
+                Ok("applied".into())
+            }
+            ActionSpec::Failover { database, .. } => Err(ActionError::Unsupported(format!(
+                "database {database}: no replica-set adapter is wired into the executor yet"
+            ))),
+        }
+    }
+}
+
+/// Why an action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The traffic backend failed.
+    #[error(transparent)]
+    Traffic(#[from] TrafficError),
+    /// The action cannot be carried out by this build.
+    #[error("{0}")]
+    Unsupported(String),
+}

@@ -1,0 +1,13 @@
+//! Switchyard's controller: the config schema, the decision engine, etcd
+//! leadership and the journal, the executor, traffic backends, and the
+//! operator CLI. See `../shared/ARCHITECTURE.md` for the design.
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod executor;
+pub mod runtime;
+pub mod store;
+pub mod traffic;

@@ -1,0 +1,109 @@
+//! Prometheus metrics: the recorder, the `/metrics` endpoint (served on a
+//! listener the caller binds, so tests can use port 0), and the gauges the
+//! leader loop sets.
+
+use std::convert::Infallible;
+use std::sync::OnceLock;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::engine::{Decision, RegionStatus, Verdict};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global Prometheus recorder once; later calls reuse it.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Only fails if another recorder is installed: then ours only renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let Ok((stream, _)) = accepted else {
+            continue;
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let handle = handle.clone();
+                async move {
+                    let (status, body) = if req.uri().path() == "/metrics" {
+                        (StatusCode::OK, handle.render())
+                    } else {
+                        (StatusCode::NOT_FOUND, "try /metrics\n".to_string())
+                    };
+                    let mut resp = Response::new(Full::new(Bytes::from(body)));
+                    *resp.status_mut() = status;
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// 1 while this controller leads.
+pub fn set_leader(leading: bool) {
+    metrics::gauge!("switchyard_leader").set(if leading { 1.0 } else { 0.0 });
+}
+
+/// Verdicts, region states, planned weights and plan counts of one decision.
+pub fn record_decision(d: &Decision) {
+    for (target, v) in &d.verdicts {
+        let value = match v.verdict {
+            Verdict::Up => 1.0,
+            Verdict::Down => 0.0,
+            Verdict::Unknown => -1.0,
+        };
+        metrics::gauge!("switchyard_target_verdict", "target" => target.as_str().to_string())
+            .set(value);
+    }
+    for (region, s) in &d.regions {
+        for status in [
+            RegionStatus::Healthy,
+            RegionStatus::Suspect,
+            RegionStatus::Down,
+            RegionStatus::Recovering,
+        ] {
+            metrics::gauge!("switchyard_region_state", "region" => region.clone(), "state" => format!("{status:?}").to_lowercase())
+                .set(if s.status == status { 1.0 } else { 0.0 });
+        }
+    }
+    if !d.plan.actions.is_empty() {
+        metrics::counter!("switchyard_plans_total", "paused" => d.plan.paused.to_string())
+            .increment(1);
+    }
+    metrics::gauge!("switchyard_alarms").set(d.alarms.len() as f64);
+}
+
+/// The weights last applied to a record.
+pub fn set_weights(record: &str, weights: &std::collections::BTreeMap<String, u32>) {
+    for (region, w) in weights {
+        metrics::gauge!("switchyard_weight", "record" => record.to_string(), "region" => region.clone())
+            .set(f64::from(*w));
+    }
+}

@@ -1,0 +1,178 @@
+//! `switchyard controller`: one controller process. It serves probe ingest
+//! and gRPC health, campaigns for leadership, aggregates every report, and
+//! — while leader — decides and acts. Listeners and the shutdown signal are
+//! passed in, so tests run it on port 0 and stop it cleanly.
+
+pub mod control;
+pub mod leader;
+pub mod metrics;
+pub mod model;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use switchyard_probes::proto::probe_ingest_server::ProbeIngestServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::ingest::{Aggregator, IngestService};
+use crate::clock::Clock;
+use crate::config::{Config, Controller, Dns};
+use crate::executor::Executor;
+use crate::store::{ElectionConfig, Role, Store, election};
+use crate::traffic::TrafficBackend;
+use crate::traffic::file::FileBackend;
+
+/// How long open gRPC calls may run on after shutdown, once leadership is resigned.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Why a controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config names no controller with this id.
+    #[error("no [[controllers]] entry has id {id:?}; declared: {declared}")]
+    UnknownController {
+        /// The id asked for.
+        id: String,
+        /// The ids the config declares.
+        declared: String,
+    },
+    /// The DNS backend is not available in this build.
+    #[error("dns backend {0:?} is not available yet: use backend = \"file\" for now")]
+    BackendUnavailable(&'static str),
+    /// etcd could not be reached at all.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A listener failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The controller entry of `id` (or the only one, when `id` is `None`).
+pub fn find_controller<'a>(
+    cfg: &'a Config,
+    id: Option<&str>,
+) -> Result<&'a Controller, StartError> {
+    let found = match id {
+        Some(id) => cfg.controllers.iter().find(|c| c.id == id),
+        None if cfg.controllers.len() == 1 => cfg.controllers.first(),
+        None => None,
+    };
+    found.ok_or_else(|| StartError::UnknownController {
+        id: id.unwrap_or("(none given; pass --id)").to_string(),
+        declared: cfg
+            .controllers
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// The traffic backend the config asks for.
+pub fn traffic_backend(cfg: &Config) -> Result<Arc<dyn TrafficBackend>, StartError> {
+    match &cfg.dns {
+        Dns::File(f) => Ok(Arc::new(FileBackend::new(f.path.clone()))),
+        other => Err(StartError::BackendUnavailable(other.backend())),
+    }
+}
+
+/// Addresses the controller actually bound (port 0 resolved).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// gRPC: probe ingest and health.
+    pub grpc: SocketAddr,
+    /// Prometheus `/metrics`, when enabled.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Runs controller `me` of `cfg` until `shutdown` turns true; on shutdown it
+/// resigns leadership so a peer takes over at once.
+pub async fn run(
+    cfg: Config,
+    me: Controller,
+    grpc: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    clock: Arc<dyn Clock>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), StartError> {
+    let handle = metrics::install();
+    let bound = Bound {
+        grpc: grpc.local_addr()?,
+        metrics: metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?,
+    };
+    let traffic = traffic_backend(&cfg)?;
+    let topology = model::topology(&cfg);
+    let policy = model::policy(&cfg);
+    let known = Arc::new(model::known_names(&topology));
+    let aggregator = Arc::new(Aggregator::new(policy.clone()));
+    let store = Store::connect(&cfg.etcd.endpoints, &cfg.cluster).await?;
+    metrics::set_leader(false);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(l) = metrics_listener {
+        tasks.spawn(metrics::serve(l, handle, shutdown.clone()));
+    }
+
+    // gRPC: ingest + health.
+    let ingest = IngestService::new(aggregator.clone(), known, clock.clone());
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ProbeIngestServer<IngestService>>()
+        .await;
+    let mut grpc_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let r = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(ProbeIngestServer::new(ingest))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
+                let _ = grpc_shutdown.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "gRPC server failed");
+        }
+    });
+
+    // Election: the value is our gRPC address, so peers and the CLI find the leader.
+    let (role_tx, role_rx) = watch::channel(Role::Follower);
+    let election_cfg = ElectionConfig {
+        name: store.keys().leader(),
+        value: bound.grpc.to_string(),
+        ttl: cfg.etcd.lease_ttl,
+    };
+    let election = tokio::spawn(election::run(
+        store.client(),
+        election_cfg,
+        role_tx,
+        shutdown.clone(),
+    ));
+
+    let ctx = leader::LeaderContext {
+        executor: Executor::new(store.clone(), traffic.clone(), &me.id),
+        store,
+        traffic,
+        topology,
+        policy,
+        aggregator,
+        clock,
+    };
+    let leader_loop = tokio::spawn(leader::run(ctx, role_rx, shutdown.clone()));
+
+    let mut shutdown_wait = shutdown.clone();
+    let _ = shutdown_wait.wait_for(|s| *s).await;
+    tracing::info!("shutting down: resigning leadership");
+    let _ = leader_loop.await;
+    let _ = election.await;
+    // Probe streams never end by themselves: give open calls a moment to
+    // finish, then close what is left.
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        tasks.shutdown().await;
+    }
+    Ok(())
+}

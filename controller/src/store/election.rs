@@ -1,0 +1,310 @@
+//! Leader election through etcd's election API, with a lease kept alive from
+//! before the campaign starts until leadership ends (etcd-client issue #89:
+//! a lease left alone while `campaign` waits expires and loses the seat).
+//!
+//! The leader key's create revision is the fencing token: every write of the
+//! leader is a txn guarded by it (see [`crate::store::Store::fenced_txn`]).
+//! Leadership ends when the lease cannot be renewed before its deadline, when
+//! the fence refuses a write, or on shutdown (resign, so a peer takes over at
+//! once rather than after the TTL).
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use etcd_client::{Client, ResignOptions};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::store::StoreError;
+
+/// Timeout of one etcd call made by the election loop (not the campaign).
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the elector needs to know.
+#[derive(Debug, Clone)]
+pub struct ElectionConfig {
+    /// The election name (`/switchyard/<cluster>/leader`).
+    pub name: String,
+    /// This node's value, read by others as the leader's address.
+    pub value: String,
+    /// Lease TTL; kept alive every TTL/3.
+    pub ttl: Duration,
+}
+
+/// This node's current role, published on a watch channel.
+#[derive(Debug, Clone)]
+pub enum Role {
+    /// Not leader (campaigning, or etcd unreachable).
+    Follower,
+    /// Leader until the handle says otherwise.
+    Leader(Leadership),
+}
+
+/// A held leadership: the fencing token and the lease deadline.
+#[derive(Debug, Clone)]
+pub struct Leadership {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    key: Vec<u8>,
+    token: i64,
+    lease: i64,
+    leader_key: etcd_client::LeaderKey,
+    deadline: Mutex<Instant>,
+    lost: watch::Sender<bool>,
+}
+
+impl Leadership {
+    /// The leader key (under the election name).
+    pub fn key(&self) -> &[u8] {
+        &self.inner.key
+    }
+
+    /// The fencing token: the leader key's create revision.
+    pub fn token(&self) -> i64 {
+        self.inner.token
+    }
+
+    /// The lease the leader key is attached to.
+    pub fn lease(&self) -> i64 {
+        self.inner.lease
+    }
+
+    /// When the lease expires unless renewed again (local monotonic clock,
+    /// counted from when the last successful renewal was *sent*).
+    pub fn deadline(&self) -> Instant {
+        *self
+            .inner
+            .deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True while leadership has not been given up or lost.
+    pub fn is_held(&self) -> bool {
+        !*self.inner.lost.borrow()
+    }
+
+    /// True when the lease is certain to last `margin` longer: checked before
+    /// every external action so a node that slept (SIGSTOP, GC pause) does
+    /// not act on leadership it may have lost.
+    pub fn safe_for(&self, margin: Duration) -> bool {
+        self.is_held() && Instant::now() + margin < self.deadline()
+    }
+
+    /// Gives up leadership now (the fence refused a write, or the lease is
+    /// gone); the elector resigns and campaigns again.
+    pub fn step_down(&self, why: &str) {
+        if self.is_held() {
+            tracing::warn!(reason = why, "stepping down");
+        }
+        self.inner.lost.send_replace(true);
+    }
+
+    /// Resolves when leadership is lost or given up.
+    pub async fn lost(&self) {
+        flagged(&mut self.inner.lost.subscribe()).await;
+    }
+
+    fn extend(&self, deadline: Instant) {
+        let mut d = self
+            .inner
+            .deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if deadline > *d {
+            *d = deadline;
+        }
+    }
+}
+
+/// Runs the election until `shutdown` fires, publishing the role on `role`.
+/// On shutdown it resigns and revokes its lease so a peer takes over at once.
+pub async fn run(
+    client: Client,
+    config: ElectionConfig,
+    role: watch::Sender<Role>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match term(client.clone(), &config, &role, &mut shutdown).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                tracing::warn!(error = %e, "election attempt failed; retrying");
+                role.send_replace(Role::Follower);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(config.ttl / 2);
+            }
+        }
+    }
+}
+
+/// One term: lease, campaign, lead until lost; returns to campaign again.
+async fn term(
+    mut client: Client,
+    config: &ElectionConfig,
+    role: &watch::Sender<Role>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    let ttl_secs = config.ttl.as_secs().max(1) as i64;
+    let sent = Instant::now();
+    let lease = tokio::time::timeout(CALL_TIMEOUT, client.lease_grant(ttl_secs, None))
+        .await??
+        .id();
+    let deadline = Arc::new(Mutex::new(sent + config.ttl));
+    let (expired_tx, mut expired_rx) = watch::channel(false);
+    let keeper = tokio::spawn(keep_alive(
+        client.clone(),
+        lease,
+        config.ttl,
+        deadline.clone(),
+        expired_tx,
+    ));
+    let _keeper_guard = AbortOnDrop(keeper);
+
+    // Campaign while the lease is kept alive; give up if the lease dies
+    // first or shutdown is asked for.
+    let campaign = tokio::select! {
+        r = client.campaign(config.name.clone(), config.value.clone(), lease) => r?,
+        _ = flagged(&mut expired_rx) => {
+            return Err(StoreError::Unavailable("lease expired while campaigning".into()));
+        }
+        _ = flagged(shutdown) => {
+            revoke(&mut client, lease).await;
+            return Ok(());
+        }
+    };
+    let leader_key = campaign
+        .leader()
+        .cloned()
+        .ok_or_else(|| StoreError::Unavailable("campaign returned no leader key".into()))?;
+    let (lost_tx, _) = watch::channel(false);
+    let current_deadline = *deadline.lock().unwrap_or_else(|e| e.into_inner());
+    let leadership = Leadership {
+        inner: Arc::new(Inner {
+            key: leader_key.key().to_vec(),
+            token: leader_key.rev(),
+            lease,
+            leader_key: leader_key.clone(),
+            deadline: Mutex::new(current_deadline),
+            lost: lost_tx,
+        }),
+    };
+    tracing::info!(token = leadership.token(), lease, "became leader");
+    role.send_replace(Role::Leader(leadership.clone()));
+
+    // Lead until the lease expires, someone steps down, or shutdown.
+    let mut tick = tokio::time::interval(config.ttl / 10);
+    let outcome = loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let d = *deadline.lock().unwrap_or_else(|e| e.into_inner());
+                leadership.extend(d);
+                if Instant::now() >= leadership.deadline() {
+                    leadership.step_down("lease deadline passed without renewal");
+                }
+            }
+            _ = flagged(&mut expired_rx) => {
+                leadership.step_down("etcd reports the lease expired");
+            }
+            _ = leadership.lost() => break "lost",
+            _ = flagged(shutdown) => break "shutdown",
+        }
+    };
+    leadership.step_down(outcome);
+    role.send_replace(Role::Follower);
+    // Best effort: resign so a peer wins now, and revoke the lease.
+    let opts = ResignOptions::new().with_leader(leadership.inner.leader_key.clone());
+    let _ = tokio::time::timeout(CALL_TIMEOUT, client.resign(Some(opts))).await;
+    revoke(&mut client, lease).await;
+    tracing::info!(reason = outcome, "leadership ended");
+    Ok(())
+}
+
+async fn revoke(client: &mut Client, lease: i64) {
+    let _ = tokio::time::timeout(CALL_TIMEOUT, client.lease_revoke(lease)).await;
+}
+
+/// Renews `lease` every TTL/3 and moves `deadline` forward on each
+/// acknowledged renewal; sets `expired` when etcd says the lease is gone or
+/// the deadline passes without a renewal.
+async fn keep_alive(
+    mut client: Client,
+    lease: i64,
+    ttl: Duration,
+    deadline: Arc<Mutex<Instant>>,
+    expired: watch::Sender<bool>,
+) {
+    let period = ttl / 3;
+    let mut stream_pair = None;
+    loop {
+        let now = Instant::now();
+        let current = *deadline.lock().unwrap_or_else(|e| e.into_inner());
+        if now >= current {
+            expired.send_replace(true);
+            return;
+        }
+        if stream_pair.is_none() {
+            match tokio::time::timeout(CALL_TIMEOUT, client.lease_keep_alive(lease)).await {
+                Ok(Ok(pair)) => stream_pair = Some(pair),
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            }
+        }
+        let Some((keeper, stream)) = stream_pair.as_mut() else {
+            continue;
+        };
+        let sent = Instant::now();
+        let renewed = tokio::time::timeout(period.max(Duration::from_millis(100)), async {
+            keeper.keep_alive().await?;
+            stream.message().await
+        })
+        .await;
+        match renewed {
+            Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
+                let d = sent + Duration::from_secs(resp.ttl() as u64);
+                let mut guard = deadline.lock().unwrap_or_else(|e| e.into_inner());
+                if d > *guard {
+                    *guard = d;
+                }
+            }
+            Ok(Ok(Some(_))) => {
+                // TTL 0: etcd no longer knows the lease.
+                expired.send_replace(true);
+                return;
+            }
+            _ => {
+                // Stream broken or timed out: re-open it on the next round.
+                stream_pair = None;
+                continue;
+            }
+        }
+        tokio::time::sleep_until(sent + period).await;
+    }
+}
+
+/// Resolves once the flag is true (or its sender is gone). Returns no guard,
+/// so it can be awaited in `select!` arms that await again.
+async fn flagged(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,127 @@
+//! The etcd key schema (ARCHITECTURE.md §5). Every key the controller reads
+//! or writes is built here, so the layout is in one place and a typo cannot
+//! create a stray key.
+
+/// Builds the keys of one cluster under `/switchyard/<cluster>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys of cluster `cluster`.
+    pub fn new(cluster: &str) -> Self {
+        Keys {
+            prefix: format!("/switchyard/{cluster}"),
+        }
+    }
+
+    /// `/switchyard/<cluster>`: the root every other key lives under.
+    pub fn root(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The election name; candidates' keys live under it (`…/leader/<lease>`).
+    pub fn leader(&self) -> String {
+        format!("{}/leader", self.prefix)
+    }
+
+    /// A region's verdict, since and reasons.
+    pub fn region(&self, region: &str) -> String {
+        format!("{}/state/regions/{region}", self.prefix)
+    }
+
+    /// Prefix of every region state key.
+    pub fn regions_prefix(&self) -> String {
+        format!("{}/state/regions/", self.prefix)
+    }
+
+    /// The desired weights of a DNS record.
+    pub fn traffic(&self, record: &str) -> String {
+        format!("{}/state/traffic/{record}", self.prefix)
+    }
+
+    /// Prefix of every desired-weights key.
+    pub fn traffic_prefix(&self) -> String {
+        format!("{}/state/traffic/", self.prefix)
+    }
+
+    /// A database's primary and epoch.
+    pub fn database(&self, db: &str) -> String {
+        format!("{}/state/databases/{db}", self.prefix)
+    }
+
+    /// Prefix of every database state key.
+    pub fn databases_prefix(&self) -> String {
+        format!("{}/state/databases/", self.prefix)
+    }
+
+    /// One journal entry (intent, status, outcome).
+    pub fn journal(&self, id: &str) -> String {
+        format!("{}/journal/{id}", self.prefix)
+    }
+
+    /// Prefix of the journal.
+    pub fn journal_prefix(&self) -> String {
+        format!("{}/journal/", self.prefix)
+    }
+
+    /// One history event; `ts_id` sorts by time (`<ts>-<id>`).
+    pub fn history(&self, ts_id: &str) -> String {
+        format!("{}/history/{ts_id}", self.prefix)
+    }
+
+    /// Prefix of the history.
+    pub fn history_prefix(&self) -> String {
+        format!("{}/history/", self.prefix)
+    }
+
+    /// Present when automation is paused.
+    pub fn pause(&self) -> String {
+        format!("{}/control/pause", self.prefix)
+    }
+
+    /// Present when an operator drained region `region`.
+    pub fn drain(&self, region: &str) -> String {
+        format!("{}/control/drain/{region}", self.prefix)
+    }
+
+    /// Prefix of every drain key.
+    pub fn drains_prefix(&self) -> String {
+        format!("{}/control/drain/", self.prefix)
+    }
+
+    /// Prefix of every control key (pause, drains).
+    pub fn control_prefix(&self) -> String {
+        format!("{}/control/", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_documented_schema() {
+        let k = Keys::new("prod");
+        assert_eq!(k.leader(), "/switchyard/prod/leader");
+        assert_eq!(
+            k.region("us-east"),
+            "/switchyard/prod/state/regions/us-east"
+        );
+        assert_eq!(
+            k.traffic("api.example.com."),
+            "/switchyard/prod/state/traffic/api.example.com."
+        );
+        assert_eq!(
+            k.database("orders"),
+            "/switchyard/prod/state/databases/orders"
+        );
+        assert_eq!(k.journal("0001"), "/switchyard/prod/journal/0001");
+        assert_eq!(k.history("17-0001"), "/switchyard/prod/history/17-0001");
+        assert_eq!(k.pause(), "/switchyard/prod/control/pause");
+        assert_eq!(k.drain("eu-west"), "/switchyard/prod/control/drain/eu-west");
+        assert!(k.drain("x").starts_with(&k.drains_prefix()));
+        assert!(k.journal("x").starts_with(&k.journal_prefix()));
+    }
+}

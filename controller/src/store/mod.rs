@@ -1,0 +1,217 @@
+//! etcd: election, fenced writes, the key schema, and reads of shared state.
+//!
+//! Every write of the leader goes through [`Store::fenced_txn`], an etcd txn
+//! whose compare is the leader key's create revision. A refused compare means
+//! another node leads now: the caller gets [`StoreError::NotLeader`] and this
+//! node steps down before it does anything else.
+
+pub mod election;
+mod error;
+pub mod keys;
+
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use election::{ElectionConfig, Leadership, Role};
+pub use error::StoreError;
+pub use keys::Keys;
+
+/// Timeout of one etcd read or write.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Safety margin: the lease must outlive an action by this much before the
+/// leader starts it.
+pub const LEASE_MARGIN: Duration = Duration::from_millis(500);
+
+/// A handle on the cluster's etcd state.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    keys: Keys,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("keys", &self.keys).finish()
+    }
+}
+
+impl Store {
+    /// Connects to etcd. Connecting is lazy enough that etcd may be down:
+    /// calls fail with [`StoreError::Unavailable`] until it answers.
+    pub async fn connect(endpoints: &[String], cluster: &str) -> Result<Self, StoreError> {
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_require_leader(true);
+        let client = Client::connect(endpoints, Some(opts)).await?;
+        Ok(Store {
+            client,
+            keys: Keys::new(cluster),
+        })
+    }
+
+    /// The key schema of this cluster.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// A clone of the etcd client, for the election loop.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Runs `ops` only if `leader` still holds the leader key with the same
+    /// create revision. Refused → steps down and returns `NotLeader`.
+    pub async fn fenced_txn(&self, leader: &Leadership, ops: Vec<TxnOp>) -> Result<(), StoreError> {
+        if !leader.is_held() {
+            return Err(StoreError::NotLeader("leadership already given up".into()));
+        }
+        if !leader.safe_for(Duration::ZERO) {
+            leader.step_down("lease deadline passed before a write");
+            return Err(StoreError::NotLeader("lease deadline passed".into()));
+        }
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                leader.key().to_vec(),
+                CompareOp::Equal,
+                leader.token(),
+            )])
+            .and_then(ops);
+        let mut c = self.client.clone();
+        let resp = tokio::time::timeout(CALL_TIMEOUT, c.txn(txn)).await??;
+        if resp.succeeded() {
+            metrics::counter!("switchyard_etcd_writes_total", "kind" => "fenced").increment(1);
+            Ok(())
+        } else {
+            metrics::counter!("switchyard_fence_refusals_total").increment(1);
+            leader.step_down("the fence refused a write: another node leads");
+            Err(StoreError::NotLeader(
+                "the fence refused the write: another node holds leadership".into(),
+            ))
+        }
+    }
+
+    /// A fenced put of a JSON value.
+    pub async fn fenced_put<T: Serialize>(
+        &self,
+        leader: &Leadership,
+        key: String,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let json = encode(&key, value)?;
+        self.fenced_txn(leader, vec![TxnOp::put(key, json, None)])
+            .await
+    }
+
+    /// Reads and decodes one JSON value.
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        let mut c = self.client.clone();
+        let resp = tokio::time::timeout(CALL_TIMEOUT, c.get(key, None)).await??;
+        match resp.kvs().first() {
+            None => Ok(None),
+            Some(kv) => decode(key, kv.value()).map(Some),
+        }
+    }
+
+    /// Reads and decodes every JSON value under `prefix`, with its key
+    /// (prefix removed), in key order.
+    pub async fn list_json<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let mut c = self.client.clone();
+        let resp = tokio::time::timeout(
+            CALL_TIMEOUT,
+            c.get(prefix, Some(GetOptions::new().with_prefix())),
+        )
+        .await??;
+        let mut out = Vec::with_capacity(resp.kvs().len());
+        for kv in resp.kvs() {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            let value = decode(&key, kv.value())?;
+            out.push((key[prefix.len().min(key.len())..].to_string(), value));
+        }
+        Ok(out)
+    }
+
+    /// The keys under `prefix` (prefix removed), e.g. drained regions.
+    pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut c = self.client.clone();
+        let resp = tokio::time::timeout(
+            CALL_TIMEOUT,
+            c.get(
+                prefix,
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            ),
+        )
+        .await??;
+        Ok(resp
+            .kvs()
+            .iter()
+            .map(|kv| {
+                let key = String::from_utf8_lossy(kv.key());
+                key[prefix.len().min(key.len())..].to_string()
+            })
+            .collect())
+    }
+
+    /// True when `key` exists.
+    pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let mut c = self.client.clone();
+        let resp = tokio::time::timeout(
+            CALL_TIMEOUT,
+            c.get(key, Some(GetOptions::new().with_count_only())),
+        )
+        .await??;
+        Ok(resp.count() > 0)
+    }
+
+    /// An unfenced put, for operator commands (pause, drain): they are the
+    /// operator's will, valid whoever leads.
+    pub async fn put_control(&self, key: String, value: &str) -> Result<(), StoreError> {
+        let mut c = self.client.clone();
+        tokio::time::timeout(CALL_TIMEOUT, c.put(key, value, None)).await??;
+        metrics::counter!("switchyard_etcd_writes_total", "kind" => "control").increment(1);
+        Ok(())
+    }
+
+    /// Deletes a control key (resume, undrain).
+    pub async fn delete_control(&self, key: String) -> Result<(), StoreError> {
+        let mut c = self.client.clone();
+        tokio::time::timeout(CALL_TIMEOUT, c.delete(key, None)).await??;
+        metrics::counter!("switchyard_etcd_writes_total", "kind" => "control").increment(1);
+        Ok(())
+    }
+
+    /// The current leader's value (its gRPC address), if any leads.
+    pub async fn leader_value(&self) -> Result<Option<String>, StoreError> {
+        let mut c = self.client.clone();
+        match tokio::time::timeout(CALL_TIMEOUT, c.leader(self.keys.leader())).await? {
+            Ok(resp) => Ok(resp
+                .kv()
+                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())),
+            // etcd answers "election: no leader" as an error.
+            Err(e) if e.to_string().contains("no leader") => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Encodes a value as JSON for etcd.
+pub fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::BadValue {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::BadValue {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}

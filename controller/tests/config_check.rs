@@ -1,0 +1,121 @@
+//! `switchyard config check` as a user runs it: the real binary, real files,
+//! exit codes and the exact `FILE:LINE:COLUMN: error: KEY.PATH: message` lines.
+
+use std::process::{Command, Output};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/switchyard.toml");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+
+fn check(file: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["config", "check", file])
+        .output()
+        .expect("the switchyard binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_example_config_is_ok() {
+    let output = check(EXAMPLE);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_eq!(text.lines().next(), Some("ok"), "{text}");
+    // The summary shows what the file says, and there are no warnings.
+    for expected in [
+        "cluster      prod",
+        "us-east",
+        "eu-west",
+        "ap-south",
+        "api.example.com.",
+        "orders",
+        "route53",
+    ] {
+        assert!(
+            text.contains(expected),
+            "summary lacks {expected:?}:\n{text}"
+        );
+    }
+    assert!(!text.contains("warning"), "{text}");
+}
+
+/// Runs the check on a file of `tests/data` and asserts it fails with
+/// exactly one error, at `line:column`, on `key_path`, saying `fragment`.
+fn assert_single_error(name: &str, line: usize, column: usize, key_path: &str, fragment: &str) {
+    let file = format!("{DATA}/{name}");
+    let output = check(&file);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{name}:\n{text}");
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains(": error: ")).collect();
+    assert_eq!(errors.len(), 1, "{name}: want exactly one error:\n{text}");
+    let prefix = format!("{file}:{line}:{column}: error: {key_path}: ");
+    assert!(
+        errors[0].starts_with(&prefix),
+        "{name}: want a line starting with\n  {prefix}\ngot\n  {}",
+        errors[0]
+    );
+    assert!(
+        errors[0].contains(fragment),
+        "{name}: want {fragment:?} in\n  {}",
+        errors[0]
+    );
+    assert_eq!(text.lines().last(), Some("1 error"), "{name}:\n{text}");
+}
+
+#[test]
+fn an_unknown_key_is_an_error_listing_the_valid_keys() {
+    assert_single_error(
+        "unknown_key.toml",
+        52,
+        3,
+        "services[0].checks[1].expected_status",
+        "unknown field `expected_status`, expected one of `interval`, `timeout`, `path`, `expect_status`",
+    );
+}
+
+#[test]
+fn a_duplicate_region_is_an_error() {
+    assert_single_error(
+        "duplicate_region.toml",
+        18,
+        8,
+        "regions[2].name",
+        "duplicate region name \"us-east\": already used by regions[0].name",
+    );
+}
+
+#[test]
+fn a_check_timeout_not_below_its_interval_is_an_error() {
+    assert_single_error(
+        "check_timeout.toml",
+        45,
+        13,
+        "services[0].checks[0].timeout",
+        "timeout (5s) must be below interval (5s)",
+    );
+}
+
+#[test]
+fn a_member_in_an_undeclared_region_is_an_error_listing_the_declared_ones() {
+    assert_single_error(
+        "member_undeclared_region.toml",
+        67,
+        12,
+        "databases[0].members[1].region",
+        "region \"mars\" is not declared; declared regions: us-east, eu-west",
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_named_in_the_error() {
+    let file = format!("{DATA}/no-such-file.toml");
+    let output = check(&file);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.starts_with(&format!("{file}: cannot read config file")),
+        "{text}"
+    );
+}

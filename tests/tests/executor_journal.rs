@@ -1,0 +1,198 @@
+//! The executor against a real etcd: intents and outcomes are fenced, a new
+//! leader finishes what its predecessor left pending exactly once, and a
+//! deposed leader's writes are refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use switchyard_controller::executor::{ActionSpec, Executor, JournalEntry, Status, entry_id};
+use switchyard_controller::store::{ElectionConfig, Leadership, Role, Store, StoreError, election};
+use switchyard_controller::traffic::file::FileBackend;
+use switchyard_controller::traffic::{RecordChange, TrafficBackend};
+use switchyard_tests::Etcd;
+use tokio::sync::watch;
+
+struct Node {
+    role: watch::Receiver<Role>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    async fn start(store: &Store, value: &str) -> Node {
+        let (role_tx, role) = watch::channel(Role::Follower);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let cfg = ElectionConfig {
+            name: store.keys().leader(),
+            value: value.to_string(),
+            ttl: Duration::from_secs(3),
+        };
+        let task = tokio::spawn(election::run(store.client(), cfg, role_tx, shutdown_rx));
+        Node {
+            role,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn leadership(&mut self) -> Leadership {
+        let role = tokio::time::timeout(
+            Duration::from_secs(15),
+            self.role.wait_for(|r| matches!(r, Role::Leader(_))),
+        )
+        .await
+        .expect("became leader in time")
+        .expect("election running")
+        .clone();
+        match role {
+            Role::Leader(l) => l,
+            Role::Follower => unreachable!("waited for leader"),
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.send_replace(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+fn weights(pairs: &[(&str, u32)]) -> std::collections::BTreeMap<String, u32> {
+    pairs.iter().map(|(r, w)| (r.to_string(), *w)).collect()
+}
+
+fn calls(backend: &FileBackend) -> usize {
+    std::fs::read_to_string(backend.calls_path())
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intents_outcomes_and_takeover() -> anyhow::Result<()> {
+    let etcd = Etcd::single().await?;
+    let store = Store::connect(&etcd.endpoints(), "journal-test").await?;
+    let dir = tempfile::tempdir()?;
+    let backend = Arc::new(FileBackend::new(dir.path().join("weights.json")));
+
+    let mut a = Node::start(&store, "ctl-a").await;
+    let lead_a = a.leadership().await;
+    let exec_a = Executor::new(store.clone(), backend.clone(), "ctl-a");
+
+    // An action is journaled, applied once, and its outcome recorded.
+    let evacuate = ActionSpec::SetWeights {
+        record: "api.example.com.".into(),
+        weights: weights(&[("a", 0), ("b", 200)]),
+    };
+    let done = exec_a
+        .execute(&lead_a, evacuate.clone(), vec!["a down".into()], Utc::now())
+        .await?;
+    assert_eq!(done.status, Status::Done);
+    assert_eq!(done.outcome.as_deref(), Some("applied"));
+    assert_eq!(calls(&backend), 1);
+    let stored: Option<JournalEntry> = store.get_json(&store.keys().journal(&done.id)).await?;
+    assert_eq!(stored.map(|e| e.status), Some(Status::Done));
+    let desired: Option<std::collections::BTreeMap<String, u32>> = store
+        .get_json(&store.keys().traffic("api.example.com."))
+        .await?;
+    assert_eq!(desired, Some(weights(&[("a", 0), ("b", 200)])));
+    let history: Vec<(String, serde_json::Value)> =
+        store.list_json(&store.keys().history_prefix()).await?;
+    assert_eq!(history.len(), 1);
+
+    // The same action again is found done and not re-applied.
+    let again = exec_a
+        .execute(&lead_a, evacuate, vec![], Utc::now())
+        .await?;
+    assert_eq!(again.outcome.as_deref(), Some("already applied"));
+    assert_eq!(calls(&backend), 1);
+
+    // A leader writes two intents and "crashes": one before its action ran,
+    // one after the action ran but before its outcome was written.
+    let before_action = JournalEntry {
+        id: entry_id(lead_a.token(), 100),
+        action: ActionSpec::SetWeights {
+            record: "web.example.com.".into(),
+            weights: weights(&[("a", 50), ("b", 150)]),
+        },
+        reasons: vec!["test".into()],
+        status: Status::Pending,
+        created_by: "ctl-a".into(),
+        created_at: Utc::now(),
+        finished_by: None,
+        finished_at: None,
+        outcome: None,
+    };
+    let after_action = JournalEntry {
+        id: entry_id(lead_a.token(), 101),
+        action: ActionSpec::SetWeights {
+            record: "api.example.com.".into(),
+            weights: weights(&[("a", 100), ("b", 100)]),
+        },
+        ..before_action.clone()
+    };
+    for e in [&before_action, &after_action] {
+        store
+            .fenced_put(&lead_a, store.keys().journal(&e.id), e)
+            .await?;
+    }
+    backend
+        .apply(&[RecordChange {
+            record: "api.example.com.".into(),
+            weights: weights(&[("a", 100), ("b", 100)]),
+        }])
+        .await?;
+    assert_eq!(calls(&backend), 2);
+
+    // Node B campaigns; A goes away; B leads and finishes both, each once.
+    let mut b = Node::start(&store, "ctl-b").await;
+    a.stop().await;
+    let lead_b = b.leadership().await;
+    assert_ne!(lead_b.token(), lead_a.token());
+    let exec_b = Executor::new(store.clone(), backend.clone(), "ctl-b");
+    let finished = exec_b.finish_pending(&lead_b, Utc::now()).await?;
+    assert_eq!(finished.len(), 2);
+    assert_eq!(finished[0].id, before_action.id);
+    assert_eq!(finished[0].outcome.as_deref(), Some("applied"));
+    assert_eq!(finished[1].outcome.as_deref(), Some("already applied"));
+    assert!(
+        finished
+            .iter()
+            .all(|e| e.finished_by.as_deref() == Some("ctl-b"))
+    );
+    assert_eq!(
+        calls(&backend),
+        3,
+        "exactly one more apply: the unfinished one"
+    );
+    assert!(exec_b.finish_pending(&lead_b, Utc::now()).await?.is_empty());
+
+    // The deposed leader's handle is refused by the fence.
+    let refused = store
+        .fenced_put(&lead_a, store.keys().region("a"), &"stale")
+        .await;
+    assert!(matches!(refused, Err(StoreError::NotLeader(_))));
+    assert!(!lead_a.is_held());
+    b.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_token_is_refused_even_while_the_handle_thinks_it_leads() -> anyhow::Result<()> {
+    let etcd = Etcd::single().await?;
+    let store = Store::connect(&etcd.endpoints(), "fence-test").await?;
+    let mut a = Node::start(&store, "ctl-a").await;
+    let lead_a = a.leadership().await;
+    // Someone deletes the leader key behind A's back (as a lease expiry would).
+    let mut c = store.client();
+    c.delete(lead_a.key().to_vec(), None).await?;
+    assert!(lead_a.is_held(), "A has not noticed yet");
+    let r = store.fenced_put(&lead_a, store.keys().pause(), &true).await;
+    assert!(matches!(r, Err(StoreError::NotLeader(_))), "{r:?}");
+    assert!(
+        !lead_a.is_held(),
+        "a refused fence makes the node step down"
+    );
+    assert!(!store.exists(&store.keys().pause()).await?);
+    a.stop().await;
+    Ok(())
+}
