@@ -8,6 +8,8 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod executor;
+pub mod fence;
+pub mod lab;
 pub mod runtime;
 pub mod store;
 pub mod traffic;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchyard_controller::cli;
 use switchyard_controller::cli::logging::LogFormat;
+use switchyard_controller::cli::ops::{self, Output, Switch};
 
 /// Multi-region failover and disaster-recovery controller.
 #[derive(Parser, Debug)]
@@ -40,9 +41,127 @@ enum Command {
         /// Metrics listen address, overriding the config.
         #[arg(long)]
         metrics_listen: Option<SocketAddr>,
+        /// Embedded DNS listen address (UDP and TCP), overriding the config.
+        #[arg(long)]
+        dns_listen: Option<SocketAddr>,
     },
-    /// Run a whole multi-region deployment on this machine.
-    Lab,
+    /// Show the leader, region states, traffic weights and pending intents.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show what was done, by whom and why (newest last).
+    History {
+        #[command(flatten)]
+        target: Target,
+        /// How many events.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Pause automation: plans are computed and shown, nothing is executed.
+    Pause {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Resume automation.
+    Resume {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Take a region out of traffic whatever its health.
+    Drain {
+        #[command(flatten)]
+        target: Target,
+        /// The region to drain.
+        #[arg(long)]
+        region: String,
+    },
+    /// Give a drained region back to the engine.
+    Undrain {
+        #[command(flatten)]
+        target: Target,
+        /// The region to undrain.
+        #[arg(long)]
+        region: String,
+    },
+    /// Approve the manual failback of a recovered region: its traffic ramps
+    /// back in steps from now on.
+    Failback {
+        #[command(flatten)]
+        target: Target,
+        /// The recovered region.
+        #[arg(long)]
+        region: String,
+    },
+    /// Replace a database's primary now (unplanned); the leader runs it.
+    Failover {
+        #[command(flatten)]
+        target: Target,
+        /// The database.
+        #[arg(long)]
+        database: String,
+        /// The member to promote (default: the best candidate).
+        #[arg(long)]
+        to: Option<String>,
+        /// Promote against the candidate rules (lag, must_not, divergence).
+        #[arg(long)]
+        force: bool,
+        /// Seconds to wait for the outcome.
+        #[arg(long, default_value_t = 120)]
+        wait: u64,
+    },
+    /// Move a database's primary with zero loss (planned); the leader runs it.
+    Switchover {
+        #[command(flatten)]
+        target: Target,
+        /// The database.
+        #[arg(long)]
+        database: String,
+        /// The member to promote.
+        #[arg(long)]
+        to: String,
+        /// Seconds to wait for the outcome.
+        #[arg(long, default_value_t = 120)]
+        wait: u64,
+    },
+    /// Run one regional probe: check every region's targets from this
+    /// region and stream the results to every controller.
+    Probe {
+        /// The config file (the same file for every controller and probe).
+        #[arg(long)]
+        config: PathBuf,
+        /// The region this probe runs in.
+        #[arg(long)]
+        region: String,
+        /// Stable probe id (default `<region>@<hostname>`).
+        #[arg(long)]
+        id: Option<String>,
+        /// A controller's gRPC URL, overriding the config's listen addresses
+        /// (repeat for each controller).
+        #[arg(long = "controller")]
+        controllers: Vec<String>,
+        /// Source address for network checks.
+        #[arg(long)]
+        source_address: Option<std::net::IpAddr>,
+    },
+    /// Run a whole three-region deployment on this machine and show it fail
+    /// over; stops everything on Ctrl-C.
+    Lab {
+        /// Exit after the demonstration instead of running until Ctrl-C.
+        #[arg(long)]
+        demo: bool,
+    },
+}
+
+/// Which cluster an operator command talks to, and how it prints.
+#[derive(clap::Args, Debug)]
+struct Target {
+    /// The cluster's config file (for etcd endpoints and the cluster name).
+    #[arg(long, env = "SWITCHYARD_CONFIG")]
+    config: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,6 +185,7 @@ fn main() -> anyhow::Result<ExitCode> {
             id,
             listen,
             metrics_listen,
+            dns_listen,
         } => {
             cli::logging::init(cli.log_format);
             let runtime = tokio::runtime::Runtime::new()?;
@@ -75,13 +195,134 @@ fn main() -> anyhow::Result<ExitCode> {
                     id,
                     listen,
                     metrics_listen,
+                    dns_listen,
                 },
             ))?
         }
-        Command::Lab => {
+        Command::Status { target } => ops_command(ops::status(
+            &target.config,
+            target.output,
+            &mut std::io::stdout(),
+        ))?,
+        Command::History { target, limit } => ops_command(ops::history(
+            &target.config,
+            limit,
+            target.output,
+            &mut std::io::stdout(),
+        ))?,
+        Command::Pause { target } => ops_command(ops::switch(
+            &target.config,
+            Switch::Pause,
+            &mut std::io::stdout(),
+        ))?,
+        Command::Resume { target } => ops_command(ops::switch(
+            &target.config,
+            Switch::Resume,
+            &mut std::io::stdout(),
+        ))?,
+        Command::Drain { target, region } => ops_command(ops::switch(
+            &target.config,
+            Switch::Drain(region),
+            &mut std::io::stdout(),
+        ))?,
+        Command::Undrain { target, region } => ops_command(ops::switch(
+            &target.config,
+            Switch::Undrain(region),
+            &mut std::io::stdout(),
+        ))?,
+        Command::Failback { target, region } => ops_command(ops::switch(
+            &target.config,
+            Switch::Failback(region),
+            &mut std::io::stdout(),
+        ))?,
+        Command::Failover {
+            target,
+            database,
+            to,
+            force,
+            wait,
+        } => ops_code(ops::request(
+            &target.config,
+            ops::DbRequest::Failover {
+                database,
+                to,
+                force,
+            },
+            std::time::Duration::from_secs(wait),
+            &mut std::io::stdout(),
+        ))?,
+        Command::Switchover {
+            target,
+            database,
+            to,
+            wait,
+        } => ops_code(ops::request(
+            &target.config,
+            ops::DbRequest::Switchover { database, to },
+            std::time::Duration::from_secs(wait),
+            &mut std::io::stdout(),
+        ))?,
+        Command::Probe {
+            config,
+            region,
+            id,
+            controllers,
+            source_address,
+        } => {
+            cli::logging::init(cli.log_format);
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(cli::probe::run(
+                &config,
+                cli::probe::ProbeArgs {
+                    region,
+                    id,
+                    controllers,
+                    source_address,
+                },
+            ))?
+        }
+        Command::Lab { demo } => {
             let root = std::env::current_dir()?;
-            cli::lab::run(&root, &mut std::io::stdout().lock())?
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(cli::lab::run(&root, demo, &mut std::io::stdout()))?
         }
     };
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// Runs an operator command on a small runtime, printing to stdout. Its error
+/// is printed plainly (exit 1); a closed stdout (`| head`) is not an error.
+fn ops_command<Fut>(fut: Fut) -> anyhow::Result<i32>
+where
+    Fut: std::future::Future<Output = Result<(), ops::OpsError>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(match runtime.block_on(fut) {
+        Ok(()) => 0,
+        Err(ops::OpsError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    })
+}
+
+/// Like [`ops_command`] for commands that choose their own exit code.
+fn ops_code<Fut>(fut: Fut) -> anyhow::Result<i32>
+where
+    Fut: std::future::Future<Output = Result<i32, ops::OpsError>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(match runtime.block_on(fut) {
+        Ok(code) => code,
+        Err(ops::OpsError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    })
 }

@@ -17,6 +17,7 @@ pub struct ControllerProcess {
     id: String,
     grpc: SocketAddr,
     metrics: SocketAddr,
+    dns: Option<SocketAddr>,
     process: FixtureProcess,
     bin: PathBuf,
     config: PathBuf,
@@ -38,6 +39,7 @@ impl ControllerProcess {
             id: id.to_string(),
             grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dns: None,
             process,
             bin: bin.to_path_buf(),
             config: config.to_path_buf(),
@@ -58,6 +60,8 @@ impl ControllerProcess {
             "127.0.0.1:0".into(),
             "--metrics-listen".into(),
             "127.0.0.1:0".into(),
+            "--dns-listen".into(),
+            "127.0.0.1:0".into(),
         ]
     }
 
@@ -67,7 +71,7 @@ impl ControllerProcess {
         let log = self.process.log_path().to_path_buf();
         let prefix = format!("switchyard controller {} ", self.id);
         let process = &mut self.process;
-        let (grpc, metrics) = wait_for(
+        let (grpc, metrics, dns) = wait_for(
             &format!("controller {} to print its addresses", self.id),
             READY_TIMEOUT,
             || {
@@ -89,7 +93,7 @@ impl ControllerProcess {
                             .and_then(|v| v.parse::<SocketAddr>().ok())
                     };
                     match (field("grpc="), field("metrics=")) {
-                        (Some(g), Some(m)) => Ok((g, m)),
+                        (Some(g), Some(m)) => Ok((g, m, field("dns="))),
                         _ => Err(format!("unparsable line {line:?}")),
                     }
                 }
@@ -98,6 +102,7 @@ impl ControllerProcess {
         .await?;
         self.grpc = grpc;
         self.metrics = metrics;
+        self.dns = dns;
         Ok(())
     }
 
@@ -114,6 +119,11 @@ impl ControllerProcess {
     /// `http://grpc-addr`, for tonic clients.
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.grpc)
+    }
+
+    /// Its embedded DNS server's address (UDP and TCP), when it runs one.
+    pub fn dns(&self) -> Option<SocketAddr> {
+        self.dns
     }
 
     /// Its metrics address.

@@ -13,6 +13,7 @@
 pub mod etcd;
 pub mod http_target;
 pub mod mariadb;
+pub mod netns;
 pub mod paths;
 pub mod ports;
 pub mod process;

@@ -279,14 +279,18 @@ async fn start_member(root: &Path, i: usize) -> anyhow::Result<Member> {
     let install = system_bin("mariadb-install-db")?;
     let dir = root.join(format!("member{i}"));
     let data = dir.join("data");
-    std::fs::create_dir_all(&dir)?;
+    // A private tmpdir: parallel installs sharing /tmp trip over each
+    // other's temporary tables ("Error on delete of '/tmp/#sql-temptable…'").
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp)?;
     let user = run_as_user();
     let mut install_cmd = std::process::Command::new(&install);
     install_cmd
         .arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
         .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-        .args(["--innodb-log-file-size=8M", "--innodb-buffer-pool-size=16M"]);
+        .args(["--innodb-log-file-size=8M", "--innodb-buffer-pool-size=16M"])
+        .arg(format!("--tmpdir={}", tmp.display()));
     if let Some(u) = &user {
         install_cmd.arg(format!("--user={u}"));
     }
@@ -319,6 +323,7 @@ async fn start_member(root: &Path, i: usize) -> anyhow::Result<Member> {
             "--bind-address=127.0.0.1".to_string(),
             format!("--socket={}", dir.join("mysqld.sock").display()),
             format!("--pid-file={}", dir.join("mysqld.pid").display()),
+            format!("--tmpdir={}", tmp.display()),
             format!("--init-file={}", init.display()),
             format!("--server-id={server_id}"),
             "--log-bin=mysql-bin".to_string(),

@@ -121,6 +121,7 @@ async fn intents_outcomes_and_takeover() -> anyhow::Result<()> {
         finished_by: None,
         finished_at: None,
         outcome: None,
+        request: None,
     };
     let after_action = JournalEntry {
         id: entry_id(lead_a.token(), 101),

@@ -2,3 +2,4 @@
 //! operator API.
 
 pub mod ingest;
+pub mod peer;

@@ -23,6 +23,8 @@ pub struct ControllerArgs {
     pub listen: Option<SocketAddr>,
     /// Metrics listen address instead of the config's.
     pub metrics_listen: Option<SocketAddr>,
+    /// Embedded DNS listen address instead of the config's.
+    pub dns_listen: Option<SocketAddr>,
 }
 
 /// Runs a controller until a termination signal. Returns the exit code.
@@ -52,15 +54,19 @@ pub async fn run(path: &Path, args: ControllerArgs) -> anyhow::Result<i32> {
         ),
         None => None,
     };
+    let traffic = runtime::traffic_backend(&cfg, args.dns_listen).await?;
     let grpc_bound = grpc.local_addr()?;
     let metrics_bound = metrics.as_ref().map(|l| l.local_addr()).transpose()?;
     // One line, on stdout, for people and harnesses alike.
     println!(
-        "switchyard controller {} region={} grpc={} metrics={}",
+        "switchyard controller {} region={} grpc={} metrics={} dns={}",
         me.id,
         me.region,
         grpc_bound,
-        metrics_bound.map_or_else(|| "off".to_string(), |a| a.to_string())
+        metrics_bound.map_or_else(|| "off".to_string(), |a| a.to_string()),
+        traffic
+            .dns
+            .map_or_else(|| "off".to_string(), |a| a.to_string()),
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -68,11 +74,21 @@ pub async fn run(path: &Path, args: ControllerArgs) -> anyhow::Result<i32> {
         tracing::info!("termination signal received");
         shutdown_tx.send_replace(true);
     });
-    runtime::run(cfg, me, grpc, metrics, Arc::new(SystemClock), shutdown_rx).await?;
+    runtime::run(
+        cfg,
+        me,
+        grpc,
+        metrics,
+        traffic,
+        Arc::new(SystemClock),
+        shutdown_rx,
+    )
+    .await?;
     Ok(0)
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or SIGINT.
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

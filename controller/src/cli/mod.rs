@@ -5,3 +5,5 @@ pub mod config;
 pub mod controller;
 pub mod lab;
 pub mod logging;
+pub mod ops;
+pub mod probe;

@@ -28,9 +28,9 @@ pub use diagnostic::{Diagnostic, Severity, count_line};
 pub use locate::Location;
 pub use path::{KeyPath, Segment};
 pub use schema::{
-    Check, Config, Controller, Credentials, Database, DatabaseCheck, DatabaseKind, Dns, DnsCheck,
-    Embedded, Endpoint, Etcd, EtcdTls, FileDns, GrpcCheck, HttpCheck, Member, Mode, Policy,
-    Promotion, RecordType, Region, Route53, Service, TcpCheck,
+    AnswerMode, Check, Config, Controller, Credentials, Database, DatabaseCheck, DatabaseKind, Dns,
+    DnsCheck, Embedded, Endpoint, Etcd, EtcdTls, FileDns, GrpcCheck, HttpCheck, Member, Mode,
+    Policy, Promotion, RecordType, Region, Route53, Service, TcpCheck,
 };
 pub use secret::{Password, Secret, SecretError};
 pub use summary::write_summary;

@@ -1,7 +1,6 @@
 //! `decide`: the one entry point from (topology, health, control, policy,
 //! now) to region states, verdicts, a plan and alarms.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +12,7 @@ use super::health::HealthBook;
 use super::plan::{Alarm, Plan};
 use super::policy::{Policy, delta};
 use super::region::{RegionEvidence, next_state};
+use super::sorted::SortedCursor;
 use super::topology::{TargetId, Topology};
 use super::traffic::{NO_REGION, RecordInput, RegionInfo, Scratch, plan_record};
 use super::verdict::{TargetVerdict, fresh_cutoff, verdict_at};
@@ -49,29 +49,25 @@ pub fn decide(
     let quorum = policy.quorum_count();
     let cutoff = fresh_cutoff(now, delta(policy.stale_after));
 
-    // Verdicts, in topology order so later passes can walk them in step.
-    // Each comes with its own copy of the target id, ready to become the key
-    // of `Decision::verdicts` without another pass.
+    // Verdicts in topology order (endpoints, then database members) so later
+    // passes walk them in step. Each carries its own copy of the target id so
+    // the vector becomes `Decision::verdicts` in place at the end.
     let judge = |t: &TargetId| (t.clone(), verdict_at(book, t, quorum, cutoff));
-    let endpoint_verdicts: Vec<Judged> = topology
-        .records
-        .values()
-        .flat_map(|r| r.endpoints.values())
-        .map(|ep| judge(&ep.target))
-        .collect();
-    let member_verdicts: Vec<Judged> = topology
-        .databases
-        .values()
-        .flat_map(|d| d.members.values())
-        .map(|m| judge(&m.target))
-        .collect();
+    let endpoints = topology.records.values().flat_map(|r| r.endpoints.values());
+    let members = topology.databases.values().flat_map(|d| d.members.values());
+    let endpoint_count: usize = topology.records.values().map(|r| r.endpoints.len()).sum();
+    let member_count: usize = topology.databases.values().map(|d| d.members.len()).sum();
+    let mut judged: Vec<Judged> = Vec::with_capacity(endpoint_count + member_count);
+    judged.extend(endpoints.map(|ep| judge(&ep.target)));
+    judged.extend(members.map(|m| judge(&m.target)));
+    let (endpoint_verdicts, member_verdicts) = judged.split_at(endpoint_count);
     let endpoint_regions = endpoint_region_indices(topology);
 
     let regions = region_states(
         topology,
-        &endpoint_verdicts,
+        endpoint_verdicts,
         &endpoint_regions,
-        &member_verdicts,
+        member_verdicts,
         control,
         policy,
         now,
@@ -92,29 +88,16 @@ pub fn decide(
     let mut scratch = Scratch::default();
     let mut offset = 0;
     // Records and current weights are both sorted by record name.
-    let mut current = control.weights.iter().peekable();
+    let mut current = SortedCursor::new(Some(&control.weights));
     for (name, spec) in &topology.records {
         let n = spec.endpoints.len();
-        let mut cur = None;
-        while let Some((k, w)) = current.peek() {
-            match k.as_str().cmp(name.as_str()) {
-                Ordering::Less => {
-                    current.next();
-                }
-                Ordering::Equal => {
-                    cur = Some(*w);
-                    break;
-                }
-                Ordering::Greater => break,
-            }
-        }
         let input = RecordInput {
             name,
             spec,
             verdicts: &endpoint_verdicts[offset..offset + n],
             region_index: &endpoint_regions[offset..offset + n],
             infos: &infos,
-            current: cur,
+            current: current.seek(name),
             control,
             policy,
             now,
@@ -158,7 +141,7 @@ pub fn decide(
 
     // Sorted already when target ids follow record names; a target shared by
     // several records or members appears once (its verdict is the same).
-    let verdicts = endpoint_verdicts.into_iter().chain(member_verdicts).collect();
+    let verdicts = judged.into_iter().collect();
     Decision {
         regions,
         verdicts,

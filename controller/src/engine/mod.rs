@@ -19,6 +19,7 @@ mod health;
 mod plan;
 mod policy;
 mod region;
+mod sorted;
 mod topology;
 mod traffic;
 mod verdict;

@@ -6,7 +6,7 @@
 //!   and every service endpoint with a non-Unknown verdict is Down.
 //! - *Trouble*: any target of the region (service endpoint or database member)
 //!   is Down, or a majority of them are Unknown.
-//! - *All up*: the region has service endpoints and every one is Up. Database
+//! - *All up*: every service endpoint of the region is Up. Database
 //!   members do not gate recovery: a demoted old primary must not keep its
 //!   region's traffic away.
 //!
@@ -73,8 +73,10 @@ impl<'a> RegionEvidence<'a> {
         self.svc_down + self.db_down > 0 || (total > 0 && self.unknown * 2 > total)
     }
 
+    /// Every service endpoint Up — vacuously true for a region left with no
+    /// endpoints, so a stale Down state cannot outlive its last endpoint.
     fn all_up(&self) -> bool {
-        self.svc_total > 0 && self.svc_up == self.svc_total
+        self.svc_up == self.svc_total
     }
 
     /// The verdict reasons of the first few targets with `verdict`.

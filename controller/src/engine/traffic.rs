@@ -7,10 +7,15 @@
 //!   starts, or its endpoint for this record Down by quorum — is *evacuated*
 //!   and counts toward `max_evacuated`. Operator drains do not count (they are
 //!   a decision, not a detection) but do count toward "never all zero".
-//! - Over the limit, the evacuation slots go first to regions already at 0 in
-//!   the current weights (no flip-flop), then to the longest failed (earliest
-//!   `since`), then by priority (lower first), then by name; the others keep
-//!   their current weights (their base weight if none is recorded).
+//! - Over the limit, the evacuation slots go first to real failures (Down
+//!   region or endpoint) before Recovering regions, then to regions already
+//!   at 0 in the current weights (no flip-flop), then to the longest failed
+//!   (earliest `since`), then by priority (lower first), then by name. A
+//!   failure left without a slot keeps its current weight (its base weight if
+//!   none is recorded); a Recovering region left without a slot whose
+//!   endpoint is Up serves again at once (failback forced, said in the
+//!   alarm): sending users to a dead region to keep a healthy one waiting
+//!   for its failback would be the worse outage.
 //! - An endpoint whose verdict is Unknown keeps its disposition: at 0 if its
 //!   current weight is 0, serving otherwise — Unknown never causes an action.
 //!   An endpoint evacuated in a region that stayed Healthy serves again as
@@ -21,11 +26,15 @@
 //!   is at full health, the non-zero weights (ramping, held) are scaled up to
 //!   keep the record's total.
 
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Utc};
 
 use super::control::{ControlState, DesiredWeights, RegionState, RegionStatus};
 use super::plan::{Action, Alarm, AlarmKind};
 use super::policy::Policy;
+use super::sorted::SortedCursor;
 use super::topology::{Record, TargetId};
 use super::verdict::{TargetVerdict, Verdict};
 use super::weights::apportion;
@@ -46,8 +55,17 @@ enum Disposition {
     Evacuated(Evacuation),
     /// Over `max_evacuated`: kept at this (current) weight.
     Held(Evacuation, u32),
+    /// Recovering, but over `max_evacuated` and Up: serving again.
+    Restored,
     Ramp(usize, u8),
     Full,
+}
+
+impl Disposition {
+    /// Serves at full health, so takes a share of what others give up.
+    fn absorbs(self) -> bool {
+        matches!(self, Disposition::Full | Disposition::Restored)
+    }
 }
 
 /// `RecordInput::region_index` of an endpoint whose region the topology
@@ -114,7 +132,7 @@ pub(crate) fn plan_record<'a>(
     let current = input.current;
     // The endpoints and the current weights are both sorted by region:
     // walk them together instead of looking each region up.
-    let mut cur_iter = current.into_iter().flatten().peekable();
+    let mut cur_weights = SortedCursor::new(current);
     let rows = &mut scratch.rows;
     rows.clear();
     let endpoints = input
@@ -123,19 +141,7 @@ pub(crate) fn plan_record<'a>(
         .iter()
         .zip(input.verdicts.iter().zip(input.region_index));
     for ((region, ep), ((_, verdict), &ri)) in endpoints {
-        let mut cur = None;
-        while let Some((k, w)) = cur_iter.peek() {
-            match k.as_str().cmp(region.as_str()) {
-                std::cmp::Ordering::Less => {
-                    cur_iter.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    cur = Some(**w);
-                    break;
-                }
-                std::cmp::Ordering::Greater => break,
-            }
-        }
+        let cur = cur_weights.seek(region).copied();
         let info = match input.infos.get(ri) {
             Some(info) => *info,
             None => RegionInfo {
@@ -233,11 +239,15 @@ fn limit_evacuations<'a>(
         }
         _ => input.now,
     };
+    let soft = |r: &Row<'_>| r.disposition == Disposition::Evacuated(Evacuation::Recovering);
     // Rows are already in (priority, name) order, so a stable sort by
-    // (not at 0 now, since) leaves that as the tie-break.
-    slots.sort_by_key(|&i| (rows[i].current != Some(0), since(&rows[i])));
+    // (recovering, not at 0 now, since) leaves that as the tie-break.
+    slots.sort_by_key(|&i| {
+        let r = &rows[i];
+        (soft(r), r.current != Some(0), since(r))
+    });
     let mut kept = Vec::new();
-    let mut held = Vec::new();
+    let mut extra = Vec::new();
     for (n, &i) in slots.iter().enumerate() {
         let row = &mut scratch.rows[i];
         let Disposition::Evacuated(why) = row.disposition else {
@@ -245,14 +255,19 @@ fn limit_evacuations<'a>(
         };
         if n < input.policy.max_evacuated {
             kept.push(row.region);
+        } else if why == Evacuation::Recovering && row.verdict.verdict == Verdict::Up {
+            row.disposition = Disposition::Restored;
+            extra.push(format!(
+                "{}: failback forced although it is still Recovering: its endpoint {} is Up \
+                 and the evacuation slots are needed for failures",
+                row.region, row.target
+            ));
         } else {
             let w = row.current.unwrap_or(row.base);
             row.disposition = Disposition::Held(why, w);
-            held.push(format!(
-                "{}: kept at its current weight {w} although {}",
-                row.region,
-                describe(why, row)
-            ));
+            let mut line = format!("{}: kept at its current weight {w} although ", row.region);
+            describe(&mut line, why, row);
+            extra.push(line);
         }
     }
     let mut reasons = vec![format!(
@@ -264,12 +279,12 @@ fn limit_evacuations<'a>(
             kept.join(", ")
         }
     )];
-    reasons.extend(held);
+    reasons.extend(extra);
     alarms.push(Alarm {
         kind: AlarmKind::MaxEvacuated,
         subject: input.name.to_owned(),
         message: format!(
-            "{}: more regions failed than max_evacuated ({}); the extra keep their current weights",
+            "{}: more regions out than max_evacuated ({}); the extra keep serving",
             input.name, input.policy.max_evacuated
         ),
         reasons,
@@ -280,7 +295,7 @@ fn limit_evacuations<'a>(
 /// row can carry traffic.
 fn compute_weights(total: u64, scratch: &mut Scratch<'_>) {
     let rows = &mut scratch.rows;
-    if rows.iter().all(|r| r.disposition == Disposition::Full) {
+    if rows.iter().all(|r| r.disposition.absorbs()) {
         // The common case: everyone at base weight.
         for r in rows.iter_mut() {
             r.weight = u64::from(r.base);
@@ -294,7 +309,7 @@ fn compute_weights(total: u64, scratch: &mut Scratch<'_>) {
             Disposition::Drained | Disposition::Evacuated(_) => 0,
             Disposition::Held(_, w) => u64::from(w),
             Disposition::Ramp(_, pct) => u64::from(r.base) * u64::from(pct) / 100,
-            Disposition::Full => {
+            Disposition::Full | Disposition::Restored => {
                 any_full = true;
                 0
             }
@@ -306,13 +321,11 @@ fn compute_weights(total: u64, scratch: &mut Scratch<'_>) {
         scratch.shares.clear();
         scratch.shares.extend(
             rows.iter()
-                .filter(|r| r.disposition == Disposition::Full)
+                .filter(|r| r.disposition.absorbs())
                 .map(|r| u64::from(r.base)),
         );
         apportion(total - fixed, &scratch.shares, &mut scratch.split);
-        let full = rows
-            .iter_mut()
-            .filter(|r| r.disposition == Disposition::Full);
+        let full = rows.iter_mut().filter(|r| r.disposition.absorbs());
         for (r, w) in full.zip(&scratch.split) {
             r.weight = *w;
         }
@@ -321,10 +334,7 @@ fn compute_weights(total: u64, scratch: &mut Scratch<'_>) {
     // No region at full health (or held weights exceed the total): scale
     // whatever carries traffic up or down to the total.
     if any_full {
-        for r in rows
-            .iter_mut()
-            .filter(|r| r.disposition == Disposition::Full)
-        {
+        for r in rows.iter_mut().filter(|r| r.disposition.absorbs()) {
             r.weight = u64::from(r.base);
         }
     }
@@ -348,38 +358,51 @@ fn same_as_current(rows: &[Row<'_>], current: Option<&DesiredWeights>) -> bool {
             .all(|r| r.current.is_some_and(|w| u64::from(w) == r.weight))
 }
 
-fn describe(why: Evacuation, row: &Row<'_>) -> String {
+/// Appends why `row` is evacuated, naming its target and vantages. (Writing
+/// to a `String` cannot fail, hence the ignored `fmt::Result`s.)
+fn describe(out: &mut String, why: Evacuation, row: &Row<'_>) {
+    let reasons = |out: &mut String, list: &[String]| {
+        for (i, r) in list.iter().enumerate() {
+            if i > 0 {
+                out.push_str("; ");
+            }
+            out.push_str(r);
+        }
+    };
     match why {
         Evacuation::RegionDown => {
-            // The region's own reasons are in its state; name this record's
-            // endpoint and its vantages here.
-            let since = row.state.map(|s| s.since.to_string()).unwrap_or_default();
-            match row.verdict.reasons.first() {
-                Some(why) => format!("region {} is Down since {since}; {why}", row.region),
-                None => format!(
-                    "region {} is Down since {since}; {} is {:?}",
-                    row.region, row.target, row.verdict.verdict
-                ),
+            // The region's own reasons (and since when) are in its state;
+            // name this record's endpoint and its vantages here.
+            let _ = write!(out, "region {} is Down; ", row.region);
+            if row.verdict.reasons.is_empty() {
+                let _ = write!(out, "{} is {:?}", row.target, row.verdict.verdict);
+            } else {
+                reasons(out, &row.verdict.reasons);
             }
         }
-        Evacuation::Recovering => match row.state {
-            Some(s) => format!(
-                "region {} is Recovering, not failed back yet: {}",
-                row.region,
-                s.reasons.join("; ")
-            ),
-            None => format!("region {} is Recovering", row.region),
-        },
-        Evacuation::EndpointDown => format!(
-            "endpoint {} is Down by quorum: {}",
-            row.target,
-            row.verdict.reasons.join("; ")
-        ),
-        Evacuation::EndpointStillOut => format!(
-            "endpoint {} stays out until seen Up by quorum: {}",
-            row.target,
-            row.verdict.reasons.join("; ")
-        ),
+        Evacuation::Recovering => {
+            let _ = write!(
+                out,
+                "region {} is Recovering, not failed back yet",
+                row.region
+            );
+            if let Some(s) = row.state {
+                out.push_str(": ");
+                reasons(out, &s.reasons);
+            }
+        }
+        Evacuation::EndpointDown => {
+            let _ = write!(out, "endpoint {} is Down by quorum: ", row.target);
+            reasons(out, &row.verdict.reasons);
+        }
+        Evacuation::EndpointStillOut => {
+            let _ = write!(
+                out,
+                "endpoint {} stays out until seen Up by quorum: ",
+                row.target
+            );
+            reasons(out, &row.verdict.reasons);
+        }
     }
 }
 
@@ -438,29 +461,37 @@ fn set_weights(input: &RecordInput<'_>, rows: &[Row<'_>], first: bool) -> Action
 
 /// "region: weight (why)", one line per region.
 fn row_reason(r: &Row<'_>) -> String {
-    let why = match r.disposition {
-        Disposition::Drained => "drained by operator".to_owned(),
-        Disposition::Evacuated(why) => format!("evacuated: {}", describe(why, r)),
-        Disposition::Held(why, _) => format!(
-            "held at current weight, max_evacuated reached, although {}",
-            describe(why, r)
-        ),
+    let mut out = String::with_capacity(192);
+    let _ = write!(out, "{}: {} (", r.region, r.weight);
+    match r.disposition {
+        Disposition::Drained => out.push_str("drained by operator"),
+        Disposition::Evacuated(why) => {
+            out.push_str("evacuated: ");
+            describe(&mut out, why, r);
+        }
+        Disposition::Held(why, _) => {
+            out.push_str("held at current weight, max_evacuated reached, although ");
+            describe(&mut out, why, r);
+        }
         Disposition::Ramp(step, pct) => {
-            format!(
+            let _ = write!(
+                out,
                 "failback ramp step {step}: {pct}% of base weight {}",
                 r.base
-            )
+            );
         }
-        Disposition::Full if r.weight == u64::from(r.base) => {
-            format!("base weight {}", r.base)
+        Disposition::Full | Disposition::Restored => {
+            if r.disposition == Disposition::Restored {
+                out.push_str("failback forced by max_evacuated; ");
+            }
+            let _ = write!(out, "base weight {}", r.base);
+            match r.weight.cmp(&u64::from(r.base)) {
+                Ordering::Greater => out.push_str(" plus its share of evacuated traffic"),
+                Ordering::Less => out.push_str(" scaled down to keep the record's total"),
+                Ordering::Equal => {}
+            }
         }
-        Disposition::Full if r.weight > u64::from(r.base) => {
-            format!("base weight {} plus its share of evacuated traffic", r.base)
-        }
-        Disposition::Full => format!(
-            "base weight {} scaled down to keep the record's total",
-            r.base
-        ),
-    };
-    format!("{}: {} ({why})", r.region, r.weight)
+    }
+    out.push(')');
+    out
 }

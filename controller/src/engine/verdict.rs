@@ -2,6 +2,8 @@
 //! can call a target Down — so a probe cut off from one region can never
 //! evacuate that region on its own.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -130,6 +132,7 @@ pub(crate) fn verdict_at(
 }
 
 /// One sentence naming the vantages on each side and the rule that decided.
+/// (Writing to a `String` cannot fail, hence the ignored `fmt::Result`s.)
 fn explain(
     book: &HealthBook,
     target: &TargetId,
@@ -138,48 +141,51 @@ fn explain(
     quorum: usize,
     cutoff: DateTime<Utc>,
 ) -> String {
-    let names = |want: Option<VantageStatus>| -> String {
-        let list: Vec<&str> = book
-            .vantages(target.as_str())
-            .filter(|(_, h)| match want {
-                Some(s) => h.last_seen >= cutoff && h.status == s,
-                None => h.last_seen < cutoff,
-            })
-            .map(|(n, _)| n)
-            .collect();
-        list.join(", ")
-    };
-    let rule = match verdict {
-        Verdict::Down => format!(
-            "Down: {} of {} fresh vantages say down (quorum {quorum})",
+    let mut s = String::with_capacity(160);
+    let _ = match verdict {
+        Verdict::Down => write!(
+            s,
+            "{target} Down: {} of {} fresh vantages say down (quorum {quorum})",
             tally.down, tally.fresh
         ),
-        Verdict::Up => format!(
-            "Up: {} of {} fresh vantages say up (quorum {quorum} and a majority)",
+        Verdict::Up => write!(
+            s,
+            "{target} Up: {} of {} fresh vantages say up (quorum {quorum} and a majority)",
             tally.up, tally.fresh
         ),
-        Verdict::Unknown if (tally.fresh as usize) < quorum => format!(
-            "Unknown: only {} fresh vantage(s), quorum is {quorum}",
+        Verdict::Unknown if (tally.fresh as usize) < quorum => write!(
+            s,
+            "{target} Unknown: only {} fresh vantage(s), quorum is {quorum}",
             tally.fresh
         ),
-        Verdict::Unknown => format!(
-            "Unknown: no quorum ({quorum}) and majority either way among {} fresh vantages",
+        Verdict::Unknown => write!(
+            s,
+            "{target} Unknown: no quorum ({quorum}) and majority either way among {} fresh vantages",
             tally.fresh
         ),
     };
-    let mut s = format!("{target} {rule}");
     for (label, want) in [
         ("down by", Some(VantageStatus::Down)),
         ("up by", Some(VantageStatus::Up)),
         ("undecided", Some(VantageStatus::Unknown)),
         ("stale", None),
     ] {
-        let list = names(want);
-        if !list.is_empty() {
-            s.push_str("; ");
-            s.push_str(label);
-            s.push(' ');
-            s.push_str(&list);
+        let mut first = true;
+        for (name, h) in book.vantages(target.as_str()) {
+            let hit = match want {
+                Some(status) => h.last_seen >= cutoff && h.status == status,
+                None => h.last_seen < cutoff,
+            };
+            if !hit {
+                continue;
+            }
+            s.push_str(if first { "; " } else { ", " });
+            if first {
+                s.push_str(label);
+                s.push(' ');
+                first = false;
+            }
+            s.push_str(name);
         }
     }
     s

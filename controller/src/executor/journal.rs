@@ -27,6 +27,17 @@ pub enum ActionSpec {
         from_member: String,
         /// The member to promote; `None` lets candidate selection choose.
         to_member: Option<String>,
+        /// An operator's forced failover: promote even against the rules.
+        #[serde(default)]
+        force: bool,
+    },
+    /// A planned switchover to `to_member` (zero loss: waits for it to
+    /// reach the old primary's position).
+    Switchover {
+        /// The database.
+        database: String,
+        /// The member to promote.
+        to_member: String,
     },
 }
 
@@ -36,6 +47,7 @@ impl ActionSpec {
         match self {
             ActionSpec::SetWeights { .. } => "set_weights",
             ActionSpec::Failover { .. } => "failover",
+            ActionSpec::Switchover { .. } => "switchover",
         }
     }
 
@@ -43,9 +55,25 @@ impl ActionSpec {
     pub fn subject(&self) -> &str {
         match self {
             ActionSpec::SetWeights { record, .. } => record,
-            ActionSpec::Failover { database, .. } => database,
+            ActionSpec::Failover { database, .. } | ActionSpec::Switchover { database, .. } => {
+                database
+            }
         }
     }
+}
+
+/// An operator's request, written by the CLI under `control/requests/` and
+/// carried out by the leader through the journal (so it is fenced, runs
+/// once, and survives a change of leader).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorRequest {
+    /// What to do. For a failover, `from_member` may be empty: the leader
+    /// fills in the primary it knows.
+    pub action: ActionSpec,
+    /// Who asked (user@host).
+    pub requested_by: String,
+    /// When.
+    pub requested_at: DateTime<Utc>,
 }
 
 /// Where an intent stands.
@@ -81,6 +109,9 @@ pub struct JournalEntry {
     pub finished_at: Option<DateTime<Utc>>,
     /// What happened: "applied", "already applied", or the error.
     pub outcome: Option<String>,
+    /// The operator request this entry carries out, if any.
+    #[serde(default)]
+    pub request: Option<String>,
 }
 
 /// A history event (`/switchyard/<cluster>/history/<ts>-<id>`): who did
@@ -136,6 +167,7 @@ mod tests {
             finished_by: None,
             finished_at: None,
             outcome: None,
+            request: None,
         };
         let json = serde_json::to_string(&e).expect("encode");
         assert!(json.contains("\"kind\":\"set_weights\""));

@@ -12,6 +12,7 @@
 
 pub mod journal;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -19,9 +20,15 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use etcd_client::TxnOp;
 
+use switchyard_probes::replication::ReplicaSet;
+
+use crate::runtime::control::DatabaseState;
 use crate::store::{LEASE_MARGIN, Leadership, Store, StoreError, encode};
 use crate::traffic::{RecordChange, TrafficBackend, TrafficError};
 pub use journal::{ActionSpec, HistoryEvent, JournalEntry, Status, entry_id, history_id};
+
+/// How long a planned switchover waits for the target to catch up.
+pub const SWITCHOVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why an execution stopped.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +49,7 @@ impl ExecError {
 pub struct Executor {
     store: Store,
     traffic: Arc<dyn TrafficBackend>,
+    databases: BTreeMap<String, Arc<dyn ReplicaSet>>,
     controller_id: String,
     seq: AtomicU64,
 }
@@ -57,9 +65,20 @@ impl std::fmt::Debug for Executor {
 impl Executor {
     /// An executor acting as controller `controller_id`.
     pub fn new(store: Store, traffic: Arc<dyn TrafficBackend>, controller_id: &str) -> Self {
+        Self::with_databases(store, traffic, BTreeMap::new(), controller_id)
+    }
+
+    /// An executor that can also fail databases over, through their adapters.
+    pub fn with_databases(
+        store: Store,
+        traffic: Arc<dyn TrafficBackend>,
+        databases: BTreeMap<String, Arc<dyn ReplicaSet>>,
+        controller_id: &str,
+    ) -> Self {
         Executor {
             store,
             traffic,
+            databases,
             controller_id: controller_id.to_string(),
             seq: AtomicU64::new(0),
         }
@@ -76,6 +95,21 @@ impl Executor {
         reasons: Vec<String>,
         now: DateTime<Utc>,
     ) -> Result<JournalEntry, ExecError> {
+        self.execute_request(leader, action, reasons, None, now)
+            .await
+    }
+
+    /// Like [`execute`](Self::execute), for an operator request: the intent
+    /// is written and the request key deleted in one fenced txn, so a
+    /// request is carried out once even across a change of leader.
+    pub async fn execute_request(
+        &self,
+        leader: &Leadership,
+        action: ActionSpec,
+        reasons: Vec<String>,
+        request: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<JournalEntry, ExecError> {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let entry = JournalEntry {
             id: entry_id(leader.token(), seq),
@@ -87,9 +121,15 @@ impl Executor {
             finished_by: None,
             finished_at: None,
             outcome: None,
+            request: request.clone(),
         };
-        let key = self.store.keys().journal(&entry.id);
-        self.store.fenced_put(leader, key, &entry).await?;
+        let keys = self.store.keys();
+        let key = keys.journal(&entry.id);
+        let mut ops = vec![TxnOp::put(key.clone(), encode(&key, &entry)?, None)];
+        if let Some(r) = &request {
+            ops.push(TxnOp::delete(keys.request(r), None));
+        }
+        self.store.fenced_txn(leader, ops).await?;
         tracing::info!(id = %entry.id, action = entry.action.kind(), subject = entry.action.subject(), "intent written");
         self.complete(leader, entry, now).await
     }
@@ -131,9 +171,9 @@ impl Executor {
         let kind = entry.action.kind();
         metrics::histogram!("switchyard_action_duration_seconds", "kind" => kind)
             .record(started.elapsed().as_secs_f64());
-        let (status, outcome) = match result {
-            Ok(o) => (Status::Done, o),
-            Err(e) => (Status::Failed, e.to_string()),
+        let (status, outcome, new_primary) = match result {
+            Ok(p) => (Status::Done, p.outcome, p.new_primary),
+            Err(e) => (Status::Failed, e.to_string(), None),
         };
         metrics::counter!("switchyard_actions_total", "kind" => kind, "status" => match status {
             Status::Done => "done",
@@ -160,6 +200,27 @@ impl Executor {
                 None,
             ));
         }
+        if let ActionSpec::Failover { database, .. } | ActionSpec::Switchover { database, .. } =
+            &entry.action
+            && let Some(primary) = new_primary
+        {
+            let automatic = entry.request.is_none();
+            let key = keys.database(database);
+            let old: Option<DatabaseState> = self.store.get_json(&key).await?;
+            let changed = old.as_ref().is_none_or(|o| o.primary != primary);
+            let state = DatabaseState {
+                epoch: old.as_ref().map_or(1, |o| o.epoch + u64::from(changed)),
+                // Anti-flap counts the engine's own failovers only; an
+                // operator's switchover does not block the next automatic one.
+                last_failover: if automatic {
+                    Some(now)
+                } else {
+                    old.as_ref().and_then(|o| o.last_failover)
+                },
+                primary,
+            };
+            ops.push(TxnOp::put(key.clone(), encode(&key, &state)?, None));
+        }
         let event = HistoryEvent {
             at: now,
             by: self.controller_id.clone(),
@@ -180,12 +241,12 @@ impl Executor {
     }
 
     /// Does the action if the world is not already as it says.
-    async fn perform(&self, action: &ActionSpec) -> Result<String, ActionError> {
+    async fn perform(&self, action: &ActionSpec) -> Result<Performed, ActionError> {
         match action {
             ActionSpec::SetWeights { record, weights } => {
                 let current = self.traffic.read(record).await?;
-                if &current == weights {
-                    return Ok("already applied".into());
+                if current.matches(&self.traffic.stored_weights(weights)) {
+                    return Ok(Performed::said("already applied"));
                 }
                 self.traffic
                     .apply(&[RecordChange {
@@ -193,11 +254,85 @@ impl Executor {
                         weights: weights.clone(),
                     }])
                     .await?;
-                Ok("applied".into())
+                Ok(Performed::said("applied"))
             }
-            ActionSpec::Failover { database, .. } => Err(ActionError::Unsupported(format!(
-                "database {database}: no replica-set adapter is wired into the executor yet"
-            ))),
+            ActionSpec::Switchover {
+                database,
+                to_member,
+            } => {
+                let set = self.databases.get(database).ok_or_else(|| {
+                    ActionError::Unsupported(format!("database {database} is not configured"))
+                })?;
+                let report = set
+                    .switchover(to_member, SWITCHOVER_TIMEOUT)
+                    .await
+                    .map_err(|e| ActionError::Database(e.to_string()))?;
+                let verb = if report.changed {
+                    "switched over to"
+                } else {
+                    "already primary:"
+                };
+                Ok(Performed {
+                    outcome: format!("{verb} {}", report.new_primary),
+                    new_primary: Some(report.new_primary),
+                })
+            }
+            ActionSpec::Failover {
+                database,
+                from_member,
+                to_member,
+                force,
+            } => {
+                let set = self.databases.get(database).ok_or_else(|| {
+                    ActionError::Unsupported(format!("database {database} is not configured"))
+                })?;
+                // Idempotent: naming the primary being replaced makes a
+                // repeated call (after a crash) a no-op once it is done.
+                let report = set
+                    .failover(
+                        to_member.as_deref(),
+                        *force,
+                        (!from_member.is_empty()).then_some(from_member.as_str()),
+                    )
+                    .await
+                    .map_err(|e| ActionError::Database(e.to_string()))?;
+                let verb = if report.changed {
+                    "promoted"
+                } else {
+                    "already primary:"
+                };
+                let mut outcome = format!("{verb} {}", report.new_primary);
+                if let Some(lost) = &report.lost_transactions
+                    && !lost.is_empty()
+                {
+                    outcome.push_str(&format!(
+                        "; old primary has transactions the new one lacks: {}",
+                        lost.join(",")
+                    ));
+                }
+                Ok(Performed {
+                    outcome,
+                    new_primary: Some(report.new_primary),
+                })
+            }
+        }
+    }
+}
+
+/// What an action did.
+#[derive(Debug)]
+struct Performed {
+    /// In words, for the journal and history.
+    outcome: String,
+    /// A failover's resulting primary, recorded in the database's state.
+    new_primary: Option<String>,
+}
+
+impl Performed {
+    fn said(outcome: &str) -> Self {
+        Performed {
+            outcome: outcome.to_string(),
+            new_primary: None,
         }
     }
 }
@@ -211,4 +346,7 @@ pub enum ActionError {
     /// The action cannot be carried out by this build.
     #[error("{0}")]
     Unsupported(String),
+    /// The database adapter failed (no candidate, timeout, unreachable…).
+    #[error("{0}")]
+    Database(String),
 }

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
 use crate::engine::{ControlState, RegionState};
 use crate::store::{Store, StoreError};
 use crate::traffic::TrafficBackend;
@@ -35,7 +38,7 @@ pub async fn load(
         } else {
             match traffic.read(record).await {
                 Ok(w) if !w.is_empty() => {
-                    control.weights.insert(record.clone(), w);
+                    control.weights.insert(record.clone(), w.weights());
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -48,7 +51,44 @@ pub async fn load(
     }
     let regions: Vec<(String, RegionState)> = store.list_json(&keys.regions_prefix()).await?;
     control.regions = regions.into_iter().collect();
+    control.failback_approvals = approvals(store).await?;
+    for (db, state) in databases(store).await? {
+        if let Some(t) = state.last_failover {
+            control.last_failover.insert(db, t);
+        }
+    }
     Ok(control)
+}
+
+/// What the store knows of a database: its primary and failover history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseState {
+    /// The member id of the current primary.
+    pub primary: String,
+    /// Bumped at every change of primary.
+    pub epoch: u64,
+    /// When the last automatic failover was done (drives anti-flap).
+    pub last_failover: Option<DateTime<Utc>>,
+}
+
+/// Every database's stored state, by name.
+pub async fn databases(store: &Store) -> Result<BTreeMap<String, DatabaseState>, StoreError> {
+    let all: Vec<(String, DatabaseState)> =
+        store.list_json(&store.keys().databases_prefix()).await?;
+    Ok(all.into_iter().collect())
+}
+
+/// Failback approvals by region; an undecodable time counts as no approval.
+async fn approvals(store: &Store) -> Result<BTreeMap<String, DateTime<Utc>>, StoreError> {
+    let all: Vec<(String, String)> = store.list_json(&store.keys().failbacks_prefix()).await?;
+    Ok(all
+        .into_iter()
+        .filter_map(|(region, at)| {
+            DateTime::parse_from_rfc3339(&at)
+                .ok()
+                .map(|t| (region, t.with_timezone(&Utc)))
+        })
+        .collect())
 }
 
 /// Re-reads the operator's switches (pause, drains) into `control`.
@@ -60,5 +100,6 @@ pub async fn refresh_switches(store: &Store, control: &mut ControlState) -> Resu
         .await?
         .into_iter()
         .collect();
+    control.failback_approvals = approvals(store).await?;
     Ok(())
 }

@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchyard_probes::replication::ReplicaSet;
 use tokio::sync::watch;
 
 use crate::api::ingest::Aggregator;
 use crate::clock::Clock;
 use crate::engine::{self, Action, ControlState, Policy, RegionState, Topology};
+use crate::executor::journal::OperatorRequest;
 use crate::executor::{ActionSpec, ExecError, Executor, Status};
 use crate::runtime::control;
 use crate::runtime::metrics as m;
@@ -34,6 +36,8 @@ pub struct LeaderContext {
     pub executor: Executor,
     /// The traffic backend (read when a record has no stored weights).
     pub traffic: Arc<dyn TrafficBackend>,
+    /// Database adapters, to discover primaries the store does not know.
+    pub databases: BTreeMap<String, Arc<dyn ReplicaSet>>,
     /// What exists.
     pub topology: Topology,
     /// How to decide.
@@ -110,6 +114,26 @@ async fn lead(
             }
         }
     };
+    // Database primaries as the store knows them (empty: not known yet, so
+    // the engine plans no failover for that database).
+    let mut topology = ctx.topology.clone();
+    match control::databases(&ctx.store).await {
+        Ok(states) => {
+            for (db, state) in states {
+                if let Some(d) = topology.databases.get_mut(&db) {
+                    d.primary = state.primary;
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read database states; no failover until known")
+        }
+    }
+    discover_primaries(ctx, leader, &mut topology).await?;
+    for (record, weights) in &control.weights {
+        m::set_weights(record, weights);
+    }
+    m::set_switches(control.paused, control.drained.len());
     tracing::info!(paused = control.paused, drained = ?control.drained, "leading");
     let mut retry_at: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
     let mut last_refresh = tokio::time::Instant::now();
@@ -126,11 +150,13 @@ async fn lead(
             if let Err(e) = control::refresh_switches(&ctx.store, &mut control).await {
                 tracing::debug!(error = %e, "cannot refresh operator switches");
             }
+            m::set_switches(control.paused, control.drained.len());
+            serve_requests(ctx, leader, &mut topology, now_of(ctx)).await?;
         }
         let now = ctx.clock.now();
         let decision = ctx
             .aggregator
-            .with_book(|book| engine::decide(&ctx.topology, book, &control, &ctx.policy, now));
+            .with_book(|book| engine::decide(&topology, book, &control, &ctx.policy, now));
         m::record_decision(&decision);
         persist_region_changes(ctx, leader, &mut control, &decision.regions).await?;
         if decision.plan.paused {
@@ -161,11 +187,122 @@ async fn lead(
                 Status::Done => {
                     retry_at.remove(&key);
                     apply_done(&mut control, &entry.action, now);
+                    if matches!(
+                        entry.action,
+                        ActionSpec::Failover { .. } | ActionSpec::Switchover { .. }
+                    ) {
+                        reload_primaries(ctx, &mut topology).await;
+                    }
                 }
                 _ => {
                     tracing::warn!(id = %entry.id, outcome = ?entry.outcome, "action failed");
                     retry_at.insert(key, tokio::time::Instant::now() + RETRY_AFTER);
                 }
+            }
+        }
+    }
+}
+
+fn now_of(ctx: &LeaderContext) -> chrono::DateTime<chrono::Utc> {
+    ctx.clock.now()
+}
+
+/// Carries out operator requests (manual failover, switchover) through the
+/// journal. They run even while automation is paused: pause stops the
+/// engine, not the operator.
+async fn serve_requests(
+    ctx: &LeaderContext,
+    leader: &Leadership,
+    topology: &mut Topology,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ExecError> {
+    let requests: Vec<(String, OperatorRequest)> = match ctx
+        .store
+        .list_json(&ctx.store.keys().requests_prefix())
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list operator requests");
+            return Ok(());
+        }
+    };
+    for (id, request) in requests {
+        let mut action = request.action.clone();
+        if let ActionSpec::Failover {
+            database,
+            from_member,
+            ..
+        } = &mut action
+            && from_member.is_empty()
+            && let Some(db) = topology.databases.get(database.as_str())
+        {
+            from_member.clone_from(&db.primary);
+        }
+        let reasons = vec![format!(
+            "requested by {} at {}",
+            request.requested_by,
+            request.requested_at.to_rfc3339()
+        )];
+        tracing::info!(request = %id, action = action.kind(), subject = action.subject(), "operator request");
+        match ctx
+            .executor
+            .execute_request(leader, action, reasons, Some(id.clone()), now)
+            .await
+        {
+            Ok(entry) => {
+                if entry.status == Status::Done {
+                    reload_primaries(ctx, topology).await;
+                }
+            }
+            Err(e) if e.lost_leadership() => return Err(e),
+            Err(e) => tracing::warn!(request = %id, error = %e, "operator request interrupted"),
+        }
+    }
+    Ok(())
+}
+
+/// Asks each database whose primary the store does not know yet which
+/// member is primary, and records it (fenced) so failovers can be planned.
+async fn discover_primaries(
+    ctx: &LeaderContext,
+    leader: &Leadership,
+    topology: &mut Topology,
+) -> Result<(), ExecError> {
+    for (name, db) in topology.databases.iter_mut() {
+        if !db.primary.is_empty() {
+            continue;
+        }
+        let Some(set) = ctx.databases.get(name) else {
+            continue;
+        };
+        match set.observe().await {
+            Ok(snapshot) => {
+                if let Some(primary) = snapshot.primary {
+                    let state = control::DatabaseState {
+                        primary: primary.clone(),
+                        epoch: 1,
+                        last_failover: None,
+                    };
+                    ctx.store
+                        .fenced_put(leader, ctx.store.keys().database(name), &state)
+                        .await?;
+                    tracing::info!(database = %name, primary = %primary, "primary discovered");
+                    db.primary = primary;
+                }
+            }
+            Err(e) => tracing::warn!(database = %name, error = %e, "cannot observe database"),
+        }
+    }
+    Ok(())
+}
+
+/// Re-reads the primaries after a failover recorded a new one.
+async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topology) {
+    if let Ok(states) = control::databases(&ctx.store).await {
+        for (db, state) in states {
+            if let Some(d) = topology.databases.get_mut(&db) {
+                d.primary = state.primary;
             }
         }
     }
@@ -198,11 +335,13 @@ async fn persist_region_changes(
 fn apply_done(control: &mut ControlState, action: &ActionSpec, now: chrono::DateTime<chrono::Utc>) {
     match action {
         ActionSpec::SetWeights { record, weights } => {
+            m::set_weights(record, weights);
             control.weights.insert(record.clone(), weights.clone());
         }
         ActionSpec::Failover { database, .. } => {
             control.last_failover.insert(database.clone(), now);
         }
+        ActionSpec::Switchover { .. } => {}
     }
 }
 
@@ -223,6 +362,7 @@ pub fn spec_of(action: &Action) -> ActionSpec {
             database: database.clone(),
             from_member: from_member.clone(),
             to_member: None,
+            force: false,
         },
     }
 }

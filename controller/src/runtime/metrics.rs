@@ -107,3 +107,9 @@ pub fn set_weights(record: &str, weights: &std::collections::BTreeMap<String, u3
             .set(f64::from(*w));
     }
 }
+
+/// The operator switches as the leader last read them.
+pub fn set_switches(paused: bool, drained: usize) {
+    metrics::gauge!("switchyard_automation_paused").set(if paused { 1.0 } else { 0.0 });
+    metrics::gauge!("switchyard_regions_drained").set(drained as f64);
+}

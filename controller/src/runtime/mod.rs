@@ -4,9 +4,11 @@
 //! passed in, so tests run it on port 0 and stop it cleanly.
 
 pub mod control;
+pub mod follow;
 pub mod leader;
 pub mod metrics;
 pub mod model;
+pub mod probe_plan;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,8 +23,11 @@ use crate::clock::Clock;
 use crate::config::{Config, Controller, Dns};
 use crate::executor::Executor;
 use crate::store::{ElectionConfig, Role, Store, election};
-use crate::traffic::TrafficBackend;
+use crate::traffic::embedded::EmbeddedBackend;
 use crate::traffic::file::FileBackend;
+use crate::traffic::records::RecordBook;
+use crate::traffic::route53::Route53Backend;
+use crate::traffic::{TrafficBackend, TrafficError};
 
 /// How long open gRPC calls may run on after shutdown, once leadership is resigned.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
@@ -41,6 +46,12 @@ pub enum StartError {
     /// The DNS backend is not available in this build.
     #[error("dns backend {0:?} is not available yet: use backend = \"file\" for now")]
     BackendUnavailable(&'static str),
+    /// The traffic backend could not start (e.g. the DNS port is taken).
+    #[error(transparent)]
+    Traffic(#[from] TrafficError),
+    /// A database adapter could not be built (a secret, a bad member).
+    #[error(transparent)]
+    Adapter(#[from] model::AdapterError),
     /// etcd could not be reached at all.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -70,12 +81,51 @@ pub fn find_controller<'a>(
     })
 }
 
-/// The traffic backend the config asks for.
-pub fn traffic_backend(cfg: &Config) -> Result<Arc<dyn TrafficBackend>, StartError> {
-    match &cfg.dns {
-        Dns::File(f) => Ok(Arc::new(FileBackend::new(f.path.clone()))),
-        other => Err(StartError::BackendUnavailable(other.backend())),
+/// A controller's traffic backend, plus what the embedded backend needs.
+pub struct Traffic {
+    /// Where the leader's actions go.
+    pub backend: Arc<dyn TrafficBackend>,
+    /// With the embedded backend: the local server's table, which follows
+    /// the desired weights in etcd on every controller.
+    pub follow: Option<crate::traffic::embedded::WeightTable>,
+    /// With the embedded backend: where this controller's DNS server listens.
+    pub dns: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Traffic").field("dns", &self.dns).finish()
     }
+}
+
+/// The traffic backend the config asks for. The embedded backend starts
+/// this controller's DNS server (on `dns_listen` if given, else the
+/// config's address), which runs as long as the backend lives.
+pub async fn traffic_backend(
+    cfg: &Config,
+    dns_listen: Option<SocketAddr>,
+) -> Result<Traffic, StartError> {
+    Ok(match &cfg.dns {
+        Dns::File(f) => Traffic {
+            backend: Arc::new(FileBackend::new(f.path.clone())),
+            follow: None,
+            dns: None,
+        },
+        Dns::Route53(r) => Traffic {
+            backend: Arc::new(Route53Backend::connect(r, RecordBook::from_config(cfg)).await),
+            follow: None,
+            dns: None,
+        },
+        Dns::Embedded(e) => {
+            let backend =
+                EmbeddedBackend::from_config(cfg, &e.zone, dns_listen.unwrap_or(e.listen)).await?;
+            Traffic {
+                follow: Some(backend.table().clone()),
+                dns: backend.addr(),
+                backend: Arc::new(backend),
+            }
+        }
+    })
 }
 
 /// Addresses the controller actually bound (port 0 resolved).
@@ -94,6 +144,7 @@ pub async fn run(
     me: Controller,
     grpc: TcpListener,
     metrics_listener: Option<TcpListener>,
+    traffic: Traffic,
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), StartError> {
@@ -105,8 +156,13 @@ pub async fn run(
             .map(|l| l.local_addr())
             .transpose()?,
     };
-    let traffic = traffic_backend(&cfg)?;
+    let Traffic {
+        backend: traffic,
+        follow,
+        ..
+    } = traffic;
     let topology = model::topology(&cfg);
+    let databases = model::replica_sets(&cfg)?;
     let policy = model::policy(&cfg);
     let known = Arc::new(model::known_names(&topology));
     let aggregator = Arc::new(Aggregator::new(policy.clone()));
@@ -114,6 +170,13 @@ pub async fn run(
     metrics::set_leader(false);
 
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(table) = follow {
+        tasks.spawn(follow::follow_weights(
+            store.clone(),
+            table,
+            shutdown.clone(),
+        ));
+    }
     if let Some(l) = metrics_listener {
         tasks.spawn(metrics::serve(l, handle, shutdown.clone()));
     }
@@ -153,9 +216,15 @@ pub async fn run(
     ));
 
     let ctx = leader::LeaderContext {
-        executor: Executor::new(store.clone(), traffic.clone(), &me.id),
+        executor: Executor::with_databases(
+            store.clone(),
+            traffic.clone(),
+            databases.clone(),
+            &me.id,
+        ),
         store,
         traffic,
+        databases,
         topology,
         policy,
         aggregator,

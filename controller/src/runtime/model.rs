@@ -3,6 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use switchyard_probes::replication::{
+    Credentials, Flavor, MemberSpec, MongoReplicaSet, MySqlReplicaSet, Promotion, ReplicaSet, Rules,
+};
+
 use crate::api::ingest::KnownNames;
 use crate::config::{self, Config, Mode};
 use crate::engine::{self, DbFailoverMode, FailbackMode, TargetId};
@@ -135,4 +139,116 @@ pub fn base_weights(topology: &engine::Topology) -> BTreeMap<String, BTreeMap<St
             )
         })
         .collect()
+}
+
+/// Why the database adapters could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// A password reference could not be resolved.
+    #[error("database {database}, member {member}: {source}")]
+    Secret {
+        /// The database.
+        database: String,
+        /// The member.
+        member: String,
+        /// Why.
+        source: crate::config::SecretError,
+    },
+    /// No credential set applies (the config check reports this too).
+    #[error("database {database}, member {member}: no credentials configured")]
+    NoCredentials {
+        /// The database.
+        database: String,
+        /// The member.
+        member: String,
+    },
+    /// The adapter refused the member list.
+    #[error("database {database}: {source}")]
+    Spec {
+        /// The database.
+        database: String,
+        /// Why.
+        source: switchyard_probes::replication::ReplError,
+    },
+}
+
+/// One `ReplicaSet` adapter per database, with passwords resolved now (a
+/// missing secret stops the controller at start, not during a failover).
+pub fn replica_sets(
+    cfg: &Config,
+) -> Result<BTreeMap<String, std::sync::Arc<dyn ReplicaSet>>, AdapterError> {
+    let mut out: BTreeMap<String, std::sync::Arc<dyn ReplicaSet>> = BTreeMap::new();
+    for db in &cfg.databases {
+        let mut members = Vec::with_capacity(db.members.len());
+        for m in &db.members {
+            let credentials = resolve(
+                cfg,
+                &db.name,
+                &m.id,
+                m.credentials.as_ref().or(db.credentials.as_ref()),
+            )?;
+            let mut spec = MemberSpec::new(&m.id, &m.region, &m.address, credentials);
+            spec.promotion = match m.promotion {
+                config::Promotion::Prefer => Promotion::Prefer,
+                config::Promotion::Neutral => Promotion::Neutral,
+                config::Promotion::MustNot => Promotion::MustNot,
+            };
+            spec.region_priority = cfg.region(&m.region).map_or(u32::MAX, |r| r.priority);
+            members.push(spec);
+        }
+        let rules = Rules {
+            max_lag: db.max_lag,
+            allow_data_loss: db.allow_data_loss,
+            ..Rules::default()
+        };
+        let spec_err = |source| AdapterError::Spec {
+            database: db.name.clone(),
+            source,
+        };
+        let set: std::sync::Arc<dyn ReplicaSet> = match db.kind {
+            config::DatabaseKind::Mariadb | config::DatabaseKind::Mysql => {
+                let flavor = if db.kind == config::DatabaseKind::Mariadb {
+                    Flavor::MariaDb
+                } else {
+                    Flavor::MySql
+                };
+                let repl = match &db.replication_credentials {
+                    Some(name) => resolve(cfg, &db.name, "(replication)", Some(name))?,
+                    None => members
+                        .first()
+                        .map(|m| m.credentials.clone())
+                        .unwrap_or_else(|| Credentials::new("", "")),
+                };
+                std::sync::Arc::new(
+                    MySqlReplicaSet::new(flavor, members, rules, repl).map_err(spec_err)?,
+                )
+            }
+            config::DatabaseKind::Mongodb => std::sync::Arc::new(
+                MongoReplicaSet::new(members, rules, db.check.timeout).map_err(spec_err)?,
+            ),
+        };
+        out.insert(db.name.clone(), set);
+    }
+    Ok(out)
+}
+
+fn resolve(
+    cfg: &Config,
+    database: &str,
+    member: &str,
+    name: Option<&String>,
+) -> Result<Credentials, AdapterError> {
+    let secret_err = |source| AdapterError::Secret {
+        database: database.to_string(),
+        member: member.to_string(),
+        source,
+    };
+    let creds =
+        name.and_then(|n| cfg.credentials.get(n))
+            .ok_or_else(|| AdapterError::NoCredentials {
+                database: database.to_string(),
+                member: member.to_string(),
+            })?;
+    let password = creds.password.resolve().map_err(secret_err)?;
+    Ok(Credentials::new(&creds.user, password.expose()))
 }

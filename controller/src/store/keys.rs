@@ -91,9 +91,43 @@ impl Keys {
         format!("{}/control/drain/", self.prefix)
     }
 
+    /// Present when an operator approved region `region`'s manual failback;
+    /// the value is when (RFC 3339), so an old approval cannot release a
+    /// later outage.
+    pub fn failback(&self, region: &str) -> String {
+        format!("{}/control/failback/{region}", self.prefix)
+    }
+
+    /// Prefix of every failback approval.
+    pub fn failbacks_prefix(&self) -> String {
+        format!("{}/control/failback/", self.prefix)
+    }
+
+    /// An operator's request (failover, switchover) waiting for the leader.
+    pub fn request(&self, id: &str) -> String {
+        format!("{}/control/requests/{id}", self.prefix)
+    }
+
+    /// Prefix of every pending operator request.
+    pub fn requests_prefix(&self) -> String {
+        format!("{}/control/requests/", self.prefix)
+    }
+
     /// Prefix of every control key (pause, drains).
     pub fn control_prefix(&self) -> String {
         format!("{}/control/", self.prefix)
+    }
+
+    /// A database's primary lease: held by the controller of the primary's
+    /// region, attached to an etcd lease, so that it vanishes when that
+    /// controller stops renewing it (ARCHITECTURE.md §5, split brain).
+    pub fn primary_lease(&self, db: &str) -> String {
+        format!("{}/leases/primary/{db}", self.prefix)
+    }
+
+    /// Prefix of every primary lease.
+    pub fn primary_leases_prefix(&self) -> String {
+        format!("{}/leases/primary/", self.prefix)
     }
 }
 

@@ -13,18 +13,37 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{RecordChange, TrafficBackend, TrafficError, Weights, validate};
+use super::records::{RecordBook, RecordSpec};
+use super::{
+    Applied, RecordState, Target, TrafficBackend, TrafficChange, TrafficError, Weights, validate,
+};
 
-/// Weights in a JSON file: `{ "record": { "region": weight } }`.
+/// Weights in a JSON file: `{ "record": { "region": weight } }` (a writer
+/// record is kept as `{ "member id": 1 }`).
 #[derive(Debug, Clone)]
 pub struct FileBackend {
     path: PathBuf,
+    book: Option<RecordBook>,
 }
 
 impl FileBackend {
-    /// A backend over `path` (created on the first apply).
+    /// A backend over `path` (created on the first apply) that accepts any
+    /// record and region and knows no record data.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FileBackend { path: path.into() }
+        FileBackend {
+            path: path.into(),
+            book: None,
+        }
+    }
+
+    /// A backend over `path` that, like the real ones, refuses records,
+    /// regions and members `book` does not declare, reads back their record
+    /// data, and can move writer records.
+    pub fn with_records(path: impl Into<PathBuf>, book: RecordBook) -> Self {
+        FileBackend {
+            path: path.into(),
+            book: Some(book),
+        }
     }
 
     /// The journal of calls: one JSON line per `apply`.
@@ -63,21 +82,86 @@ fn io(path: &Path, e: std::io::Error) -> TrafficError {
 
 #[async_trait::async_trait]
 impl TrafficBackend for FileBackend {
-    async fn read(&self, record: &str) -> Result<Weights, TrafficError> {
-        Ok(self.load()?.remove(record).unwrap_or_default())
+    async fn read(&self, record: &str) -> Result<RecordState, TrafficError> {
+        let stored = self.load()?.remove(record).unwrap_or_default();
+        let targets = match self.book.as_ref().and_then(|b| b.get(record)) {
+            None => stored
+                .into_iter()
+                .map(|(region, weight)| {
+                    (
+                        region,
+                        Target {
+                            value: None,
+                            weight,
+                        },
+                    )
+                })
+                .collect(),
+            Some(RecordSpec::Weighted(rec)) => stored
+                .into_iter()
+                .map(|(region, weight)| {
+                    let value = rec.values.get(&region).cloned();
+                    (region, Target { value, weight })
+                })
+                .collect(),
+            Some(RecordSpec::Writer(rec)) => stored
+                .into_iter()
+                .filter(|(_, w)| *w > 0)
+                .filter_map(|(member, _)| rec.members.get(&member))
+                .map(|t| {
+                    (
+                        t.region.clone(),
+                        Target {
+                            value: Some(t.value.clone()),
+                            weight: 1,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        Ok(RecordState(targets))
     }
 
-    async fn apply(&self, changes: &[RecordChange]) -> Result<(), TrafficError> {
-        validate(changes)?;
+    async fn apply_change(&self, change: &TrafficChange) -> Result<Applied, TrafficError> {
+        validate(change)?;
+        if let Some(book) = &self.book {
+            book.check(change)?;
+        }
         let path = self.path.clone();
-        let changes = changes.to_vec();
-        tokio::task::spawn_blocking(move || apply_locked(&path, &changes))
+        let change = change.clone();
+        tokio::task::spawn_blocking(move || apply_locked(&path, &change))
             .await
             .map_err(|e| TrafficError::Unavailable(e.to_string()))?
     }
 }
 
-fn apply_locked(path: &Path, changes: &[RecordChange]) -> Result<(), TrafficError> {
+/// The file's content after `change`: each named record's complete weight
+/// set (regions it held and the change leaves out go to 0), each writer
+/// record pointing at its one member. Returns how many records differ.
+fn merge(all: &mut BTreeMap<String, Weights>, change: &TrafficChange) -> usize {
+    let mut changed = 0;
+    for c in &change.records {
+        let mut next: Weights = all
+            .get(&c.record)
+            .map(|old| old.keys().map(|r| (r.clone(), 0)).collect())
+            .unwrap_or_default();
+        next.extend(c.weights.iter().map(|(r, w)| (r.clone(), *w)));
+        if all.get(&c.record) != Some(&next) {
+            changed += 1;
+        }
+        all.insert(c.record.clone(), next);
+    }
+    for w in &change.writers {
+        let next: Weights = [(w.member.clone(), 1)].into();
+        if all.get(&w.record) != Some(&next) {
+            changed += 1;
+        }
+        all.insert(w.record.clone(), next);
+    }
+    changed
+}
+
+fn apply_locked(path: &Path, change: &TrafficChange) -> Result<Applied, TrafficError> {
     let lock_path = {
         let mut p = path.as_os_str().to_owned();
         p.push(".lock");
@@ -91,9 +175,7 @@ fn apply_locked(path: &Path, changes: &[RecordChange]) -> Result<(), TrafficErro
         .map_err(|e| io(&lock_path, e))?;
     lock.lock().map_err(|e| io(&lock_path, e))?;
     let mut all = load(path)?;
-    for c in changes {
-        all.insert(c.record.clone(), c.weights.clone());
-    }
+    let changed = merge(&mut all, change);
     let tmp = {
         let mut p = path.as_os_str().to_owned();
         p.push(".tmp");
@@ -112,16 +194,17 @@ fn apply_locked(path: &Path, changes: &[RecordChange]) -> Result<(), TrafficErro
         .append(true)
         .open(&calls)
         .map_err(|e| io(&calls, e))?;
-    let line = serde_json::to_string(changes).map_err(|e| TrafficError::Refused(e.to_string()))?;
+    let line = serde_json::to_string(change).map_err(|e| TrafficError::Refused(e.to_string()))?;
     writeln!(f, "{line}").map_err(|e| io(&calls, e))?;
     f.sync_all().map_err(|e| io(&calls, e))?;
     drop(lock);
-    Ok(())
+    Ok(Applied { changed })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::traffic::RecordChange;
 
     fn change(record: &str, w: &[(&str, u32)]) -> RecordChange {
         RecordChange {
@@ -138,7 +221,7 @@ mod tests {
         b.apply(&[change("api.", &[("a", 100), ("b", 0)])])
             .await
             .expect("apply");
-        assert_eq!(b.read("api.").await.expect("read")["a"], 100);
+        assert_eq!(b.read("api.").await.expect("read").weights()["a"], 100);
         b.apply(&[change("api.", &[("a", 50), ("b", 50)])])
             .await
             .expect("apply");
@@ -158,7 +241,7 @@ mod tests {
             .await
             .expect_err("refused");
         assert!(!err.retryable());
-        assert_eq!(b.read("api.").await.expect("read")["a"], 1);
+        assert_eq!(b.read("api.").await.expect("read").weights()["a"], 1);
         assert!(b.read("web.").await.expect("read").is_empty());
     }
 }

@@ -34,9 +34,72 @@ pub struct Cluster {
     pub cluster: String,
 }
 
-/// Writes the config for a cluster on `etcd`.
+/// The traffic backend a test cluster uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The file backend: its calls journal counts actions across processes.
+    File,
+    /// Every controller serves the zone `example.test.` from its own DNS server.
+    Embedded,
+}
+
+/// The A record value of the api endpoint in region number `i`.
+pub fn endpoint_ip(i: usize) -> String {
+    format!("192.0.2.{}", i + 1)
+}
+
+/// Writes the config for a cluster on `etcd` with the file backend.
 pub fn write_config(dir: &Path, endpoints: &[String], cluster: &str) -> (PathBuf, PathBuf) {
+    write_config_with(dir, endpoints, cluster, Backend::File)
+}
+
+/// Writes the config for a cluster on `etcd` with `backend`.
+pub fn write_config_with(
+    dir: &Path,
+    endpoints: &[String],
+    cluster: &str,
+    backend: Backend,
+) -> (PathBuf, PathBuf) {
+    write_config_extra(dir, endpoints, cluster, backend, "")
+}
+
+/// Writes the config, with `extra` TOML (e.g. databases) appended.
+pub fn write_config_extra(
+    dir: &Path,
+    endpoints: &[String],
+    cluster: &str,
+    backend: Backend,
+    extra: &str,
+) -> (PathBuf, PathBuf) {
+    write_config_full(
+        dir,
+        "switchyard.toml",
+        endpoints,
+        cluster,
+        backend,
+        extra,
+        &[],
+    )
+}
+
+/// Writes config file `name`; `targets[i]` is where probes check region
+/// `i`'s api endpoint (default: a port nothing listens on).
+pub fn write_config_full(
+    dir: &Path,
+    name: &str,
+    endpoints: &[String],
+    cluster: &str,
+    backend: Backend,
+    extra: &str,
+    targets: &[String],
+) -> (PathBuf, PathBuf) {
     let weights = dir.join("weights.json");
+    let dns = match backend {
+        Backend::File => format!("backend = \"file\"\npath = \"{}\"", weights.display()),
+        Backend::Embedded => {
+            "backend = \"embedded\"\nlisten = \"127.0.0.1:0\"\nzone = \"example.test.\"".to_string()
+        }
+    };
     let mut toml = format!(
         r#"
 cluster = "{cluster}"
@@ -46,8 +109,7 @@ endpoints = [{endpoints}]
 lease_ttl = "{ttl}s"
 
 [dns]
-backend = "file"
-path = "{weights}"
+{dns}
 
 [policy]
 fall = 2
@@ -56,6 +118,7 @@ quorum = 2
 stale_after = "5s"
 max_evacuated = 1
 failback = "manual"
+db_failover = "auto"
 "#,
         endpoints = endpoints
             .iter()
@@ -63,7 +126,6 @@ failback = "manual"
             .collect::<Vec<_>>()
             .join(", "),
         ttl = LEASE_TTL.as_secs(),
-        weights = weights.display(),
     );
     for (i, r) in REGIONS.iter().enumerate() {
         toml.push_str(&format!(
@@ -77,15 +139,18 @@ failback = "manual"
     toml.push_str(&format!(
         "\n[[services]]\nname = \"api\"\nrecord = \"{RECORD}\"\nttl = 30\n"
     ));
-    for r in REGIONS {
+    for (i, r) in REGIONS.iter().enumerate() {
         toml.push_str(&format!(
-            "\n[[services.endpoints]]\nregion = \"{r}\"\nvalue = \"192.0.2.1\"\ntarget = \"127.0.0.1:1\"\n"
+            "\n[[services.endpoints]]\nregion = \"{r}\"\nvalue = \"{}\"\ntarget = \"{}\"\n",
+            endpoint_ip(i),
+            targets.get(i).map_or("127.0.0.1:1", String::as_str)
         ));
     }
     toml.push_str(
         "\n[[services.checks]]\nkind = \"http\"\ninterval = \"1s\"\ntimeout = \"500ms\"\npath = \"/\"\n",
     );
-    let path = dir.join("switchyard.toml");
+    toml.push_str(extra);
+    let path = dir.join(name);
     std::fs::write(&path, toml).expect("write config");
     (path, weights)
 }
@@ -101,14 +166,49 @@ pub fn seed_weights(path: &Path) {
 }
 
 impl Cluster {
-    /// etcd (one member, or `etcd_members`) plus three controllers.
+    /// etcd (one member, or `etcd_members`) plus three controllers, with the
+    /// file backend.
     pub async fn start(etcd_members: usize) -> anyhow::Result<Cluster> {
+        Self::start_with(etcd_members, Backend::File).await
+    }
+
+    /// The same with a chosen traffic backend.
+    pub async fn start_with(etcd_members: usize, backend: Backend) -> anyhow::Result<Cluster> {
+        Self::start_extra(etcd_members, backend, |_| String::new()).await
+    }
+
+    /// The same with extra config written by `extra` (given the temp dir,
+    /// e.g. for secret files).
+    pub async fn start_extra(
+        etcd_members: usize,
+        backend: Backend,
+        extra: impl FnOnce(&Path) -> String,
+    ) -> anyhow::Result<Cluster> {
+        Self::start_full(etcd_members, backend, extra, &[]).await
+    }
+
+    /// The same with the api endpoints' probe targets given (for real probes).
+    pub async fn start_full(
+        etcd_members: usize,
+        backend: Backend,
+        extra: impl FnOnce(&Path) -> String,
+        targets: &[String],
+    ) -> anyhow::Result<Cluster> {
         let etcd = Etcd::cluster(etcd_members).await?;
         let dir = tempfile::Builder::new()
             .prefix("switchyard-fixture-cluster-")
             .tempdir()?;
         let cluster = format!("t{}", std::process::id());
-        let (config, weights) = write_config(dir.path(), &etcd.endpoints(), &cluster);
+        let extra = extra(dir.path());
+        let (config, weights) = write_config_full(
+            dir.path(),
+            "switchyard.toml",
+            &etcd.endpoints(),
+            &cluster,
+            backend,
+            &extra,
+            targets,
+        );
         seed_weights(&weights);
         let mut controllers = Vec::new();
         for r in REGIONS {

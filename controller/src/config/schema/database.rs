@@ -28,6 +28,11 @@ pub struct Database {
     /// Default credential set (a `[credentials.<name>]`) for members.
     #[serde(default)]
     pub credentials: Option<String>,
+    /// Credential set replicas use to connect to their source (`REPLICATION
+    /// SLAVE`) when the controller repoints them; absent: each member's own
+    /// credentials.
+    #[serde(default)]
+    pub replication_credentials: Option<String>,
     /// The servers of the replica set (`[[databases.members]]`).
     #[serde(default)]
     pub members: Vec<Member>,

@@ -20,7 +20,9 @@ use serde::Deserialize;
 pub use database::{Database, DatabaseCheck, DatabaseKind, Member, Promotion};
 pub use dns::{Dns, Embedded, FileDns, Route53};
 pub use policy::{Mode, Policy};
-pub use service::{Check, DnsCheck, Endpoint, GrpcCheck, HttpCheck, RecordType, Service, TcpCheck};
+pub use service::{
+    AnswerMode, Check, DnsCheck, Endpoint, GrpcCheck, HttpCheck, RecordType, Service, TcpCheck,
+};
 
 use super::duration;
 use super::secret::Secret;

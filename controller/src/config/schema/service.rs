@@ -20,6 +20,9 @@ pub struct Service {
     /// Record type of `endpoints[].value` (default `A`).
     #[serde(rename = "type", default)]
     pub record_type: RecordType,
+    /// How the embedded DNS server answers a query (default `"one"`).
+    #[serde(default)]
+    pub answer: AnswerMode,
     /// At most one endpoint per region (`[[services.endpoints]]`).
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
@@ -51,6 +54,20 @@ impl RecordType {
             RecordType::Cname => "CNAME",
         }
     }
+}
+
+/// How an authoritative answer carries a weighted record's regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerMode {
+    /// One record per answer, picked by weight (weight 0 never, unless all
+    /// are 0): clients cannot undo the weighting by reordering, as they do
+    /// with several records (k8gb #1943). What Route 53 does.
+    #[default]
+    One,
+    /// Every record of weight > 0, in weighted random order: clients that
+    /// try the next address on failure get a fallback. Embedded DNS only.
+    All,
 }
 
 /// A service's presence in one region.

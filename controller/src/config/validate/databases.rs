@@ -69,6 +69,9 @@ fn one(v: &mut Validator<'_>, at: &KeyPath, db: &Database) {
     if let Some(name) = &db.credentials {
         credential_ref(v, at.key("credentials"), name);
     }
+    if let Some(name) = &db.replication_credentials {
+        credential_ref(v, at.key("replication_credentials"), name);
+    }
     timing(v, &at.key("check"), db.check.interval, db.check.timeout);
     members(v, at, db);
 }
@@ -159,6 +162,7 @@ fn credentials(v: &mut Validator<'_>) {
         v.check(at.key("password"), creds.password.check_shape());
         let used = v.config.databases.iter().any(|db| {
             db.credentials.as_deref() == Some(name)
+                || db.replication_credentials.as_deref() == Some(name)
                 || db
                     .members
                     .iter()

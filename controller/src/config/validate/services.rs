@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{Validator, syntax};
 use crate::config::duration;
 use crate::config::path::KeyPath;
-use crate::config::schema::{Check, Dns, RecordType, Service};
+use crate::config::schema::{AnswerMode, Check, Dns, RecordType, Service};
 
 /// A TTL above this makes failover wait on client caches; worth a warning.
 const SLOW_TTL_SECS: u32 = 300;
@@ -45,6 +45,12 @@ fn one(v: &mut Validator<'_>, at: &KeyPath, service: &Service) {
     v.check(at.key("name"), syntax::name(&service.name));
     v.check(at.key("record"), syntax::fqdn(&service.record));
     zone_member(v, at.key("record"), &service.record);
+    if service.answer == AnswerMode::All && matches!(v.config.dns, Dns::Route53(_)) {
+        v.error(
+            at.key("answer"),
+            "answer = \"all\" needs the embedded DNS backend (Route 53 weighted records always answer one record): remove it, or use the embedded backend",
+        );
+    }
     if service.ttl > SLOW_TTL_SECS {
         v.warning(
             at.key("ttl"),

@@ -229,6 +229,35 @@ fn max_evacuated_keeps_the_region_already_out() {
 }
 
 #[test]
+fn a_recovering_region_gives_its_slot_to_a_real_failure() {
+    // a recovered and waits for manual failback; then b dies.
+    let mut w = World::abc();
+    w.region_down("a", at(0));
+    w.step(at(0));
+    w.all_up(at(10));
+    w.step(at(10));
+    assert_eq!(w.control.regions["a"].status, RegionStatus::Recovering);
+    assert_eq!(w.weights("api"), vec![0, 150, 150]);
+    w.region_down("b", at(20));
+    let d = w.step(at(20));
+    assert_eq!(w.weights("api"), vec![150, 0, 150], "{:?}", d.plan);
+    // a is still Recovering as a region; only this record serves from it.
+    assert_eq!(status(&d, "a"), RegionStatus::Recovering);
+    let me = alarms(&d, AlarmKind::MaxEvacuated);
+    assert_eq!(me.len(), 1);
+    assert!(
+        me[0].reasons.join("\n").contains("a: failback forced"),
+        "{:?}",
+        me[0].reasons
+    );
+    let reasons = d.plan.actions[0].reasons().join("\n");
+    assert!(
+        reasons.contains("failback forced by max_evacuated"),
+        "{reasons}"
+    );
+}
+
+#[test]
 fn a_single_endpoint_down_evacuates_that_record_in_that_region_only() {
     let mut w = World::new(
         &[("a", 100, 1), ("b", 100, 2), ("c", 100, 3)],
@@ -329,4 +358,38 @@ fn set_weights_key_is_stable_and_content_addressed() {
     let d2 = w.decide(at(1));
     assert_eq!(d1.plan.actions[0].key(), "weights/api/a=0,b=150,c=150");
     assert_eq!(d1.plan.actions[0].key(), d2.plan.actions[0].key());
+}
+
+#[test]
+fn an_empty_topology_decides_nothing() {
+    let d = decide(
+        &Topology::default(),
+        &HealthBook::new(),
+        &ControlState::default(),
+        &Policy::default(),
+        at(0),
+    );
+    assert!(d.plan.is_empty() && d.alarms.is_empty() && d.regions.is_empty());
+    assert!(d.verdicts.is_empty());
+}
+
+#[test]
+fn an_endpoint_in_an_unlisted_region_is_still_weighted() {
+    let mut w = World::abc();
+    if let Some(r) = w.topo.records.get_mut("api") {
+        r.endpoints.insert(
+            "z".to_owned(),
+            Endpoint {
+                target: TargetId::service("api", "z"),
+                weight: 100,
+            },
+        );
+    }
+    w.control.weights = w.base_weights();
+    w.all_up(at(0));
+    w.see("svc:api@z", &["a", "b", "c"], true, at(0));
+    assert!(w.decide(at(0)).plan.is_empty());
+    w.see("svc:api@z", &["a", "b", "c"], false, at(0));
+    let d = w.decide(at(0));
+    assert_eq!(planned(&d, "api"), Some(vec![134, 133, 133, 0]));
 }

@@ -1,0 +1,8 @@
+//! Generates the controller-to-controller peer protocol (`proto/peer.proto`).
+//! Needs `protoc` (Debian `protobuf-compiler`, installed by `scripts/setup`).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto/peer.proto");
+    tonic_prost_build::configure().compile_protos(&["proto/peer.proto"], &["proto"])?;
+    Ok(())
+}

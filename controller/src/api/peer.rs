@@ -1,0 +1,211 @@
+//! Controller-to-controller liveness: the `Peer.Ping` service every
+//! controller serves, and the [`PeerProber`] that pings every other
+//! controller and publishes which ones answer.
+//!
+//! Why: a controller that loses etcd must tell an etcd outage (it still
+//! reaches a majority of controllers: fail static) from its own isolation
+//! (it reaches neither: fence its region's primaries). See
+//! [`crate::fence::isolation`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+/// The generated protocol (`proto/peer.proto`).
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    tonic::include_proto!("switchyard.peer.v1");
+}
+
+use proto::peer_client::PeerClient;
+use proto::peer_server::{Peer, PeerServer};
+use proto::{PingReply, PingRequest};
+
+/// What can go wrong setting up the prober.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// A peer's address is not a usable URI.
+    #[error("controller {peer}: address {address:?} is not usable: {reason}")]
+    BadAddress {
+        /// The peer's id.
+        peer: String,
+        /// The address given.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The `Peer` service: answers pings from controllers of the same cluster.
+#[derive(Debug, Clone)]
+pub struct PeerService {
+    id: String,
+    cluster: String,
+    leader_known: watch::Receiver<bool>,
+}
+
+impl PeerService {
+    /// A service answering as controller `id` of `cluster`; `leader_known`
+    /// is reported in every reply (for operators' diagnostics, not used in
+    /// the isolation decision).
+    pub fn new(
+        id: impl Into<String>,
+        cluster: impl Into<String>,
+        leader_known: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            cluster: cluster.into(),
+            leader_known,
+        }
+    }
+
+    /// The tonic service, to add to the controller's gRPC server.
+    pub fn into_server(self) -> PeerServer<Self> {
+        PeerServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn ping(&self, request: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
+        let req = request.into_inner();
+        if req.cluster != self.cluster {
+            // A controller of another cluster must never count as a peer.
+            return Err(Status::failed_precondition(format!(
+                "controller {} is in cluster {:?}, not {:?}",
+                self.id, self.cluster, req.cluster
+            )));
+        }
+        Ok(Response::new(PingReply {
+            id: self.id.clone(),
+            cluster: self.cluster.clone(),
+            leader_known: *self.leader_known.borrow(),
+        }))
+    }
+}
+
+/// How the prober runs.
+#[derive(Debug, Clone)]
+pub struct ProberConfig {
+    /// This controller's id (never pinged, never in the reachable set).
+    pub self_id: String,
+    /// The cluster name sent with every ping and expected in every reply.
+    pub cluster: String,
+    /// Every other controller: id → gRPC address (`host:port` or a URI).
+    pub peers: BTreeMap<String, String>,
+    /// Time between two pings of one peer.
+    pub interval: Duration,
+    /// How long one ping (connect included) may take; keep it well under
+    /// the primary lease TTL so that isolation is seen in time.
+    pub timeout: Duration,
+}
+
+/// Pings every other controller every `interval` and publishes the set of
+/// those whose last ping was answered, by the right controller of the same
+/// cluster, within `timeout`. Stops when dropped.
+#[derive(Debug)]
+pub struct PeerProber {
+    reachable: watch::Receiver<BTreeSet<String>>,
+    _tasks: Vec<AbortOnDrop>,
+}
+
+impl PeerProber {
+    /// Starts one pinging task per peer. Must be called inside a tokio
+    /// runtime. Fails when an address is not a URI.
+    pub fn start(config: ProberConfig) -> Result<Self, PeerError> {
+        let (tx, reachable) = watch::channel(BTreeSet::new());
+        let mut tasks = Vec::new();
+        for (peer, address) in &config.peers {
+            if *peer == config.self_id {
+                continue;
+            }
+            let channel = channel(peer, address, config.timeout)?;
+            tasks.push(AbortOnDrop(tokio::spawn(ping_loop(
+                PeerClient::new(channel),
+                peer.clone(),
+                config.clone(),
+                tx.clone(),
+            ))));
+        }
+        Ok(Self {
+            reachable,
+            _tasks: tasks,
+        })
+    }
+
+    /// The reachable set, updated as pings succeed and fail.
+    pub fn subscribe(&self) -> watch::Receiver<BTreeSet<String>> {
+        self.reachable.clone()
+    }
+
+    /// The peers reachable right now.
+    pub fn reachable(&self) -> BTreeSet<String> {
+        self.reachable.borrow().clone()
+    }
+}
+
+/// A lazily connecting channel to `address`, bounded by `timeout`.
+fn channel(peer: &str, address: &str, timeout: Duration) -> Result<Channel, PeerError> {
+    let uri = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    };
+    let endpoint = Endpoint::from_shared(uri).map_err(|e| PeerError::BadAddress {
+        peer: peer.to_string(),
+        address: address.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(endpoint
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect_lazy())
+}
+
+async fn ping_loop(
+    mut client: PeerClient<Channel>,
+    peer: String,
+    config: ProberConfig,
+    reachable: watch::Sender<BTreeSet<String>>,
+) {
+    let mut tick = tokio::time::interval(config.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let request = PingRequest {
+            from: config.self_id.clone(),
+            cluster: config.cluster.clone(),
+        };
+        let answered = tokio::time::timeout(config.timeout, client.ping(request)).await;
+        let ok = match answered {
+            Ok(Ok(reply)) => {
+                let reply = reply.into_inner();
+                reply.id == peer && reply.cluster == config.cluster
+            }
+            _ => false,
+        };
+        reachable.send_if_modified(|set| {
+            if ok {
+                set.insert(peer.clone())
+            } else {
+                set.remove(&peer)
+            }
+        });
+    }
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,376 @@
+//! Operator commands that read or set the cluster's shared state in etcd:
+//! `status`, `history`, `pause`, `resume`, `drain`, `undrain`.
+//!
+//! Pause and drain are the operator's will, valid whoever leads, so they are
+//! plain (unfenced) writes of control keys; the leader reads them every
+//! second. Each change is also written to history. Every command is
+//! idempotent: pausing a paused cluster says so and changes nothing.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::config;
+use crate::engine::RegionState;
+use crate::executor::{HistoryEvent, JournalEntry, Status, history_id};
+use crate::store::{Store, encode};
+
+/// How to print results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Output {
+    /// Aligned text for people.
+    #[default]
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+/// An operator switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Switch {
+    /// Stop acting (plans are still computed and shown).
+    Pause,
+    /// Act again.
+    Resume,
+    /// Take a region out of traffic whatever its health.
+    Drain(String),
+    /// Give a drained region back to the engine.
+    Undrain(String),
+    /// Approve the manual failback of a recovered region (ramp starts now).
+    Failback(String),
+}
+
+/// Why an operator command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// The config could not be loaded.
+    #[error("{0}")]
+    Config(#[from] config::LoadError),
+    /// etcd failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The command names something the config does not declare.
+    #[error("{0}")]
+    Usage(String),
+    /// Writing the output failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+async fn connect(path: &Path) -> Result<(config::Config, Store), OpsError> {
+    let cfg = config::load(path)?.config;
+    let store = Store::connect(&cfg.etcd.endpoints, &cfg.cluster).await?;
+    Ok((cfg, store))
+}
+
+/// Applies a switch; prints what changed (or that nothing had to).
+pub async fn switch(path: &Path, which: Switch, out: &mut dyn Write) -> Result<(), OpsError> {
+    let (cfg, store) = connect(path).await?;
+    let keys = store.keys().clone();
+    let (key, on, what) = match &which {
+        Switch::Pause => (keys.pause(), true, "automation paused".to_string()),
+        Switch::Resume => (keys.pause(), false, "automation resumed".to_string()),
+        Switch::Failback(r) => {
+            check_region(&cfg, r)?;
+            let now = Utc::now();
+            let json = encode(r, &now.to_rfc3339())?;
+            store
+                .put_control(keys.failback(r), &String::from_utf8_lossy(&json))
+                .await?;
+            let what = format!("failback of region {r} approved");
+            record(&store, &what).await?;
+            writeln!(out, "{what}")?;
+            return Ok(());
+        }
+        Switch::Drain(r) | Switch::Undrain(r) => {
+            check_region(&cfg, r)?;
+            let on = matches!(which, Switch::Drain(_));
+            let verb = if on { "drained" } else { "undrained" };
+            (keys.drain(r), on, format!("region {r} {verb}"))
+        }
+    };
+    let present = store.exists(&key).await?;
+    if present == on {
+        writeln!(out, "unchanged: {what} already")?;
+        return Ok(());
+    }
+    if on {
+        store.put_control(key, &Utc::now().to_rfc3339()).await?;
+    } else {
+        store.delete_control(key).await?;
+    }
+    record(&store, &what).await?;
+    writeln!(out, "{what}")?;
+    Ok(())
+}
+
+fn check_region(cfg: &config::Config, r: &str) -> Result<(), OpsError> {
+    if cfg.region(r).is_some() {
+        return Ok(());
+    }
+    let declared: Vec<&str> = cfg.regions.iter().map(|r| r.name.as_str()).collect();
+    Err(OpsError::Usage(format!(
+        "region {r:?} is not declared; declared regions: {}",
+        declared.join(", ")
+    )))
+}
+
+/// Writes an operator event to history.
+async fn record(store: &Store, what: &str) -> Result<(), OpsError> {
+    let now = Utc::now();
+    let event = HistoryEvent {
+        at: now,
+        by: format!("operator@{}", hostname()),
+        what: what.to_string(),
+        reasons: vec!["operator command".into()],
+        journal_id: None,
+    };
+    let hid = history_id(now, "operator");
+    let json = encode(&hid, &event)?;
+    store
+        .put_control(store.keys().history(&hid), &String::from_utf8_lossy(&json))
+        .await?;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// What `status` shows.
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    /// The leader's gRPC address, if any controller leads.
+    pub leader: Option<String>,
+    /// Automation paused.
+    pub paused: bool,
+    /// Drained regions.
+    pub drained: Vec<String>,
+    /// Region → state.
+    pub regions: Vec<(String, RegionState)>,
+    /// Record → desired weights.
+    pub traffic: Vec<(String, std::collections::BTreeMap<String, u32>)>,
+    /// Intents not yet finished.
+    pub pending: Vec<JournalEntry>,
+}
+
+/// Prints the cluster's state.
+pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<(), OpsError> {
+    let (_, store) = connect(path).await?;
+    let keys = store.keys();
+    let journal: Vec<(String, JournalEntry)> = store.list_json(&keys.journal_prefix()).await?;
+    let view = StatusView {
+        leader: store.leader_value().await?,
+        paused: store.exists(&keys.pause()).await?,
+        drained: store.list_keys(&keys.drains_prefix()).await?,
+        regions: store.list_json(&keys.regions_prefix()).await?,
+        traffic: store.list_json(&keys.traffic_prefix()).await?,
+        pending: journal
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.status == Status::Pending)
+            .collect(),
+    };
+    if output == Output::Json {
+        serde_json::to_writer_pretty(&mut *out, &view).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "leader     {}",
+        view.leader.as_deref().unwrap_or("(none)")
+    )?;
+    writeln!(
+        out,
+        "automation {}",
+        if view.paused { "PAUSED" } else { "running" }
+    )?;
+    if !view.drained.is_empty() {
+        writeln!(out, "drained    {}", view.drained.join(", "))?;
+    }
+    writeln!(out, "regions")?;
+    for (name, s) in &view.regions {
+        writeln!(
+            out,
+            "  {name:<12} {:<10} since {}",
+            format!("{:?}", s.status),
+            s.since.format("%Y-%m-%d %H:%M:%S")
+        )?;
+        for r in &s.reasons {
+            writeln!(out, "               {r}")?;
+        }
+    }
+    writeln!(out, "traffic")?;
+    for (record, w) in &view.traffic {
+        let parts: Vec<String> = w.iter().map(|(r, w)| format!("{r}={w}")).collect();
+        writeln!(out, "  {record:<30} {}", parts.join(" "))?;
+    }
+    if !view.pending.is_empty() {
+        writeln!(out, "pending intents")?;
+        for e in &view.pending {
+            writeln!(
+                out,
+                "  {} {} {} (by {})",
+                e.id,
+                e.action.kind(),
+                e.action.subject(),
+                e.created_by
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints the last `limit` history events, oldest first.
+pub async fn history(
+    path: &Path,
+    limit: usize,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), OpsError> {
+    let (_, store) = connect(path).await?;
+    let all: Vec<(String, HistoryEvent)> = store.list_json(&store.keys().history_prefix()).await?;
+    let events: Vec<HistoryEvent> = all
+        .into_iter()
+        .rev()
+        .take(limit)
+        .map(|(_, e)| e)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if output == Output::Json {
+        serde_json::to_writer_pretty(&mut *out, &events).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    for e in &events {
+        writeln!(
+            out,
+            "{}  {:<16} {}",
+            e.at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            e.by,
+            e.what
+        )?;
+        for r in &e.reasons {
+            writeln!(out, "    {r}")?;
+        }
+    }
+    Ok(())
+}
+
+/// A database change an operator asks the leader for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbRequest {
+    /// Unplanned: replace the primary (optionally with `to`; `force` ignores
+    /// the candidate rules and the promotion gate).
+    Failover {
+        /// The database.
+        database: String,
+        /// The member to promote, or the best candidate.
+        to: Option<String>,
+        /// Promote against the rules.
+        force: bool,
+    },
+    /// Planned, zero-loss move of the primary to `to`.
+    Switchover {
+        /// The database.
+        database: String,
+        /// The member to promote.
+        to: String,
+    },
+}
+
+/// Hands a failover or switchover to the leader and waits up to `wait` for
+/// its outcome. Returns the exit code: 0 done, 1 failed, 2 still running.
+pub async fn request(
+    path: &Path,
+    req: DbRequest,
+    wait: std::time::Duration,
+    out: &mut dyn Write,
+) -> Result<i32, OpsError> {
+    use crate::executor::ActionSpec;
+    use crate::executor::journal::OperatorRequest;
+
+    let (cfg, store) = connect(path).await?;
+    let (database, to) = match &req {
+        DbRequest::Failover { database, to, .. } => (database, to.as_ref()),
+        DbRequest::Switchover { database, to } => (database, Some(to)),
+    };
+    let Some(db) = cfg.databases.iter().find(|d| &d.name == database) else {
+        let declared: Vec<&str> = cfg.databases.iter().map(|d| d.name.as_str()).collect();
+        return Err(OpsError::Usage(format!(
+            "database {database:?} is not declared; declared databases: {}",
+            declared.join(", ")
+        )));
+    };
+    if let Some(to) = to
+        && !db.members.iter().any(|m| &m.id == to)
+    {
+        let members: Vec<&str> = db.members.iter().map(|m| m.id.as_str()).collect();
+        return Err(OpsError::Usage(format!(
+            "database {database:?} has no member {to:?}; members: {}",
+            members.join(", ")
+        )));
+    }
+    let action = match req {
+        DbRequest::Failover {
+            database,
+            to,
+            force,
+        } => ActionSpec::Failover {
+            database,
+            from_member: String::new(),
+            to_member: to,
+            force,
+        },
+        DbRequest::Switchover { database, to } => ActionSpec::Switchover {
+            database,
+            to_member: to,
+        },
+    };
+    let now = Utc::now();
+    let id = format!("{:013}-{}", now.timestamp_millis(), std::process::id());
+    let request = OperatorRequest {
+        action,
+        requested_by: format!("operator@{}", hostname()),
+        requested_at: now,
+    };
+    let json = encode(&id, &request)?;
+    store
+        .put_control(store.keys().request(&id), &String::from_utf8_lossy(&json))
+        .await?;
+    writeln!(out, "request {id} handed to the leader")?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let journal: Vec<(String, JournalEntry)> =
+            store.list_json(&store.keys().journal_prefix()).await?;
+        if let Some((_, e)) = journal
+            .into_iter()
+            .find(|(_, e)| e.request.as_deref() == Some(id.as_str()) && e.status != Status::Pending)
+        {
+            let outcome = e.outcome.unwrap_or_default();
+            return Ok(if e.status == Status::Done {
+                writeln!(out, "done: {outcome}")?;
+                0
+            } else {
+                writeln!(out, "failed: {outcome}")?;
+                1
+            });
+        }
+        if tokio::time::Instant::now() >= deadline {
+            writeln!(
+                out,
+                "not finished after {}s: the request stays with the leader; follow it with `switchyard status` and `switchyard history`",
+                wait.as_secs()
+            )?;
+            return Ok(2);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

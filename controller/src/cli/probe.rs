@@ -1,0 +1,69 @@
+//! `switchyard probe --config F --region R`: one regional probe. It checks
+//! every region's targets from its own vantage and streams every result to
+//! every controller, until SIGTERM or SIGINT.
+
+use std::path::Path;
+
+use tokio::sync::watch;
+
+use crate::config;
+use crate::runtime::probe_plan::{default_probe_id, probe_plan};
+
+/// Overrides from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeArgs {
+    /// The region this probe runs in (its vantage).
+    pub region: String,
+    /// Stable probe id (default `<region>@<hostname>`).
+    pub id: Option<String>,
+    /// Controller gRPC URLs instead of the config's `[[controllers]]` listen
+    /// addresses (e.g. when controllers listen on port 0 in tests).
+    pub controllers: Vec<String>,
+    /// Source address for network checks (a probe's own network path).
+    pub source_address: Option<std::net::IpAddr>,
+}
+
+/// Runs the probe. Returns the exit code.
+pub async fn run(path: &Path, args: ProbeArgs) -> anyhow::Result<i32> {
+    let cfg = match config::load(path) {
+        Ok(c) => c.config,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    };
+    if cfg.region(&args.region).is_none() {
+        let declared: Vec<&str> = cfg.regions.iter().map(|r| r.name.as_str()).collect();
+        eprintln!(
+            "error: region {:?} is not declared; declared regions: {}",
+            args.region,
+            declared.join(", ")
+        );
+        return Ok(1);
+    }
+    let id = args.id.unwrap_or_else(|| default_probe_id(&args.region));
+    let mut plan = probe_plan(&cfg, &id, &args.region)?;
+    plan.source_address = args.source_address;
+    let controllers = if args.controllers.is_empty() {
+        cfg.controllers
+            .iter()
+            .map(|c| format!("http://{}", c.listen))
+            .collect()
+    } else {
+        args.controllers
+    };
+    println!(
+        "switchyard probe {id} region={} targets={} checks={} controllers={}",
+        args.region,
+        plan.targets.len(),
+        plan.check_count(),
+        controllers.join(",")
+    );
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        crate::cli::controller::wait_for_signal().await;
+        shutdown_tx.send_replace(true);
+    });
+    switchyard_probes::run(plan, controllers, shutdown_rx).await?;
+    Ok(0)
+}

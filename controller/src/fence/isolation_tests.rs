@@ -1,0 +1,224 @@
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use tokio::time::Instant;
+
+use super::*;
+
+fn ids(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+const DOWN: EtcdReach = EtcdReach::Unreachable {
+    for_: Duration::from_secs(3),
+};
+
+/// Name, controllers, reachable peers, etcd, expected state, expected
+/// reachable count (self included).
+type Case<'a> = (
+    &'a str,
+    &'a BTreeSet<String>,
+    &'a [&'a str],
+    EtcdReach,
+    Connectivity,
+    usize,
+);
+
+#[test]
+fn table() {
+    let three = ids(&["a", "b", "c"]);
+    let four = ids(&["a", "b", "c", "d"]);
+    let one = ids(&["a"]);
+    let cases: &[Case] = &[
+        (
+            "etcd up, alone",
+            &three,
+            &[],
+            EtcdReach::Reachable,
+            Connectivity::Connected,
+            1,
+        ),
+        (
+            "etcd up, all",
+            &three,
+            &["b", "c"],
+            EtcdReach::Reachable,
+            Connectivity::Connected,
+            3,
+        ),
+        (
+            "outage, 2 of 3",
+            &three,
+            &["b"],
+            DOWN,
+            Connectivity::EtcdOutage,
+            2,
+        ),
+        (
+            "outage, 3 of 3",
+            &three,
+            &["b", "c"],
+            DOWN,
+            Connectivity::EtcdOutage,
+            3,
+        ),
+        (
+            "cut off, 1 of 3",
+            &three,
+            &[],
+            DOWN,
+            Connectivity::Isolated,
+            1,
+        ),
+        (
+            "half of 4 is no majority",
+            &four,
+            &["b"],
+            DOWN,
+            Connectivity::Isolated,
+            2,
+        ),
+        (
+            "3 of 4",
+            &four,
+            &["b", "c"],
+            DOWN,
+            Connectivity::EtcdOutage,
+            3,
+        ),
+        (
+            "single controller: outage",
+            &one,
+            &[],
+            DOWN,
+            Connectivity::EtcdOutage,
+            1,
+        ),
+        (
+            "self in peers not counted twice",
+            &three,
+            &["a"],
+            DOWN,
+            Connectivity::Isolated,
+            1,
+        ),
+        (
+            "unknown peers ignored",
+            &three,
+            &["x", "y"],
+            DOWN,
+            Connectivity::Isolated,
+            1,
+        ),
+    ];
+    for (name, all, peers, etcd, want, reachable) in cases {
+        let peers = ids(peers);
+        let a = assess(&Reach {
+            self_id: "a",
+            controllers: all,
+            peers_reachable: &peers,
+            etcd: *etcd,
+        });
+        assert_eq!(a.connectivity, *want, "{name}: {}", a.reason);
+        assert_eq!(a.reachable, *reachable, "{name}");
+        assert_eq!(a.total, all.len(), "{name}");
+        assert_eq!(a.is_isolated(), *want == Connectivity::Isolated, "{name}");
+    }
+}
+
+#[test]
+fn self_missing_from_config_is_counted() {
+    let others = ids(&["b", "c"]);
+    let a = assess(&Reach {
+        self_id: "a",
+        controllers: &others,
+        peers_reachable: &ids(&["b"]),
+        etcd: DOWN,
+    });
+    assert_eq!(a.total, 3);
+    assert_eq!(a.connectivity, Connectivity::EtcdOutage);
+}
+
+#[test]
+fn reasons_name_the_numbers() {
+    let three = ids(&["a", "b", "c"]);
+    let a = assess(&Reach {
+        self_id: "a",
+        controllers: &three,
+        peers_reachable: &BTreeSet::new(),
+        etcd: DOWN,
+    });
+    assert_eq!(a.etcd_unreachable_for, Some(Duration::from_secs(3)));
+    assert!(a.reason.contains("1 of 3"), "{}", a.reason);
+    assert!(a.reason.contains("3000ms"), "{}", a.reason);
+    assert_eq!(a.connectivity.to_string(), "isolated");
+}
+
+#[test]
+fn fence_deadline_is_lease_deadline_minus_margin() {
+    let t0 = Instant::now();
+    let d = FenceDeadline::new(t0, Duration::from_secs(10), Duration::from_secs(2));
+    assert_eq!(d.fence_by, t0 + Duration::from_secs(8));
+    assert_eq!(
+        d.remaining(t0 + Duration::from_secs(3)),
+        Duration::from_secs(5)
+    );
+    assert_eq!(d.remaining(t0 + Duration::from_secs(30)), Duration::ZERO);
+    // Margin beyond the TTL: fence at once.
+    let now = FenceDeadline::new(t0, Duration::from_secs(1), Duration::from_secs(5));
+    assert_eq!(now.fence_by, t0);
+}
+
+#[test]
+fn fence_deadline_grace_never_passes_the_deadline() {
+    let t0 = Instant::now();
+    let d = FenceDeadline::new(t0, Duration::from_secs(10), Duration::from_secs(2));
+    let grace = Duration::from_secs(1);
+    // Isolated early: act after the grace.
+    let since = t0 + Duration::from_secs(3);
+    assert_eq!(d.act_at(since, grace), since + grace);
+    assert!(!d.must_fence(since, since, grace));
+    assert!(d.must_fence(since + grace, since, grace));
+    // Isolated late: the deadline wins over the grace.
+    let late = t0 + Duration::from_millis(7_500);
+    assert_eq!(d.act_at(late, grace), d.fence_by);
+    assert!(d.must_fence(d.fence_by, late, grace));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn isolated_iff_no_etcd_and_no_majority(
+        n in 1usize..12,
+        reach_mask in any::<u16>(),
+        etcd_up in any::<bool>(),
+        down_ms in 0u64..100_000,
+    ) {
+        let all: BTreeSet<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let peers: BTreeSet<String> = (1..n)
+            .filter(|i| reach_mask & (1 << i) != 0)
+            .map(|i| format!("c{i}"))
+            .collect();
+        let etcd = if etcd_up {
+            EtcdReach::Reachable
+        } else {
+            EtcdReach::Unreachable { for_: Duration::from_millis(down_ms) }
+        };
+        let a = assess(&Reach {
+            self_id: "c0",
+            controllers: &all,
+            peers_reachable: &peers,
+            etcd,
+        });
+        // The statement: isolated ⇔ !etcd && reachable + 1 ≤ n / 2.
+        let with_self = peers.len() + 1;
+        prop_assert_eq!(a.is_isolated(), !etcd_up && with_self <= n / 2);
+        prop_assert_eq!(
+            a.connectivity == Connectivity::EtcdOutage,
+            !etcd_up && with_self > n / 2
+        );
+        prop_assert_eq!(a.connectivity == Connectivity::Connected, etcd_up);
+    }
+}

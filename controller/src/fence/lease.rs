@@ -1,0 +1,430 @@
+//! The primary lease: one key per database, `leases/primary/<db>`, attached
+//! to an etcd lease that the controller in the primary's region keeps alive.
+//!
+//! It is how the majority side knows when an unreachable primary is safe to
+//! replace: the keeper's controller fences its region's primaries before
+//! its own deadline for this lease (see
+//! [`FenceDeadline`](crate::fence::isolation::FenceDeadline)), and etcd
+//! deletes the key only after that deadline has passed. So once the leader
+//! has seen the key gone, or its last observation plus the drift margin has
+//! passed, the old primary is either fenced or its controller is dead with
+//! it — see [`crate::fence::gate`].
+//!
+//! Renewals are etcd keep-alives, not writes: the value is written when the
+//! lease is granted and when the primary changes, never at renewal rate.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use etcd_client::{Client, PutOptions};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::fence::isolation::FenceDeadline;
+use crate::store::{CALL_TIMEOUT, Store, StoreError, encode};
+
+/// The leader may have seen a renewal up to this much "late" relative to the
+/// holder's clock; added to every observed expiry.
+pub const DEFAULT_DRIFT_MARGIN: Duration = Duration::from_millis(500);
+
+/// The primary lease's default TTL: twice the leader lease's, so a leader
+/// change (which costs up to one leader TTL) does not by itself let a
+/// primary lease lapse unobserved.
+pub fn default_ttl(leader_ttl: Duration) -> Duration {
+    leader_ttl * 2
+}
+
+/// The JSON value of `leases/primary/<db>`: who renews it, for which
+/// primary, so the leader and an operator can read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseValue {
+    /// The controller id that renews it.
+    pub holder: String,
+    /// That controller's region (the primary's region).
+    pub region: String,
+    /// The member id of the primary it protects.
+    pub primary: String,
+    /// When the value was last written (grant, or a change of primary);
+    /// renewals are keep-alives and do not rewrite it.
+    pub renewed_at: DateTime<Utc>,
+    /// The TTL etcd granted, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// Where the keeper stands, published on a watch channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renewal {
+    /// Local monotonic instant at which the last renewal that etcd
+    /// acknowledged was *sent* (so the lease surely lasts TTL from here).
+    pub last_renewed: Instant,
+    /// When the lease expires unless renewed again: `last_renewed` + TTL.
+    pub deadline: Instant,
+    /// etcd said the lease is gone, or the deadline passed unrenewed. The
+    /// keeper has stopped; start a new one after re-reading the state.
+    pub lost: bool,
+}
+
+/// A held primary lease and the task that keeps it alive. Dropping it stops
+/// renewing and leaves the lease to expire on its own (never revoked: a
+/// controller restart must not let the majority promote around a primary
+/// that is still writable).
+pub struct PrimaryLease {
+    client: Client,
+    key: String,
+    lease: i64,
+    ttl: Duration,
+    value: Mutex<LeaseValue>,
+    status: watch::Receiver<Renewal>,
+    _task: AbortOnDrop,
+}
+
+impl std::fmt::Debug for PrimaryLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrimaryLease")
+            .field("key", &self.key)
+            .field("lease", &self.lease)
+            .field("ttl", &self.ttl)
+            .field("renewal", &*self.status.borrow())
+            .finish()
+    }
+}
+
+impl PrimaryLease {
+    /// Grants a lease of `ttl` (whole seconds, at least one), writes
+    /// `value` under `key` attached to it, and keeps it alive every TTL/3.
+    /// `value.renewed_at` is overwritten with `now`, `value.ttl_ms` with the
+    /// TTL etcd granted.
+    pub async fn start(
+        client: Client,
+        key: String,
+        mut value: LeaseValue,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let mut c = client.clone();
+        let secs = ttl.as_secs_f64().ceil().max(1.0) as i64;
+        let sent = Instant::now();
+        let grant = tokio::time::timeout(CALL_TIMEOUT, c.lease_grant(secs, None)).await??;
+        let lease = grant.id();
+        let ttl = Duration::from_secs(grant.ttl().max(1) as u64);
+        value.renewed_at = now;
+        value.ttl_ms = ttl.as_millis() as u64;
+        let json = encode(&key, &value)?;
+        let put = tokio::time::timeout(
+            CALL_TIMEOUT,
+            c.put(key.clone(), json, Some(PutOptions::new().with_lease(lease))),
+        )
+        .await;
+        if let Err(e) = put
+            .map_err(StoreError::from)
+            .and_then(|r| r.map_err(StoreError::from))
+        {
+            let _ = tokio::time::timeout(CALL_TIMEOUT, c.lease_revoke(lease)).await;
+            return Err(e);
+        }
+        let (tx, status) = watch::channel(Renewal {
+            last_renewed: sent,
+            deadline: sent + ttl,
+            lost: false,
+        });
+        let task = tokio::spawn(keep_alive(client.clone(), lease, ttl, tx));
+        Ok(Self {
+            client,
+            key,
+            lease,
+            ttl,
+            value: Mutex::new(value),
+            status,
+            _task: AbortOnDrop(task),
+        })
+    }
+
+    /// The etcd lease id.
+    pub fn lease_id(&self) -> i64 {
+        self.lease
+    }
+
+    /// The TTL etcd granted.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The key it holds.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The value as last written.
+    pub fn value(&self) -> LeaseValue {
+        self.value.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The current renewal state.
+    pub fn renewal(&self) -> Renewal {
+        *self.status.borrow()
+    }
+
+    /// When the last acknowledged renewal was sent (local monotonic clock).
+    pub fn last_renewed(&self) -> Instant {
+        self.renewal().last_renewed
+    }
+
+    /// When the lease expires unless renewed again.
+    pub fn deadline(&self) -> Instant {
+        self.renewal().deadline
+    }
+
+    /// A receiver of every renewal, for the isolation loop.
+    pub fn subscribe(&self) -> watch::Receiver<Renewal> {
+        self.status.clone()
+    }
+
+    /// By when this controller must have fenced if it is isolated now.
+    pub fn fence_deadline(&self, margin: Duration) -> FenceDeadline {
+        FenceDeadline::new(self.last_renewed(), self.ttl, margin)
+    }
+
+    /// Resolves when the lease is lost (or the keeper ended).
+    pub async fn lost(&self) {
+        let mut rx = self.status.clone();
+        let _ = rx.wait_for(|r| r.lost).await;
+    }
+
+    /// Rewrites the value for a new primary (same lease), e.g. after a
+    /// switchover inside the region.
+    pub async fn set_primary(&self, primary: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut value = self.value();
+        value.primary = primary.to_string();
+        value.renewed_at = now;
+        let json = encode(&self.key, &value)?;
+        let mut c = self.client.clone();
+        tokio::time::timeout(
+            CALL_TIMEOUT,
+            c.put(
+                self.key.clone(),
+                json,
+                Some(PutOptions::new().with_lease(self.lease)),
+            ),
+        )
+        .await??;
+        *self.value.lock().unwrap_or_else(|e| e.into_inner()) = value;
+        Ok(())
+    }
+
+    /// Revokes the lease at once (the key vanishes). Only for when no member
+    /// of this region can be a writable primary of the database any more
+    /// (the primary moved to another region): revoking lets the leader
+    /// promote without waiting for the TTL.
+    pub async fn release(self) -> Result<(), StoreError> {
+        let mut c = self.client.clone();
+        tokio::time::timeout(CALL_TIMEOUT, c.lease_revoke(self.lease)).await??;
+        Ok(())
+    }
+}
+
+/// Renews `lease` every TTL/3 and publishes each acknowledged renewal; marks
+/// it lost and stops when etcd says it is gone or the deadline passes.
+async fn keep_alive(mut client: Client, lease: i64, ttl: Duration, status: watch::Sender<Renewal>) {
+    let period = (ttl / 3).max(Duration::from_millis(100));
+    let mut stream_pair = None;
+    loop {
+        let current = *status.borrow();
+        let lose = |status: &watch::Sender<Renewal>| {
+            status.send_modify(|r| r.lost = true);
+        };
+        if Instant::now() >= current.deadline {
+            lose(&status);
+            return;
+        }
+        if stream_pair.is_none() {
+            let budget = current.deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(budget.min(CALL_TIMEOUT), client.lease_keep_alive(lease))
+                .await
+            {
+                Ok(Ok(pair)) => stream_pair = Some(pair),
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            }
+        }
+        let Some((keeper, stream)) = stream_pair.as_mut() else {
+            continue;
+        };
+        let sent = Instant::now();
+        let budget = current.deadline.saturating_duration_since(sent).min(period);
+        let renewed = tokio::time::timeout(budget, async {
+            keeper.keep_alive().await?;
+            stream.message().await
+        })
+        .await;
+        match renewed {
+            Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
+                let deadline = sent + Duration::from_secs(resp.ttl() as u64);
+                status.send_modify(|r| {
+                    if deadline > r.deadline {
+                        r.last_renewed = sent;
+                        r.deadline = deadline;
+                    }
+                });
+                metrics::counter!("switchyard_primary_lease_renewals_total").increment(1);
+            }
+            Ok(Ok(Some(_))) => {
+                // TTL 0: etcd no longer knows the lease.
+                lose(&status);
+                return;
+            }
+            _ => {
+                stream_pair = None;
+                continue;
+            }
+        }
+        tokio::time::sleep_until(sent + period).await;
+    }
+}
+
+/// One lease as the leader saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedLease {
+    /// What the key held.
+    pub value: LeaseValue,
+    /// The etcd lease id it was attached to.
+    pub lease_id: i64,
+    /// When the leader last saw it present (its wall clock, after the read).
+    pub seen_at: DateTime<Utc>,
+    /// The latest moment the holder can still believe it holds the lease:
+    /// `seen_at` + the TTL etcd said remained (rounded up a second) + the
+    /// drift margin.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What the leader knows of a database's primary lease right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseObservation {
+    /// The key exists: someone renews it.
+    Held(ObservedLease),
+    /// The key does not exist; `last_seen` is the last lease this reader
+    /// saw for the database, if any (its `expires_at` still counts).
+    Absent {
+        /// The last lease seen before it vanished.
+        last_seen: Option<ObservedLease>,
+    },
+    /// etcd could not be read; nothing can be concluded.
+    Unknown {
+        /// Why.
+        error: String,
+    },
+}
+
+/// The leader's view of the primary leases: reads them and remembers the
+/// last one seen per database, so a vanished key still counts until the
+/// expiry observed for it.
+#[derive(Debug)]
+pub struct LeaseReader {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    drift: Duration,
+    seen: Mutex<BTreeMap<String, ObservedLease>>,
+}
+
+impl LeaseReader {
+    /// A reader adding `drift` (see [`DEFAULT_DRIFT_MARGIN`]) to every
+    /// observed expiry.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, drift: Duration) -> Self {
+        Self {
+            store,
+            clock,
+            drift,
+            seen: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Reads `db`'s lease now. Never fails: an unreadable etcd is
+    /// [`LeaseObservation::Unknown`].
+    pub async fn observe(&self, db: &str) -> LeaseObservation {
+        match self.read(db).await {
+            Ok(Some(seen)) => {
+                self.remember(db, seen.clone());
+                LeaseObservation::Held(seen)
+            }
+            Ok(None) => LeaseObservation::Absent {
+                last_seen: self.last_seen(db),
+            },
+            Err(e) => LeaseObservation::Unknown {
+                error: e.to_string(),
+            },
+        }
+    }
+
+    /// The expiry of the last lease seen for `db` (`None` if none was seen).
+    pub fn observed_expiry(&self, db: &str) -> Option<DateTime<Utc>> {
+        self.last_seen(db).map(|s| s.expires_at)
+    }
+
+    /// The last lease seen for `db`.
+    pub fn last_seen(&self, db: &str) -> Option<ObservedLease> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(db)
+            .cloned()
+    }
+
+    fn remember(&self, db: &str, seen: ObservedLease) {
+        let mut map = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        // An observation never moves an expiry backwards (etcd's rounding
+        // can make a later read look a little shorter).
+        let expires_at = match map.get(db) {
+            Some(old) if old.lease_id == seen.lease_id => old.expires_at.max(seen.expires_at),
+            _ => seen.expires_at,
+        };
+        map.insert(db.to_string(), ObservedLease { expires_at, ..seen });
+    }
+
+    async fn read(&self, db: &str) -> Result<Option<ObservedLease>, StoreError> {
+        let key = self.store.keys().primary_lease(db);
+        let mut c = self.store.client();
+        let resp = tokio::time::timeout(CALL_TIMEOUT, c.get(key.clone(), None)).await??;
+        let Some(kv) = resp.kvs().first() else {
+            return Ok(None);
+        };
+        let value: LeaseValue =
+            serde_json::from_slice(kv.value()).map_err(|e| StoreError::BadValue {
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
+        let lease_id = kv.lease();
+        let full = Duration::from_millis(value.ttl_ms);
+        // etcd reports the remaining TTL in whole seconds, truncated.
+        let remaining =
+            match tokio::time::timeout(CALL_TIMEOUT, c.lease_time_to_live(lease_id, None)).await {
+                Ok(Ok(r)) if r.ttl() >= 0 => Duration::from_secs(r.ttl() as u64 + 1).min(full),
+                _ => full,
+            };
+        let seen_at = self.clock.now();
+        Ok(Some(ObservedLease {
+            value,
+            lease_id,
+            seen_at,
+            expires_at: seen_at + to_chrono(remaining + self.drift),
+        }))
+    }
+}
+
+/// A std duration as chrono's (saturating at chrono's range).
+pub fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,178 @@
+//! An automatic database failover end to end: three controller processes on
+//! a real etcd, a real MariaDB primary and two replicas, probes (stand-ins)
+//! reporting the primary down after it is killed with -9. The leader plans
+//! one failover, the executor runs it through the MariaDB adapter once, and
+//! the store records the new primary.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, Cluster, REGIONS};
+use switchyard_tests::MariaDbTopology;
+use switchyard_tests::mariadb::{ADMIN_PASSWORD, ADMIN_USER, REPL_PASSWORD, REPL_USER};
+use switchyard_tests::reports::ReportFleet;
+use switchyard_tests::wait::wait_for;
+
+fn db_target(member: usize) -> String {
+    format!("db:orders/m{member}")
+}
+
+/// The database's state as the store holds it.
+async fn db_state(etcd: &etcd_client::Client, key: &str) -> Result<serde_json::Value, String> {
+    let r = etcd
+        .clone()
+        .get(key, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    r.kvs()
+        .first()
+        .and_then(|kv| serde_json::from_slice(kv.value()).ok())
+        .ok_or_else(|| "no state yet".to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_primary_is_failed_over_once() -> anyhow::Result<()> {
+    let mut db = MariaDbTopology::start(2).await?;
+    let addresses: Vec<String> = (0..3).map(|i| db.address(i)).collect();
+    let cl = Cluster::start_extra(1, Backend::File, |dir| {
+        std::fs::write(dir.join("admin.secret"), ADMIN_PASSWORD).expect("secret");
+        std::fs::write(dir.join("repl.secret"), REPL_PASSWORD).expect("secret");
+        let mut t = format!(
+            "\n[credentials.admin]\nuser = \"{ADMIN_USER}\"\npassword = {{ file = \"{}\" }}\n\
+             \n[credentials.repl]\nuser = \"{REPL_USER}\"\npassword = {{ file = \"{}\" }}\n\
+             \n[[databases]]\nname = \"orders\"\nkind = \"mariadb\"\nmax_lag = \"10s\"\n\
+             credentials = \"admin\"\nreplication_credentials = \"repl\"\n",
+            dir.join("admin.secret").display(),
+            dir.join("repl.secret").display()
+        );
+        for (i, addr) in addresses.iter().enumerate() {
+            t.push_str(&format!(
+                "\n[[databases.members]]\nid = \"m{i}\"\nregion = \"{}\"\naddress = \"{addr}\"\n",
+                REGIONS[i]
+            ));
+        }
+        t
+    })
+    .await?;
+    let mut outcomes = std::collections::BTreeMap::new();
+    for r in REGIONS {
+        for v in REGIONS {
+            outcomes.insert((common::target(r), v.to_string()), true);
+        }
+    }
+    for m in 0..3 {
+        for v in REGIONS {
+            outcomes.insert((db_target(m), v.to_string()), true);
+        }
+    }
+    let fleet = ReportFleet::start(cl.urls(), outcomes, Duration::from_millis(200));
+    cl.wait_leader(None, Duration::from_secs(20)).await?;
+
+    // The leader discovers and records the primary.
+    let state_key = format!("/switchyard/{}/state/databases/orders", cl.cluster);
+    let etcd = cl.etcd.client().await?;
+    wait_for(
+        "the primary to be discovered",
+        Duration::from_secs(20),
+        || async {
+            let v = db_state(&etcd, &state_key).await?;
+            if v["primary"] == "m0" {
+                Ok(())
+            } else {
+                Err(format!("{v}"))
+            }
+        },
+    )
+    .await?;
+
+    db.exec(0, "CREATE DATABASE app").await?;
+    db.exec(0, "CREATE TABLE app.t (id INT PRIMARY KEY)")
+        .await?;
+    db.exec(0, "INSERT INTO app.t VALUES (1), (2), (3)").await?;
+
+    db.kill9(0);
+    fleet.set_all(&db_target(0), &REGIONS, false);
+
+    let state = wait_for(
+        "the failover to be recorded",
+        Duration::from_secs(60),
+        || async {
+            let v = db_state(&etcd, &state_key).await?;
+            if v["primary"] != "m0" {
+                Ok(v)
+            } else {
+                Err(format!("{v}"))
+            }
+        },
+    )
+    .await?;
+    let new_primary: usize = state["primary"]
+        .as_str()
+        .and_then(|p| p.strip_prefix('m'))
+        .and_then(|n| n.parse().ok())
+        .expect("member id");
+    assert_eq!(state["epoch"], 2);
+
+    // The new primary takes writes and has every row; the other replica follows it.
+    assert_eq!(db.variable(new_primary, "read_only").await?, "0");
+    db.exec(new_primary, "INSERT INTO app.t VALUES (4)").await?;
+    let other = 3 - new_primary;
+    let pos = db.variable(new_primary, "gtid_binlog_pos").await?;
+    let waited: Option<i64> = db
+        .query_first(other, &format!("SELECT MASTER_GTID_WAIT('{pos}', 30)"))
+        .await?;
+    assert_eq!(waited, Some(0), "the other replica follows the new primary");
+    let n: Option<i64> = db.query_first(other, "SELECT COUNT(*) FROM app.t").await?;
+    assert_eq!(n, Some(4));
+
+    // Exactly one failover was journaled and done.
+    let journal = cl.journal().await?;
+    let failovers: Vec<_> = journal
+        .iter()
+        .filter(|e| e["action"]["kind"] == "failover")
+        .collect();
+    assert_eq!(failovers.len(), 1, "{journal:#?}");
+    assert_eq!(failovers[0]["status"], "done");
+
+    // An operator's planned switchover back to the other replica, through
+    // the CLI and the leader.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "switchover",
+            "--database",
+            "orders",
+            "--to",
+            &format!("m{other}"),
+            "--wait",
+            "60",
+        ])
+        .arg("--config")
+        .arg(&cl.config)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("done: switched over to m{other}")),
+        "{stdout}"
+    );
+    assert_eq!(db.variable(other, "read_only").await?, "0");
+    assert_eq!(db.variable(new_primary, "read_only").await?, "1");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["failover", "--database", "nope"])
+        .arg("--config")
+        .arg(&cl.config)
+        .output()?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("database \"nope\" is not declared; declared databases: orders")
+    );
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! The MySQL/MariaDB adapter on `mysql_async`: GTID replication, fencing
+//! with `read_only` (MySQL: `super_read_only`) and killed sessions,
+//! promotion and repointing in the order of ARCHITECTURE.md §6.
+//!
+//! The `mariadb` flavor runs against real MariaDB 10.11 servers in this
+//! crate's tests. The `mysql` flavor (MySQL 8) shares every step and
+//! differs only in the SQL of [`flavor`], which is unit-tested against the
+//! replies MySQL's manual documents: no MySQL server runs here.
+//!
+//! On MariaDB an account with `READ_ONLY ADMIN` (or `SUPER` before 10.11)
+//! ignores `read_only`, so applications must not use such accounts: fencing
+//! kills their sessions, but cannot stop them reconnecting and writing.
+
+mod failover;
+pub mod flavor;
+mod observe;
+pub mod processlist;
+mod session;
+pub mod status;
+mod steps;
+mod switchover;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+pub use flavor::{Flavor, GtidMode};
+pub use session::Timeouts;
+
+use crate::error::ReplError;
+use crate::gtid::Position;
+use crate::replica_set::ReplicaSet;
+use crate::report::Report;
+use crate::snapshot::Snapshot;
+use crate::spec::{Credentials, MemberSpec, Rules, split_address};
+
+/// A MySQL or MariaDB replica set with GTID replication.
+#[derive(Debug, Clone)]
+pub struct MySqlReplicaSet {
+    flavor: Flavor,
+    members: Vec<MemberSpec>,
+    rules: Rules,
+    repl: Credentials,
+    timeouts: Timeouts,
+}
+
+impl MySqlReplicaSet {
+    /// Builds the adapter from plain data. `repl_credentials` is the account
+    /// replicas use to connect to their source (`REPLICATION SLAVE`).
+    /// Fails when ids repeat, an address is not `host:port`, or there are no
+    /// members.
+    pub fn new(
+        flavor: Flavor,
+        members: Vec<MemberSpec>,
+        rules: Rules,
+        repl_credentials: Credentials,
+    ) -> Result<Self, ReplError> {
+        if members.is_empty() {
+            return Err(ReplError::InvalidSpec {
+                detail: "no members".to_string(),
+            });
+        }
+        let mut ids = BTreeSet::new();
+        for m in &members {
+            if !ids.insert(m.id.as_str()) {
+                return Err(ReplError::InvalidSpec {
+                    detail: format!("member id {:?} appears twice", m.id),
+                });
+            }
+            for a in [m.address.as_str(), m.source_address()] {
+                if split_address(a).is_none() {
+                    return Err(ReplError::InvalidSpec {
+                        detail: format!("member {}: address {a:?} is not host:port", m.id),
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            flavor,
+            members,
+            rules,
+            repl: repl_credentials,
+            timeouts: Timeouts::default(),
+        })
+    }
+
+    /// Replaces the default connect (2 s) and statement (10 s) timeouts.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// The flavor it speaks.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
+    /// The members it was built with.
+    pub fn members(&self) -> &[MemberSpec] {
+        &self.members
+    }
+
+    /// The promotion rules.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    fn spec(&self, id: &str) -> Result<&MemberSpec, ReplError> {
+        self.members
+            .iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| ReplError::UnknownMember {
+                member: id.to_string(),
+                known: self.members.iter().map(|m| m.id.clone()).collect(),
+            })
+    }
+}
+
+#[async_trait::async_trait]
+impl ReplicaSet for MySqlReplicaSet {
+    async fn observe(&self) -> Result<Snapshot, ReplError> {
+        Ok(observe::observe_all(self.flavor, &self.members, self.timeouts).await)
+    }
+
+    async fn fence(&self, member: &str) -> Result<(), ReplError> {
+        self.do_fence(member).await.map(|_| ())
+    }
+
+    async fn promote(&self, member: &str) -> Result<(), ReplError> {
+        self.do_promote(member).await.map(|_| ())
+    }
+
+    async fn repoint(&self, member: &str, to: &str) -> Result<(), ReplError> {
+        self.do_repoint(member, to).await.map(|_| ())
+    }
+
+    async fn wait_caught_up(
+        &self,
+        member: &str,
+        position: &Position,
+        timeout: Duration,
+    ) -> Result<(), ReplError> {
+        self.do_wait(member, position, timeout).await
+    }
+
+    async fn switchover(&self, to: &str, timeout: Duration) -> Result<Report, ReplError> {
+        self.run_switchover(to, timeout).await
+    }
+
+    async fn failover(
+        &self,
+        to: Option<&str>,
+        force: bool,
+        expected_old_primary: Option<&str>,
+    ) -> Result<Report, ReplError> {
+        self.run_failover(to, force, expected_old_primary).await
+    }
+}

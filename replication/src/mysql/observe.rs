@@ -1,0 +1,83 @@
+//! Reading members: all at once, each bounded, failures kept as data.
+
+use tokio::task::JoinSet;
+
+use super::flavor::Flavor;
+use super::session::{Session, Timeouts, contact_error};
+use super::status::{member_state, parse_replica_status, parse_variables};
+use crate::error::ReplError;
+use crate::snapshot::{MemberState, Snapshot};
+use crate::spec::MemberSpec;
+
+/// Reads every member concurrently and assembles the snapshot.
+pub(super) async fn observe_all(
+    flavor: Flavor,
+    members: &[MemberSpec],
+    timeouts: Timeouts,
+) -> Snapshot {
+    let mut tasks = JoinSet::new();
+    for (i, spec) in members.iter().enumerate() {
+        let (spec, all) = (spec.clone(), members.to_vec());
+        tasks.spawn(async move { (i, read_member(flavor, &spec, &all, timeouts).await) });
+    }
+    let mut states: Vec<Option<MemberState>> = vec![None; members.len()];
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((i, state)) = done {
+            states[i] = Some(state);
+        }
+    }
+    let states = states
+        .into_iter()
+        .zip(members)
+        .map(|(s, spec)| s.unwrap_or_else(|| MemberState::unread(spec)))
+        .collect();
+    Snapshot::assemble(states)
+}
+
+/// Reads one member; an error becomes an unreachable member with its reason.
+pub(super) async fn read_member(
+    flavor: Flavor,
+    spec: &MemberSpec,
+    all: &[MemberSpec],
+    timeouts: Timeouts,
+) -> MemberState {
+    let result = async {
+        let mut s = Session::open(spec, timeouts).await?;
+        let r = read_on(&mut s, flavor, spec, all).await;
+        s.close().await;
+        r
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        let mut m = MemberState::unread(spec);
+        m.contact_error = Some(contact_error(&e));
+        m
+    })
+}
+
+/// Reads one member on an open session.
+pub(super) async fn read_on(
+    s: &mut Session,
+    flavor: Flavor,
+    spec: &MemberSpec,
+    all: &[MemberSpec],
+) -> Result<MemberState, ReplError> {
+    let bad = |what: &str, detail: String| ReplError::Command {
+        member: spec.id.clone(),
+        statement: what.to_string(),
+        detail,
+    };
+    let vars = s.rows(flavor.variables_query()).await?;
+    let vars = vars
+        .first()
+        .ok_or_else(|| bad(flavor.variables_query(), "no row".into()))?;
+    let vars = parse_variables(flavor, vars).map_err(|e| bad(flavor.variables_query(), e))?;
+    let status = s.rows(flavor.status_query()).await?;
+    let status = match status.first() {
+        Some(row) => {
+            parse_replica_status(flavor, row).map_err(|e| bad(flavor.status_query(), e))?
+        }
+        None => None,
+    };
+    Ok(member_state(spec, all, vars, status))
+}

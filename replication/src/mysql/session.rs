@@ -1,0 +1,226 @@
+//! Talking to one member: a fresh connection per operation, every step
+//! bounded by a timeout, and driver errors turned into [`ReplError`]s that
+//! say whether the member was unreachable or refused us.
+//!
+//! A fresh connection (rather than a pool) is deliberate: a pool hides a
+//! dead member behind a stale connection, and fencing kills every client
+//! session, pooled ones included.
+
+use std::future::Future;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, Row, Value};
+
+use super::status::Columns;
+use crate::error::ReplError;
+use crate::snapshot::{ContactError, ContactErrorKind};
+use crate::spec::{MemberSpec, split_address};
+
+/// How long each kind of step may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting and logging in.
+    pub connect: Duration,
+    /// One ordinary statement (not a wait for catch-up).
+    pub statement: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(2),
+            statement: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One open connection to a member.
+pub struct Session {
+    conn: Conn,
+    who: Who,
+    statement_timeout: Duration,
+}
+
+/// Member and user, for errors.
+#[derive(Clone)]
+struct Who {
+    member: String,
+    address: String,
+    user: String,
+}
+
+/// Server error codes that mean "you may not": bad login or missing grant.
+const ACCESS_DENIED: &[u16] = &[1044, 1045, 1142, 1227, 1698, 1873];
+
+impl Session {
+    /// Connects to `spec` within `timeouts.connect`.
+    pub async fn open(spec: &MemberSpec, timeouts: Timeouts) -> Result<Session, ReplError> {
+        let (host, port) = split_address(&spec.address).ok_or_else(|| ReplError::InvalidSpec {
+            detail: format!(
+                "member {}: address {:?} is not host:port",
+                spec.id, spec.address
+            ),
+        })?;
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(host)
+            .tcp_port(port)
+            .user(Some(spec.credentials.user.clone()))
+            .pass(Some(spec.credentials.password.clone()))
+            .prefer_socket(false);
+        let conn = match tokio::time::timeout(timeouts.connect, Conn::new(opts)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(classify(spec, "connect", &e)),
+            Err(_) => {
+                return Err(ReplError::Unreachable {
+                    member: spec.id.clone(),
+                    address: spec.address.clone(),
+                    detail: format!("no answer within {:?}", timeouts.connect),
+                });
+            }
+        };
+        Ok(Session {
+            conn,
+            who: Who {
+                member: spec.id.clone(),
+                address: spec.address.clone(),
+                user: spec.credentials.user.clone(),
+            },
+            statement_timeout: timeouts.statement,
+        })
+    }
+
+    /// The server's id for this connection (to spare it when fencing).
+    pub fn connection_id(&self) -> u64 {
+        u64::from(self.conn.id())
+    }
+
+    /// Runs one statement.
+    pub async fn exec(&mut self, sql: &str) -> Result<(), ReplError> {
+        self.exec_shown(sql, sql).await
+    }
+
+    /// Runs `sql`, naming it `shown` in errors (for statements with secrets).
+    pub async fn exec_shown(&mut self, sql: &str, shown: &str) -> Result<(), ReplError> {
+        let t = self.statement_timeout;
+        let who = self.who.clone();
+        bounded(&who, shown, t, self.conn.query_drop(sql)).await
+    }
+
+    /// Runs a query and returns its rows as column-name → text maps.
+    pub async fn rows(&mut self, sql: &str) -> Result<Vec<Columns>, ReplError> {
+        let t = self.statement_timeout;
+        self.rows_within(sql, t).await
+    }
+
+    /// Like [`Session::rows`], with its own time limit (for waits).
+    pub async fn rows_within(&mut self, sql: &str, t: Duration) -> Result<Vec<Columns>, ReplError> {
+        let who = self.who.clone();
+        let rows: Vec<Row> = bounded(&who, sql, t, self.conn.query(sql)).await?;
+        Ok(rows.into_iter().map(columns).collect())
+    }
+
+    /// Closes the connection politely (errors ignored: it is going anyway).
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.disconnect()).await;
+    }
+}
+
+async fn bounded<T>(
+    who: &Who,
+    shown: &str,
+    t: Duration,
+    fut: impl Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, ReplError> {
+    match tokio::time::timeout(t, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(command_error(who, shown, &e)),
+        Err(_) => Err(ReplError::Command {
+            member: who.member.clone(),
+            statement: shown.to_string(),
+            detail: format!("no answer within {t:?}"),
+        }),
+    }
+}
+
+fn command_error(who: &Who, shown: &str, e: &mysql_async::Error) -> ReplError {
+    let member = who.member.clone();
+    match e {
+        mysql_async::Error::Server(s) if ACCESS_DENIED.contains(&s.code) => {
+            ReplError::AccessDenied {
+                member,
+                user: who.user.clone(),
+                detail: format!("error {}: {} (running {shown})", s.code, s.message),
+            }
+        }
+        mysql_async::Error::Server(_) => ReplError::Command {
+            member,
+            statement: shown.to_string(),
+            detail: e.to_string(),
+        },
+        // The connection broke mid-statement: the member went away.
+        _ => ReplError::Unreachable {
+            member,
+            address: who.address.clone(),
+            detail: format!("{e} (running {shown})"),
+        },
+    }
+}
+
+/// Connection-time errors: refused login vs nobody answering.
+fn classify(spec: &MemberSpec, what: &str, e: &mysql_async::Error) -> ReplError {
+    match e {
+        mysql_async::Error::Server(s) if ACCESS_DENIED.contains(&s.code) => {
+            ReplError::AccessDenied {
+                member: spec.id.clone(),
+                user: spec.credentials.user.clone(),
+                detail: format!("error {}: {}", s.code, s.message),
+            }
+        }
+        mysql_async::Error::Server(s) => ReplError::Command {
+            member: spec.id.clone(),
+            statement: what.to_string(),
+            detail: format!("error {}: {}", s.code, s.message),
+        },
+        other => ReplError::Unreachable {
+            member: spec.id.clone(),
+            address: spec.address.clone(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// The observation-side view of an error.
+pub fn contact_error(e: &ReplError) -> ContactError {
+    let (kind, detail) = match e {
+        ReplError::Unreachable { detail, .. } => (ContactErrorKind::Unreachable, detail.clone()),
+        ReplError::AccessDenied { detail, .. } => (ContactErrorKind::AccessDenied, detail.clone()),
+        other => (ContactErrorKind::Failed, other.to_string()),
+    };
+    ContactError { kind, detail }
+}
+
+fn columns(row: Row) -> Columns {
+    let names: Vec<String> = row
+        .columns_ref()
+        .iter()
+        .map(|c| c.name_str().into_owned())
+        .collect();
+    names
+        .into_iter()
+        .zip(row.unwrap_raw())
+        .map(|(n, v)| (n, v.and_then(text)))
+        .collect()
+}
+
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::NULL => None,
+        Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::UInt(u) => Some(u.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Double(d) => Some(d.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}

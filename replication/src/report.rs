@@ -1,0 +1,93 @@
+//! What a switchover or failover did, for the journal, history and the CLI.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Which orchestration produced a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// Planned, zero-loss change of primary.
+    Switchover,
+    /// Unplanned replacement of a failed primary.
+    Failover,
+}
+
+/// The outcome of a switchover or failover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Which orchestration.
+    pub operation: Operation,
+    /// The primary before (if one was known).
+    pub old_primary: Option<String>,
+    /// The primary after.
+    pub new_primary: String,
+    /// False when the replica set was already as requested and nothing was
+    /// changed (a repeated call, e.g. after the executor restarted).
+    pub changed: bool,
+    /// What was done, in order, in words (for history).
+    pub steps: Vec<String>,
+    /// Why this member was chosen (candidate selection's reasons).
+    pub reasons: Vec<String>,
+    /// Transactions the old primary has that the new one lacks: lost to
+    /// clients unless recovered by hand. `None` when the old primary could
+    /// not be read (they are listed when it comes back: see
+    /// [`crate::MemberState::errant`]).
+    pub lost_transactions: Option<Vec<String>>,
+    /// Errant transactions found on replicas (member, GTIDs).
+    pub errant: Vec<(String, Vec<String>)>,
+    /// Members left as they were instead of following the new primary, and
+    /// why (unreachable, diverged, …).
+    pub not_repointed: Vec<(String, String)>,
+    /// How long the old primary was read-only before the new one became
+    /// writable, as measured by the adapter (`None` when no fence was set).
+    pub read_only_window: Option<Duration>,
+}
+
+impl Report {
+    /// An empty report, filled in as an orchestration goes.
+    pub fn new(operation: Operation, old_primary: Option<String>, new_primary: &str) -> Self {
+        Self {
+            operation,
+            old_primary,
+            new_primary: new_primary.to_string(),
+            changed: false,
+            steps: Vec::new(),
+            reasons: Vec::new(),
+            lost_transactions: None,
+            errant: Vec::new(),
+            not_repointed: Vec::new(),
+            read_only_window: None,
+        }
+    }
+
+    /// Records a step that changed something.
+    pub fn did(&mut self, step: impl Into<String>) {
+        self.changed = true;
+        let step = step.into();
+        tracing::info!(step = %step, "replication");
+        self.steps.push(step);
+    }
+
+    /// Records a finding that changed nothing.
+    pub fn noted(&mut self, note: impl Into<String>) {
+        self.steps.push(note.into());
+    }
+}
+
+/// Measures the write-unavailability window from the fence on.
+#[derive(Debug, Default)]
+pub(crate) struct WindowClock {
+    fenced_at: Option<Instant>,
+}
+
+impl WindowClock {
+    pub(crate) fn fenced(&mut self) {
+        self.fenced_at.get_or_insert_with(Instant::now);
+    }
+
+    pub(crate) fn writable(&self) -> Option<Duration> {
+        self.fenced_at.map(|t| t.elapsed())
+    }
+}

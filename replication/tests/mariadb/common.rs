@@ -1,0 +1,264 @@
+//! What every MariaDB test needs: a topology of real servers with an
+//! adapter over it, an application user that `read_only` applies to, and
+//! polling helpers. Also compiled into the switchover benchmark.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder};
+use switchyard_replication::{
+    Credentials, Flavor, MemberSpec, MemberState, MySqlReplicaSet, ReplicaSet, Rules, Snapshot,
+};
+use switchyard_tests::MariaDbTopology;
+use switchyard_tests::mariadb::{ADMIN_PASSWORD, ADMIN_USER, REPL_PASSWORD, REPL_USER};
+use switchyard_tests::wait::wait_for;
+use tokio::time::Instant;
+
+/// The application's login: no `READ_ONLY ADMIN`, so `read_only` stops it.
+pub const APP_USER: &str = "app";
+/// Its password.
+pub const APP_PASSWORD: &str = "app-test";
+/// How long tests wait for a condition before failing.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Member `i` of the topology is member id `db{i}`.
+pub fn id(i: usize) -> String {
+    format!("db{i}")
+}
+
+/// A running topology and the adapter over it.
+pub struct Lab {
+    /// The servers (dropped last: they stop with it).
+    pub topo: MariaDbTopology,
+    /// The adapter under test.
+    pub set: MySqlReplicaSet,
+}
+
+/// The specs of every member, with the admin login.
+pub fn specs(topo: &MariaDbTopology) -> Vec<MemberSpec> {
+    (0..topo.len())
+        .map(|i| {
+            MemberSpec::new(
+                id(i),
+                "local",
+                topo.address(i),
+                Credentials::new(ADMIN_USER, ADMIN_PASSWORD),
+            )
+        })
+        .collect()
+}
+
+/// Rules for tests: generous lag, a short catch-up.
+pub fn rules() -> Rules {
+    Rules {
+        max_lag: Duration::from_secs(10),
+        catch_up_timeout: Duration::from_secs(5),
+        ..Rules::default()
+    }
+}
+
+/// The adapter over `specs`.
+pub fn replica_set(specs: Vec<MemberSpec>, rules: Rules) -> MySqlReplicaSet {
+    MySqlReplicaSet::new(
+        Flavor::MariaDb,
+        specs,
+        rules,
+        Credentials::new(REPL_USER, REPL_PASSWORD),
+    )
+    .expect("valid specs")
+}
+
+impl Lab {
+    /// A primary and two replicas, the `app` schema and user created and
+    /// replicated everywhere.
+    pub async fn start() -> anyhow::Result<Lab> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`Lab::start`], letting the test adjust the specs.
+    pub async fn start_with(adjust: impl FnOnce(&mut Vec<MemberSpec>)) -> anyhow::Result<Lab> {
+        Self::start_n(2, adjust).await
+    }
+
+    /// A primary and `replicas` replicas, specs adjusted by `adjust`.
+    pub async fn start_n(
+        replicas: usize,
+        adjust: impl FnOnce(&mut Vec<MemberSpec>),
+    ) -> anyhow::Result<Lab> {
+        let topo = start_topology(replicas).await?;
+        for sql in [
+            "CREATE DATABASE app",
+            "CREATE TABLE app.t (id BIGINT PRIMARY KEY, note VARCHAR(64) NOT NULL DEFAULT '')",
+            &format!("CREATE USER '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}'"),
+            &format!("GRANT SELECT, INSERT ON app.* TO '{APP_USER}'@'%'"),
+        ] {
+            topo.exec(0, sql).await?;
+        }
+        let mut specs = specs(&topo);
+        adjust(&mut specs);
+        let lab = Lab {
+            set: replica_set(specs, rules()),
+            topo,
+        };
+        let all: Vec<usize> = (1..=replicas).collect();
+        lab.wait_caught_up(&all).await?;
+        Ok(lab)
+    }
+
+    /// Restarts member `i`.
+    pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        self.topo.restart(i).await
+    }
+
+    /// Observes, failing the test if observing fails.
+    pub async fn observe(&self) -> Snapshot {
+        self.set.observe().await.expect("observe")
+    }
+
+    /// Waits until every member in `members` has applied all the observed
+    /// primary has.
+    pub async fn wait_caught_up(&self, members: &[usize]) -> anyhow::Result<()> {
+        wait_for("replicas to catch up", PATIENCE, || async move {
+            let s = self.set.observe().await.map_err(|e| e.to_string())?;
+            let p = s
+                .primary_state()
+                .and_then(|m| m.position.clone())
+                .ok_or("primary position unknown")?;
+            for &i in members {
+                let m = s.member(&id(i)).ok_or("no member")?;
+                let have = m.position.as_ref().ok_or("position unknown")?;
+                if !have.contains(&p) {
+                    return Err(format!("{} at {have}, primary at {p}", m.id));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Waits until `pred` holds for member `i`'s observed state.
+    pub async fn wait_member(
+        &self,
+        i: usize,
+        what: &str,
+        pred: impl Fn(&MemberState) -> bool,
+    ) -> anyhow::Result<MemberState> {
+        let pred = &pred;
+        wait_for(what, PATIENCE, || async move {
+            let s = self.set.observe().await.map_err(|e| e.to_string())?;
+            let m = s.member(&id(i)).cloned().ok_or("no member")?;
+            if pred(&m) {
+                Ok(m)
+            } else {
+                Err(format!("{m:?}"))
+            }
+        })
+        .await
+    }
+
+    /// Inserts `n` rows on member `i` as the admin (ids from `first`).
+    pub async fn insert_admin(&self, i: usize, first: u64, n: u64) -> anyhow::Result<()> {
+        for id in first..first + n {
+            self.topo
+                .exec(i, &format!("INSERT INTO app.t (id) VALUES ({id})"))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Every id in `app.t` on member `i`.
+    pub async fn ids_on(&self, i: usize) -> anyhow::Result<BTreeSet<u64>> {
+        let rows: Vec<u64> = self.topo.query(i, "SELECT id FROM app.t").await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// What the servers look like, to prove that a refused call changed
+    /// nothing: per member read_only, binlog state and replication source.
+    pub async fn fingerprint(&self) -> anyhow::Result<Vec<String>> {
+        let all: Vec<usize> = (0..self.topo.len()).collect();
+        self.fingerprint_alive(&all).await
+    }
+
+    /// [`Lab::fingerprint`] of the members still running.
+    pub async fn fingerprint_alive(&self, members: &[usize]) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for &i in members {
+            let ro = self.topo.variable(i, "read_only").await?;
+            let state = self.topo.variable(i, "gtid_binlog_state").await?;
+            let row: Option<mysql_async::Row> =
+                self.topo.query_first(i, "SHOW SLAVE STATUS").await?;
+            let src = row
+                .map(|r| {
+                    let h: Option<String> = r.get("Master_Host");
+                    let p: Option<String> = r.get("Master_Port");
+                    let sql: Option<String> = r.get("Slave_SQL_Running");
+                    format!("{h:?}:{p:?} sql={sql:?}")
+                })
+                .unwrap_or_else(|| "no source".into());
+            out.push(format!("{i}: read_only={ro} state={state} {src}"));
+        }
+        Ok(out)
+    }
+}
+
+/// Starts a topology, retrying a start that failed.
+///
+/// The fixture's servers all use the default `tmpdir` (`/tmp`), and every
+/// `mariadbd` that starts (bootstrap included) deletes all `#sql*` files
+/// there — other servers' temporary tables — so a bootstrap running while
+/// another test starts a server can fail ("Unknown table
+/// 'mysql.tmp_proxies_priv'"). The fixture should give each member its own
+/// `--tmpdir`; until it does, a failed start is retried.
+pub async fn start_topology(replicas: usize) -> anyhow::Result<MariaDbTopology> {
+    let mut last = None;
+    for attempt in 1..=START_ATTEMPTS {
+        let t = Instant::now();
+        match MariaDbTopology::start(replicas).await {
+            Ok(topo) => {
+                eprintln!(
+                    "lab: {} servers started in {:?} (attempt {attempt})",
+                    replicas + 1,
+                    t.elapsed()
+                );
+                return Ok(topo);
+            }
+            Err(e) => {
+                eprintln!(
+                    "lab: start attempt {attempt} failed after {:?}: {e:#}",
+                    t.elapsed()
+                );
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.expect("at least one attempt"))
+}
+
+/// How many times a topology start is tried (see [`start_topology`]).
+const START_ATTEMPTS: usize = 4;
+
+/// An application login to member `port`.
+pub async fn app_conn(port: u16) -> anyhow::Result<Conn> {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port)
+        .user(Some(APP_USER))
+        .pass(Some(APP_PASSWORD))
+        .prefer_socket(false);
+    let c = tokio::time::timeout(Duration::from_secs(2), Conn::new(opts))
+        .await
+        .context("connect timed out")??;
+    Ok(c)
+}
+
+/// One insert as the application on member `port`.
+pub async fn app_insert(port: u16, id: u64) -> anyhow::Result<()> {
+    let mut c = app_conn(port).await?;
+    c.query_drop(format!("INSERT INTO app.t (id) VALUES ({id})"))
+        .await?;
+    c.disconnect().await.ok();
+    Ok(())
+}

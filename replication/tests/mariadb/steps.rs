@@ -1,0 +1,90 @@
+//! The primitive steps, each repeatable: fence, promote, repoint, wait.
+
+use std::time::Duration;
+
+use switchyard_replication::{ReplicaSet, Role};
+
+use crate::common::{Lab, app_insert};
+
+#[tokio::test]
+async fn steps_are_idempotent() -> anyhow::Result<()> {
+    let lab = Lab::start().await?;
+    let port0 = lab.topo.port(0);
+    app_insert(port0, 1).await?;
+
+    // Fencing stops the application's writes and ends its sessions; twice is fine.
+    let mut idle = crate::common::app_conn(port0).await?;
+    lab.set.fence("db0").await?;
+    lab.set.fence("db0").await?;
+    assert!(
+        app_insert(port0, 2).await.is_err(),
+        "a fenced primary takes no writes"
+    );
+    use mysql_async::prelude::Queryable;
+    assert!(
+        idle.query_drop("SELECT 1").await.is_err(),
+        "its session was killed"
+    );
+    let snap = lab.observe().await;
+    assert_eq!(snap.member("db0").unwrap().role, Role::Fenced);
+    assert_eq!(
+        snap.primary.as_deref(),
+        Some("db0"),
+        "the replicas still follow it"
+    );
+
+    // Promoting the fenced primary makes it writable again; twice is a no-op.
+    lab.set.promote("db0").await?;
+    lab.wait_caught_up(&[1, 2]).await?;
+    let before = lab.fingerprint().await?;
+    lab.set.promote("db0").await?;
+    let after = lab.fingerprint().await?;
+    assert_eq!(after, before);
+    app_insert(port0, 3).await?;
+
+    // Repointing a replica to the source it follows changes nothing.
+    lab.wait_caught_up(&[1, 2]).await?;
+    let before = lab.fingerprint().await?;
+    lab.set.repoint("db1", "db0").await?;
+    assert_eq!(lab.fingerprint().await?, before);
+
+    // Waiting for a position already applied returns at once; one that
+    // will arrive is waited for.
+    let p = lab
+        .observe()
+        .await
+        .primary_state()
+        .unwrap()
+        .position
+        .clone()
+        .unwrap();
+    lab.set
+        .wait_caught_up("db1", &p, Duration::from_secs(10))
+        .await?;
+    app_insert(port0, 4).await?;
+    let p = lab
+        .observe()
+        .await
+        .primary_state()
+        .unwrap()
+        .position
+        .clone()
+        .unwrap();
+    lab.set
+        .wait_caught_up("db2", &p, Duration::from_secs(10))
+        .await?;
+    assert!(lab.ids_on(2).await?.contains(&4));
+
+    // Chained replication: db2 follows db1, then db0 again.
+    lab.set.repoint("db2", "db1").await?;
+    let m = lab
+        .wait_member(2, "db2 to follow db1", |m| {
+            m.source.as_deref() == Some("db1") && m.sql_running && m.io_running
+        })
+        .await?;
+    assert_eq!(m.read_only, Some(true));
+    app_insert(port0, 5).await?;
+    lab.wait_caught_up(&[2]).await?;
+    lab.set.repoint("db2", "db0").await?;
+    Ok(())
+}
