@@ -296,17 +296,7 @@ fn ops_command<Fut>(fut: Fut) -> anyhow::Result<i32>
 where
     Fut: std::future::Future<Output = Result<(), ops::OpsError>>,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    Ok(match runtime.block_on(fut) {
-        Ok(()) => 0,
-        Err(ops::OpsError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
-    })
+    ops_code(async { fut.await.map(|()| 0) })
 }
 
 /// Like [`ops_command`] for commands that choose their own exit code.

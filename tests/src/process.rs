@@ -134,11 +134,18 @@ impl FixtureProcess {
         self.paused = false;
     }
 
-    /// SIGSTOP: the process is alive but does nothing (a hung or partitioned node).
+    /// SIGSTOP: the process is alive but does nothing (a hung or partitioned
+    /// node). Returns once the kernel reports every thread stopped, so a
+    /// request sent after `pause` cannot be served by the paused process.
     pub fn pause(&mut self) {
         if let Some(c) = &self.child {
-            signal(c.id(), libc::SIGSTOP);
+            let pid = c.id();
+            signal(pid, libc::SIGSTOP);
             self.paused = true;
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !all_threads_stopped(pid) && Instant::now() < deadline {
+                std::thread::yield_now();
+            }
         }
     }
 
@@ -207,4 +214,21 @@ fn set_parent_death_signal(cmd: &mut Command) {
             Ok(())
         });
     }
+}
+
+/// True when every thread of `pid` is in the stopped state (`T`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .map(|rest| rest.trim_start().starts_with('T'))
+            })
+            .unwrap_or(true)
+    })
 }

@@ -240,6 +240,12 @@ impl Executor {
         Ok(entry)
     }
 
+    fn replica_set(&self, database: &str) -> Result<&Arc<dyn ReplicaSet>, ActionError> {
+        self.databases.get(database).ok_or_else(|| {
+            ActionError::Unsupported(format!("database {database} is not configured"))
+        })
+    }
+
     /// Does the action if the world is not already as it says.
     async fn perform(&self, action: &ActionSpec) -> Result<Performed, ActionError> {
         match action {
@@ -260,9 +266,7 @@ impl Executor {
                 database,
                 to_member,
             } => {
-                let set = self.databases.get(database).ok_or_else(|| {
-                    ActionError::Unsupported(format!("database {database} is not configured"))
-                })?;
+                let set = self.replica_set(database)?;
                 let report = set
                     .switchover(to_member, SWITCHOVER_TIMEOUT)
                     .await
@@ -283,9 +287,7 @@ impl Executor {
                 to_member,
                 force,
             } => {
-                let set = self.databases.get(database).ok_or_else(|| {
-                    ActionError::Unsupported(format!("database {database} is not configured"))
-                })?;
+                let set = self.replica_set(database)?;
                 // Idempotent: naming the primary being replaced makes a
                 // repeated call (after a crash) a no-op once it is done.
                 let report = set

@@ -25,6 +25,8 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::fence::isolation::FenceDeadline;
+pub use crate::store::keepalive::Renewal;
+use crate::store::keepalive::keep_alive;
 use crate::store::{CALL_TIMEOUT, Store, StoreError, encode};
 
 /// The leader may have seen a renewal up to this much "late" relative to the
@@ -53,19 +55,6 @@ pub struct LeaseValue {
     pub renewed_at: DateTime<Utc>,
     /// The TTL etcd granted, in milliseconds.
     pub ttl_ms: u64,
-}
-
-/// Where the keeper stands, published on a watch channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Renewal {
-    /// Local monotonic instant at which the last renewal that etcd
-    /// acknowledged was *sent* (so the lease surely lasts TTL from here).
-    pub last_renewed: Instant,
-    /// When the lease expires unless renewed again: `last_renewed` + TTL.
-    pub deadline: Instant,
-    /// etcd said the lease is gone, or the deadline passed unrenewed. The
-    /// keeper has stopped; start a new one after re-reading the state.
-    pub lost: bool,
 }
 
 /// A held primary lease and the task that keeps it alive. Dropping it stops
@@ -131,7 +120,9 @@ impl PrimaryLease {
             deadline: sent + ttl,
             lost: false,
         });
-        let task = tokio::spawn(keep_alive(client.clone(), lease, ttl, tx));
+        let task = tokio::spawn(keep_alive(client.clone(), lease, ttl, tx, || {
+            metrics::counter!("switchyard_primary_lease_renewals_total").increment(1);
+        }));
         Ok(Self {
             client,
             key,
@@ -223,67 +214,6 @@ impl PrimaryLease {
         let mut c = self.client.clone();
         tokio::time::timeout(CALL_TIMEOUT, c.lease_revoke(self.lease)).await??;
         Ok(())
-    }
-}
-
-/// Renews `lease` every TTL/3 and publishes each acknowledged renewal; marks
-/// it lost and stops when etcd says it is gone or the deadline passes.
-async fn keep_alive(mut client: Client, lease: i64, ttl: Duration, status: watch::Sender<Renewal>) {
-    let period = (ttl / 3).max(Duration::from_millis(100));
-    let mut stream_pair = None;
-    loop {
-        let current = *status.borrow();
-        let lose = |status: &watch::Sender<Renewal>| {
-            status.send_modify(|r| r.lost = true);
-        };
-        if Instant::now() >= current.deadline {
-            lose(&status);
-            return;
-        }
-        if stream_pair.is_none() {
-            let budget = current.deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(budget.min(CALL_TIMEOUT), client.lease_keep_alive(lease))
-                .await
-            {
-                Ok(Ok(pair)) => stream_pair = Some(pair),
-                _ => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            }
-        }
-        let Some((keeper, stream)) = stream_pair.as_mut() else {
-            continue;
-        };
-        let sent = Instant::now();
-        let budget = current.deadline.saturating_duration_since(sent).min(period);
-        let renewed = tokio::time::timeout(budget, async {
-            keeper.keep_alive().await?;
-            stream.message().await
-        })
-        .await;
-        match renewed {
-            Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
-                let deadline = sent + Duration::from_secs(resp.ttl() as u64);
-                status.send_modify(|r| {
-                    if deadline > r.deadline {
-                        r.last_renewed = sent;
-                        r.deadline = deadline;
-                    }
-                });
-                metrics::counter!("switchyard_primary_lease_renewals_total").increment(1);
-            }
-            Ok(Ok(Some(_))) => {
-                // TTL 0: etcd no longer knows the lease.
-                lose(&status);
-                return;
-            }
-            _ => {
-                stream_pair = None;
-                continue;
-            }
-        }
-        tokio::time::sleep_until(sent + period).await;
     }
 }
 

@@ -49,21 +49,13 @@ pub async fn run(lab: &mut Lab, out: &mut dyn Write) -> anyhow::Result<()> {
     say(out, "failing us-east's endpoint (HTTP 500)")?;
     lab.endpoints[0].set_mode(HttpMode::Failing).await?;
     let t = Instant::now();
-    wait_for("us-east evacuated", STEP_TIMEOUT, || async {
-        let w = weights(&etcd).await?;
-        if w.get("us-east") == Some(&0) {
-            Ok(())
-        } else {
-            Err(format!("{w:?}"))
-        }
-    })
-    .await?;
+    let seen = wait_weight(&etcd, "us-east", 0).await?;
     say(
         out,
         &format!(
             "us-east evacuated after {:.1}s: {:?}",
             t.elapsed().as_secs_f64(),
-            weights(&etcd).await.unwrap_or_default()
+            seen.last().cloned().unwrap_or_default()
         ),
     )?;
     show_dns(lab, 1, out)?;
@@ -72,21 +64,9 @@ pub async fn run(lab: &mut Lab, out: &mut dyn Write) -> anyhow::Result<()> {
     say(out, "healing us-east's endpoint")?;
     lab.endpoints[0].set_mode(HttpMode::Healthy).await?;
     let t = Instant::now();
-    let last = std::sync::Mutex::new(BTreeMap::new());
-    wait_for("us-east back at full weight", STEP_TIMEOUT, || async {
-        let w = weights(&etcd).await?;
-        let mut seen = last.lock().unwrap_or_else(|e| e.into_inner());
-        if *seen != w {
-            println!("lab:   weights now {w:?}");
-            seen.clone_from(&w);
-        }
-        if w.get("us-east") == Some(&100) {
-            Ok(())
-        } else {
-            Err(format!("{w:?}"))
-        }
-    })
-    .await?;
+    for w in wait_weight(&etcd, "us-east", 100).await? {
+        say(out, &format!("  weights now {w:?}"))?;
+    }
     say(
         out,
         &format!("us-east failed back in {:.1}s", t.elapsed().as_secs_f64()),
@@ -153,28 +133,56 @@ pub async fn run(lab: &mut Lab, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until `region`'s weight is `want`; returns every distinct set of
+/// weights seen on the way (the ramp), the last one being the goal.
+async fn wait_weight(
+    etcd: &etcd_client::Client,
+    region: &str,
+    want: u32,
+) -> anyhow::Result<Vec<BTreeMap<String, u32>>> {
+    let seen = std::sync::Mutex::new(Vec::<BTreeMap<String, u32>>::new());
+    wait_for(
+        &format!("{region} at weight {want}"),
+        STEP_TIMEOUT,
+        || async {
+            let w = weights(etcd).await?;
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.last() != Some(&w) {
+                seen.push(w.clone());
+            }
+            if w.get(region) == Some(&want) {
+                Ok(())
+            } else {
+                Err(format!("{w:?}"))
+            }
+        },
+    )
+    .await?;
+    Ok(seen.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
+
 async fn weights(etcd: &etcd_client::Client) -> Result<BTreeMap<String, u32>, String> {
-    let mut c = etcd.clone();
-    let r = c
-        .get(format!("/switchyard/lab/state/traffic/{RECORD}"), None)
-        .await
-        .map_err(|e| e.to_string())?;
-    r.kvs()
-        .first()
-        .and_then(|kv| serde_json::from_slice(kv.value()).ok())
-        .ok_or_else(|| "no weights yet".to_string())
+    json_at(etcd, &format!("/switchyard/lab/state/traffic/{RECORD}")).await
 }
 
 async fn db_state(etcd: &etcd_client::Client) -> Result<serde_json::Value, String> {
-    let mut c = etcd.clone();
-    let r = c
-        .get("/switchyard/lab/state/databases/orders", None)
+    json_at(etcd, "/switchyard/lab/state/databases/orders").await
+}
+
+/// The JSON value at `key`, or why there is none yet.
+async fn json_at<T: serde::de::DeserializeOwned>(
+    etcd: &etcd_client::Client,
+    key: &str,
+) -> Result<T, String> {
+    let r = etcd
+        .clone()
+        .get(key, None)
         .await
         .map_err(|e| e.to_string())?;
     r.kvs()
         .first()
         .and_then(|kv| serde_json::from_slice(kv.value()).ok())
-        .ok_or_else(|| "no state yet".to_string())
+        .ok_or_else(|| format!("nothing at {key} yet"))
 }
 
 /// Prints how 60 answers of controller `i`'s DNS server split by region.

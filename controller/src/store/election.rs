@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::store::StoreError;
+use crate::store::keepalive::{Renewal, keep_alive};
 
 /// Timeout of one etcd call made by the election loop (not the campaign).
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -161,22 +162,26 @@ async fn term(
     let lease = tokio::time::timeout(CALL_TIMEOUT, client.lease_grant(ttl_secs, None))
         .await??
         .id();
-    let deadline = Arc::new(Mutex::new(sent + config.ttl));
-    let (expired_tx, mut expired_rx) = watch::channel(false);
+    let (renewal_tx, renewal) = watch::channel(Renewal {
+        last_renewed: sent,
+        deadline: sent + config.ttl,
+        lost: false,
+    });
     let keeper = tokio::spawn(keep_alive(
         client.clone(),
         lease,
         config.ttl,
-        deadline.clone(),
-        expired_tx,
+        renewal_tx,
+        || {},
     ));
+    let mut expired_rx = renewal.clone();
     let _keeper_guard = AbortOnDrop(keeper);
 
     // Campaign while the lease is kept alive; give up if the lease dies
     // first or shutdown is asked for.
     let campaign = tokio::select! {
         r = client.campaign(config.name.clone(), config.value.clone(), lease) => r?,
-        _ = flagged(&mut expired_rx) => {
+        _ = lost(&mut expired_rx) => {
             return Err(StoreError::Unavailable("lease expired while campaigning".into()));
         }
         _ = flagged(shutdown) => {
@@ -189,7 +194,7 @@ async fn term(
         .cloned()
         .ok_or_else(|| StoreError::Unavailable("campaign returned no leader key".into()))?;
     let (lost_tx, _) = watch::channel(false);
-    let current_deadline = *deadline.lock().unwrap_or_else(|e| e.into_inner());
+    let current_deadline = renewal.borrow().deadline;
     let leadership = Leadership {
         inner: Arc::new(Inner {
             key: leader_key.key().to_vec(),
@@ -208,13 +213,13 @@ async fn term(
     let outcome = loop {
         tokio::select! {
             _ = tick.tick() => {
-                let d = *deadline.lock().unwrap_or_else(|e| e.into_inner());
+                let d = renewal.borrow().deadline;
                 leadership.extend(d);
                 if Instant::now() >= leadership.deadline() {
                     leadership.step_down("lease deadline passed without renewal");
                 }
             }
-            _ = flagged(&mut expired_rx) => {
+            _ = lost(&mut expired_rx) => {
                 leadership.step_down("etcd reports the lease expired");
             }
             _ = leadership.lost() => break "lost",
@@ -235,64 +240,9 @@ async fn revoke(client: &mut Client, lease: i64) {
     let _ = tokio::time::timeout(CALL_TIMEOUT, client.lease_revoke(lease)).await;
 }
 
-/// Renews `lease` every TTL/3 and moves `deadline` forward on each
-/// acknowledged renewal; sets `expired` when etcd says the lease is gone or
-/// the deadline passes without a renewal.
-async fn keep_alive(
-    mut client: Client,
-    lease: i64,
-    ttl: Duration,
-    deadline: Arc<Mutex<Instant>>,
-    expired: watch::Sender<bool>,
-) {
-    let period = ttl / 3;
-    let mut stream_pair = None;
-    loop {
-        let now = Instant::now();
-        let current = *deadline.lock().unwrap_or_else(|e| e.into_inner());
-        if now >= current {
-            expired.send_replace(true);
-            return;
-        }
-        if stream_pair.is_none() {
-            match tokio::time::timeout(CALL_TIMEOUT, client.lease_keep_alive(lease)).await {
-                Ok(Ok(pair)) => stream_pair = Some(pair),
-                _ => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            }
-        }
-        let Some((keeper, stream)) = stream_pair.as_mut() else {
-            continue;
-        };
-        let sent = Instant::now();
-        let renewed = tokio::time::timeout(period.max(Duration::from_millis(100)), async {
-            keeper.keep_alive().await?;
-            stream.message().await
-        })
-        .await;
-        match renewed {
-            Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
-                let d = sent + Duration::from_secs(resp.ttl() as u64);
-                let mut guard = deadline.lock().unwrap_or_else(|e| e.into_inner());
-                if d > *guard {
-                    *guard = d;
-                }
-            }
-            Ok(Ok(Some(_))) => {
-                // TTL 0: etcd no longer knows the lease.
-                expired.send_replace(true);
-                return;
-            }
-            _ => {
-                // Stream broken or timed out: re-open it on the next round.
-                stream_pair = None;
-                continue;
-            }
-        }
-        tokio::time::sleep_until(sent + period).await;
-    }
+/// Resolves once the keeper marks the lease lost (or stops).
+async fn lost(rx: &mut watch::Receiver<Renewal>) {
+    let _ = rx.wait_for(|r| r.lost).await;
 }
 
 /// Resolves once the flag is true (or its sender is gone). Returns no guard,

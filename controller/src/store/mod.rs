@@ -7,6 +7,7 @@
 
 pub mod election;
 mod error;
+pub mod keepalive;
 pub mod keys;
 
 use std::time::Duration;
