@@ -108,8 +108,14 @@ async fn three_member_cluster_survives_kill_pause_and_restart() -> anyhow::Resul
     etcd.resume(1);
     etcd.restart(0).await?;
     etcd.wait_writable().await?;
-    let mut c = client.clone();
-    c.put("/k", "c", None).await?;
+    // The old client's channel to the restarted member may still be in its
+    // reconnect backoff: a client retries, and so does the test.
+    wait_for(
+        "a write after the restart",
+        Duration::from_secs(20),
+        put("c"),
+    )
+    .await?;
     // The restarted member serves reads of what was written while it was down.
     let mut only0 = etcd_client::Client::connect([etcd.endpoint(0)], None).await?;
     let got = wait_for("member 0 to catch up", Duration::from_secs(20), || {
