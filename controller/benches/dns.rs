@@ -14,7 +14,8 @@
 //! Run: `cargo bench -p switchyard-controller --bench dns`
 //! (`DNS_BENCH_SECONDS`, default 8, sets each phase's length;
 //! `DNS_BENCH_RATE`, default 20000, the latency phase's rate;
-//! `DNS_BENCH_WORKERS`, default 2, the embedded server's Tokio workers.)
+//! `DNS_BENCH_WORKERS`, default 1 — like NSD's `server-count: 1` — the
+//! embedded server's Tokio workers.)
 //! Needs `dnsperf` and `nsd` (scripts/setup installs them) and moto.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -336,7 +337,7 @@ fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--test") {
         return Ok(());
     }
-    let workers = env_u64("DNS_BENCH_WORKERS", 2).max(1) as usize;
+    let workers = env_u64("DNS_BENCH_WORKERS", 1).max(1) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()

@@ -216,15 +216,20 @@ fn async_stream(
 ) -> impl tokio_stream::Stream<Item = ProbeReport> {
     let mut i = offset * 7919;
     let mut seq = 0u64;
+    let mut now_ms = now_ms;
     tokio_stream::iter(std::iter::from_fn(move || {
-        if seq.is_multiple_of(4096) && Instant::now() >= deadline {
-            return None;
+        if seq.is_multiple_of(4096) {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            // Real time, refreshed cheaply: reports are stamped as a probe would.
+            now_ms = chrono::Utc::now().timestamp_millis();
         }
         let mut r = reports[i % reports.len()].clone();
         i += 1;
         seq += 1;
         r.sequence = seq;
-        r.observed_at_unix_ms = now_ms + (seq / 100_000) as i64 * 1000;
+        r.observed_at_unix_ms = now_ms;
         Some(r)
     }))
 }
