@@ -33,7 +33,9 @@ async fn db_state(etcd: &etcd_client::Client, key: &str) -> Result<serde_json::V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_primary_is_failed_over_once() -> anyhow::Result<()> {
-    let mut db = MariaDbTopology::start(2).await?;
+    let mut db = MariaDbTopology::start(2)
+        .await
+        .map_err(|e| e.context("starting the MariaDB topology"))?;
     let addresses: Vec<String> = (0..3).map(|i| db.address(i)).collect();
     let cl = Cluster::start_extra(1, Backend::File, |dir| {
         std::fs::write(dir.join("admin.secret"), ADMIN_PASSWORD).expect("secret");
@@ -54,7 +56,19 @@ async fn a_dead_primary_is_failed_over_once() -> anyhow::Result<()> {
         }
         t
     })
-    .await?;
+    .await
+    .map_err(|e| e.context("starting the controllers"))?;
+    let result = scenario(&cl, &mut db).await;
+    if result.is_err() {
+        // What the controllers saw, for whoever reads a failed run.
+        for c in &cl.controllers {
+            eprintln!("--- {} log ---\n{}", c.id(), c.log());
+        }
+    }
+    result
+}
+
+async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> {
     let mut outcomes = std::collections::BTreeMap::new();
     for r in REGIONS {
         for v in REGIONS {
