@@ -128,6 +128,8 @@ async fn run() -> anyhow::Result<()> {
         .stderr(log)
         .spawn()?;
     let pid = child.id();
+    // Whatever happens below (an error included), the controller goes too.
+    let _reaper = KillOnDrop(pid);
     let line = {
         use std::io::BufRead;
         let out = child
@@ -205,6 +207,18 @@ async fn run() -> anyhow::Result<()> {
     let _ = child.wait();
     drop(etcd);
     Ok(())
+}
+
+/// SIGKILLs a process when dropped, so an early return leaves no controller.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// Cycles through the reports, stamping time and sequence, until the deadline.
