@@ -18,13 +18,3 @@ impl Clock for SystemClock {
         Utc::now()
     }
 }
-
-/// A clock that always says the same time, for tests.
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub DateTime<Utc>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0
-    }
-}

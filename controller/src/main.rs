@@ -282,9 +282,11 @@ fn main() -> anyhow::Result<ExitCode> {
             ))?
         }
         Command::Lab { demo } => {
-            let root = std::env::current_dir()?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(cli::lab::run(&root, demo, &mut std::io::stdout()))?
+            runtime.block_on(switchyard_controller::lab::run(
+                demo,
+                &mut std::io::stdout(),
+            ))?
         }
     };
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))

@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, Cluster, REGIONS};
+use switchyard_controller::store::Store;
 use switchyard_tests::MariaDbTopology;
 use switchyard_tests::mariadb::{ADMIN_PASSWORD, ADMIN_USER, REPL_PASSWORD, REPL_USER};
 use switchyard_tests::reports::ReportFleet;
@@ -19,15 +20,11 @@ fn db_target(member: usize) -> String {
 }
 
 /// The database's state as the store holds it.
-async fn db_state(etcd: &etcd_client::Client, key: &str) -> Result<serde_json::Value, String> {
-    let r = etcd
-        .clone()
-        .get(key, None)
+async fn db_state(store: &Store) -> Result<serde_json::Value, String> {
+    store
+        .get_json(&store.keys().database("orders"))
         .await
-        .map_err(|e| e.to_string())?;
-    r.kvs()
-        .first()
-        .and_then(|kv| serde_json::from_slice(kv.value()).ok())
+        .map_err(|e| e.to_string())?
         .ok_or_else(|| "no state yet".to_string())
 }
 
@@ -84,13 +81,12 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
     cl.wait_leader(None, Duration::from_secs(20)).await?;
 
     // The leader discovers and records the primary.
-    let state_key = format!("/switchyard/{}/state/databases/orders", cl.cluster);
-    let etcd = cl.etcd.client().await?;
+    let store = Store::connect(&cl.etcd.endpoints(), &cl.cluster).await?;
     wait_for(
         "the primary to be discovered",
         Duration::from_secs(20),
         || async {
-            let v = db_state(&etcd, &state_key).await?;
+            let v = db_state(&store).await?;
             if v["primary"] == "m0" {
                 Ok(())
             } else {
@@ -112,7 +108,7 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
         "the failover to be recorded",
         Duration::from_secs(60),
         || async {
-            let v = db_state(&etcd, &state_key).await?;
+            let v = db_state(&store).await?;
             if v["primary"] != "m0" {
                 Ok(v)
             } else {

@@ -19,8 +19,6 @@ pub struct ControllerProcess {
     metrics: SocketAddr,
     dns: Option<SocketAddr>,
     process: FixtureProcess,
-    bin: PathBuf,
-    config: PathBuf,
     dir: PathBuf,
 }
 
@@ -41,8 +39,6 @@ impl ControllerProcess {
             metrics: SocketAddr::from(([127, 0, 0, 1], 0)),
             dns: None,
             process,
-            bin: bin.to_path_buf(),
-            config: config.to_path_buf(),
             dir: dir.to_path_buf(),
         };
         c.wait_started().await?;
@@ -174,7 +170,6 @@ impl ControllerProcess {
 
     /// Starts it again (new ports) after it was killed or stopped.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        let _ = (&self.bin, &self.config);
         self.process.restart(&self.dir)?;
         self.wait_started().await
     }

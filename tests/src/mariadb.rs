@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool};
+use mysql_async::{Conn, Opts, OptsBuilder};
 
 use crate::paths::{fixture_dir, system_bin};
 use crate::ports::{free_port, looks_like_port_clash};
@@ -35,7 +35,6 @@ const ATTEMPTS: usize = 3;
 #[derive(Debug)]
 struct Member {
     port: u16,
-    server_id: u32,
     dir: PathBuf,
     args: Vec<String>,
     process: FixtureProcess,
@@ -46,7 +45,6 @@ struct Member {
 #[derive(Debug)]
 pub struct MariaDbTopology {
     members: Vec<Member>,
-    primary: usize,
     // Declared last: the processes are killed before their directory goes.
     _dir: tempfile::TempDir,
 }
@@ -60,11 +58,7 @@ impl MariaDbTopology {
         for i in 0..=replicas {
             members.push(start_member(dir.path(), i).await?);
         }
-        let topo = MariaDbTopology {
-            members,
-            primary: 0,
-            _dir: dir,
-        };
+        let topo = MariaDbTopology { members, _dir: dir };
         topo.exec(0, "SET GLOBAL read_only = OFF").await?;
         let primary_port = topo.members[0].port;
         for i in 1..=replicas {
@@ -125,16 +119,6 @@ impl MariaDbTopology {
         self.members.is_empty()
     }
 
-    /// Index of the member that the fixture made primary.
-    pub fn primary(&self) -> usize {
-        self.primary
-    }
-
-    /// Records that member `i` is the primary now (after a promotion a test made).
-    pub fn set_primary(&mut self, i: usize) {
-        self.primary = i;
-    }
-
     /// TCP port of member `i`.
     pub fn port(&self, i: usize) -> u16 {
         self.members[i].port
@@ -143,11 +127,6 @@ impl MariaDbTopology {
     /// `127.0.0.1:port` of member `i`.
     pub fn address(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.members[i].port)
-    }
-
-    /// The `server_id` of member `i`.
-    pub fn server_id(&self, i: usize) -> u32 {
-        self.members[i].server_id
     }
 
     /// A `mysql://` URL for member `i` as the admin user.
@@ -168,11 +147,6 @@ impl MariaDbTopology {
         Conn::new(self.opts(i))
             .await
             .with_context(|| format!("connecting to member {i} at {}", self.address(i)))
-    }
-
-    /// A pool for member `i` (disconnect it before the test ends).
-    pub fn pool(&self, i: usize) -> Pool {
-        Pool::new(self.opts(i))
     }
 
     /// Runs one statement on member `i`.
@@ -357,7 +331,6 @@ async fn start_member(root: &Path, i: usize) -> anyhow::Result<Member> {
             Ok(()) => {
                 return Ok(Member {
                     port,
-                    server_id,
                     dir,
                     args,
                     process,

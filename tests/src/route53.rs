@@ -22,7 +22,8 @@ const ATTEMPTS: usize = 3;
 #[derive(Debug)]
 pub struct Route53Api {
     endpoint: String,
-    process: FixtureProcess,
+    // Held so moto stops with the fixture.
+    _process: FixtureProcess,
     dir: PathBuf,
     _tmp: tempfile::TempDir,
 }
@@ -54,7 +55,7 @@ impl Route53Api {
                 Ok(()) => {
                     return Ok(Route53Api {
                         endpoint,
-                        process,
+                        _process: process,
                         dir,
                         _tmp: tmp,
                     });
@@ -82,16 +83,6 @@ impl Route53Api {
     /// (moto routes by the signing header, so they must be present).
     pub fn client(&self) -> aws_sdk_route53::Client {
         client_for(&self.endpoint)
-    }
-
-    /// SIGSTOP moto: the API hangs (calls time out instead of failing fast).
-    pub fn pause(&mut self) {
-        self.process.pause();
-    }
-
-    /// SIGCONT moto after [`pause`](Self::pause).
-    pub fn resume(&mut self) {
-        self.process.resume();
     }
 
     /// The directory holding moto's log.

@@ -3,7 +3,6 @@
 
 pub mod config;
 pub mod controller;
-pub mod lab;
 pub mod logging;
 pub mod ops;
 pub mod probe;

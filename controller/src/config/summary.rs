@@ -83,10 +83,7 @@ pub fn write_summary(config: &Config, out: &mut dyn Write) -> io::Result<()> {
             writeln!(
                 out,
                 "    {:<10} {:<10} {:<24} {}",
-                m.id,
-                m.region,
-                m.address,
-                m.promotion.as_str()
+                m.id, m.region, m.address, m.promotion
             )?;
         }
     }

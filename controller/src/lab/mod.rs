@@ -32,7 +32,8 @@ pub struct Lab {
     pub endpoints: Vec<HttpTarget>,
     /// The database.
     pub db: MariaDbTopology,
-    probes: Vec<FixtureProcess>,
+    // Held so they stop with the lab.
+    _probes: Vec<FixtureProcess>,
     etcd: Etcd,
     dir: tempfile::TempDir,
 }
@@ -95,7 +96,7 @@ impl Lab {
             controllers,
             endpoints,
             db,
-            probes,
+            _probes: probes,
             etcd,
             dir,
         })
@@ -110,14 +111,6 @@ impl Lab {
     pub fn etcd(&self) -> &Etcd {
         &self.etcd
     }
-
-    /// Number of probe processes still running.
-    pub fn probes_running(&mut self) -> usize {
-        self.probes
-            .iter_mut()
-            .map(|p| usize::from(p.is_running()))
-            .sum()
-    }
 }
 
 fn say(out: &mut dyn Write, what: &str) -> std::io::Result<()> {
@@ -127,8 +120,8 @@ fn say(out: &mut dyn Write, what: &str) -> std::io::Result<()> {
 
 /// Checks the prerequisites, runs the lab and its demo, then waits for
 /// Ctrl-C unless `demo_only`. Returns the exit code.
-pub async fn run(repo_root: &Path, demo_only: bool, out: &mut dyn Write) -> anyhow::Result<i32> {
-    let missing = prerequisites(repo_root);
+pub async fn run(demo_only: bool, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let missing = prerequisites();
     if !missing.is_empty() {
         writeln!(out, "lab: missing: {}", missing.join(", "))?;
         writeln!(out, "lab: run scripts/setup first")?;
@@ -157,7 +150,7 @@ pub async fn run(repo_root: &Path, demo_only: bool, out: &mut dyn Write) -> anyh
 }
 
 /// What the lab needs that is not installed.
-pub fn prerequisites(repo_root: &Path) -> Vec<String> {
+pub fn prerequisites() -> Vec<String> {
     let mut missing = Vec::new();
     for (bin, package) in [
         ("etcd", "etcd-server"),
@@ -168,7 +161,6 @@ pub fn prerequisites(repo_root: &Path) -> Vec<String> {
             missing.push(format!("{bin} ({package})"));
         }
     }
-    let _ = repo_root;
     missing
 }
 

@@ -136,6 +136,7 @@ async fn lead(
     m::set_switches(control.paused, control.drained.len());
     tracing::info!(paused = control.paused, drained = ?control.drained, "leading");
     let mut retry_at: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+    let mut shown = m::Shown::default();
     let mut last_refresh = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -157,7 +158,7 @@ async fn lead(
         let decision = ctx
             .aggregator
             .with_book(|book| engine::decide(&topology, book, &control, &ctx.policy, now));
-        m::record_decision(&decision);
+        m::record_decision(&decision, &mut shown);
         persist_region_changes(ctx, leader, &mut control, &decision.regions).await?;
         if decision.plan.paused {
             continue;

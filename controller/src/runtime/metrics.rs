@@ -71,9 +71,21 @@ pub fn set_leader(leading: bool) {
     metrics::gauge!("switchyard_leader").set(if leading { 1.0 } else { 0.0 });
 }
 
-/// Verdicts, region states, planned weights and plan counts of one decision.
-pub fn record_decision(d: &Decision) {
+/// What the gauges last showed, so a decision only touches the gauges whose
+/// value changed (the leader decides every tick over thousands of targets).
+#[derive(Debug, Default)]
+pub struct Shown {
+    verdicts: std::collections::BTreeMap<crate::engine::TargetId, Verdict>,
+    regions: std::collections::BTreeMap<String, RegionStatus>,
+}
+
+/// Verdicts, region states, alarms and plan counts of one decision.
+pub fn record_decision(d: &Decision, shown: &mut Shown) {
     for (target, v) in &d.verdicts {
+        if shown.verdicts.get(target) == Some(&v.verdict) {
+            continue;
+        }
+        shown.verdicts.insert(target.clone(), v.verdict);
         let value = match v.verdict {
             Verdict::Up => 1.0,
             Verdict::Down => 0.0,
@@ -83,6 +95,10 @@ pub fn record_decision(d: &Decision) {
             .set(value);
     }
     for (region, s) in &d.regions {
+        if shown.regions.get(region) == Some(&s.status) {
+            continue;
+        }
+        shown.regions.insert(region.clone(), s.status);
         for status in [
             RegionStatus::Healthy,
             RegionStatus::Suspect,

@@ -43,9 +43,6 @@ pub enum StartError {
         /// The ids the config declares.
         declared: String,
     },
-    /// The DNS backend is not available in this build.
-    #[error("dns backend {0:?} is not available yet: use backend = \"file\" for now")]
-    BackendUnavailable(&'static str),
     /// The traffic backend could not start (e.g. the DNS port is taken).
     #[error(transparent)]
     Traffic(#[from] TrafficError),

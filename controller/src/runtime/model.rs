@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use switchyard_probes::replication::{
-    Credentials, Flavor, MemberSpec, MongoReplicaSet, MySqlReplicaSet, Promotion, ReplicaSet, Rules,
+    Credentials, Flavor, MemberSpec, MongoReplicaSet, MySqlReplicaSet, ReplicaSet, Rules,
 };
 
 use crate::api::ingest::KnownNames;
@@ -188,11 +188,7 @@ pub fn replica_sets(
                 m.credentials.as_ref().or(db.credentials.as_ref()),
             )?;
             let mut spec = MemberSpec::new(&m.id, &m.region, &m.address, credentials);
-            spec.promotion = match m.promotion {
-                config::Promotion::Prefer => Promotion::Prefer,
-                config::Promotion::Neutral => Promotion::Neutral,
-                config::Promotion::MustNot => Promotion::MustNot,
-            };
+            spec.promotion = m.promotion;
             spec.region_priority = cfg.region(&m.region).map_or(u32::MAX, |r| r.priority);
             members.push(spec);
         }

@@ -9,7 +9,6 @@
 //! once rather than after the TTL).
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use etcd_client::{Client, ResignOptions};
@@ -54,7 +53,8 @@ struct Inner {
     token: i64,
     lease: i64,
     leader_key: etcd_client::LeaderKey,
-    deadline: Mutex<Instant>,
+    /// The lease keeper's view: the deadline moves with every renewal.
+    renewal: watch::Receiver<Renewal>,
     lost: watch::Sender<bool>,
 }
 
@@ -77,11 +77,7 @@ impl Leadership {
     /// When the lease expires unless renewed again (local monotonic clock,
     /// counted from when the last successful renewal was *sent*).
     pub fn deadline(&self) -> Instant {
-        *self
-            .inner
-            .deadline
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.inner.renewal.borrow().deadline
     }
 
     /// True while leadership has not been given up or lost.
@@ -108,17 +104,6 @@ impl Leadership {
     /// Resolves when leadership is lost or given up.
     pub async fn lost(&self) {
         flagged(&mut self.inner.lost.subscribe()).await;
-    }
-
-    fn extend(&self, deadline: Instant) {
-        let mut d = self
-            .inner
-            .deadline
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if deadline > *d {
-            *d = deadline;
-        }
     }
 }
 
@@ -194,14 +179,13 @@ async fn term(
         .cloned()
         .ok_or_else(|| StoreError::Unavailable("campaign returned no leader key".into()))?;
     let (lost_tx, _) = watch::channel(false);
-    let current_deadline = renewal.borrow().deadline;
     let leadership = Leadership {
         inner: Arc::new(Inner {
             key: leader_key.key().to_vec(),
             token: leader_key.rev(),
             lease,
             leader_key: leader_key.clone(),
-            deadline: Mutex::new(current_deadline),
+            renewal: renewal.clone(),
             lost: lost_tx,
         }),
     };
@@ -213,8 +197,6 @@ async fn term(
     let outcome = loop {
         tokio::select! {
             _ = tick.tick() => {
-                let d = renewal.borrow().deadline;
-                leadership.extend(d);
                 if Instant::now() >= leadership.deadline() {
                     leadership.step_down("lease deadline passed without renewal");
                 }

@@ -16,11 +16,6 @@ impl Keys {
         }
     }
 
-    /// `/switchyard/<cluster>`: the root every other key lives under.
-    pub fn root(&self) -> &str {
-        &self.prefix
-    }
-
     /// The election name; candidates' keys live under it (`…/leader/<lease>`).
     pub fn leader(&self) -> String {
         format!("{}/leader", self.prefix)
@@ -111,11 +106,6 @@ impl Keys {
     /// Prefix of every pending operator request.
     pub fn requests_prefix(&self) -> String {
         format!("{}/control/requests/", self.prefix)
-    }
-
-    /// Prefix of every control key (pause, drains).
-    pub fn control_prefix(&self) -> String {
-        format!("{}/control/", self.prefix)
     }
 
     /// A database's primary lease: held by the controller of the primary's

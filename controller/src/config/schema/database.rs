@@ -88,29 +88,9 @@ pub struct Member {
     pub promotion: Promotion,
 }
 
-/// A member's promotion rule; ties between candidates go by region priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Promotion {
-    /// Chosen before neutral members when equally up to date.
-    Prefer,
-    /// Eligible.
-    #[default]
-    Neutral,
-    /// Never promoted (e.g. a backup or analytics replica).
-    MustNot,
-}
-
-impl Promotion {
-    /// The rule as written in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Promotion::Prefer => "prefer",
-            Promotion::Neutral => "neutral",
-            Promotion::MustNot => "must_not",
-        }
-    }
-}
+/// A member's promotion rule: the replication crate's own type, so the config
+/// and candidate selection cannot disagree on what a rule means.
+pub use switchyard_probes::replication::Promotion;
 
 /// How often members are checked (`[databases.check]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
