@@ -44,6 +44,12 @@ enum Command {
         /// Embedded DNS listen address (UDP and TCP), overriding the config.
         #[arg(long)]
         dns_listen: Option<SocketAddr>,
+        /// Where the controller keeps local state that must survive etcd
+        /// being unreachable (the record of fences done while isolated).
+        /// Default: `$STATE_DIRECTORY` (systemd), else
+        /// `/var/lib/switchyard/<id>`.
+        #[arg(long)]
+        state_dir: Option<std::path::PathBuf>,
     },
     /// Show the leader, region states, traffic weights and pending intents.
     Status {
@@ -103,7 +109,10 @@ enum Command {
         /// The member to promote (default: the best candidate).
         #[arg(long)]
         to: Option<String>,
-        /// Promote against the candidate rules (lag, must_not, divergence).
+        /// Promote against the candidate rules (lag, must_not, divergence)
+        /// and skip the promotion gate: do not wait for the old primary's
+        /// lease to expire. Only when you know the old primary cannot take
+        /// writes (powered off, fenced by hand); history records it.
         #[arg(long)]
         force: bool,
         /// Seconds to wait for the outcome.
@@ -186,6 +195,7 @@ fn main() -> anyhow::Result<ExitCode> {
             listen,
             metrics_listen,
             dns_listen,
+            state_dir,
         } => {
             cli::logging::init(cli.log_format);
             let runtime = tokio::runtime::Runtime::new()?;
@@ -196,6 +206,7 @@ fn main() -> anyhow::Result<ExitCode> {
                     listen,
                     metrics_listen,
                     dns_listen,
+                    state_dir,
                 },
             ))?
         }

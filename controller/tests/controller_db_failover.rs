@@ -96,6 +96,24 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
     )
     .await?;
 
+    // The controller of the primary's region holds its primary lease.
+    let lease_key = store.keys().primary_lease("orders");
+    wait_for(
+        "ctl-a to hold the primary lease",
+        Duration::from_secs(20),
+        || async {
+            let v: Option<serde_json::Value> = store
+                .get_json(&lease_key)
+                .await
+                .map_err(|e| e.to_string())?;
+            match v {
+                Some(v) if v["holder"] == "ctl-a" && v["primary"] == "m0" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+
     db.exec(0, "CREATE DATABASE app").await?;
     db.exec(0, "CREATE TABLE app.t (id INT PRIMARY KEY)")
         .await?;
@@ -144,6 +162,13 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
         .collect();
     assert_eq!(failovers.len(), 1, "{journal:#?}");
     assert_eq!(failovers[0]["status"], "done");
+    // It waited for the dead primary's lease: ctl-a stopped renewing it once
+    // it could not read m0 itself, and the gate opened when it expired.
+    let reasons = failovers[0]["reasons"].to_string();
+    assert!(
+        reasons.contains("promotion gate open: primary lease of m0 (held by ctl-a in a) expired"),
+        "{reasons}"
+    );
 
     // An operator's planned switchover back to the other replica, through
     // the CLI and the leader.

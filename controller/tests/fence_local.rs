@@ -103,7 +103,7 @@ async fn isolated_region_primary_is_fenced_once_and_recorded() -> anyhow::Result
     assert_eq!(db.variable(0, "read_only").await?, "0");
 
     let now = Utc::now();
-    let records = east.fence_region(now).await?;
+    let records = east.fence_region(now, "test: isolated").await?;
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].member, "m0");
     assert_eq!(records[0].database, "orders");
@@ -117,13 +117,17 @@ async fn isolated_region_primary_is_fenced_once_and_recorded() -> anyhow::Result
     db.wait_replicating(1).await?;
 
     // Twice is a no-op.
-    assert!(east.fence_region(Utc::now()).await?.is_empty());
+    assert!(
+        east.fence_region(Utc::now(), "test: isolated")
+            .await?
+            .is_empty()
+    );
     assert_eq!(east.pending_records().await?, records);
 
     // A local member it cannot reach: the attempt is recorded as failed.
     db.kill9(1);
     let both = LocalFencer::new("orders", ["m0".to_string(), "m1".to_string()], set, &path);
-    let failed = both.fence_region(Utc::now()).await?;
+    let failed = both.fence_region(Utc::now(), "test: isolated").await?;
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0].member, "m1");
     assert!(

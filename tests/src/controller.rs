@@ -1,11 +1,15 @@
 //! A `switchyard controller` process: started from the binary the test names
 //! (`env!("CARGO_BIN_EXE_switchyard")`), on port 0, with the bound addresses
-//! read from the line it prints; killed on drop.
+//! read from the line it prints; killed on drop. It runs on loopback
+//! ([`ControllerProcess::start`]) or inside a network namespace on that
+//! namespace's address ([`ControllerProcess::start_in`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::netns::NetNs;
+use crate::paths::system_bin;
 use crate::process::FixtureProcess;
 use crate::wait::wait_for;
 
@@ -20,50 +24,123 @@ pub struct ControllerProcess {
     dns: Option<SocketAddr>,
     process: FixtureProcess,
     dir: PathBuf,
+    /// The namespace it runs in, if any (the process command already holds
+    /// the `ip netns exec` prefix, so a restart runs there again).
+    netns: Option<String>,
 }
 
 impl ControllerProcess {
     /// Starts controller `id` of `config` with binary `bin`, logs in `dir`.
     pub async fn start(bin: &Path, config: &Path, id: &str, dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with_args(bin, config, id, dir, &[]).await
+    }
+
+    /// Like [`start`](Self::start), with `extra_args` appended to the
+    /// command line (a restart passes them again).
+    pub async fn start_with_args(
+        bin: &Path,
+        config: &Path,
+        id: &str,
+        dir: &Path,
+        extra_args: &[String],
+    ) -> anyhow::Result<Self> {
+        let mut args = Self::args(config, id, Ipv4Addr::LOCALHOST, dir, extra_args);
+        args.extend(extra_args.iter().cloned());
+        Self::spawn(bin, &args, id, dir, None).await
+    }
+
+    /// Like [`start_with_args`](Self::start_with_args), but the process runs
+    /// inside namespace `ns` of `net` (through `ip netns exec`, which execs
+    /// the controller in place, so [`pid`](Self::pid), kill and pause act on
+    /// it), listening on `net.addr(ns)` with ports chosen by the kernel.
+    /// [`restart`](Self::restart) starts it in the same namespace with the
+    /// same arguments.
+    pub async fn start_in(
+        bin: &Path,
+        config: &Path,
+        id: &str,
+        dir: &Path,
+        net: &NetNs,
+        ns: usize,
+        extra_args: &[String],
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            ns < net.len(),
+            "namespace {ns} does not exist (there are {})",
+            net.len()
+        );
+        let name = net.name(ns).to_string();
+        let mut args = vec![
+            "netns".to_string(),
+            "exec".to_string(),
+            name.clone(),
+            bin.display().to_string(),
+        ];
+        args.extend(Self::args(config, id, net.addr(ns), dir, extra_args));
+        args.extend(extra_args.iter().cloned());
+        Self::spawn(&system_bin("ip")?, &args, id, dir, Some(name)).await
+    }
+
+    async fn spawn(
+        program: &Path,
+        args: &[String],
+        id: &str,
+        dir: &Path,
+        netns: Option<String>,
+    ) -> anyhow::Result<Self> {
         let log = dir.join(format!("{id}.log"));
-        let process = FixtureProcess::spawn(
-            &format!("controller {id}"),
-            bin,
-            &Self::args(config, id),
-            dir,
-            &log,
-        )?;
+        let process = FixtureProcess::spawn(&format!("controller {id}"), program, args, dir, &log)?;
+        let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut c = ControllerProcess {
             id: id.to_string(),
-            grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
-            metrics: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc: unbound,
+            metrics: unbound,
             dns: None,
             process,
             dir: dir.to_path_buf(),
+            netns,
         };
-        c.wait_started().await?;
+        c.wait_started(0).await?;
         Ok(c)
     }
 
-    fn args(config: &Path, id: &str) -> Vec<String> {
-        vec![
+    /// The controller's arguments. Unless `extra_args` names one, each
+    /// controller gets its own `--state-dir` under `dir`: parallel tests
+    /// reuse controller ids, and must never share the record of isolation
+    /// fences (the default lives under /var/lib).
+    fn args(
+        config: &Path,
+        id: &str,
+        host: Ipv4Addr,
+        dir: &Path,
+        extra_args: &[String],
+    ) -> Vec<String> {
+        let listen = SocketAddr::new(IpAddr::V4(host), 0).to_string();
+        let mut args: Vec<String> = vec![
             "controller".into(),
             "--config".into(),
             config.display().to_string(),
             "--id".into(),
             id.into(),
             "--listen".into(),
-            "127.0.0.1:0".into(),
+            listen.clone(),
             "--metrics-listen".into(),
-            "127.0.0.1:0".into(),
+            listen.clone(),
             "--dns-listen".into(),
-            "127.0.0.1:0".into(),
-        ]
+            listen,
+        ];
+        if !extra_args.iter().any(|a| a == "--state-dir") {
+            args.push("--state-dir".into());
+            args.push(dir.join(format!("{id}-state")).display().to_string());
+        }
+        args
     }
 
-    /// Reads the `grpc=… metrics=…` line the controller prints once bound.
-    /// A restart appends to the same log, so the newest line wins.
-    async fn wait_started(&mut self) -> anyhow::Result<()> {
+    /// Reads the `grpc=… metrics=…` line the controller prints once bound,
+    /// looking only at what the log got from byte `since` on: a restart
+    /// appends to the same log, and the previous run's line must not be
+    /// taken for the new one's.
+    async fn wait_started(&mut self, since: u64) -> anyhow::Result<()> {
         let log = self.process.log_path().to_path_buf();
         let prefix = format!("switchyard controller {} ", self.id);
         let process = &mut self.process;
@@ -72,13 +149,20 @@ impl ControllerProcess {
             READY_TIMEOUT,
             || {
                 let exited = process.exited();
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let bytes = std::fs::read(&log).unwrap_or_default();
+                let start = usize::try_from(since)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let text = String::from_utf8_lossy(&bytes[start..]).into_owned();
                 let prefix = prefix.clone();
                 async move {
                     if let Some(s) = exited {
                         return Err(format!("exited with {s}: {text}"));
                     }
-                    let line = text
+                    // Complete lines only: a half-written one could parse
+                    // as a truncated port.
+                    let complete = text.rfind('\n').map_or("", |n| &text[..n]);
+                    let line = complete
                         .lines()
                         .rev()
                         .find(|l| l.starts_with(&prefix))
@@ -105,6 +189,12 @@ impl ControllerProcess {
     /// The controller id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The network namespace it runs in, if started with
+    /// [`start_in`](Self::start_in).
+    pub fn netns(&self) -> Option<&str> {
+        self.netns.as_deref()
     }
 
     /// Its gRPC address (also its election value).
@@ -168,10 +258,14 @@ impl ControllerProcess {
         self.process.is_running()
     }
 
-    /// Starts it again (new ports) after it was killed or stopped.
+    /// Starts it again (new ports; same namespace and arguments) after it
+    /// was killed or stopped.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let since = std::fs::metadata(self.process.log_path())
+            .map(|m| m.len())
+            .unwrap_or(0);
         self.process.restart(&self.dir)?;
-        self.wait_started().await
+        self.wait_started(since).await
     }
 
     /// Its log so far.

@@ -1,6 +1,10 @@
 //! A real etcd (Debian's `etcd-server`): one member or a cluster, on free
-//! loopback ports, each member in its own data dir.
+//! loopback ports, each member in its own data dir. [`Etcd::single_on`]
+//! listens on another address of the root namespace instead (a
+//! [`NetNs`](crate::netns::NetNs) bridge), so processes inside network
+//! namespaces reach it.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,12 +44,26 @@ impl Etcd {
         Self::cluster(1).await
     }
 
+    /// A single-member etcd in the root namespace whose client and peer
+    /// URLs listen on `host` (for instance [`NetNs::host_addr`], so
+    /// processes inside the namespaces reach it over the bridge).
+    ///
+    /// [`NetNs::host_addr`]: crate::netns::NetNs::host_addr
+    pub async fn single_on(host: Ipv4Addr) -> anyhow::Result<Self> {
+        Self::cluster_on(1, host).await
+    }
+
     /// An etcd cluster of `size` members, ready to serve writes.
     pub async fn cluster(size: usize) -> anyhow::Result<Self> {
+        Self::cluster_on(size, Ipv4Addr::LOCALHOST).await
+    }
+
+    /// An etcd cluster of `size` members listening on `host`.
+    async fn cluster_on(size: usize, host: Ipv4Addr) -> anyhow::Result<Self> {
         anyhow::ensure!(size >= 1, "an etcd cluster needs at least one member");
         let mut last_err = None;
         for _ in 0..ATTEMPTS {
-            match Self::try_cluster(size).await {
+            match Self::try_cluster(size, host).await {
                 Ok(e) => return Ok(e),
                 Err(e) if format!("{e:#}").contains("port clash") => last_err = Some(e),
                 Err(e) => return Err(e),
@@ -54,7 +72,7 @@ impl Etcd {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("etcd did not start")))
     }
 
-    async fn try_cluster(size: usize) -> anyhow::Result<Self> {
+    async fn try_cluster(size: usize, host: Ipv4Addr) -> anyhow::Result<Self> {
         let etcd = system_bin("etcd")?;
         let dir = fixture_dir("etcd")?;
         let token = dir
@@ -66,7 +84,7 @@ impl Etcd {
         let initial_cluster = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .map(|(i, (_, peer))| format!("m{i}=http://{host}:{peer}"))
             .collect::<Vec<_>>()
             .join(",");
         let mut members = Vec::with_capacity(size);
@@ -74,14 +92,14 @@ impl Etcd {
             let name = format!("m{i}");
             let mdir = dir.path().join(&name);
             std::fs::create_dir_all(&mdir)?;
-            let client_url = format!("http://127.0.0.1:{client}");
+            let client_url = format!("http://{host}:{client}");
             let args = vec![
                 format!("--name={name}"),
                 format!("--data-dir={}", mdir.join("data").display()),
                 format!("--listen-client-urls={client_url}"),
                 format!("--advertise-client-urls={client_url}"),
-                format!("--listen-peer-urls=http://127.0.0.1:{peer}"),
-                format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"),
+                format!("--listen-peer-urls=http://{host}:{peer}"),
+                format!("--initial-advertise-peer-urls=http://{host}:{peer}"),
                 format!("--initial-cluster={initial_cluster}"),
                 "--initial-cluster-state=new".to_string(),
                 format!("--initial-cluster-token={token}"),

@@ -6,6 +6,12 @@
 //! crashed primary must not come back writable); the fixture then turns the
 //! primary writable. Users are created from an init file with `sql_log_bin=0`
 //! so that no member has GTIDs of its own before replication starts.
+//!
+//! [`MariaDbTopology::start`] runs every member on loopback.
+//! [`MariaDbTopology::start_in`] runs each member inside a network namespace
+//! of a [`NetNs`], listening on the namespace's address; the fixture then
+//! talks to every member through its unix socket, which a partition (iptables
+//! inside the namespace) does not touch.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +20,7 @@ use anyhow::Context as _;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
+use crate::netns::NetNs;
 use crate::paths::{fixture_dir, system_bin};
 use crate::ports::{free_port, looks_like_port_clash};
 use crate::process::FixtureProcess;
@@ -27,6 +34,16 @@ pub const ADMIN_PASSWORD: &str = "switchyard-test";
 pub const REPL_USER: &str = "repl";
 /// Password of [`REPL_USER`].
 pub const REPL_PASSWORD: &str = "repl-test";
+/// Application user on every member: it may read, write and create tables
+/// but holds no privilege that bypasses `read_only` (no `SUPER`, `READ_ONLY
+/// ADMIN` or `CONNECTION ADMIN`), so a read-only member refuses its writes.
+///
+/// Not plain `app`: suites create their own `'app'@'%'` with narrower
+/// grants (`replication/tests/mariadb`), which must neither clash with this
+/// one nor be widened by the init file when a member restarts.
+pub const APP_USER: &str = "sy_app";
+/// Password of [`APP_USER`].
+pub const APP_PASSWORD: &str = "app-test";
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const ATTEMPTS: usize = 3;
@@ -34,10 +51,52 @@ const ATTEMPTS: usize = 3;
 /// One `mariadbd`.
 #[derive(Debug)]
 struct Member {
+    /// The address it listens on (`127.0.0.1` or its namespace's address).
+    host: String,
     port: u16,
     dir: PathBuf,
+    /// `mariadbd`'s own options (without any `ip netns exec` prefix).
     args: Vec<String>,
+    /// The namespace it runs in, if any; a restart runs there again.
+    netns: Option<String>,
     process: FixtureProcess,
+}
+
+impl Member {
+    fn socket_path(&self) -> PathBuf {
+        self.dir.join("mysqld.sock")
+    }
+
+    /// How the fixture itself reaches this member: TCP on loopback as
+    /// always, or the unix socket for a member in a namespace, so a
+    /// partition does not cut the fixture off.
+    fn fixture_opts(&self) -> Opts {
+        if self.netns.is_some() {
+            socket_opts(&self.socket_path(), ADMIN_USER, ADMIN_PASSWORD)
+        } else {
+            member_opts(&self.host, self.port)
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.netns {
+            Some(ns) => format!(
+                "{}:{} in {ns} (via {})",
+                self.host,
+                self.port,
+                self.socket_path().display()
+            ),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
+}
+
+/// Where a member runs.
+struct Placement<'a> {
+    /// Namespace name, for `ip netns exec`; `None` for the root namespace.
+    netns: Option<&'a str>,
+    /// The address `--bind-address` gets.
+    host: String,
 }
 
 /// A primary (member 0) and its replicas; every server is stopped and its
@@ -53,28 +112,82 @@ impl MariaDbTopology {
     /// Starts a primary and `replicas` replicas, replicating with GTID, and
     /// returns when every replica's IO and SQL threads run.
     pub async fn start(replicas: usize) -> anyhow::Result<Self> {
+        let placements: Vec<Placement<'_>> = (0..=replicas)
+            .map(|_| Placement {
+                netns: None,
+                host: "127.0.0.1".to_string(),
+            })
+            .collect();
+        Self::start_placed(&placements).await
+    }
+
+    /// Starts one member per entry of `placement`, member `k` inside
+    /// namespace `placement[k]` of `net`, listening on that namespace's
+    /// address (several members may share a namespace). Member 0 is the
+    /// primary, the others replicate from it over the bridge; returns when
+    /// every replica's IO and SQL threads run.
+    ///
+    /// The fixture's own connections ([`exec`](Self::exec),
+    /// [`query`](Self::query), [`conn`](Self::conn), …) go through each
+    /// member's unix socket, so they keep working while its namespace is
+    /// partitioned; [`address`](Self::address) and [`opts`](Self::opts) give
+    /// the TCP endpoint other processes use.
+    pub async fn start_in(net: &NetNs, placement: &[usize]) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !placement.is_empty(),
+            "a topology needs at least its primary"
+        );
+        if let Some(&bad) = placement.iter().find(|&&ns| ns >= net.len()) {
+            anyhow::bail!(
+                "placement names namespace {bad}, but there are only {}",
+                net.len()
+            );
+        }
+        let placements: Vec<Placement<'_>> = placement
+            .iter()
+            .map(|&ns| Placement {
+                netns: Some(net.name(ns)),
+                host: net.addr(ns).to_string(),
+            })
+            .collect();
+        Self::start_placed(&placements).await
+    }
+
+    async fn start_placed(placements: &[Placement<'_>]) -> anyhow::Result<Self> {
         let dir = fixture_dir("mariadb")?;
-        let mut members = Vec::with_capacity(replicas + 1);
-        for i in 0..=replicas {
-            members.push(start_member(dir.path(), i).await?);
+        let mut members = Vec::with_capacity(placements.len());
+        for (i, placement) in placements.iter().enumerate() {
+            members.push(start_member(dir.path(), i, placement).await?);
         }
         let topo = MariaDbTopology { members, _dir: dir };
         topo.exec(0, "SET GLOBAL read_only = OFF").await?;
-        let primary_port = topo.members[0].port;
-        for i in 1..=replicas {
-            topo.replicate_from(i, primary_port).await?;
+        for i in 1..placements.len() {
+            topo.replicate_from_member(i, 0).await?;
         }
-        for i in 1..=replicas {
+        for i in 1..placements.len() {
             topo.wait_replicating(i).await?;
         }
         Ok(topo)
     }
 
     /// Points member `i` at `127.0.0.1:source_port` with GTID auto-positioning
-    /// (`MASTER_USE_GTID=slave_pos`) and starts replication.
+    /// (`MASTER_USE_GTID=slave_pos`) and starts replication. Only for
+    /// loopback topologies; see [`replicate_from_member`](Self::replicate_from_member).
     pub async fn replicate_from(&self, i: usize, source_port: u16) -> anyhow::Result<()> {
+        self.replicate_from_host(i, "127.0.0.1", source_port).await
+    }
+
+    /// Points member `i` at member `source` (its real host and port, so this
+    /// works across namespaces) with GTID auto-positioning and starts
+    /// replication.
+    pub async fn replicate_from_member(&self, i: usize, source: usize) -> anyhow::Result<()> {
+        let (host, port) = (self.members[source].host.clone(), self.members[source].port);
+        self.replicate_from_host(i, &host, port).await
+    }
+
+    async fn replicate_from_host(&self, i: usize, host: &str, port: u16) -> anyhow::Result<()> {
         let sql = format!(
-            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={source_port}, \
+            "CHANGE MASTER TO MASTER_HOST='{host}', MASTER_PORT={port}, \
              MASTER_USER='{REPL_USER}', MASTER_PASSWORD='{REPL_PASSWORD}', \
              MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1"
         );
@@ -124,29 +237,58 @@ impl MariaDbTopology {
         self.members[i].port
     }
 
-    /// `127.0.0.1:port` of member `i`.
+    /// The address member `i` listens on: `127.0.0.1`, or its namespace's
+    /// address for a topology made by [`start_in`](Self::start_in).
+    pub fn host(&self, i: usize) -> String {
+        self.members[i].host.clone()
+    }
+
+    /// `host:port` of member `i`: the TCP address other processes use.
     pub fn address(&self, i: usize) -> String {
-        format!("127.0.0.1:{}", self.members[i].port)
+        format!("{}:{}", self.members[i].host, self.members[i].port)
     }
 
-    /// A `mysql://` URL for member `i` as the admin user.
+    /// Member `i`'s unix socket (in its directory, reachable from every
+    /// namespace and untouched by a partition).
+    pub fn socket_path(&self, i: usize) -> PathBuf {
+        self.members[i].socket_path()
+    }
+
+    /// The namespace member `i` runs in, if any.
+    pub fn netns(&self, i: usize) -> Option<&str> {
+        self.members[i].netns.as_deref()
+    }
+
+    /// A `mysql://` URL for member `i` as the admin user, over TCP.
     pub fn url(&self, i: usize) -> String {
-        format!(
-            "mysql://{ADMIN_USER}:{ADMIN_PASSWORD}@127.0.0.1:{}/",
-            self.members[i].port
-        )
+        format!("mysql://{ADMIN_USER}:{ADMIN_PASSWORD}@{}/", self.address(i))
     }
 
-    /// Connection options for member `i`, for callers that build their own pool.
+    /// Admin connection options for member `i` over TCP, for callers that
+    /// build their own pool.
     pub fn opts(&self, i: usize) -> Opts {
-        member_opts(self.members[i].port)
+        member_opts(&self.members[i].host, self.members[i].port)
     }
 
-    /// A new connection to member `i`.
+    /// Admin connection options for member `i` over its unix socket.
+    pub fn opts_socket(&self, i: usize) -> Opts {
+        socket_opts(&self.members[i].socket_path(), ADMIN_USER, ADMIN_PASSWORD)
+    }
+
+    /// [`APP_USER`]'s connection options for member `i` over its unix
+    /// socket: a writer that `read_only` stops.
+    pub fn app_opts_socket(&self, i: usize) -> Opts {
+        socket_opts(&self.members[i].socket_path(), APP_USER, APP_PASSWORD)
+    }
+
+    /// A new admin connection to member `i`: over TCP for a loopback
+    /// topology, over the unix socket for one made by
+    /// [`start_in`](Self::start_in).
     pub async fn conn(&self, i: usize) -> anyhow::Result<Conn> {
-        Conn::new(self.opts(i))
+        let m = &self.members[i];
+        Conn::new(m.fixture_opts())
             .await
-            .with_context(|| format!("connecting to member {i} at {}", self.address(i)))
+            .with_context(|| format!("connecting to member {i} at {}", m.describe()))
     }
 
     /// Runs one statement on member `i`.
@@ -218,13 +360,14 @@ impl MariaDbTopology {
         self.members[i].process.resume();
     }
 
-    /// Starts member `i` again on the same port and data dir; it comes back
-    /// read-only, and a replica resumes replication by itself.
+    /// Starts member `i` again on the same address, port and data dir (in
+    /// the same namespace, if any); it comes back read-only, and a replica
+    /// resumes replication by itself.
     pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         let m = &mut self.members[i];
         m.process.restart(&m.dir)?;
-        let port = m.port;
-        wait_ready(&mut m.process, port).await
+        let (opts, what) = (m.fixture_opts(), m.describe());
+        wait_ready(&mut m.process, opts, &what).await
     }
 
     /// True while member `i`'s process runs.
@@ -238,9 +381,9 @@ impl MariaDbTopology {
     }
 }
 
-fn member_opts(port: u16) -> Opts {
+fn member_opts(host: &str, port: u16) -> Opts {
     OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
+        .ip_or_hostname(host)
         .tcp_port(port)
         .user(Some(ADMIN_USER))
         .pass(Some(ADMIN_PASSWORD))
@@ -248,7 +391,16 @@ fn member_opts(port: u16) -> Opts {
         .into()
 }
 
-async fn start_member(root: &Path, i: usize) -> anyhow::Result<Member> {
+fn socket_opts(socket: &Path, user: &str, password: &str) -> Opts {
+    OptsBuilder::default()
+        .socket(Some(socket.display().to_string()))
+        .prefer_socket(true)
+        .user(Some(user))
+        .pass(Some(password))
+        .into()
+}
+
+async fn start_member(root: &Path, i: usize, placement: &Placement<'_>) -> anyhow::Result<Member> {
     let mariadbd = system_bin("mariadbd")?;
     let install = system_bin("mariadb-install-db")?;
     let dir = root.join(format!("member{i}"));
@@ -283,7 +435,9 @@ async fn start_member(root: &Path, i: usize) -> anyhow::Result<Member> {
              CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}';\n\
              GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%' WITH GRANT OPTION;\n\
              CREATE USER IF NOT EXISTS '{REPL_USER}'@'%' IDENTIFIED BY '{REPL_PASSWORD}';\n\
-             GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{REPL_USER}'@'%';\n"
+             GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{REPL_USER}'@'%';\n\
+             CREATE USER IF NOT EXISTS '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}';\n\
+             GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON *.* TO '{APP_USER}'@'%';\n"
         ),
     )?;
     let server_id = 1001 + i as u32;
@@ -294,7 +448,7 @@ async fn start_member(root: &Path, i: usize) -> anyhow::Result<Member> {
             "--no-defaults".to_string(),
             format!("--datadir={}", data.display()),
             format!("--port={port}"),
-            "--bind-address=127.0.0.1".to_string(),
+            format!("--bind-address={}", placement.host),
             format!("--socket={}", dir.join("mysqld.sock").display()),
             format!("--pid-file={}", dir.join("mysqld.pid").display()),
             format!("--tmpdir={}", tmp.display()),
@@ -320,25 +474,42 @@ async fn start_member(root: &Path, i: usize) -> anyhow::Result<Member> {
         if let Some(u) = &user {
             args.push(format!("--user={u}"));
         }
-        let mut process = FixtureProcess::spawn(
+        // In a namespace, `ip netns exec` execs mariadbd in place: the pid
+        // (and so kill, pause, the death signal) is the server's.
+        let (program, argv) = match placement.netns {
+            Some(ns) => {
+                let mut wrapped = vec![
+                    "netns".to_string(),
+                    "exec".to_string(),
+                    ns.to_string(),
+                    mariadbd.display().to_string(),
+                ];
+                wrapped.extend(args.iter().cloned());
+                (system_bin("ip")?, wrapped)
+            }
+            None => (mariadbd.clone(), args.clone()),
+        };
+        let process = FixtureProcess::spawn(
             &format!("mariadbd member {i}"),
-            &mariadbd,
-            &args,
+            &program,
+            &argv,
             &dir,
             &dir.join("error.log"),
         )?;
-        match wait_ready(&mut process, port).await {
-            Ok(()) => {
-                return Ok(Member {
-                    port,
-                    dir,
-                    args,
-                    process,
-                });
-            }
+        let mut member = Member {
+            host: placement.host.clone(),
+            port,
+            dir: dir.clone(),
+            args: args.clone(),
+            netns: placement.netns.map(str::to_string),
+            process,
+        };
+        let (opts, what) = (member.fixture_opts(), member.describe());
+        match wait_ready(&mut member.process, opts, &what).await {
+            Ok(()) => return Ok(member),
             Err(e) => {
-                let tail = process.log_tail(4000);
-                process.kill();
+                let tail = member.process.log_tail(4000);
+                member.process.kill();
                 if looks_like_port_clash(&tail) {
                     last = Some(e);
                     continue;
@@ -368,17 +539,18 @@ fn run_as_user() -> Option<String> {
         })
 }
 
-async fn wait_ready(process: &mut FixtureProcess, port: u16) -> anyhow::Result<()> {
+/// Waits until the server answers on `opts` (the way the fixture will talk
+/// to it), failing fast if it exits.
+async fn wait_ready(process: &mut FixtureProcess, opts: Opts, what: &str) -> anyhow::Result<()> {
     let log = process.log_path().to_path_buf();
-    let r = wait_for(&format!("mariadbd on port {port}"), READY_TIMEOUT, || {
+    let r = wait_for(&format!("mariadbd at {what}"), READY_TIMEOUT, || {
         let exited = process.exited();
+        let opts = opts.clone();
         async move {
             if let Some(s) = exited {
                 return Err(format!("exited with {s}"));
             }
-            let mut c = Conn::new(member_opts(port))
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut c = Conn::new(opts).await.map_err(|e| e.to_string())?;
             c.query_drop("DO 1").await.map_err(|e| e.to_string())?;
             c.disconnect().await.ok();
             Ok::<_, String>(())

@@ -84,6 +84,15 @@ impl ReportFleet {
             .insert((target.to_string(), vantage.to_string()), up);
     }
 
+    /// Stops reporting anything from `vantage` (its probes are cut off from
+    /// these controllers): its votes go stale.
+    pub fn forget_vantage(&self, vantage: &str) {
+        self.outcomes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(_, v), _| v != vantage);
+    }
+
     /// Sets what every listed vantage sees of `target`.
     pub fn set_all(&self, target: &str, vantages: &[&str], up: bool) {
         for v in vantages {

@@ -109,6 +109,7 @@ pub struct ProberConfig {
 /// cluster, within `timeout`. Stops when dropped.
 #[derive(Debug)]
 pub struct PeerProber {
+    peers: BTreeMap<String, String>,
     reachable: watch::Receiver<BTreeSet<String>>,
     _tasks: Vec<AbortOnDrop>,
 }
@@ -132,9 +133,15 @@ impl PeerProber {
             ))));
         }
         Ok(Self {
+            peers: config.peers.clone(),
             reachable,
             _tasks: tasks,
         })
+    }
+
+    /// The peers it pings: id → address.
+    pub fn peers(&self) -> &BTreeMap<String, String> {
+        &self.peers
     }
 
     /// The reachable set, updated as pings succeed and fail.

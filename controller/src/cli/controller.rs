@@ -25,6 +25,18 @@ pub struct ControllerArgs {
     pub metrics_listen: Option<SocketAddr>,
     /// Embedded DNS listen address instead of the config's.
     pub dns_listen: Option<SocketAddr>,
+    /// Local state directory (see [`state_dir`]).
+    pub state_dir: Option<std::path::PathBuf>,
+}
+
+/// The local state directory: the one given, else systemd's
+/// `$STATE_DIRECTORY`, else `/var/lib/switchyard/<id>`.
+pub fn state_dir(given: Option<&Path>, id: &str) -> std::path::PathBuf {
+    given.map(Path::to_path_buf).unwrap_or_else(|| {
+        std::env::var_os("STATE_DIRECTORY")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new("/var/lib/switchyard").join(id))
+    })
 }
 
 /// Runs a controller until a termination signal. Returns the exit code.
@@ -54,6 +66,9 @@ pub async fn run(path: &Path, args: ControllerArgs) -> anyhow::Result<i32> {
         ),
         None => None,
     };
+    let state = state_dir(args.state_dir.as_deref(), &me.id);
+    std::fs::create_dir_all(&state)
+        .with_context(|| format!("creating the state directory {}", state.display()))?;
     let traffic = runtime::traffic_backend(&cfg, args.dns_listen).await?;
     let grpc_bound = grpc.local_addr()?;
     let metrics_bound = metrics.as_ref().map(|l| l.local_addr()).transpose()?;
@@ -77,9 +92,12 @@ pub async fn run(path: &Path, args: ControllerArgs) -> anyhow::Result<i32> {
     runtime::run(
         cfg,
         me,
-        grpc,
-        metrics,
-        traffic,
+        runtime::Listeners {
+            grpc,
+            metrics,
+            traffic,
+        },
+        state,
         Arc::new(SystemClock),
         shutdown_rx,
     )

@@ -295,6 +295,20 @@ fn cases() -> Vec<Case> {
             "must start with http:// or https://",
             (2, 14),
         ),
+        case(
+            "primary lease TTL not whole seconds",
+            "[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nprimary_lease_ttl = \"2500ms\"\n",
+            "etcd.primary_lease_ttl",
+            "use a whole number of seconds, at least 2s",
+            (3, 21),
+        ),
+        case(
+            "primary lease TTL below the leader lease",
+            "[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nlease_ttl = \"5s\"\nprimary_lease_ttl = \"3s\"\n",
+            "etcd.primary_lease_ttl",
+            "primary_lease_ttl (3s) is shorter than lease_ttl (5s)",
+            (4, 21),
+        ),
         // --- validation: services ---
         case(
             "endpoint in undeclared region",
@@ -601,6 +615,8 @@ fn defaults_are_filled_in() {
     let checked = parse(&doc(&format!("{SERVICE}\n{DATABASE}"))).expect("valid");
     let c = checked.config;
     assert_eq!(c.etcd.lease_ttl, Duration::from_secs(5));
+    assert_eq!(c.etcd.primary_lease_ttl, None);
+    assert_eq!(c.etcd.primary_lease_ttl(), Duration::from_secs(10));
     assert_eq!(c.etcd.tls, None);
     let p = &c.policy;
     assert_eq!((p.fall, p.rise, p.quorum), (3, 2, None));

@@ -13,19 +13,25 @@
 pub mod journal;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use etcd_client::TxnOp;
 
 use switchyard_probes::replication::ReplicaSet;
 
+use crate::fence::gate::{self, FORCED_REASON, FenceAttempt, Gate};
+use crate::fence::lease::LeaseReader;
 use crate::runtime::control::DatabaseState;
 use crate::store::{LEASE_MARGIN, Leadership, Store, StoreError, encode};
 use crate::traffic::{RecordChange, TrafficBackend, TrafficError};
 pub use journal::{ActionSpec, HistoryEvent, JournalEntry, Status, entry_id, history_id};
+
+/// How long an opened promotion gate is trusted by the action that follows
+/// it; older, and the gate is asked again before promoting.
+const GATE_FRESH: Duration = Duration::from_secs(10);
 
 /// How long a planned switchover waits for the target to catch up.
 pub const SWITCHOVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -52,6 +58,9 @@ pub struct Executor {
     databases: BTreeMap<String, Arc<dyn ReplicaSet>>,
     controller_id: String,
     seq: AtomicU64,
+    leases: Option<Arc<LeaseReader>>,
+    // database → (primary replaced, when its gate opened).
+    opened: Mutex<BTreeMap<String, (String, Instant)>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -81,7 +90,78 @@ impl Executor {
             databases,
             controller_id: controller_id.to_string(),
             seq: AtomicU64::new(0),
+            leases: None,
+            opened: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Guards every unforced failover with the promotion gate
+    /// ([`crate::fence::gate`]), reading primary leases through `leases`.
+    /// Without it (tests of the journal alone) failovers are not gated.
+    pub fn with_gate(mut self, leases: Arc<LeaseReader>) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
+    /// May a replacement for `old_primary` of `database` be promoted now?
+    /// A forced failover always may (history records that the gate was
+    /// skipped). Otherwise the old primary's lease decides: it must have
+    /// expired, as seen from here plus the drift margin, by which time an
+    /// isolated controller in its region has fenced it.
+    ///
+    /// The leader does not fence the old primary to open the gate: while
+    /// its region's controller renews the lease, that controller still
+    /// reaches it, and replacing a primary its own region vouches for is
+    /// how a partial partition becomes split brain.
+    pub async fn promotion_gate(
+        &self,
+        database: &str,
+        old_primary: &str,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> Gate {
+        let Some(leases) = &self.leases else {
+            return Gate::Open {
+                by: gate::OpenedBy::NoLease,
+                reason: "no promotion gate configured".into(),
+            };
+        };
+        let state = DatabaseState {
+            primary: old_primary.to_string(),
+            epoch: 0,
+            last_failover: None,
+        };
+        let lease = if force {
+            crate::fence::lease::LeaseObservation::Absent { last_seen: None }
+        } else {
+            leases.observe(database).await
+        };
+        let g = gate::may_promote(&state, &lease, &FenceAttempt::NotAttempted, force, now);
+        match &g {
+            Gate::Open { .. } => {
+                self.opened
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        database.to_string(),
+                        (old_primary.to_string(), Instant::now()),
+                    );
+            }
+            Gate::Wait { .. } => {
+                metrics::counter!("switchyard_promotion_gate_waits_total", "database" => database.to_string())
+                    .increment(1);
+            }
+        }
+        g
+    }
+
+    /// True when the gate for replacing `old_primary` opened recently.
+    fn gate_fresh(&self, database: &str, old_primary: &str) -> bool {
+        self.opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(database)
+            .is_some_and(|(p, at)| p == old_primary && at.elapsed() < GATE_FRESH)
     }
 
     /// Journals `action`, performs it, journals the outcome. Returns the
@@ -167,7 +247,10 @@ impl Executor {
             return Err(StoreError::NotLeader("lease too close to expiry".into()).into());
         }
         let started = Instant::now();
-        let result = self.perform(&entry.action).await;
+        let result = match self.closed_gate(&entry.action, now).await {
+            Some(reason) => Err(ActionError::GateClosed(reason)),
+            None => self.perform(&entry.action).await,
+        };
         let kind = entry.action.kind();
         metrics::histogram!("switchyard_action_duration_seconds", "kind" => kind)
             .record(started.elapsed().as_secs_f64());
@@ -238,6 +321,28 @@ impl Executor {
         self.store.fenced_txn(leader, ops).await?;
         tracing::info!(id = %entry.id, status = ?entry.status, outcome = %outcome, "outcome written");
         Ok(entry)
+    }
+
+    /// For an unforced failover whose gate has not opened recently (an
+    /// intent a previous leader left pending): asks the gate again. `Some`
+    /// with the reason when it is shut.
+    async fn closed_gate(&self, action: &ActionSpec, now: DateTime<Utc>) -> Option<String> {
+        let ActionSpec::Failover {
+            database,
+            from_member,
+            force: false,
+            ..
+        } = action
+        else {
+            return None;
+        };
+        if self.leases.is_none() || self.gate_fresh(database, from_member) {
+            return None;
+        }
+        match self.promotion_gate(database, from_member, false, now).await {
+            Gate::Open { .. } => None,
+            Gate::Wait { reason, .. } => Some(reason),
+        }
     }
 
     fn replica_set(&self, database: &str) -> Result<&Arc<dyn ReplicaSet>, ActionError> {
@@ -351,4 +456,12 @@ pub enum ActionError {
     /// The database adapter failed (no candidate, timeout, unreachable…).
     #[error("{0}")]
     Database(String),
+    /// The promotion gate is shut: the old primary may still be writable.
+    #[error("promotion gate closed: {0}")]
+    GateClosed(String),
+}
+
+/// The reason history records for a failover that skipped the gate.
+pub fn forced_reason() -> String {
+    FORCED_REASON.to_string()
 }

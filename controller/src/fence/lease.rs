@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use etcd_client::{Client, PutOptions};
+use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -68,7 +68,17 @@ pub struct PrimaryLease {
     ttl: Duration,
     value: Mutex<LeaseValue>,
     status: watch::Receiver<Renewal>,
+    adopted: bool,
     _task: AbortOnDrop,
+}
+
+/// What [`PrimaryLease::acquire`] got.
+#[derive(Debug)]
+pub enum Acquired {
+    /// This controller holds (or re-adopted) the lease.
+    Held(Box<PrimaryLease>),
+    /// Another controller holds it; its value.
+    HeldBy(LeaseValue),
 }
 
 impl std::fmt::Debug for PrimaryLease {
@@ -86,14 +96,49 @@ impl PrimaryLease {
     /// Grants a lease of `ttl` (whole seconds, at least one), writes
     /// `value` under `key` attached to it, and keeps it alive every TTL/3.
     /// `value.renewed_at` is overwritten with `now`, `value.ttl_ms` with the
-    /// TTL etcd granted.
+    /// TTL etcd granted. Overwrites whatever holds the key: use
+    /// [`PrimaryLease::acquire`] where another controller may hold it.
     pub async fn start(
+        client: Client,
+        key: String,
+        value: LeaseValue,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        match Self::grant_and_put(client, key, value, ttl, now, false).await? {
+            Acquired::Held(l) => Ok(*l),
+            // Unconditional puts always succeed.
+            Acquired::HeldBy(v) => Err(StoreError::BadValue {
+                key: String::new(),
+                reason: format!("held by {}", v.holder),
+            }),
+        }
+    }
+
+    /// Takes the lease only if nobody holds the key: grant, then put with a
+    /// `create_revision == 0` compare. When the key is held by
+    /// `value.holder` itself (this controller before a restart), the
+    /// existing etcd lease is adopted and kept alive, so a restart never
+    /// leaves a gap. When another controller holds it, nothing changes and
+    /// its value is returned.
+    pub async fn acquire(
+        client: Client,
+        key: String,
+        value: LeaseValue,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Acquired, StoreError> {
+        Self::grant_and_put(client, key, value, ttl, now, true).await
+    }
+
+    async fn grant_and_put(
         client: Client,
         key: String,
         mut value: LeaseValue,
         ttl: Duration,
         now: DateTime<Utc>,
-    ) -> Result<Self, StoreError> {
+        only_if_absent: bool,
+    ) -> Result<Acquired, StoreError> {
         let mut c = client.clone();
         let secs = ttl.as_secs_f64().ceil().max(1.0) as i64;
         let sent = Instant::now();
@@ -103,18 +148,71 @@ impl PrimaryLease {
         value.renewed_at = now;
         value.ttl_ms = ttl.as_millis() as u64;
         let json = encode(&key, &value)?;
-        let put = tokio::time::timeout(
-            CALL_TIMEOUT,
-            c.put(key.clone(), json, Some(PutOptions::new().with_lease(lease))),
-        )
-        .await;
-        if let Err(e) = put
-            .map_err(StoreError::from)
-            .and_then(|r| r.map_err(StoreError::from))
-        {
+        let put = TxnOp::put(key.clone(), json, Some(PutOptions::new().with_lease(lease)));
+        let txn = if only_if_absent {
+            Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then([put])
+                .or_else([TxnOp::get(key.clone(), None)])
+        } else {
+            Txn::new().and_then([put])
+        };
+        let revoke = |mut c: Client| async move {
             let _ = tokio::time::timeout(CALL_TIMEOUT, c.lease_revoke(lease)).await;
-            return Err(e);
+        };
+        let resp = match tokio::time::timeout(CALL_TIMEOUT, c.txn(txn)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                revoke(c).await;
+                return Err(e.into());
+            }
+            Err(e) => {
+                revoke(c).await;
+                return Err(e.into());
+            }
+        };
+        if resp.succeeded() {
+            return Ok(Acquired::Held(Box::new(Self::keep(
+                client, key, lease, ttl, value, sent,
+            ))));
         }
+        // Someone holds the key: give the new lease back, then see who.
+        revoke(c).await;
+        let existing = resp.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| (kv.value().to_vec(), kv.lease())),
+            _ => None,
+        });
+        let Some((raw, existing_lease)) = existing else {
+            // Gone between the compare and the read: the next call takes it.
+            return Err(StoreError::BadValue {
+                key,
+                reason: "held, then released, during the attempt; try again".into(),
+            });
+        };
+        let held: LeaseValue = serde_json::from_slice(&raw).map_err(|e| StoreError::BadValue {
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+        if held.holder != value.holder {
+            return Ok(Acquired::HeldBy(held));
+        }
+        // Ours from before a restart: keep that lease alive. The deadline
+        // counts from now only once a renewal is acknowledged; until then
+        // assume the worst (it may expire one TTL after its last renewal).
+        let ttl = Duration::from_millis(held.ttl_ms).max(Duration::from_secs(1));
+        let mut adopted = Self::keep(client, key, existing_lease, ttl, held, sent);
+        adopted.adopted = true;
+        Ok(Acquired::Held(Box::new(adopted)))
+    }
+
+    fn keep(
+        client: Client,
+        key: String,
+        lease: i64,
+        ttl: Duration,
+        value: LeaseValue,
+        sent: Instant,
+    ) -> Self {
         let (tx, status) = watch::channel(Renewal {
             last_renewed: sent,
             deadline: sent + ttl,
@@ -123,15 +221,22 @@ impl PrimaryLease {
         let task = tokio::spawn(keep_alive(client.clone(), lease, ttl, tx, || {
             metrics::counter!("switchyard_primary_lease_renewals_total").increment(1);
         }));
-        Ok(Self {
+        Self {
             client,
             key,
             lease,
             ttl,
             value: Mutex::new(value),
             status,
+            adopted: false,
             _task: AbortOnDrop(task),
-        })
+        }
+    }
+
+    /// True when this handle adopted a lease this controller held before a
+    /// restart rather than granting a new one.
+    pub fn adopted(&self) -> bool {
+        self.adopted
     }
 
     /// The etcd lease id.

@@ -65,6 +65,9 @@ pub struct FenceRecord {
     pub member: String,
     /// What came of it.
     pub result: FenceOutcome,
+    /// Why the controller fenced (its isolation assessment at the time).
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// Fences one database's members in this controller's region.
@@ -121,6 +124,7 @@ impl LocalFencer {
     pub async fn fence_region(
         &self,
         now: DateTime<Utc>,
+        reason: &str,
     ) -> Result<Vec<FenceRecord>, FenceLogError> {
         let _guard = self.lock.lock().await;
         let targets = match self.set.observe().await {
@@ -148,6 +152,7 @@ impl LocalFencer {
                 database: self.database.clone(),
                 member,
                 result,
+                reason: reason.to_string(),
             };
             append(&self.path, &record)?;
             records.push(record);

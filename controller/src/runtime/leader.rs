@@ -16,8 +16,9 @@ use crate::clock::Clock;
 use crate::engine::{self, Action, ControlState, Policy, RegionState, Topology};
 use crate::executor::journal::OperatorRequest;
 use crate::executor::{ActionSpec, ExecError, Executor, Status};
-use crate::runtime::control;
+use crate::fence::gate::Gate;
 use crate::runtime::metrics as m;
+use crate::runtime::{control, rejoin};
 use crate::store::{Leadership, Role, Store, StoreError};
 use crate::traffic::TrafficBackend;
 
@@ -25,6 +26,8 @@ use crate::traffic::TrafficBackend;
 pub const TICK: Duration = Duration::from_millis(250);
 /// How often the operator's switches are re-read from etcd.
 const SWITCH_REFRESH: Duration = Duration::from_secs(1);
+/// How often a shut promotion gate is asked again.
+const GATE_RETRY: Duration = Duration::from_millis(500);
 /// How long a failed action is left alone before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -46,6 +49,8 @@ pub struct LeaderContext {
     pub aggregator: Arc<Aggregator>,
     /// Where now comes from.
     pub clock: Arc<dyn Clock>,
+    /// This controller's id (for history).
+    pub id: String,
 }
 
 /// Leads whenever `role` says so, until `shutdown`.
@@ -63,7 +68,16 @@ pub async fn run(
             _ = shutdown.wait_for(|s| *s) => return,
         };
         m::set_leader(true);
-        match lead(&ctx, &leadership, &mut shutdown).await {
+        let rejoin = tokio::spawn(rejoin::watch(
+            ctx.store.clone(),
+            ctx.databases.clone(),
+            leadership.clone(),
+            ctx.id.clone(),
+            ctx.clock.clone(),
+        ));
+        let led = lead(&ctx, &leadership, &mut shutdown).await;
+        rejoin.abort();
+        match led {
             Ok(()) => {}
             Err(e) => tracing::warn!(error = %e, "leading stopped"),
         }
@@ -136,6 +150,8 @@ async fn lead(
     m::set_switches(control.paused, control.drained.len());
     tracing::info!(paused = control.paused, drained = ?control.drained, "leading");
     let mut retry_at: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+    // The last gate reason logged per action, so a wait is logged once.
+    let mut gate_said: BTreeMap<String, String> = BTreeMap::new();
     let mut shown = m::Shown::default();
     let mut last_refresh = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(TICK);
@@ -172,11 +188,33 @@ async fn lead(
             {
                 continue;
             }
-            let entry = match ctx
-                .executor
-                .execute(leader, spec, action.reasons().to_vec(), now)
-                .await
+            let mut reasons = action.reasons().to_vec();
+            if let ActionSpec::Failover {
+                database,
+                from_member,
+                force,
+                ..
+            } = &spec
             {
+                match ctx
+                    .executor
+                    .promotion_gate(database, from_member, *force, now)
+                    .await
+                {
+                    Gate::Open { reason, .. } => {
+                        reasons.push(format!("promotion gate open: {reason}"))
+                    }
+                    Gate::Wait { reason, .. } => {
+                        if gate_said.get(&key) != Some(&reason) {
+                            tracing::warn!(database = %database, "promotion gate shut: {reason}");
+                            gate_said.insert(key.clone(), reason);
+                        }
+                        retry_at.insert(key, tokio::time::Instant::now() + GATE_RETRY);
+                        continue;
+                    }
+                }
+            }
+            let entry = match ctx.executor.execute(leader, spec, reasons, now).await {
                 Ok(e) => e,
                 Err(e) if e.lost_leadership() => return Err(e),
                 Err(e) => {
@@ -240,11 +278,36 @@ async fn serve_requests(
         {
             from_member.clone_from(&db.primary);
         }
-        let reasons = vec![format!(
+        let mut reasons = vec![format!(
             "requested by {} at {}",
             request.requested_by,
             request.requested_at.to_rfc3339()
         )];
+        if let ActionSpec::Failover {
+            database,
+            from_member,
+            force,
+            ..
+        } = &action
+        {
+            match ctx
+                .executor
+                .promotion_gate(database, from_member, *force, now)
+                .await
+            {
+                Gate::Open { reason, .. } => reasons.push(if *force {
+                    reason
+                } else {
+                    format!("promotion gate open: {reason}")
+                }),
+                Gate::Wait { reason, .. } => {
+                    // The request stays until the gate opens (or the
+                    // operator forces it).
+                    tracing::info!(request = %id, database = %database, "operator failover waits for the promotion gate: {reason}");
+                    continue;
+                }
+            }
+        }
         tracing::info!(request = %id, action = action.kind(), subject = action.subject(), "operator request");
         match ctx
             .executor

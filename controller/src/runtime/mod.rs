@@ -5,12 +5,17 @@
 
 pub mod control;
 pub mod follow;
+pub mod isolation;
 pub mod leader;
+pub mod lease_keeper;
 pub mod metrics;
 pub mod model;
+pub mod peers;
 pub mod probe_plan;
+pub mod rejoin;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use switchyard_probes::proto::probe_ingest_server::ProbeIngestServer;
@@ -19,9 +24,12 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::ingest::{Aggregator, IngestService};
+use crate::api::peer::PeerService;
 use crate::clock::Clock;
 use crate::config::{Config, Controller, Dns};
 use crate::executor::Executor;
+use crate::fence::lease::{DEFAULT_DRIFT_MARGIN, LeaseReader};
+use crate::fence::local::LocalFencer;
 use crate::store::{ElectionConfig, Role, Store, election};
 use crate::traffic::embedded::EmbeddedBackend;
 use crate::traffic::file::FileBackend;
@@ -134,17 +142,41 @@ pub struct Bound {
     pub metrics: Option<SocketAddr>,
 }
 
+/// What the outside gives a controller to serve on.
+pub struct Listeners {
+    /// gRPC: probe ingest, health, peer pings.
+    pub grpc: TcpListener,
+    /// Prometheus `/metrics`, when enabled.
+    pub metrics: Option<TcpListener>,
+    /// The traffic backend (with the embedded DNS server, if any).
+    pub traffic: Traffic,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners")
+            .field("grpc", &self.grpc.local_addr().ok())
+            .field("traffic", &self.traffic)
+            .finish()
+    }
+}
+
 /// Runs controller `me` of `cfg` until `shutdown` turns true; on shutdown it
-/// resigns leadership so a peer takes over at once.
+/// resigns leadership so a peer takes over at once. `state_dir` holds what
+/// must survive etcd being unreachable (the record of isolation fences).
 pub async fn run(
     cfg: Config,
     me: Controller,
-    grpc: TcpListener,
-    metrics_listener: Option<TcpListener>,
-    traffic: Traffic,
+    listeners: Listeners,
+    state_dir: PathBuf,
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), StartError> {
+    let Listeners {
+        grpc,
+        metrics: metrics_listener,
+        traffic,
+    } = listeners;
     let handle = metrics::install();
     let bound = Bound {
         grpc: grpc.local_addr()?,
@@ -160,6 +192,7 @@ pub async fn run(
     } = traffic;
     let topology = model::topology(&cfg);
     let databases = model::replica_sets(&cfg)?;
+    let local_sets = model::local_replica_sets(&cfg, &me.region)?;
     let policy = model::policy(&cfg);
     let known = Arc::new(model::known_names(&topology));
     let aggregator = Arc::new(Aggregator::new(policy.clone()));
@@ -178,8 +211,70 @@ pub async fn run(
         tasks.spawn(metrics::serve(l, handle, shutdown.clone()));
     }
 
-    // gRPC: ingest + health.
+    // Split-brain protection: etcd reachability, peer checks, primary
+    // leases of this region, and the isolation loop that fences.
+    let timing = isolation::Timing::for_ttl(cfg.etcd.primary_lease_ttl());
+    let (last_ok_tx, last_ok_rx) = watch::channel(tokio::time::Instant::now());
+    let (etcd_ok_tx, etcd_ok_rx) = watch::channel(true);
+    tasks.spawn(isolation::probe_etcd(
+        store.clone(),
+        timing.probe_timeout,
+        last_ok_tx,
+        etcd_ok_tx,
+        timing.etcd_silence,
+        shutdown.clone(),
+    ));
+    let (peers_tx, peers_rx) = watch::channel(Default::default());
+    let advertised = peers::advertised(bound.grpc, me.listen);
+    tasks.spawn(peers::run(
+        store.clone(),
+        cfg.clone(),
+        peers::Registration {
+            address: advertised.to_string(),
+            region: me.region.clone(),
+            started_at: clock.now(),
+        },
+        me.id.clone(),
+        peers_tx,
+        shutdown.clone(),
+    ));
+    let (held_tx, held_rx) = watch::channel(Default::default());
+    let keeper = lease_keeper::LeaseKeeper::from_config(
+        &cfg,
+        store.clone(),
+        &me.id,
+        &me.region,
+        local_sets.clone(),
+        clock.clone(),
+    );
+    tasks.spawn(keeper.run(held_tx, etcd_ok_rx.clone(), shutdown.clone()));
+    let records = state_dir.join("isolation-fences.jsonl");
+    let fencers = local_sets
+        .iter()
+        .map(|(db, set)| {
+            let members = cfg
+                .databases
+                .iter()
+                .filter(|d| &d.name == db)
+                .flat_map(|d| d.members.iter())
+                .filter(|m| m.region == me.region)
+                .map(|m| m.id.clone());
+            LocalFencer::new(db.clone(), members, set.clone(), records.clone())
+        })
+        .collect();
+    let isolation_loop = isolation::IsolationLoop {
+        store: store.clone(),
+        self_id: me.id.clone(),
+        controllers: cfg.controllers.iter().map(|c| c.id.clone()).collect(),
+        fencers,
+        timing,
+        clock: clock.clone(),
+    };
+    tasks.spawn(isolation_loop.run(last_ok_rx, peers_rx, held_rx, shutdown.clone()));
+
+    // gRPC: ingest + health + peer pings.
     let ingest = IngestService::new(aggregator.clone(), known, clock.clone());
+    let peer = PeerService::new(me.id.clone(), cfg.cluster.clone(), etcd_ok_rx);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ProbeIngestServer<IngestService>>()
@@ -189,6 +284,7 @@ pub async fn run(
         let r = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(ProbeIngestServer::new(ingest))
+            .add_service(peer.into_server())
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
                 let _ = grpc_shutdown.wait_for(|s| *s).await;
             })
@@ -202,7 +298,7 @@ pub async fn run(
     let (role_tx, role_rx) = watch::channel(Role::Follower);
     let election_cfg = ElectionConfig {
         name: store.keys().leader(),
-        value: bound.grpc.to_string(),
+        value: advertised.to_string(),
         ttl: cfg.etcd.lease_ttl,
     };
     let election = tokio::spawn(election::run(
@@ -212,13 +308,19 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    let leases = Arc::new(LeaseReader::new(
+        store.clone(),
+        clock.clone(),
+        DEFAULT_DRIFT_MARGIN,
+    ));
     let ctx = leader::LeaderContext {
         executor: Executor::with_databases(
             store.clone(),
             traffic.clone(),
             databases.clone(),
             &me.id,
-        ),
+        )
+        .with_gate(leases),
         store,
         traffic,
         databases,
@@ -226,6 +328,7 @@ pub async fn run(
         policy,
         aggregator,
         clock,
+        id: me.id.clone(),
     };
     let leader_loop = tokio::spawn(leader::run(ctx, role_rx, shutdown.clone()));
 

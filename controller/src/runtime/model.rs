@@ -177,10 +177,28 @@ pub enum AdapterError {
 pub fn replica_sets(
     cfg: &Config,
 ) -> Result<BTreeMap<String, std::sync::Arc<dyn ReplicaSet>>, AdapterError> {
+    replica_sets_where(cfg, |_| true)
+}
+
+/// One adapter per database that has members in `region`, holding only
+/// those members: what an isolated controller fences. It never reaches
+/// across the cut (a member behind it would hold every call up to its
+/// connect timeout, past the fence deadline).
+pub fn local_replica_sets(
+    cfg: &Config,
+    region: &str,
+) -> Result<BTreeMap<String, std::sync::Arc<dyn ReplicaSet>>, AdapterError> {
+    replica_sets_where(cfg, |m| m.region == region)
+}
+
+fn replica_sets_where(
+    cfg: &Config,
+    keep: impl Fn(&config::Member) -> bool,
+) -> Result<BTreeMap<String, std::sync::Arc<dyn ReplicaSet>>, AdapterError> {
     let mut out: BTreeMap<String, std::sync::Arc<dyn ReplicaSet>> = BTreeMap::new();
     for db in &cfg.databases {
         let mut members = Vec::with_capacity(db.members.len());
-        for m in &db.members {
+        for m in db.members.iter().filter(|m| keep(m)) {
             let credentials = resolve(
                 cfg,
                 &db.name,
@@ -191,6 +209,9 @@ pub fn replica_sets(
             spec.promotion = m.promotion;
             spec.region_priority = cfg.region(&m.region).map_or(u32::MAX, |r| r.priority);
             members.push(spec);
+        }
+        if members.is_empty() {
+            continue;
         }
         let rules = Rules {
             max_lag: db.max_lag,

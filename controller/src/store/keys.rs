@@ -119,6 +119,17 @@ impl Keys {
     pub fn primary_leases_prefix(&self) -> String {
         format!("{}/leases/primary/", self.prefix)
     }
+
+    /// Where controller `id` registers the gRPC address its peers ping
+    /// (listeners may be bound to port 0, so the config alone cannot say).
+    pub fn controller(&self, id: &str) -> String {
+        format!("{}/controllers/{id}", self.prefix)
+    }
+
+    /// Prefix of every controller registration.
+    pub fn controllers_prefix(&self) -> String {
+        format!("{}/controllers/", self.prefix)
+    }
 }
 
 #[cfg(test)]

@@ -180,6 +180,17 @@ impl Store {
         Ok(())
     }
 
+    /// An unfenced put of a JSON value, for what a controller says of
+    /// itself whoever leads: its registration, the fences it did while
+    /// isolated.
+    pub async fn put_json<T: Serialize>(&self, key: String, value: &T) -> Result<(), StoreError> {
+        let json = encode(&key, value)?;
+        let mut c = self.client.clone();
+        tokio::time::timeout(CALL_TIMEOUT, c.put(key, json, None)).await??;
+        metrics::counter!("switchyard_etcd_writes_total", "kind" => "self").increment(1);
+        Ok(())
+    }
+
     /// Deletes a control key (resume, undrain).
     pub async fn delete_control(&self, key: String) -> Result<(), StoreError> {
         let mut c = self.client.clone();

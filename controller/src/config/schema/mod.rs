@@ -96,6 +96,21 @@ pub struct Etcd {
         deserialize_with = "duration::deserialize"
     )]
     pub lease_ttl: Duration,
+    /// TTL of each database's primary lease (default twice `lease_ttl`):
+    /// the majority side promotes around an unreachable primary only after
+    /// this has run out, and an isolated controller fences its primaries
+    /// before it does. Longer means slower failovers of a cut-off region;
+    /// shorter means less room for the isolated side to fence in time.
+    #[serde(default, deserialize_with = "duration::deserialize_option")]
+    pub primary_lease_ttl: Option<Duration>,
+}
+
+impl Etcd {
+    /// The primary lease TTL in force: the configured one, or twice the
+    /// leader lease's.
+    pub fn primary_lease_ttl(&self) -> Duration {
+        self.primary_lease_ttl.unwrap_or(self.lease_ttl * 2)
+    }
 }
 
 fn default_lease_ttl() -> Duration {

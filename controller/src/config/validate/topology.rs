@@ -56,6 +56,26 @@ fn etcd(v: &mut Validator<'_>) {
             "etcd grants leases in whole seconds: use a whole number of seconds, at least 1s (2s–5s is typical)",
         );
     }
+    if let Some(p) = etcd.primary_lease_ttl {
+        if p < Duration::from_secs(2) || p.subsec_nanos() != 0 {
+            v.error(
+                path.key("primary_lease_ttl"),
+                "etcd grants leases in whole seconds: use a whole number of seconds, at least 2s \
+                 (an isolated controller must fence within it; the default is twice lease_ttl)",
+            );
+        } else if p < ttl {
+            v.error(
+                path.key("primary_lease_ttl"),
+                format!(
+                    "primary_lease_ttl ({}s) is shorter than lease_ttl ({}s): a change of leader \
+                     alone could let a primary lease lapse unseen; use at least lease_ttl \
+                     (default twice it)",
+                    p.as_secs(),
+                    ttl.as_secs()
+                ),
+            );
+        }
+    }
 }
 
 fn regions(v: &mut Validator<'_>) {

@@ -1,0 +1,412 @@
+//! The isolation loop every controller runs (ARCHITECTURE.md §5): is this
+//! controller cut off, and if so, fence its own region's primaries before
+//! the primary lease it renewed last can expire.
+//!
+//! - etcd answers: connected. Fence records kept while isolated are written
+//!   to history now.
+//! - etcd silent, a majority of controllers answer: an etcd outage. Fail
+//!   static: nothing is fenced (and, without etcd, nothing is promoted).
+//! - neither: isolated. After a short grace (a blip is not an isolation),
+//!   and never later than the fence deadline of the leases held, every
+//!   local member that may take writes is fenced, and a record of it is
+//!   kept on local disk.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::executor::{HistoryEvent, history_id};
+use crate::fence::isolation::{Assessment, Connectivity, EtcdReach, FenceDeadline, Reach, assess};
+use crate::fence::local::{FenceOutcome, FenceRecord, LocalFencer};
+use crate::runtime::lease_keeper::HeldLease;
+use crate::store::Store;
+
+/// How often the loop looks.
+const TICK: Duration = Duration::from_millis(100);
+/// How often etcd is asked whether it answers.
+const ETCD_PROBE: Duration = Duration::from_millis(250);
+/// How long a failed fence waits before it is tried again.
+const FENCE_RETRY: Duration = Duration::from_secs(1);
+
+/// The timing of the isolation decision, derived from the primary lease TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// etcd silent for this long counts as unreachable.
+    pub etcd_silence: Duration,
+    /// An isolation must last this long before fencing (unless the fence
+    /// deadline comes first).
+    pub grace: Duration,
+    /// Fence this long before the held lease's deadline.
+    pub margin: Duration,
+    /// Bound of one etcd reachability probe.
+    pub probe_timeout: Duration,
+}
+
+impl Timing {
+    /// For a primary lease of `ttl`: the margin is a quarter of it (at
+    /// least 500 ms) so the fence is done well before etcd lets the lease
+    /// go; etcd silence and grace are an eighth (300 ms to 1 s each), so a
+    /// blip of a few hundred milliseconds never fences anything.
+    pub fn for_ttl(ttl: Duration) -> Self {
+        let eighth = (ttl / 8).clamp(Duration::from_millis(300), Duration::from_secs(1));
+        Self {
+            etcd_silence: eighth,
+            grace: eighth,
+            margin: (ttl / 4).max(Duration::from_millis(500)),
+            probe_timeout: eighth,
+        }
+    }
+}
+
+/// Everything the loop works with.
+pub struct IsolationLoop {
+    /// Shared state (reachability probe and history writes).
+    pub store: Store,
+    /// This controller's id.
+    pub self_id: String,
+    /// Every controller id in the config.
+    pub controllers: BTreeSet<String>,
+    /// One fencer per database with members in this region.
+    pub fencers: Vec<LocalFencer>,
+    /// Timing.
+    pub timing: Timing,
+    /// Wall clock for records.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for IsolationLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IsolationLoop")
+            .field("self_id", &self.self_id)
+            .field("fencers", &self.fencers)
+            .field("timing", &self.timing)
+            .finish()
+    }
+}
+
+/// The etcd reachability probe: a count-only read of the leader key, every
+/// [`ETCD_PROBE`], bounded by `timeout`. Publishes the instant of the last
+/// answer. Reads only: it adds no etcd writes.
+pub async fn probe_etcd(
+    store: Store,
+    timeout: Duration,
+    last_ok: watch::Sender<Instant>,
+    etcd_ok: watch::Sender<bool>,
+    silence: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let key = store.keys().leader();
+    loop {
+        let sent = Instant::now();
+        let ok = matches!(
+            tokio::time::timeout(timeout, store.exists(&key)).await,
+            Ok(Ok(_))
+        );
+        if ok {
+            last_ok.send_replace(sent);
+        }
+        let reachable = ok || last_ok.borrow().elapsed() < silence;
+        etcd_ok.send_if_modified(|v| {
+            let changed = *v != reachable;
+            *v = reachable;
+            changed
+        });
+        tokio::select! {
+            _ = tokio::time::sleep_until(sent + ETCD_PROBE) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+impl IsolationLoop {
+    /// Runs until `shutdown`. `last_etcd_ok` is fed by [`probe_etcd`],
+    /// `peers` by the peer prober, `held` by the lease keeper.
+    pub async fn run(
+        self,
+        last_etcd_ok: watch::Receiver<Instant>,
+        peers: watch::Receiver<BTreeSet<String>>,
+        held: watch::Receiver<BTreeMap<String, HeldLease>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut state: Option<Connectivity> = None;
+        let mut isolated_since: Option<Instant> = None;
+        let mut fenced_at: Option<Instant> = None;
+        let mut fence_ok = false;
+        // Check for records of an earlier run at once.
+        let mut records_pending = true;
+        // The leases as last seen while connected: a lease the keeper lost
+        // because etcd is gone still bounds when to fence.
+        let mut leases: BTreeMap<String, HeldLease> = BTreeMap::new();
+        metrics::gauge!("switchyard_isolated").set(0.0);
+        metrics::gauge!("switchyard_peers_reachable").set(0.0);
+        let mut shown_peers = 0usize;
+        loop {
+            let now = Instant::now();
+            let since_ok = now.saturating_duration_since(*last_etcd_ok.borrow());
+            let etcd = if since_ok < self.timing.etcd_silence {
+                EtcdReach::Reachable
+            } else {
+                EtcdReach::Unreachable { for_: since_ok }
+            };
+            let reachable = peers.borrow().clone();
+            if reachable.len() != shown_peers {
+                shown_peers = reachable.len();
+                metrics::gauge!("switchyard_peers_reachable").set(shown_peers as f64);
+            }
+            let a = assess(&Reach {
+                self_id: &self.self_id,
+                controllers: &self.controllers,
+                peers_reachable: &reachable,
+                etcd,
+            });
+            if state != Some(a.connectivity) {
+                self.log_change(state, &a);
+                state = Some(a.connectivity);
+                metrics::gauge!("switchyard_isolated").set(if a.is_isolated() { 1.0 } else { 0.0 });
+            }
+            match a.connectivity {
+                Connectivity::Connected => {
+                    isolated_since = None;
+                    fenced_at = None;
+                    fence_ok = false;
+                    leases = held.borrow().clone();
+                    if records_pending {
+                        records_pending = !self.flush_records().await;
+                    }
+                }
+                Connectivity::EtcdOutage => {
+                    isolated_since = None;
+                    fenced_at = None;
+                    fence_ok = false;
+                }
+                Connectivity::Isolated => {
+                    let since = *isolated_since.get_or_insert(now);
+                    let deadline = fence_deadline(&leases, since, &self.timing);
+                    let due = deadline.must_fence(now, since, self.timing.grace);
+                    let retry = fenced_at.is_some_and(|t| !fence_ok && t.elapsed() >= FENCE_RETRY);
+                    if due && (fenced_at.is_none() || retry) {
+                        fence_ok = self.fence(&a).await;
+                        fenced_at = Some(Instant::now());
+                        records_pending = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(TICK) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    fn log_change(&self, old: Option<Connectivity>, a: &Assessment) {
+        match (old, a.connectivity) {
+            (None, Connectivity::Connected) => {
+                tracing::info!(reason = %a.reason, "connectivity: connected")
+            }
+            (_, Connectivity::Isolated) => {
+                tracing::error!(reason = %a.reason, "ISOLATED: this region's primaries will be fenced before their lease can expire")
+            }
+            (_, Connectivity::EtcdOutage) => {
+                tracing::warn!(reason = %a.reason, "etcd outage: failing static (nothing fenced, nothing promoted)")
+            }
+            (_, c) => tracing::info!(reason = %a.reason, "connectivity: {c}"),
+        }
+    }
+
+    /// Fences every local database; true when every member fenced.
+    async fn fence(&self, a: &Assessment) -> bool {
+        let started = Instant::now();
+        let mut all_ok = true;
+        for fencer in &self.fencers {
+            match fencer.fence_region(self.clock.now(), &a.reason).await {
+                Ok(records) => {
+                    all_ok &= records.iter().all(|r| r.result == FenceOutcome::Fenced);
+                }
+                Err(e) => {
+                    // The fence itself was done; only its local record failed.
+                    tracing::error!(database = %fencer.database(), error = %e, "cannot record the fence locally");
+                }
+            }
+        }
+        metrics::histogram!("switchyard_isolation_fence_seconds")
+            .record(started.elapsed().as_secs_f64());
+        all_ok
+    }
+
+    /// Writes the local fence records to history; true when none is left.
+    async fn flush_records(&self) -> bool {
+        let Some(fencer) = self.fencers.first() else {
+            return true;
+        };
+        let records = match fencer.pending_records().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the local fence records");
+                return false;
+            }
+        };
+        if records.is_empty() {
+            return true;
+        }
+        for r in &records {
+            let (hid, event) = history_of(&self.self_id, r);
+            if let Err(e) = self
+                .store
+                .put_json(self.store.keys().history(&hid), &event)
+                .await
+            {
+                tracing::debug!(error = %e, "cannot write fence records to history yet");
+                return false;
+            }
+        }
+        match fencer.acknowledge(&records).await {
+            Ok(()) => {
+                tracing::info!(
+                    count = records.len(),
+                    "fences done while isolated are now in history"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "fence records written to history but not cleared locally");
+                false
+            }
+        }
+    }
+}
+
+/// The earliest fence deadline of the leases held (by when the fence must be
+/// done); with none held, the grace alone decides (`since` + grace).
+pub fn fence_deadline(
+    leases: &BTreeMap<String, HeldLease>,
+    since: Instant,
+    timing: &Timing,
+) -> FenceDeadline {
+    leases
+        .values()
+        .map(|l| FenceDeadline::new(l.last_renewed, l.ttl, timing.margin))
+        .min_by_key(|d| d.fence_by)
+        .unwrap_or(FenceDeadline {
+            fence_by: since + timing.grace,
+        })
+}
+
+/// The history event for one local fence record, and its id.
+pub fn history_of(self_id: &str, r: &FenceRecord) -> (String, HistoryEvent) {
+    let outcome = match &r.result {
+        FenceOutcome::Fenced => "fenced (read-only, sessions killed)".to_string(),
+        FenceOutcome::Failed { error } => format!("fence FAILED: {error}"),
+    };
+    let event = HistoryEvent {
+        at: r.at,
+        by: self_id.to_string(),
+        what: format!("isolation fence {}/{}: {outcome}", r.database, r.member),
+        reasons: vec![r.reason.clone()],
+        journal_id: None,
+    };
+    let hid = history_id(
+        r.at,
+        &format!("fence-{self_id}-{}-{}", r.database, r.member),
+    );
+    (hid, event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone as _, Utc};
+
+    #[test]
+    fn timing_scales_with_the_primary_lease() {
+        let t = Timing::for_ttl(Duration::from_secs(4));
+        assert_eq!(t.etcd_silence, Duration::from_millis(500));
+        assert_eq!(t.grace, Duration::from_millis(500));
+        assert_eq!(t.margin, Duration::from_secs(1));
+        // Long leases: a blip of up to a second never fences.
+        let t = Timing::for_ttl(Duration::from_secs(30));
+        assert_eq!(t.grace, Duration::from_secs(1));
+        assert_eq!(t.margin, Duration::from_millis(7500));
+        // Short leases: never below 300 ms of grace and 500 ms of margin.
+        let t = Timing::for_ttl(Duration::from_secs(2));
+        assert_eq!(t.grace, Duration::from_millis(300));
+        assert_eq!(t.margin, Duration::from_millis(500));
+        for secs in 2..60 {
+            let ttl = Duration::from_secs(secs);
+            let t = Timing::for_ttl(ttl);
+            // Detection plus grace always leaves the margin before expiry.
+            assert!(t.etcd_silence + t.grace + t.margin < ttl, "{secs}s: {t:?}");
+        }
+    }
+
+    #[test]
+    fn the_earliest_lease_sets_the_deadline_and_none_means_the_grace() {
+        let timing = Timing::for_ttl(Duration::from_secs(4));
+        let now = Instant::now();
+        let since = now;
+        assert_eq!(
+            fence_deadline(&BTreeMap::new(), since, &timing).fence_by,
+            since + timing.grace
+        );
+        let leases: BTreeMap<String, HeldLease> = [
+            (
+                "orders".to_string(),
+                HeldLease {
+                    last_renewed: now - Duration::from_millis(1000),
+                    ttl: Duration::from_secs(4),
+                },
+            ),
+            (
+                "users".to_string(),
+                HeldLease {
+                    last_renewed: now - Duration::from_millis(200),
+                    ttl: Duration::from_secs(4),
+                },
+            ),
+        ]
+        .into();
+        let d = fence_deadline(&leases, since, &timing);
+        // 4 s after the older renewal, less the 1 s margin.
+        assert_eq!(d.fence_by, now + Duration::from_secs(2));
+        // The grace comes first here, so fencing starts after it.
+        assert_eq!(d.act_at(since, timing.grace), since + timing.grace);
+        assert!(!d.must_fence(since, since, timing.grace));
+        assert!(d.must_fence(since + timing.grace, since, timing.grace));
+    }
+
+    #[test]
+    fn fence_records_become_history_events_naming_who_and_why() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        let fenced = FenceRecord {
+            at,
+            database: "orders".into(),
+            member: "m0".into(),
+            result: FenceOutcome::Fenced,
+            reason: "etcd unreachable for 900ms and only 1 of 3 controllers reachable".into(),
+        };
+        let (id, e) = history_of("ctl-a", &fenced);
+        assert_eq!(
+            id,
+            format!("{:013}-fence-ctl-a-orders-m0", at.timestamp_millis())
+        );
+        assert_eq!(e.by, "ctl-a");
+        assert_eq!(
+            e.what,
+            "isolation fence orders/m0: fenced (read-only, sessions killed)"
+        );
+        assert_eq!(e.reasons, vec![fenced.reason.clone()]);
+        let failed = FenceRecord {
+            result: FenceOutcome::Failed {
+                error: "connection refused".into(),
+            },
+            ..fenced
+        };
+        assert_eq!(
+            history_of("ctl-a", &failed).1.what,
+            "isolation fence orders/m0: fence FAILED: connection refused"
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! What the leader reports when a member it could not see comes back: an
+//! old primary that was cut off may hold transactions the new primary
+//! lacks (written before its isolated controller fenced it). They are
+//! reported once per leadership in history, and counted in a gauge; the
+//! member stays fenced and out of replication (the adapters never re-join
+//! a diverged member) until an operator decides what to do with them.
+//!
+//! A member that is writable but is not the recorded primary is reported
+//! too, never fenced from here: the record might be the stale side.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_probes::replication::ReplicaSet;
+
+use crate::clock::Clock;
+use crate::executor::{HistoryEvent, history_id};
+use crate::runtime::control::DatabaseState;
+use crate::store::{Leadership, Store};
+
+/// How often the leader looks at every member.
+pub const INTERVAL: Duration = Duration::from_secs(3);
+
+/// Watches every database while `leader` leads (run it as a task and
+/// abort it when leadership ends).
+pub async fn watch(
+    store: Store,
+    databases: BTreeMap<String, Arc<dyn ReplicaSet>>,
+    leader: Leadership,
+    self_id: String,
+    clock: Arc<dyn Clock>,
+) {
+    let mut reported: BTreeSet<(String, String, String)> = BTreeSet::new();
+    loop {
+        tokio::time::sleep(INTERVAL).await;
+        if !leader.is_held() {
+            return;
+        }
+        for (db, set) in &databases {
+            let Ok(Some(state)) = store
+                .get_json::<DatabaseState>(&store.keys().database(db))
+                .await
+            else {
+                continue;
+            };
+            let Ok(snapshot) = set.observe().await else {
+                continue;
+            };
+            for m in snapshot.members.iter().filter(|m| m.reachable) {
+                if m.id == state.primary {
+                    continue;
+                }
+                let mut findings = Vec::new();
+                if !m.errant.is_empty() {
+                    findings.push((
+                        format!("errant:{}", m.errant.join(",")),
+                        format!(
+                            "member {} has transactions the primary {} lacks: {}; it stays fenced \
+                             and out of replication until an operator decides (apply them to the \
+                             primary, or discard them and rebuild the member)",
+                            m.id,
+                            state.primary,
+                            m.errant.join(",")
+                        ),
+                    ));
+                }
+                metrics::gauge!("switchyard_errant_transaction_sets", "database" => db.clone(), "member" => m.id.clone())
+                    .set(m.errant.len() as f64);
+                if m.read_only == Some(false) {
+                    findings.push((
+                        "writable".to_string(),
+                        format!(
+                            "member {} is writable but the recorded primary is {}: two \
+                             writable members; fence the wrong one by hand",
+                            m.id, state.primary
+                        ),
+                    ));
+                }
+                for (what, text) in findings {
+                    let key = (db.clone(), m.id.clone(), what);
+                    if reported.contains(&key) {
+                        continue;
+                    }
+                    let now = clock.now();
+                    let event = HistoryEvent {
+                        at: now,
+                        by: self_id.clone(),
+                        what: format!("rejoin {db}/{}: {text}", m.id),
+                        reasons: vec![format!(
+                            "seen reachable again by the leader (epoch {})",
+                            state.epoch
+                        )],
+                        journal_id: None,
+                    };
+                    let hid = history_id(now, &format!("rejoin-{db}-{}", m.id));
+                    match store
+                        .fenced_put(&leader, store.keys().history(&hid), &event)
+                        .await
+                    {
+                        Ok(()) => {
+                            tracing::warn!(database = %db, member = %m.id, "{text}");
+                            reported.insert(key);
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "cannot report a rejoined member");
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
