@@ -218,11 +218,39 @@ async fn isolate_and_rejoin(lab: &mut SplitLab) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // What the runbook tells the on-call person to look at.
+    let status = cli(lab, &["status"])?;
+    assert!(
+        status.contains(&format!(
+            "primary {new_primary} (epoch 2), lease held by ctl-{region} in {region} for {new_primary}"
+        )),
+        "{status}"
+    );
+    let history_text = cli(lab, &["history", "--limit", "50"])?;
+    assert!(
+        history_text.contains("isolation fence orders/m0: fenced"),
+        "{history_text}"
+    );
     let fences = lab.controllers[0]
         .metric("switchyard_local_fences_total{outcome=\"fenced\"}")
         .await?;
     assert!(fences.unwrap_or(0.0) >= 1.0, "fences counted: {fences:?}");
     Ok(())
+}
+
+/// Runs `switchyard <args> --config <lab config>`; its stdout.
+fn cli(lab: &SplitLab, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .arg("--config")
+        .arg(&lab.config)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "switchyard {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

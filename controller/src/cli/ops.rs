@@ -15,6 +15,8 @@ use serde::Serialize;
 use crate::config;
 use crate::engine::RegionState;
 use crate::executor::{HistoryEvent, JournalEntry, Status, history_id};
+use crate::fence::lease::LeaseValue;
+use crate::runtime::control::DatabaseState;
 use crate::store::{Store, encode};
 
 /// How to print results.
@@ -156,6 +158,11 @@ pub struct StatusView {
     pub traffic: Vec<(String, std::collections::BTreeMap<String, u32>)>,
     /// Intents not yet finished.
     pub pending: Vec<JournalEntry>,
+    /// Database → recorded primary and epoch.
+    pub databases: Vec<(String, DatabaseState)>,
+    /// Database → its primary lease (absent: nobody vouches for the primary,
+    /// so a failover would not wait for it).
+    pub primary_leases: Vec<(String, LeaseValue)>,
 }
 
 /// Prints the cluster's state.
@@ -174,6 +181,8 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
             .map(|(_, e)| e)
             .filter(|e| e.status == Status::Pending)
             .collect(),
+        databases: store.list_json(&keys.databases_prefix()).await?,
+        primary_leases: store.list_json(&keys.primary_leases_prefix()).await?,
     };
     if output == Output::Json {
         serde_json::to_writer_pretty(&mut *out, &view).map_err(std::io::Error::other)?;
@@ -209,6 +218,25 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
     for (record, w) in &view.traffic {
         let parts: Vec<String> = w.iter().map(|(r, w)| format!("{r}={w}")).collect();
         writeln!(out, "  {record:<30} {}", parts.join(" "))?;
+    }
+    if !view.databases.is_empty() {
+        writeln!(out, "databases")?;
+        for (db, state) in &view.databases {
+            let lease = view.primary_leases.iter().find(|(d, _)| d == db).map_or(
+                "no primary lease".to_string(),
+                |(_, l)| {
+                    format!(
+                        "lease held by {} in {} for {}",
+                        l.holder, l.region, l.primary
+                    )
+                },
+            );
+            writeln!(
+                out,
+                "  {db:<12} primary {} (epoch {}), {lease}",
+                state.primary, state.epoch
+            )?;
+        }
     }
     if !view.pending.is_empty() {
         writeln!(out, "pending intents")?;
