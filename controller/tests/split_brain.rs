@@ -9,7 +9,12 @@
 //!   primary lacks is reported, the fence record reaches history, and a
 //!   takes no traffic back (failback is manual).
 //! - etcd stopped while the controllers reach each other: nothing fenced,
-//!   nothing promoted, the primary stays writable.
+//!   nothing promoted, the primary stays writable, also across a restart
+//!   of the primary region's controller during the outage.
+//! - Region a cut off from etcd alone (its peers still reach etcd): its
+//!   lease will lapse while the rest carry on, so it fences m0; nobody is
+//!   promoted (m0 is seen up); when its etcd link returns, the leader lifts
+//!   the fence through the journal and m0 takes writes again.
 
 mod split_lab;
 
@@ -270,9 +275,14 @@ async fn etcd_outage(lab: &mut SplitLab) -> anyhow::Result<()> {
     let writer = Writer::start(&lab.db, 0);
     lab.etcd.kill(0);
     let stopped = Instant::now();
-    // Three primary-lease TTLs without etcd.
+    // Three primary-lease TTLs without etcd; a third of the way in, ctl-a
+    // (the primary's region) is restarted: it must find its peers from
+    // its cache, not take their silence for an isolation.
     let outage = Duration::from_secs(3 * split_lab::PRIMARY_TTL_S);
-    tokio::time::sleep(outage).await;
+    tokio::time::sleep(outage / 3).await;
+    lab.controllers[0].kill();
+    lab.controllers[0].restart().await?;
+    tokio::time::sleep(stopped + outage - Instant::now()).await;
     let samples = sampler.samples();
     let during: Vec<_> = samples.iter().filter(|s| s.at >= stopped).collect();
     assert!(
@@ -324,6 +334,15 @@ async fn etcd_outage(lab: &mut SplitLab) -> anyhow::Result<()> {
             c.id()
         );
     }
+    // The restarted ctl-a saw the outage for what it was, too.
+    let seen = lab.controllers[0]
+        .log()
+        .matches("etcd outage: failing static")
+        .count();
+    assert!(
+        seen >= 2,
+        "ctl-a saw the etcd outage {seen} times across its restart"
+    );
     // etcd returns: still m0, nothing journaled.
     lab.etcd.restart(0).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -336,5 +355,97 @@ async fn etcd_outage(lab: &mut SplitLab) -> anyhow::Result<()> {
         .count();
     assert_eq!(failovers, 0);
     assert_eq!(lab.db.variable(0, "read_only").await?, "0");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_cut_off_from_etcd_alone_fences_then_the_leader_lifts_the_fence()
+-> anyhow::Result<()> {
+    let mut lab = SplitLab::start().await?;
+    let result = etcd_alone(&mut lab).await;
+    if result.is_err() {
+        lab.dump_logs();
+    }
+    result
+}
+
+async fn etcd_alone(lab: &mut SplitLab) -> anyhow::Result<()> {
+    let _logs = lab.logs_on_panic();
+    let sampler = Sampler::start(&lab.db, SAMPLE_EVERY);
+    let writer = Writer::start(&lab.db, 0);
+    let cut = Instant::now();
+    lab.cut_etcd_from(0)?;
+    wait_for("ctl-a to fence m0", Duration::from_secs(20), || async {
+        match lab.db.variable(0, "read_only").await {
+            Ok(v) if v == "1" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await?;
+    let fenced_after = cut.elapsed();
+    assert!(
+        lab.controllers[0].log().contains("cut off from etcd alone"),
+        "ctl-a's reason names the cut"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    lab.restore_etcd_to(0)?;
+    let restored = Instant::now();
+    wait_for(
+        "the leader to lift the fence",
+        Duration::from_secs(30),
+        || async {
+            match lab.db.variable(0, "read_only").await {
+                Ok(v) if v == "0" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+    let lifted_after = restored.elapsed();
+    eprintln!(
+        "etcd cut → m0 fenced in {fenced_after:?}; etcd back → fence lifted in {lifted_after:?}"
+    );
+    // The writer commits again.
+    let before = writer.attempts().iter().filter(|a| a.acked).count();
+    wait_for(
+        "the writer to commit again",
+        Duration::from_secs(10),
+        || async {
+            let now = writer.attempts().iter().filter(|a| a.acked).count();
+            if now > before {
+                Ok(())
+            } else {
+                Err(format!("{now} acked"))
+            }
+        },
+    )
+    .await?;
+    // Never two writable members, and nobody was promoted.
+    for s in sampler.samples() {
+        assert_ne!(s.read_only[1], Some(false), "m1 writable");
+        assert_ne!(s.read_only[2], Some(false), "m2 writable");
+    }
+    assert_eq!(lab.primary().await?.as_deref(), Some("m0"));
+    let journal = lab.journal().await?;
+    let kinds: Vec<_> = journal
+        .iter()
+        .map(|e| (e["action"]["kind"].to_string(), e["status"].to_string()))
+        .collect();
+    assert!(
+        kinds.contains(&("\"unfence\"".to_string(), "\"done\"".to_string())),
+        "{kinds:?}"
+    );
+    assert!(!kinds.iter().any(|(k, _)| k == "\"failover\""), "{kinds:?}");
+    let history = serde_json::to_string(&lab.history().await?)?;
+    assert!(
+        history.contains("isolation fence orders/m0: fenced"),
+        "{history}"
+    );
+    // The fence record is gone with the fence.
+    let record: Option<serde_json::Value> = lab
+        .store
+        .get_json(&lab.store.keys().fence("orders", "m0"))
+        .await?;
+    assert!(record.is_none(), "{record:?}");
     Ok(())
 }

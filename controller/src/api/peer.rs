@@ -44,22 +44,22 @@ pub enum PeerError {
 pub struct PeerService {
     id: String,
     cluster: String,
-    leader_known: watch::Receiver<bool>,
+    etcd_reachable: watch::Receiver<bool>,
 }
 
 impl PeerService {
-    /// A service answering as controller `id` of `cluster`; `leader_known`
-    /// is reported in every reply (for operators' diagnostics, not used in
-    /// the isolation decision).
+    /// A service answering as controller `id` of `cluster`;
+    /// `etcd_reachable` is reported in every reply: a peer that lost etcd
+    /// while this one reaches it knows it is cut off from etcd alone.
     pub fn new(
         id: impl Into<String>,
         cluster: impl Into<String>,
-        leader_known: watch::Receiver<bool>,
+        etcd_reachable: watch::Receiver<bool>,
     ) -> Self {
         Self {
             id: id.into(),
             cluster: cluster.into(),
-            leader_known,
+            etcd_reachable,
         }
     }
 
@@ -83,7 +83,7 @@ impl Peer for PeerService {
         Ok(Response::new(PingReply {
             id: self.id.clone(),
             cluster: self.cluster.clone(),
-            leader_known: *self.leader_known.borrow(),
+            etcd_reachable: *self.etcd_reachable.borrow(),
         }))
     }
 }
@@ -111,6 +111,7 @@ pub struct ProberConfig {
 pub struct PeerProber {
     peers: BTreeMap<String, String>,
     reachable: watch::Receiver<BTreeSet<String>>,
+    with_etcd: watch::Receiver<BTreeSet<String>>,
     _tasks: Vec<AbortOnDrop>,
 }
 
@@ -118,7 +119,20 @@ impl PeerProber {
     /// Starts one pinging task per peer. Must be called inside a tokio
     /// runtime. Fails when an address is not a URI.
     pub fn start(config: ProberConfig) -> Result<Self, PeerError> {
-        let (tx, reachable) = watch::channel(BTreeSet::new());
+        Self::start_seeded(config, BTreeSet::new())
+    }
+
+    /// Like [`start`](Self::start), with the reachable set starting as
+    /// `seed` (restricted to the configured peers) instead of empty: a
+    /// prober restarted for a changed address does not make every peer
+    /// look gone until its first round ends.
+    pub fn start_seeded(config: ProberConfig, seed: BTreeSet<String>) -> Result<Self, PeerError> {
+        let seed: BTreeSet<String> = seed
+            .into_iter()
+            .filter(|p| config.peers.contains_key(p) && *p != config.self_id)
+            .collect();
+        let (tx, reachable) = watch::channel(seed);
+        let (etcd_tx, with_etcd) = watch::channel(BTreeSet::new());
         let mut tasks = Vec::new();
         for (peer, address) in &config.peers {
             if *peer == config.self_id {
@@ -130,11 +144,13 @@ impl PeerProber {
                 peer.clone(),
                 config.clone(),
                 tx.clone(),
+                etcd_tx.clone(),
             ))));
         }
         Ok(Self {
             peers: config.peers.clone(),
             reachable,
+            with_etcd,
             _tasks: tasks,
         })
     }
@@ -147,6 +163,11 @@ impl PeerProber {
     /// The reachable set, updated as pings succeed and fail.
     pub fn subscribe(&self) -> watch::Receiver<BTreeSet<String>> {
         self.reachable.clone()
+    }
+
+    /// The reachable peers whose last reply said they reach etcd.
+    pub fn subscribe_etcd(&self) -> watch::Receiver<BTreeSet<String>> {
+        self.with_etcd.clone()
     }
 
     /// The peers reachable right now.
@@ -178,6 +199,7 @@ async fn ping_loop(
     peer: String,
     config: ProberConfig,
     reachable: watch::Sender<BTreeSet<String>>,
+    with_etcd: watch::Sender<BTreeSet<String>>,
 ) {
     let mut tick = tokio::time::interval(config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -188,13 +210,21 @@ async fn ping_loop(
             cluster: config.cluster.clone(),
         };
         let answered = tokio::time::timeout(config.timeout, client.ping(request)).await;
-        let ok = match answered {
+        let (ok, etcd) = match answered {
             Ok(Ok(reply)) => {
                 let reply = reply.into_inner();
-                reply.id == peer && reply.cluster == config.cluster
+                let ok = reply.id == peer && reply.cluster == config.cluster;
+                (ok, ok && reply.etcd_reachable)
             }
-            _ => false,
+            _ => (false, false),
         };
+        with_etcd.send_if_modified(|set| {
+            if etcd {
+                set.insert(peer.clone())
+            } else {
+                set.remove(&peer)
+            }
+        });
         reachable.send_if_modified(|set| {
             if ok {
                 set.insert(peer.clone())

@@ -299,14 +299,14 @@ fn cases() -> Vec<Case> {
             "primary lease TTL not whole seconds",
             "[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nprimary_lease_ttl = \"2500ms\"\n",
             "etcd.primary_lease_ttl",
-            "use a whole number of seconds, at least 2s",
+            "use a whole number of seconds (etcd grants leases in seconds), at least 4s",
             (3, 21),
         ),
         case(
             "primary lease TTL below the leader lease",
-            "[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nlease_ttl = \"5s\"\nprimary_lease_ttl = \"3s\"\n",
+            "[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nlease_ttl = \"5s\"\nprimary_lease_ttl = \"4s\"\n",
             "etcd.primary_lease_ttl",
-            "primary_lease_ttl (3s) is shorter than lease_ttl (5s)",
+            "primary_lease_ttl (4s) is shorter than lease_ttl (5s)",
             (4, 21),
         ),
         // --- validation: services ---

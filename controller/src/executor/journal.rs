@@ -39,6 +39,15 @@ pub enum ActionSpec {
         /// The member to promote.
         to_member: String,
     },
+    /// Lift the fence its region's controller put on the recorded primary
+    /// (an isolation that healed before anyone was promoted): it takes
+    /// writes again. Only while no other member is writable.
+    Unfence {
+        /// The database.
+        database: String,
+        /// The recorded primary, fenced.
+        member: String,
+    },
 }
 
 impl ActionSpec {
@@ -48,6 +57,7 @@ impl ActionSpec {
             ActionSpec::SetWeights { .. } => "set_weights",
             ActionSpec::Failover { .. } => "failover",
             ActionSpec::Switchover { .. } => "switchover",
+            ActionSpec::Unfence { .. } => "unfence",
         }
     }
 
@@ -55,9 +65,9 @@ impl ActionSpec {
     pub fn subject(&self) -> &str {
         match self {
             ActionSpec::SetWeights { record, .. } => record,
-            ActionSpec::Failover { database, .. } | ActionSpec::Switchover { database, .. } => {
-                database
-            }
+            ActionSpec::Failover { database, .. }
+            | ActionSpec::Switchover { database, .. }
+            | ActionSpec::Unfence { database, .. } => database,
         }
     }
 }

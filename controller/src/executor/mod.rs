@@ -22,8 +22,9 @@ use etcd_client::TxnOp;
 
 use switchyard_probes::replication::ReplicaSet;
 
-use crate::fence::gate::{self, FORCED_REASON, FenceAttempt, Gate};
+use crate::fence::gate::{self, FenceAttempt, Gate};
 use crate::fence::lease::LeaseReader;
+use crate::fence::local::{FenceOutcome, FenceRecord};
 use crate::runtime::control::DatabaseState;
 use crate::store::{LEASE_MARGIN, Leadership, Store, StoreError, encode};
 use crate::traffic::{RecordChange, TrafficBackend, TrafficError};
@@ -61,6 +62,8 @@ pub struct Executor {
     leases: Option<Arc<LeaseReader>>,
     // database → (primary replaced, when its gate opened).
     opened: Mutex<BTreeMap<String, (String, Instant)>>,
+    // (database, primary) pairs whose replacement is waiting at the gate.
+    waiting: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -92,6 +95,7 @@ impl Executor {
             seq: AtomicU64::new(0),
             leases: None,
             opened: Mutex::new(BTreeMap::new()),
+            waiting: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -105,9 +109,10 @@ impl Executor {
 
     /// May a replacement for `old_primary` of `database` be promoted now?
     /// A forced failover always may (history records that the gate was
-    /// skipped). Otherwise the old primary's lease decides: it must have
-    /// expired, as seen from here plus the drift margin, by which time an
-    /// isolated controller in its region has fenced it.
+    /// skipped). Otherwise: yes if its region's controller fenced it (its
+    /// fence record is in etcd), or once its lease has expired, as seen
+    /// from here plus the drift margin, by which time an isolated
+    /// controller in its region has fenced it.
     ///
     /// The leader does not fence the old primary to open the gate: while
     /// its region's controller renews the lease, that controller still
@@ -122,7 +127,7 @@ impl Executor {
     ) -> Gate {
         let Some(leases) = &self.leases else {
             return Gate::Open {
-                by: gate::OpenedBy::NoLease,
+                by: gate::OpenedBy::Ungated,
                 reason: "no promotion gate configured".into(),
             };
         };
@@ -131,14 +136,23 @@ impl Executor {
             epoch: 0,
             last_failover: None,
         };
-        let lease = if force {
-            crate::fence::lease::LeaseObservation::Absent { last_seen: None }
+        let (lease, fence) = if force {
+            (
+                crate::fence::lease::LeaseObservation::Absent { last_seen: None },
+                FenceAttempt::NotAttempted,
+            )
         } else {
-            leases.observe(database).await
+            (
+                leases.observe(database).await,
+                self.recorded_fence(database, old_primary).await,
+            )
         };
-        let g = gate::may_promote(&state, &lease, &FenceAttempt::NotAttempted, force, now);
+        let g = gate::may_promote(&state, &lease, &fence, force, now);
+        let pair = (database.to_string(), old_primary.to_string());
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         match &g {
             Gate::Open { .. } => {
+                waiting.remove(&pair);
                 self.opened
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -148,11 +162,35 @@ impl Executor {
                     );
             }
             Gate::Wait { .. } => {
-                metrics::counter!("switchyard_promotion_gate_waits_total", "database" => database.to_string())
-                    .increment(1);
+                // Counted once per replacement that had to wait, not per poll.
+                if waiting.insert(pair) {
+                    metrics::counter!("switchyard_promotion_gate_waits_total", "database" => database.to_string())
+                        .increment(1);
+                }
             }
         }
         g
+    }
+
+    /// Reads `database`'s primary leases now, so that a later gate decision
+    /// knows when each was last seen (the leader calls it every second).
+    pub async fn observe_leases(&self, databases: impl Iterator<Item = &String>) {
+        if let Some(leases) = &self.leases {
+            for db in databases {
+                let _ = leases.observe(db).await;
+            }
+        }
+    }
+
+    /// The fence its region's controller recorded for `member`, if any.
+    async fn recorded_fence(&self, database: &str, member: &str) -> FenceAttempt {
+        let key = self.store.keys().fence(database, member);
+        match self.store.get_json::<FenceRecord>(&key).await {
+            Ok(Some(r)) if r.result == FenceOutcome::Fenced => FenceAttempt::Fenced {
+                member: member.to_string(),
+            },
+            _ => FenceAttempt::NotAttempted,
+        }
     }
 
     /// True when the gate for replacing `old_primary` opened recently.
@@ -303,6 +341,14 @@ impl Executor {
                 primary,
             };
             ops.push(TxnOp::put(key.clone(), encode(&key, &state)?, None));
+            // A member promoted is no longer fenced: its old record must
+            // never open the gate for its own replacement later.
+            ops.push(TxnOp::delete(keys.fence(database, &state.primary), None));
+        }
+        if status == Status::Done
+            && let ActionSpec::Unfence { database, member } = &entry.action
+        {
+            ops.push(TxnOp::delete(keys.fence(database, member), None));
         }
         let event = HistoryEvent {
             at: now,
@@ -386,6 +432,40 @@ impl Executor {
                     new_primary: Some(report.new_primary),
                 })
             }
+            ActionSpec::Unfence { database, member } => {
+                let set = self.replica_set(database)?;
+                let snapshot = set
+                    .observe()
+                    .await
+                    .map_err(|e| ActionError::Database(e.to_string()))?;
+                let state = snapshot
+                    .members
+                    .iter()
+                    .find(|m| m.id == *member)
+                    .ok_or_else(|| ActionError::Database(format!("no member {member}")))?;
+                if !state.reachable {
+                    return Err(ActionError::Database(format!(
+                        "{member} is not reachable; it stays fenced"
+                    )));
+                }
+                if let Some(other) = snapshot
+                    .members
+                    .iter()
+                    .find(|m| m.id != *member && m.read_only == Some(false))
+                {
+                    return Err(ActionError::Database(format!(
+                        "{} is writable: {member} stays fenced (two writable members otherwise)",
+                        other.id
+                    )));
+                }
+                if state.read_only == Some(false) {
+                    return Ok(Performed::said("already writable"));
+                }
+                set.promote(member)
+                    .await
+                    .map_err(|e| ActionError::Database(e.to_string()))?;
+                Ok(Performed::said(&format!("{member} takes writes again")))
+            }
             ActionSpec::Failover {
                 database,
                 from_member,
@@ -459,9 +539,4 @@ pub enum ActionError {
     /// The promotion gate is shut: the old primary may still be writable.
     #[error("promotion gate closed: {0}")]
     GateClosed(String),
-}
-
-/// The reason history records for a failover that skipped the gate.
-pub fn forced_reason() -> String {
-    FORCED_REASON.to_string()
 }

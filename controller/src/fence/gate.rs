@@ -47,6 +47,8 @@ pub enum OpenedBy {
     NoLease,
     /// A manual forced failover skipped the gate.
     Forced,
+    /// No gate is configured (an executor built for the journal alone).
+    Ungated,
 }
 
 /// The gate's answer.
@@ -150,6 +152,22 @@ pub fn may_promote(
                 l.value.holder,
                 l.value.region,
                 l.expires_at.to_rfc3339()
+            ),
+        },
+        LeaseObservation::Unseen { since, until } if *until > now => Gate::Wait {
+            until: Some(*until),
+            reason: format!(
+                "primary lease of {old} absent since {} but never seen by this leader; \
+                 waiting a full lease until {}{fence_note}",
+                since.to_rfc3339(),
+                until.to_rfc3339()
+            ),
+        },
+        LeaseObservation::Unseen { since, .. } => Gate::Open {
+            by: OpenedBy::NoLease,
+            reason: format!(
+                "no primary lease held for {old} for a full lease since {}{fence_note}",
+                since.to_rfc3339()
             ),
         },
         LeaseObservation::Absent { last_seen: None } => Gate::Open {

@@ -135,6 +135,39 @@ fn table() {
             Want::Open(OpenedBy::LeaseExpired),
         ),
         (
+            "never seen by this leader, a lease may still run",
+            Unseen {
+                since: t(3),
+                until: t(12),
+            },
+            NotAttempted,
+            false,
+            11,
+            Want::Wait(Some(12)),
+        ),
+        (
+            "never seen by this leader for a full lease",
+            Unseen {
+                since: t(3),
+                until: t(12),
+            },
+            failed("m1"),
+            false,
+            12,
+            Want::Open(OpenedBy::NoLease),
+        ),
+        (
+            "never seen, fenced",
+            Unseen {
+                since: t(3),
+                until: t(12),
+            },
+            fenced("m1"),
+            false,
+            4,
+            Want::Open(OpenedBy::Fenced),
+        ),
+        (
             "never held",
             Absent { last_seen: None },
             NotAttempted,

@@ -45,6 +45,8 @@ pub struct Reach<'a> {
     /// The other controllers whose last ping succeeded. Ids that are not in
     /// `controllers`, and `self_id`, are ignored.
     pub peers_reachable: &'a BTreeSet<String>,
+    /// The reachable peers that say they reach etcd themselves.
+    pub peers_with_etcd: &'a BTreeSet<String>,
     /// etcd reachability.
     pub etcd: EtcdReach,
 }
@@ -99,6 +101,11 @@ impl Assessment {
 /// Decides the controller's [`Connectivity`]. A majority is strictly more
 /// than half of all controllers, this one included, so with an even count a
 /// half/half split is isolated on both sides (neither may act alone).
+///
+/// An etcd outage needs etcd to be gone for the reachable peers too: when
+/// a peer this controller reaches still reaches etcd, this controller is
+/// cut off from etcd alone, its primary lease will lapse while the rest
+/// carry on, and it counts as isolated.
 pub fn assess(reach: &Reach<'_>) -> Assessment {
     let mut all: BTreeSet<&str> = reach.controllers.iter().map(String::as_str).collect();
     all.insert(reach.self_id);
@@ -110,11 +117,31 @@ pub fn assess(reach: &Reach<'_>) -> Assessment {
         .count();
     let reachable = peers + 1;
     let majority = reachable * 2 > total;
+    let with_etcd: Vec<&str> = reach
+        .peers_with_etcd
+        .iter()
+        .filter(|p| {
+            p.as_str() != reach.self_id
+                && all.contains(p.as_str())
+                && reach.peers_reachable.contains(p.as_str())
+        })
+        .map(String::as_str)
+        .collect();
     let (connectivity, etcd_unreachable_for, reason) = match reach.etcd {
         EtcdReach::Reachable => (
             Connectivity::Connected,
             None,
             format!("etcd reachable; {reachable} of {total} controllers reachable"),
+        ),
+        EtcdReach::Unreachable { for_ } if !with_etcd.is_empty() => (
+            Connectivity::Isolated,
+            Some(for_),
+            format!(
+                "etcd unreachable for {}ms from here while {} reach it: cut off from etcd \
+                 alone, the others may promote without us: isolated",
+                for_.as_millis(),
+                with_etcd.join(", ")
+            ),
         ),
         EtcdReach::Unreachable { for_ } if majority => (
             Connectivity::EtcdOutage,

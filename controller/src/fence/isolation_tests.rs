@@ -118,6 +118,7 @@ fn table() {
             self_id: "a",
             controllers: all,
             peers_reachable: &peers,
+            peers_with_etcd: &BTreeSet::new(),
             etcd: *etcd,
         });
         assert_eq!(a.connectivity, *want, "{name}: {}", a.reason);
@@ -134,6 +135,7 @@ fn self_missing_from_config_is_counted() {
         self_id: "a",
         controllers: &others,
         peers_reachable: &ids(&["b"]),
+        peers_with_etcd: &BTreeSet::new(),
         etcd: DOWN,
     });
     assert_eq!(a.total, 3);
@@ -147,6 +149,7 @@ fn reasons_name_the_numbers() {
         self_id: "a",
         controllers: &three,
         peers_reachable: &BTreeSet::new(),
+        peers_with_etcd: &BTreeSet::new(),
         etcd: DOWN,
     });
     assert_eq!(a.etcd_unreachable_for, Some(Duration::from_secs(3)));
@@ -210,6 +213,7 @@ proptest! {
             self_id: "c0",
             controllers: &all,
             peers_reachable: &peers,
+            peers_with_etcd: &BTreeSet::new(),
             etcd,
         });
         // The statement: isolated ⇔ !etcd && reachable + 1 ≤ n / 2.
@@ -221,4 +225,39 @@ proptest! {
         );
         prop_assert_eq!(a.connectivity == Connectivity::Connected, etcd_up);
     }
+}
+
+#[test]
+fn losing_etcd_alone_while_peers_reach_it_is_an_isolation() {
+    let three = ids(&["a", "b", "c"]);
+    let peers = ids(&["b", "c"]);
+    // b still reaches etcd: a is cut off from etcd alone.
+    let a = assess(&Reach {
+        self_id: "a",
+        controllers: &three,
+        peers_reachable: &peers,
+        peers_with_etcd: &ids(&["b"]),
+        etcd: DOWN,
+    });
+    assert_eq!(a.connectivity, Connectivity::Isolated, "{}", a.reason);
+    assert!(a.reason.contains("while b reach it"), "{}", a.reason);
+    // A peer that says it reaches etcd but does not answer us any more
+    // does not count.
+    let a = assess(&Reach {
+        self_id: "a",
+        controllers: &three,
+        peers_reachable: &ids(&["c"]),
+        peers_with_etcd: &ids(&["b"]),
+        etcd: DOWN,
+    });
+    assert_eq!(a.connectivity, Connectivity::EtcdOutage, "{}", a.reason);
+    // While etcd answers us, what peers say about it does not matter.
+    let a = assess(&Reach {
+        self_id: "a",
+        controllers: &three,
+        peers_reachable: &peers,
+        peers_with_etcd: &ids(&["b", "c"]),
+        etcd: EtcdReach::Reachable,
+    });
+    assert_eq!(a.connectivity, Connectivity::Connected);
 }

@@ -94,7 +94,7 @@ impl std::fmt::Debug for PrimaryLease {
 
 impl PrimaryLease {
     /// Grants a lease of `ttl` (whole seconds, at least one), writes
-    /// `value` under `key` attached to it, and keeps it alive every TTL/3.
+    /// `value` under `key` attached to it, and keeps it alive every TTL/4.
     /// `value.renewed_at` is overwritten with `now`, `value.ttl_ms` with the
     /// TTL etcd granted. Overwrites whatever holds the key: use
     /// [`PrimaryLease::acquire`] where another controller may hold it.
@@ -196,11 +196,27 @@ impl PrimaryLease {
         if held.holder != value.holder {
             return Ok(Acquired::HeldBy(held));
         }
-        // Ours from before a restart: keep that lease alive. The deadline
-        // counts from now only once a renewal is acknowledged; until then
-        // assume the worst (it may expire one TTL after its last renewal).
+        // Ours from before a restart: keep that lease alive. Until a renewal
+        // is acknowledged, its deadline is what etcd says is left
+        // (truncated to the second), never a fresh TTL from now.
         let ttl = Duration::from_millis(held.ttl_ms).max(Duration::from_secs(1));
-        let mut adopted = Self::keep(client, key, existing_lease, ttl, held, sent);
+        let mut c = client.clone();
+        let remaining =
+            match tokio::time::timeout(CALL_TIMEOUT, c.lease_time_to_live(existing_lease, None))
+                .await
+            {
+                Ok(Ok(r)) if r.ttl() > 0 => Duration::from_secs(r.ttl() as u64).min(ttl),
+                _ => Duration::ZERO,
+            };
+        let deadline = sent + remaining;
+        let mut adopted = Self::keep(
+            client,
+            key,
+            existing_lease,
+            ttl,
+            held,
+            deadline.checked_sub(ttl).unwrap_or(sent),
+        );
         adopted.adopted = true;
         Ok(Acquired::Held(Box::new(adopted)))
     }
@@ -348,6 +364,16 @@ pub enum LeaseObservation {
         /// The last lease seen before it vanished.
         last_seen: Option<ObservedLease>,
     },
+    /// The key does not exist and this reader has never seen it: the
+    /// holder may have renewed it just before this reader started looking
+    /// (a new leader). It counts as a lease of a full TTL from the first
+    /// time it was seen absent, plus the drift margin: `until`.
+    Unseen {
+        /// When this reader first saw it absent.
+        since: DateTime<Utc>,
+        /// When that presumed lease runs out.
+        until: DateTime<Utc>,
+    },
     /// etcd could not be read; nothing can be concluded.
     Unknown {
         /// Why.
@@ -364,6 +390,8 @@ pub struct LeaseReader {
     clock: Arc<dyn Clock>,
     drift: Duration,
     seen: Mutex<BTreeMap<String, ObservedLease>>,
+    unseen_wait: Option<Duration>,
+    first_absent: Mutex<BTreeMap<String, DateTime<Utc>>>,
 }
 
 impl LeaseReader {
@@ -375,7 +403,18 @@ impl LeaseReader {
             clock,
             drift,
             seen: Mutex::new(BTreeMap::new()),
+            unseen_wait: None,
+            first_absent: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// A key this reader has never seen counts as a lease of `ttl` from the
+    /// first time it was seen absent ([`LeaseObservation::Unseen`]), instead
+    /// of none at all: a leader that just took over cannot know that the
+    /// holder did not renew a moment before.
+    pub fn with_unseen_wait(mut self, ttl: Duration) -> Self {
+        self.unseen_wait = Some(ttl);
+        self
     }
 
     /// Reads `db`'s lease now. Never fails: an unreadable etcd is
@@ -386,8 +425,21 @@ impl LeaseReader {
                 self.remember(db, seen.clone());
                 LeaseObservation::Held(seen)
             }
-            Ok(None) => LeaseObservation::Absent {
-                last_seen: self.last_seen(db),
+            Ok(None) => match (self.last_seen(db), self.unseen_wait) {
+                (None, Some(ttl)) => {
+                    let now = self.clock.now();
+                    let since = *self
+                        .first_absent
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(db.to_string())
+                        .or_insert(now);
+                    LeaseObservation::Unseen {
+                        since,
+                        until: since + to_chrono(ttl + self.drift),
+                    }
+                }
+                (last_seen, _) => LeaseObservation::Absent { last_seen },
             },
             Err(e) => LeaseObservation::Unknown {
                 error: e.to_string(),

@@ -70,13 +70,60 @@ pub struct FenceRecord {
     pub reason: String,
 }
 
+/// The controller's local record of fences, shared by every database's
+/// fencer and the task that writes records to history: appends and
+/// rewrites are serialised, so none is lost between them.
+#[derive(Debug)]
+pub struct FenceLog {
+    path: PathBuf,
+    lock: Mutex<()>,
+}
+
+impl FenceLog {
+    /// The log kept in `path` (created on the first record).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Appends records (each line synced).
+    pub async fn append(&self, records: &[FenceRecord]) -> Result<(), FenceLogError> {
+        let _guard = self.lock.lock().await;
+        for r in records {
+            append(&self.path, r)?;
+        }
+        Ok(())
+    }
+
+    /// Every record not yet acknowledged as written to history.
+    pub async fn pending(&self) -> Result<Vec<FenceRecord>, FenceLogError> {
+        let _guard = self.lock.lock().await;
+        read_all(&self.path)
+    }
+
+    /// Removes `written` once they are in history; records added since are
+    /// kept.
+    pub async fn acknowledge(&self, written: &[FenceRecord]) -> Result<(), FenceLogError> {
+        let _guard = self.lock.lock().await;
+        let mut left = read_all(&self.path)?;
+        for w in written {
+            if let Some(i) = left.iter().position(|r| r == w) {
+                left.remove(i);
+            }
+        }
+        rewrite(&self.path, &left)
+    }
+}
+
 /// Fences one database's members in this controller's region.
 pub struct LocalFencer {
     database: String,
     members: BTreeSet<String>,
     set: Arc<dyn ReplicaSet>,
-    path: PathBuf,
-    // Serialises fences and file updates.
+    log: Arc<FenceLog>,
+    // One fence of this database at a time.
     lock: Mutex<()>,
 }
 
@@ -85,7 +132,7 @@ impl std::fmt::Debug for LocalFencer {
         f.debug_struct("LocalFencer")
             .field("database", &self.database)
             .field("members", &self.members)
-            .field("path", &self.path)
+            .field("log", &self.log.path)
             .finish()
     }
 }
@@ -101,11 +148,22 @@ impl LocalFencer {
         set: Arc<dyn ReplicaSet>,
         record_path: impl Into<PathBuf>,
     ) -> Self {
+        Self::with_log(database, members, set, Arc::new(FenceLog::new(record_path)))
+    }
+
+    /// Like [`new`](Self::new), recording to a log shared with other
+    /// fencers and the history writer.
+    pub fn with_log(
+        database: impl Into<String>,
+        members: impl IntoIterator<Item = String>,
+        set: Arc<dyn ReplicaSet>,
+        log: Arc<FenceLog>,
+    ) -> Self {
         Self {
             database: database.into(),
             members: members.into_iter().collect(),
             set,
-            path: record_path.into(),
+            log,
             lock: Mutex::new(()),
         }
     }
@@ -116,76 +174,95 @@ impl LocalFencer {
     }
 
     /// Fences every member of this region that may take writes: reachable
-    /// with `read_only` off (a primary, or a misconfigured replica), or
-    /// unreachable from here (it may be writable; the attempt is recorded
-    /// either way). Members already read-only are left alone, so fencing
-    /// twice does nothing the second time. Returns the new records, already
-    /// appended to the file.
+    /// with `read_only` off or unknown (a primary, or a misconfigured
+    /// replica), or — with `include_unreachable` — unreachable from here
+    /// (it may be writable; the attempt is recorded either way). Members
+    /// already read-only are left alone, so fencing twice does nothing the
+    /// second time. Every target is fenced at once, and all are fenced
+    /// before anything is recorded: a failing record file never stops a
+    /// fence. Returns the records, and the record file's error if
+    /// appending failed.
     pub async fn fence_region(
         &self,
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<Vec<FenceRecord>, FenceLogError> {
+        let (records, logged) = self.fence_targets(now, reason, true).await;
+        logged.map(|()| records)
+    }
+
+    /// [`fence_region`](Self::fence_region) with the choice of targets and
+    /// the record error returned beside the records.
+    pub async fn fence_targets(
+        &self,
+        now: DateTime<Utc>,
+        reason: &str,
+        include_unreachable: bool,
+    ) -> (Vec<FenceRecord>, Result<(), FenceLogError>) {
         let _guard = self.lock.lock().await;
         let targets = match self.set.observe().await {
-            Ok(snapshot) => self.targets(&snapshot),
+            Ok(snapshot) => self.targets(&snapshot, include_unreachable),
             // Nothing could be read: try every local member.
             Err(_) => self.members.iter().cloned().collect(),
         };
-        let mut records = Vec::with_capacity(targets.len());
-        for member in targets {
-            let result = match self.set.fence(&member).await {
+        let fences = targets.iter().map(|member| async move {
+            let result = match self.set.fence(member).await {
                 Ok(()) => FenceOutcome::Fenced,
                 Err(e) => FenceOutcome::Failed {
                     error: e.to_string(),
                 },
             };
-            let outcome = if result == FenceOutcome::Fenced {
-                "fenced"
-            } else {
-                "failed"
-            };
-            metrics::counter!("switchyard_local_fences_total", "outcome" => outcome).increment(1);
-            tracing::warn!(database = %self.database, %member, ?result, "isolated: fenced local member");
-            let record = FenceRecord {
-                at: now,
-                database: self.database.clone(),
-                member,
-                result,
-                reason: reason.to_string(),
-            };
-            append(&self.path, &record)?;
-            records.push(record);
-        }
-        Ok(records)
+            (member.clone(), result)
+        });
+        let done = futures_util::future::join_all(fences).await;
+        let records: Vec<FenceRecord> = done
+            .into_iter()
+            .map(|(member, result)| {
+                let outcome = if result == FenceOutcome::Fenced {
+                    "fenced"
+                } else {
+                    "failed"
+                };
+                metrics::counter!("switchyard_local_fences_total", "outcome" => outcome)
+                    .increment(1);
+                tracing::warn!(database = %self.database, %member, ?result, "isolated: fenced local member");
+                FenceRecord {
+                    at: now,
+                    database: self.database.clone(),
+                    member,
+                    result,
+                    reason: reason.to_string(),
+                }
+            })
+            .collect();
+        let logged = self.log.append(&records).await;
+        (records, logged)
     }
 
     /// Every record in the file not yet acknowledged as written to history
     /// (all databases sharing the file).
     pub async fn pending_records(&self) -> Result<Vec<FenceRecord>, FenceLogError> {
-        let _guard = self.lock.lock().await;
-        read_all(&self.path)
+        self.log.pending().await
     }
 
     /// Removes `written` from the file once they are in history. Records
     /// added since the caller read them are kept.
     pub async fn acknowledge(&self, written: &[FenceRecord]) -> Result<(), FenceLogError> {
-        let _guard = self.lock.lock().await;
-        let mut left = read_all(&self.path)?;
-        for w in written {
-            if let Some(i) = left.iter().position(|r| r == w) {
-                left.remove(i);
-            }
-        }
-        rewrite(&self.path, &left)
+        self.log.acknowledge(written).await
     }
 
-    fn targets(&self, snapshot: &Snapshot) -> Vec<String> {
+    fn targets(&self, snapshot: &Snapshot, include_unreachable: bool) -> Vec<String> {
         snapshot
             .members
             .iter()
             .filter(|m| self.members.contains(&m.id))
-            .filter(|m| !m.reachable || m.read_only == Some(false))
+            .filter(|m| {
+                if m.reachable {
+                    m.read_only != Some(true)
+                } else {
+                    include_unreachable
+                }
+            })
             .map(|m| m.id.clone())
             .collect()
     }

@@ -21,9 +21,9 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::executor::{HistoryEvent, history_id};
 use crate::fence::isolation::{Assessment, Connectivity, EtcdReach, FenceDeadline, Reach, assess};
-use crate::fence::local::{FenceOutcome, FenceRecord, LocalFencer};
+use crate::fence::local::{FenceLog, FenceOutcome, FenceRecord, LocalFencer};
 use crate::runtime::lease_keeper::HeldLease;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// How often the loop looks.
 const TICK: Duration = Duration::from_millis(100);
@@ -31,6 +31,12 @@ const TICK: Duration = Duration::from_millis(100);
 const ETCD_PROBE: Duration = Duration::from_millis(250);
 /// How long a failed fence waits before it is tried again.
 const FENCE_RETRY: Duration = Duration::from_secs(1);
+/// While isolated, how often the local members are checked again.
+const RECHECK: Duration = Duration::from_secs(2);
+/// How often pending fence records are looked for.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts to write them while etcd fails.
+const FLUSH_MAX_BACKOFF: Duration = Duration::from_secs(16);
 
 /// The timing of the isolation decision, derived from the primary lease TTL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +50,8 @@ pub struct Timing {
     pub margin: Duration,
     /// Bound of one etcd reachability probe.
     pub probe_timeout: Duration,
+    /// How long after start peers count as unknown rather than gone.
+    pub first_round: Duration,
 }
 
 impl Timing {
@@ -58,6 +66,7 @@ impl Timing {
             grace: eighth,
             margin: (ttl / 4).max(Duration::from_millis(500)),
             probe_timeout: eighth,
+            first_round: crate::runtime::peers::first_round(ttl),
         }
     }
 }
@@ -122,22 +131,27 @@ pub async fn probe_etcd(
     }
 }
 
+/// What the isolation loop watches, each fed by its own task.
+#[derive(Debug)]
+pub struct Inputs {
+    /// When etcd last answered (from [`probe_etcd`]).
+    pub last_etcd_ok: watch::Receiver<Instant>,
+    /// Peers whose last ping was answered.
+    pub peers: watch::Receiver<BTreeSet<String>>,
+    /// Reachable peers that reach etcd themselves.
+    pub peers_with_etcd: watch::Receiver<BTreeSet<String>>,
+    /// The primary leases this controller holds (from the lease keeper).
+    pub held: watch::Receiver<BTreeMap<String, HeldLease>>,
+}
+
 impl IsolationLoop {
-    /// Runs until `shutdown`. `last_etcd_ok` is fed by [`probe_etcd`],
-    /// `peers` by the peer prober, `held` by the lease keeper.
-    pub async fn run(
-        self,
-        last_etcd_ok: watch::Receiver<Instant>,
-        peers: watch::Receiver<BTreeSet<String>>,
-        held: watch::Receiver<BTreeMap<String, HeldLease>>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    /// Runs until `shutdown`.
+    pub async fn run(self, inputs: Inputs, mut shutdown: watch::Receiver<bool>) {
+        let started = Instant::now();
         let mut state: Option<Connectivity> = None;
         let mut isolated_since: Option<Instant> = None;
         let mut fenced_at: Option<Instant> = None;
         let mut fence_ok = false;
-        // Check for records of an earlier run at once.
-        let mut records_pending = true;
         // The leases as last seen while connected: a lease the keeper lost
         // because etcd is gone still bounds when to fence.
         let mut leases: BTreeMap<String, HeldLease> = BTreeMap::new();
@@ -146,13 +160,14 @@ impl IsolationLoop {
         let mut shown_peers = 0usize;
         loop {
             let now = Instant::now();
-            let since_ok = now.saturating_duration_since(*last_etcd_ok.borrow());
+            let since_ok = now.saturating_duration_since(*inputs.last_etcd_ok.borrow());
             let etcd = if since_ok < self.timing.etcd_silence {
                 EtcdReach::Reachable
             } else {
                 EtcdReach::Unreachable { for_: since_ok }
             };
-            let reachable = peers.borrow().clone();
+            let reachable = inputs.peers.borrow().clone();
+            let with_etcd = inputs.peers_with_etcd.borrow().clone();
             if reachable.len() != shown_peers {
                 shown_peers = reachable.len();
                 metrics::gauge!("switchyard_peers_reachable").set(shown_peers as f64);
@@ -161,8 +176,18 @@ impl IsolationLoop {
                 self_id: &self.self_id,
                 controllers: &self.controllers,
                 peers_reachable: &reachable,
+                peers_with_etcd: &with_etcd,
                 etcd,
             });
+            // Until the first round of pings is in, an unanswered peer is
+            // unknown, not gone: decide nothing yet.
+            if a.is_isolated() && now.duration_since(started) < self.timing.first_round {
+                tokio::select! {
+                    _ = tokio::time::sleep(TICK) => {}
+                    _ = shutdown.wait_for(|s| *s) => return,
+                }
+                continue;
+            }
             if state != Some(a.connectivity) {
                 self.log_change(state, &a);
                 state = Some(a.connectivity);
@@ -173,10 +198,7 @@ impl IsolationLoop {
                     isolated_since = None;
                     fenced_at = None;
                     fence_ok = false;
-                    leases = held.borrow().clone();
-                    if records_pending {
-                        records_pending = !self.flush_records().await;
-                    }
+                    leases = inputs.held.borrow().clone();
                 }
                 Connectivity::EtcdOutage => {
                     isolated_since = None;
@@ -187,11 +209,17 @@ impl IsolationLoop {
                     let since = *isolated_since.get_or_insert(now);
                     let deadline = fence_deadline(&leases, since, &self.timing);
                     let due = deadline.must_fence(now, since, self.timing.grace);
-                    let retry = fenced_at.is_some_and(|t| !fence_ok && t.elapsed() >= FENCE_RETRY);
-                    if due && (fenced_at.is_none() || retry) {
-                        fence_ok = self.fence(&a).await;
+                    let again = fenced_at.is_some_and(|t| {
+                        let wait = if fence_ok { RECHECK } else { FENCE_RETRY };
+                        t.elapsed() >= wait
+                    });
+                    if due && (fenced_at.is_none() || again) {
+                        // The first pass also tries members it cannot read;
+                        // later passes re-check the readable ones (a member
+                        // restarted writable, or unfenced by hand).
+                        let budget = deadline.remaining(now) + self.timing.margin;
+                        fence_ok = self.fence(&a, fenced_at.is_none(), budget).await;
                         fenced_at = Some(Instant::now());
-                        records_pending = true;
                     }
                 }
             }
@@ -217,66 +245,101 @@ impl IsolationLoop {
         }
     }
 
-    /// Fences every local database; true when every member fenced.
-    async fn fence(&self, a: &Assessment) -> bool {
+    /// Fences every local database at once, each bounded by `budget`;
+    /// true when every target was fenced.
+    async fn fence(&self, a: &Assessment, include_unreachable: bool, budget: Duration) -> bool {
         let started = Instant::now();
-        let mut all_ok = true;
-        for fencer in &self.fencers {
-            match fencer.fence_region(self.clock.now(), &a.reason).await {
-                Ok(records) => {
-                    all_ok &= records.iter().all(|r| r.result == FenceOutcome::Fenced);
+        let now = self.clock.now();
+        let all = self.fencers.iter().map(|fencer| async move {
+            let fenced = tokio::time::timeout(
+                budget,
+                fencer.fence_targets(now, &a.reason, include_unreachable),
+            )
+            .await;
+            match fenced {
+                Ok((records, logged)) => {
+                    if let Err(e) = logged {
+                        // The fence itself was done; only its local record failed.
+                        tracing::error!(database = %fencer.database(), error = %e, "cannot record the fence locally");
+                    }
+                    records.iter().all(|r| r.result == FenceOutcome::Fenced)
                 }
-                Err(e) => {
-                    // The fence itself was done; only its local record failed.
-                    tracing::error!(database = %fencer.database(), error = %e, "cannot record the fence locally");
+                Err(_) => {
+                    tracing::error!(database = %fencer.database(), ?budget, "fence not done within its budget; retrying");
+                    false
                 }
             }
-        }
+        });
+        let ok = futures_util::future::join_all(all)
+            .await
+            .into_iter()
+            .all(|ok| ok);
         metrics::histogram!("switchyard_isolation_fence_seconds")
             .record(started.elapsed().as_secs_f64());
-        all_ok
+        ok
     }
+}
 
-    /// Writes the local fence records to history; true when none is left.
-    async fn flush_records(&self) -> bool {
-        let Some(fencer) = self.fencers.first() else {
-            return true;
-        };
-        let records = match fencer.pending_records().await {
+/// Writes the local fence records to history (and, for members fenced, a
+/// fence record the promotion gate trusts) whenever etcd answers, one
+/// record at a time, each cleared locally once written. Its own task, so
+/// a slow etcd right after a heal never holds up the isolation loop.
+pub async fn flush_records(
+    store: Store,
+    self_id: String,
+    log: Arc<FenceLog>,
+    etcd_ok: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = FLUSH_EVERY;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        if !*etcd_ok.borrow() {
+            continue;
+        }
+        let records = match log.pending().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the local fence records");
-                return false;
+                continue;
             }
         };
-        if records.is_empty() {
-            return true;
-        }
+        backoff = FLUSH_EVERY;
         for r in &records {
-            let (hid, event) = history_of(&self.self_id, r);
-            if let Err(e) = self
-                .store
-                .put_json(self.store.keys().history(&hid), &event)
-                .await
-            {
-                tracing::debug!(error = %e, "cannot write fence records to history yet");
-                return false;
+            match write_record(&store, &self_id, r).await {
+                Ok(()) => {
+                    if let Err(e) = log.acknowledge(std::slice::from_ref(r)).await {
+                        tracing::error!(error = %e, "fence record written to history but not cleared locally");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot write fence records to history yet");
+                    backoff = (backoff * 2).min(FLUSH_MAX_BACKOFF);
+                    break;
+                }
             }
         }
-        match fencer.acknowledge(&records).await {
-            Ok(()) => {
-                tracing::info!(
-                    count = records.len(),
-                    "fences done while isolated are now in history"
-                );
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "fence records written to history but not cleared locally");
-                false
-            }
+        if !records.is_empty() && backoff == FLUSH_EVERY {
+            tracing::info!(
+                count = records.len(),
+                "fences done while isolated are now in history"
+            );
         }
     }
+}
+
+async fn write_record(store: &Store, self_id: &str, r: &FenceRecord) -> Result<(), StoreError> {
+    let (hid, event) = history_of(self_id, r);
+    store.put_json(store.keys().history(&hid), &event).await?;
+    if r.result == FenceOutcome::Fenced {
+        store
+            .put_json(store.keys().fence(&r.database, &r.member), r)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The earliest fence deadline of the leases held (by when the fence must be
@@ -288,7 +351,7 @@ pub fn fence_deadline(
 ) -> FenceDeadline {
     leases
         .values()
-        .map(|l| FenceDeadline::new(l.last_renewed, l.ttl, timing.margin))
+        .map(|l| FenceDeadline::new(l.last_renewed(), l.ttl, timing.margin))
         .min_by_key(|d| d.fence_by)
         .unwrap_or(FenceDeadline {
             fence_by: since + timing.grace,
@@ -334,12 +397,29 @@ mod tests {
         let t = Timing::for_ttl(Duration::from_secs(2));
         assert_eq!(t.grace, Duration::from_millis(300));
         assert_eq!(t.margin, Duration::from_millis(500));
-        for secs in 2..60 {
+        for secs in 4..120 {
             let ttl = Duration::from_secs(secs);
             let t = Timing::for_ttl(ttl);
-            // Detection plus grace always leaves the margin before expiry.
-            assert!(t.etcd_silence + t.grace + t.margin < ttl, "{secs}s: {t:?}");
+            // Worst case: the last renewal went out a renewal period (TTL/4)
+            // before the cut; seeing the isolation takes the etcd silence or
+            // a ping timeout plus a ping interval, and a tick; then the
+            // grace; the margin is left for the fence itself. All of it
+            // within the TTL, when etcd lets the lease go.
+            let ping =
+                crate::runtime::peers::ping_timeout(ttl) + crate::runtime::peers::PING_INTERVAL;
+            let budget = ttl / 4 + t.etcd_silence.max(ping) + TICK + t.grace + t.margin;
+            assert!(budget <= ttl, "{secs}s: {budget:?} > ttl ({t:?})");
         }
+    }
+
+    fn held(last_renewed: Instant) -> HeldLease {
+        let ttl = Duration::from_secs(4);
+        let (_, renewal) = watch::channel(crate::fence::lease::Renewal {
+            last_renewed,
+            deadline: last_renewed + ttl,
+            lost: false,
+        });
+        HeldLease { renewal, ttl }
     }
 
     #[test]
@@ -354,18 +434,9 @@ mod tests {
         let leases: BTreeMap<String, HeldLease> = [
             (
                 "orders".to_string(),
-                HeldLease {
-                    last_renewed: now - Duration::from_millis(1000),
-                    ttl: Duration::from_secs(4),
-                },
+                held(now - Duration::from_millis(1000)),
             ),
-            (
-                "users".to_string(),
-                HeldLease {
-                    last_renewed: now - Duration::from_millis(200),
-                    ttl: Duration::from_secs(4),
-                },
-            ),
+            ("users".to_string(), held(now - Duration::from_millis(200))),
         ]
         .into();
         let d = fence_deadline(&leases, since, &timing);

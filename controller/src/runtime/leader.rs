@@ -13,10 +13,11 @@ use tokio::sync::watch;
 
 use crate::api::ingest::Aggregator;
 use crate::clock::Clock;
-use crate::engine::{self, Action, ControlState, Policy, RegionState, Topology};
+use crate::engine::{self, Action, ControlState, Policy, RegionState, RegionStatus, Topology};
 use crate::executor::journal::OperatorRequest;
 use crate::executor::{ActionSpec, ExecError, Executor, Status};
 use crate::fence::gate::Gate;
+use crate::fence::local::FenceRecord;
 use crate::runtime::metrics as m;
 use crate::runtime::{control, rejoin};
 use crate::store::{Leadership, Role, Store, StoreError};
@@ -169,6 +170,12 @@ async fn lead(
             }
             m::set_switches(control.paused, control.drained.len());
             serve_requests(ctx, leader, &mut topology, now_of(ctx)).await?;
+            // Keep the lease reader's memory current, so a gate decision
+            // knows when each lease was last seen.
+            ctx.executor.observe_leases(topology.databases.keys()).await;
+            if !control.paused {
+                lift_fences(ctx, leader, &topology, &control, &mut retry_at).await?;
+            }
         }
         let now = ctx.clock.now();
         let decision = ctx
@@ -361,6 +368,77 @@ async fn discover_primaries(
     Ok(())
 }
 
+/// Lifts the fence of a recorded primary whose region's controller fenced
+/// it (an isolation that healed before anyone was promoted) once its region
+/// is healthy again: otherwise it would stay read-only with nobody to
+/// replace it. Through the journal, like every action.
+async fn lift_fences(
+    ctx: &LeaderContext,
+    leader: &Leadership,
+    topology: &Topology,
+    control: &ControlState,
+    retry_at: &mut BTreeMap<String, tokio::time::Instant>,
+) -> Result<(), ExecError> {
+    for (db, d) in &topology.databases {
+        if d.primary.is_empty() {
+            continue;
+        }
+        let key = format!("unfence:{db}");
+        if retry_at
+            .get(&key)
+            .is_some_and(|t| tokio::time::Instant::now() < *t)
+        {
+            continue;
+        }
+        let record: Option<FenceRecord> = match ctx
+            .store
+            .get_json(&ctx.store.keys().fence(db, &d.primary))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => continue,
+        };
+        let Some(record) = record else { continue };
+        let healthy = d
+            .members
+            .get(&d.primary)
+            .and_then(|m| control.regions.get(&m.region))
+            .is_some_and(|r| r.status == RegionStatus::Healthy);
+        if !healthy {
+            continue;
+        }
+        let reasons = vec![
+            format!(
+                "{} was fenced at {}: {}",
+                d.primary,
+                record.at.to_rfc3339(),
+                record.reason
+            ),
+            "it is still the recorded primary and its region is healthy again".to_string(),
+        ];
+        let action = ActionSpec::Unfence {
+            database: db.clone(),
+            member: d.primary.clone(),
+        };
+        match ctx
+            .executor
+            .execute(leader, action, reasons, ctx.clock.now())
+            .await
+        {
+            Ok(e) if e.status == Status::Done => {
+                retry_at.remove(&key);
+            }
+            Ok(e) => {
+                tracing::warn!(database = %db, outcome = ?e.outcome, "cannot lift the fence yet");
+                retry_at.insert(key, tokio::time::Instant::now() + RETRY_AFTER);
+            }
+            Err(e) if e.lost_leadership() => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "etcd trouble while lifting a fence"),
+        }
+    }
+    Ok(())
+}
+
 /// Re-reads the primaries after a failover recorded a new one.
 async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topology) {
     if let Ok(states) = control::databases(&ctx.store).await {
@@ -405,7 +483,7 @@ fn apply_done(control: &mut ControlState, action: &ActionSpec, now: chrono::Date
         ActionSpec::Failover { database, .. } => {
             control.last_failover.insert(database.clone(), now);
         }
-        ActionSpec::Switchover { .. } => {}
+        ActionSpec::Switchover { .. } | ActionSpec::Unfence { .. } => {}
     }
 }
 

@@ -3,15 +3,19 @@
 //! records it) is in this region, the region's designated controller holds
 //! `leases/primary/<db>` and keeps it alive.
 //!
-//! It vouches for the primary only while it can reach it itself: once its
-//! own reads of the primary have failed for the detection time, it stops
-//! renewing, so that the leader's promotion gate opens one TTL later for a
-//! primary that really crashed. A primary that only the probes elsewhere
-//! cannot see (a partial partition) keeps its lease, and is not replaced.
+//! It stops vouching for the primary only when that is safe: once its own
+//! reads of the primary have failed for the detection time, it fences the
+//! primary itself (bounded) and gives the lease up if the fence succeeded
+//! or the server plainly is not running (connection refused). A primary
+//! that is alive but unreadable (sessions exhausted, a hung server) keeps
+//! its lease: replacing it could leave two writable primaries, so that is
+//! the operator's call (`switchyard failover --force`). A primary that only
+//! the probes elsewhere cannot see (a partial partition) keeps its lease,
+//! and is not replaced.
 //!
-//! The designated controller of a region is the one with the smallest id
-//! among the region's controllers: no race between two keepers, and a
-//! dead designated keeper simply lets the lease lapse.
+//! Every controller of the region tries to hold the lease; etcd's
+//! create-if-absent compare lets exactly one win, and any of them takes
+//! over when the holder stops renewing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,22 +27,34 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::fence::lease::{Acquired, LeaseValue, PrimaryLease};
+use crate::fence::lease::{Acquired, LeaseValue, PrimaryLease, Renewal};
+use crate::fence::local::{FenceLog, FenceOutcome, FenceRecord};
 use crate::runtime::control::DatabaseState;
 use crate::store::Store;
 
 /// How often leases are reconciled.
 const TICK: Duration = Duration::from_secs(1);
 
-/// A lease this controller holds, as the isolation loop needs it: when its
-/// last renewal was sent and for how long it lasts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A lease this controller holds, as the isolation loop needs it: its live
+/// renewal state (read at the moment of the decision, never a copy that
+/// the keeper's slower loop could leave stale) and its TTL.
+#[derive(Debug, Clone)]
 pub struct HeldLease {
-    /// Send time of the last renewal etcd acknowledged.
-    pub last_renewed: Instant,
+    /// The keep-alive's state, updated at every acknowledged renewal.
+    pub renewal: watch::Receiver<Renewal>,
     /// The TTL etcd granted.
     pub ttl: Duration,
 }
+
+impl HeldLease {
+    /// Send time of the last renewal etcd acknowledged.
+    pub fn last_renewed(&self) -> Instant {
+        self.renewal.borrow().last_renewed
+    }
+}
+
+/// How long the keeper's own fence of an unreadable primary may take.
+const GIVE_UP_FENCE: Duration = Duration::from_secs(2);
 
 /// Everything the keeper works with.
 pub struct LeaseKeeper {
@@ -57,10 +73,11 @@ pub struct LeaseKeeper {
     /// Database → how long the local primary may be unreadable before the
     /// keeper stops vouching for it.
     pub detection: BTreeMap<String, Duration>,
-    /// Whether this controller is its region's designated keeper.
-    pub designated: bool,
     /// Wall clock for the lease values.
     pub clock: Arc<dyn Clock>,
+    /// Where a fence done before giving a lease up is recorded (it reaches
+    /// history and the promotion gate like an isolation fence).
+    pub log: Arc<FenceLog>,
 }
 
 impl std::fmt::Debug for LeaseKeeper {
@@ -68,7 +85,6 @@ impl std::fmt::Debug for LeaseKeeper {
         f.debug_struct("LeaseKeeper")
             .field("self_id", &self.self_id)
             .field("region", &self.region)
-            .field("designated", &self.designated)
             .finish()
     }
 }
@@ -82,14 +98,8 @@ impl LeaseKeeper {
         region: &str,
         local_sets: BTreeMap<String, Arc<dyn ReplicaSet>>,
         clock: Arc<dyn Clock>,
+        log: Arc<FenceLog>,
     ) -> Self {
-        let designated = cfg
-            .controllers
-            .iter()
-            .filter(|c| c.region == region)
-            .map(|c| c.id.as_str())
-            .min()
-            == Some(self_id);
         let fall = cfg.policy.fall.max(1);
         Self {
             store,
@@ -115,8 +125,8 @@ impl LeaseKeeper {
                 .map(|d| (d.name.clone(), d.check.interval * fall))
                 .collect(),
             local_sets,
-            designated,
             clock,
+            log,
         }
     }
 
@@ -154,7 +164,7 @@ impl LeaseKeeper {
                     (
                         db.clone(),
                         HeldLease {
-                            last_renewed: l.last_renewed(),
+                            renewal: l.subscribe(),
                             ttl: l.ttl(),
                         },
                     )
@@ -186,7 +196,7 @@ impl LeaseKeeper {
             .member_regions
             .get(db)
             .and_then(|m| m.get(&state.primary));
-        let ours = self.designated && primary_region == Some(&self.region);
+        let ours = primary_region == Some(&self.region);
         if !ours {
             if let Some(l) = leases.remove(db) {
                 // The primary moved out of this region: nothing here can
@@ -198,7 +208,7 @@ impl LeaseKeeper {
             }
             return;
         }
-        let readable = self.primary_readable(db, &state.primary).await;
+        let (readable, refused) = self.primary_readable(db, &state.primary).await;
         let now = Instant::now();
         if readable {
             unreadable_since.remove(db);
@@ -209,12 +219,22 @@ impl LeaseKeeper {
                 .get(db)
                 .copied()
                 .unwrap_or(Duration::from_secs(3));
-            if now.duration_since(since) >= limit {
-                if leases.remove(db).is_some() {
+            if now.duration_since(since) >= limit && leases.contains_key(db) {
+                if self
+                    .safe_to_give_up(db, &state.primary, refused, limit)
+                    .await
+                {
+                    leases.remove(db);
                     tracing::warn!(database = %db, primary = %state.primary,
-                        "local primary unreadable for {limit:?}: no longer renewing its lease");
+                        "local primary unreadable for {limit:?} and fenced or not running: no longer renewing its lease");
                     metrics::counter!("switchyard_primary_lease_given_up_total", "database" => db.to_string())
                         .increment(1);
+                } else if noted.get(db).map(String::as_str) != Some("alive-unreadable") {
+                    tracing::error!(database = %db, primary = %state.primary,
+                        "local primary unreadable but maybe alive (not refusing connections, and it could not be fenced): \
+                         still renewing its lease, so it is not replaced automatically; \
+                         `switchyard failover --force` once you know it cannot take writes");
+                    noted.insert(db.to_string(), "alive-unreadable".to_string());
                 }
                 return;
             }
@@ -231,6 +251,18 @@ impl LeaseKeeper {
             // Never take a lease for a primary we cannot see.
             return;
         }
+        // Read before granting: while another controller holds the key,
+        // trying every second would cost three etcd writes a second.
+        let lease_key = self.store.keys().primary_lease(db);
+        if let Ok(Some(held)) = self.store.get_json::<LeaseValue>(&lease_key).await
+            && held.holder != self.self_id
+        {
+            if noted.get(db) != Some(&held.holder) {
+                tracing::info!(database = %db, holder = %held.holder, "primary lease held by another controller");
+                noted.insert(db.to_string(), held.holder);
+            }
+            return;
+        }
         let value = LeaseValue {
             holder: self.self_id.clone(),
             region: self.region.clone(),
@@ -240,7 +272,7 @@ impl LeaseKeeper {
         };
         match PrimaryLease::acquire(
             self.store.client(),
-            self.store.keys().primary_lease(db),
+            lease_key,
             value,
             self.ttl,
             self.clock.now(),
@@ -264,17 +296,67 @@ impl LeaseKeeper {
         }
     }
 
-    /// True when this controller itself reads `primary` now.
-    async fn primary_readable(&self, db: &str, primary: &str) -> bool {
+    /// Whether this controller itself reads `primary` now, and if not,
+    /// whether the server refused the connection (nothing listens: not
+    /// running).
+    async fn primary_readable(&self, db: &str, primary: &str) -> (bool, bool) {
+        let Some(set) = self.local_sets.get(db) else {
+            return (false, false);
+        };
+        match set.observe().await {
+            Ok(snapshot) => {
+                snapshot
+                    .members
+                    .iter()
+                    .find(|m| m.id == primary)
+                    .map_or((false, false), |m| {
+                        let refused = m
+                            .contact_error
+                            .as_ref()
+                            .is_some_and(|e| e.detail.to_ascii_lowercase().contains("refused"));
+                        (m.reachable, refused)
+                    })
+            }
+            Err(_) => (false, false),
+        }
+    }
+
+    /// May the lease of an unreadable primary be given up? Only when it
+    /// cannot take writes: the server refuses connections (not running), or
+    /// this controller's own fence of it succeeded now.
+    async fn safe_to_give_up(
+        &self,
+        db: &str,
+        primary: &str,
+        refused: bool,
+        unreadable_for: Duration,
+    ) -> bool {
+        if refused {
+            return true;
+        }
         let Some(set) = self.local_sets.get(db) else {
             return false;
         };
-        match set.observe().await {
-            Ok(snapshot) => snapshot
-                .members
-                .iter()
-                .any(|m| m.id == primary && m.reachable),
-            Err(_) => false,
+        let fenced = matches!(
+            tokio::time::timeout(GIVE_UP_FENCE, set.fence(primary)).await,
+            Ok(Ok(()))
+        );
+        if fenced {
+            let record = FenceRecord {
+                at: self.clock.now(),
+                database: db.to_string(),
+                member: primary.to_string(),
+                result: FenceOutcome::Fenced,
+                reason: format!(
+                    "{} could not read its primary for {unreadable_for:?}; fenced it before \
+                     giving its lease up",
+                    self.self_id
+                ),
+            };
+            if let Err(e) = self.log.append(std::slice::from_ref(&record)).await {
+                tracing::error!(error = %e, "cannot record the fence locally");
+            }
         }
+        fenced
     }
 }

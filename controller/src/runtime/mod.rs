@@ -29,7 +29,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Controller, Dns};
 use crate::executor::Executor;
 use crate::fence::lease::{DEFAULT_DRIFT_MARGIN, LeaseReader};
-use crate::fence::local::LocalFencer;
+use crate::fence::local::{FenceLog, LocalFencer};
 use crate::store::{ElectionConfig, Role, Store, election};
 use crate::traffic::embedded::EmbeddedBackend;
 use crate::traffic::file::FileBackend;
@@ -225,6 +225,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     let (peers_tx, peers_rx) = watch::channel(Default::default());
+    let (with_etcd_tx, with_etcd_rx) = watch::channel(Default::default());
     let advertised = peers::advertised(bound.grpc, me.listen);
     tasks.spawn(peers::run(
         store.clone(),
@@ -235,9 +236,14 @@ pub async fn run(
             started_at: clock.now(),
         },
         me.id.clone(),
-        peers_tx,
+        state_dir.join("peers.json"),
+        peers::PeerViews {
+            reachable: peers_tx,
+            with_etcd: with_etcd_tx,
+        },
         shutdown.clone(),
     ));
+    let log = Arc::new(FenceLog::new(state_dir.join("isolation-fences.jsonl")));
     let (held_tx, held_rx) = watch::channel(Default::default());
     let keeper = lease_keeper::LeaseKeeper::from_config(
         &cfg,
@@ -246,9 +252,9 @@ pub async fn run(
         &me.region,
         local_sets.clone(),
         clock.clone(),
+        log.clone(),
     );
     tasks.spawn(keeper.run(held_tx, etcd_ok_rx.clone(), shutdown.clone()));
-    let records = state_dir.join("isolation-fences.jsonl");
     let fencers = local_sets
         .iter()
         .map(|(db, set)| {
@@ -259,7 +265,7 @@ pub async fn run(
                 .flat_map(|d| d.members.iter())
                 .filter(|m| m.region == me.region)
                 .map(|m| m.id.clone());
-            LocalFencer::new(db.clone(), members, set.clone(), records.clone())
+            LocalFencer::with_log(db.clone(), members, set.clone(), log.clone())
         })
         .collect();
     let isolation_loop = isolation::IsolationLoop {
@@ -270,7 +276,22 @@ pub async fn run(
         timing,
         clock: clock.clone(),
     };
-    tasks.spawn(isolation_loop.run(last_ok_rx, peers_rx, held_rx, shutdown.clone()));
+    tasks.spawn(isolation_loop.run(
+        isolation::Inputs {
+            last_etcd_ok: last_ok_rx,
+            peers: peers_rx,
+            peers_with_etcd: with_etcd_rx,
+            held: held_rx,
+        },
+        shutdown.clone(),
+    ));
+    tasks.spawn(isolation::flush_records(
+        store.clone(),
+        me.id.clone(),
+        log,
+        etcd_ok_rx.clone(),
+        shutdown.clone(),
+    ));
 
     // gRPC: ingest + health + peer pings.
     let ingest = IngestService::new(aggregator.clone(), known, clock.clone());
@@ -308,11 +329,10 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    let leases = Arc::new(LeaseReader::new(
-        store.clone(),
-        clock.clone(),
-        DEFAULT_DRIFT_MARGIN,
-    ));
+    let leases = Arc::new(
+        LeaseReader::new(store.clone(), clock.clone(), DEFAULT_DRIFT_MARGIN)
+            .with_unseen_wait(cfg.etcd.primary_lease_ttl()),
+    );
     let ctx = leader::LeaderContext {
         executor: Executor::with_databases(
             store.clone(),

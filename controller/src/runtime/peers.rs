@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -27,6 +28,12 @@ const REFRESH: Duration = Duration::from_secs(2);
 const REFRESH_FAST: Duration = Duration::from_millis(250);
 /// Time between two pings of one peer.
 pub const PING_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long after start the isolation decision waits for the first round
+/// of pings: until then an unanswered peer is unknown, not unreachable.
+pub fn first_round(primary_lease_ttl: Duration) -> Duration {
+    ping_timeout(primary_lease_ttl) + PING_INTERVAL * 2
+}
 
 /// What a controller registers under `controllers/<id>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,29 +64,70 @@ pub fn ping_timeout(primary_lease_ttl: Duration) -> Duration {
     (primary_lease_ttl / 8).clamp(Duration::from_millis(300), Duration::from_secs(1))
 }
 
-/// Registers `me` (retrying until etcd takes it), then keeps the prober's
-/// address list current. Publishes the set of reachable peers on
-/// `reachable` until `shutdown`.
+/// Where the peer views go: which peers answer, and which of those reach
+/// etcd themselves.
+#[derive(Debug)]
+pub struct PeerViews {
+    /// Peers whose last ping was answered.
+    pub reachable: watch::Sender<BTreeSet<String>>,
+    /// Reachable peers that say they reach etcd.
+    pub with_etcd: watch::Sender<BTreeSet<String>>,
+}
+
+/// Starts pinging at once (the config's addresses, overlaid with the
+/// registrations cached in `cache` from an earlier run: a controller
+/// restarted during an etcd outage must still find its peers), then
+/// registers `me` (retrying until etcd takes it) and keeps the addresses
+/// current. Publishes on `views` until `shutdown`.
 pub async fn run(
     store: Store,
     cfg: Config,
     me: Registration,
     self_id: String,
-    reachable: watch::Sender<BTreeSet<String>>,
+    cache: PathBuf,
+    views: PeerViews,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let key = store.keys().controller(&self_id);
     let timeout = ping_timeout(cfg.etcd.primary_lease_ttl());
-    let mut registered = false;
     let mut addresses: BTreeMap<String, String> = cfg
         .controllers
         .iter()
         .filter(|c| c.id != self_id)
         .map(|c| (c.id.clone(), c.listen.to_string()))
         .collect();
-    let mut prober: Option<PeerProber> = None;
     let mut known: BTreeSet<String> = BTreeSet::new();
-    let mut forward: Option<tokio::task::JoinHandle<()>> = None;
+    for (id, address) in read_cache(&cache) {
+        if let Some(a) = addresses.get_mut(&id) {
+            *a = address;
+        }
+    }
+    let views = std::sync::Arc::new(views);
+    let start = |addresses: &BTreeMap<String, String>, seed: BTreeSet<String>| {
+        let prober = PeerProber::start_seeded(
+            ProberConfig {
+                self_id: self_id.clone(),
+                cluster: cfg.cluster.clone(),
+                peers: addresses.clone(),
+                interval: PING_INTERVAL,
+                timeout,
+            },
+            seed,
+        );
+        match prober {
+            Ok(p) => {
+                tracing::info!(peers = ?addresses, "peer checks (re)started");
+                let forward = forward(&p, views.clone());
+                Some((p, forward))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "peer checks cannot start");
+                None
+            }
+        }
+    };
+    let mut running = start(&addresses, BTreeSet::new());
+    let mut registered = false;
     loop {
         if !registered {
             match store.put_json(key.clone(), &me).await {
@@ -94,45 +142,24 @@ pub async fn run(
             .list_json::<Registration>(&store.keys().controllers_prefix())
             .await
         {
+            let mut changed = false;
             for (id, r) in list {
-                if id != self_id && addresses.contains_key(&id) {
-                    addresses.insert(id.clone(), r.address);
+                if let Some(a) = addresses.get_mut(&id) {
                     known.insert(id);
+                    if *a != r.address {
+                        *a = r.address;
+                        changed = true;
+                    }
                 }
             }
-        }
-        let changed = prober.as_ref().is_none_or(|p| p.peers() != &addresses);
-        if changed {
-            match PeerProber::start(ProberConfig {
-                self_id: self_id.clone(),
-                cluster: cfg.cluster.clone(),
-                peers: addresses.clone(),
-                interval: PING_INTERVAL,
-                timeout,
-            }) {
-                Ok(p) => {
-                    tracing::info!(peers = ?addresses, "peer checks (re)started");
-                    if let Some(f) = forward.take() {
-                        f.abort();
-                    }
-                    let mut rx = p.subscribe();
-                    let tx = reachable.clone();
-                    forward = Some(tokio::spawn(async move {
-                        loop {
-                            let set = rx.borrow_and_update().clone();
-                            tx.send_if_modified(|s| {
-                                let differ = *s != set;
-                                *s = set;
-                                differ
-                            });
-                            if rx.changed().await.is_err() {
-                                return;
-                            }
-                        }
-                    }));
-                    prober = Some(p);
+            if changed {
+                write_cache(&cache, &addresses);
+                // Peers whose address did not change keep their standing.
+                let seed = views.reachable.borrow().clone();
+                if let Some((_, f)) = running.take() {
+                    f.abort();
                 }
-                Err(e) => tracing::warn!(error = %e, "peer checks cannot start"),
+                running = start(&addresses, seed);
             }
         }
         let every = if registered && known.len() == addresses.len() {
@@ -145,8 +172,50 @@ pub async fn run(
             _ = shutdown.wait_for(|s| *s) => break,
         }
     }
-    if let Some(f) = forward {
+    if let Some((_, f)) = running {
         f.abort();
+    }
+}
+
+/// Copies a prober's views to the published ones until aborted.
+fn forward(p: &PeerProber, views: std::sync::Arc<PeerViews>) -> tokio::task::JoinHandle<()> {
+    let mut reachable = p.subscribe();
+    let mut with_etcd = p.subscribe_etcd();
+    tokio::spawn(async move {
+        loop {
+            let r = reachable.borrow_and_update().clone();
+            let e = with_etcd.borrow_and_update().clone();
+            views.reachable.send_if_modified(|s| replace(s, r));
+            views.with_etcd.send_if_modified(|s| replace(s, e));
+            tokio::select! {
+                c = reachable.changed() => if c.is_err() { return },
+                c = with_etcd.changed() => if c.is_err() { return },
+            }
+        }
+    })
+}
+
+fn replace(slot: &mut BTreeSet<String>, new: BTreeSet<String>) -> bool {
+    let differ = *slot != new;
+    *slot = new;
+    differ
+}
+
+fn read_cache(path: &std::path::Path) -> BTreeMap<String, String> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn write_cache(path: &std::path::Path, addresses: &BTreeMap<String, String>) {
+    let tmp = path.with_extension("tmp");
+    let written = serde_json::to_vec_pretty(addresses)
+        .map_err(std::io::Error::other)
+        .and_then(|b| std::fs::write(&tmp, b))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "cannot cache peer addresses");
     }
 }
 

@@ -17,7 +17,7 @@ use switchyard_probes::replication::ReplicaSet;
 use crate::clock::Clock;
 use crate::executor::{HistoryEvent, history_id};
 use crate::runtime::control::DatabaseState;
-use crate::store::{Leadership, Store};
+use crate::store::{Leadership, Store, StoreError};
 
 /// How often the leader looks at every member.
 pub const INTERVAL: Duration = Duration::from_secs(3);
@@ -54,7 +54,7 @@ pub async fn watch(
                 let mut findings = Vec::new();
                 if !m.errant.is_empty() {
                     findings.push((
-                        format!("errant:{}", m.errant.join(",")),
+                        "errant".to_string(),
                         format!(
                             "member {} has transactions the primary {} lacks: {}; it stays fenced \
                              and out of replication until an operator decides (apply them to the \
@@ -102,9 +102,9 @@ pub async fn watch(
                             tracing::warn!(database = %db, member = %m.id, "{text}");
                             reported.insert(key);
                         }
+                        Err(StoreError::NotLeader(_)) => return,
                         Err(e) => {
-                            tracing::debug!(error = %e, "cannot report a rejoined member");
-                            return;
+                            tracing::debug!(error = %e, "cannot report a rejoined member yet");
                         }
                     }
                 }

@@ -28,7 +28,7 @@ pub struct ElectionConfig {
     pub name: String,
     /// This node's value, read by others as the leader's address.
     pub value: String,
-    /// Lease TTL; kept alive every TTL/3.
+    /// Lease TTL; kept alive every TTL/4.
     pub ttl: Duration,
 }
 

@@ -1,5 +1,5 @@
 //! Keeping an etcd lease alive: one loop shared by the leader election and
-//! the primary leases. It renews every TTL/3, publishes each acknowledged
+//! the primary leases. It renews every TTL/4, publishes each acknowledged
 //! renewal (the deadline counts from when the renewal was *sent*, so it is
 //! never optimistic), and marks the lease lost — and stops — when etcd says
 //! it is gone or the deadline passes unrenewed.
@@ -25,7 +25,8 @@ pub struct Renewal {
     pub lost: bool,
 }
 
-/// Renews `lease` every TTL/3 and publishes each acknowledged renewal; marks
+/// Renews `lease` every TTL/4 (so at worst a quarter of the TTL has passed
+/// since the last renewal when trouble starts) and publishes each acknowledged renewal; marks
 /// it lost and stops when etcd says it is gone or the deadline passes.
 pub async fn keep_alive(
     mut client: Client,
@@ -34,7 +35,7 @@ pub async fn keep_alive(
     status: watch::Sender<Renewal>,
     on_renewal: impl Fn() + Send,
 ) {
-    let period = (ttl / 3).max(Duration::from_millis(100));
+    let period = (ttl / 4).max(Duration::from_millis(100));
     let mut stream_pair = None;
     loop {
         let current = *status.borrow();

@@ -120,6 +120,20 @@ impl Keys {
         format!("{}/leases/primary/", self.prefix)
     }
 
+    /// A member fenced by its region's controller (while isolated, or when
+    /// it gave up the lease of a primary it could no longer read): the
+    /// promotion gate trusts it, the leader lifts it when the member is
+    /// the primary again and its region is healthy, and a promotion of the
+    /// member deletes it.
+    pub fn fence(&self, db: &str, member: &str) -> String {
+        format!("{}/state/fences/{db}/{member}", self.prefix)
+    }
+
+    /// Prefix of every fence record of `db`.
+    pub fn fences_prefix(&self, db: &str) -> String {
+        format!("{}/state/fences/{db}/", self.prefix)
+    }
+
     /// Where controller `id` registers the gRPC address its peers ping
     /// (listeners may be bound to port 0, so the config alone cannot say).
     pub fn controller(&self, id: &str) -> String {

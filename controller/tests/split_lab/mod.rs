@@ -203,6 +203,49 @@ impl SplitLab {
         Ok(())
     }
 
+    /// Cuts region `i` off from etcd alone (its links to the other regions
+    /// stay), with a rule in its namespace dropping what it sends to etcd.
+    pub fn cut_etcd_from(&self, i: usize) -> anyhow::Result<()> {
+        self.etcd_rule(i, "-I")
+    }
+
+    /// Undoes [`cut_etcd_from`](Self::cut_etcd_from).
+    pub fn restore_etcd_to(&self, i: usize) -> anyhow::Result<()> {
+        self.etcd_rule(i, "-D")
+    }
+
+    fn etcd_rule(&self, i: usize, op: &str) -> anyhow::Result<()> {
+        let endpoint = self
+            .etcd
+            .endpoint(0)
+            .trim_start_matches("http://")
+            .to_string();
+        let (host, port) = endpoint
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow::anyhow!("endpoint {endpoint}"))?;
+        let mut args = vec![
+            "netns",
+            "exec",
+            self.net.name(i),
+            "iptables",
+            "-w",
+            op,
+            "OUTPUT",
+        ];
+        if op == "-I" {
+            args.push("1");
+        }
+        args.extend(["-d", host, "-p", "tcp", "--dport", port, "-j", "DROP"]);
+        let out = std::process::Command::new("ip").args(&args).output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+
     /// Rejoins region a: the links come back and every vantage sees it up.
     pub fn heal_a(&mut self) -> anyhow::Result<()> {
         self.net.heal(0).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -120,7 +120,7 @@ async fn service_refuses_another_cluster() {
         .await
         .expect("same cluster")
         .into_inner();
-    assert_eq!((ok.id.as_str(), ok.leader_known), ("b", false));
+    assert_eq!((ok.id.as_str(), ok.etcd_reachable), ("b", false));
 }
 
 #[tokio::test]

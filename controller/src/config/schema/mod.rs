@@ -96,7 +96,8 @@ pub struct Etcd {
         deserialize_with = "duration::deserialize"
     )]
     pub lease_ttl: Duration,
-    /// TTL of each database's primary lease (default twice `lease_ttl`):
+    /// TTL of each database's primary lease (default twice `lease_ttl`, at
+    /// least 4s):
     /// the majority side promotes around an unreachable primary only after
     /// this has run out, and an isolated controller fences its primaries
     /// before it does. Longer means slower failovers of a cut-off region;
@@ -107,9 +108,11 @@ pub struct Etcd {
 
 impl Etcd {
     /// The primary lease TTL in force: the configured one, or twice the
-    /// leader lease's.
+    /// leader lease's but at least 4s (an isolated controller needs the
+    /// time to notice and fence).
     pub fn primary_lease_ttl(&self) -> Duration {
-        self.primary_lease_ttl.unwrap_or(self.lease_ttl * 2)
+        self.primary_lease_ttl
+            .unwrap_or((self.lease_ttl * 2).max(Duration::from_secs(4)))
     }
 }
 

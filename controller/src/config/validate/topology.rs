@@ -57,11 +57,11 @@ fn etcd(v: &mut Validator<'_>) {
         );
     }
     if let Some(p) = etcd.primary_lease_ttl {
-        if p < Duration::from_secs(2) || p.subsec_nanos() != 0 {
+        if p < Duration::from_secs(4) || p.subsec_nanos() != 0 {
             v.error(
                 path.key("primary_lease_ttl"),
-                "etcd grants leases in whole seconds: use a whole number of seconds, at least 2s \
-                 (an isolated controller must fence within it; the default is twice lease_ttl)",
+                "use a whole number of seconds (etcd grants leases in seconds), at least 4s: an \
+                 isolated controller must notice and fence within it (default: twice lease_ttl)",
             );
         } else if p < ttl {
             v.error(
@@ -135,6 +135,17 @@ fn controllers(v: &mut Validator<'_>) {
         let at = path.index(i);
         v.check(at.key("id"), syntax::name(&c.id));
         v.region_ref(at.key("region"), &c.region);
+        if c.listen.ip().is_unspecified() && controllers.len() > 1 {
+            v.error(
+                at.key("listen"),
+                format!(
+                    "listen {} is a wildcard, but the other controllers ping this address to \
+                     tell an etcd outage from an isolation: give this controller's own address \
+                     (bind every interface with `switchyard controller --listen {}` instead)",
+                    c.listen, c.listen
+                ),
+            );
+        }
         if c.metrics_listen == Some(c.listen) {
             v.error(
                 at.key("metrics_listen"),
