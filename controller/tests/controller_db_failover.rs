@@ -199,6 +199,37 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
     assert_eq!(db.variable(other, "read_only").await?, "0");
     assert_eq!(db.variable(new_primary, "read_only").await?, "1");
 
+    // A forced manual failover skips the promotion gate (the current
+    // primary's region holds a live lease for it), and history says so.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "failover",
+            "--database",
+            "orders",
+            "--to",
+            &format!("m{new_primary}"),
+            "--force",
+            "--wait",
+            "60",
+        ])
+        .arg("--config")
+        .arg(&cl.config)
+        .output()?;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let history = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["history", "--output", "json"])
+        .arg("--config")
+        .arg(&cl.config)
+        .output()?;
+    let history = String::from_utf8_lossy(&history.stdout);
+    assert!(history.contains("forced: gate skipped"), "{history}");
+
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["failover", "--database", "nope"])
         .arg("--config")

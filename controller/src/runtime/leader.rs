@@ -196,29 +196,15 @@ async fn lead(
                 continue;
             }
             let mut reasons = action.reasons().to_vec();
-            if let ActionSpec::Failover {
-                database,
-                from_member,
-                force,
-                ..
-            } = &spec
-            {
-                match ctx
-                    .executor
-                    .promotion_gate(database, from_member, *force, now)
-                    .await
-                {
-                    Gate::Open { reason, .. } => {
-                        reasons.push(format!("promotion gate open: {reason}"))
+            match gate(ctx, &spec, now).await {
+                Ok(reason) => reasons.extend(reason),
+                Err(reason) => {
+                    if gate_said.get(&key) != Some(&reason) {
+                        tracing::warn!(database = %spec.subject(), "promotion gate shut: {reason}");
+                        gate_said.insert(key.clone(), reason);
                     }
-                    Gate::Wait { reason, .. } => {
-                        if gate_said.get(&key) != Some(&reason) {
-                            tracing::warn!(database = %database, "promotion gate shut: {reason}");
-                            gate_said.insert(key.clone(), reason);
-                        }
-                        retry_at.insert(key, tokio::time::Instant::now() + GATE_RETRY);
-                        continue;
-                    }
+                    retry_at.insert(key, tokio::time::Instant::now() + GATE_RETRY);
+                    continue;
                 }
             }
             let entry = match ctx.executor.execute(leader, spec, reasons, now).await {
@@ -251,6 +237,34 @@ async fn lead(
 
 fn now_of(ctx: &LeaderContext) -> chrono::DateTime<chrono::Utc> {
     ctx.clock.now()
+}
+
+/// Asks the promotion gate before a failover: `Ok` with the reason to add to
+/// the action's (none for other actions), `Err` with why it must wait.
+async fn gate(
+    ctx: &LeaderContext,
+    action: &ActionSpec,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<String>, String> {
+    let ActionSpec::Failover {
+        database,
+        from_member,
+        force,
+        ..
+    } = action
+    else {
+        return Ok(None);
+    };
+    match ctx
+        .executor
+        .promotion_gate(database, from_member, *force, now)
+        .await
+    {
+        // A forced failover's reason says the gate was skipped.
+        Gate::Open { reason, .. } if *force => Ok(Some(reason)),
+        Gate::Open { reason, .. } => Ok(Some(format!("promotion gate open: {reason}"))),
+        Gate::Wait { reason, .. } => Err(reason),
+    }
 }
 
 /// Carries out operator requests (manual failover, switchover) through the
@@ -290,29 +304,13 @@ async fn serve_requests(
             request.requested_by,
             request.requested_at.to_rfc3339()
         )];
-        if let ActionSpec::Failover {
-            database,
-            from_member,
-            force,
-            ..
-        } = &action
-        {
-            match ctx
-                .executor
-                .promotion_gate(database, from_member, *force, now)
-                .await
-            {
-                Gate::Open { reason, .. } => reasons.push(if *force {
-                    reason
-                } else {
-                    format!("promotion gate open: {reason}")
-                }),
-                Gate::Wait { reason, .. } => {
-                    // The request stays until the gate opens (or the
-                    // operator forces it).
-                    tracing::info!(request = %id, database = %database, "operator failover waits for the promotion gate: {reason}");
-                    continue;
-                }
+        match gate(ctx, &action, now).await {
+            Ok(reason) => reasons.extend(reason),
+            Err(reason) => {
+                // The request stays until the gate opens (or the operator
+                // forces it).
+                tracing::info!(request = %id, database = %action.subject(), "operator failover waits for the promotion gate: {reason}");
+                continue;
             }
         }
         tracing::info!(request = %id, action = action.kind(), subject = action.subject(), "operator request");
