@@ -2,7 +2,9 @@
 //! a real etcd, a real MariaDB primary and two replicas, probes (stand-ins)
 //! reporting the primary down after it is killed with -9. The leader plans
 //! one failover, the executor runs it through the MariaDB adapter once, and
-//! the store records the new primary.
+//! the store records the new primary. A primary that hangs (alive, not
+//! refusing connections) while its region still vouches for it is not
+//! replaced: the promotion gate holds the failover.
 
 mod common;
 
@@ -28,13 +30,10 @@ async fn db_state(store: &Store) -> Result<serde_json::Value, String> {
         .ok_or_else(|| "no state yet".to_string())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_primary_is_failed_over_once() -> anyhow::Result<()> {
-    let mut db = MariaDbTopology::start(2)
-        .await
-        .map_err(|e| e.context("starting the MariaDB topology"))?;
+/// Three controllers on a fresh etcd, with `db` as database `orders`.
+async fn cluster_for(db: &MariaDbTopology) -> anyhow::Result<Cluster> {
     let addresses: Vec<String> = (0..3).map(|i| db.address(i)).collect();
-    let cl = Cluster::start_extra(1, Backend::File, |dir| {
+    Cluster::start_extra(1, Backend::File, |dir| {
         std::fs::write(dir.join("admin.secret"), ADMIN_PASSWORD).expect("secret");
         std::fs::write(dir.join("repl.secret"), REPL_PASSWORD).expect("secret");
         let mut t = format!(
@@ -54,18 +53,11 @@ async fn a_dead_primary_is_failed_over_once() -> anyhow::Result<()> {
         t
     })
     .await
-    .map_err(|e| e.context("starting the controllers"))?;
-    let result = scenario(&cl, &mut db).await;
-    if result.is_err() {
-        // What the controllers saw, for whoever reads a failed run.
-        for c in &cl.controllers {
-            eprintln!("--- {} log ---\n{}", c.id(), c.log());
-        }
-    }
-    result
+    .map_err(|e| e.context("starting the controllers"))
 }
 
-async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> {
+/// Fake probes seeing every endpoint and member up, from every region.
+fn all_up(cl: &Cluster) -> ReportFleet {
     let mut outcomes = std::collections::BTreeMap::new();
     for r in REGIONS {
         for v in REGIONS {
@@ -77,7 +69,116 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
             outcomes.insert((db_target(m), v.to_string()), true);
         }
     }
-    let fleet = ReportFleet::start(cl.urls(), outcomes, Duration::from_millis(200));
+    ReportFleet::start(cl.urls(), outcomes, Duration::from_millis(200))
+}
+
+async fn wait_lease(store: &Store, holder: &str, primary: &str) -> anyhow::Result<()> {
+    let key = store.keys().primary_lease("orders");
+    wait_for(
+        &format!("{holder} to hold the primary lease"),
+        Duration::from_secs(20),
+        || async {
+            let v: Option<serde_json::Value> =
+                store.get_json(&key).await.map_err(|e| e.to_string())?;
+            match v {
+                Some(v) if v["holder"] == holder && v["primary"] == primary => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_primary_its_region_still_vouches_for_is_not_replaced() -> anyhow::Result<()> {
+    let mut db = MariaDbTopology::start(2)
+        .await
+        .map_err(|e| e.context("starting the MariaDB topology"))?;
+    let cl = cluster_for(&db).await?;
+    let result = hung_primary(&cl, &mut db).await;
+    if result.is_err() {
+        for c in &cl.controllers {
+            eprintln!("--- {} log ---\n{}", c.id(), c.log());
+        }
+    }
+    result
+}
+
+async fn hung_primary(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> {
+    let fleet = all_up(cl);
+    let store = Store::connect(&cl.etcd.endpoints(), &cl.cluster).await?;
+    wait_lease(&store, "ctl-a", "m0").await?;
+    // m0 stops answering without refusing connections (SIGSTOP): alive as
+    // far as anyone can tell, so it may still hold sessions that write.
+    db.pause(0);
+    fleet.set_all(&db_target(0), &REGIONS, false);
+    let leader = cl.wait_leader(None, Duration::from_secs(20)).await?;
+    // The leader plans the failover and the gate holds it: ctl-a cannot
+    // fence m0, so it keeps renewing its lease.
+    wait_for(
+        "the gate to hold a failover",
+        Duration::from_secs(30),
+        || async {
+            match cl.controllers[leader]
+                .metric("switchyard_promotion_gate_waits_total{database=\"orders\"}")
+                .await
+            {
+                Ok(Some(n)) if n >= 1.0 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+    // Past ctl-a's detection time (2 × the 5 s check), its failed fence
+    // keeps the lease: it says so.
+    wait_for(
+        "ctl-a to keep the lease of an unreadable primary",
+        Duration::from_secs(60),
+        || async {
+            if cl.controllers[0]
+                .log()
+                .contains("unreadable but maybe alive")
+            {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        },
+    )
+    .await?;
+    // A lease TTL later, still nobody promoted.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    db.resume(0);
+    let journal = cl.journal().await?;
+    assert!(
+        !journal.iter().any(|e| e["action"]["kind"] == "failover"),
+        "{journal:#?}"
+    );
+    assert_eq!(
+        db_state(&store).await.map_err(anyhow::Error::msg)?["primary"],
+        "m0"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_primary_is_failed_over_once() -> anyhow::Result<()> {
+    let mut db = MariaDbTopology::start(2)
+        .await
+        .map_err(|e| e.context("starting the MariaDB topology"))?;
+    let cl = cluster_for(&db).await?;
+    let result = scenario(&cl, &mut db).await;
+    if result.is_err() {
+        // What the controllers saw, for whoever reads a failed run.
+        for c in &cl.controllers {
+            eprintln!("--- {} log ---\n{}", c.id(), c.log());
+        }
+    }
+    result
+}
+
+async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> {
+    let fleet = all_up(cl);
     cl.wait_leader(None, Duration::from_secs(20)).await?;
 
     // The leader discovers and records the primary.
@@ -97,22 +198,7 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
     .await?;
 
     // The controller of the primary's region holds its primary lease.
-    let lease_key = store.keys().primary_lease("orders");
-    wait_for(
-        "ctl-a to hold the primary lease",
-        Duration::from_secs(20),
-        || async {
-            let v: Option<serde_json::Value> = store
-                .get_json(&lease_key)
-                .await
-                .map_err(|e| e.to_string())?;
-            match v {
-                Some(v) if v["holder"] == "ctl-a" && v["primary"] == "m0" => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await?;
+    wait_lease(&store, "ctl-a", "m0").await?;
 
     db.exec(0, "CREATE DATABASE app").await?;
     db.exec(0, "CREATE TABLE app.t (id INT PRIMARY KEY)")

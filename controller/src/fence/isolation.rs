@@ -171,15 +171,16 @@ pub fn assess(reach: &Reach<'_>) -> Assessment {
     }
 }
 
-/// When an isolated controller must have fenced its region's primaries: the
-/// local deadline of the primary lease it renewed last, minus a safety
-/// margin (the fence itself takes time: connect, `SET GLOBAL`, kill
-/// sessions). The majority side waits for that lease to expire, so fencing
-/// before this instant means the old primary is read-only before anyone
-/// else can be promoted.
+/// When an isolated controller must start fencing its region's primaries
+/// at the latest: the local deadline of the primary lease it renewed last,
+/// minus a safety margin that is the fence's own budget (connect,
+/// `SET GLOBAL`, kill sessions). The majority side waits for that lease to
+/// expire, so a fence started by this instant and done within the margin
+/// makes the old primary read-only before anyone else can be promoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FenceDeadline {
-    /// The latest instant at which the fence must be *done*.
+    /// The latest instant at which the fence must *start* (it then has the
+    /// margin to finish before the lease can expire).
     pub fence_by: Instant,
 }
 

@@ -27,6 +27,8 @@ use crate::traffic::TrafficBackend;
 pub const TICK: Duration = Duration::from_millis(250);
 /// How often the operator's switches are re-read from etcd.
 const SWITCH_REFRESH: Duration = Duration::from_secs(1);
+/// How often a wait at the promotion gate is logged again.
+const GATE_LOG_EVERY: Duration = Duration::from_secs(30);
 /// How often a shut promotion gate is asked again.
 const GATE_RETRY: Duration = Duration::from_millis(500);
 /// How long a failed action is left alone before it is tried again.
@@ -152,7 +154,7 @@ async fn lead(
     tracing::info!(paused = control.paused, drained = ?control.drained, "leading");
     let mut retry_at: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
     // The last gate reason logged per action, so a wait is logged once.
-    let mut gate_said: BTreeMap<String, String> = BTreeMap::new();
+    let mut gate_said: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
     let mut shown = m::Shown::default();
     let mut last_refresh = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(TICK);
@@ -199,9 +201,13 @@ async fn lead(
             match gate(ctx, &spec, now).await {
                 Ok(reason) => reasons.extend(reason),
                 Err(reason) => {
-                    if gate_said.get(&key) != Some(&reason) {
+                    // Logged when the wait starts, then every 30 s.
+                    if gate_said
+                        .get(&key)
+                        .is_none_or(|t| t.elapsed() >= GATE_LOG_EVERY)
+                    {
                         tracing::warn!(database = %spec.subject(), "promotion gate shut: {reason}");
-                        gate_said.insert(key.clone(), reason);
+                        gate_said.insert(key.clone(), tokio::time::Instant::now());
                     }
                     retry_at.insert(key, tokio::time::Instant::now() + GATE_RETRY);
                     continue;
