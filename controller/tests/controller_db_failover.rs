@@ -129,6 +129,21 @@ async fn hung_primary(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<
         },
     )
     .await?;
+    // An operator's unforced failover waits at the same gate, and the CLI
+    // says why and what to do.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["failover", "--database", "orders", "--wait", "3"])
+        .arg("--config")
+        .arg(&cl.config)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("waits at the promotion gate")
+            && stdout.contains("held by ctl-a in a")
+            && stdout.contains("--force"),
+        "{stdout}"
+    );
     // Past ctl-a's detection time (2 × the 5 s check), its failed fence
     // keeps the lease: it says so.
     wait_for(
