@@ -121,6 +121,8 @@ async fn run() -> anyhow::Result<()> {
             "--metrics-listen",
             "127.0.0.1:0",
         ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .env("TOKIO_WORKER_THREADS", "1")
         .env("RUST_LOG", "warn")
         .env(switchyard_tests::FIXTURE_ENV, "1")

@@ -161,8 +161,17 @@ async fn hung_primary(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<
         },
     )
     .await?;
-    // A lease TTL later, still nobody promoted.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Two lease TTLs later (a lease given up would have expired and opened
+    // the gate by then), ctl-a still holds it and nobody was promoted.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let lease: Option<serde_json::Value> = store
+        .get_json(&store.keys().primary_lease("orders"))
+        .await?;
+    assert_eq!(
+        lease.as_ref().map(|l| l["holder"].clone()),
+        Some(serde_json::json!("ctl-a")),
+        "{lease:?}"
+    );
     db.resume(0);
     let journal = cl.journal().await?;
     assert!(

@@ -20,8 +20,12 @@ async fn etcd_counts(cl: &Cluster) -> anyhow::Result<(f64, f64)> {
         .trim_start_matches("http://")
         .to_string();
     let text = switchyard_tests::http_get(url.parse()?, "/metrics").await?;
-    let writes = metric_value(&text, "etcd_mvcc_put_total").unwrap_or(0.0)
-        + metric_value(&text, "etcd_mvcc_delete_total").unwrap_or(0.0);
+    // The election has written already: a missing counter (renamed in
+    // another etcd version) must fail, not read as zero writes.
+    let puts = metric_value(&text, "etcd_mvcc_put_total")
+        .ok_or_else(|| anyhow::anyhow!("etcd_mvcc_put_total missing from etcd's metrics"))?;
+    anyhow::ensure!(puts > 0.0, "etcd counted no put at all");
+    let writes = puts + metric_value(&text, "etcd_mvcc_delete_total").unwrap_or(0.0);
     let keepalives = text
         .lines()
         .filter(|l| {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use switchyard_controller::clock::SystemClock;
 use switchyard_controller::fence::lease::{
-    DEFAULT_DRIFT_MARGIN, LeaseObservation, LeaseReader, LeaseValue, PrimaryLease, default_ttl,
+    Acquired, DEFAULT_DRIFT_MARGIN, LeaseObservation, LeaseReader, LeaseValue, PrimaryLease,
 };
 use switchyard_controller::store::Store;
 use switchyard_tests::Etcd;
@@ -25,6 +25,14 @@ fn value(primary: &str) -> LeaseValue {
     }
 }
 
+/// Takes the (free) lease of `key` for `ctl-east`.
+async fn hold(store: &Store, key: String, ttl: Duration) -> anyhow::Result<PrimaryLease> {
+    match PrimaryLease::acquire(store.client(), key, value("m0"), ttl, Utc::now()).await? {
+        Acquired::Held(l) => Ok(*l),
+        Acquired::HeldBy(v) => anyhow::bail!("held by {}", v.holder),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_is_renewed_seen_and_expires_when_its_keeper_stops() -> anyhow::Result<()> {
     let etcd = Etcd::single().await?;
@@ -32,11 +40,9 @@ async fn lease_is_renewed_seen_and_expires_when_its_keeper_stops() -> anyhow::Re
     let key = store.keys().primary_lease("orders");
     assert_eq!(key, "/switchyard/t/leases/primary/orders");
     assert!(key.starts_with(&store.keys().primary_leases_prefix()));
-    assert_eq!(default_ttl(Duration::from_secs(5)), Duration::from_secs(10));
 
     let ttl = Duration::from_secs(2);
-    let lease =
-        PrimaryLease::start(store.client(), key.clone(), value("m0"), ttl, Utc::now()).await?;
+    let lease = hold(&store, key.clone(), ttl).await?;
     assert_eq!(lease.ttl(), ttl);
     let first = lease.renewal();
     assert!(!first.lost);
@@ -107,14 +113,7 @@ async fn keeper_reports_a_lease_etcd_no_longer_has() -> anyhow::Result<()> {
     let etcd = Etcd::single().await?;
     let store = Store::connect(&etcd.endpoints(), "t").await?;
     let key = store.keys().primary_lease("orders");
-    let lease = PrimaryLease::start(
-        store.client(),
-        key,
-        value("m0"),
-        Duration::from_secs(3),
-        Utc::now(),
-    )
-    .await?;
+    let lease = hold(&store, key, Duration::from_secs(3)).await?;
     // Someone revokes it behind the keeper's back.
     let mut c = store.client();
     c.lease_revoke(lease.lease_id()).await?;
@@ -135,7 +134,7 @@ async fn keeper_loses_the_lease_when_etcd_is_unreachable_past_its_deadline() -> 
     let store = Store::connect(&etcd.endpoints(), "t").await?;
     let key = store.keys().primary_lease("orders");
     let ttl = Duration::from_secs(2);
-    let lease = PrimaryLease::start(store.client(), key, value("m0"), ttl, Utc::now()).await?;
+    let lease = hold(&store, key, ttl).await?;
     let margin = Duration::from_millis(500);
     etcd.pause(0);
     let cut = tokio::time::Instant::now();

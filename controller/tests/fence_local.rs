@@ -44,26 +44,9 @@ fn replica_set(db: &MariaDbTopology) -> anyhow::Result<Arc<dyn ReplicaSet>> {
     Ok(Arc::new(set))
 }
 
-/// `mariadb-install-db` bootstraps in the shared `/tmp`, where another
-/// test's server can make it fail (see replication/tests/mariadb/common.rs);
-/// a failed start is retried.
-async fn start_topology() -> anyhow::Result<MariaDbTopology> {
-    let mut last = None;
-    for _ in 0..3 {
-        match MariaDbTopology::start(1).await {
-            Ok(t) => return Ok(t),
-            Err(e) => {
-                eprintln!("MariaDB start failed, retrying: {e:#}");
-                last = Some(e);
-            }
-        }
-    }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt made")))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolated_region_primary_is_fenced_once_and_recorded() -> anyhow::Result<()> {
-    let mut db = start_topology().await?;
+    let mut db = MariaDbTopology::start(1).await?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("fences.jsonl");
     let set = replica_set(&db)?;

@@ -62,15 +62,6 @@ pub enum ProbeError {
     TaskFailed(String),
 }
 
-impl ProbeError {
-    /// False for every variant: a probe error means a config or a bug to
-    /// fix, and restarting with the same input fails the same way (except
-    /// [`ProbeError::TaskFailed`], which a supervisor may restart).
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, ProbeError::TaskFailed(_))
-    }
-}
-
 /// Why one report stream to one controller ended. Always retried with
 /// backoff: a probe never gives up on a controller.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -88,11 +79,6 @@ pub enum StreamError {
 }
 
 impl StreamError {
-    /// Always true: the stream is reopened after a backoff.
-    pub fn is_retryable(&self) -> bool {
-        true
-    }
-
     /// True when the controller's config and this probe's plan disagree: a
     /// person must act, so it is logged at error level.
     pub fn is_config_mismatch(&self) -> bool {

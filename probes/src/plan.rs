@@ -353,19 +353,11 @@ pub fn recommended_slots(load: f64) -> usize {
     (load.max(0.0) * 1.25).ceil() as usize + 8
 }
 
-/// Splits `host:port` (or `[v6]:port`); the error says what is wrong.
+/// Splits `host:port` (or `[v6]:port`) with the replication crate's rules;
+/// the error names the address.
 pub(crate) fn split_host_port(address: &str) -> Result<(String, u16), String> {
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| format!("address {address:?} is not host:port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(format!("address {address:?} has no host"));
-    }
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("address {address:?} has no valid port"))?;
-    Ok((host.to_string(), port))
+    crate::replication::spec::split_address(address)
+        .ok_or_else(|| format!("address {address:?} is not host:port"))
 }
 
 #[cfg(test)]

@@ -92,7 +92,6 @@ impl Probe {
                 let job = Job {
                     target: target_id.clone(),
                     check_name: spec.name.as_str().into(),
-                    kind,
                     interval: spec.interval,
                     timeout: spec.timeout,
                     phase: phase(&plan.probe_id, &target.id, &spec.name, spec.interval),

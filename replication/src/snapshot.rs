@@ -63,6 +63,17 @@ pub struct ContactError {
     pub detail: String,
 }
 
+impl ContactError {
+    /// True when the connection was refused: nothing listens at the
+    /// address (the server is not running), as opposed to a timeout, where
+    /// it may be alive behind a cut or hung. The drivers say it only in
+    /// words, so this is the one place that reads them.
+    pub fn is_refused(&self) -> bool {
+        self.kind == ContactErrorKind::Unreachable
+            && self.detail.to_ascii_lowercase().contains("refused")
+    }
+}
+
 /// One member at the moment of observation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberState {

@@ -369,8 +369,6 @@ pub async fn request(
         requested_by: format!("operator@{}", hostname()),
         requested_at: now,
     };
-    let gated = matches!(request.action, ActionSpec::Failover { force: false, .. });
-    let lease_key = store.keys().primary_lease(request.action.subject());
     let json = encode(&id, &request)?;
     store
         .put_control(store.keys().request(&id), &String::from_utf8_lossy(&json))
@@ -394,23 +392,14 @@ pub async fn request(
             });
         }
         if tokio::time::Instant::now() >= deadline {
-            let waiting = store
-                .exists(&store.keys().request(&id))
-                .await
-                .unwrap_or(false);
-            if gated && waiting {
-                let lease: Option<LeaseValue> = store.get_json(&lease_key).await.unwrap_or(None);
-                let held = lease.map_or(String::new(), |l| {
-                    format!(
-                        " (its lease is held by {} in {}: that controller still reads it)",
-                        l.holder, l.region
-                    )
-                });
+            // The leader notes why a failover waits at the promotion gate.
+            let key = store.keys().request_waiting(&id);
+            if let Ok(Some(reason)) = store.get_json::<String>(&key).await {
                 writeln!(
                     out,
-                    "not started after {}s: the failover waits at the promotion gate until the \
-                     old primary is fenced or its lease expires{held}. The request stays with the \
-                     leader. If you know the old primary cannot take writes, run it again with --force.",
+                    "not started after {}s: the failover waits at the promotion gate: {reason}. \
+                     The request stays with the leader. If you know the old primary cannot take \
+                     writes, run it again with --force.",
                     wait.as_secs()
                 )?;
                 return Ok(2);

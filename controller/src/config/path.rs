@@ -42,11 +42,6 @@ impl KeyPath {
         Self(segments)
     }
 
-    /// Appends a segment in place (used while walking the document).
-    pub fn push(&mut self, segment: Segment) {
-        self.0.push(segment);
-    }
-
     /// The segments from the root down, for walking a document.
     pub fn segments(&self) -> &[Segment] {
         &self.0
@@ -61,24 +56,6 @@ impl KeyPath {
     /// True for the root path, which has no text form of its own.
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
-    }
-}
-
-impl From<&str> for Segment {
-    fn from(key: &str) -> Self {
-        Segment::Key(key.to_owned())
-    }
-}
-
-impl From<String> for Segment {
-    fn from(key: String) -> Self {
-        Segment::Key(key)
-    }
-}
-
-impl From<usize> for Segment {
-    fn from(index: usize) -> Self {
-        Segment::Index(index)
     }
 }
 

@@ -113,14 +113,6 @@ impl Secret {
             }
         }
     }
-
-    /// A short, secret-free description for summaries: `env APP_PW`.
-    pub fn describe(&self) -> String {
-        match self {
-            Secret::Env(var) => format!("env {var}"),
-            Secret::File(path) => format!("file {}", path.display()),
-        }
-    }
 }
 
 /// The message for an inline secret; it never repeats the value.

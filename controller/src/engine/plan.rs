@@ -108,13 +108,6 @@ pub struct Alarm {
     pub reasons: Vec<String>,
 }
 
-impl Alarm {
-    /// A key for de-duplicating the same alarm across decisions.
-    pub fn key(&self) -> String {
-        format!("{:?}/{}", self.kind, self.subject)
-    }
-}
-
 /// The guard rails that raise alarms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

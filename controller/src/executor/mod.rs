@@ -246,6 +246,7 @@ impl Executor {
         let mut ops = vec![TxnOp::put(key.clone(), encode(&key, &entry)?, None)];
         if let Some(r) = &request {
             ops.push(TxnOp::delete(keys.request(r), None));
+            ops.push(TxnOp::delete(keys.request_waiting(r), None));
         }
         self.store.fenced_txn(leader, ops).await?;
         tracing::info!(id = %entry.id, action = entry.action.kind(), subject = entry.action.subject(), "intent written");

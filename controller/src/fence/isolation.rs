@@ -27,13 +27,6 @@ pub enum EtcdReach {
     },
 }
 
-impl EtcdReach {
-    /// True when etcd answers.
-    pub fn is_reachable(self) -> bool {
-        matches!(self, EtcdReach::Reachable)
-    }
-}
-
 /// What the isolation decision looks at.
 #[derive(Debug, Clone, Copy)]
 pub struct Reach<'a> {

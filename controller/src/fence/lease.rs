@@ -33,13 +33,6 @@ use crate::store::{CALL_TIMEOUT, Store, StoreError, encode};
 /// holder's clock; added to every observed expiry.
 pub const DEFAULT_DRIFT_MARGIN: Duration = Duration::from_millis(500);
 
-/// The primary lease's default TTL: twice the leader lease's, so a leader
-/// change (which costs up to one leader TTL) does not by itself let a
-/// primary lease lapse unobserved.
-pub fn default_ttl(leader_ttl: Duration) -> Duration {
-    leader_ttl * 2
-}
-
 /// The JSON value of `leases/primary/<db>`: who renews it, for which
 /// primary, so the leader and an operator can read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,30 +86,11 @@ impl std::fmt::Debug for PrimaryLease {
 }
 
 impl PrimaryLease {
-    /// Grants a lease of `ttl` (whole seconds, at least one), writes
-    /// `value` under `key` attached to it, and keeps it alive every TTL/4.
+    /// Takes the lease only if nobody holds the key: grants a lease of `ttl`
+    /// (whole seconds, at least one), then puts `value` attached to it with
+    /// a `create_revision == 0` compare, and keeps it alive every TTL/4.
     /// `value.renewed_at` is overwritten with `now`, `value.ttl_ms` with the
-    /// TTL etcd granted. Overwrites whatever holds the key: use
-    /// [`PrimaryLease::acquire`] where another controller may hold it.
-    pub async fn start(
-        client: Client,
-        key: String,
-        value: LeaseValue,
-        ttl: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Self, StoreError> {
-        match Self::grant_and_put(client, key, value, ttl, now, false).await? {
-            Acquired::Held(l) => Ok(*l),
-            // Unconditional puts always succeed.
-            Acquired::HeldBy(v) => Err(StoreError::BadValue {
-                key: String::new(),
-                reason: format!("held by {}", v.holder),
-            }),
-        }
-    }
-
-    /// Takes the lease only if nobody holds the key: grant, then put with a
-    /// `create_revision == 0` compare. When the key is held by
+    /// TTL etcd granted. When the key is held by
     /// `value.holder` itself (this controller before a restart), the
     /// existing etcd lease is adopted and kept alive, so a restart never
     /// leaves a gap. When another controller holds it, nothing changes and
@@ -128,17 +102,7 @@ impl PrimaryLease {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<Acquired, StoreError> {
-        Self::grant_and_put(client, key, value, ttl, now, true).await
-    }
-
-    async fn grant_and_put(
-        client: Client,
-        key: String,
-        mut value: LeaseValue,
-        ttl: Duration,
-        now: DateTime<Utc>,
-        only_if_absent: bool,
-    ) -> Result<Acquired, StoreError> {
+        let mut value = value;
         let mut c = client.clone();
         let secs = ttl.as_secs_f64().ceil().max(1.0) as i64;
         let sent = Instant::now();
@@ -149,14 +113,10 @@ impl PrimaryLease {
         value.ttl_ms = ttl.as_millis() as u64;
         let json = encode(&key, &value)?;
         let put = TxnOp::put(key.clone(), json, Some(PutOptions::new().with_lease(lease)));
-        let txn = if only_if_absent {
-            Txn::new()
-                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                .and_then([put])
-                .or_else([TxnOp::get(key.clone(), None)])
-        } else {
-            Txn::new().and_then([put])
-        };
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([put])
+            .or_else([TxnOp::get(key.clone(), None)]);
         let revoke = |mut c: Client| async move {
             let _ = tokio::time::timeout(CALL_TIMEOUT, c.lease_revoke(lease)).await;
         };

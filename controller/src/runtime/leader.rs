@@ -153,6 +153,8 @@ async fn lead(
     m::set_switches(control.paused, control.drained.len());
     tracing::info!(paused = control.paused, drained = ?control.drained, "leading");
     let mut retry_at: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+    // Operator requests whose wait at the gate was already noted.
+    let mut waiting: std::collections::BTreeSet<String> = Default::default();
     // The last gate reason logged per action, so a wait is logged once.
     let mut gate_said: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
     let mut shown = m::Shown::default();
@@ -171,7 +173,7 @@ async fn lead(
                 tracing::debug!(error = %e, "cannot refresh operator switches");
             }
             m::set_switches(control.paused, control.drained.len());
-            serve_requests(ctx, leader, &mut topology, now_of(ctx)).await?;
+            serve_requests(ctx, leader, &mut topology, &mut waiting, now_of(ctx)).await?;
             // Keep the lease reader's memory current, so a gate decision
             // knows when each lease was last seen.
             ctx.executor.observe_leases(topology.databases.keys()).await;
@@ -280,6 +282,7 @@ async fn serve_requests(
     ctx: &LeaderContext,
     leader: &Leadership,
     topology: &mut Topology,
+    waiting: &mut std::collections::BTreeSet<String>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ExecError> {
     let requests: Vec<(String, OperatorRequest)> = match ctx
@@ -314,8 +317,14 @@ async fn serve_requests(
             Ok(reason) => reasons.extend(reason),
             Err(reason) => {
                 // The request stays until the gate opens (or the operator
-                // forces it).
-                tracing::info!(request = %id, database = %action.subject(), "operator failover waits for the promotion gate: {reason}");
+                // forces it); the CLI is told why, once.
+                if !waiting.contains(&id) {
+                    tracing::info!(request = %id, database = %action.subject(), "operator failover waits for the promotion gate: {reason}");
+                    let key = ctx.store.keys().request_waiting(&id);
+                    if ctx.store.put_json(key, &reason).await.is_ok() {
+                        waiting.insert(id.clone());
+                    }
+                }
                 continue;
             }
         }

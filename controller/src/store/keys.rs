@@ -103,6 +103,12 @@ impl Keys {
         format!("{}/control/requests/{id}", self.prefix)
     }
 
+    /// Why the leader has not started operator request `id` yet (its
+    /// failover waits at the promotion gate), for the CLI to say.
+    pub fn request_waiting(&self, id: &str) -> String {
+        format!("{}/control/waiting/{id}", self.prefix)
+    }
+
     /// Prefix of every pending operator request.
     pub fn requests_prefix(&self) -> String {
         format!("{}/control/requests/", self.prefix)
@@ -127,11 +133,6 @@ impl Keys {
     /// member deletes it.
     pub fn fence(&self, db: &str, member: &str) -> String {
         format!("{}/state/fences/{db}/{member}", self.prefix)
-    }
-
-    /// Prefix of every fence record of `db`.
-    pub fn fences_prefix(&self, db: &str) -> String {
-        format!("{}/state/fences/{db}/", self.prefix)
     }
 
     /// Where controller `id` registers the gRPC address its peers ping

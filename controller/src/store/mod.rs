@@ -182,7 +182,7 @@ impl Store {
 
     /// An unfenced put of a JSON value, for what a controller says of
     /// itself whoever leads: its registration, the fences it did while
-    /// isolated.
+    /// isolated, why an operator's request waits.
     pub async fn put_json<T: Serialize>(&self, key: String, value: &T) -> Result<(), StoreError> {
         let json = encode(&key, value)?;
         let mut c = self.client.clone();

@@ -198,11 +198,6 @@ impl RecordBook {
         self.records.iter()
     }
 
-    /// True when the book declares no record at all.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
     /// The weighted record `name`, or why a change may not name it.
     pub fn weighted(&self, name: &str) -> Result<&WeightedRecord, TrafficError> {
         match self.get(name) {

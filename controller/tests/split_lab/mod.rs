@@ -429,6 +429,20 @@ pub struct Sample {
     pub read_only: [Option<bool>; 3],
 }
 
+/// Asserts every member was read in at least 90 % of `samples` (a sample
+/// may miss one on a busy machine; a check over unread samples would be
+/// empty).
+pub fn assert_mostly_read(samples: &[&Sample]) {
+    for i in 0..3 {
+        let read = samples.iter().filter(|s| s.read_only[i].is_some()).count();
+        assert!(
+            read * 10 >= samples.len() * 9 && !samples.is_empty(),
+            "m{i} read in too few samples: {read} of {}",
+            samples.len()
+        );
+    }
+}
+
 /// Samples every member's `read_only` every `every`, from outside every
 /// network (unix sockets), until dropped.
 pub struct Sampler {

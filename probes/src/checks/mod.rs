@@ -93,8 +93,6 @@ pub enum FailureKind {
     Lag,
     /// A database member in a state that cannot serve (MongoDB `RECOVERING`, …).
     MemberState,
-    /// The check kind cannot run on this build.
-    Unsupported,
 }
 
 impl FailureKind {
@@ -117,7 +115,6 @@ impl FailureKind {
             FailureKind::Replication => "replication",
             FailureKind::Lag => "lag",
             FailureKind::MemberState => "member_state",
-            FailureKind::Unsupported => "unsupported",
         }
     }
 }

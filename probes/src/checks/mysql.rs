@@ -76,9 +76,7 @@ impl MySqlCheckRunner {
         if let Some(e) = &m.contact_error {
             let kind = match e.kind {
                 ContactErrorKind::AccessDenied => FailureKind::Auth,
-                ContactErrorKind::Unreachable if e.detail.contains("refused") => {
-                    FailureKind::Refused
-                }
+                ContactErrorKind::Unreachable if e.is_refused() => FailureKind::Refused,
                 ContactErrorKind::Unreachable => FailureKind::Connect,
                 ContactErrorKind::Failed => FailureKind::Protocol,
             };

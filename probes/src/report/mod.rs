@@ -45,11 +45,6 @@ impl Reporter {
             buffers,
         }
     }
-
-    /// Reports numbered so far (the last sequence number used).
-    pub fn last_sequence(&self) -> u64 {
-        self.sequence.load(Relaxed)
-    }
 }
 
 impl RunSink for Reporter {

@@ -33,8 +33,6 @@ pub struct Job {
     pub target: Arc<str>,
     /// Check name, as reports carry it.
     pub check_name: Arc<str>,
-    /// Kind label for metrics.
-    pub kind: &'static str,
     /// Time between grid points.
     pub interval: Duration,
     /// Time one run may take.

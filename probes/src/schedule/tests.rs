@@ -67,7 +67,6 @@ fn job(target: &str, interval_ms: u64, timeout_ms: u64, phase_ms: u64, takes: Op
     Job {
         target: target.into(),
         check_name: "c".into(),
-        kind: "test",
         interval: Duration::from_millis(interval_ms),
         timeout: Duration::from_millis(timeout_ms),
         phase: Duration::from_millis(phase_ms),

@@ -89,21 +89,6 @@ impl MySqlReplicaSet {
         self
     }
 
-    /// The flavor it speaks.
-    pub fn flavor(&self) -> Flavor {
-        self.flavor
-    }
-
-    /// The members it was built with.
-    pub fn members(&self) -> &[MemberSpec] {
-        &self.members
-    }
-
-    /// The promotion rules.
-    pub fn rules(&self) -> &Rules {
-        &self.rules
-    }
-
     fn spec(&self, id: &str) -> Result<&MemberSpec, ReplError> {
         self.members
             .iter()

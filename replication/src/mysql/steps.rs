@@ -214,11 +214,7 @@ impl MySqlReplicaSet {
         let result = loop {
             let m = read_on(&mut s, self.flavor, spec, &self.members).await?;
             let Some(have) = m.position.as_ref() else {
-                break Err(ReplError::Command {
-                    member: id.to_string(),
-                    statement: self.flavor.variables_query().to_string(),
-                    detail: "no replication position in the answer".to_string(),
-                });
+                break Err(self.no_position(id));
             };
             let missing = position.missing_from(have);
             if missing.is_empty() {

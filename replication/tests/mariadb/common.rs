@@ -15,7 +15,6 @@ use switchyard_replication::{
 use switchyard_tests::MariaDbTopology;
 use switchyard_tests::mariadb::{ADMIN_PASSWORD, ADMIN_USER, REPL_PASSWORD, REPL_USER};
 use switchyard_tests::wait::wait_for;
-use tokio::time::Instant;
 
 /// The application's login: no `READ_ONLY ADMIN`, so `read_only` stops it.
 pub const APP_USER: &str = "app";
@@ -88,7 +87,7 @@ impl Lab {
         replicas: usize,
         adjust: impl FnOnce(&mut Vec<MemberSpec>),
     ) -> anyhow::Result<Lab> {
-        let topo = start_topology(replicas).await?;
+        let topo = MariaDbTopology::start(replicas).await?;
         for sql in [
             "CREATE DATABASE app",
             "CREATE TABLE app.t (id BIGINT PRIMARY KEY, note VARCHAR(64) NOT NULL DEFAULT '')",
@@ -203,42 +202,6 @@ impl Lab {
         Ok(out)
     }
 }
-
-/// Starts a topology, retrying a start that failed.
-///
-/// The fixture's servers all use the default `tmpdir` (`/tmp`), and every
-/// `mariadbd` that starts (bootstrap included) deletes all `#sql*` files
-/// there — other servers' temporary tables — so a bootstrap running while
-/// another test starts a server can fail ("Unknown table
-/// 'mysql.tmp_proxies_priv'"). The fixture should give each member its own
-/// `--tmpdir`; until it does, a failed start is retried.
-pub async fn start_topology(replicas: usize) -> anyhow::Result<MariaDbTopology> {
-    let mut last = None;
-    for attempt in 1..=START_ATTEMPTS {
-        let t = Instant::now();
-        match MariaDbTopology::start(replicas).await {
-            Ok(topo) => {
-                eprintln!(
-                    "lab: {} servers started in {:?} (attempt {attempt})",
-                    replicas + 1,
-                    t.elapsed()
-                );
-                return Ok(topo);
-            }
-            Err(e) => {
-                eprintln!(
-                    "lab: start attempt {attempt} failed after {:?}: {e:#}",
-                    t.elapsed()
-                );
-                last = Some(e);
-            }
-        }
-    }
-    Err(last.expect("at least one attempt"))
-}
-
-/// How many times a topology start is tried (see [`start_topology`]).
-const START_ATTEMPTS: usize = 4;
 
 /// An application login to member `port`.
 pub async fn app_conn(port: u16) -> anyhow::Result<Conn> {

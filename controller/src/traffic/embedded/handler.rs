@@ -58,15 +58,20 @@ impl WeightedZone {
         answers: &NameAnswers,
         options: LookupOptions,
     ) -> LookupControlFlow<AuthLookup> {
-        let mut records = Self::pick(answers);
-        let Some(kind) = records.first().map(Record::record_type) else {
+        // Every entry of a name has one type: a query of another type is
+        // answered before any pick (resolvers ask A and AAAA together).
+        let Some(kind) = answers.entries.first().map(|e| e.record.record_type()) else {
             // A writer record not yet pointed anywhere: the name exists.
             return LookupControlFlow::Continue(Err(LookupError::NameExists));
         };
+        if qtype != kind && qtype != RecordType::ANY && kind != RecordType::CNAME {
+            return LookupControlFlow::Continue(Err(LookupError::NameExists));
+        }
+        let mut records = Self::pick(answers);
+        if records.is_empty() {
+            return LookupControlFlow::Continue(Err(LookupError::NameExists));
+        }
         if qtype != kind && qtype != RecordType::ANY {
-            if kind != RecordType::CNAME {
-                return LookupControlFlow::Continue(Err(LookupError::NameExists));
-            }
             // CNAME: answer it, and follow it when the target is ours.
             if let Some(RData::CNAME(target)) = records.first().map(|r| &r.data) {
                 let target = LowerName::new(&target.0);

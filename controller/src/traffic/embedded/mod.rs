@@ -98,14 +98,6 @@ impl EmbeddedBackend {
         .await
     }
 
-    /// A backend over a table whose server runs elsewhere (or not at all).
-    pub fn over(table: WeightTable) -> Self {
-        EmbeddedBackend {
-            table,
-            server: None,
-        }
-    }
-
     /// The handle the server answers from: apply a change observed in etcd
     /// to it and the next query reflects it.
     pub fn table(&self) -> &WeightTable {
