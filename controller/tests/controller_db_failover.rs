@@ -228,6 +228,16 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
     db.exec(0, "CREATE TABLE app.t (id INT PRIMARY KEY)")
         .await?;
     db.exec(0, "INSERT INTO app.t VALUES (1), (2), (3)").await?;
+    // Replication is asynchronous: a row not yet on any replica when the
+    // primary dies is lost by design. This test is about the failover, so
+    // the rows reach both replicas first.
+    let pos = db.variable(0, "gtid_binlog_pos").await?;
+    for r in 1..3 {
+        let waited: Option<i64> = db
+            .query_first(r, &format!("SELECT MASTER_GTID_WAIT('{pos}', 30)"))
+            .await?;
+        assert_eq!(waited, Some(0), "replica m{r} did not receive the rows");
+    }
 
     db.kill9(0);
     fleet.set_all(&db_target(0), &REGIONS, false);
