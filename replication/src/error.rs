@@ -146,6 +146,16 @@ pub enum ReplError {
         /// What is wrong.
         detail: String,
     },
+    /// The step guard refused a step: this controller is not (or no longer
+    /// certainly) the leader, or could not journal the step. The
+    /// orchestration stopped where it was; the next leader resumes it.
+    #[error("step {step:?} not taken: {detail}")]
+    Deposed {
+        /// The step refused.
+        step: String,
+        /// Why.
+        detail: String,
+    },
 }
 
 impl ReplError {
@@ -170,7 +180,8 @@ impl ReplError {
             | ReplError::Diverged { .. }
             | ReplError::Conflict { .. }
             | ReplError::DataLossNotAllowed { .. }
-            | ReplError::InvalidSpec { .. } => false,
+            | ReplError::InvalidSpec { .. }
+            | ReplError::Deposed { .. } => false,
         }
     }
 }

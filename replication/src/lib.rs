@@ -18,6 +18,7 @@
 pub mod candidate;
 pub mod error;
 pub mod gtid;
+pub mod guard;
 pub mod mongodb;
 pub mod mysql;
 pub mod replica_set;
@@ -28,6 +29,7 @@ pub mod spec;
 pub use candidate::{Choice, Exclusion, NoChoice, choose_candidate, vet_target};
 pub use error::ReplError;
 pub use gtid::{Missing, OpTime, Position};
+pub use guard::{Step, StepGuard, Unguarded};
 pub use mongodb::MongoReplicaSet;
 pub use mysql::{Flavor, MySqlReplicaSet, Timeouts};
 pub use replica_set::ReplicaSet;
