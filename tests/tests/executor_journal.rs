@@ -6,10 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use switchyard_controller::executor::{ActionSpec, Executor, JournalEntry, Status, entry_id};
-use switchyard_controller::store::{ElectionConfig, Leadership, Role, Store, StoreError, election};
+use switchyard_controller::executor::{
+    ActionSpec, Executor, JournalEntry, Status, StepTiming, entry_id,
+};
+use switchyard_controller::store::{
+    ElectionConfig, LEASE_MARGIN, Leadership, Role, Store, StoreError, election,
+};
 use switchyard_controller::traffic::file::FileBackend;
-use switchyard_controller::traffic::{RecordChange, TrafficBackend};
+use switchyard_controller::traffic::{
+    Applied, RecordChange, RecordState, TrafficBackend, TrafficChange, TrafficError,
+};
 use switchyard_tests::Etcd;
 use tokio::sync::watch;
 
@@ -26,7 +32,7 @@ impl Node {
         let cfg = ElectionConfig {
             name: store.keys().leader(),
             value: value.to_string(),
-            ttl: Duration::from_secs(3),
+            ttl: TTL,
         };
         let task = tokio::spawn(election::run(store.client(), cfg, role_tx, shutdown_rx));
         Node {
@@ -55,6 +61,13 @@ impl Node {
         self.shutdown.send_replace(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
     }
+}
+
+/// The lease TTL of these tests' elections.
+const TTL: Duration = Duration::from_secs(3);
+
+fn timing() -> StepTiming {
+    StepTiming::for_lease(TTL, LEASE_MARGIN)
 }
 
 fn weights(pairs: &[(&str, u32)]) -> std::collections::BTreeMap<String, u32> {
@@ -122,6 +135,7 @@ async fn intents_outcomes_and_takeover() -> anyhow::Result<()> {
         finished_at: None,
         outcome: None,
         request: None,
+        steps: Vec::new(),
     };
     let after_action = JournalEntry {
         id: entry_id(lead_a.token(), 101),
@@ -149,8 +163,15 @@ async fn intents_outcomes_and_takeover() -> anyhow::Result<()> {
     a.stop().await;
     let lead_b = b.leadership().await;
     assert_ne!(lead_b.token(), lead_a.token());
-    let exec_b = Executor::new(store.clone(), backend.clone(), "ctl-b");
+    let exec_b = Executor::new(store.clone(), backend.clone(), "ctl-b").with_timing(timing());
     let finished = exec_b.finish_pending(&lead_b, Utc::now()).await?;
+    // B ran no step of A's intents before A's whole lease plus the longest
+    // step had passed since B won (A may have been inside a step).
+    let waited = lead_b.won_at().elapsed();
+    assert!(
+        waited >= timing().takeover_quiet(),
+        "B resumed its predecessor's intents {waited:?} after winning"
+    );
     assert_eq!(finished.len(), 2);
     assert_eq!(finished[0].id, before_action.id);
     assert_eq!(finished[0].outcome.as_deref(), Some("applied"));
@@ -194,6 +215,99 @@ async fn a_stale_token_is_refused_even_while_the_handle_thinks_it_leads() -> any
         "a refused fence makes the node step down"
     );
     assert!(!store.exists(&store.keys().pause()).await?);
+    a.stop().await;
+    Ok(())
+}
+
+/// A traffic backend whose read uses up nearly all of the leader's lease
+/// once etcd has gone silent (as a slow Route 53 call might), and which
+/// counts applies.
+struct SlowBackend {
+    inner: FileBackend,
+    lead: Leadership,
+    /// Told once the test has paused etcd.
+    paused: tokio::sync::Notify,
+    reading: tokio::sync::Notify,
+    applies: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TrafficBackend for SlowBackend {
+    async fn read(&self, record: &str) -> Result<RecordState, TrafficError> {
+        self.reading.notify_one();
+        self.paused.notified().await;
+        // No renewal can land now: end just inside the step's budget.
+        let end = self.lead.deadline() - LEASE_MARGIN - Duration::from_millis(50);
+        tokio::time::sleep_until(end).await;
+        self.inner.read(record).await
+    }
+
+    async fn apply_change(&self, change: &TrafficChange) -> Result<Applied, TrafficError> {
+        self.applies
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.apply_change(change).await
+    }
+}
+
+/// A leader cut off from etcd in the middle of an action takes no further
+/// external step once its lease can no longer outlast one: the apply that
+/// would follow the read never starts, and the intent stays pending (with
+/// no outcome) for the next leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_renew_takes_no_further_step() -> anyhow::Result<()> {
+    let mut etcd = Etcd::single().await?;
+    let store = Store::connect(&etcd.endpoints(), "deposed-test").await?;
+    let dir = tempfile::tempdir()?;
+    let mut a = Node::start(&store, "ctl-a").await;
+    let lead = a.leadership().await;
+    let backend = Arc::new(SlowBackend {
+        inner: FileBackend::new(dir.path().join("weights.json")),
+        lead: lead.clone(),
+        paused: tokio::sync::Notify::new(),
+        reading: tokio::sync::Notify::new(),
+        applies: Default::default(),
+    });
+    // Steps as long as the lease allows, so only the lease bounds them.
+    let timing = StepTiming {
+        max_step: Duration::from_secs(60),
+        ..timing()
+    };
+    let exec = Executor::new(store.clone(), backend.clone(), "ctl-a").with_timing(timing);
+    let action = ActionSpec::SetWeights {
+        record: "api.example.com.".into(),
+        weights: weights(&[("a", 0), ("b", 200)]),
+    };
+    let run = {
+        let lead = lead.clone();
+        tokio::spawn(async move { exec.execute(&lead, action, vec![], Utc::now()).await })
+    };
+    // The intent is written and the read (step one) is under way: etcd
+    // goes silent, so the lease can no longer be renewed.
+    backend.reading.notified().await;
+    etcd.pause(0);
+    backend.paused.notify_one();
+    let result = tokio::time::timeout(Duration::from_secs(20), run).await??;
+    etcd.resume(0);
+    assert_eq!(
+        backend.applies.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no external step may start once the lease cannot outlast it ({result:?})"
+    );
+    assert!(
+        matches!(&result, Err(e) if e.lost_leadership()),
+        "the action must stop as deposed, got {result:?}"
+    );
+    assert!(!lead.is_held(), "the node stepped down");
+    etcd.wait_writable().await?;
+    let entries: Vec<(String, JournalEntry)> =
+        store.list_json(&store.keys().journal_prefix()).await?;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0].1.status,
+        Status::Pending,
+        "left for the next leader"
+    );
+    assert_eq!(entries[0].1.outcome, None);
     a.stop().await;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use switchyard_probes::replication::Step;
 
 /// What the executor can do. Serialised into the journal, so a new leader
 /// knows exactly what its predecessor meant to do.
@@ -122,6 +123,18 @@ pub struct JournalEntry {
     /// The operator request this entry carries out, if any.
     #[serde(default)]
     pub request: Option<String>,
+    /// The external steps already finished, oldest first (the step
+    /// cursor): a leader that resumes the intent continues from here with
+    /// the same decisions instead of starting over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+}
+
+impl JournalEntry {
+    /// True when the intent was written in the term fenced by `token`.
+    pub fn written_in_term(&self, token: i64) -> bool {
+        self.id.starts_with(&format!("{token:012}-"))
+    }
 }
 
 /// A history event (`/switchyard/<cluster>/history/<ts>-<id>`): who did
@@ -156,6 +169,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_entry_knows_its_term() {
+        let e: JournalEntry = serde_json::from_value(serde_json::json!({
+            "id": entry_id(42, 7),
+            "action": {"kind": "unfence", "database": "d", "member": "m"},
+            "reasons": [], "status": "pending", "created_by": "c",
+            "created_at": "2026-01-01T00:00:00Z", "finished_by": null,
+            "finished_at": null, "outcome": null
+        }))
+        .expect("an entry written before step cursors decodes");
+        assert!(e.steps.is_empty());
+        assert!(e.written_in_term(42));
+        assert!(!e.written_in_term(4));
+    }
+
+    #[test]
     fn ids_sort_by_term_then_sequence() {
         let mut ids = [entry_id(12, 2), entry_id(9, 100), entry_id(12, 1)];
         ids.sort();
@@ -178,9 +206,13 @@ mod tests {
             finished_at: None,
             outcome: None,
             request: None,
+            steps: vec![Step::Fence {
+                member: "m0".into(),
+            }],
         };
         let json = serde_json::to_string(&e).expect("encode");
         assert!(json.contains("\"kind\":\"set_weights\""));
+        assert!(json.contains("\"step\":\"fence\""));
         assert_eq!(
             serde_json::from_str::<JournalEntry>(&json).expect("decode"),
             e

@@ -10,7 +10,9 @@
 //! an intent its predecessor wrote but did not finish is completed once —
 //! the read-first step makes a re-run after a crash a no-op.
 
+pub mod guard;
 pub mod journal;
+pub mod step_window;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use etcd_client::TxnOp;
 
-use switchyard_probes::replication::ReplicaSet;
+use switchyard_probes::replication::{ReplError, ReplicaSet};
 
 use crate::fence::gate::{self, FenceAttempt, Gate};
 use crate::fence::lease::LeaseReader;
@@ -28,7 +30,9 @@ use crate::fence::local::{FenceOutcome, FenceRecord};
 use crate::runtime::control::DatabaseState;
 use crate::store::{LEASE_MARGIN, Leadership, Store, StoreError, encode};
 use crate::traffic::{RecordChange, TrafficBackend, TrafficError};
+pub use guard::LeaderGuard;
 pub use journal::{ActionSpec, HistoryEvent, JournalEntry, Status, entry_id, history_id};
+pub use step_window::StepTiming;
 
 /// How long an opened promotion gate is trusted by the action that follows
 /// it; older, and the gate is asked again before promoting.
@@ -60,6 +64,7 @@ pub struct Executor {
     controller_id: String,
     seq: AtomicU64,
     leases: Option<Arc<LeaseReader>>,
+    timing: StepTiming,
     // database → (primary replaced, when its gate opened).
     opened: Mutex<BTreeMap<String, (String, Instant)>>,
     // (database, primary) pairs whose replacement is waiting at the gate.
@@ -94,9 +99,17 @@ impl Executor {
             controller_id: controller_id.to_string(),
             seq: AtomicU64::new(0),
             leases: None,
+            timing: StepTiming::for_lease(Duration::from_secs(5), LEASE_MARGIN),
             opened: Mutex::new(BTreeMap::new()),
             waiting: Mutex::new(std::collections::BTreeSet::new()),
         }
+    }
+
+    /// Bounds every external step by the leader lease's timing (default:
+    /// a 5 s lease).
+    pub fn with_timing(mut self, timing: StepTiming) -> Self {
+        self.timing = timing;
+        self
     }
 
     /// Guards every unforced failover with the promotion gate
@@ -240,6 +253,7 @@ impl Executor {
             finished_at: None,
             outcome: None,
             request: request.clone(),
+            steps: Vec::new(),
         };
         let keys = self.store.keys();
         let key = keys.journal(&entry.id);
@@ -269,16 +283,44 @@ impl Executor {
             .into_iter()
             .filter(|(_, e)| e.status == Status::Pending)
         {
-            tracing::info!(id = %entry.id, by = %entry.created_by, "finishing a pending intent");
+            if !entry.written_in_term(leader.token()) {
+                self.wait_out_predecessor(leader, &entry).await?;
+            }
+            tracing::info!(id = %entry.id, by = %entry.created_by, steps = entry.steps.len(), "finishing a pending intent");
             done.push(self.complete(leader, entry, now).await?);
         }
         Ok(done)
     }
 
+    /// Before a step of an intent an earlier term left pending: waits until
+    /// the earlier leader cannot still be inside a step, counted on this
+    /// node's monotonic clock from when it won (no other host's clock is
+    /// trusted): its whole lease, stretched by the drift allowance, plus the
+    /// longest step bound.
+    async fn wait_out_predecessor(
+        &self,
+        leader: &Leadership,
+        entry: &JournalEntry,
+    ) -> Result<(), ExecError> {
+        let until = leader.won_at() + self.timing.takeover_quiet();
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if !left.is_zero() {
+            tracing::info!(id = %entry.id, by = %entry.created_by, wait_ms = left.as_millis() as u64,
+                "waiting out the previous leader's lease and longest step before resuming its intent");
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = leader.lost() => {
+                    return Err(StoreError::NotLeader("lost while waiting out the previous leader".into()).into());
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn complete(
         &self,
         leader: &Leadership,
-        mut entry: JournalEntry,
+        entry: JournalEntry,
         now: DateTime<Utc>,
     ) -> Result<JournalEntry, ExecError> {
         if !leader.safe_for(LEASE_MARGIN) {
@@ -286,9 +328,23 @@ impl Executor {
             return Err(StoreError::NotLeader("lease too close to expiry".into()).into());
         }
         let started = Instant::now();
+        let guard = LeaderGuard::new(leader, &self.store, self.timing, entry.clone());
         let result = match self.closed_gate(&entry.action, now).await {
             Some(reason) => Err(ActionError::GateClosed(reason)),
-            None => self.perform(&entry.action).await,
+            None => self.perform(&entry.action, &guard).await,
+        };
+        if let Err(e) = &result
+            && e.deposed()
+        {
+            // Stopped between steps because leadership is no longer
+            // certain: write nothing; the intent stays pending with its
+            // step cursor, for the next leader.
+            tracing::warn!(id = %entry.id, error = %e, "intent interrupted; left pending for the next leader");
+            return Err(StoreError::NotLeader(e.to_string()).into());
+        }
+        let mut entry = JournalEntry {
+            steps: guard.entry().steps,
+            ..entry
         };
         let kind = entry.action.kind();
         metrics::histogram!("switchyard_action_duration_seconds", "kind" => kind)
@@ -398,20 +454,32 @@ impl Executor {
         })
     }
 
-    /// Does the action if the world is not already as it says.
-    async fn perform(&self, action: &ActionSpec) -> Result<Performed, ActionError> {
+    /// Does the action if the world is not already as it says. Every
+    /// external call starts only with the guard's permission and ends within
+    /// the budget it grants.
+    async fn perform(
+        &self,
+        action: &ActionSpec,
+        guard: &LeaderGuard<'_>,
+    ) -> Result<Performed, ActionError> {
         match action {
             ActionSpec::SetWeights { record, weights } => {
-                let current = self.traffic.read(record).await?;
+                let budget = guard.budget("read traffic").await?;
+                let current =
+                    bounded(budget, "reading the record", self.traffic.read(record)).await?;
                 if current.matches(&self.traffic.stored_weights(weights)) {
                     return Ok(Performed::said("already applied"));
                 }
-                self.traffic
-                    .apply(&[RecordChange {
+                let budget = guard.budget("apply traffic").await?;
+                bounded(
+                    budget,
+                    "applying the weights",
+                    self.traffic.apply(&[RecordChange {
                         record: record.clone(),
                         weights: weights.clone(),
-                    }])
-                    .await?;
+                    }]),
+                )
+                .await?;
                 Ok(Performed::said("applied"))
             }
             ActionSpec::Switchover {
@@ -419,10 +487,7 @@ impl Executor {
                 to_member,
             } => {
                 let set = self.replica_set(database)?;
-                let report = set
-                    .switchover(to_member, SWITCHOVER_TIMEOUT)
-                    .await
-                    .map_err(|e| ActionError::Database(e.to_string()))?;
+                let report = set.switchover(to_member, SWITCHOVER_TIMEOUT).await?;
                 let verb = if report.changed {
                     "switched over to"
                 } else {
@@ -435,17 +500,14 @@ impl Executor {
             }
             ActionSpec::Unfence { database, member } => {
                 let set = self.replica_set(database)?;
-                let snapshot = set
-                    .observe()
-                    .await
-                    .map_err(|e| ActionError::Database(e.to_string()))?;
+                let snapshot = set.observe().await?;
                 let state = snapshot
                     .members
                     .iter()
                     .find(|m| m.id == *member)
-                    .ok_or_else(|| ActionError::Database(format!("no member {member}")))?;
+                    .ok_or_else(|| ActionError::Refused(format!("no member {member}")))?;
                 if !state.reachable {
-                    return Err(ActionError::Database(format!(
+                    return Err(ActionError::Refused(format!(
                         "{member} is not reachable; it stays fenced"
                     )));
                 }
@@ -454,7 +516,7 @@ impl Executor {
                     .iter()
                     .find(|m| m.id != *member && m.read_only == Some(false))
                 {
-                    return Err(ActionError::Database(format!(
+                    return Err(ActionError::Refused(format!(
                         "{} is writable: {member} stays fenced (two writable members otherwise)",
                         other.id
                     )));
@@ -462,9 +524,7 @@ impl Executor {
                 if state.read_only == Some(false) {
                     return Ok(Performed::said("already writable"));
                 }
-                set.promote(member)
-                    .await
-                    .map_err(|e| ActionError::Database(e.to_string()))?;
+                set.promote(member).await?;
                 Ok(Performed::said(&format!("{member} takes writes again")))
             }
             ActionSpec::Failover {
@@ -482,8 +542,7 @@ impl Executor {
                         *force,
                         (!from_member.is_empty()).then_some(from_member.as_str()),
                     )
-                    .await
-                    .map_err(|e| ActionError::Database(e.to_string()))?;
+                    .await?;
                 let verb = if report.changed {
                     "promoted"
                 } else {
@@ -504,6 +563,32 @@ impl Executor {
                 })
             }
         }
+    }
+}
+
+impl ActionError {
+    /// True when the action stopped because this node may no longer lead:
+    /// nothing may be written for it, and the next leader resumes it.
+    pub fn deposed(&self) -> bool {
+        matches!(
+            self,
+            ActionError::Deposed(_) | ActionError::Database(ReplError::Deposed { .. })
+        )
+    }
+}
+
+/// Runs `call` within `budget`; past it, the call is abandoned and the
+/// action fails (a retry re-reads the world first).
+async fn bounded<T>(
+    budget: Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, TrafficError>>,
+) -> Result<T, ActionError> {
+    match tokio::time::timeout(budget, call).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(ActionError::Traffic(TrafficError::Unavailable(format!(
+            "{what} took longer than its {budget:?} budget"
+        )))),
     }
 }
 
@@ -535,8 +620,14 @@ pub enum ActionError {
     #[error("{0}")]
     Unsupported(String),
     /// The database adapter failed (no candidate, timeout, unreachable…).
+    #[error(transparent)]
+    Database(#[from] ReplError),
+    /// The executor refused: the world is not as the action needs it.
     #[error("{0}")]
-    Database(String),
+    Refused(String),
+    /// A step was not started: leadership is no longer certain.
+    #[error("not taken: {0}")]
+    Deposed(#[from] StoreError),
     /// The promotion gate is shut: the old primary may still be writable.
     #[error("promotion gate closed: {0}")]
     GateClosed(String),

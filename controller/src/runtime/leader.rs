@@ -20,7 +20,7 @@ use crate::fence::gate::Gate;
 use crate::fence::local::FenceRecord;
 use crate::runtime::metrics as m;
 use crate::runtime::{control, rejoin};
-use crate::store::{Leadership, Role, Store, StoreError};
+use crate::store::{LEASE_MARGIN, Leadership, Role, Store, StoreError};
 use crate::traffic::TrafficBackend;
 
 /// How often the leader decides.
@@ -360,6 +360,12 @@ async fn discover_primaries(
         let Some(set) = ctx.databases.get(name) else {
             continue;
         };
+        // A read, but SQL all the same: only while the lease is certain.
+        if !leader.safe_for(LEASE_MARGIN) {
+            return Err(
+                StoreError::NotLeader("lease too close to expiry to observe".into()).into(),
+            );
+        }
         match set.observe().await {
             Ok(snapshot) => {
                 if let Some(primary) = snapshot.primary {

@@ -27,10 +27,10 @@ use crate::api::ingest::{Aggregator, IngestService};
 use crate::api::peer::PeerService;
 use crate::clock::Clock;
 use crate::config::{Config, Controller, Dns};
-use crate::executor::Executor;
+use crate::executor::{Executor, StepTiming};
 use crate::fence::lease::{DEFAULT_DRIFT_MARGIN, LeaseReader};
 use crate::fence::local::{FenceLog, LocalFencer};
-use crate::store::{ElectionConfig, Role, Store, election};
+use crate::store::{ElectionConfig, LEASE_MARGIN, Role, Store, election};
 use crate::traffic::embedded::EmbeddedBackend;
 use crate::traffic::file::FileBackend;
 use crate::traffic::records::RecordBook;
@@ -340,7 +340,8 @@ pub async fn run(
             databases.clone(),
             &me.id,
         )
-        .with_gate(leases),
+        .with_gate(leases)
+        .with_timing(StepTiming::for_lease(cfg.etcd.lease_ttl, LEASE_MARGIN)),
         store,
         traffic,
         databases,

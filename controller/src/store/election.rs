@@ -53,6 +53,9 @@ struct Inner {
     token: i64,
     lease: i64,
     leader_key: etcd_client::LeaderKey,
+    /// When this node won (local monotonic clock): a new leader counts
+    /// from here how long its predecessor may still be inside a step.
+    won_at: Instant,
     /// The lease keeper's view: the deadline moves with every renewal.
     renewal: watch::Receiver<Renewal>,
     lost: watch::Sender<bool>,
@@ -72,6 +75,19 @@ impl Leadership {
     /// The lease the leader key is attached to.
     pub fn lease(&self) -> i64 {
         self.inner.lease
+    }
+
+    /// When this node won the election (local monotonic clock).
+    pub fn won_at(&self) -> Instant {
+        self.inner.won_at
+    }
+
+    /// Resolves at the next acknowledged renewal of the lease (or when the
+    /// keeper stops).
+    pub async fn renewed(&self) {
+        let mut rx = self.inner.renewal.clone();
+        rx.mark_unchanged();
+        let _ = rx.changed().await;
     }
 
     /// When the lease expires unless renewed again (local monotonic clock,
@@ -185,6 +201,7 @@ async fn term(
             token: leader_key.rev(),
             lease,
             leader_key: leader_key.clone(),
+            won_at: Instant::now(),
             renewal: renewal.clone(),
             lost: lost_tx,
         }),

@@ -1,0 +1,121 @@
+//! The leader's [`StepGuard`]: every external step of an intent asks it
+//! first (is the lease certain to outlast the step?) and reports to it when
+//! done (the step is appended to the intent's journal entry by a fenced
+//! txn, which also proves etcd still names this node leader).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use switchyard_probes::replication::{ReplError, Step, StepGuard};
+
+use super::journal::JournalEntry;
+use super::step_window::{Permit, StepTiming, permit};
+use crate::store::{Leadership, Store, StoreError};
+
+/// Guards the steps of one journal entry for one leadership term.
+pub struct LeaderGuard<'a> {
+    leader: &'a Leadership,
+    store: &'a Store,
+    timing: StepTiming,
+    entry: Mutex<JournalEntry>,
+}
+
+impl std::fmt::Debug for LeaderGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaderGuard")
+            .field("timing", &self.timing)
+            .finish()
+    }
+}
+
+impl<'a> LeaderGuard<'a> {
+    /// A guard for `entry` (its `steps` are what earlier runs finished).
+    pub fn new(
+        leader: &'a Leadership,
+        store: &'a Store,
+        timing: StepTiming,
+        entry: JournalEntry,
+    ) -> Self {
+        LeaderGuard {
+            leader,
+            store,
+            timing,
+            entry: Mutex::new(entry),
+        }
+    }
+
+    /// The entry with every step recorded so far.
+    pub fn entry(&self) -> JournalEntry {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, JournalEntry> {
+        self.entry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits (at most until the lease's margin) for the lease to have room
+    /// for a step, and returns the budget the step must end within.
+    /// `Err(NotLeader)` when it never will: this node steps down.
+    pub async fn budget(&self, what: &str) -> Result<Duration, StoreError> {
+        loop {
+            match permit(
+                &self.timing,
+                self.leader.is_held(),
+                self.leader.deadline(),
+                tokio::time::Instant::now(),
+            ) {
+                Permit::Start(b) => return Ok(b),
+                Permit::WaitRenewal => {
+                    tokio::select! {
+                        _ = self.leader.renewed() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                        _ = self.leader.lost() => {}
+                    }
+                }
+                Permit::Refuse(why) => {
+                    metrics::counter!("switchyard_steps_refused_total").increment(1);
+                    tracing::warn!(step = what, "step not taken: {why}");
+                    self.leader.step_down(why);
+                    return Err(StoreError::NotLeader(format!("{what}: {why}")));
+                }
+            }
+        }
+    }
+}
+
+fn deposed(step: &Step, e: StoreError) -> ReplError {
+    ReplError::Deposed {
+        step: step.to_string(),
+        detail: e.to_string(),
+    }
+}
+
+#[async_trait::async_trait]
+impl StepGuard for LeaderGuard<'_> {
+    async fn begin(&self, step: &Step) -> Result<Duration, ReplError> {
+        self.budget(&step.to_string())
+            .await
+            .map_err(|e| deposed(step, e))
+    }
+
+    async fn done(&self, step: &Step) -> Result<(), ReplError> {
+        let entry = {
+            let mut e = self.lock();
+            e.steps.push(step.clone());
+            e.clone()
+        };
+        let key = self.store.keys().journal(&entry.id);
+        if let Err(e) = self.store.fenced_put(self.leader, key, &entry).await {
+            // Progress that cannot be recorded must not go on: the next
+            // leader (maybe this node again) resumes from the journal.
+            self.leader.step_down("cannot journal a finished step");
+            return Err(deposed(step, e));
+        }
+        tracing::info!(id = %entry.id, %step, "step done");
+        Ok(())
+    }
+
+    fn finished(&self) -> Vec<Step> {
+        self.lock().steps.clone()
+    }
+}
