@@ -1,6 +1,6 @@
 //! Switchyard's controller: the config schema, the decision engine, etcd
 //! leadership and the journal, the executor, traffic backends, and the
-//! operator CLI. See `../shared/ARCHITECTURE.md` for the design.
+//! operator CLI. See `docs/ARCHITECTURE.md` for the design.
 
 pub mod api;
 pub mod cli;
