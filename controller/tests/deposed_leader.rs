@@ -203,7 +203,8 @@ async fn a_leader_stopped_mid_failover_sends_no_sql_when_it_wakes() -> anyhow::R
     let configs = write_configs(dir.path(), &etcd, &cluster, &db)?;
     let bin = Path::new(env!("CARGO_BIN_EXE_switchyard"));
     // ctl-c first, so it leads; then the others.
-    let mut controllers = vec![ControllerProcess::start(bin, &configs[2], "ctl-c", dir.path()).await?];
+    let mut controllers =
+        vec![ControllerProcess::start(bin, &configs[2], "ctl-c", dir.path()).await?];
     let store = Store::connect(&etcd.endpoints(), &cluster).await?;
     wait_for("ctl-c to lead", Duration::from_secs(20), || async {
         match store.leader_value().await {
@@ -249,16 +250,20 @@ async fn scenario(
         }
     }
     let _fleet = ReportFleet::start(urls, outcomes, Duration::from_millis(200));
-    wait_for("m0 to be the recorded primary", Duration::from_secs(20), || async {
-        let s: Option<serde_json::Value> = store
-            .get_json(&store.keys().database("orders"))
-            .await
-            .map_err(|e| e.to_string())?;
-        match s {
-            Some(s) if s["primary"] == "m0" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    wait_for(
+        "m0 to be the recorded primary",
+        Duration::from_secs(20),
+        || async {
+            let s: Option<serde_json::Value> = store
+                .get_json(&store.keys().database("orders"))
+                .await
+                .map_err(|e| e.to_string())?;
+            match s {
+                Some(s) if s["primary"] == "m0" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await?;
 
     // A transaction the replicas received but have not applied: the
@@ -267,14 +272,21 @@ async fn scenario(
     db.exec(0, "CREATE TABLE IF NOT EXISTS app.t (id INT PRIMARY KEY)")
         .await?;
     for i in 1..3 {
-        wait_for("the table to replicate", Duration::from_secs(20), || async move {
-            db.query_first::<i64>(i, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'app'")
+        wait_for(
+            "the table to replicate",
+            Duration::from_secs(20),
+            || async move {
+                db.query_first::<i64>(
+                    i,
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'app'",
+                )
                 .await
                 .map_err(|e| e.to_string())?
                 .filter(|n| *n == 1)
                 .map(|_| ())
                 .ok_or_else(|| "not yet".to_string())
-        })
+            },
+        )
         .await?;
         db.exec(i, "STOP SLAVE SQL_THREAD").await?;
     }
@@ -287,7 +299,15 @@ async fn scenario(
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["failover", "--config"])
         .arg(config)
-        .args(["--database", "orders", "--to", "m1", "--force", "--wait", "0"])
+        .args([
+            "--database",
+            "orders",
+            "--to",
+            "m1",
+            "--force",
+            "--wait",
+            "0",
+        ])
         .output()?;
     anyhow::ensure!(
         out.status.code() == Some(2),
@@ -296,15 +316,20 @@ async fn scenario(
     );
 
     // The leader fenced m0 and is waiting for m1's relay log: stop it there.
-    wait_for("the fence of m0 to be journaled", Duration::from_secs(20), || async {
-        let j = journal(store).await?;
-        let fenced = j.iter().any(|e| {
-            e["steps"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|s| s["step"] == "fence" && s["member"] == "m0"))
-        });
-        fenced.then_some(()).ok_or_else(|| format!("{j:?}"))
-    })
+    wait_for(
+        "the fence of m0 to be journaled",
+        Duration::from_secs(20),
+        || async {
+            let j = journal(store).await?;
+            let fenced = j.iter().any(|e| {
+                e["steps"].as_array().is_some_and(|s| {
+                    s.iter()
+                        .any(|s| s["step"] == "fence" && s["member"] == "m0")
+                })
+            });
+            fenced.then_some(()).ok_or_else(|| format!("{j:?}"))
+        },
+    )
     .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     controllers[0].pause();
@@ -320,13 +345,17 @@ async fn scenario(
     for i in 1..3 {
         db.exec(i, "START SLAVE SQL_THREAD").await?;
     }
-    wait_for("the failover to finish", Duration::from_secs(40), || async {
-        let j = journal(store).await?;
-        j.iter()
-            .find(|e| e["action"]["kind"] == "failover" && e["status"] == "done")
-            .map(|_| ())
-            .ok_or_else(|| format!("{j:?}"))
-    })
+    wait_for(
+        "the failover to finish",
+        Duration::from_secs(40),
+        || async {
+            let j = journal(store).await?;
+            j.iter()
+                .find(|e| e["action"]["kind"] == "failover" && e["status"] == "done")
+                .map(|_| ())
+                .ok_or_else(|| format!("{j:?}"))
+        },
+    )
     .await?;
     let j = journal(store).await.map_err(anyhow::Error::msg)?;
     let done = j
@@ -348,12 +377,16 @@ async fn scenario(
     let offsets: Vec<usize> = logs.iter().map(|l| file_len(l)).collect();
     controllers[0].resume();
     let old_log = || controllers[0].log();
-    wait_for("the old leader to step down", Duration::from_secs(20), || async {
-        let log = old_log();
-        (log.contains("leadership ended") || log.contains("stepping down"))
-            .then_some(())
-            .ok_or_else(|| "not yet".to_string())
-    })
+    wait_for(
+        "the old leader to step down",
+        Duration::from_secs(20),
+        || async {
+            let log = old_log();
+            (log.contains("leadership ended") || log.contains("stepping down"))
+                .then_some(())
+                .ok_or_else(|| "not yet".to_string())
+        },
+    )
     .await?;
     // Three leases more, for anything it might still do.
     tokio::time::sleep(common::LEASE_TTL * 3).await;

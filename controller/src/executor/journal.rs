@@ -49,6 +49,15 @@ pub enum ActionSpec {
         /// The recorded primary, fenced.
         member: String,
     },
+    /// Point the database's writer record at `member` (its recorded
+    /// primary): the repair when a failover could not move it, or when the
+    /// record drifted.
+    MoveWriter {
+        /// The database.
+        database: String,
+        /// The member the record must name.
+        member: String,
+    },
 }
 
 impl ActionSpec {
@@ -59,6 +68,7 @@ impl ActionSpec {
             ActionSpec::Failover { .. } => "failover",
             ActionSpec::Switchover { .. } => "switchover",
             ActionSpec::Unfence { .. } => "unfence",
+            ActionSpec::MoveWriter { .. } => "move_writer",
         }
     }
 
@@ -68,7 +78,8 @@ impl ActionSpec {
             ActionSpec::SetWeights { record, .. } => record,
             ActionSpec::Failover { database, .. }
             | ActionSpec::Switchover { database, .. }
-            | ActionSpec::Unfence { database, .. } => database,
+            | ActionSpec::Unfence { database, .. }
+            | ActionSpec::MoveWriter { database, .. } => database,
         }
     }
 }

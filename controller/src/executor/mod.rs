@@ -29,7 +29,8 @@ use crate::fence::lease::LeaseReader;
 use crate::fence::local::{FenceOutcome, FenceRecord};
 use crate::runtime::control::DatabaseState;
 use crate::store::{LEASE_MARGIN, Leadership, Store, StoreError, encode};
-use crate::traffic::{RecordChange, TrafficBackend, TrafficError};
+use crate::traffic::records::RecordBook;
+use crate::traffic::{RecordChange, TrafficBackend, TrafficChange, TrafficError, WriterChange};
 pub use guard::LeaderGuard;
 pub use journal::{ActionSpec, HistoryEvent, JournalEntry, Status, entry_id, history_id};
 pub use step_window::StepTiming;
@@ -65,6 +66,9 @@ pub struct Executor {
     seq: AtomicU64,
     leases: Option<Arc<LeaseReader>>,
     timing: StepTiming,
+    // Database → its writer record, and every record's targets.
+    writers: BTreeMap<String, String>,
+    book: RecordBook,
     // database → (primary replaced, when its gate opened).
     opened: Mutex<BTreeMap<String, (String, Instant)>>,
     // (database, primary) pairs whose replacement is waiting at the gate.
@@ -100,6 +104,8 @@ impl Executor {
             seq: AtomicU64::new(0),
             leases: None,
             timing: StepTiming::for_lease(Duration::from_secs(5), LEASE_MARGIN),
+            writers: BTreeMap::new(),
+            book: RecordBook::default(),
             opened: Mutex::new(BTreeMap::new()),
             waiting: Mutex::new(std::collections::BTreeSet::new()),
         }
@@ -110,6 +116,110 @@ impl Executor {
     pub fn with_timing(mut self, timing: StepTiming) -> Self {
         self.timing = timing;
         self
+    }
+
+    /// Moves each database's writer record (database → record, targets in
+    /// `book`) with its primary, as a step of every failover and switchover.
+    pub fn with_writers(mut self, book: RecordBook, writers: BTreeMap<String, String>) -> Self {
+        self.book = book;
+        self.writers = writers;
+        self
+    }
+
+    /// True when `database` has a writer record and it does not name
+    /// `member` (read now, bounded by `budget`): the leader then journals a
+    /// [`ActionSpec::MoveWriter`].
+    pub async fn writer_misplaced(&self, database: &str, member: &str, budget: Duration) -> bool {
+        let Some(record) = self.writers.get(database) else {
+            return false;
+        };
+        match tokio::time::timeout(budget, self.writer_names(record, member)).await {
+            Ok(Ok(names)) => !names,
+            Ok(Err(e)) => {
+                tracing::debug!(record = %record, error = %e, "cannot read the writer record");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Does writer record `record` name `member` alone?
+    async fn writer_names(&self, record: &str, member: &str) -> Result<bool, ActionError> {
+        let want = self
+            .book
+            .writer(record)?
+            .members
+            .get(member)
+            .map(|t| t.value.clone())
+            .ok_or_else(|| ActionError::Refused(format!("{record} has no target for {member}")))?;
+        let state = self.traffic.read(record).await?;
+        Ok(state.0.len() == 1
+            && state
+                .0
+                .values()
+                .all(|t| t.value.as_deref() == Some(want.as_str())))
+    }
+
+    /// The step of a failover or switchover that moves applications: points
+    /// `database`'s writer record (if any) at `member`. `Ok(None)` when it
+    /// has none; the words for the outcome otherwise.
+    async fn move_writer(
+        &self,
+        database: &str,
+        member: &str,
+        guard: &LeaderGuard<'_>,
+    ) -> Result<Option<String>, ActionError> {
+        let Some(record) = self.writers.get(database) else {
+            return Ok(None);
+        };
+        let budget = guard.budget("read the writer record").await?;
+        let names = match tokio::time::timeout(budget, self.writer_names(record, member)).await {
+            Ok(r) => r?,
+            Err(_) => false,
+        };
+        if names {
+            return Ok(Some(format!(
+                "writer record {record} already names {member}"
+            )));
+        }
+        let budget = guard.budget("move the writer record").await?;
+        bounded(
+            budget,
+            "moving the writer record",
+            self.traffic.apply_change(&TrafficChange {
+                writers: vec![WriterChange {
+                    record: record.clone(),
+                    member: member.to_string(),
+                }],
+                ..TrafficChange::default()
+            }),
+        )
+        .await?;
+        Ok(Some(format!("writer record {record} now names {member}")))
+    }
+
+    /// Adds the writer step to a failover or switchover that changed (or
+    /// found) the primary. A writer record that cannot be moved now does
+    /// not undo the promotion: the outcome says so and the leader repairs
+    /// it with a [`ActionSpec::MoveWriter`].
+    async fn with_writer_step(
+        &self,
+        database: &str,
+        mut done: Performed,
+        guard: &LeaderGuard<'_>,
+    ) -> Result<Performed, ActionError> {
+        let Some(primary) = done.new_primary.clone() else {
+            return Ok(done);
+        };
+        match self.move_writer(database, &primary, guard).await {
+            Ok(Some(words)) => done.outcome.push_str(&format!("; {words}")),
+            Ok(None) => {}
+            Err(e) if e.deposed() => return Err(e),
+            Err(e) => done.outcome.push_str(&format!(
+                "; writer record not moved yet ({e}): the leader retries"
+            )),
+        }
+        Ok(done)
     }
 
     /// Guards every unforced failover with the promotion gate
@@ -493,10 +603,19 @@ impl Executor {
                 } else {
                     "already primary:"
                 };
-                Ok(Performed {
+                let done = Performed {
                     outcome: format!("{verb} {}", report.new_primary),
                     new_primary: Some(report.new_primary),
-                })
+                };
+                self.with_writer_step(database, done, guard).await
+            }
+            ActionSpec::MoveWriter { database, member } => {
+                match self.move_writer(database, member, guard).await? {
+                    Some(words) => Ok(Performed::said(&words)),
+                    None => Err(ActionError::Refused(format!(
+                        "database {database} has no writer record"
+                    ))),
+                }
             }
             ActionSpec::Unfence { database, member } => {
                 let set = self.replica_set(database)?;
@@ -557,10 +676,11 @@ impl Executor {
                         lost.join(",")
                     ));
                 }
-                Ok(Performed {
+                let done = Performed {
                     outcome,
                     new_primary: Some(report.new_primary),
-                })
+                };
+                self.with_writer_step(database, done, guard).await
             }
         }
     }

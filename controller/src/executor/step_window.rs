@@ -113,7 +113,8 @@ mod tests {
             // (held, deadline - now, expected)
             (true, ms(2000), Permit::Start(ms(1000))),
             (true, ms(1200), Permit::Start(ms(700))),
-            (true, ms(650), Permit::WaitRenewal),
+            (true, ms(650), Permit::Start(ms(150))),
+            (true, ms(580), Permit::WaitRenewal),
             (true, ms(500), Permit::Refuse("")),
             (true, ms(0), Permit::Refuse("")),
             (false, ms(2000), Permit::Refuse("")),

@@ -31,6 +31,11 @@ const SWITCH_REFRESH: Duration = Duration::from_secs(1);
 const GATE_LOG_EVERY: Duration = Duration::from_secs(30);
 /// How often a shut promotion gate is asked again.
 const GATE_RETRY: Duration = Duration::from_millis(500);
+/// How often the leader checks that every writer record names its
+/// database's recorded primary (a read of the backend per database).
+const WRITER_CHECK: Duration = Duration::from_secs(30);
+/// How long that read may take.
+const WRITER_READ: Duration = Duration::from_secs(1);
 /// How long a failed action is left alone before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -159,6 +164,8 @@ async fn lead(
     let mut gate_said: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
     let mut shown = m::Shown::default();
     let mut last_refresh = tokio::time::Instant::now();
+    // Checked at once: a predecessor may have promoted without moving it.
+    let mut last_writer_check: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -179,6 +186,10 @@ async fn lead(
             ctx.executor.observe_leases(topology.databases.keys()).await;
             if !control.paused {
                 lift_fences(ctx, leader, &topology, &control, &mut retry_at).await?;
+            }
+            if last_writer_check.is_none_or(|t| t.elapsed() >= WRITER_CHECK) {
+                last_writer_check = Some(tokio::time::Instant::now());
+                repair_writers(ctx, leader, &topology).await?;
             }
         }
         let now = ctx.clock.now();
@@ -458,6 +469,51 @@ async fn lift_fences(
     Ok(())
 }
 
+/// Points every writer record that does not name its database's recorded
+/// primary back at it, through the journal. Operator actions, so they run
+/// while automation is paused too (a writer record naming a replica only
+/// sends writes where they fail).
+async fn repair_writers(
+    ctx: &LeaderContext,
+    leader: &Leadership,
+    topology: &Topology,
+) -> Result<(), ExecError> {
+    for (db, d) in &topology.databases {
+        if d.primary.is_empty() {
+            continue;
+        }
+        // A read of Route 53 or the table: an external call all the same.
+        if !leader.safe_for(LEASE_MARGIN + WRITER_READ) {
+            return Ok(());
+        }
+        if !ctx
+            .executor
+            .writer_misplaced(db, &d.primary, WRITER_READ)
+            .await
+        {
+            continue;
+        }
+        let action = ActionSpec::MoveWriter {
+            database: db.clone(),
+            member: d.primary.clone(),
+        };
+        let reasons = vec![format!(
+            "the writer record of {db} does not name its recorded primary {}",
+            d.primary
+        )];
+        match ctx
+            .executor
+            .execute(leader, action, reasons, ctx.clock.now())
+            .await
+        {
+            Ok(e) => tracing::info!(database = %db, outcome = ?e.outcome, "writer record repaired"),
+            Err(e) if e.lost_leadership() => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "etcd trouble while moving a writer record"),
+        }
+    }
+    Ok(())
+}
+
 /// Re-reads the primaries after a failover recorded a new one.
 async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topology) {
     if let Ok(states) = control::databases(&ctx.store).await {
@@ -502,7 +558,9 @@ fn apply_done(control: &mut ControlState, action: &ActionSpec, now: chrono::Date
         ActionSpec::Failover { database, .. } => {
             control.last_failover.insert(database.clone(), now);
         }
-        ActionSpec::Switchover { .. } | ActionSpec::Unfence { .. } => {}
+        ActionSpec::Switchover { .. }
+        | ActionSpec::Unfence { .. }
+        | ActionSpec::MoveWriter { .. } => {}
     }
 }
 

@@ -204,6 +204,7 @@ pub async fn run(
         tasks.spawn(follow::follow_weights(
             store.clone(),
             table,
+            crate::traffic::records::writer_records(&cfg),
             shutdown.clone(),
         ));
     }
@@ -341,7 +342,11 @@ pub async fn run(
             &me.id,
         )
         .with_gate(leases)
-        .with_timing(StepTiming::for_lease(cfg.etcd.lease_ttl, LEASE_MARGIN)),
+        .with_timing(StepTiming::for_lease(cfg.etcd.lease_ttl, LEASE_MARGIN))
+        .with_writers(
+            crate::traffic::records::RecordBook::from_config(&cfg),
+            crate::traffic::records::writer_records(&cfg),
+        ),
         store,
         traffic,
         databases,

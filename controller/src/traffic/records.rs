@@ -124,6 +124,19 @@ fn writer_target(region: &str, address: &str) -> WriterTarget {
     }
 }
 
+/// Database name → its writer record (canonical), for every database of
+/// `cfg` that has one: what a failover moves and followers point.
+pub fn writer_records(cfg: &Config) -> BTreeMap<String, String> {
+    cfg.databases
+        .iter()
+        .filter_map(|d| {
+            d.writer_record
+                .as_ref()
+                .map(|r| (d.name.clone(), canonical_name(r)))
+        })
+        .collect()
+}
+
 impl RecordBook {
     /// Every service record and database writer record of `cfg`.
     pub fn from_config(cfg: &Config) -> Self {
