@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use etcd_client::TxnOp;
 
-use switchyard_probes::replication::ReplicaSet;
+use switchyard_probes::replication::{FailoverRequest, ReplicaSet, Unguarded};
 
 use crate::fence::gate::{self, FenceAttempt, Gate};
 use crate::fence::lease::LeaseReader;
@@ -420,7 +420,7 @@ impl Executor {
             } => {
                 let set = self.replica_set(database)?;
                 let report = set
-                    .switchover(to_member, SWITCHOVER_TIMEOUT)
+                    .switchover(to_member, SWITCHOVER_TIMEOUT, &Unguarded::default())
                     .await
                     .map_err(|e| ActionError::Database(e.to_string()))?;
                 let verb = if report.changed {
@@ -462,7 +462,7 @@ impl Executor {
                 if state.read_only == Some(false) {
                     return Ok(Performed::said("already writable"));
                 }
-                set.promote(member)
+                set.unfence(member, &Unguarded::default())
                     .await
                     .map_err(|e| ActionError::Database(e.to_string()))?;
                 Ok(Performed::said(&format!("{member} takes writes again")))
@@ -478,9 +478,14 @@ impl Executor {
                 // repeated call (after a crash) a no-op once it is done.
                 let report = set
                     .failover(
-                        to_member.as_deref(),
-                        *force,
-                        (!from_member.is_empty()).then_some(from_member.as_str()),
+                        &FailoverRequest {
+                            to: to_member.clone(),
+                            force: *force,
+                            expected_old_primary: (!from_member.is_empty())
+                                .then(|| from_member.clone()),
+                            down_regions: Default::default(),
+                        },
+                        &Unguarded::default(),
                     )
                     .await
                     .map_err(|e| ActionError::Database(e.to_string()))?;

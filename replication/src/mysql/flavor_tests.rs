@@ -19,9 +19,9 @@ fn mysql8_statements() {
         f.promote_statements(),
         [
             "STOP REPLICA",
+            "RESET REPLICA ALL",
             "SET GLOBAL super_read_only = OFF",
-            "SET GLOBAL read_only = OFF",
-            "RESET REPLICA ALL"
+            "SET GLOBAL read_only = OFF"
         ]
     );
     let (sql, shown) = f.change_source("10.0.0.7", 3306, "repl", "s3cr'et", GtidMode::SlavePos);
@@ -46,8 +46,8 @@ fn mariadb_statements() {
         f.promote_statements(),
         [
             "STOP SLAVE",
-            "SET GLOBAL read_only = OFF",
-            "RESET SLAVE ALL"
+            "RESET SLAVE ALL",
+            "SET GLOBAL read_only = OFF"
         ]
     );
     let (sql, _) = f.change_source("db-2", 3307, "repl", "pw", GtidMode::CurrentPos);

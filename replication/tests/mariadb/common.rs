@@ -10,7 +10,8 @@ use anyhow::Context as _;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 use switchyard_replication::{
-    Credentials, Flavor, MemberSpec, MemberState, MySqlReplicaSet, ReplicaSet, Rules, Snapshot,
+    Credentials, FailoverRequest, Flavor, MemberSpec, MemberState, MySqlReplicaSet, ReplicaSet,
+    Rules, Snapshot, Unguarded,
 };
 use switchyard_tests::MariaDbTopology;
 use switchyard_tests::mariadb::{ADMIN_PASSWORD, ADMIN_USER, REPL_PASSWORD, REPL_USER};
@@ -22,6 +23,21 @@ pub const APP_USER: &str = "app";
 pub const APP_PASSWORD: &str = "app-test";
 /// How long tests wait for a condition before failing.
 pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A guard that allows every step (30 s each): these tests run no leader.
+pub static FREE: Unguarded = Unguarded {
+    budget: Duration::from_secs(30),
+};
+
+/// A failover request, in the order of the old positional arguments.
+pub fn req(to: Option<&str>, force: bool, expected_old_primary: Option<&str>) -> FailoverRequest {
+    FailoverRequest {
+        to: to.map(str::to_string),
+        force,
+        expected_old_primary: expected_old_primary.map(str::to_string),
+        down_regions: BTreeSet::new(),
+    }
+}
 
 /// Member `i` of the topology is member id `db{i}`.
 pub fn id(i: usize) -> String {

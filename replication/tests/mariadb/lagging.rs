@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_replication::{ReplError, ReplicaSet};
 
-use crate::common::{Lab, app_insert};
+use crate::common::{FREE, Lab, app_insert, req};
 
 #[tokio::test]
 async fn lagging_replica_is_waited_for_then_refused() -> anyhow::Result<()> {
@@ -39,7 +39,7 @@ async fn lagging_replica_is_waited_for_then_refused() -> anyhow::Result<()> {
     let started = Instant::now();
     let e = lab
         .set
-        .switchover("db2", Duration::from_secs(2))
+        .switchover("db2", Duration::from_secs(2), &FREE)
         .await
         .unwrap_err();
     let waited = started.elapsed();
@@ -67,7 +67,7 @@ async fn lagging_replica_is_waited_for_then_refused() -> anyhow::Result<()> {
     let started = Instant::now();
     let e = lab
         .set
-        .failover(Some("db2"), true, Some("db0"))
+        .failover(&req(Some("db2"), true, Some("db0")), &FREE)
         .await
         .unwrap_err();
     assert!(matches!(e, ReplError::CatchUpTimeout { .. }), "{e}");
@@ -79,7 +79,10 @@ async fn lagging_replica_is_waited_for_then_refused() -> anyhow::Result<()> {
     );
 
     // Chosen automatically, the caught-up replica wins.
-    let report = lab.set.failover(None, false, Some("db0")).await?;
+    let report = lab
+        .set
+        .failover(&req(None, false, Some("db0")), &FREE)
+        .await?;
     assert_eq!(report.new_primary, "db1");
     app_insert(lab.topo.port(1), 1001).await?;
     Ok(())
@@ -96,7 +99,10 @@ async fn the_caught_up_replica_wins_automatically() -> anyhow::Result<()> {
     lab.insert_admin(0, 1, 10).await?;
     lab.wait_caught_up(&[1]).await?;
     lab.topo.kill9(0);
-    let report = lab.set.failover(None, false, Some("db0")).await?;
+    let report = lab
+        .set
+        .failover(&req(None, false, Some("db0")), &FREE)
+        .await?;
     assert_eq!(report.new_primary, "db1");
     let snap = lab.observe().await;
     assert_eq!(snap.primary.as_deref(), Some("db1"));

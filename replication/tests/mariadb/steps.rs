@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use switchyard_replication::{ReplicaSet, Role};
 
-use crate::common::{Lab, app_insert};
+use crate::common::{FREE, Lab, app_insert};
 
 #[tokio::test]
 async fn steps_are_idempotent() -> anyhow::Result<()> {
@@ -34,10 +34,10 @@ async fn steps_are_idempotent() -> anyhow::Result<()> {
     );
 
     // Promoting the fenced primary makes it writable again; twice is a no-op.
-    lab.set.promote("db0").await?;
+    lab.set.promote("db0", &FREE).await?;
     lab.wait_caught_up(&[1, 2]).await?;
     let before = lab.fingerprint().await?;
-    lab.set.promote("db0").await?;
+    lab.set.promote("db0", &FREE).await?;
     let after = lab.fingerprint().await?;
     assert_eq!(after, before);
     app_insert(port0, 3).await?;
@@ -45,7 +45,7 @@ async fn steps_are_idempotent() -> anyhow::Result<()> {
     // Repointing a replica to the source it follows changes nothing.
     lab.wait_caught_up(&[1, 2]).await?;
     let before = lab.fingerprint().await?;
-    lab.set.repoint("db1", "db0").await?;
+    lab.set.repoint("db1", "db0", &FREE).await?;
     assert_eq!(lab.fingerprint().await?, before);
 
     // Waiting for a position already applied returns at once; one that
@@ -59,7 +59,7 @@ async fn steps_are_idempotent() -> anyhow::Result<()> {
         .clone()
         .unwrap();
     lab.set
-        .wait_caught_up("db1", &p, Duration::from_secs(10))
+        .wait_caught_up("db1", &p, Duration::from_secs(10), &FREE)
         .await?;
     app_insert(port0, 4).await?;
     let p = lab
@@ -71,12 +71,12 @@ async fn steps_are_idempotent() -> anyhow::Result<()> {
         .clone()
         .unwrap();
     lab.set
-        .wait_caught_up("db2", &p, Duration::from_secs(10))
+        .wait_caught_up("db2", &p, Duration::from_secs(10), &FREE)
         .await?;
     assert!(lab.ids_on(2).await?.contains(&4));
 
     // Chained replication: db2 follows db1, then db0 again.
-    lab.set.repoint("db2", "db1").await?;
+    lab.set.repoint("db2", "db1", &FREE).await?;
     let m = lab
         .wait_member(2, "db2 to follow db1", |m| {
             m.source.as_deref() == Some("db1") && m.sql_running && m.io_running
@@ -85,6 +85,6 @@ async fn steps_are_idempotent() -> anyhow::Result<()> {
     assert_eq!(m.read_only, Some(true));
     app_insert(port0, 5).await?;
     lab.wait_caught_up(&[2]).await?;
-    lab.set.repoint("db2", "db0").await?;
+    lab.set.repoint("db2", "db0", &FREE).await?;
     Ok(())
 }
