@@ -297,6 +297,41 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, ReplError::PrimaryUnreachable { .. }), "{e}");
+        // A deposed leader's orchestration stops before its first command.
+        struct Deposed;
+        #[async_trait::async_trait]
+        impl StepGuard for Deposed {
+            async fn begin(&self, step: &Step) -> Result<Duration, ReplError> {
+                Err(ReplError::Deposed {
+                    step: step.to_string(),
+                    detail: "not the leader".into(),
+                })
+            }
+            async fn done(&self, _: &Step) -> Result<(), ReplError> {
+                Ok(())
+            }
+            fn finished(&self) -> Vec<Step> {
+                Vec::new()
+            }
+        }
+        let started = Instant::now();
+        let e = set
+            .failover(&FailoverRequest::replacing("m0"), &Deposed)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ReplError::Deposed { .. }), "{e}");
+        for r in [
+            set.switchover("m1", Duration::from_secs(1), &Deposed)
+                .await
+                .map(|_| ()),
+            set.unfence("m0", &Deposed).await.map(|_| ()),
+            set.promote("m1", &Deposed).await,
+            set.repoint("m1", "m0", &Deposed).await,
+        ] {
+            assert!(matches!(r, Err(ReplError::Deposed { .. })), "{r:?}");
+        }
+        // Refused before any command: no connection timeout was waited for.
+        assert!(started.elapsed() < Duration::from_millis(250));
         assert!(matches!(
             set.switchover(
                 "nobody",

@@ -278,8 +278,7 @@ impl MySqlReplicaSet {
             ));
         }
         let skip: Vec<&str> = old.iter().map(String::as_str).collect();
-        self.follow(steps, snap, new, &skip, true, report, "failover")
-            .await
+        self.follow(steps, snap, new, &skip, report).await
     }
 
     /// Another member is already the healthy primary: change nothing but
@@ -333,7 +332,7 @@ impl MySqlReplicaSet {
             .map(|m| (m.id.clone(), m.errant.clone()))
             .collect();
         let skip: Vec<&str> = old.iter().map(String::as_str).collect();
-        self.follow(steps, snap, primary, &skip, true, &mut report, "failover")
+        self.follow(steps, snap, primary, &skip, &mut report)
             .await?;
         if !report.changed {
             report.noted("nothing changed");

@@ -98,3 +98,36 @@ fn literals_are_escaped() {
     assert_eq!(quote("back\\slash"), "'back\\\\slash'");
     assert_eq!(quote("a\nb\0"), "'a\\nb\\0'");
 }
+
+#[test]
+fn sessions_and_fence_attempts_are_bounded_on_the_server() {
+    assert_eq!(
+        Flavor::MariaDb.bound_session(Duration::from_millis(1500)),
+        "SET SESSION max_statement_time = 1.500, lock_wait_timeout = 2"
+    );
+    assert_eq!(
+        Flavor::MySql.bound_session(Duration::from_millis(1500)),
+        "SET SESSION max_execution_time = 1500, lock_wait_timeout = 2"
+    );
+    assert_eq!(
+        Flavor::MariaDb.fence_attempt(Duration::from_millis(250)),
+        [
+            "SET SESSION max_statement_time = 0.250, lock_wait_timeout = 1",
+            "SET GLOBAL read_only = ON"
+        ]
+    );
+    assert_eq!(
+        Flavor::MySql.fence_attempt(Duration::from_millis(250)),
+        [
+            "SET SESSION lock_wait_timeout = 1",
+            "SET GLOBAL super_read_only = ON"
+        ]
+    );
+    assert!(
+        Flavor::MariaDb
+            .bypass_query()
+            .unwrap()
+            .contains("READ_ONLY ADMIN")
+    );
+    assert_eq!(Flavor::MySql.bypass_query(), None);
+}

@@ -22,7 +22,7 @@ use super::steps::Promoting;
 use crate::error::ReplError;
 use crate::gtid::Position;
 use crate::guard::{Step, StepGuard};
-use crate::report::Report;
+use crate::report::{Operation, Report};
 use crate::snapshot::{ContactErrorKind, MemberState, Role, Snapshot};
 use crate::stepper::{Steps, bounded, failpoint};
 
@@ -79,19 +79,22 @@ impl MySqlReplicaSet {
     }
 
     /// Repoints every reachable member but `to` and `skip` that does not
-    /// follow `to` yet (only replicas when `only_replicas`: a failover keeps
-    /// fenced members fenced), each a guarded step. A member that cannot
-    /// follow is recorded in the report; a refused step stops everything.
+    /// follow `to` yet (only replicas in a failover, which keeps fenced
+    /// members fenced), each a guarded step. A member that cannot follow is
+    /// recorded in the report; a refused step stops everything.
     pub(super) async fn follow(
         &self,
         steps: &Steps<'_>,
         snap: &Snapshot,
         to: &str,
         skip: &[&str],
-        only_replicas: bool,
         report: &mut Report,
-        op: &str,
     ) -> Result<(), ReplError> {
+        let only_replicas = report.operation == Operation::Failover;
+        let op = match report.operation {
+            Operation::Failover => "failover",
+            Operation::Switchover => "switchover",
+        };
         let _ = op;
         for m in &snap.members {
             if m.id == to || skip.contains(&m.id.as_str()) {

@@ -146,8 +146,7 @@ impl MySqlReplicaSet {
             Err(e) => report.not_repointed.push((old.clone(), e.to_string())),
         }
         failpoint!("switchover::after_repoint_old");
-        self.follow(steps, snap, &to, &[&old], false, report, "switchover")
-            .await?;
+        self.follow(steps, snap, &to, &[&old], report).await?;
         report.lost_transactions = Some(Vec::new());
         Ok(())
     }
@@ -175,8 +174,7 @@ impl MySqlReplicaSet {
         {
             report.did(format!("finished promoting {to}: forgot its old source"));
         }
-        self.follow(steps, snap, to, &[], false, &mut report, "switchover")
-            .await?;
+        self.follow(steps, snap, to, &[], &mut report).await?;
         if !report.changed {
             report.noted("every reachable member already follows it: nothing to do");
         }

@@ -94,7 +94,7 @@ async fn deposed_at_every_step_then_resumed_keeps_the_first_choice() -> anyhow::
         );
         let finished = match r {
             Ok(report) => {
-                assert_eq!(writable, [report.new_primary.clone()]);
+                assert_eq!(writable, std::slice::from_ref(&report.new_primary));
                 true
             }
             Err(ReplError::Deposed { .. }) => false,
@@ -115,7 +115,7 @@ async fn deposed_at_every_step_then_resumed_keeps_the_first_choice() -> anyhow::
         let writable = writable_members(&lab.topo, &[0, 1, 2]).await?;
         assert_eq!(
             writable,
-            [report.new_primary.clone()],
+            std::slice::from_ref(&report.new_primary),
             "after {n} steps, resumed"
         );
         assert!(

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use switchyard_replication::{ReplicaSet, Role};
+use switchyard_replication::{ReplError, ReplicaSet, Role};
 
 use crate::common::{FREE, Lab, app_insert};
 
@@ -33,14 +33,29 @@ async fn steps_are_idempotent() -> anyhow::Result<()> {
         "the replicas still follow it"
     );
 
-    // Promoting the fenced primary makes it writable again; twice is a no-op.
-    lab.set.promote("db0", &FREE).await?;
+    // A replica is not unfenced (that would make a writable replica).
+    let e = lab.set.unfence("db1", &FREE).await.unwrap_err();
+    assert!(matches!(e, ReplError::Conflict { .. }), "{e}");
+    // Unfencing the fenced primary makes it writable again; twice is a no-op.
+    assert!(lab.set.unfence("db0", &FREE).await?);
     lab.wait_caught_up(&[1, 2]).await?;
     let before = lab.fingerprint().await?;
+    assert!(!lab.set.unfence("db0", &FREE).await?);
     lab.set.promote("db0", &FREE).await?;
     let after = lab.fingerprint().await?;
     assert_eq!(after, before);
     app_insert(port0, 3).await?;
+    // Never while another member is writable.
+    lab.set.fence("db0").await?;
+    lab.topo.exec(2, "SET GLOBAL read_only = OFF").await?;
+    let e = lab.set.unfence("db0", &FREE).await.unwrap_err();
+    assert!(
+        matches!(&e, ReplError::Conflict { detail } if detail.contains("db2 is writable")),
+        "{e}"
+    );
+    assert_eq!(lab.topo.variable(0, "read_only").await?, "1");
+    lab.topo.exec(2, "SET GLOBAL read_only = ON").await?;
+    lab.set.unfence("db0", &FREE).await?;
 
     // Repointing a replica to the source it follows changes nothing.
     lab.wait_caught_up(&[1, 2]).await?;
