@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use switchyard_replication::ReplicaSet;
 
-use common::{Lab, id};
+use common::{FREE, Lab, id};
 use writer::Writer;
 
 fn main() -> anyhow::Result<()> {
@@ -42,7 +42,10 @@ async fn run() -> anyhow::Result<()> {
     for k in 0..n {
         let to = id((k + 1) % 3);
         writer.reset_gap().await;
-        let report = lab.set.switchover(&to, Duration::from_secs(10)).await?;
+        let report = lab
+            .set
+            .switchover(&to, Duration::from_secs(10), &FREE)
+            .await?;
         anyhow::ensure!(
             report.changed && report.not_repointed.is_empty(),
             "{report:?}"

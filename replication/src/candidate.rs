@@ -7,7 +7,10 @@
 //!    replica; unreachable; replication not healthy (applier failed, or
 //!    stopped with received transactions left unapplied; receiver not
 //!    running while the primary is reachable);
-//!    lag over `max_lag`; promotion rule `must_not`; position unknown.
+//!    lag over `max_lag` (judged by [`crate::lag::judge`]: the lag the
+//!    server reports now, else the one last seen while the primary was
+//!    alive, unless the replica has since applied everything the primary
+//!    had then); promotion rule `must_not`; position unknown.
 //!    A replica with **errant transactions** (see [`crate::snapshot::errant`])
 //!    is excluded while a clean candidate remains.
 //! 2. **Most advanced**: the candidate must have (or have received) every
@@ -19,7 +22,8 @@
 //! 3. **Ranking** of the equally advanced: healthy regions before the
 //!    `down_regions`, then lower region priority, then `prefer` before
 //!    `neutral`, then the one that has already applied everything it
-//!    received, then lower lag, then the id (so the answer is stable).
+//!    received, then lower judged lag, then the id (so the answer is
+//!    stable).
 //!
 //! A failover may name its target instead ([`vet_target`]): without force it
 //! must pass the same rules; with force only what makes promotion possible
@@ -32,6 +36,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::gtid::{Missing, Position};
+use crate::lag::{Judged, LagHistory, judge};
 use crate::snapshot::{ContactErrorKind, MemberState, Role, Snapshot, errant};
 use crate::spec::{Promotion, Rules};
 
@@ -69,6 +74,10 @@ pub struct Choice {
     /// What the chosen member has received: promotion waits until it has
     /// applied all of it.
     pub catch_up_to: Option<Position>,
+    /// How far behind the chosen member was when last seen (now, or while
+    /// the primary was alive): for the report, also when the rules ignored
+    /// it (a forced choice, or a replica that has caught up since).
+    pub lag: Option<std::time::Duration>,
 }
 
 /// Why nothing was chosen.
@@ -128,9 +137,14 @@ impl fmt::Display for NoChoice {
     }
 }
 
-/// Chooses the replica to promote in place of `snapshot.primary`.
-pub fn choose_candidate(snapshot: &Snapshot, rules: &Rules) -> Result<Choice, NoChoice> {
-    let mut eval = Evaluation::new(snapshot, rules);
+/// Chooses the replica to promote in place of `snapshot.primary`, judging
+/// lag with `history` (what was seen while the primary was alive).
+pub fn choose_candidate(
+    snapshot: &Snapshot,
+    rules: &Rules,
+    history: &LagHistory,
+) -> Result<Choice, NoChoice> {
+    let mut eval = Evaluation::new(snapshot, rules, history);
     eval.drop_errant_if_clean_exists();
     let best = eval.most_advanced()?;
     let winner = eval.rank(&best);
@@ -143,6 +157,7 @@ pub fn choose_candidate(snapshot: &Snapshot, rules: &Rules) -> Result<Choice, No
 pub fn vet_target(
     snapshot: &Snapshot,
     rules: &Rules,
+    history: &LagHistory,
     target: &str,
     force: bool,
 ) -> Result<Choice, NoChoice> {
@@ -152,7 +167,7 @@ pub fn vet_target(
             known: snapshot.ids(),
         });
     };
-    let mut eval = Evaluation::new(snapshot, rules);
+    let mut eval = Evaluation::new(snapshot, rules, history);
     let m = &snapshot.members[t];
     if force {
         let mut hard = Vec::new();
@@ -220,11 +235,13 @@ struct Evaluation<'a> {
     errant: Vec<Missing>,
     /// Received position without the errant part, per member.
     clean: Vec<Option<Position>>,
+    /// Each member's lag as judged.
+    lags: Vec<Judged>,
     reasons: Vec<String>,
 }
 
 impl<'a> Evaluation<'a> {
-    fn new(snapshot: &'a Snapshot, rules: &'a Rules) -> Self {
+    fn new(snapshot: &'a Snapshot, rules: &'a Rules, history: &LagHistory) -> Self {
         let members = &snapshot.members;
         let primary = snapshot.primary_state();
         let primary_reachable = primary.is_some_and(|p| p.reachable);
@@ -236,10 +253,15 @@ impl<'a> Evaluation<'a> {
             .zip(&errant)
             .map(|(m, e)| m.best_position().map(|p| p.without(e)))
             .collect();
+        let lags: Vec<Judged> = members
+            .iter()
+            .map(|m| judge(m, snapshot, history))
+            .collect();
         let excluded = members
             .iter()
-            .map(|m| {
-                let r = exclusions(m, snapshot, rules, primary_reachable);
+            .zip(&lags)
+            .map(|(m, lag)| {
+                let r = exclusions(m, lag, snapshot, rules, primary_reachable);
                 (!r.is_empty()).then_some(r)
             })
             .collect();
@@ -249,6 +271,7 @@ impl<'a> Evaluation<'a> {
             excluded,
             errant,
             clean,
+            lags,
             reasons: Vec::new(),
         }
     }
@@ -344,23 +367,29 @@ impl<'a> Evaluation<'a> {
 
     /// Orders the equally advanced candidates and returns the winner.
     fn rank(&mut self, best: &[usize]) -> usize {
-        let members = &self.snapshot.members;
+        let snapshot: &'a Snapshot = self.snapshot;
+        let rules: &'a Rules = self.rules;
+        let members = &snapshot.members;
+        let lags = &self.lags;
         let key = |i: usize| {
             let m = &members[i];
             (
-                self.rules.down_regions.contains(&m.region),
+                rules.down_regions.contains(&m.region),
                 m.region_priority,
                 m.promotion != Promotion::Prefer,
                 !caught_up(m),
-                m.lag.unwrap_or_default(),
+                lags[i].judged.unwrap_or_default(),
                 m.id.clone(),
             )
         };
+        let keys: std::collections::BTreeMap<usize, RankKey> =
+            best.iter().map(|&i| (i, key(i))).collect();
+        let key = |i: usize| keys[&i].clone();
         let mut order = best.to_vec();
         order.sort_by_key(|&a| key(a));
         let winner = order[0];
         let w = &members[winner];
-        let region_state = if self.rules.down_regions.contains(&w.region) {
+        let region_state = if rules.down_regions.contains(&w.region) {
             "down: no member of a healthy region qualifies"
         } else {
             "healthy"
@@ -436,7 +465,12 @@ impl<'a> Evaluation<'a> {
             ));
         }
         let w = &self.snapshot.members[winner];
+        let lag = &self.lags[winner];
+        if lag.seen.is_some_and(|l| !l.is_zero()) || lag.judged.is_some_and(|l| !l.is_zero()) {
+            self.reasons.push(format!("{}: {}", w.id, lag.note));
+        }
         Choice {
+            lag: lag.seen.or(lag.judged),
             member: w.id.clone(),
             reasons: std::mem::take(&mut self.reasons),
             excluded: self.exclusion_list(Some(winner)),
@@ -450,6 +484,7 @@ impl<'a> Evaluation<'a> {
 /// The reasons a member is not a candidate, before positions are compared.
 fn exclusions(
     m: &MemberState,
+    lag: &Judged,
     snapshot: &Snapshot,
     rules: &Rules,
     primary_reachable: bool,
@@ -481,13 +516,14 @@ fn exclusions(
             None => r.push("replication receiver (IO thread) not running".to_string()),
         }
     }
-    if let Some(lag) = m.lag
-        && lag > rules.max_lag
+    if let Some(l) = lag.judged
+        && l > rules.max_lag
     {
         r.push(format!(
-            "lag {}s over the limit of {}s",
-            lag.as_secs(),
-            rules.max_lag.as_secs()
+            "lag {}s over the limit of {}s: {}",
+            l.as_secs(),
+            rules.max_lag.as_secs(),
+            lag.note
         ));
     }
     if m.promotion == Promotion::MustNot {

@@ -146,6 +146,15 @@ pub enum ReplError {
         /// What is wrong.
         detail: String,
     },
+    /// A step did not finish within the budget its guard granted; what it
+    /// did before it was abandoned is not known (the next run re-reads).
+    #[error("step {step} not finished within its budget of {budget:?}")]
+    StepTimeout {
+        /// The step.
+        step: String,
+        /// The budget granted.
+        budget: Duration,
+    },
     /// The step guard refused a step: this controller is not (or no longer
     /// certainly) the leader, or could not journal the step. The
     /// orchestration stopped where it was; the next leader resumes it.
@@ -170,6 +179,7 @@ impl ReplError {
             | ReplError::PrimaryUnreachable { .. }
             | ReplError::NoCandidate { .. }
             | ReplError::CatchUpTimeout { .. }
+            | ReplError::StepTimeout { .. }
             | ReplError::NoPrimaryElected { .. } => true,
             ReplError::UnknownMember { .. }
             | ReplError::AccessDenied { .. }

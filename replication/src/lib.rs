@@ -15,10 +15,13 @@
 //! Pure parts (no I/O): [`gtid`], [`candidate`], [`snapshot`], and the
 //! statement/command builders and reply parsers of each adapter.
 
+mod stepper;
+
 pub mod candidate;
 pub mod error;
 pub mod gtid;
 pub mod guard;
+pub mod lag;
 pub mod mongodb;
 pub mod mysql;
 pub mod replica_set;
@@ -30,9 +33,10 @@ pub use candidate::{Choice, Exclusion, NoChoice, choose_candidate, vet_target};
 pub use error::ReplError;
 pub use gtid::{Missing, OpTime, Position};
 pub use guard::{Step, StepGuard, Unguarded};
+pub use lag::{LagHistory, LastSeen};
 pub use mongodb::MongoReplicaSet;
 pub use mysql::{Flavor, MySqlReplicaSet, Timeouts};
-pub use replica_set::ReplicaSet;
+pub use replica_set::{FailoverRequest, ReplicaSet};
 pub use report::{Operation, Report};
 pub use snapshot::{ContactError, ContactErrorKind, MemberState, Role, Snapshot};
 pub use spec::{Credentials, MemberSpec, Promotion, Rules};

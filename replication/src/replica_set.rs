@@ -1,11 +1,45 @@
 //! The interface the controller's executor drives, whatever the engine.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::ReplError;
 use crate::gtid::Position;
+use crate::guard::StepGuard;
 use crate::report::Report;
 use crate::snapshot::Snapshot;
+
+/// What a failover is asked to do: plain data, so the executor can journal
+/// it with the intent and a resumed run asks for exactly the same thing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverRequest {
+    /// The member to promote; `None` lets candidate selection choose.
+    pub to: Option<String>,
+    /// Promote even against the rules (lag, `must_not`, divergence) or
+    /// while the primary is reachable and writable.
+    pub force: bool,
+    /// The primary being replaced. Naming it is what makes a repeated call
+    /// (after a crash or a lost answer) a no-op once another member is the
+    /// primary.
+    pub expected_old_primary: Option<String>,
+    /// Regions whose members are ranked after every healthy region's: the
+    /// regions the engine sees Down plus the ones an operator drained.
+    /// Merged into the adapter's [`crate::Rules::down_regions`].
+    #[serde(default)]
+    pub down_regions: BTreeSet<String>,
+}
+
+impl FailoverRequest {
+    /// A failover of `expected_old_primary` to the best candidate, unforced.
+    pub fn replacing(expected_old_primary: impl Into<String>) -> Self {
+        FailoverRequest {
+            expected_old_primary: Some(expected_old_primary.into()),
+            ..FailoverRequest::default()
+        }
+    }
+}
 
 /// One replicated database: read it, and change its primary.
 ///
@@ -14,70 +48,102 @@ use crate::snapshot::Snapshot;
 /// again after a crash or a lost answer. Promoting the writable primary,
 /// fencing a fenced member or repointing a replica that already follows the
 /// target succeed and change nothing.
+///
+/// Every method that changes something takes a [`StepGuard`] and keeps its
+/// contract (see [`crate::guard`]): no statement to any member outside a
+/// step the guard allowed, each step bounded by the budget it was granted,
+/// long waits cut into slices that ask again, and a refusal stops the
+/// orchestration at once, undoing nothing. [`ReplicaSet::observe`] and
+/// [`ReplicaSet::fence`] are the two unguarded calls: the first only reads,
+/// the second is what an isolated controller (which has no lease to ask)
+/// runs, bounded by its own deadline.
 #[async_trait::async_trait]
 pub trait ReplicaSet: Send + Sync {
     /// Reads every member (concurrently, each bounded by a timeout). A member
     /// that cannot be read is in the snapshot as unreachable with the reason;
-    /// this fails only when nothing at all could be attempted.
+    /// this fails only when nothing at all could be attempted. Every call
+    /// also updates what the adapter remembers of each replica's lag while
+    /// the primary was alive (see [`crate::lag`]): call it regularly.
     async fn observe(&self) -> Result<Snapshot, ReplError>;
 
-    /// Stops `member` taking writes: read-only on (MySQL: `super_read_only`
-    /// too; MongoDB: step down and freeze), then ends every client
-    /// connection so that no open session keeps writing.
+    /// Stops `member` taking writes, within the adapter's fence budget
+    /// (MySQL/MariaDB: [`crate::Timeouts::fence`]): client sessions ended
+    /// first (their locks and open transactions go with them), read-only on
+    /// with a short lock wait, retried, sessions ended again, read-only read
+    /// back (MySQL: `super_read_only`; MongoDB: step down and freeze). An
+    /// `Err` means the member is **not** known to be fenced.
     async fn fence(&self, member: &str) -> Result<(), ReplError>;
 
+    /// Lifts a fence: makes the fenced `member` writable again. Refuses
+    /// ([`ReplError::Conflict`]) when another reachable member is writable
+    /// or when `member` replicates from another member. `Ok(false)`: it
+    /// was already writable.
+    async fn unfence(&self, member: &str, guard: &dyn StepGuard) -> Result<bool, ReplError>;
+
     /// Makes `member` the writable primary. MySQL/MariaDB: stop replication,
-    /// read-only off, forget the source; it does **not** wait for the relay
-    /// log — call [`ReplicaSet::wait_caught_up`] first (the orchestrations
-    /// do). MongoDB, which elects its primaries: a planned handover (raise
-    /// its priority, step the primary down with a catch-up period, wait for
-    /// the election).
-    async fn promote(&self, member: &str) -> Result<(), ReplError>;
+    /// forget the source, read-only off (last, so that a failure part-way
+    /// never leaves it writable); it does **not** wait for the relay log —
+    /// call [`ReplicaSet::wait_caught_up`] first (the orchestrations do).
+    /// MongoDB, which elects its primaries: a planned handover (raise its
+    /// priority, step the primary down, wait for the election).
+    async fn promote(&self, member: &str, guard: &dyn StepGuard) -> Result<(), ReplError>;
 
     /// Makes `member` a read-only replica of `to` with GTID auto-positioning
     /// (MongoDB: `replSetSyncFrom`, a hint MongoDB may later override).
     /// Refuses ([`ReplError::Diverged`]) when `member` has transactions `to`
     /// lacks: a diverged member is never re-joined automatically.
-    async fn repoint(&self, member: &str, to: &str) -> Result<(), ReplError>;
+    async fn repoint(&self, member: &str, to: &str, guard: &dyn StepGuard)
+    -> Result<(), ReplError>;
 
     /// Waits until `member` has applied every transaction of `position`, or
-    /// fails with [`ReplError::CatchUpTimeout`] after `timeout`.
+    /// fails with [`ReplError::CatchUpTimeout`] after `timeout`; the wait is
+    /// cut into guarded slices.
     async fn wait_caught_up(
         &self,
         member: &str,
         position: &Position,
         timeout: Duration,
+        guard: &dyn StepGuard,
     ) -> Result<(), ReplError>;
 
     /// Planned, zero-loss change of primary to `to`: fence the old primary,
     /// wait (up to `timeout`) until `to` has every transaction it had,
     /// promote `to`, and make the old primary and the other replicas follow
-    /// it. If `to` does not catch up in time the old primary is unfenced and
-    /// nothing else has changed. A no-op when `to` is already the primary
-    /// and everyone follows it.
-    async fn switchover(&self, to: &str, timeout: Duration) -> Result<Report, ReplError>;
+    /// it. If it fails before `to` could have become writable, the old
+    /// primary is unfenced and `to` replicates again: nothing has changed.
+    /// Once `to` may have been writable the old primary is never unfenced;
+    /// a repeated call finishes the job. A no-op when `to` is already the
+    /// primary and everyone follows it.
+    async fn switchover(
+        &self,
+        to: &str,
+        timeout: Duration,
+        guard: &dyn StepGuard,
+    ) -> Result<Report, ReplError>;
 
-    /// Unplanned replacement of the primary `expected_old_primary` (or, when
-    /// `None`, of the primary as observed now): fence it if reachable,
-    /// choose the candidate (or check `to`), wait for its relay log to be
+    /// Unplanned replacement of the primary `req.expected_old_primary` (or,
+    /// when `None`, of the primary as observed now): fence it if reachable,
+    /// choose the candidate (or check `req.to`), wait for its relay log to be
     /// applied (bounded by the rules' `catch_up_timeout`), promote it and
     /// repoint the other replicas. The old primary is left fenced and never
     /// re-joined by a failover; the transactions it has that the new primary
     /// lacks are reported.
     ///
-    /// Without `force` a reachable, writable primary is not failed over
-    /// ([`ReplError::PrimaryHealthy`]). With `force` a named target is
-    /// promoted even if it breaks the rules (lag, `must_not`, divergence),
-    /// and an automatic choice ignores `max_lag`.
+    /// Candidates are judged by the lag last seen while the primary was
+    /// alive (see [`crate::lag`]); the report says how far behind the
+    /// promoted member was. Without `force` a reachable, writable primary is
+    /// not failed over ([`ReplError::PrimaryHealthy`]). With `force` a named
+    /// target is promoted even if it breaks the rules (lag, `must_not`,
+    /// divergence), and an automatic choice ignores `max_lag`.
     ///
-    /// **Idempotence:** pass the primary being replaced as
-    /// `expected_old_primary`. When another member is already the healthy,
-    /// writable primary, the call succeeds, changes nothing (beyond finishing
-    /// a repoint an earlier attempt left undone) and says so in the report.
+    /// **Resuming:** a candidate recorded as chosen by an earlier run of the
+    /// same orchestration (the guard's `finished` steps) is kept, never
+    /// re-chosen. When another member is already the healthy, writable
+    /// primary, the call succeeds, changes nothing (beyond finishing a
+    /// repoint an earlier attempt left undone) and says so in the report.
     async fn failover(
         &self,
-        to: Option<&str>,
-        force: bool,
-        expected_old_primary: Option<&str>,
+        req: &FailoverRequest,
+        guard: &dyn StepGuard,
     ) -> Result<Report, ReplError>;
 }

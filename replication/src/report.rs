@@ -43,6 +43,11 @@ pub struct Report {
     /// How long the old primary was read-only before the new one became
     /// writable, as measured by the adapter (`None` when no fence was set).
     pub read_only_window: Option<Duration>,
+    /// How far behind the promoted member was, as last seen (now, or while
+    /// the primary was alive; see [`crate::lag`]): `None` when unknown. A
+    /// line in `reasons` says the same in words.
+    #[serde(default)]
+    pub promoted_lag: Option<Duration>,
 }
 
 impl Report {
@@ -59,6 +64,7 @@ impl Report {
             errant: Vec::new(),
             not_repointed: Vec::new(),
             read_only_window: None,
+            promoted_lag: None,
         }
     }
 

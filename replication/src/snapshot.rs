@@ -124,6 +124,17 @@ pub struct MemberState {
     /// Transactions it has that the primary lacks (see [`errant`]): errant
     /// transactions on a replica, or the lost ones of a crashed old primary.
     pub errant: Vec<String>,
+    /// Accounts that `read_only` does not stop (MariaDB: `READ_ONLY ADMIN`,
+    /// or `SUPER` before 10.11), as `'user'@'host' (PRIVILEGE)`, the
+    /// adapter's own login left out: fencing ends their sessions but cannot
+    /// stop them reconnecting and writing, so `status` names them. Empty
+    /// for MySQL (`super_read_only` stops everyone) and MongoDB, and when
+    /// the grants could not be read (see `read_only_bypass_unknown`).
+    #[serde(default)]
+    pub read_only_bypass: Vec<String>,
+    /// Why `read_only_bypass` could not be read, if it could not.
+    #[serde(default)]
+    pub read_only_bypass_unknown: Option<String>,
 }
 
 impl MemberState {
@@ -150,6 +161,8 @@ impl MemberState {
             io_error: None,
             state: None,
             errant: Vec::new(),
+            read_only_bypass: Vec::new(),
+            read_only_bypass_unknown: None,
         }
     }
 

@@ -356,6 +356,7 @@ pub async fn request(
             from_member: String::new(),
             to_member: to,
             force,
+            avoid_regions: Default::default(),
         },
         DbRequest::Switchover { database, to } => ActionSpec::Switchover {
             database,

@@ -31,6 +31,11 @@ pub enum ActionSpec {
         /// An operator's forced failover: promote even against the rules.
         #[serde(default)]
         force: bool,
+        /// Regions a candidate is taken from only when no other qualifies:
+        /// those the engine saw Down and those drained, when the intent was
+        /// written (journaled, so a resumed run judges alike).
+        #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+        avoid_regions: std::collections::BTreeSet<String>,
     },
     /// A planned switchover to `to_member` (zero loss: waits for it to
     /// reach the old primary's position).

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use etcd_client::TxnOp;
 
-use switchyard_probes::replication::{ReplError, ReplicaSet};
+use switchyard_probes::replication::{FailoverRequest, ReplError, ReplicaSet};
 
 use crate::fence::gate::{self, FenceAttempt, Gate};
 use crate::fence::lease::LeaseReader;
@@ -597,7 +597,7 @@ impl Executor {
                 to_member,
             } => {
                 let set = self.replica_set(database)?;
-                let report = set.switchover(to_member, SWITCHOVER_TIMEOUT).await?;
+                let report = set.switchover(to_member, SWITCHOVER_TIMEOUT, guard).await?;
                 let verb = if report.changed {
                     "switched over to"
                 } else {
@@ -618,48 +618,35 @@ impl Executor {
                 }
             }
             ActionSpec::Unfence { database, member } => {
+                // The adapter refuses while another member is writable, or
+                // when the member replicates from someone.
                 let set = self.replica_set(database)?;
-                let snapshot = set.observe().await?;
-                let state = snapshot
-                    .members
-                    .iter()
-                    .find(|m| m.id == *member)
-                    .ok_or_else(|| ActionError::Refused(format!("no member {member}")))?;
-                if !state.reachable {
-                    return Err(ActionError::Refused(format!(
-                        "{member} is not reachable; it stays fenced"
-                    )));
-                }
-                if let Some(other) = snapshot
-                    .members
-                    .iter()
-                    .find(|m| m.id != *member && m.read_only == Some(false))
-                {
-                    return Err(ActionError::Refused(format!(
-                        "{} is writable: {member} stays fenced (two writable members otherwise)",
-                        other.id
-                    )));
-                }
-                if state.read_only == Some(false) {
-                    return Ok(Performed::said("already writable"));
-                }
-                set.promote(member).await?;
-                Ok(Performed::said(&format!("{member} takes writes again")))
+                Ok(if set.unfence(member, guard).await? {
+                    Performed::said(&format!("{member} takes writes again"))
+                } else {
+                    Performed::said("already writable")
+                })
             }
             ActionSpec::Failover {
                 database,
                 from_member,
                 to_member,
                 force,
+                avoid_regions,
             } => {
                 let set = self.replica_set(database)?;
                 // Idempotent: naming the primary being replaced makes a
                 // repeated call (after a crash) a no-op once it is done.
                 let report = set
                     .failover(
-                        to_member.as_deref(),
-                        *force,
-                        (!from_member.is_empty()).then_some(from_member.as_str()),
+                        &FailoverRequest {
+                            to: to_member.clone(),
+                            force: *force,
+                            expected_old_primary: (!from_member.is_empty())
+                                .then(|| from_member.clone()),
+                            down_regions: avoid_regions.clone(),
+                        },
+                        guard,
                     )
                     .await?;
                 let verb = if report.changed {
@@ -668,6 +655,14 @@ impl Executor {
                     "already primary:"
                 };
                 let mut outcome = format!("{verb} {}", report.new_primary);
+                if let Some(lag) = report.promoted_lag
+                    && report.changed
+                {
+                    outcome.push_str(&format!(
+                        " (it was {:.1}s behind the old primary when last seen)",
+                        lag.as_secs_f64()
+                    ));
+                }
                 if let Some(lost) = &report.lost_transactions
                     && !lost.is_empty()
                 {

@@ -180,7 +180,8 @@ async fn lead(
                 tracing::debug!(error = %e, "cannot refresh operator switches");
             }
             m::set_switches(control.paused, control.drained.len());
-            serve_requests(ctx, leader, &mut topology, &mut waiting, now_of(ctx)).await?;
+            let avoid = avoid_regions(&control);
+            serve_requests(ctx, leader, &mut topology, &mut waiting, &avoid, now_of(ctx)).await?;
             // Keep the lease reader's memory current, so a gate decision
             // knows when each lease was last seen.
             ctx.executor.observe_leases(topology.databases.keys()).await;
@@ -202,7 +203,7 @@ async fn lead(
             continue;
         }
         for action in &decision.plan.actions {
-            let spec = spec_of(action);
+            let spec = spec_of(action, &avoid_regions(&control));
             let key = action.key();
             if retry_at
                 .get(&key)
@@ -294,6 +295,7 @@ async fn serve_requests(
     leader: &Leadership,
     topology: &mut Topology,
     waiting: &mut std::collections::BTreeSet<String>,
+    avoid: &std::collections::BTreeSet<String>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ExecError> {
     let requests: Vec<(String, OperatorRequest)> = match ctx
@@ -312,12 +314,18 @@ async fn serve_requests(
         if let ActionSpec::Failover {
             database,
             from_member,
+            avoid_regions,
             ..
         } = &mut action
-            && from_member.is_empty()
-            && let Some(db) = topology.databases.get(database.as_str())
         {
-            from_member.clone_from(&db.primary);
+            if avoid_regions.is_empty() {
+                avoid_regions.clone_from(avoid);
+            }
+            if from_member.is_empty()
+                && let Some(db) = topology.databases.get(database.as_str())
+            {
+                from_member.clone_from(&db.primary);
+            }
         }
         let mut reasons = vec![format!(
             "requested by {} at {}",
@@ -564,8 +572,20 @@ fn apply_done(control: &mut ControlState, action: &ActionSpec, now: chrono::Date
     }
 }
 
-/// The executor's form of an engine action.
-pub fn spec_of(action: &Action) -> ActionSpec {
+/// Regions a failover takes a candidate from only when no other
+/// qualifies: those the engine sees Down, and those an operator drained.
+pub fn avoid_regions(control: &ControlState) -> std::collections::BTreeSet<String> {
+    control
+        .regions
+        .iter()
+        .filter(|(_, r)| r.status == RegionStatus::Down)
+        .map(|(name, _)| name.clone())
+        .chain(control.drained.iter().cloned())
+        .collect()
+}
+
+/// The executor's form of an engine action; a failover avoids `avoid`.
+pub fn spec_of(action: &Action, avoid: &std::collections::BTreeSet<String>) -> ActionSpec {
     match action {
         Action::SetWeights {
             record, weights, ..
@@ -582,6 +602,7 @@ pub fn spec_of(action: &Action) -> ActionSpec {
             from_member: from_member.clone(),
             to_member: None,
             force: false,
+            avoid_regions: avoid.clone(),
         },
     }
 }

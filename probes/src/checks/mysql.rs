@@ -47,6 +47,7 @@ impl MySqlCheckRunner {
         .with_timeouts(Timeouts {
             connect: timeout,
             statement: timeout,
+            ..Timeouts::default()
         });
         Ok(MySqlCheckRunner {
             set,

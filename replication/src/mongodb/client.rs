@@ -58,6 +58,11 @@ impl MemberClient {
         })
     }
 
+    /// The time limit of one command (and of connecting).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The member's spec.
     pub fn spec(&self) -> &MemberSpec {
         &self.spec

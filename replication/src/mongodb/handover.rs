@@ -1,5 +1,7 @@
-//! Handing the primary over: raise the target's priority, step the primary
-//! down with a catch-up period, wait for the election.
+//! Handing the primary over, every command a guarded step: raise the
+//! target's priority, wait (in slices) until it has the primary's last
+//! write, step the primary down with a catch-up period that fits the step's
+//! budget, wait (in slices) for the election.
 
 use std::time::Duration;
 
@@ -8,31 +10,103 @@ use tokio::time::Instant;
 use super::observe::Observed;
 use super::{ELECTION, MongoReplicaSet, POLL, commands, plan};
 use crate::error::ReplError;
+use crate::gtid::Position;
+use crate::guard::Step;
 use crate::report::Report;
+use crate::stepper::{Steps, bounded};
 
 impl MongoReplicaSet {
-    /// Polls until `id` is the writable primary or `limit` passes.
-    pub(super) async fn await_primary(&self, id: &str, limit: Duration) -> Result<(), ReplError> {
-        let deadline = Instant::now() + limit;
+    /// Polls, in guarded observe slices, until `id` is the writable
+    /// primary or `limit` passes.
+    pub(super) async fn await_primary(
+        &self,
+        steps: &Steps<'_>,
+        id: &str,
+        limit: Duration,
+    ) -> Result<(), ReplError> {
+        let end = Instant::now() + limit;
         loop {
-            if self.hello(id).await.is_ok_and(|h| h.writable_primary) {
+            let (deadline, budget) = steps.begin(&Step::Observe).await?;
+            let until = end.min(deadline);
+            let found = bounded(&Step::Observe, budget, async {
+                loop {
+                    if self.hello(id).await.is_ok_and(|h| h.writable_primary) {
+                        return Ok(true);
+                    }
+                    if Instant::now() + POLL >= until {
+                        return Ok(false);
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+            })
+            .await?;
+            steps.done(&Step::Observe).await?;
+            if found {
                 return Ok(());
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= end {
                 return Err(ReplError::Command {
                     member: id.to_string(),
                     statement: "hello".into(),
                     detail: format!("not the writable primary after {limit:?}"),
                 });
             }
-            tokio::time::sleep(POLL).await;
         }
     }
 
-    /// Raises `to`'s priority, steps the primary down and waits for `to`
-    /// to be elected; restores the old priorities if the step-down fails.
+    /// Waits, in guarded `CatchUp` slices, up to `timeout`, until `id`'s last
+    /// write contains `position`.
+    pub(super) async fn catch_up(
+        &self,
+        steps: &Steps<'_>,
+        id: &str,
+        position: &Position,
+        timeout: Duration,
+    ) -> Result<(), ReplError> {
+        let started = Instant::now();
+        let end = started + timeout;
+        let step = Step::CatchUp {
+            member: id.to_string(),
+        };
+        loop {
+            let (deadline, budget) = steps.begin(&step).await?;
+            let until = end.min(deadline);
+            let have = bounded(&step, budget, async {
+                loop {
+                    let h = self.hello(id).await?;
+                    let have = h.last_write.map(Position::OpTime);
+                    if have.as_ref().is_some_and(|p| p.contains(position))
+                        || Instant::now() + POLL >= until
+                    {
+                        return Ok(have);
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+            })
+            .await?;
+            if have.as_ref().is_some_and(|p| p.contains(position)) {
+                steps.done(&step).await?;
+                return Ok(());
+            }
+            if Instant::now() >= end {
+                return Err(ReplError::CatchUpTimeout {
+                    member: id.to_string(),
+                    waited: started.elapsed(),
+                    missing: match have {
+                        Some(h) => position.missing_from(&h).to_string(),
+                        None => position.to_string(),
+                    },
+                });
+            }
+        }
+    }
+
+    /// Raises `to`'s priority, waits until it has the primary's last write,
+    /// steps the primary down and waits for `to` to be elected; restores the
+    /// old priorities if it cannot step the primary down.
     pub(super) async fn hand_over(
         &self,
+        steps: &Steps<'_>,
         obs: &Observed,
         to: &str,
         catch_up: Duration,
@@ -58,48 +132,127 @@ impl MongoReplicaSet {
                 reasons: vec![reasons],
             }
         })?;
-        p.run(commands::reconfig(raised, false), catch_up).await?;
+        let step = Step::Promote {
+            member: to.to_string(),
+        };
+        steps
+            .run(step, |_| {
+                p.run(commands::reconfig(raised, false), Duration::ZERO)
+            })
+            .await?;
         report.did(format!(
             "raised the priority of {to} above every other member"
         ));
-        let secs = catch_up.as_secs().max(1);
-        if let Err(e) = p.run(commands::step_down(secs + 10, secs), catch_up).await {
-            let restore = plan::restore(config, config.version + 1);
-            let undone = p.run(commands::reconfig(restore, false), catch_up).await;
-            return Err(match undone {
-                Ok(_) => e,
-                Err(u) => ReplError::Command {
-                    member: primary.id.clone(),
-                    statement: "replSetReconfig (restore priorities)".into(),
-                    detail: format!("{u}; the step-down had failed: {e}"),
-                },
-            });
+        if let Some(last) = primary.position.clone()
+            && let Err(e) = self.catch_up(steps, to, &last, catch_up).await
+        {
+            return Err(self.restore_priorities(steps, config, &primary.id, e).await);
         }
+        let step = Step::Fence {
+            member: primary.id.clone(),
+        };
+        let (deadline, budget) = match steps.begin(&step).await {
+            Ok(b) => b,
+            Err(e) => return Err(e),
+        };
+        // The catch-up period must end within the step's budget.
+        let secs = budget
+            .saturating_sub(p.timeout() + Duration::from_secs(1))
+            .as_secs()
+            .min(catch_up.as_secs().max(1));
+        let stepped = bounded(
+            &step,
+            deadline.saturating_duration_since(Instant::now()),
+            p.run(
+                commands::step_down(secs + 10, secs),
+                Duration::from_secs(secs),
+            ),
+        )
+        .await;
+        if let Err(e) = stepped {
+            return Err(self.restore_priorities(steps, config, &primary.id, e).await);
+        }
+        steps.done(&step).await?;
         report.did(format!(
             "stepped down {} (secondaryCatchUpPeriodSecs {secs})",
             primary.id
         ));
-        self.await_primary(to, catch_up + ELECTION).await?;
+        self.await_primary(steps, to, catch_up + ELECTION).await?;
         report.did(format!("{to} was elected primary"));
         Ok(())
     }
 
-    pub(super) async fn await_any_primary(&self, limit: Duration) -> Result<String, ReplError> {
-        let deadline = Instant::now() + limit;
+    /// Undoes a priority change after a handover that did not happen (a
+    /// guarded step too) and returns `cause`, or why it could not.
+    async fn restore_priorities(
+        &self,
+        steps: &Steps<'_>,
+        config: &super::reply::Config,
+        primary: &str,
+        cause: ReplError,
+    ) -> ReplError {
+        if steps.refused() {
+            return cause;
+        }
+        let Ok(p) = self.client(primary) else {
+            return cause;
+        };
+        let restore = plan::restore(config, config.version + 1);
+        let step = Step::Unfence {
+            member: primary.to_string(),
+        };
+        match steps
+            .run(step, |_| {
+                p.run(commands::reconfig(restore, false), Duration::ZERO)
+            })
+            .await
+        {
+            Ok(_) => cause,
+            Err(u) if steps.refused() => u,
+            Err(u) => ReplError::Command {
+                member: primary.to_string(),
+                statement: "replSetReconfig (restore priorities)".into(),
+                detail: format!("{u}; the handover had failed: {cause}"),
+            },
+        }
+    }
+
+    /// Polls, in guarded observe slices, until any member is the writable
+    /// primary or `limit` passes.
+    pub(super) async fn await_any_primary(
+        &self,
+        steps: &Steps<'_>,
+        limit: Duration,
+    ) -> Result<String, ReplError> {
+        let end = Instant::now() + limit;
         loop {
-            for c in &self.members {
-                if self
-                    .hello(&c.spec().id)
-                    .await
-                    .is_ok_and(|h| h.writable_primary)
-                {
-                    return Ok(c.spec().id.clone());
+            let (deadline, budget) = steps.begin(&Step::Observe).await?;
+            let until = end.min(deadline);
+            let found = bounded(&Step::Observe, budget, async {
+                loop {
+                    for c in &self.members {
+                        if self
+                            .hello(&c.spec().id)
+                            .await
+                            .is_ok_and(|h| h.writable_primary)
+                        {
+                            return Ok(Some(c.spec().id.clone()));
+                        }
+                    }
+                    if Instant::now() + POLL >= until {
+                        return Ok(None);
+                    }
+                    tokio::time::sleep(POLL).await;
                 }
+            })
+            .await?;
+            steps.done(&Step::Observe).await?;
+            if let Some(id) = found {
+                return Ok(id);
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= end {
                 return Err(ReplError::NoPrimaryElected { waited: limit });
             }
-            tokio::time::sleep(POLL).await;
         }
     }
 }

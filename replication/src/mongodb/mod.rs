@@ -23,17 +23,20 @@ mod orchestrate;
 pub mod plan;
 pub mod reply;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use self::client::MemberClient;
+use self::observe::Observed;
 use crate::error::ReplError;
 use crate::gtid::Position;
-use crate::replica_set::ReplicaSet;
+use crate::guard::{Step, StepGuard};
+use crate::lag::{LagHistory, LastSeen};
+use crate::replica_set::{FailoverRequest, ReplicaSet};
 use crate::report::{Operation, Report};
 use crate::snapshot::Snapshot;
 use crate::spec::{MemberSpec, Rules};
+use crate::stepper::Steps;
 
 /// How often the adapter re-reads members while waiting.
 const POLL: Duration = Duration::from_millis(200);
@@ -48,6 +51,8 @@ const FENCE_SECS: u64 = 120;
 pub struct MongoReplicaSet {
     members: Vec<MemberClient>,
     rules: Rules,
+    /// Each secondary's lag as last seen while the primary was alive.
+    seen: Arc<Mutex<LastSeen>>,
 }
 
 impl MongoReplicaSet {
@@ -68,7 +73,11 @@ impl MongoReplicaSet {
             .iter()
             .map(|m| MemberClient::new(m, timeout))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { members, rules })
+        Ok(Self {
+            members,
+            rules,
+            seen: Arc::default(),
+        })
     }
 
     pub(crate) fn index(&self, id: &str) -> Result<usize, ReplError> {
@@ -84,12 +93,39 @@ impl MongoReplicaSet {
     pub(crate) fn client(&self, id: &str) -> Result<&MemberClient, ReplError> {
         Ok(&self.members[self.index(id)?])
     }
+
+    fn remember(&self, snap: &Snapshot) {
+        let now = tokio::time::Instant::now().into_std();
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(snap, now);
+    }
+
+    fn history(&self) -> LagHistory {
+        let now = tokio::time::Instant::now().into_std();
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .history(now)
+    }
+
+    /// Reads the replica set as a guarded observe step (and remembers it).
+    async fn observe_step(&self, steps: &Steps<'_>) -> Result<Observed, ReplError> {
+        let obs = steps
+            .run(Step::Observe, |_| async { Ok(self.observe_full().await) })
+            .await?;
+        self.remember(&obs.snap);
+        Ok(obs)
+    }
 }
 
 #[async_trait::async_trait]
 impl ReplicaSet for MongoReplicaSet {
     async fn observe(&self) -> Result<Snapshot, ReplError> {
-        Ok(self.observe_full().await.snap)
+        let obs = self.observe_full().await;
+        self.remember(&obs.snap);
+        Ok(obs.snap)
     }
 
     async fn fence(&self, member: &str) -> Result<(), ReplError> {
@@ -105,31 +141,80 @@ impl ReplicaSet for MongoReplicaSet {
         c.run(cmd, Duration::ZERO).await.map(|_| ())
     }
 
-    async fn promote(&self, member: &str) -> Result<(), ReplError> {
-        if self.hello(member).await?.writable_primary {
-            return Ok(());
+    async fn unfence(&self, member: &str, guard: &dyn StepGuard) -> Result<bool, ReplError> {
+        self.index(member)?;
+        let steps = Steps::new(guard);
+        let obs = self.observe_step(&steps).await?;
+        let m = obs.snap.member(member).expect("checked above");
+        if !m.reachable {
+            return Err(ReplError::Unreachable {
+                member: member.to_string(),
+                address: m.address.clone(),
+                detail: m.last_error().unwrap_or_default(),
+            });
         }
-        let obs = self.observe_full().await;
-        let mut report = Report::new(Operation::Switchover, obs.snap.primary.clone(), member);
-        self.hand_over(&obs, member, self.rules.catch_up_timeout, &mut report)
-            .await
+        if m.is_writable_primary() {
+            return Ok(false);
+        }
+        if let Some(p) = obs.snap.writable().first() {
+            return Err(ReplError::Conflict {
+                detail: format!("{} is the primary: {member} stays frozen", p.id),
+            });
+        }
+        let c = self.client(member)?;
+        let step = Step::Unfence {
+            member: member.to_string(),
+        };
+        steps
+            .run(step, |_| c.run(commands::freeze(0), Duration::ZERO))
+            .await?;
+        Ok(true)
     }
 
-    async fn repoint(&self, member: &str, to: &str) -> Result<(), ReplError> {
-        let target = self.client(to)?.spec().address.clone();
-        let obs = self.observe_full().await;
-        let m = obs
+    async fn promote(&self, member: &str, guard: &dyn StepGuard) -> Result<(), ReplError> {
+        self.index(member)?;
+        let steps = Steps::new(guard);
+        let obs = self.observe_step(&steps).await?;
+        if obs
             .snap
             .member(member)
-            .ok_or_else(|| ReplError::UnknownMember {
-                member: member.to_string(),
-                known: obs.snap.ids(),
-            })?;
+            .is_some_and(|m| m.is_writable_primary())
+        {
+            return Ok(());
+        }
+        let mut report = Report::new(Operation::Switchover, obs.snap.primary.clone(), member);
+        self.hand_over(
+            &steps,
+            &obs,
+            member,
+            self.rules.catch_up_timeout,
+            &mut report,
+        )
+        .await
+    }
+
+    async fn repoint(
+        &self,
+        member: &str,
+        to: &str,
+        guard: &dyn StepGuard,
+    ) -> Result<(), ReplError> {
+        let target = self.client(to)?.spec().address.clone();
+        let c = self.client(member)?;
+        let steps = Steps::new(guard);
+        let obs = self.observe_step(&steps).await?;
+        let m = obs.snap.member(member).expect("checked above");
         if m.source.as_deref() == Some(to) {
             return Ok(());
         }
-        self.client(member)?
-            .run(commands::sync_from(&target), Duration::ZERO)
+        let step = Step::Repoint {
+            member: member.to_string(),
+            to: to.to_string(),
+        };
+        steps
+            .run(step, |_| {
+                c.run(commands::sync_from(&target), Duration::ZERO)
+            })
             .await
             .map(|_| ())
     }
@@ -139,38 +224,28 @@ impl ReplicaSet for MongoReplicaSet {
         member: &str,
         position: &Position,
         timeout: Duration,
+        guard: &dyn StepGuard,
     ) -> Result<(), ReplError> {
-        let started = Instant::now();
-        loop {
-            let h = self.hello(member).await?;
-            let have = h.last_write.map(Position::OpTime);
-            if have.as_ref().is_some_and(|p| p.contains(position)) {
-                return Ok(());
-            }
-            if started.elapsed() >= timeout {
-                return Err(ReplError::CatchUpTimeout {
-                    member: member.to_string(),
-                    waited: started.elapsed(),
-                    missing: match have {
-                        Some(h) => position.missing_from(&h).to_string(),
-                        None => position.to_string(),
-                    },
-                });
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.index(member)?;
+        self.catch_up(&Steps::new(guard), member, position, timeout)
+            .await
     }
-    async fn switchover(&self, to: &str, timeout: Duration) -> Result<Report, ReplError> {
-        self.run_switchover(to, timeout).await
+
+    async fn switchover(
+        &self,
+        to: &str,
+        timeout: Duration,
+        guard: &dyn StepGuard,
+    ) -> Result<Report, ReplError> {
+        self.run_switchover(to, timeout, guard).await
     }
 
     async fn failover(
         &self,
-        to: Option<&str>,
-        force: bool,
-        expected_old_primary: Option<&str>,
+        req: &FailoverRequest,
+        guard: &dyn StepGuard,
     ) -> Result<Report, ReplError> {
-        self.run_failover(to, force, expected_old_primary).await
+        self.run_failover(req, guard).await
     }
 }
 
@@ -179,6 +254,7 @@ mod tests {
     use super::*;
     use crate::snapshot::ContactErrorKind;
     use crate::spec::Credentials;
+    use tokio::time::Instant;
 
     /// The network path without a server: closed loopback ports answer
     /// nothing, and every member must come back unreachable, quickly.
@@ -213,10 +289,56 @@ mod tests {
                 .as_ref()
                 .is_some_and(|c| c.kind == ContactErrorKind::Unreachable)
         }));
-        let e = set.failover(None, false, Some("m0")).await.unwrap_err();
+        let e = set
+            .failover(
+                &FailoverRequest::replacing("m0"),
+                &crate::guard::Unguarded::default(),
+            )
+            .await
+            .unwrap_err();
         assert!(matches!(e, ReplError::PrimaryUnreachable { .. }), "{e}");
+        // A deposed leader's orchestration stops before its first command.
+        struct Deposed;
+        #[async_trait::async_trait]
+        impl StepGuard for Deposed {
+            async fn begin(&self, step: &Step) -> Result<Duration, ReplError> {
+                Err(ReplError::Deposed {
+                    step: step.to_string(),
+                    detail: "not the leader".into(),
+                })
+            }
+            async fn done(&self, _: &Step) -> Result<(), ReplError> {
+                Ok(())
+            }
+            fn finished(&self) -> Vec<Step> {
+                Vec::new()
+            }
+        }
+        let started = Instant::now();
+        let e = set
+            .failover(&FailoverRequest::replacing("m0"), &Deposed)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ReplError::Deposed { .. }), "{e}");
+        for r in [
+            set.switchover("m1", Duration::from_secs(1), &Deposed)
+                .await
+                .map(|_| ()),
+            set.unfence("m0", &Deposed).await.map(|_| ()),
+            set.promote("m1", &Deposed).await,
+            set.repoint("m1", "m0", &Deposed).await,
+        ] {
+            assert!(matches!(r, Err(ReplError::Deposed { .. })), "{r:?}");
+        }
+        // Refused before any command: no connection timeout was waited for.
+        assert!(started.elapsed() < Duration::from_millis(250));
         assert!(matches!(
-            set.switchover("nobody", Duration::from_secs(1)).await,
+            set.switchover(
+                "nobody",
+                Duration::from_secs(1),
+                &crate::guard::Unguarded::default()
+            )
+            .await,
             Err(ReplError::UnknownMember { .. })
         ));
     }

@@ -5,18 +5,23 @@ use std::time::Duration;
 use super::plan::{self, FailoverPlan};
 use super::{ELECTION, MongoReplicaSet, commands};
 use crate::error::ReplError;
+use crate::guard::{Step, StepGuard};
+use crate::replica_set::FailoverRequest;
 use crate::report::{Operation, Report};
 use crate::snapshot::{ContactError, ContactErrorKind, Role};
 use crate::spec::Promotion;
+use crate::stepper::Steps;
 
 impl MongoReplicaSet {
     pub(super) async fn run_switchover(
         &self,
         to: &str,
         timeout: Duration,
+        guard: &dyn StepGuard,
     ) -> Result<Report, ReplError> {
         self.index(to)?;
-        let obs = self.observe_full().await;
+        let steps = Steps::new(guard);
+        let obs = self.observe_step(&steps).await?;
         let t = obs.snap.member(to).expect("checked above");
         if !t.reachable {
             return Err(unreadable(
@@ -50,32 +55,39 @@ impl MongoReplicaSet {
             "planned switchover from {} to {to}",
             old.as_deref().unwrap_or("unknown")
         ));
-        self.hand_over(&obs, to, timeout, &mut report).await?;
+        self.hand_over(&steps, &obs, to, timeout, &mut report)
+            .await?;
         report.lost_transactions = Some(Vec::new());
         Ok(report)
     }
 
     pub(super) async fn run_failover(
         &self,
-        to: Option<&str>,
-        force: bool,
-        expected_old_primary: Option<&str>,
+        req: &FailoverRequest,
+        guard: &dyn StepGuard,
     ) -> Result<Report, ReplError> {
+        let to = req.to.as_deref();
+        let force = req.force;
+        let expected_old_primary = req.expected_old_primary.as_deref();
         for id in to.iter().chain(expected_old_primary.iter()) {
             self.index(id)?;
         }
-        let obs = self.observe_full().await;
+        let steps = Steps::new(guard);
+        let obs = self.observe_step(&steps).await?;
         let (Some(status), Some(config)) = (&obs.status, &obs.config) else {
             return Err(ReplError::PrimaryUnreachable {
                 member: expected_old_primary.unwrap_or("unknown").to_string(),
                 detail: "no member could be read: nothing to decide on".into(),
             });
         };
-        let plan = plan::plan_failover(
+        let mut rules = self.rules.clone();
+        rules.down_regions.extend(req.down_regions.iter().cloned());
+        let plan = plan::plan_failover_with(
             &obs.snap,
             status,
             config,
-            &self.rules,
+            &rules,
+            &self.history(),
             to,
             force,
             expected_old_primary,
@@ -94,22 +106,22 @@ impl MongoReplicaSet {
             FailoverPlan::HandOver { to, reasons } => {
                 let mut r = Report::new(Operation::Failover, old, &to);
                 r.reasons = reasons;
-                self.hand_over(&obs, &to, self.rules.catch_up_timeout, &mut r)
+                self.hand_over(&steps, &obs, &to, self.rules.catch_up_timeout, &mut r)
                     .await?;
                 r.lost_transactions = Some(Vec::new());
                 Ok(r)
             }
             FailoverPlan::AwaitElection { then } => {
                 let elected = self
-                    .await_any_primary(self.rules.catch_up_timeout + ELECTION)
+                    .await_any_primary(&steps, self.rules.catch_up_timeout + ELECTION)
                     .await?;
                 let mut r = Report::new(Operation::Failover, old, &elected);
                 r.noted(format!(
                     "a majority is up: MongoDB elected {elected} by itself"
                 ));
                 if let Some(t) = then.filter(|t| *t != elected) {
-                    let obs = self.observe_full().await;
-                    self.hand_over(&obs, &t, self.rules.catch_up_timeout, &mut r)
+                    let obs = self.observe_step(&steps).await?;
+                    self.hand_over(&steps, &obs, &t, self.rules.catch_up_timeout, &mut r)
                         .await?;
                     r.new_primary = t;
                 }
@@ -122,14 +134,18 @@ impl MongoReplicaSet {
             } => {
                 let mut r = Report::new(Operation::Failover, old, &on);
                 r.reasons = reasons;
-                self.client(&on)?
-                    .run(commands::reconfig(doc, true), self.rules.catch_up_timeout)
+                let c = self.client(&on)?;
+                let step = Step::Promote { member: on.clone() };
+                steps
+                    .run(step, |_| {
+                        c.run(commands::reconfig(doc, true), Duration::ZERO)
+                    })
                     .await?;
                 r.did(format!(
                     "forced a reconfig on {on} keeping only the surviving members \
                      (allow_data_loss = true)"
                 ));
-                self.await_primary(&on, ELECTION).await?;
+                self.await_primary(&steps, &on, ELECTION).await?;
                 r.did(format!("{on} was elected primary"));
                 r.noted(
                     "writes only the lost members had are rolled back when they return \

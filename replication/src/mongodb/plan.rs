@@ -17,6 +17,7 @@ use super::reply::{Config, Hello, Status};
 use crate::candidate::{choose_candidate, vet_target};
 use crate::error::ReplError;
 use crate::gtid::Position;
+use crate::lag::LagHistory;
 use crate::snapshot::{ContactError, MemberState, Role, Snapshot};
 use crate::spec::{MemberSpec, Promotion, Rules};
 
@@ -246,6 +247,31 @@ pub fn plan_failover(
     force: bool,
     expected_old_primary: Option<&str>,
 ) -> Result<FailoverPlan, ReplError> {
+    plan_failover_with(
+        snap,
+        status,
+        config,
+        rules,
+        &LagHistory::default(),
+        to,
+        force,
+        expected_old_primary,
+    )
+}
+
+/// [`plan_failover`], judging candidates' lag with `history` (what was
+/// seen while the primary was alive, see [`crate::lag`]).
+#[allow(clippy::too_many_arguments)]
+pub fn plan_failover_with(
+    snap: &Snapshot,
+    status: &Status,
+    config: &Config,
+    rules: &Rules,
+    history: &LagHistory,
+    to: Option<&str>,
+    force: bool,
+    expected_old_primary: Option<&str>,
+) -> Result<FailoverPlan, ReplError> {
     let id_of = |host: &str| {
         snap.members
             .iter()
@@ -277,8 +303,8 @@ pub fn plan_failover(
             return Err(ReplError::PrimaryHealthy { member: p });
         }
         let choice = match to {
-            Some(t) => vet_target(&view, rules, t, true)?,
-            None => choose_candidate(&view, rules)?,
+            Some(t) => vet_target(&view, rules, history, t, true)?,
+            None => choose_candidate(&view, rules, history)?,
         };
         return Ok(FailoverPlan::HandOver {
             to: choice.member,
@@ -320,8 +346,8 @@ pub fn plan_failover(
         ..rules.clone()
     };
     let choice = match to {
-        Some(t) => vet_target(&view, &relaxed, t, force)?,
-        None => choose_candidate(&view, &relaxed)?,
+        Some(t) => vet_target(&view, &relaxed, history, t, force)?,
+        None => choose_candidate(&view, &relaxed, history)?,
     };
     let target = snap
         .member(&choice.member)

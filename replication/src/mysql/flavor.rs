@@ -173,15 +173,69 @@ impl Flavor {
         }
     }
 
-    /// Promotion, in an order that a crash at any point leaves recognisable:
-    /// stop replication (a stopped replica with nothing left to apply is
-    /// still a candidate), then writable (a writable member that replicates
-    /// nothing is the primary), then forget the source.
+    /// Promotion, with read-only off **last**: until that statement is sent
+    /// the member is certainly not writable, so a failure at any earlier
+    /// point can be undone without ever having two writable members. A
+    /// crash at any point leaves it recognisable: stopped (still a replica
+    /// of its source), reset (read-only with no source: fenced), writable
+    /// with no source (the primary).
     pub fn promote_statements(self) -> Vec<&'static str> {
-        let mut v = vec![self.stop_replica()];
+        let mut v = vec![self.stop_replica(), self.reset_replica_all()];
         v.extend(self.unfence_statements());
-        v.push(self.reset_replica_all());
         v
+    }
+
+    /// Bounds a session on the server to `left` (a step's remaining budget):
+    /// statements stop there, lock waits too, even when the client has
+    /// given up on them. MariaDB: `max_statement_time` covers every
+    /// statement; MySQL's `max_execution_time` covers only `SELECT`, so
+    /// `lock_wait_timeout` bounds the rest.
+    pub fn bound_session(self, left: Duration) -> String {
+        let secs = left.as_secs_f64().max(0.001);
+        let whole = left.as_secs_f64().ceil().max(1.0);
+        match self {
+            Flavor::MariaDb => {
+                format!("SET SESSION max_statement_time = {secs:.3}, lock_wait_timeout = {whole}")
+            }
+            Flavor::MySql => format!(
+                "SET SESSION max_execution_time = {}, lock_wait_timeout = {whole}",
+                left.as_millis().max(1)
+            ),
+        }
+    }
+
+    /// One attempt at read-only on with a short lock wait (`wait`), so that a
+    /// client holding a lock (`LOCK TABLES … WRITE`; on MySQL also an open
+    /// transaction) makes the attempt fail fast instead of stalling the
+    /// fence: the fence then ends sessions again and retries.
+    pub fn fence_attempt(self, wait: Duration) -> Vec<String> {
+        match self {
+            Flavor::MariaDb => vec![
+                format!(
+                    "SET SESSION max_statement_time = {:.3}, lock_wait_timeout = 1",
+                    wait.as_secs_f64().max(0.001)
+                ),
+                "SET GLOBAL read_only = ON".to_string(),
+            ],
+            Flavor::MySql => vec![
+                "SET SESSION lock_wait_timeout = 1".to_string(),
+                "SET GLOBAL super_read_only = ON".to_string(),
+            ],
+        }
+    }
+
+    /// The query listing accounts that `read_only` does not stop, under the
+    /// aliases `grantee`, `privilege`, `version`; `None` where none can exist
+    /// (MySQL's `super_read_only` stops every account).
+    pub fn bypass_query(self) -> Option<&'static str> {
+        match self {
+            Flavor::MariaDb => Some(
+                "SELECT GRANTEE AS grantee, PRIVILEGE_TYPE AS privilege, @@version AS version \
+                 FROM information_schema.USER_PRIVILEGES \
+                 WHERE PRIVILEGE_TYPE IN ('READ_ONLY ADMIN', 'SUPER')",
+            ),
+            Flavor::MySql => None,
+        }
     }
 
     /// Points a replica at `host:port` with GTID auto-positioning. The

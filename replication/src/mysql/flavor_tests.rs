@@ -19,9 +19,9 @@ fn mysql8_statements() {
         f.promote_statements(),
         [
             "STOP REPLICA",
+            "RESET REPLICA ALL",
             "SET GLOBAL super_read_only = OFF",
-            "SET GLOBAL read_only = OFF",
-            "RESET REPLICA ALL"
+            "SET GLOBAL read_only = OFF"
         ]
     );
     let (sql, shown) = f.change_source("10.0.0.7", 3306, "repl", "s3cr'et", GtidMode::SlavePos);
@@ -46,8 +46,8 @@ fn mariadb_statements() {
         f.promote_statements(),
         [
             "STOP SLAVE",
-            "SET GLOBAL read_only = OFF",
-            "RESET SLAVE ALL"
+            "RESET SLAVE ALL",
+            "SET GLOBAL read_only = OFF"
         ]
     );
     let (sql, _) = f.change_source("db-2", 3307, "repl", "pw", GtidMode::CurrentPos);
@@ -97,4 +97,37 @@ fn literals_are_escaped() {
     assert_eq!(quote("o'brien"), "'o\\'brien'");
     assert_eq!(quote("back\\slash"), "'back\\\\slash'");
     assert_eq!(quote("a\nb\0"), "'a\\nb\\0'");
+}
+
+#[test]
+fn sessions_and_fence_attempts_are_bounded_on_the_server() {
+    assert_eq!(
+        Flavor::MariaDb.bound_session(Duration::from_millis(1500)),
+        "SET SESSION max_statement_time = 1.500, lock_wait_timeout = 2"
+    );
+    assert_eq!(
+        Flavor::MySql.bound_session(Duration::from_millis(1500)),
+        "SET SESSION max_execution_time = 1500, lock_wait_timeout = 2"
+    );
+    assert_eq!(
+        Flavor::MariaDb.fence_attempt(Duration::from_millis(250)),
+        [
+            "SET SESSION max_statement_time = 0.250, lock_wait_timeout = 1",
+            "SET GLOBAL read_only = ON"
+        ]
+    );
+    assert_eq!(
+        Flavor::MySql.fence_attempt(Duration::from_millis(250)),
+        [
+            "SET SESSION lock_wait_timeout = 1",
+            "SET GLOBAL super_read_only = ON"
+        ]
+    );
+    assert!(
+        Flavor::MariaDb
+            .bypass_query()
+            .unwrap()
+            .contains("READ_ONLY ADMIN")
+    );
+    assert_eq!(Flavor::MySql.bypass_query(), None);
 }

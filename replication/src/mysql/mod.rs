@@ -11,9 +11,11 @@
 //! ignores `read_only`, so applications must not use such accounts: fencing
 //! kills their sessions, but cannot stop them reconnecting and writing.
 
+pub mod bypass;
 mod failover;
 pub mod flavor;
 mod observe;
+mod orchestrate;
 pub mod processlist;
 mod session;
 pub mod status;
@@ -21,6 +23,7 @@ mod steps;
 mod switchover;
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use flavor::{Flavor, GtidMode};
@@ -28,10 +31,14 @@ pub use session::Timeouts;
 
 use crate::error::ReplError;
 use crate::gtid::Position;
-use crate::replica_set::ReplicaSet;
+use crate::guard::{Step, StepGuard};
+use crate::lag::{LagHistory, LastSeen};
+use crate::replica_set::{FailoverRequest, ReplicaSet};
 use crate::report::Report;
 use crate::snapshot::Snapshot;
 use crate::spec::{Credentials, MemberSpec, Rules, split_address};
+use crate::stepper::Steps;
+use steps::Promoting;
 
 /// A MySQL or MariaDB replica set with GTID replication.
 #[derive(Debug, Clone)]
@@ -41,6 +48,9 @@ pub struct MySqlReplicaSet {
     rules: Rules,
     repl: Credentials,
     timeouts: Timeouts,
+    /// Each replica's lag as last seen while the primary was alive (shared
+    /// by clones: they are the same replica set).
+    seen: Arc<Mutex<LastSeen>>,
 }
 
 impl MySqlReplicaSet {
@@ -80,10 +90,12 @@ impl MySqlReplicaSet {
             rules,
             repl: repl_credentials,
             timeouts: Timeouts::default(),
+            seen: Arc::default(),
         })
     }
 
-    /// Replaces the default connect (2 s) and statement (10 s) timeouts.
+    /// Replaces the default connect (2 s), statement (10 s) and fence (1 s)
+    /// timeouts.
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = timeouts;
         self
@@ -98,24 +110,91 @@ impl MySqlReplicaSet {
                 known: self.members.iter().map(|m| m.id.clone()).collect(),
             })
     }
+
+    /// Takes an observation into the lag memory.
+    fn remember(&self, snap: &Snapshot) {
+        let now = tokio::time::Instant::now().into_std();
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(snap, now);
+    }
+
+    /// What the lag memory holds, aged to now.
+    fn history(&self) -> LagHistory {
+        let now = tokio::time::Instant::now().into_std();
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .history(now)
+    }
+
+    /// Reads every member as a guarded observe step (and remembers it).
+    async fn observe_step(&self, steps: &Steps<'_>) -> Result<Snapshot, ReplError> {
+        let snap = steps
+            .run(Step::Observe, |d| async move {
+                Ok(observe::observe_all(self.flavor, &self.members, self.timeouts, Some(d)).await)
+            })
+            .await?;
+        self.remember(&snap);
+        Ok(snap)
+    }
 }
 
 #[async_trait::async_trait]
 impl ReplicaSet for MySqlReplicaSet {
     async fn observe(&self) -> Result<Snapshot, ReplError> {
-        Ok(observe::observe_all(self.flavor, &self.members, self.timeouts).await)
+        let snap = observe::observe_all(self.flavor, &self.members, self.timeouts, None).await;
+        self.remember(&snap);
+        Ok(snap)
     }
 
     async fn fence(&self, member: &str) -> Result<(), ReplError> {
-        self.do_fence(member).await.map(|_| ())
+        let deadline = tokio::time::Instant::now() + self.timeouts.fence;
+        let step = Step::Fence {
+            member: member.to_string(),
+        };
+        crate::stepper::bounded(&step, self.timeouts.fence, self.do_fence(member, deadline))
+            .await
+            .map(|_| ())
     }
 
-    async fn promote(&self, member: &str) -> Result<(), ReplError> {
-        self.do_promote(member).await.map(|_| ())
+    async fn unfence(&self, member: &str, guard: &dyn StepGuard) -> Result<bool, ReplError> {
+        self.run_unfence(member, guard).await
     }
 
-    async fn repoint(&self, member: &str, to: &str) -> Result<(), ReplError> {
-        self.do_repoint(member, to).await.map(|_| ())
+    async fn promote(&self, member: &str, guard: &dyn StepGuard) -> Result<(), ReplError> {
+        self.spec(member)?;
+        let steps = Steps::new(guard);
+        let step = Step::Promote {
+            member: member.to_string(),
+        };
+        let mut progress = Promoting::default();
+        steps
+            .run(step, |d| {
+                self.do_promote(member, d, &mut progress, "promote")
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn repoint(
+        &self,
+        member: &str,
+        to: &str,
+        guard: &dyn StepGuard,
+    ) -> Result<(), ReplError> {
+        self.spec(member)?;
+        self.spec(to)?;
+        let steps = Steps::new(guard);
+        let step = Step::Repoint {
+            member: member.to_string(),
+            to: to.to_string(),
+        };
+        steps
+            .run(step, |d| self.do_repoint(member, to, d))
+            .await
+            .map(|_| ())
     }
 
     async fn wait_caught_up(
@@ -123,20 +202,27 @@ impl ReplicaSet for MySqlReplicaSet {
         member: &str,
         position: &Position,
         timeout: Duration,
+        guard: &dyn StepGuard,
     ) -> Result<(), ReplError> {
-        self.do_wait(member, position, timeout).await
+        self.spec(member)?;
+        self.catch_up(&Steps::new(guard), member, position, timeout)
+            .await
     }
 
-    async fn switchover(&self, to: &str, timeout: Duration) -> Result<Report, ReplError> {
-        self.run_switchover(to, timeout).await
+    async fn switchover(
+        &self,
+        to: &str,
+        timeout: Duration,
+        guard: &dyn StepGuard,
+    ) -> Result<Report, ReplError> {
+        self.run_switchover(to, timeout, guard).await
     }
 
     async fn failover(
         &self,
-        to: Option<&str>,
-        force: bool,
-        expected_old_primary: Option<&str>,
+        req: &FailoverRequest,
+        guard: &dyn StepGuard,
     ) -> Result<Report, ReplError> {
-        self.run_failover(to, force, expected_old_primary).await
+        self.run_failover(req, guard).await
     }
 }

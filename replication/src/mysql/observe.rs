@@ -1,7 +1,9 @@
 //! Reading members: all at once, each bounded, failures kept as data.
 
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
+use super::bypass::bypass_accounts;
 use super::flavor::Flavor;
 use super::session::{Session, Timeouts, contact_error};
 use super::status::{member_state, parse_replica_status, parse_variables};
@@ -9,16 +11,23 @@ use crate::error::ReplError;
 use crate::snapshot::{MemberState, Snapshot};
 use crate::spec::MemberSpec;
 
-/// Reads every member concurrently and assembles the snapshot.
+/// Reads every member concurrently and assembles the snapshot; with a
+/// `deadline` (an orchestration's observe step) every read ends by it.
 pub(super) async fn observe_all(
     flavor: Flavor,
     members: &[MemberSpec],
     timeouts: Timeouts,
+    deadline: Option<Instant>,
 ) -> Snapshot {
     let mut tasks = JoinSet::new();
     for (i, spec) in members.iter().enumerate() {
         let (spec, all) = (spec.clone(), members.to_vec());
-        tasks.spawn(async move { (i, read_member(flavor, &spec, &all, timeouts).await) });
+        tasks.spawn(async move {
+            (
+                i,
+                read_member(flavor, &spec, &all, timeouts, deadline).await,
+            )
+        });
     }
     let mut states: Vec<Option<MemberState>> = vec![None; members.len()];
     while let Some(done) = tasks.join_next().await {
@@ -34,16 +43,31 @@ pub(super) async fn observe_all(
     Snapshot::assemble(states)
 }
 
-/// Reads one member; an error becomes an unreachable member with its reason.
+/// Reads one member, and the accounts that ignore its `read_only`; an
+/// error becomes an unreachable member with its reason.
 pub(super) async fn read_member(
     flavor: Flavor,
     spec: &MemberSpec,
     all: &[MemberSpec],
     timeouts: Timeouts,
+    deadline: Option<Instant>,
 ) -> MemberState {
     let result = async {
-        let mut s = Session::open(spec, timeouts).await?;
+        let mut s = match deadline {
+            Some(d) => Session::open_until(spec, timeouts, flavor, d).await?,
+            None => Session::open(spec, timeouts).await?,
+        };
         let r = read_on(&mut s, flavor, spec, all).await;
+        let r = match (r, flavor.bypass_query()) {
+            (Ok(mut m), Some(q)) => {
+                match s.rows(q).await {
+                    Ok(rows) => m.read_only_bypass = bypass_accounts(&rows, &spec.credentials.user),
+                    Err(e) => m.read_only_bypass_unknown = Some(e.to_string()),
+                }
+                Ok(m)
+            }
+            (r, _) => r,
+        };
         s.close().await;
         r
     }

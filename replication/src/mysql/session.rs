@@ -9,9 +9,12 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, Value};
 
+use super::flavor::Flavor;
 use super::status::Columns;
 use crate::error::ReplError;
 use crate::snapshot::{ContactError, ContactErrorKind};
@@ -24,6 +27,13 @@ pub struct Timeouts {
     pub connect: Duration,
     /// One ordinary statement (not a wait for catch-up).
     pub statement: Duration,
+    /// A whole fence, connecting included (default 1 s): sessions killed,
+    /// read-only set with a short lock wait (retried within this budget,
+    /// killing again between tries), read back. Client locks cannot stall it
+    /// past this budget; an isolated controller's deadline must exceed it.
+    /// Inside an orchestration the smaller of this and the step's budget
+    /// applies.
+    pub fence: Duration,
 }
 
 impl Default for Timeouts {
@@ -31,6 +41,7 @@ impl Default for Timeouts {
         Self {
             connect: Duration::from_secs(2),
             statement: Duration::from_secs(10),
+            fence: Duration::from_secs(1),
         }
     }
 }
@@ -40,6 +51,8 @@ pub struct Session {
     conn: Conn,
     who: Who,
     statement_timeout: Duration,
+    /// Nothing may run past this (the step's deadline), when set.
+    deadline: Option<Instant>,
 }
 
 /// Member and user, for errors.
@@ -56,6 +69,39 @@ const ACCESS_DENIED: &[u16] = &[1044, 1045, 1142, 1227, 1698, 1873];
 impl Session {
     /// Connects to `spec` within `timeouts.connect`.
     pub async fn open(spec: &MemberSpec, timeouts: Timeouts) -> Result<Session, ReplError> {
+        Self::connect(spec, timeouts.connect, timeouts.statement, None).await
+    }
+
+    /// Connects to `spec` for a step that must end by `deadline`: the
+    /// connection and every statement are bounded by what is left of it,
+    /// and so is every statement on the server (`max_statement_time` /
+    /// `max_execution_time` and `lock_wait_timeout`), so that a statement
+    /// abandoned by the client does not go on running there.
+    pub async fn open_until(
+        spec: &MemberSpec,
+        timeouts: Timeouts,
+        flavor: Flavor,
+        deadline: Instant,
+    ) -> Result<Session, ReplError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut s = Self::connect(
+            spec,
+            timeouts.connect.min(left),
+            timeouts.statement,
+            Some(deadline),
+        )
+        .await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        s.exec(&flavor.bound_session(left)).await?;
+        Ok(s)
+    }
+
+    async fn connect(
+        spec: &MemberSpec,
+        connect: Duration,
+        statement: Duration,
+        deadline: Option<Instant>,
+    ) -> Result<Session, ReplError> {
         let (host, port) = split_address(&spec.address).ok_or_else(|| ReplError::InvalidSpec {
             detail: format!(
                 "member {}: address {:?} is not host:port",
@@ -68,14 +114,14 @@ impl Session {
             .user(Some(spec.credentials.user.clone()))
             .pass(Some(spec.credentials.password.clone()))
             .prefer_socket(false);
-        let conn = match tokio::time::timeout(timeouts.connect, Conn::new(opts)).await {
+        let conn = match tokio::time::timeout(connect, Conn::new(opts)).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(classify(spec, "connect", &e)),
             Err(_) => {
                 return Err(ReplError::Unreachable {
                     member: spec.id.clone(),
                     address: spec.address.clone(),
-                    detail: format!("no answer within {:?}", timeouts.connect),
+                    detail: format!("no answer within {connect:?}"),
                 });
             }
         };
@@ -86,8 +132,17 @@ impl Session {
                 address: spec.address.clone(),
                 user: spec.credentials.user.clone(),
             },
-            statement_timeout: timeouts.statement,
+            statement_timeout: statement,
+            deadline,
         })
+    }
+
+    /// `t`, cut to what is left before the deadline.
+    fn limit(&self, t: Duration) -> Duration {
+        match self.deadline {
+            Some(d) => t.min(d.saturating_duration_since(Instant::now())),
+            None => t,
+        }
     }
 
     /// The server's id for this connection (to spare it when fencing).
@@ -102,7 +157,7 @@ impl Session {
 
     /// Runs `sql`, naming it `shown` in errors (for statements with secrets).
     pub async fn exec_shown(&mut self, sql: &str, shown: &str) -> Result<(), ReplError> {
-        let t = self.statement_timeout;
+        let t = self.limit(self.statement_timeout);
         let who = self.who.clone();
         bounded(&who, shown, t, self.conn.query_drop(sql)).await
     }
@@ -113,8 +168,10 @@ impl Session {
         self.rows_within(sql, t).await
     }
 
-    /// Like [`Session::rows`], with its own time limit (for waits).
+    /// Like [`Session::rows`], with its own time limit (for waits), still
+    /// cut to the session's deadline.
     pub async fn rows_within(&mut self, sql: &str, t: Duration) -> Result<Vec<Columns>, ReplError> {
+        let t = self.limit(t);
         let who = self.who.clone();
         let rows: Vec<Row> = bounded(&who, sql, t, self.conn.query(sql)).await?;
         Ok(rows.into_iter().map(columns).collect())
@@ -122,7 +179,8 @@ impl Session {
 
     /// Closes the connection politely (errors ignored: it is going anyway).
     pub async fn close(self) {
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.disconnect()).await;
+        let t = self.limit(Duration::from_secs(1));
+        let _ = tokio::time::timeout(t, self.conn.disconnect()).await;
     }
 }
 
@@ -132,6 +190,15 @@ async fn bounded<T>(
     t: Duration,
     fut: impl Future<Output = Result<T, mysql_async::Error>>,
 ) -> Result<T, ReplError> {
+    // A timeout polls its future once even when already expired, and that
+    // poll may send the statement: past the step's deadline, send nothing.
+    if t.is_zero() {
+        return Err(ReplError::Command {
+            member: who.member.clone(),
+            statement: shown.to_string(),
+            detail: "not sent: the step's deadline has passed".into(),
+        });
+    }
     match tokio::time::timeout(t, fut).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(command_error(who, shown, &e)),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use switchyard_replication::{ContactErrorKind, Credentials, MemberSpec, ReplError, ReplicaSet};
 
-use crate::common::{Lab, replica_set, rules, specs};
+use crate::common::{FREE, Lab, replica_set, req, rules, specs};
 
 #[tokio::test]
 async fn bad_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
@@ -26,7 +26,7 @@ async fn bad_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
         assert!(c.detail.contains("1045"), "{}", c.detail);
     }
     let e = wrong
-        .switchover("db1", Duration::from_secs(5))
+        .switchover("db1", Duration::from_secs(5), &FREE)
         .await
         .unwrap_err();
     assert!(
@@ -35,7 +35,10 @@ async fn bad_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
     );
     assert!(e.to_string().contains("wrong credentials"), "{e}");
     assert!(!e.retryable());
-    let e = wrong.failover(None, false, Some("db0")).await.unwrap_err();
+    let e = wrong
+        .failover(&req(None, false, Some("db0")), &FREE)
+        .await
+        .unwrap_err();
     assert!(matches!(e, ReplError::AccessDenied { .. }), "{e}");
     let e = wrong.fence("db0").await.unwrap_err();
     assert!(matches!(e, ReplError::AccessDenied { .. }), "{e}");
@@ -64,7 +67,7 @@ async fn bad_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
         "the others are read fine"
     );
     let e = set
-        .switchover("ghost", Duration::from_secs(5))
+        .switchover("ghost", Duration::from_secs(5), &FREE)
         .await
         .unwrap_err();
     assert!(
@@ -72,28 +75,32 @@ async fn bad_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
         "{e}"
     );
     assert!(e.retryable());
-    let e = set.promote("ghost").await.unwrap_err();
+    let e = set.promote("ghost", &FREE).await.unwrap_err();
     assert!(matches!(e, ReplError::Unreachable { .. }), "{e}");
-    let e = set.repoint("db2", "ghost").await.unwrap_err();
+    let e = set.repoint("db2", "ghost", &FREE).await.unwrap_err();
     assert!(matches!(e, ReplError::Unreachable { .. }), "{e}");
 
     // Unknown members.
     let e = lab
         .set
-        .switchover("db9", Duration::from_secs(5))
+        .switchover("db9", Duration::from_secs(5), &FREE)
         .await
         .unwrap_err();
     assert!(
         matches!(&e, ReplError::UnknownMember { known, .. } if known.len() == 3),
         "{e}"
     );
-    let e = lab.set.failover(Some("db9"), true, None).await.unwrap_err();
+    let e = lab
+        .set
+        .failover(&req(Some("db9"), true, None), &FREE)
+        .await
+        .unwrap_err();
     assert!(matches!(e, ReplError::UnknownMember { .. }), "{e}");
 
     // A healthy primary is not failed over without force.
     let e = lab
         .set
-        .failover(None, false, Some("db0"))
+        .failover(&req(None, false, Some("db0")), &FREE)
         .await
         .unwrap_err();
     assert!(
@@ -101,7 +108,10 @@ async fn bad_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
         "{e}"
     );
     // Failing over to the member that already is the primary: a no-op.
-    let r = lab.set.failover(Some("db0"), false, None).await?;
+    let r = lab
+        .set
+        .failover(&req(Some("db0"), false, None), &FREE)
+        .await?;
     assert!(!r.changed, "{:?}", r.steps);
     assert_eq!(r.new_primary, "db0");
 
@@ -113,7 +123,7 @@ async fn bad_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
     let before = lab.fingerprint().await?;
     let e = lab
         .set
-        .switchover("db2", Duration::from_secs(5))
+        .switchover("db2", Duration::from_secs(5), &FREE)
         .await
         .unwrap_err();
     assert!(

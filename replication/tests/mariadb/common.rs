@@ -4,13 +4,15 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 use switchyard_replication::{
-    Credentials, Flavor, MemberSpec, MemberState, MySqlReplicaSet, ReplicaSet, Rules, Snapshot,
+    Credentials, FailoverRequest, Flavor, MemberSpec, MemberState, MySqlReplicaSet, ReplError,
+    ReplicaSet, Rules, Snapshot, Step, StepGuard, Unguarded,
 };
 use switchyard_tests::MariaDbTopology;
 use switchyard_tests::mariadb::{ADMIN_PASSWORD, ADMIN_USER, REPL_PASSWORD, REPL_USER};
@@ -22,6 +24,116 @@ pub const APP_USER: &str = "app";
 pub const APP_PASSWORD: &str = "app-test";
 /// How long tests wait for a condition before failing.
 pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A guard that allows every step (30 s each): these tests run no leader.
+pub static FREE: Unguarded = Unguarded {
+    budget: Duration::from_secs(30),
+};
+
+/// A step guard for tests: a journal of finished steps that a resumed run
+/// is given back (clones share it), a record of every step begun, and
+/// optionally a leader deposed after a number of steps.
+#[derive(Clone, Default)]
+pub struct Journal {
+    inner: Arc<Mutex<JournalState>>,
+}
+
+#[derive(Default)]
+struct JournalState {
+    done: Vec<Step>,
+    begun: Vec<Step>,
+    allow: Option<usize>,
+}
+
+impl Journal {
+    /// Allows every step.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Allows `n` steps, then refuses every other one (deposed).
+    pub fn refusing_after(n: usize) -> Self {
+        let j = Self::default();
+        j.inner.lock().unwrap().allow = Some(n);
+        j
+    }
+
+    /// The same journal for the next leader: every step allowed, what was
+    /// finished kept, the record of begun steps started afresh.
+    pub fn resume(&self) -> Self {
+        let done = self.done();
+        let j = Self::default();
+        j.inner.lock().unwrap().done = done;
+        j
+    }
+
+    /// Steps recorded done, oldest first.
+    pub fn done(&self) -> Vec<Step> {
+        self.inner.lock().unwrap().done.clone()
+    }
+
+    /// Steps begun (allowed), oldest first.
+    pub fn begun(&self) -> Vec<Step> {
+        self.inner.lock().unwrap().begun.clone()
+    }
+
+    /// The member recorded as chosen, if any.
+    pub fn chosen(&self) -> Option<String> {
+        self.done().into_iter().find_map(|s| match s {
+            Step::Chosen { member, .. } => Some(member),
+            _ => None,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl StepGuard for Journal {
+    async fn begin(&self, step: &Step) -> Result<Duration, ReplError> {
+        let mut j = self.inner.lock().unwrap();
+        if j.allow.is_some_and(|n| j.begun.len() >= n) {
+            return Err(ReplError::Deposed {
+                step: step.to_string(),
+                detail: "the test deposed this leader".into(),
+            });
+        }
+        j.begun.push(step.clone());
+        Ok(Duration::from_secs(30))
+    }
+
+    async fn done(&self, step: &Step) -> Result<(), ReplError> {
+        self.inner.lock().unwrap().done.push(step.clone());
+        Ok(())
+    }
+
+    fn finished(&self) -> Vec<Step> {
+        self.done()
+    }
+}
+
+/// The ids of the members that are reachable and writable right now, read
+/// straight from the servers still running (not through the adapter).
+pub async fn writable_members(
+    topo: &MariaDbTopology,
+    alive: &[usize],
+) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for &i in alive {
+        if topo.variable(i, "read_only").await? == "0" {
+            out.push(id(i));
+        }
+    }
+    Ok(out)
+}
+
+/// A failover request, in the order of the old positional arguments.
+pub fn req(to: Option<&str>, force: bool, expected_old_primary: Option<&str>) -> FailoverRequest {
+    FailoverRequest {
+        to: to.map(str::to_string),
+        force,
+        expected_old_primary: expected_old_primary.map(str::to_string),
+        down_regions: BTreeSet::new(),
+    }
+}
 
 /// Member `i` of the topology is member id `db{i}`.
 pub fn id(i: usize) -> String {

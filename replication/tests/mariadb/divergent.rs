@@ -8,7 +8,7 @@
 
 use switchyard_replication::{ReplError, ReplicaSet};
 
-use crate::common::{Lab, app_insert};
+use crate::common::{FREE, Lab, app_insert, req};
 
 #[tokio::test]
 async fn divergent_replicas_need_a_forced_choice() -> anyhow::Result<()> {
@@ -35,7 +35,7 @@ async fn divergent_replicas_need_a_forced_choice() -> anyhow::Result<()> {
 
     let e = lab
         .set
-        .failover(None, false, Some("db0"))
+        .failover(&req(None, false, Some("db0")), &FREE)
         .await
         .unwrap_err();
     let ReplError::DivergentReplicas { details } = &e else {
@@ -54,7 +54,7 @@ async fn divergent_replicas_need_a_forced_choice() -> anyhow::Result<()> {
     // Named but not forced: refused too.
     let e = lab
         .set
-        .failover(Some("db1"), false, Some("db0"))
+        .failover(&req(Some("db1"), false, Some("db0")), &FREE)
         .await
         .unwrap_err();
     assert!(matches!(e, ReplError::DivergentReplicas { .. }), "{e}");
@@ -64,7 +64,10 @@ async fn divergent_replicas_need_a_forced_choice() -> anyhow::Result<()> {
         "nothing changed"
     );
 
-    let report = lab.set.failover(Some("db1"), true, Some("db0")).await?;
+    let report = lab
+        .set
+        .failover(&req(Some("db1"), true, Some("db0")), &FREE)
+        .await?;
     assert_eq!(report.new_primary, "db1");
     assert!(
         report

@@ -4,6 +4,7 @@
 use switchyard_replication::{Promotion, ReplicaSet};
 
 use crate::common::Lab;
+use crate::common::{FREE, req};
 
 #[tokio::test]
 async fn errant_replica_is_reported_and_passed_over() -> anyhow::Result<()> {
@@ -21,7 +22,10 @@ async fn errant_replica_is_reported_and_passed_over() -> anyhow::Result<()> {
     assert!(snap.member("db1").unwrap().errant.is_empty());
 
     lab.topo.kill9(0);
-    let report = lab.set.failover(None, false, Some("db0")).await?;
+    let report = lab
+        .set
+        .failover(&req(None, false, Some("db0")), &FREE)
+        .await?;
     assert_eq!(report.new_primary, "db1");
     assert_eq!(report.errant, vec![("db2".to_string(), db2.errant.clone())]);
     // db2 cannot follow db1 with a transaction db1 lacks: left as it is.

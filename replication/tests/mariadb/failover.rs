@@ -4,7 +4,7 @@
 
 use switchyard_replication::{Operation, ReplError, ReplicaSet, Role};
 
-use crate::common::{Lab, app_insert};
+use crate::common::{FREE, Lab, app_insert, req};
 
 #[tokio::test]
 async fn kill9_failover_promotes_the_most_advanced_replica() -> anyhow::Result<()> {
@@ -20,7 +20,10 @@ async fn kill9_failover_promotes_the_most_advanced_replica() -> anyhow::Result<(
         lab.topo.exec(i, "START SLAVE IO_THREAD").await?;
     }
 
-    let report = lab.set.failover(None, false, Some("db0")).await?;
+    let report = lab
+        .set
+        .failover(&req(None, false, Some("db0")), &FREE)
+        .await?;
     assert_eq!(report.operation, Operation::Failover);
     assert_eq!(report.old_primary.as_deref(), Some("db0"));
     assert_eq!(report.new_primary, "db1");
@@ -75,7 +78,10 @@ async fn kill9_failover_promotes_the_most_advanced_replica() -> anyhow::Result<(
     assert!(db0.errant[0].starts_with("0-1001-"), "{:?}", db0.errant);
 
     // The executor repeating the failover changes nothing and lists them.
-    let again = lab.set.failover(None, false, Some("db0")).await?;
+    let again = lab
+        .set
+        .failover(&req(None, false, Some("db0")), &FREE)
+        .await?;
     assert!(!again.changed, "{:?}", again.steps);
     assert_eq!(again.new_primary, "db1");
     assert_eq!(again.lost_transactions.as_deref(), Some(&db0.errant[..]));
@@ -86,7 +92,7 @@ async fn kill9_failover_promotes_the_most_advanced_replica() -> anyhow::Result<(
     assert_eq!((db0.role, db0.read_only), (Role::Fenced, Some(true)));
 
     // It is never re-joined while it has transactions db1 lacks.
-    let e = lab.set.repoint("db0", "db1").await.unwrap_err();
+    let e = lab.set.repoint("db0", "db1", &FREE).await.unwrap_err();
     assert!(matches!(e, ReplError::Diverged { .. }), "{e}");
     assert!(!e.retryable());
     assert_eq!(lab.topo.variable(0, "read_only").await?, "1");

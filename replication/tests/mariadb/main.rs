@@ -10,6 +10,8 @@ mod bad_input;
 mod divergent;
 mod errant;
 mod failover;
+mod fence;
+mod guarded;
 mod lagging;
 mod steps;
 mod switchover;

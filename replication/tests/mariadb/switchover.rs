@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use switchyard_replication::{Operation, ReplicaSet, Role};
 
-use crate::common::{Lab, id};
+use crate::common::{FREE, Lab, id};
 use crate::writer::Writer;
 
 #[tokio::test]
@@ -16,7 +16,10 @@ async fn switchover_under_load_loses_no_acknowledged_write() -> anyhow::Result<(
     writer.wait_more(100).await?;
     writer.reset_gap().await;
 
-    let report = lab.set.switchover("db1", Duration::from_secs(10)).await?;
+    let report = lab
+        .set
+        .switchover("db1", Duration::from_secs(10), &FREE)
+        .await?;
     writer.wait_more(100).await?;
     let writes = writer.stop().await;
 
@@ -102,12 +105,18 @@ async fn switchover_under_load_loses_no_acknowledged_write() -> anyhow::Result<(
 #[tokio::test]
 async fn switchover_again_changes_nothing_and_back_works() -> anyhow::Result<()> {
     let lab = Lab::start().await?;
-    let first = lab.set.switchover("db2", Duration::from_secs(10)).await?;
+    let first = lab
+        .set
+        .switchover("db2", Duration::from_secs(10), &FREE)
+        .await?;
     assert!(first.changed);
     let before = lab.fingerprint().await?;
 
     // Repeating it (an executor retrying after a crash) changes nothing.
-    let again = lab.set.switchover("db2", Duration::from_secs(10)).await?;
+    let again = lab
+        .set
+        .switchover("db2", Duration::from_secs(10), &FREE)
+        .await?;
     assert!(!again.changed, "{:?}", again.steps);
     assert!(
         again
@@ -120,7 +129,10 @@ async fn switchover_again_changes_nothing_and_back_works() -> anyhow::Result<()>
     // And back to db0, which rejoined with its own transactions counted.
     lab.wait_member(0, "db0 to follow db2", |m| m.io_running && m.sql_running)
         .await?;
-    let back = lab.set.switchover("db0", Duration::from_secs(10)).await?;
+    let back = lab
+        .set
+        .switchover("db0", Duration::from_secs(10), &FREE)
+        .await?;
     assert_eq!(back.new_primary, "db0");
     crate::common::app_insert(lab.topo.port(0), 42).await?;
     for i in [1, 2] {
