@@ -32,12 +32,19 @@ pub async fn run(path: &Path, args: ProbeArgs) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    if cfg.region(&args.region).is_none() {
+    // A probe runs in a region or at a witness: both vote.
+    if !cfg.is_vantage(&args.region) {
         let declared: Vec<&str> = cfg.regions.iter().map(|r| r.name.as_str()).collect();
+        let witnesses: Vec<&str> = cfg.witnesses.iter().map(|w| w.name.as_str()).collect();
         eprintln!(
-            "error: region {:?} is not declared; declared regions: {}",
+            "error: region {:?} is not declared; declared regions: {}{}",
             args.region,
-            declared.join(", ")
+            declared.join(", "),
+            if witnesses.is_empty() {
+                String::new()
+            } else {
+                format!("; witnesses: {}", witnesses.join(", "))
+            }
         );
         return Ok(1);
     }

@@ -620,7 +620,11 @@ fn defaults_are_filled_in() {
     assert_eq!(c.etcd.tls, None);
     let p = &c.policy;
     assert_eq!((p.fall, p.rise, p.quorum), (3, 2, None));
-    assert_eq!(p.stale_after, Duration::from_secs(3));
+    assert_eq!(p.stale_after, None);
+    // Three times the longest interval: the service's and the database's
+    // default check both run every 5s.
+    assert_eq!(c.stale_after(), Duration::from_secs(15));
+    assert_eq!(p.settle_window, Duration::from_secs(30));
     assert_eq!(p.failback, Mode::Manual);
     assert_eq!(p.failback_after, Duration::from_secs(600));
     assert_eq!(p.ramp, [25, 50, 100]);

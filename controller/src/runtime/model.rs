@@ -78,6 +78,7 @@ pub fn topology(cfg: &Config) -> engine::Topology {
         regions,
         records,
         databases,
+        witnesses: cfg.witnesses.iter().map(|w| w.name.clone()).collect(),
     }
 }
 
@@ -88,7 +89,7 @@ pub fn policy(cfg: &Config) -> engine::Policy {
         fall: p.fall,
         rise: p.rise,
         quorum: cfg.quorum(),
-        stale_after: p.stale_after,
+        stale_after: cfg.stale_after(),
         failback: match p.failback {
             Mode::Auto => FailbackMode::Auto,
             Mode::Manual => FailbackMode::Manual,
@@ -102,10 +103,11 @@ pub fn policy(cfg: &Config) -> engine::Policy {
         },
         anti_flap: p.anti_flap,
         max_evacuated: p.max_evacuated as usize,
+        settle_window: p.settle_window,
     }
 }
 
-/// The targets and regions a probe report may name.
+/// The targets and vantages (regions and witnesses) a probe report may name.
 pub fn known_names(topology: &engine::Topology) -> KnownNames {
     let mut targets = std::collections::HashSet::new();
     for r in topology.records.values() {
@@ -120,7 +122,7 @@ pub fn known_names(topology: &engine::Topology) -> KnownNames {
     }
     KnownNames {
         targets,
-        regions: topology.regions.keys().cloned().collect(),
+        regions: topology.vantages().map(str::to_owned).collect(),
     }
 }
 

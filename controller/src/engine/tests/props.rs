@@ -66,9 +66,10 @@ fn region_state(restricted: bool) -> impl Strategy<Value = Option<RegionState>> 
         prop::sample::select(statuses),
         0i64..3000,
         prop::option::of(0usize..4),
+        prop::option::of(0i64..3000),
     ))
     .prop_map(|s| {
-        s.map(|(status, ago, ramp)| RegionState {
+        s.map(|(status, ago, ramp, failing)| RegionState {
             status,
             since: at(NOW - ago),
             reasons: vec![],
@@ -76,6 +77,12 @@ fn region_state(restricted: bool) -> impl Strategy<Value = Option<RegionState>> 
                 ramp
             } else {
                 None
+            },
+            // Failing since some time (or, for Down, unknown: a state
+            // persisted before the field existed).
+            failing_since: match status {
+                RegionStatus::Suspect | RegionStatus::Down => failing.map(|f| at(NOW - f)),
+                _ => None,
             },
         })
     })
@@ -86,9 +93,15 @@ fn policy() -> impl Strategy<Value = Policy> {
         (1u32..=3, 1u32..=3, 1usize..=3, 0usize..=3),
         (any::<bool>(), 0u64..900, 0u64..120, any::<bool>()),
         prop::sample::select(vec![vec![25u8, 50, 100], vec![100], vec![], vec![10, 100]]),
+        prop::sample::select(vec![0u64, 30, 600, 5000]),
     )
         .prop_map(
-            |((fall, rise, quorum, max_evacuated), (auto_fb, fb_after, step, auto_db), ramp)| {
+            |(
+                (fall, rise, quorum, max_evacuated),
+                (auto_fb, fb_after, step, auto_db),
+                ramp,
+                settle,
+            )| {
                 Policy {
                     fall,
                     rise,
@@ -109,6 +122,7 @@ fn policy() -> impl Strategy<Value = Policy> {
                     },
                     anti_flap: Duration::from_secs(1800),
                     max_evacuated,
+                    settle_window: Duration::from_secs(settle),
                 }
             },
         )
