@@ -381,3 +381,87 @@ proptest! {
         }
     }
 }
+
+/// Since when each undrained region of the decision is failing, earliest
+/// first: what opens the settle window.
+fn failing_starts(input: &Input, d: &Decision) -> Vec<DateTime<Utc>> {
+    let mut starts: Vec<DateTime<Utc>> = d
+        .regions
+        .iter()
+        .filter(|(r, _)| !input.control.drained.contains(*r))
+        .filter_map(|(_, s)| s.failing_since)
+        .collect();
+    starts.sort();
+    starts
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// While two or more regions are failing and the settle window has not
+    /// passed, no region goes from serving to 0 unless an operator drained
+    /// it. (Restricted world: nothing out yet, current weights are the base
+    /// weights, so every 0 would be this decision's evacuation.)
+    #[test]
+    fn while_the_window_is_open_no_serving_region_is_evacuated(input in input(true)) {
+        let d = input.decide();
+        let starts = failing_starts(&input, &d);
+        let open = starts.len() >= 2
+            && at(NOW) < starts[1] + TimeDelta::from_std(input.policy.settle_window).unwrap_or(TimeDelta::MAX);
+        if open {
+            for (record, weights) in set_weights(&d) {
+                let current = &input.control.weights[record.as_str()];
+                for (region, w) in weights {
+                    let before = current.get(region).copied().unwrap_or(0);
+                    prop_assert!(
+                        !(before > 0 && *w == 0) || input.control.drained.contains(region),
+                        "{} of {} went {} -> 0 inside the settle window; starts {:?}: {:?}",
+                        region, record, before, starts, d.plan
+                    );
+                }
+            }
+        }
+    }
+
+    /// The window opens only for two or more failing regions: a region
+    /// failing alone is never held back.
+    #[test]
+    fn a_region_failing_alone_never_opens_the_window(input in input(false)) {
+        let d = input.decide();
+        let starts = failing_starts(&input, &d);
+        if starts.len() < 2 {
+            prop_assert!(
+                alarms(&d, AlarmKind::SettleWindow).is_empty(),
+                "{:?}", d.alarms
+            );
+        }
+    }
+
+    /// A record whose every region that is not drained is failing by quorum
+    /// (its region Down, or its endpoint Down in a region that is neither
+    /// Down nor Recovering) keeps its weights: a global outage moves nobody.
+    #[test]
+    fn every_region_failing_changes_no_weight(input in input(false)) {
+        let d = input.decide();
+        for (record, spec) in &input.topo.records {
+            let mut any = false;
+            let all = spec.endpoints.iter().all(|(region, ep)| {
+                if input.control.drained.contains(region) {
+                    return true;
+                }
+                let status = d.regions[region.as_str()].status;
+                let failing = status == RegionStatus::Down
+                    || (matches!(status, RegionStatus::Healthy | RegionStatus::Suspect)
+                        && d.verdicts[&ep.target].verdict == Verdict::Down);
+                any |= failing;
+                failing
+            });
+            if any && all {
+                prop_assert!(
+                    set_weights(&d).all(|(r, _)| r != record),
+                    "{} changed although every region fails: {:?}", record, d.plan
+                );
+            }
+        }
+    }
+}
