@@ -106,8 +106,13 @@ impl Config {
             }
         }
         for (i, d) in self.databases.iter().enumerate() {
+            let default = if d.check == DatabaseCheck::default() {
+                " (the default)"
+            } else {
+                ""
+            };
             out.push((
-                format!("databases[{i}].check"),
+                format!("databases[{i}].check{default}"),
                 d.check.interval,
                 d.check.timeout,
             ));

@@ -101,11 +101,16 @@ fn stale_after(v: &mut Validator<'_>) {
         v.error(path, "stale_after must be above 0, e.g. \"15s\"");
         return;
     }
-    let worst = v
-        .config
-        .check_timings()
-        .into_iter()
-        .max_by_key(|(_, interval, timeout)| *interval + *timeout);
+    // The first check with the longest gap, in file order.
+    let mut worst: Option<(String, Duration, Duration)> = None;
+    for (check, interval, timeout) in v.config.check_timings() {
+        if worst
+            .as_ref()
+            .is_none_or(|(_, i, t)| interval + timeout > *i + *t)
+        {
+            worst = Some((check, interval, timeout));
+        }
+    }
     let Some((check, interval, timeout)) = worst else {
         return;
     };
@@ -183,13 +188,17 @@ fn region_loss(v: &mut Validator<'_>) {
     } else {
         KeyPath::root().key("regions")
     };
-    let witnesses = v.config.witnesses.len();
+    let witnesses = match v.config.witnesses.len() {
+        0 => "no witness".to_owned(),
+        1 => "1 witness".to_owned(),
+        n => format!("{n} witnesses"),
+    };
     let issue = v.warning(
         path,
         format!(
-            "a region lost together with its probe leaves {} vantage(s) of {regions} regions and \
-             {witnesses} witness(es), below the quorum of {quorum}: its targets can never be \
-             found Down, so nothing is evacuated and no database fails over",
+            "with {regions} regions and {witnesses}, a region lost together with its probe leaves \
+             {} vantage(s), below the quorum of {quorum}: its targets can never be found Down, so \
+             nothing is evacuated and no database fails over",
             vantages - 1
         ),
     );
