@@ -16,12 +16,18 @@
 //! that fails for real. The window opens when the second region started
 //! failing (the second-earliest `failing_since`: from then on at least two
 //! regions have failed without a break) and lasts `Policy::settle_window`.
+//!
+//! Each region is held at most `settle_window` past its own *anchor*: when
+//! it went Down (for a region not Down, when it started failing). So a
+//! dead region is evacuated at most `settle_window` after it went Down even
+//! if another region keeps flapping between failing and not (which would
+//! restart the window again and again).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
-use super::control::RegionState;
+use super::control::{RegionState, RegionStatus};
 use super::plan::{Alarm, AlarmKind};
 use super::policy::{Policy, delta};
 
@@ -32,14 +38,38 @@ const NAMED_RECORDS: usize = 5;
 /// evacuated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Settle {
-    /// When evacuations may go ahead again.
+    /// When the window closes: the second failing region's start plus
+    /// `settle_window`.
     pub until: DateTime<Utc>,
+    /// `settle_window`: no region is held longer than this past its anchor.
+    pub window: TimeDelta,
     /// The failing regions (not drained) and since when, by start time.
     pub failing: Vec<(String, DateTime<Utc>)>,
 }
 
 impl Settle {
-    /// The line every held region's reason and the alarm carry.
+    /// Until when a region in `state` that would be evacuated keeps its
+    /// weight, or `None` if its hold is over: the window's end, or its own
+    /// anchor (Down since, else failing since, else now) plus the window,
+    /// whichever comes first.
+    pub(crate) fn hold_until(
+        &self,
+        state: Option<&RegionState>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let anchor = match state {
+            Some(s) if s.status == RegionStatus::Down => s.since,
+            Some(s) => s.failing_since.unwrap_or(now),
+            None => now,
+        };
+        let end = anchor
+            .checked_add_signed(self.window)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+            .min(self.until);
+        (now < end).then_some(end)
+    }
+
+    /// Why a region is held, for its weight's reason and the alarm.
     pub(crate) fn why(&self) -> String {
         let names: Vec<String> = self
             .failing
@@ -47,12 +77,11 @@ impl Settle {
             .map(|(r, t)| format!("{r} since {t}"))
             .collect();
         format!(
-            "{} regions failing at once ({}): evacuation waits for the settle window until {}, \
-             so a global outage (bad deploy, shared dependency, probes' side) does not move users \
+            "{} regions failing at once ({}): evacuation waits for the settle window, so a \
+             global outage (bad deploy, shared dependency, probes' side) does not move users \
              onto regions that are failing too",
             self.failing.len(),
             names.join(", "),
-            self.until
         )
     }
 }
@@ -74,17 +103,28 @@ pub(crate) fn settle_window(
         return None;
     }
     failing.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    let window = delta(policy.settle_window);
     let until = failing[1]
         .1
-        .checked_add_signed(delta(policy.settle_window))
+        .checked_add_signed(window)
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    (now < until).then_some(Settle { until, failing })
+    (now < until).then_some(Settle {
+        until,
+        window,
+        failing,
+    })
 }
 
 /// The one alarm of a decision in which the window held evacuations back:
 /// which regions, until when, and which records.
 pub(crate) fn settle_alarm(settle: &Settle, held: &[&str]) -> Alarm {
-    let mut reasons = vec![settle.why()];
+    let mut reasons = vec![
+        settle.why(),
+        format!(
+            "the window closes at {}; no region is held past settle_window after it went Down",
+            settle.until
+        ),
+    ];
     let shown: Vec<&str> = held.iter().take(NAMED_RECORDS).copied().collect();
     let more = held.len().saturating_sub(NAMED_RECORDS);
     reasons.push(format!(
@@ -111,7 +151,7 @@ pub(crate) fn settle_alarm(settle: &Settle, held: &[&str]) -> Alarm {
             .collect::<Vec<_>>()
             .join(","),
         message: format!(
-            "{} regions failing at once: evacuation held until {} (settle window)",
+            "{} regions failing at once: evacuation held until {} at the latest (settle window)",
             settle.failing.len(),
             settle.until
         ),

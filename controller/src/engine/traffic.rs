@@ -32,8 +32,9 @@
 //!   stays at 0; nobody else is moved onto regions that fail too).
 //! - While the settle window is open (two or more regions failing at once,
 //!   see `settle.rs`), a region that would be evacuated but still serves
-//!   keeps its current weight; one already at 0 stays there. The window
-//!   never opens for a region failing alone.
+//!   keeps its current weight, at most `settle_window` past when it went
+//!   Down; one already at 0 stays there. The window never opens for a
+//!   region failing alone.
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -66,8 +67,8 @@ enum Disposition {
     /// Over `max_evacuated`: kept at this (current) weight.
     Held(Evacuation, u32),
     /// Would be evacuated, but the settle window is open: kept at this
-    /// (current) weight.
-    Settling(Evacuation, u32),
+    /// (current) weight until the time given.
+    Settling(Evacuation, u32, DateTime<Utc>),
     /// Recovering, but over `max_evacuated` and Up: serving again.
     Restored,
     Ramp(usize, u8),
@@ -192,8 +193,8 @@ pub(crate) fn plan_record<'a>(
         }
         return None;
     }
-    if input.settle.is_some() {
-        hold_for_settle(input.name, scratch);
+    if let Some(settle) = input.settle {
+        hold_for_settle(input.name, settle, input.now, scratch);
     }
     limit_evacuations(input, scratch, alarms);
     compute_weights(total, scratch);
@@ -226,14 +227,21 @@ fn every_region_failing(rows: &[Row<'_>]) -> bool {
 }
 
 /// Keeps every region that would be evacuated now, but still serves, at
-/// its current weight (its base weight if none is recorded).
-fn hold_for_settle<'a>(record: &'a str, scratch: &mut Scratch<'a>) {
+/// its current weight (its base weight if none is recorded), while its
+/// hold lasts.
+fn hold_for_settle<'a>(
+    record: &'a str,
+    settle: &Settle,
+    now: DateTime<Utc>,
+    scratch: &mut Scratch<'a>,
+) {
     let mut held = false;
     for row in &mut scratch.rows {
         if let Disposition::Evacuated(why) = row.disposition
             && row.current != Some(0)
+            && let Some(until) = settle.hold_until(row.state, now)
         {
-            row.disposition = Disposition::Settling(why, row.current.unwrap_or(row.base));
+            row.disposition = Disposition::Settling(why, row.current.unwrap_or(row.base), until);
             held = true;
         }
     }
@@ -365,7 +373,7 @@ fn compute_weights(total: u64, scratch: &mut Scratch<'_>) {
     for r in rows.iter_mut() {
         r.weight = match r.disposition {
             Disposition::Drained | Disposition::Evacuated(_) => 0,
-            Disposition::Held(_, w) | Disposition::Settling(_, w) => u64::from(w),
+            Disposition::Held(_, w) | Disposition::Settling(_, w, _) => u64::from(w),
             Disposition::Ramp(_, pct) => u64::from(r.base) * u64::from(pct) / 100,
             Disposition::Full | Disposition::Restored => {
                 any_full = true;
@@ -558,8 +566,8 @@ fn row_reason(r: &Row<'_>, settle_why: Option<&str>) -> String {
             out.push_str("held at current weight, max_evacuated reached, although ");
             describe(&mut out, why, r);
         }
-        Disposition::Settling(why, _) => {
-            out.push_str("held at current weight: ");
+        Disposition::Settling(why, _, until) => {
+            let _ = write!(out, "held at current weight until {until}: ");
             out.push_str(settle_why.unwrap_or("settle window open"));
             out.push_str("; although ");
             describe(&mut out, why, r);

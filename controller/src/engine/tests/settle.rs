@@ -69,7 +69,10 @@ fn a_region_down_while_another_trends_down_waits_and_says_why() {
     assert_eq!(s[0].subject, "a,b");
     let why = s[0].reasons.join("\n");
     assert!(why.contains("2 regions failing at once"), "{why}");
-    assert!(why.contains("until 2025-01-01 00:00:40 UTC"), "{why}");
+    assert!(
+        why.contains("the window closes at 2025-01-01 00:00:40 UTC"),
+        "{why}"
+    );
     assert!(
         why.contains("held at their current weights in 1 record(s): api"),
         "{why}"
@@ -139,7 +142,9 @@ fn a_region_held_by_the_window_is_explained_in_the_weights_reasons() {
     assert_eq!(planned(&d, "api"), Some(vec![100, 100, 100]));
     let reasons = d.plan.actions[0].reasons().join("\n");
     assert!(
-        reasons.contains("a: 100 (held at current weight: 2 regions failing at once"),
+        reasons.contains(
+            "a: 100 (held at current weight until 2025-01-01 00:00:40 UTC: 2 regions failing at once"
+        ),
         "{reasons}"
     );
     assert!(reasons.contains("region a is Down"), "{reasons}");
@@ -228,6 +233,30 @@ fn a_second_region_failing_later_waits_from_its_own_start() {
         let d = w.step(at(t));
         assert_eq!(w.weights("api"), want.to_vec(), "t={t}: {:?}", d.alarms);
     }
+}
+
+#[test]
+fn no_region_is_held_past_the_window_after_it_went_down() {
+    // a goes Down at 10 while b trends down; b's trouble keeps restarting
+    // (Down, then failing again from 30): the window of the pair would
+    // reopen, but a is held at most settle_window (30s) past 10.
+    let mut w = World::abc();
+    w.all_up(at(0));
+    w.step(at(0));
+    observe(&mut w, at(10), &["a"], &["b"]);
+    w.step(at(10));
+    assert_eq!(w.weights("api"), vec![100, 100, 100]);
+    // b's failure starts over at 30 (a fresh failing streak after a pass
+    // that no decision saw as healthy): its failing_since moves to 30.
+    w.control.regions.get_mut("b").expect("b").failing_since = Some(at(30));
+    observe(&mut w, at(30), &["a"], &["b"]);
+    let d = w.step(at(30));
+    assert_eq!(w.weights("api"), vec![100, 100, 100], "{:?}", d.alarms);
+    observe(&mut w, at(40), &["a"], &["b"]);
+    let d = w.step(at(40));
+    assert_eq!(w.weights("api"), vec![0, 150, 150], "{:?}", d.alarms);
+    // The window of the pair (30 + 30s) is still open, but it holds no one.
+    assert!(settled(&d).is_empty(), "{:?}", d.alarms);
 }
 
 #[test]
