@@ -171,3 +171,54 @@ fn the_example_config_states_its_staleness_and_settle_window() {
     assert!(text.contains("stale after 15s"), "{text}");
     assert!(text.contains("settle window 30s"), "{text}");
 }
+
+/// `switchyard probe --region <witness>` starts a probe for a declared
+/// witness (its vantage), and an undeclared name is refused with the
+/// regions and witnesses it could have been.
+#[test]
+fn a_probe_runs_at_a_declared_witness() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let file = format!("{DATA}/two_regions_witness.toml");
+    let probe = |region: &str| {
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["probe", "--config", &file, "--region", region])
+            // Nothing listens there: the probe keeps retrying, which is fine.
+            .args(["--controller", "http://127.0.0.1:9"])
+            .env("SWITCHYARD_DB_PASSWORD", "unused")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the switchyard binary runs")
+    };
+
+    let mut child = probe("us-central-witness");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.expect("the probe prints its start line");
+    assert!(
+        first.starts_with("switchyard probe us-central-witness@")
+            && first.contains("region=us-central-witness"),
+        "{first}"
+    );
+
+    let output = probe("mars").wait_with_output().expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains(
+            "region \"mars\" is not declared; declared regions: us-east, eu-west; witnesses: us-central-witness"
+        ),
+        "{err}"
+    );
+}
