@@ -514,7 +514,7 @@ fn cases() -> Vec<Case> {
             "settle_window shorter than fall intervals",
             format!("{SERVICE}\n[policy]\nsettle_window = \"10s\"\n"),
             "policy.settle_window",
-            "settle_window (10s) must be at least fall × the longest check interval (3 × 5s = 15s",
+            "settle_window (10s) must be at least (fall + 1) × the longest check interval (4 × 5s = 20s",
             (17, 17),
         ),
         case(

@@ -50,9 +50,10 @@ pub struct Policy {
 }
 
 /// The default of [`Policy::settle_window`]: long enough for regions that
-/// are already failing to be seen Down with the usual checks (fall 3 at
-/// intervals up to 10 s), short enough to be an acceptable extra RTO when
-/// two regions really fail independently within seconds of each other.
+/// fail together to be seen Down with the usual checks ((fall + 1) ×
+/// interval: fall 3 at intervals up to 7.5 s; `config check` enforces it),
+/// short enough to be an acceptable extra RTO when two regions really fail
+/// independently within seconds of each other.
 pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_secs(30);
 
 fn default_settle_window() -> Duration {

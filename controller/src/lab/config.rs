@@ -32,7 +32,8 @@ pub fn write(
 /// [`write`] so tests check it validates without starting servers.
 ///
 /// Staleness is 5s against 1s checks with a 500ms timeout (reports at most
-/// 1.5s apart); the settle window is the default 30s (at least fall 2 × 1s).
+/// 1.5s apart); the settle window is the default 30s (at least
+/// (fall 2 + 1) × 1s).
 fn render(
     etcd: &[String],
     endpoints: &[String],

@@ -44,7 +44,7 @@ pub struct Policy {
     /// How long evacuations wait while more than one region is failing at
     /// once, so a global outage (a bad deploy, a shared dependency, the
     /// probes' side) does not pile the first region's users onto the others
-    /// (default 30s; at least `fall` × the longest check interval). A region
+    /// (default 30s; at least (`fall` + 1) × the longest check interval). A region
     /// failing alone is never delayed.
     #[serde(deserialize_with = "duration::deserialize")]
     pub settle_window: Duration,

@@ -137,22 +137,25 @@ fn stale_after(v: &mut Validator<'_>) {
     }
 }
 
-/// The settle window must let regions that are already failing reach Down
-/// before it ends (`fall` reports, at worst `fall` × the longest interval),
-/// or a global outage could still evacuate its first region.
+/// The settle window must let regions that started failing together reach
+/// Down before it ends: `fall` failed reports, the first up to an interval
+/// plus a timeout after the outage began, so at worst `fall` intervals plus
+/// a timeout plus delivery; `(fall + 1)` × the longest interval covers it
+/// (a timeout is below its interval). Shorter, and a global outage could
+/// still evacuate its first region onto the others.
 fn settle_window(v: &mut Validator<'_>) {
     let p = &v.config.policy;
     let path = KeyPath::root().key("policy").key("settle_window");
-    let fall = p.fall.max(1);
+    let reports = p.fall.max(1) + 1;
     let longest = v.config.longest_check_interval().unwrap_or(Duration::ZERO);
-    let needed = (longest * fall).max(Duration::from_secs(1));
+    let needed = (longest * reports).max(Duration::from_secs(1));
     if p.settle_window < needed {
         v.error(
             path,
             format!(
-                "settle_window ({}) must be at least fall × the longest check interval ({fall} × {} \
-                 = {}, and at least 1s): regions already failing together need that long to be \
-                 seen Down, or a global outage evacuates its first region onto the others",
+                "settle_window ({}) must be at least (fall + 1) × the longest check interval \
+                 ({reports} × {} = {}, and at least 1s): regions failing together need that long \
+                 to be seen Down, or a global outage evacuates its first region onto the others",
                 dur(p.settle_window),
                 dur(longest),
                 dur(needed)
