@@ -139,7 +139,7 @@ enum Command {
         /// The config file (the same file for every controller and probe).
         #[arg(long)]
         config: PathBuf,
-        /// The region this probe runs in.
+        /// The region (or witness) this probe runs in: its vantage.
         #[arg(long)]
         region: String,
         /// Stable probe id (default `<region>@<hostname>`).

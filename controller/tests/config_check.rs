@@ -119,3 +119,106 @@ fn an_unreadable_file_is_named_in_the_error() {
         "{text}"
     );
 }
+
+#[test]
+fn two_regions_without_a_witness_warn_that_a_lost_region_is_never_down() {
+    let file = format!("{DATA}/two_regions.toml");
+    let output = check(&file);
+    let text = stdout(&output);
+    // A warning, not an error: the config works, just not for region loss.
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_eq!(text.lines().next(), Some("ok"), "{text}");
+    let warning = format!(
+        "{file}:8:1: warning: regions: with 2 regions and no witness, a region lost together \
+         with its probe leaves 1 vantage(s), below the quorum of 2"
+    );
+    assert!(text.contains(&warning), "want\n  {warning}\nin\n{text}");
+    assert!(text.contains("hint: add a witness"), "{text}");
+    assert!(text.contains("[[witnesses]]"), "{text}");
+    assert_eq!(text.lines().last(), Some("1 warning"), "{text}");
+}
+
+#[test]
+fn two_regions_with_a_witness_are_ok_and_the_witness_votes() {
+    let output = check(&format!("{DATA}/two_regions_witness.toml"));
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_eq!(text.lines().next(), Some("ok"), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+    assert!(
+        text.contains("witnesses    us-central-witness (vote only)"),
+        "{text}"
+    );
+    assert!(text.contains("quorum 2 of 3 vantages"), "{text}");
+}
+
+#[test]
+fn stale_after_not_above_a_checks_interval_plus_timeout_is_an_error() {
+    assert_single_error(
+        "stale_after.toml",
+        8,
+        15,
+        "policy.stale_after",
+        "stale_after (5s) must exceed every check's interval plus timeout, or a vantage goes \
+         stale between two of its reports and verdicts flicker: services[0].checks[0] runs \
+         every 5s with a 2s timeout (up to 7s between reports)",
+    );
+}
+
+#[test]
+fn the_example_config_states_its_staleness_and_settle_window() {
+    let text = stdout(&check(EXAMPLE));
+    assert!(text.contains("stale after 15s"), "{text}");
+    assert!(text.contains("settle window 30s"), "{text}");
+}
+
+/// `switchyard probe --region <witness>` starts a probe for a declared
+/// witness (its vantage), and an undeclared name is refused with the
+/// regions and witnesses it could have been.
+#[test]
+fn a_probe_runs_at_a_declared_witness() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let file = format!("{DATA}/two_regions_witness.toml");
+    let probe = |region: &str| {
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["probe", "--config", &file, "--region", region])
+            // Nothing listens there: the probe keeps retrying, which is fine.
+            .args(["--controller", "http://127.0.0.1:9"])
+            .env("SWITCHYARD_DB_PASSWORD", "unused")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the switchyard binary runs")
+    };
+
+    let mut child = probe("us-central-witness");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.expect("the probe prints its start line");
+    assert!(
+        first.starts_with("switchyard probe us-central-witness@")
+            && first.contains("region=us-central-witness"),
+        "{first}"
+    );
+
+    let output = probe("mars").wait_with_output().expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains(
+            "region \"mars\" is not declared; declared regions: us-east, eu-west; witnesses: us-central-witness"
+        ),
+        "{err}"
+    );
+}

@@ -1,6 +1,7 @@
-//! `switchyard probe --config F --region R`: one regional probe. It checks
-//! every region's targets from its own vantage and streams every result to
-//! every controller, until SIGTERM or SIGINT.
+//! `switchyard probe --config F --region R`: one regional probe (or a
+//! witness's, when R names a `[[witnesses]]` entry). It checks every
+//! region's targets from its own vantage and streams every result to every
+//! controller, until SIGTERM or SIGINT.
 
 use std::path::Path;
 
@@ -12,7 +13,7 @@ use crate::runtime::probe_plan::{default_probe_id, probe_plan};
 /// Overrides from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct ProbeArgs {
-    /// The region this probe runs in (its vantage).
+    /// The region or witness this probe runs in (its vantage).
     pub region: String,
     /// Stable probe id (default `<region>@<hostname>`).
     pub id: Option<String>,
@@ -32,12 +33,19 @@ pub async fn run(path: &Path, args: ProbeArgs) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    if cfg.region(&args.region).is_none() {
+    // A probe runs in a region or at a witness: both vote.
+    if !cfg.is_vantage(&args.region) {
         let declared: Vec<&str> = cfg.regions.iter().map(|r| r.name.as_str()).collect();
+        let witnesses: Vec<&str> = cfg.witnesses.iter().map(|w| w.name.as_str()).collect();
         eprintln!(
-            "error: region {:?} is not declared; declared regions: {}",
+            "error: region {:?} is not declared; declared regions: {}{}",
             args.region,
-            declared.join(", ")
+            declared.join(", "),
+            if witnesses.is_empty() {
+                String::new()
+            } else {
+                format!("; witnesses: {}", witnesses.join(", "))
+            }
         );
         return Ok(1);
     }

@@ -34,6 +34,11 @@ pub fn write_summary(config: &Config, out: &mut dyn Write) -> io::Result<()> {
         )?;
     }
 
+    if !config.witnesses.is_empty() {
+        let names: Vec<&str> = config.witnesses.iter().map(|w| w.name.as_str()).collect();
+        writeln!(out, "witnesses    {} (vote only)", names.join(", "))?;
+    }
+
     writeln!(out, "controllers")?;
     for c in &config.controllers {
         let metrics = c
@@ -107,21 +112,27 @@ pub fn write_summary(config: &Config, out: &mut dyn Write) -> io::Result<()> {
     let ramp: Vec<_> = p.ramp.iter().map(u8::to_string).collect();
     writeln!(
         out,
-        "policy       fall {}, rise {}, quorum {} of {}, stale after {}",
+        "policy       fall {}, rise {}, quorum {} of {} vantages, stale after {}{}",
         p.fall,
         p.rise,
         config.quorum(),
-        config.regions.len(),
-        dur(p.stale_after)
+        config.vantage_count(),
+        dur(config.stale_after()),
+        if p.stale_after.is_none() {
+            " (3 × longest check interval)"
+        } else {
+            ""
+        }
     )?;
     writeln!(
         out,
-        "             failback {} after {}, ramp {}% every {}, max evacuated {}",
+        "             failback {} after {}, ramp {}% every {}, max evacuated {}, settle window {}",
         p.failback.as_str(),
         dur(p.failback_after),
         ramp.join("/"),
         dur(p.ramp_step),
-        p.max_evacuated
+        p.max_evacuated,
+        dur(p.settle_window)
     )?;
     writeln!(
         out,

@@ -486,6 +486,101 @@ fn cases() -> Vec<Case> {
             "rise must be at least 1",
             (2, 8),
         ),
+        // --- validation: staleness and the settle window against the checks ---
+        case(
+            "stale_after not above a check's interval plus timeout",
+            format!("{SERVICE}\n[policy]\nstale_after = \"7s\"\n"),
+            "policy.stale_after",
+            "stale_after (7s) must exceed every check's interval plus timeout, or a vantage goes \
+             stale between two of its reports and verdicts flicker: services[0].checks[0] runs \
+             every 5s with a 2s timeout (up to 7s between reports)",
+            (17, 15),
+        ),
+        case(
+            "stale_after below the default database check",
+            format!("{DATABASE}\n[policy]\nstale_after = \"3s\"\n"),
+            "policy.stale_after",
+            "databases[0].check (the default) runs every 5s with a 2s timeout",
+            (22, 15),
+        ),
+        case(
+            "stale_after zero",
+            "[policy]\nstale_after = \"0s\"\n",
+            "policy.stale_after",
+            "stale_after must be above 0",
+            (2, 15),
+        ),
+        case(
+            "settle_window shorter than fall intervals",
+            format!("{SERVICE}\n[policy]\nsettle_window = \"10s\"\n"),
+            "policy.settle_window",
+            "settle_window (10s) must be at least (fall + 1) × the longest check interval (4 × 5s = 20s",
+            (17, 17),
+        ),
+        case(
+            "settle_window zero",
+            "[policy]\nsettle_window = \"0s\"\n",
+            "policy.settle_window",
+            "settle_window (0s) must be at least",
+            (2, 17),
+        ),
+        // --- validation: witnesses ---
+        case(
+            "witness named like a region",
+            "[[witnesses]]\nname = \"us-east\"\n",
+            "witnesses[0].name",
+            "witness \"us-east\" has the name of a region",
+            (2, 8),
+        ),
+        case(
+            "duplicate witness",
+            "[[witnesses]]\nname = \"w\"\n\n[[witnesses]]\nname = \"w\"\n",
+            "witnesses[1].name",
+            "duplicate witness name \"w\": already used by witnesses[0].name",
+            (5, 8),
+        ),
+        case(
+            "bad witness name",
+            "[[witnesses]]\nname = \"a b\"\n",
+            "witnesses[0].name",
+            "",
+            (2, 8),
+        ),
+        case(
+            "unknown witness key",
+            "[[witnesses]]\nname = \"w\"\nweight = 10\n",
+            "witnesses[0].weight",
+            "unknown field `weight`, expected `name`",
+            (3, 1),
+        ),
+        case(
+            "endpoint at a witness",
+            format!(
+                "[[witnesses]]\nname = \"w\"\n\n{}",
+                SERVICE.replace("region = \"us-east\"", "region = \"w\"")
+            ),
+            "services[0].endpoints[0].region",
+            "\"w\" is a witness: it votes but hosts no endpoints or database members; declared \
+             regions: us-east, eu-west, ap-south",
+            (10, 10),
+        ),
+        case(
+            "member at a witness",
+            format!(
+                "[[witnesses]]\nname = \"w\"\n\n{}",
+                DATABASE.replace("region = \"eu-west\"", "region = \"w\"")
+            ),
+            "databases[0].members[1].region",
+            "\"w\" is a witness",
+            (17, 10),
+        ),
+        case(
+            "quorum above regions and witnesses",
+            "[[witnesses]]\nname = \"w\"\n\n[policy]\nquorum = 5\n",
+            "policy.quorum",
+            "quorum 5 is more than the 4 regions and witnesses that can vote",
+            (5, 10),
+        ),
     ]
 }
 
@@ -584,6 +679,127 @@ fn warns_about_a_region_with_promotable_members_and_no_controller() {
     assert!(warnings(&member("must_not")).is_empty());
 }
 
+/// Two regions, a controller in each, a service and a database across both;
+/// `extra` is appended (and `[etcd]`, `[dns]` after it).
+fn two_regions(extra: &str) -> String {
+    format!(
+        "cluster = \"two\"\n\n[[regions]]\nname = \"a\"\nweight = 100\npriority = 1\n\n\
+         [[regions]]\nname = \"b\"\nweight = 100\npriority = 2\n\n\
+         [[controllers]]\nid = \"ca\"\nregion = \"a\"\nlisten = \"127.0.0.1:7401\"\n\n\
+         [[controllers]]\nid = \"cb\"\nregion = \"b\"\nlisten = \"127.0.0.1:7402\"\n\n\
+         {}\n{}\n{extra}{ETCD}{DNS}",
+        SERVICE.replace("us-east", "a"),
+        DATABASE.replace("us-east", "a").replace("eu-west", "b")
+    )
+}
+
+#[test]
+fn two_regions_warn_unless_a_witness_can_vote() {
+    // No witness: a region lost with its probe leaves 1 vantage of a quorum of 2.
+    let checked = parse(&two_regions("")).expect("valid, with a warning");
+    let w = &checked.warnings;
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(w[0].path.to_string(), "regions");
+    assert_eq!(w[0].location, Location { line: 3, column: 1 });
+    assert!(
+        w[0].message.starts_with(
+            "with 2 regions and no witness, a region lost together with its probe leaves 1 \
+             vantage(s), below the quorum of 2: its targets can never be found Down, so nothing \
+             is evacuated and no database fails over"
+        ),
+        "{}",
+        w[0].message
+    );
+    assert!(w[0].hint.as_deref().unwrap_or("").contains("[[witnesses]]"));
+    assert_eq!(checked.config.quorum(), 2);
+
+    // A witness: three vantages, quorum 2, no warning.
+    let checked = parse(&two_regions("[[witnesses]]\nname = \"w\"\n")).expect("valid");
+    assert!(checked.warnings.is_empty(), "{:#?}", checked.warnings);
+    let c = &checked.config;
+    assert_eq!((c.vantage_count(), c.quorum()), (3, 2));
+    assert!(c.is_vantage("w") && c.is_vantage("a") && !c.is_vantage("x"));
+    assert!(c.region("w").is_none(), "a witness is no region");
+
+    // An explicit quorum of 2 without a witness: the warning is on it.
+    let checked = parse(&two_regions("[policy]\nquorum = 2\n")).expect("valid");
+    let paths: Vec<String> = checked
+        .warnings
+        .iter()
+        .map(|d| d.path.to_string())
+        .collect();
+    assert_eq!(paths, ["policy.quorum"]);
+
+    // Two witnesses: four vantages, a majority of 3, still met without a region.
+    let two = "[[witnesses]]\nname = \"w1\"\n\n[[witnesses]]\nname = \"w2\"\n";
+    let checked = parse(&two_regions(two)).expect("valid");
+    assert!(checked.warnings.is_empty(), "{:#?}", checked.warnings);
+    assert_eq!(checked.config.quorum(), 3);
+}
+
+#[test]
+fn three_regions_with_a_quorum_of_three_warn_too() {
+    let w = warnings("[policy]\nquorum = 3\n");
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(w[0].path.to_string(), "policy.quorum");
+    assert!(
+        w[0].message.contains("with 3 regions and no witness"),
+        "{}",
+        w[0].message
+    );
+    assert!(
+        w[0].message
+            .contains("leaves 2 vantage(s), below the quorum of 3")
+    );
+}
+
+#[test]
+fn a_controller_may_run_at_a_witness() {
+    let snippet = "[[witnesses]]\nname = \"w\"\n\n[[controllers]]\nid = \"cw\"\nregion = \"w\"\nlisten = \"127.0.0.1:7404\"\n";
+    let checked = parse(&doc(snippet)).expect("valid");
+    assert!(checked.warnings.is_empty(), "{:#?}", checked.warnings);
+    // Four vantages: a majority of 3.
+    assert_eq!(checked.config.quorum(), 3);
+}
+
+#[test]
+fn stale_after_defaults_to_three_longest_intervals_and_may_be_set_above_them() {
+    // Only the service's 5s check: 15s.
+    let c = parse(&doc(SERVICE)).expect("valid").config;
+    assert_eq!(c.stale_after(), Duration::from_secs(15));
+    // No check at all: 3s.
+    let c = parse(&doc("")).expect("valid").config;
+    assert_eq!(c.stale_after(), Duration::from_secs(3));
+    // Explicit and above 5s + 2s: taken as written.
+    let c = parse(&doc(&format!(
+        "{SERVICE}\n[policy]\nstale_after = \"8s\"\n"
+    )))
+    .expect("valid")
+    .config;
+    assert_eq!(c.stale_after(), Duration::from_secs(8));
+    // A database check of its own is counted, not the default.
+    let db = DATABASE.replace(
+        "[credentials.admin]",
+        "[databases.check]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n[credentials.admin]",
+    );
+    let c = parse(&doc(&format!("{db}\n[policy]\nstale_after = \"2s\"\n")))
+        .expect("valid")
+        .config;
+    assert_eq!(c.stale_after(), Duration::from_secs(2));
+}
+
+#[test]
+fn a_long_settle_window_warns() {
+    let w = warnings("[policy]\nsettle_window = \"10m\"\n");
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(w[0].path.to_string(), "policy.settle_window");
+    assert!(
+        w[0].message.contains("5m or less is usual"),
+        "{}",
+        w[0].message
+    );
+}
+
 #[test]
 fn warns_about_allow_data_loss_outside_mongodb() {
     let w = warnings(&DATABASE.replace(
@@ -620,7 +836,11 @@ fn defaults_are_filled_in() {
     assert_eq!(c.etcd.tls, None);
     let p = &c.policy;
     assert_eq!((p.fall, p.rise, p.quorum), (3, 2, None));
-    assert_eq!(p.stale_after, Duration::from_secs(3));
+    assert_eq!(p.stale_after, None);
+    // Three times the longest interval: the service's and the database's
+    // default check both run every 5s.
+    assert_eq!(c.stale_after(), Duration::from_secs(15));
+    assert_eq!(p.settle_window, Duration::from_secs(30));
     assert_eq!(p.failback, Mode::Manual);
     assert_eq!(p.failback_after, Duration::from_secs(600));
     assert_eq!(p.ramp, [25, 50, 100]);

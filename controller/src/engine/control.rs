@@ -57,6 +57,15 @@ pub struct RegionState {
     /// While Recovering: the index into `Policy::ramp` being served; `None`
     /// while the region is still held at weight 0.
     pub ramp_step: Option<usize>,
+    /// Since when the region has been failing without a break: Down, or
+    /// one of its service endpoints Down or failing at a quorum of fresh
+    /// vantages; `None` while it is not. Two or more regions failing at
+    /// once open the evacuation settle window (see `Policy::settle_window`),
+    /// which is counted from the second one's start. Database members do
+    /// not count: a dead primary takes its replicas' replication down in
+    /// every region, and that must not delay evacuating the region that lost it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 impl RegionState {
@@ -67,6 +76,7 @@ impl RegionState {
             since: now,
             reasons: Vec::new(),
             ramp_step: None,
+            failing_since: None,
         }
     }
 }

@@ -12,6 +12,7 @@ use super::health::HealthBook;
 use super::plan::{Alarm, Plan};
 use super::policy::{Policy, delta};
 use super::region::{RegionEvidence, next_state};
+use super::settle::{settle_alarm, settle_window};
 use super::sorted::SortedCursor;
 use super::topology::{TargetId, Topology};
 use super::traffic::{NO_REGION, RecordInput, RegionInfo, Scratch, plan_record};
@@ -72,6 +73,7 @@ pub fn decide(
         policy,
         now,
     );
+    let settle = settle_window(&regions, &control.drained, policy, now);
     let infos: Vec<RegionInfo<'_>> = topology
         .regions
         .iter()
@@ -100,12 +102,18 @@ pub fn decide(
             current: current.seek(name),
             control,
             policy,
+            settle: settle.as_ref(),
             now,
         };
         offset += n;
         if let Some(action) = plan_record(&input, &mut scratch, &mut alarms) {
             actions.push(action);
         }
+    }
+    if let Some(settle) = &settle
+        && !scratch.settled.is_empty()
+    {
+        alarms.push(settle_alarm(settle, &scratch.settled));
     }
     drop(scratch);
 
@@ -186,8 +194,9 @@ fn region_states(
     now: DateTime<Utc>,
 ) -> BTreeMap<String, RegionState> {
     let names: Vec<&str> = topology.regions.keys().map(String::as_str).collect();
+    let quorum = policy.quorum_count();
     let mut evidence: Vec<RegionEvidence<'_>> =
-        names.iter().map(|_| RegionEvidence::default()).collect();
+        names.iter().map(|_| RegionEvidence::new(quorum)).collect();
     let endpoints = topology.records.values().flat_map(|r| r.endpoints.values());
     for ((ep, (_, v)), i) in endpoints.zip(endpoint_verdicts).zip(endpoint_regions) {
         if let Some(ev) = evidence.get_mut(*i) {

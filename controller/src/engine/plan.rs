@@ -112,8 +112,12 @@ pub struct Alarm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmKind {
-    /// Every region of a record would be at 0: current weights kept.
+    /// Every region of a record would be at 0, or every region not drained
+    /// is failing (a global outage): current weights kept.
     FailOpen,
+    /// More than one region is failing at once: evacuations wait for the
+    /// settle window.
+    SettleWindow,
     /// More regions failed than `max_evacuated`: the extra keep their weights.
     MaxEvacuated,
     /// A database failover is needed but an operator must run it.

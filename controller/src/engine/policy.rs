@@ -37,6 +37,27 @@ pub struct Policy {
     pub anti_flap: Duration,
     /// Most regions one record may have evacuated for failures at once.
     pub max_evacuated: usize,
+    /// How long evacuations wait once more than one region is failing at
+    /// once (Down, or its service endpoints failing by quorum). Regions
+    /// trending down together point to a shared cause (a bad deploy, a
+    /// shared dependency, trouble on the probes' side) rather than
+    /// independent outages, and moving the first region's users onto the
+    /// others would only overload them; within the window the others reach
+    /// Down too and every region down keeps the weights as they were (fail
+    /// open). A region failing alone is never delayed. Zero: no window.
+    #[serde(default = "default_settle_window")]
+    pub settle_window: Duration,
+}
+
+/// The default of [`Policy::settle_window`]: long enough for regions that
+/// fail together to be seen Down with the usual checks ((fall + 1) ×
+/// interval: fall 3 at intervals up to 7.5 s; `config check` enforces it),
+/// short enough to be an acceptable extra RTO when two regions really fail
+/// independently within seconds of each other.
+pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_secs(30);
+
+fn default_settle_window() -> Duration {
+    DEFAULT_SETTLE_WINDOW
 }
 
 impl Default for Policy {
@@ -53,6 +74,7 @@ impl Default for Policy {
             db_failover: DbFailoverMode::Manual,
             anti_flap: Duration::from_secs(1800),
             max_evacuated: 1,
+            settle_window: DEFAULT_SETTLE_WINDOW,
         }
     }
 }

@@ -5,7 +5,12 @@
 //! - *Down evidence*: at least one of the region's service endpoints is Down
 //!   and every service endpoint with a non-Unknown verdict is Down.
 //! - *Trouble*: any target of the region (service endpoint or database member)
-//!   is Down, or a majority of them are Unknown.
+//!   is Down, or a majority of them are Unknown, or a service endpoint is
+//!   *failing*: a quorum of fresh vantages' latest reports on it failed,
+//!   though not yet `fall` in a row (it is trending down).
+//! - *Failing* (the region): it is Down, or one of its service endpoints is
+//!   Down or failing. `RegionState::failing_since` keeps since when, for the
+//!   evacuation settle window; database members do not count.
 //! - *All up*: every service endpoint of the region is Up. Database
 //!   members do not gate recovery: a demoted old primary must not keep its
 //!   region's traffic away.
@@ -34,9 +39,14 @@ const NAMED_TARGETS: usize = 5;
 /// for the reasons.
 #[derive(Debug, Default)]
 pub(crate) struct RegionEvidence<'a> {
+    /// The verdict quorum, which also makes an endpoint *failing*.
+    pub quorum: usize,
     pub svc_total: usize,
     pub svc_up: usize,
     pub svc_down: usize,
+    /// Service endpoints not Down whose latest reports failed at a quorum
+    /// of fresh vantages.
+    pub svc_failing: usize,
     pub db_total: usize,
     pub db_down: usize,
     pub unknown: usize,
@@ -45,6 +55,14 @@ pub(crate) struct RegionEvidence<'a> {
 }
 
 impl<'a> RegionEvidence<'a> {
+    /// No targets yet, judged with `quorum`.
+    pub(crate) fn new(quorum: usize) -> Self {
+        Self {
+            quorum,
+            ..Self::default()
+        }
+    }
+
     /// Counts one target's verdict.
     pub(crate) fn add(&mut self, target: &'a TargetId, v: &'a TargetVerdict, service: bool) {
         if service {
@@ -59,9 +77,19 @@ impl<'a> RegionEvidence<'a> {
             Verdict::Down => self.db_down += 1,
             Verdict::Unknown => self.unknown += 1,
         }
-        if v.verdict != Verdict::Up {
+        let failing = service && v.verdict != Verdict::Down && v.failing as usize >= self.quorum;
+        if failing {
+            self.svc_failing += 1;
+        }
+        if v.verdict != Verdict::Up || failing {
             self.problems.push((target, v, service));
         }
+    }
+
+    /// Whether the region's service endpoints show failure by quorum: some
+    /// Down, or failing (trending down).
+    pub(crate) fn service_failing(&self) -> bool {
+        self.svc_down + self.svc_failing > 0
     }
 
     fn down_evidence(&self) -> bool {
@@ -70,13 +98,40 @@ impl<'a> RegionEvidence<'a> {
 
     fn trouble(&self) -> bool {
         let total = self.svc_total + self.db_total;
-        self.svc_down + self.db_down > 0 || (total > 0 && self.unknown * 2 > total)
+        self.svc_down + self.db_down + self.svc_failing > 0
+            || (total > 0 && self.unknown * 2 > total)
     }
 
     /// Every service endpoint Up — vacuously true for a region left with no
     /// endpoints, so a stale Down state cannot outlive its last endpoint.
     fn all_up(&self) -> bool {
         self.svc_up == self.svc_total
+    }
+
+    /// The verdict reasons of the first few failing (trending down, not yet
+    /// Down) service endpoints.
+    fn named_failing(&self) -> Vec<String> {
+        let quorum = self.quorum;
+        let mut hits = self.problems.iter().filter(|(_, v, svc)| {
+            *svc && v.verdict != Verdict::Down && v.failing as usize >= quorum
+        });
+        let mut out: Vec<String> = hits
+            .by_ref()
+            .take(NAMED_TARGETS)
+            .map(|(t, v, _)| {
+                format!(
+                    "{t} failing: latest report failed at {} of {} fresh vantages (quorum {quorum}), not yet Down; {}",
+                    v.failing,
+                    v.fresh,
+                    v.reasons.first().map_or("", String::as_str)
+                )
+            })
+            .collect();
+        let more = hits.count();
+        if more > 0 {
+            out.push(format!("and {more} more failing service endpoint(s)"));
+        }
+        out
     }
 
     /// The verdict reasons of the first few targets with `verdict`.
@@ -98,8 +153,32 @@ impl<'a> RegionEvidence<'a> {
     }
 }
 
-/// The region's next state from its previous one and the current evidence.
+/// The region's next state from its previous one and the current evidence,
+/// with `failing_since` carried on while it keeps failing.
 pub(crate) fn next_state(
+    region: &str,
+    prev: &RegionState,
+    ev: &RegionEvidence<'_>,
+    policy: &Policy,
+    approval: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> RegionState {
+    let mut next = next_status(region, prev, ev, policy, approval, now);
+    next.failing_since = if next.status == RegionStatus::Down || ev.service_failing() {
+        // A Down state persisted before `failing_since` existed has been
+        // failing at least since it went Down.
+        let before = prev.failing_since.or(match prev.status {
+            RegionStatus::Down => Some(prev.since),
+            _ => None,
+        });
+        Some(before.map_or(now, |t| t.min(now)))
+    } else {
+        None
+    };
+    next
+}
+
+fn next_status(
     region: &str,
     prev: &RegionState,
     ev: &RegionEvidence<'_>,
@@ -113,12 +192,15 @@ pub(crate) fn next_state(
                 went_down(region, prev, ev, now)
             } else if ev.trouble() {
                 let mut reasons = vec![format!(
-                    "region {region} Suspect: {} target(s) Down, {} of {} Unknown",
+                    "region {region} Suspect: {} target(s) Down, {} service endpoint(s) failing \
+                     (trending down), {} of {} Unknown",
                     ev.svc_down + ev.db_down,
+                    ev.svc_failing,
                     ev.unknown,
                     ev.svc_total + ev.db_total
                 )];
                 reasons.extend(ev.named(Verdict::Down, false));
+                reasons.extend(ev.named_failing());
                 reasons.extend(ev.named(Verdict::Unknown, false));
                 keep_or_enter(prev, RegionStatus::Suspect, None, reasons, now)
             } else {
@@ -203,6 +285,7 @@ fn recovering(
         since: prev.since,
         reasons,
         ramp_step: prev.ramp_step,
+        failing_since: None,
     };
     if !ev.all_up() {
         let mut reasons = vec![format!(
@@ -304,6 +387,7 @@ fn enter(
         since: now,
         reasons,
         ramp_step,
+        failing_since: None,
     }
 }
 
@@ -325,5 +409,6 @@ fn keep_or_enter(
         since,
         reasons,
         ramp_step,
+        failing_since: None,
     }
 }

@@ -3,7 +3,7 @@
 //! config schema.
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,23 @@ pub struct Topology {
     pub records: BTreeMap<String, Record>,
     /// Database name → its members and current primary.
     pub databases: BTreeMap<String, Database>,
+    /// Vantages that are not regions: probes in a third place that vote on
+    /// every target but host nothing, so that two regions can still make a
+    /// quorum when one of them is lost with its probe. Every region is a
+    /// vantage too; reports from any other name are refused at ingest.
+    #[serde(default)]
+    pub witnesses: BTreeSet<String>,
+}
+
+impl Topology {
+    /// Every name a probe report may come from: the regions and the
+    /// witnesses.
+    pub fn vantages(&self) -> impl Iterator<Item = &str> {
+        self.regions
+            .keys()
+            .chain(self.witnesses.iter())
+            .map(String::as_str)
+    }
 }
 
 /// One region's place in traffic decisions.

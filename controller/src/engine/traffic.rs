@@ -25,6 +25,16 @@
 //!   base weights (all base weights 0: to the preferred region). If no region
 //!   is at full health, the non-zero weights (ramping, held) are scaled up to
 //!   keep the record's total.
+//! - Every region of the record that is not drained failing by quorum (its
+//!   region Down or its endpoint Down) is a global outage, not N independent
+//!   ones: the record keeps its current weights, whatever `max_evacuated`
+//!   allows, with a fail-open alarm saying so (a region evacuated earlier
+//!   stays at 0; nobody else is moved onto regions that fail too).
+//! - While the settle window is open (two or more regions failing at once,
+//!   see `settle.rs`), a region that would be evacuated but still serves
+//!   keeps its current weight, at most `settle_window` past when it went
+//!   Down; one already at 0 stays there. The window never opens for a
+//!   region failing alone.
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -34,6 +44,7 @@ use chrono::{DateTime, Utc};
 use super::control::{ControlState, DesiredWeights, RegionState, RegionStatus};
 use super::plan::{Action, Alarm, AlarmKind};
 use super::policy::Policy;
+use super::settle::Settle;
 use super::sorted::SortedCursor;
 use super::topology::{Record, TargetId};
 use super::verdict::{TargetVerdict, Verdict};
@@ -55,6 +66,9 @@ enum Disposition {
     Evacuated(Evacuation),
     /// Over `max_evacuated`: kept at this (current) weight.
     Held(Evacuation, u32),
+    /// Would be evacuated, but the settle window is open: kept at this
+    /// (current) weight until the time given.
+    Settling(Evacuation, u32, DateTime<Utc>),
     /// Recovering, but over `max_evacuated` and Up: serving again.
     Restored,
     Ramp(usize, u8),
@@ -104,6 +118,8 @@ pub(crate) struct Scratch<'a> {
     shares: Vec<u64>,
     slots: Vec<usize>,
     split: Vec<u64>,
+    /// Records in which the settle window held a region at its weight.
+    pub settled: Vec<&'a str>,
 }
 
 /// Everything one record's planning reads.
@@ -119,6 +135,8 @@ pub(crate) struct RecordInput<'a> {
     pub current: Option<&'a DesiredWeights>,
     pub control: &'a ControlState,
     pub policy: &'a Policy,
+    /// The open settle window, if any.
+    pub settle: Option<&'a Settle>,
     pub now: DateTime<Utc>,
 }
 
@@ -167,14 +185,23 @@ pub(crate) fn plan_record<'a>(
     }
     // Slot order for remainders and standby takeover: priority, then name.
     rows.sort_by(|a, b| a.priority.cmp(&b.priority).then(a.region.cmp(b.region)));
+    let total: u64 = rows.iter().map(|r| u64::from(r.base)).sum();
 
+    if every_region_failing(rows) {
+        if total > 0 {
+            alarms.push(fail_open(input, rows, true));
+        }
+        return None;
+    }
+    if let Some(settle) = input.settle {
+        hold_for_settle(input.name, settle, input.now, scratch);
+    }
     limit_evacuations(input, scratch, alarms);
-    let total: u64 = scratch.rows.iter().map(|r| u64::from(r.base)).sum();
     compute_weights(total, scratch);
 
     if scratch.rows.iter().all(|r| r.weight == 0) {
         if total > 0 {
-            alarms.push(fail_open(input, &scratch.rows));
+            alarms.push(fail_open(input, &scratch.rows, false));
         }
         return None;
     }
@@ -182,6 +209,45 @@ pub(crate) fn plan_record<'a>(
         return None;
     }
     Some(set_weights(input, &scratch.rows, current.is_none()))
+}
+
+/// Whether some region is failing by quorum and every region not drained
+/// is: a global outage for this record.
+fn every_region_failing(rows: &[Row<'_>]) -> bool {
+    let failing = |r: &Row<'_>| {
+        matches!(
+            r.disposition,
+            Disposition::Evacuated(Evacuation::RegionDown | Evacuation::EndpointDown)
+        )
+    };
+    rows.iter().any(failing)
+        && rows
+            .iter()
+            .all(|r| r.disposition == Disposition::Drained || failing(r))
+}
+
+/// Keeps every region that would be evacuated now, but still serves, at
+/// its current weight (its base weight if none is recorded), while its
+/// hold lasts.
+fn hold_for_settle<'a>(
+    record: &'a str,
+    settle: &Settle,
+    now: DateTime<Utc>,
+    scratch: &mut Scratch<'a>,
+) {
+    let mut held = false;
+    for row in &mut scratch.rows {
+        if let Disposition::Evacuated(why) = row.disposition
+            && row.current != Some(0)
+            && let Some(until) = settle.hold_until(row.state, now)
+        {
+            row.disposition = Disposition::Settling(why, row.current.unwrap_or(row.base), until);
+            held = true;
+        }
+    }
+    if held {
+        scratch.settled.push(record);
+    }
 }
 
 fn dispose(
@@ -307,7 +373,7 @@ fn compute_weights(total: u64, scratch: &mut Scratch<'_>) {
     for r in rows.iter_mut() {
         r.weight = match r.disposition {
             Disposition::Drained | Disposition::Evacuated(_) => 0,
-            Disposition::Held(_, w) => u64::from(w),
+            Disposition::Held(_, w) | Disposition::Settling(_, w, _) => u64::from(w),
             Disposition::Ramp(_, pct) => u64::from(r.base) * u64::from(pct) / 100,
             Disposition::Full | Disposition::Restored => {
                 any_full = true;
@@ -406,7 +472,10 @@ fn describe(out: &mut String, why: Evacuation, row: &Row<'_>) {
     }
 }
 
-fn fail_open(input: &RecordInput<'_>, rows: &[Row<'_>]) -> Alarm {
+/// The fail-open alarm: `global` when every region not drained is failing
+/// (the weights are kept as they are, evacuations included), otherwise
+/// every computed weight was 0.
+fn fail_open(input: &RecordInput<'_>, rows: &[Row<'_>], global: bool) -> Alarm {
     let drained = rows
         .iter()
         .filter(|r| r.disposition == Disposition::Drained)
@@ -427,11 +496,33 @@ fn fail_open(input: &RecordInput<'_>, rows: &[Row<'_>]) -> Alarm {
             input.name
         )
     };
+    let mut reasons = Vec::with_capacity(rows.len() + 1);
+    let failing = rows
+        .iter()
+        .filter(|r| r.disposition != Disposition::Drained)
+        .count();
+    if global && failing > 1 {
+        reasons.push(format!(
+            "every region of {} that is not drained is failing by quorum at once ({failing}): \
+             a shared cause (a bad deploy, a shared dependency, trouble on the probes' side) is \
+             likelier than {failing} independent outages, and evacuating any region would only \
+             move its users onto regions that fail too; weights stay as they were until a region \
+             is seen Up again",
+            input.name
+        ));
+    } else if global {
+        reasons.push(format!(
+            "the only region of {} that is not drained is failing: there is nowhere to move its \
+             users; weights stay as they were",
+            input.name
+        ));
+    }
+    reasons.extend(rows.iter().map(|r| row_reason(r, None)));
     Alarm {
         kind: AlarmKind::FailOpen,
         subject: input.name.to_owned(),
         message,
-        reasons: rows.iter().map(|r| row_reason(r)).collect(),
+        reasons,
     }
 }
 
@@ -440,7 +531,8 @@ fn set_weights(input: &RecordInput<'_>, rows: &[Row<'_>], first: bool) -> Action
     if first {
         reasons.push(format!("no weights recorded yet for {}", input.name));
     }
-    reasons.extend(rows.iter().map(row_reason));
+    let settle_why = input.settle.map(Settle::why);
+    reasons.extend(rows.iter().map(|r| row_reason(r, settle_why.as_deref())));
     let weights = rows
         .iter()
         .map(|r| {
@@ -459,8 +551,9 @@ fn set_weights(input: &RecordInput<'_>, rows: &[Row<'_>], first: bool) -> Action
     }
 }
 
-/// "region: weight (why)", one line per region.
-fn row_reason(r: &Row<'_>) -> String {
+/// "region: weight (why)", one line per region; `settle_why` explains a
+/// region held by the settle window.
+fn row_reason(r: &Row<'_>, settle_why: Option<&str>) -> String {
     let mut out = String::with_capacity(192);
     let _ = write!(out, "{}: {} (", r.region, r.weight);
     match r.disposition {
@@ -471,6 +564,12 @@ fn row_reason(r: &Row<'_>) -> String {
         }
         Disposition::Held(why, _) => {
             out.push_str("held at current weight, max_evacuated reached, although ");
+            describe(&mut out, why, r);
+        }
+        Disposition::Settling(why, _, until) => {
+            let _ = write!(out, "held at current weight until {until}: ");
+            out.push_str(settle_why.unwrap_or("settle window open"));
+            out.push_str("; although ");
             describe(&mut out, why, r);
         }
         Disposition::Ramp(step, pct) => {

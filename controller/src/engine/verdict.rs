@@ -35,6 +35,12 @@ pub struct TargetVerdict {
     pub down: u32,
     /// Vantages that reported once but are stale now and did not vote.
     pub stale: u32,
+    /// Fresh vantages whose latest report failed, whatever their debounced
+    /// status: a quorum of them on a target not yet Down means it is
+    /// trending down (used to tell regions failing together from one
+    /// region failing alone).
+    #[serde(default)]
+    pub failing: u32,
     /// Which vantages said what and which rule applied. Empty when every fresh
     /// vantage agrees the target is Up: the counts say it all, and the common
     /// case stays cheap.
@@ -48,6 +54,7 @@ pub(crate) struct Tally {
     pub up: u32,
     pub down: u32,
     pub stale: u32,
+    pub failing: u32,
 }
 
 impl Tally {
@@ -63,6 +70,9 @@ impl Tally {
                 continue;
             }
             t.fresh += 1;
+            if h.fails > 0 {
+                t.failing += 1;
+            }
             match h.status {
                 VantageStatus::Up => t.up += 1,
                 VantageStatus::Down => t.down += 1,
@@ -115,7 +125,8 @@ pub(crate) fn verdict_at(
 ) -> TargetVerdict {
     let tally = Tally::count(book.vantages(target.as_str()).map(|(_, h)| h), cutoff);
     let verdict = tally.verdict(quorum);
-    let unanimous_up = verdict == Verdict::Up && tally.up == tally.fresh && tally.stale == 0;
+    let unanimous_up =
+        verdict == Verdict::Up && tally.up == tally.fresh && tally.stale == 0 && tally.failing == 0;
     let reasons = if unanimous_up {
         Vec::new()
     } else {
@@ -127,6 +138,7 @@ pub(crate) fn verdict_at(
         up: tally.up,
         down: tally.down,
         stale: tally.stale,
+        failing: tally.failing,
         reasons,
     }
 }
@@ -164,17 +176,29 @@ fn explain(
             tally.fresh
         ),
     };
-    for (label, want) in [
-        ("down by", Some(VantageStatus::Down)),
-        ("up by", Some(VantageStatus::Up)),
-        ("undecided", Some(VantageStatus::Unknown)),
-        ("stale", None),
+    // Which vantages to name after each label: fresh ones by status, fresh
+    // ones whose latest report failed though they do not say Down (yet),
+    // and stale ones.
+    #[derive(Clone, Copy)]
+    enum Pick {
+        Status(VantageStatus),
+        FailingNotDown,
+        Stale,
+    }
+    for (label, pick) in [
+        ("down by", Pick::Status(VantageStatus::Down)),
+        ("up by", Pick::Status(VantageStatus::Up)),
+        ("undecided", Pick::Status(VantageStatus::Unknown)),
+        ("latest report failed at", Pick::FailingNotDown),
+        ("stale", Pick::Stale),
     ] {
         let mut first = true;
         for (name, h) in book.vantages(target.as_str()) {
-            let hit = match want {
-                Some(status) => h.last_seen >= cutoff && h.status == status,
-                None => h.last_seen < cutoff,
+            let fresh = h.last_seen >= cutoff;
+            let hit = match pick {
+                Pick::Status(status) => fresh && h.status == status,
+                Pick::FailingNotDown => fresh && h.fails > 0 && h.status != VantageStatus::Down,
+                Pick::Stale => !fresh,
             };
             if !hit {
                 continue;

@@ -19,6 +19,28 @@ pub fn write(
     let repl = dir.join("repl.secret");
     std::fs::write(&admin, ADMIN_PASSWORD)?;
     std::fs::write(&repl, REPL_PASSWORD)?;
+    let endpoints: Vec<String> = endpoints.iter().map(|e| e.addr().to_string()).collect();
+    let members: Vec<String> = (0..REGIONS.len()).map(|i| db.address(i)).collect();
+    let t = render(etcd, &endpoints, &members, &admin, &repl);
+    let path = dir.join("lab.toml");
+    std::fs::write(&path, t)?;
+    Ok(path)
+}
+
+/// The lab config's text: region `i`'s api endpoint is probed at
+/// `endpoints[i]` and its database member is `members[i]`. Separate from
+/// [`write`] so tests check it validates without starting servers.
+///
+/// Staleness is 5s against 1s checks with a 500ms timeout (reports at most
+/// 1.5s apart); the settle window is the default 30s (at least
+/// (fall 2 + 1) × 1s).
+fn render(
+    etcd: &[String],
+    endpoints: &[String],
+    members: &[String],
+    admin: &Path,
+    repl: &Path,
+) -> String {
     let mut t = format!(
         r#"# Written by `switchyard lab`.
 cluster = "lab"
@@ -70,7 +92,7 @@ password = {{ file = "{repl}" }}
         t.push_str(&format!(
             "\n[[services.endpoints]]\nregion = \"{r}\"\nvalue = \"{}\"\ntarget = \"{}\"\n",
             endpoint_ip(i),
-            endpoints[i].addr()
+            endpoints[i]
         ));
     }
     t.push_str(
@@ -83,15 +105,44 @@ password = {{ file = "{repl}" }}
         t.push_str(&format!(
             "\n[[databases.members]]\nid = \"orders-{}\"\nregion = \"{r}\"\naddress = \"{}\"\n",
             i + 1,
-            db.address(i)
+            members[i]
         ));
     }
-    let path = dir.join("lab.toml");
-    std::fs::write(&path, t)?;
-    Ok(path)
+    t
 }
 
 /// The address region `i`'s endpoint is published as.
 pub fn endpoint_ip(i: usize) -> String {
     format!("192.0.2.{}", 10 + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config `switchyard lab` writes validates, without a warning.
+    #[test]
+    fn the_lab_config_is_valid_without_warnings() {
+        let endpoints: Vec<String> = (0..REGIONS.len())
+            .map(|i| format!("127.0.0.1:{}", 18_080 + i))
+            .collect();
+        let members: Vec<String> = (0..REGIONS.len())
+            .map(|i| format!("127.0.0.1:{}", 13_306 + i))
+            .collect();
+        let text = render(
+            &["http://127.0.0.1:2379".to_string()],
+            &endpoints,
+            &members,
+            Path::new("/tmp/admin.secret"),
+            Path::new("/tmp/repl.secret"),
+        );
+        let checked = match crate::config::parse(&text) {
+            Ok(c) => c,
+            Err(d) => panic!("the lab config is invalid: {d:#?}\n{text}"),
+        };
+        assert!(checked.warnings.is_empty(), "{:#?}", checked.warnings);
+        let c = checked.config;
+        assert_eq!(c.regions.len(), REGIONS.len());
+        assert!(c.stale_after() > std::time::Duration::from_millis(1500));
+    }
 }

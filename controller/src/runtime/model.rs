@@ -78,6 +78,7 @@ pub fn topology(cfg: &Config) -> engine::Topology {
         regions,
         records,
         databases,
+        witnesses: cfg.witnesses.iter().map(|w| w.name.clone()).collect(),
     }
 }
 
@@ -88,7 +89,7 @@ pub fn policy(cfg: &Config) -> engine::Policy {
         fall: p.fall,
         rise: p.rise,
         quorum: cfg.quorum(),
-        stale_after: p.stale_after,
+        stale_after: cfg.stale_after(),
         failback: match p.failback {
             Mode::Auto => FailbackMode::Auto,
             Mode::Manual => FailbackMode::Manual,
@@ -102,10 +103,11 @@ pub fn policy(cfg: &Config) -> engine::Policy {
         },
         anti_flap: p.anti_flap,
         max_evacuated: p.max_evacuated as usize,
+        settle_window: p.settle_window,
     }
 }
 
-/// The targets and regions a probe report may name.
+/// The targets and vantages (regions and witnesses) a probe report may name.
 pub fn known_names(topology: &engine::Topology) -> KnownNames {
     let mut targets = std::collections::HashSet::new();
     for r in topology.records.values() {
@@ -120,7 +122,7 @@ pub fn known_names(topology: &engine::Topology) -> KnownNames {
     }
     KnownNames {
         targets,
-        regions: topology.regions.keys().cloned().collect(),
+        regions: topology.vantages().map(str::to_owned).collect(),
     }
 }
 
@@ -268,4 +270,177 @@ fn resolve(
             })?;
     let password = creds.password.resolve().map_err(secret_err)?;
     Ok(Credentials::new(&creds.user, password.expose()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{DateTime, TimeDelta, Utc};
+    use switchyard_probes::proto::{Outcome, ProbeReport};
+
+    use super::*;
+    use crate::api::ingest::{Rejection, check_report};
+    use crate::engine::{Action, ControlState, HealthBook, RegionStatus};
+
+    /// Two regions a and b (api endpoints, database members db-a primary
+    /// and db-b), auto failover, plus `extra` TOML.
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            r#"cluster = "two"
+[etcd]
+endpoints = ["http://127.0.0.1:2379"]
+[dns]
+backend = "file"
+path = "/tmp/w.json"
+[policy]
+db_failover = "auto"
+[[regions]]
+name = "a"
+weight = 100
+priority = 1
+[[regions]]
+name = "b"
+weight = 100
+priority = 2
+[[controllers]]
+id = "ca"
+region = "a"
+listen = "127.0.0.1:7401"
+[[controllers]]
+id = "cb"
+region = "b"
+listen = "127.0.0.1:7402"
+[[services]]
+name = "api"
+record = "api.example.com."
+ttl = 30
+[[services.endpoints]]
+region = "a"
+value = "192.0.2.1"
+target = "10.0.0.1:80"
+[[services.endpoints]]
+region = "b"
+value = "192.0.2.2"
+target = "10.0.0.2:80"
+[[services.checks]]
+kind = "tcp"
+interval = "1s"
+timeout = "500ms"
+[credentials.admin]
+user = "sy"
+password = {{ env = "PW" }}
+[[databases]]
+name = "orders"
+kind = "mariadb"
+max_lag = "5s"
+credentials = "admin"
+[[databases.members]]
+id = "db-a"
+region = "a"
+address = "10.0.0.1:3306"
+[[databases.members]]
+id = "db-b"
+region = "b"
+address = "10.0.0.2:3306"
+{extra}"#
+        );
+        match config::parse(&text) {
+            Ok(c) => c.config,
+            Err(d) => panic!("test config invalid: {d:#?}"),
+        }
+    }
+
+    fn report(target: &str, vantage: &str, at: DateTime<Utc>, up: bool) -> ProbeReport {
+        ProbeReport {
+            probe_id: format!("{vantage}@test"),
+            vantage_region: vantage.into(),
+            target: target.into(),
+            check: "tcp".into(),
+            outcome: if up { Outcome::Up } else { Outcome::Down } as i32,
+            reason: String::new(),
+            latency_us: 10,
+            observed_at_unix_ms: at.timestamp_millis(),
+            sequence: 1,
+        }
+    }
+
+    #[test]
+    fn the_policy_carries_staleness_quorum_and_the_settle_window() {
+        let cfg = config("[[witnesses]]\nname = \"w\"\n");
+        let p = policy(&cfg);
+        assert_eq!(p.quorum, 2, "a majority of 3 vantages");
+        // 3 × the longest check interval: the database's default 5s.
+        assert_eq!(p.stale_after, Duration::from_secs(15));
+        assert_eq!(p.settle_window, Duration::from_secs(30));
+        let topo = topology(&cfg);
+        assert_eq!(topo.witnesses.iter().collect::<Vec<_>>(), ["w"]);
+        assert!(!topo.regions.contains_key("w"), "a witness gets no weight");
+        assert_eq!(base_weights(&topo)["api.example.com."].len(), 2);
+    }
+
+    /// Region a is lost with its probe: b and (if declared) the witness w
+    /// report a's endpoint and primary down through ingest; the leader's
+    /// decide then evacuates a and fails the primary over — or, without the
+    /// witness, b alone cannot make the quorum and nothing happens.
+    #[test]
+    fn a_witness_report_is_accepted_and_makes_the_quorum() {
+        for witness in [true, false] {
+            let cfg = config(if witness {
+                "[[witnesses]]\nname = \"w\"\n"
+            } else {
+                ""
+            });
+            let mut topo = topology(&cfg);
+            topo.databases.get_mut("orders").expect("orders").primary = "db-a".into();
+            let pol = policy(&cfg);
+            let known = known_names(&topo);
+            let now = DateTime::<Utc>::from_timestamp(1_750_000_000, 0).unwrap_or_default();
+            let mut book = HealthBook::new();
+            let mut rejected = Vec::new();
+            for round in 0..pol.fall {
+                let at = now - TimeDelta::milliseconds(100 * i64::from(pol.fall - round));
+                for vantage in ["b", "w"] {
+                    for (target, up) in [
+                        ("svc:api@a", false),
+                        ("db:orders/db-a", false),
+                        ("svc:api@b", true),
+                        ("db:orders/db-b", true),
+                    ] {
+                        match check_report(&mut report(target, vantage, at, up), &known, now) {
+                            Ok(obs) => {
+                                book.record(&obs, &pol);
+                            }
+                            Err(e) => rejected.push(e),
+                        }
+                    }
+                }
+            }
+            let control = ControlState {
+                weights: base_weights(&topo),
+                ..ControlState::default()
+            };
+            let d = crate::engine::decide(&topo, &book, &control, &pol, now);
+            let failover = d.plan.actions.iter().any(
+                |a| matches!(a, Action::Failover { from_member, .. } if from_member == "db-a"),
+            );
+            let evacuated = d.plan.actions.iter().any(
+                |a| matches!(a, Action::SetWeights { weights, .. } if weights.get("a") == Some(&0)),
+            );
+            if witness {
+                assert!(rejected.is_empty(), "{rejected:?}");
+                assert_eq!(d.regions["a"].status, RegionStatus::Down);
+                assert!(failover && evacuated, "{:?}", d.plan);
+            } else {
+                assert!(
+                    rejected
+                        .iter()
+                        .all(|r| *r == Rejection::UnknownRegion("w".into())),
+                    "{rejected:?}"
+                );
+                assert_eq!(rejected.len(), 4 * pol.fall as usize);
+                assert!(d.plan.actions.is_empty(), "{:?}", d.plan);
+            }
+        }
+    }
 }

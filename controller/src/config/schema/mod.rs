@@ -42,6 +42,11 @@ pub struct Config {
     /// The regions traffic and primaries move between (`[[regions]]`).
     #[serde(default)]
     pub regions: Vec<Region>,
+    /// Vantages in a third place that vote but host nothing
+    /// (`[[witnesses]]`), so a two-region deployment keeps a quorum when a
+    /// whole region, its probe included, is gone.
+    #[serde(default)]
+    pub witnesses: Vec<Witness>,
     /// Weighted DNS records with per-region endpoints (`[[services]]`).
     #[serde(default)]
     pub services: Vec<Service>,
@@ -65,11 +70,71 @@ impl Config {
         self.regions.iter().find(|r| r.name == name)
     }
 
+    /// The witness called `name`, if declared.
+    pub fn witness(&self, name: &str) -> Option<&Witness> {
+        self.witnesses.iter().find(|w| w.name == name)
+    }
+
+    /// Whether a probe may run as `name`: a declared region or witness.
+    pub fn is_vantage(&self, name: &str) -> bool {
+        self.region(name).is_some() || self.witness(name).is_some()
+    }
+
+    /// How many vantages vote: one probe per region and per witness.
+    pub fn vantage_count(&self) -> usize {
+        self.regions.len() + self.witnesses.len()
+    }
+
     /// The number of fresh vantages that must agree before a target is Down:
-    /// `policy.quorum`, or by default a majority of regions (at least 2 when
-    /// there are 2 or more regions).
+    /// `policy.quorum`, or by default a majority of the vantages (regions
+    /// and witnesses; at least 2 when there are 2 or more).
     pub fn quorum(&self) -> usize {
-        self.policy.quorum_for(self.regions.len())
+        self.policy.quorum_for(self.vantage_count())
+    }
+
+    /// Every check probes run, as (where it is configured, interval,
+    /// timeout): each service's checks and each database's member check.
+    pub fn check_timings(&self) -> Vec<(String, Duration, Duration)> {
+        let mut out = Vec::new();
+        for (i, s) in self.services.iter().enumerate() {
+            for (j, c) in s.checks.iter().enumerate() {
+                out.push((
+                    format!("services[{i}].checks[{j}]"),
+                    c.interval(),
+                    c.timeout(),
+                ));
+            }
+        }
+        for (i, d) in self.databases.iter().enumerate() {
+            let default = if d.check == DatabaseCheck::default() {
+                " (the default)"
+            } else {
+                ""
+            };
+            out.push((
+                format!("databases[{i}].check{default}"),
+                d.check.interval,
+                d.check.timeout,
+            ));
+        }
+        out
+    }
+
+    /// The longest interval of any check, if there is a check.
+    pub fn longest_check_interval(&self) -> Option<Duration> {
+        self.check_timings().into_iter().map(|(_, i, _)| i).max()
+    }
+
+    /// The staleness in force: `policy.stale_after`, or by default three
+    /// times the longest check interval (ARCHITECTURE §4: a vantage with no
+    /// report for 3 intervals is stale), so a vantage may miss two reports
+    /// in a row before it stops voting and no check's reports are ever
+    /// further apart than it (3s when there is no check at all).
+    pub fn stale_after(&self) -> Duration {
+        self.policy.stale_after.unwrap_or_else(|| {
+            self.longest_check_interval()
+                .map_or(Duration::from_secs(3), |i| i * STALE_INTERVALS)
+        })
     }
 
     /// The credential set a member logs in with: its own override, else its
@@ -115,6 +180,9 @@ impl Etcd {
             .unwrap_or((self.lease_ttl * 2).max(Duration::from_secs(4)))
     }
 }
+
+/// How many of the longest check interval the default `stale_after` is.
+pub const STALE_INTERVALS: u32 = 3;
 
 fn default_lease_ttl() -> Duration {
     Duration::from_secs(5)
@@ -164,6 +232,18 @@ pub struct Region {
     pub weight: u8,
     /// Lower is preferred, both for promotion and for taking traffic back.
     pub priority: u32,
+}
+
+/// A witness (`[[witnesses]]`): a vantage in a third failure domain. Its
+/// probe (`switchyard probe --region <name>`) checks every target and votes
+/// like a region's, but it gets no traffic, no weight, no database members,
+/// and needs no controller. With two regions it is what lets a quorum of 2
+/// still be met when one region is lost together with its probe.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Witness {
+    /// Unique name among regions and witnesses, e.g. `witness-us-central`.
+    pub name: String,
 }
 
 /// A named login (`[credentials.<name>]`) for database members.

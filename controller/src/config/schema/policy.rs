@@ -17,9 +17,13 @@ pub struct Policy {
     /// Fresh vantages that must agree a target is down; absent: a majority
     /// of regions, at least 2 (see [`Policy::quorum_for`]).
     pub quorum: Option<u32>,
-    /// A vantage silent for this long is stale and does not vote (default 3s).
-    #[serde(deserialize_with = "duration::deserialize")]
-    pub stale_after: Duration,
+    /// A vantage silent for this long is stale and does not vote. Absent:
+    /// three times the longest check interval (see
+    /// [`Config::stale_after`](super::Config::stale_after)); it must exceed
+    /// every check's interval plus timeout, the longest gap between two
+    /// reports of one vantage on one target.
+    #[serde(deserialize_with = "duration::deserialize_option")]
+    pub stale_after: Option<Duration>,
     /// Whether traffic returns to a recovered region by itself (default manual).
     pub failback: Mode,
     /// Steady health required before failback starts (default 10m).
@@ -37,6 +41,13 @@ pub struct Policy {
     pub anti_flap: Duration,
     /// Most regions evacuated at once (default 1); below the region count.
     pub max_evacuated: u32,
+    /// How long evacuations wait while more than one region is failing at
+    /// once, so a global outage (a bad deploy, a shared dependency, the
+    /// probes' side) does not pile the first region's users onto the others
+    /// (default 30s; at least (`fall` + 1) × the longest check interval). A region
+    /// failing alone is never delayed.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub settle_window: Duration,
 }
 
 impl Default for Policy {
@@ -45,7 +56,7 @@ impl Default for Policy {
             fall: 3,
             rise: 2,
             quorum: None,
-            stale_after: Duration::from_secs(3),
+            stale_after: None,
             failback: Mode::Manual,
             failback_after: Duration::from_secs(600),
             ramp: vec![25, 50, 100],
@@ -53,6 +64,7 @@ impl Default for Policy {
             db_failover: Mode::Manual,
             anti_flap: Duration::from_secs(1800),
             max_evacuated: 1,
+            settle_window: crate::engine::DEFAULT_SETTLE_WINDOW,
         }
     }
 }

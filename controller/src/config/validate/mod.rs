@@ -88,9 +88,21 @@ impl Validator<'_> {
         }
     }
 
-    /// A reference to a region must name a declared one.
+    /// A reference to a region must name a declared one (not a witness:
+    /// witnesses host nothing).
     fn region_ref(&mut self, path: KeyPath, name: &str) {
         if self.config.region(name).is_some() {
+            return;
+        }
+        if self.config.witness(name).is_some() {
+            let declared = names(self.config.regions.iter().map(|r| r.name.as_str()));
+            self.error(
+                path,
+                format!(
+                    "{name:?} is a witness: it votes but hosts no endpoints or database members; \
+                     declared regions: {declared}"
+                ),
+            );
             return;
         }
         let mut declared: Vec<&str> = Vec::new();
@@ -108,6 +120,14 @@ impl Validator<'_> {
             format!("region {name:?} is not declared; declared regions: {declared}")
         };
         self.error(path, message);
+    }
+
+    /// A controller may run in a region or at a witness (a third site often
+    /// holds an etcd member anyway).
+    fn vantage_ref(&mut self, path: KeyPath, name: &str) {
+        if self.config.witness(name).is_none() {
+            self.region_ref(path, name);
+        }
     }
 
     /// Reports the second and later uses of a value that must be unique.

@@ -1,11 +1,23 @@
-//! `[policy]` and `[dns]`.
+//! `[policy]` and `[dns]`, and the timing rules between the policy and the
+//! checks (staleness, the settle window), and whether a region lost with
+//! its probe can still be found Down (witnesses).
+
+use std::time::Duration;
 
 use super::{Validator, syntax};
+use crate::config::duration::format as dur;
 use crate::config::path::KeyPath;
-use crate::config::schema::Dns;
+use crate::config::schema::{Dns, STALE_INTERVALS};
+
+/// A settle window longer than this delays real multi-region evacuations
+/// for longer than a global outage needs to show itself; worth a warning.
+const LONG_SETTLE: Duration = Duration::from_secs(300);
 
 pub(super) fn check(v: &mut Validator<'_>) {
     policy(v);
+    stale_after(v);
+    settle_window(v);
+    region_loss(v);
     dns(v);
 }
 
@@ -13,6 +25,13 @@ fn policy(v: &mut Validator<'_>) {
     let p = &v.config.policy;
     let at = KeyPath::root().key("policy");
     let regions = v.config.regions.len();
+    // Every region and every witness runs a probe that votes.
+    let vantages = v.config.vantage_count();
+    let voters = if v.config.witnesses.is_empty() {
+        format!("{vantages} regions")
+    } else {
+        format!("{vantages} regions and witnesses")
+    };
     if p.fall == 0 {
         v.error(at.key("fall"), "fall must be at least 1 (consecutive failures before a vantage calls a target down; 3 is the default)");
     }
@@ -23,31 +42,25 @@ fn policy(v: &mut Validator<'_>) {
         Some(0) => {
             v.error(
                 at.key("quorum"),
-                format!("quorum must be at least 1; with {regions} regions use 1–{regions}, or omit it for a majority"),
+                format!("quorum must be at least 1; with {voters} use 1–{vantages}, or omit it for a majority"),
             );
         }
-        Some(q) if q as usize > regions => {
+        Some(q) if q as usize > vantages => {
             v.error(
                 at.key("quorum"),
                 format!(
-                    "quorum {q} is more than the {regions} regions that can vote, so nothing could ever be Down: use 1–{regions}, or omit it for a majority ({})",
-                    crate::config::schema::Policy::quorum_for_default(regions)
+                    "quorum {q} is more than the {voters} that can vote, so nothing could ever be Down: use 1–{vantages}, or omit it for a majority ({})",
+                    crate::config::schema::Policy::quorum_for_default(vantages)
                 ),
             );
         }
-        Some(1) if regions >= 2 => {
+        Some(1) if vantages >= 2 => {
             v.warning(
                 at.key("quorum"),
                 "quorum 1: a single probe that is cut off could evacuate a region on its own; 2 or more is safer",
             );
         }
         _ => {}
-    }
-    if p.stale_after.is_zero() {
-        v.error(
-            at.key("stale_after"),
-            "stale_after must be above 0, e.g. \"3s\"",
-        );
     }
     if p.failback_after.is_zero() {
         v.error(
@@ -72,6 +85,135 @@ fn policy(v: &mut Validator<'_>) {
             ),
         );
     }
+}
+
+/// An explicit `stale_after` must exceed every check's interval plus its
+/// timeout: a probe stamps a report when the check ends, so two reports of
+/// one vantage on one target can be that far apart, and a shorter
+/// staleness makes the vantage drop out between them (verdicts flicker
+/// between Down or Up and Unknown).
+fn stale_after(v: &mut Validator<'_>) {
+    let Some(stale) = v.config.policy.stale_after else {
+        return;
+    };
+    let path = KeyPath::root().key("policy").key("stale_after");
+    if stale.is_zero() {
+        v.error(path, "stale_after must be above 0, e.g. \"15s\"");
+        return;
+    }
+    // The first check with the longest gap, in file order.
+    let mut worst: Option<(String, Duration, Duration)> = None;
+    for (check, interval, timeout) in v.config.check_timings() {
+        if worst
+            .as_ref()
+            .is_none_or(|(_, i, t)| interval + timeout > *i + *t)
+        {
+            worst = Some((check, interval, timeout));
+        }
+    }
+    let Some((check, interval, timeout)) = worst else {
+        return;
+    };
+    if stale <= interval + timeout {
+        let default = v.config.longest_check_interval().unwrap_or(interval) * STALE_INTERVALS;
+        let issue = v.error(
+            path,
+            format!(
+                "stale_after ({}) must exceed every check's interval plus timeout, or a vantage \
+                 goes stale between two of its reports and verdicts flicker: {check} runs every {} \
+                 with a {} timeout (up to {} between reports)",
+                dur(stale),
+                dur(interval),
+                dur(timeout),
+                dur(interval + timeout)
+            ),
+        );
+        issue.set_hint(format!(
+            "use more than {}, or omit stale_after for the default: {STALE_INTERVALS} × the \
+             longest check interval ({})",
+            dur(interval + timeout),
+            dur(default)
+        ));
+    }
+}
+
+/// The settle window must let regions that started failing together reach
+/// Down before it ends: `fall` failed reports, the first up to an interval
+/// plus a timeout after the outage began, so at worst `fall` intervals plus
+/// a timeout plus delivery; `(fall + 1)` × the longest interval covers it
+/// (a timeout is below its interval). Shorter, and a global outage could
+/// still evacuate its first region onto the others.
+fn settle_window(v: &mut Validator<'_>) {
+    let p = &v.config.policy;
+    let path = KeyPath::root().key("policy").key("settle_window");
+    let reports = p.fall.max(1) + 1;
+    let longest = v.config.longest_check_interval().unwrap_or(Duration::ZERO);
+    let needed = (longest * reports).max(Duration::from_secs(1));
+    if p.settle_window < needed {
+        v.error(
+            path,
+            format!(
+                "settle_window ({}) must be at least (fall + 1) × the longest check interval \
+                 ({reports} × {} = {}, and at least 1s): regions failing together need that long \
+                 to be seen Down, or a global outage evacuates its first region onto the others",
+                dur(p.settle_window),
+                dur(longest),
+                dur(needed)
+            ),
+        );
+    } else if p.settle_window > LONG_SETTLE {
+        v.warning(
+            path,
+            format!(
+                "settle_window {}: when two regions really fail at once, their users wait that \
+                 long before being moved; {} or less is usual (default 30s)",
+                dur(p.settle_window),
+                dur(LONG_SETTLE)
+            ),
+        );
+    }
+}
+
+/// A region lost together with its probe leaves `vantages - 1` voters; if
+/// that is below the quorum its targets can never be Down, so nothing is
+/// evacuated and no database fails over — the two-region trap. Warn, and
+/// name the way out: a witness.
+fn region_loss(v: &mut Validator<'_>) {
+    let regions = v.config.regions.len();
+    let vantages = v.config.vantage_count();
+    let quorum = v.config.quorum();
+    if regions < 2 || vantages > quorum {
+        return;
+    }
+    let explicit = v.config.policy.quorum.is_some();
+    let path = if explicit {
+        KeyPath::root().key("policy").key("quorum")
+    } else {
+        KeyPath::root().key("regions")
+    };
+    let witnesses = match v.config.witnesses.len() {
+        0 => "no witness".to_owned(),
+        1 => "1 witness".to_owned(),
+        n => format!("{n} witnesses"),
+    };
+    let issue = v.warning(
+        path,
+        format!(
+            "with {regions} regions and {witnesses}, a region lost together with its probe leaves \
+             {} vantage(s), below the quorum of {quorum}: its targets can never be found Down, so \
+             nothing is evacuated and no database fails over",
+            vantages - 1
+        ),
+    );
+    issue.set_hint(if explicit {
+        "lower quorum, or add a witness: [[witnesses]] name = \"...\" in a third place, running \
+         `switchyard probe --region <witness>`"
+            .to_owned()
+    } else {
+        "add a witness, a probe in a third place that votes but hosts nothing: [[witnesses]] \
+         name = \"...\", running `switchyard probe --region <witness>`"
+            .to_owned()
+    });
 }
 
 fn ramp(v: &mut Validator<'_>, at: &KeyPath) {

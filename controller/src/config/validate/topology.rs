@@ -10,6 +10,7 @@ pub(super) fn check(v: &mut Validator<'_>) {
     v.check(root.key("cluster"), syntax::name(&v.config.cluster));
     etcd(v);
     regions(v);
+    witnesses(v);
     controllers(v);
 }
 
@@ -121,6 +122,38 @@ fn regions(v: &mut Validator<'_>) {
     }
 }
 
+/// Witnesses: valid, unique names that are not also region names (a
+/// report names its vantage, and one name must mean one probe place).
+fn witnesses(v: &mut Validator<'_>) {
+    let path = KeyPath::root().key("witnesses");
+    for (i, w) in v.config.witnesses.iter().enumerate() {
+        let at = path.index(i).key("name");
+        v.check(at.clone(), syntax::name(&w.name));
+        if v.config.region(&w.name).is_some() {
+            v.error(
+                at,
+                format!(
+                    "witness {:?} has the name of a region: a witness is a vantage of its own, \
+                     in a third place; give it a name no region uses",
+                    w.name
+                ),
+            );
+        }
+    }
+    let witnesses = &v.config.witnesses;
+    v.unique(
+        "witness name",
+        None,
+        witnesses.iter().enumerate().map(|(i, w)| {
+            (
+                path.index(i).key("name"),
+                w.name.clone(),
+                format!("{:?}", w.name),
+            )
+        }),
+    );
+}
+
 fn controllers(v: &mut Validator<'_>) {
     let controllers = &v.config.controllers;
     let path = KeyPath::root().key("controllers");
@@ -134,7 +167,7 @@ fn controllers(v: &mut Validator<'_>) {
     for (i, c) in controllers.iter().enumerate() {
         let at = path.index(i);
         v.check(at.key("id"), syntax::name(&c.id));
-        v.region_ref(at.key("region"), &c.region);
+        v.vantage_ref(at.key("region"), &c.region);
         if c.listen.ip().is_unspecified() && controllers.len() > 1 {
             v.error(
                 at.key("listen"),

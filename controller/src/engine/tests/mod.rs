@@ -5,8 +5,10 @@ mod health;
 mod pause;
 mod props;
 mod region;
+mod settle;
 mod traffic;
 mod verdict;
+mod witness;
 
 use std::collections::BTreeMap;
 
@@ -122,8 +124,38 @@ impl World {
             .collect()
     }
 
+    /// Adds witness `name`: a vantage that hosts nothing.
+    pub fn with_witness(mut self, name: &str) -> Self {
+        self.topo.witnesses.insert(name.to_owned());
+        self
+    }
+
+    /// Every region and witness, in that order.
     pub fn vantages(&self) -> Vec<String> {
-        self.topo.regions.keys().cloned().collect()
+        self.topo.vantages().map(str::to_owned).collect()
+    }
+
+    /// Every vantage in `vantages` reports `target` `ok` exactly `times`
+    /// times at `t` (fewer than `fall` failures: failing, not yet Down).
+    pub fn report(
+        &mut self,
+        target: &str,
+        vantages: &[&str],
+        ok: bool,
+        times: u32,
+        t: DateTime<Utc>,
+    ) {
+        for v in vantages {
+            let obs = Observation {
+                target: TargetId::from(target),
+                vantage: (*v).to_owned(),
+                ok,
+                observed_at: t,
+            };
+            for _ in 0..times {
+                self.book.record(&obs, &self.policy);
+            }
+        }
     }
 
     /// Every vantage in `vantages` reports `target` `ok` enough times at `t`

@@ -66,9 +66,10 @@ fn region_state(restricted: bool) -> impl Strategy<Value = Option<RegionState>> 
         prop::sample::select(statuses),
         0i64..3000,
         prop::option::of(0usize..4),
+        prop::option::of(0i64..3000),
     ))
     .prop_map(|s| {
-        s.map(|(status, ago, ramp)| RegionState {
+        s.map(|(status, ago, ramp, failing)| RegionState {
             status,
             since: at(NOW - ago),
             reasons: vec![],
@@ -76,6 +77,12 @@ fn region_state(restricted: bool) -> impl Strategy<Value = Option<RegionState>> 
                 ramp
             } else {
                 None
+            },
+            // Failing since some time (or, for Down, unknown: a state
+            // persisted before the field existed).
+            failing_since: match status {
+                RegionStatus::Suspect | RegionStatus::Down => failing.map(|f| at(NOW - f)),
+                _ => None,
             },
         })
     })
@@ -86,9 +93,15 @@ fn policy() -> impl Strategy<Value = Policy> {
         (1u32..=3, 1u32..=3, 1usize..=3, 0usize..=3),
         (any::<bool>(), 0u64..900, 0u64..120, any::<bool>()),
         prop::sample::select(vec![vec![25u8, 50, 100], vec![100], vec![], vec![10, 100]]),
+        prop::sample::select(vec![0u64, 30, 600, 5000]),
     )
         .prop_map(
-            |((fall, rise, quorum, max_evacuated), (auto_fb, fb_after, step, auto_db), ramp)| {
+            |(
+                (fall, rise, quorum, max_evacuated),
+                (auto_fb, fb_after, step, auto_db),
+                ramp,
+                settle,
+            )| {
                 Policy {
                     fall,
                     rise,
@@ -109,6 +122,7 @@ fn policy() -> impl Strategy<Value = Policy> {
                     },
                     anti_flap: Duration::from_secs(1800),
                     max_evacuated,
+                    settle_window: Duration::from_secs(settle),
                 }
             },
         )
@@ -363,6 +377,101 @@ proptest! {
                 let region_down = d.regions[member.region.as_str()].status == RegionStatus::Down;
                 prop_assert!(primary_down || region_down);
                 prop_assert_eq!(input.policy.db_failover, DbFailoverMode::Auto);
+            }
+        }
+    }
+}
+
+/// Since when each undrained region of the decision is failing, earliest
+/// first: what opens the settle window.
+fn failing_starts(input: &Input, d: &Decision) -> Vec<DateTime<Utc>> {
+    let mut starts: Vec<DateTime<Utc>> = d
+        .regions
+        .iter()
+        .filter(|(r, _)| !input.control.drained.contains(*r))
+        .filter_map(|(_, s)| s.failing_since)
+        .collect();
+    starts.sort();
+    starts
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// While two or more regions are failing, no region goes from serving
+    /// to 0 within settle_window of the second one's start and of its own
+    /// anchor (when it went Down, else when it started failing), unless an
+    /// operator drained it. (Restricted world: nothing out yet, current
+    /// weights are the base weights, so every 0 would be this decision's
+    /// evacuation.)
+    #[test]
+    fn while_the_window_is_open_no_serving_region_is_evacuated(input in input(true)) {
+        let d = input.decide();
+        let starts = failing_starts(&input, &d);
+        if starts.len() < 2 {
+            return Ok(());
+        }
+        let window = TimeDelta::from_std(input.policy.settle_window).unwrap_or(TimeDelta::MAX);
+        for (record, weights) in set_weights(&d) {
+            let current = &input.control.weights[record.as_str()];
+            for (region, w) in weights {
+                let before = current.get(region).copied().unwrap_or(0);
+                if before == 0 || *w > 0 || input.control.drained.contains(region) {
+                    continue;
+                }
+                let state = &d.regions[region.as_str()];
+                let anchor = if state.status == RegionStatus::Down {
+                    state.since
+                } else {
+                    state.failing_since.unwrap_or(at(NOW))
+                };
+                prop_assert!(
+                    at(NOW) >= starts[1].min(anchor) + window,
+                    "{} of {} went {} -> 0 inside the settle window; starts {:?}, anchor {}: {:?}",
+                    region, record, before, starts, anchor, d.plan
+                );
+            }
+        }
+    }
+
+    /// The window opens only for two or more failing regions: a region
+    /// failing alone is never held back.
+    #[test]
+    fn a_region_failing_alone_never_opens_the_window(input in input(false)) {
+        let d = input.decide();
+        let starts = failing_starts(&input, &d);
+        if starts.len() < 2 {
+            prop_assert!(
+                alarms(&d, AlarmKind::SettleWindow).is_empty(),
+                "{:?}", d.alarms
+            );
+        }
+    }
+
+    /// A record whose every region that is not drained is failing by quorum
+    /// (its region Down, or its endpoint Down in a region that is neither
+    /// Down nor Recovering) keeps its weights: a global outage moves nobody.
+    #[test]
+    fn every_region_failing_changes_no_weight(input in input(false)) {
+        let d = input.decide();
+        for (record, spec) in &input.topo.records {
+            let mut any = false;
+            let all = spec.endpoints.iter().all(|(region, ep)| {
+                if input.control.drained.contains(region) {
+                    return true;
+                }
+                let status = d.regions[region.as_str()].status;
+                let failing = status == RegionStatus::Down
+                    || (matches!(status, RegionStatus::Healthy | RegionStatus::Suspect)
+                        && d.verdicts[&ep.target].verdict == Verdict::Down);
+                any |= failing;
+                failing
+            });
+            if any && all {
+                prop_assert!(
+                    set_weights(&d).all(|(r, _)| r != record),
+                    "{} changed although every region fails: {:?}", record, d.plan
+                );
             }
         }
     }

@@ -161,6 +161,7 @@ fn transition_table() {
                 since: at(0),
                 reasons: vec![],
                 ramp_step: None,
+                failing_since: None,
             },
         );
         let t = at(100);

@@ -1,6 +1,8 @@
 //! Traffic weights: evacuation and spread (rule 1), never all zero (rule 2),
 //! at most `max_evacuated` (rule 3), and plans holding only changes.
 
+use std::time::Duration;
+
 use super::*;
 
 #[test]
@@ -128,6 +130,9 @@ fn weight_table() {
     for (name, regions, down, drained, max_evacuated, want) in cases {
         let mut w = World::new(regions, &["api"]);
         w.policy.max_evacuated = *max_evacuated;
+        // Weights as they are once any settle window has passed (two
+        // regions down at once wait for it first: tests/settle.rs).
+        w.policy.settle_window = Duration::ZERO;
         w.all_up(at(0));
         for r in *down {
             let vs: Vec<String> = w.vantages();
@@ -202,6 +207,8 @@ fn fail_open_with_a_single_region_down() {
 #[test]
 fn max_evacuated_alarm_names_who_is_held_and_why() {
     let mut w = World::abc();
+    // Past the settle window two regions down at once wait for.
+    w.policy.settle_window = Duration::ZERO;
     w.all_up(at(0));
     w.see("svc:api@a", &["a", "b", "c"], false, at(0));
     w.see("svc:api@b", &["a", "b", "c"], false, at(0));
@@ -216,8 +223,10 @@ fn max_evacuated_alarm_names_who_is_held_and_why() {
 
 #[test]
 fn max_evacuated_keeps_the_region_already_out() {
-    // b failed first and is at 0 already; a fails later: a is the extra.
+    // b failed first and is at 0 already; a fails later: a is the extra
+    // (once the settle window a second region failing opens has passed).
     let mut w = World::abc();
+    w.policy.settle_window = Duration::ZERO;
     w.region_down("b", at(0));
     w.step(at(0));
     assert_eq!(w.weights("api"), vec![150, 0, 150]);
