@@ -28,6 +28,7 @@ use crate::api::peer::PeerService;
 use crate::clock::Clock;
 use crate::config::{Config, Controller, Dns};
 use crate::executor::Executor;
+use crate::fence::gate::Coverage;
 use crate::fence::lease::{DEFAULT_DRIFT_MARGIN, LeaseReader};
 use crate::fence::local::{FenceLog, LocalFencer};
 use crate::store::{ElectionConfig, Role, Store, election};
@@ -295,7 +296,7 @@ pub async fn run(
 
     // gRPC: ingest + health + peer pings.
     let ingest = IngestService::new(aggregator.clone(), known, clock.clone());
-    let peer = PeerService::new(me.id.clone(), cfg.cluster.clone(), etcd_ok_rx);
+    let peer = PeerService::new(me.id.clone(), cfg.cluster.clone(), etcd_ok_rx.clone());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ProbeIngestServer<IngestService>>()
@@ -329,9 +330,14 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    // The gate's lease reader forgets what it saw whenever this controller
+    // loses etcd (it then tells its peers "no etcd", which may let a lease
+    // holder fail static).
     let leases = Arc::new(
-        LeaseReader::new(store.clone(), clock.clone(), DEFAULT_DRIFT_MARGIN)
-            .with_unseen_wait(cfg.etcd.primary_lease_ttl()),
+        LeaseReader::new(store.clone(), DEFAULT_DRIFT_MARGIN)
+            .with_lease_ttl(cfg.etcd.primary_lease_ttl())
+            .with_etcd_reach(etcd_ok_rx)
+            .with_coverage(Coverage::from_config(&cfg)),
     );
     let ctx = leader::LeaderContext {
         executor: Executor::with_databases(
