@@ -339,10 +339,15 @@ async fn etcd_outage(lab: &mut SplitLab) -> anyhow::Result<()> {
             "{} fenced during an etcd outage",
             c.id()
         );
-        assert_eq!(
-            c.metric("switchyard_isolated").await?,
-            Some(0.0),
-            "{}",
+        // ctl-a answers everyone. The fixture restarts it on a new port,
+        // which it cannot register without etcd, so ctl-b and ctl-c may no
+        // longer find it (a configured listen address does not move): then
+        // not every controller answers them, and they count as isolated —
+        // which fences nothing, as nothing in their regions is writable.
+        let isolated = c.metric("switchyard_isolated").await?;
+        assert!(
+            isolated == Some(0.0) || (c.id() != "ctl-a" && c.log().contains("(ctl-a silent")),
+            "{}: isolated {isolated:?}",
             c.id()
         );
         assert!(
