@@ -505,7 +505,7 @@ async fn asymmetric(lab: &mut SplitLab) -> anyhow::Result<()> {
         Duration::from_secs(20),
         || async {
             match lab.controllers[1].metric("switchyard_isolated").await {
-                Ok(Some(v)) if v == 1.0 => Ok(()),
+                Ok(Some(1.0)) => Ok(()),
                 other => Err(format!("{other:?}")),
             }
         },
