@@ -28,7 +28,6 @@ use crate::api::peer::PeerService;
 use crate::clock::Clock;
 use crate::config::{Config, Controller, Dns};
 use crate::executor::Executor;
-use crate::fence::gate::Coverage;
 use crate::fence::lease::{DEFAULT_DRIFT_MARGIN, LeaseReader};
 use crate::fence::local::{FenceLog, LocalFencer};
 use crate::store::{ElectionConfig, Role, Store, election};
@@ -337,7 +336,7 @@ pub async fn run(
         LeaseReader::new(store.clone(), DEFAULT_DRIFT_MARGIN)
             .with_lease_ttl(cfg.etcd.primary_lease_ttl())
             .with_etcd_reach(etcd_ok_rx)
-            .with_coverage(Coverage::from_config(&cfg)),
+            .with_coverage(crate::fence::gate::Coverage::from_config(&cfg)),
     );
     let ctx = leader::LeaderContext {
         executor: Executor::with_databases(
