@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use switchyard_controller::fence::local::{FenceOutcome, LocalFencer};
+use switchyard_controller::fence::local::{FenceOutcome, FencedUnder, LocalFencer};
 use switchyard_probes::replication::{
     Credentials, Flavor, MemberSpec, MySqlReplicaSet, ReplicaSet, Rules, Timeouts,
 };
@@ -86,12 +86,22 @@ async fn isolated_region_primary_is_fenced_once_and_recorded() -> anyhow::Result
     assert_eq!(db.variable(0, "read_only").await?, "0");
 
     let now = Utc::now();
-    let records = east.fence_region(now, "test: isolated").await?;
+    let under = FencedUnder {
+        primary: "m0".into(),
+        epoch: 3,
+        lease_id: Some(0x7f),
+    };
+    let records = east
+        .fence_region(now, "test: isolated", Some(&under))
+        .await?;
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].member, "m0");
     assert_eq!(records[0].database, "orders");
     assert_eq!(records[0].at, now);
     assert_eq!(records[0].result, FenceOutcome::Fenced);
+    // What it was made under travels with it (the promotion gate counts it
+    // only for that primary, epoch and lease).
+    assert_eq!(records[0].under.as_ref(), Some(&under));
     assert_eq!(db.variable(0, "read_only").await?, "1");
     // The open session was killed: the client ends at once, with an error.
     let status = tokio::time::timeout(Duration::from_secs(5), client.wait()).await??;
@@ -101,7 +111,7 @@ async fn isolated_region_primary_is_fenced_once_and_recorded() -> anyhow::Result
 
     // Twice is a no-op.
     assert!(
-        east.fence_region(Utc::now(), "test: isolated")
+        east.fence_region(Utc::now(), "test: isolated", Some(&under))
             .await?
             .is_empty()
     );
@@ -110,7 +120,9 @@ async fn isolated_region_primary_is_fenced_once_and_recorded() -> anyhow::Result
     // A local member it cannot reach: the attempt is recorded as failed.
     db.kill9(1);
     let both = LocalFencer::new("orders", ["m0".to_string(), "m1".to_string()], set, &path);
-    let failed = both.fence_region(Utc::now(), "test: isolated").await?;
+    let failed = both
+        .fence_region(Utc::now(), "test: isolated", None)
+        .await?;
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0].member, "m1");
     assert!(

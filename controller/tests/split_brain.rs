@@ -15,6 +15,12 @@
 //!   lease will lapse while the rest carry on, so it fences m0; nobody is
 //!   promoted (m0 is seen up); when its etcd link returns, the leader lifts
 //!   the fence through the journal and m0 takes writes again.
+//! - An asymmetric partition (issue 11): a and b lose c, then etcd, but
+//!   still reach each other; c keeps etcd. a and b are a majority without
+//!   etcd, which is not an etcd outage: c leads and promotes m2 once m0's
+//!   lease expires, so ctl-a fences m0 first; never two writable members
+//!   in any 10 ms sample. With c's controller gone, `status` says that
+//!   region c has no live controller, next to the database.
 
 mod split_lab;
 
@@ -25,6 +31,8 @@ use switchyard_tests::wait::wait_for;
 use tokio::time::Instant;
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+/// The asymmetric-partition test samples every member this often.
+const SAMPLE_FAST: Duration = Duration::from_millis(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_primary_region_fences_itself_before_the_majority_promotes()
@@ -331,10 +339,15 @@ async fn etcd_outage(lab: &mut SplitLab) -> anyhow::Result<()> {
             "{} fenced during an etcd outage",
             c.id()
         );
-        assert_eq!(
-            c.metric("switchyard_isolated").await?,
-            Some(0.0),
-            "{}",
+        // ctl-a answers everyone. The fixture restarts it on a new port,
+        // which it cannot register without etcd, so ctl-b and ctl-c may no
+        // longer find it (a configured listen address does not move): then
+        // not every controller answers them, and they count as isolated —
+        // which fences nothing, as nothing in their regions is writable.
+        let isolated = c.metric("switchyard_isolated").await?;
+        assert!(
+            isolated == Some(0.0) || (c.id() != "ctl-a" && c.log().contains("(ctl-a silent")),
+            "{}: isolated {isolated:?}",
             c.id()
         );
         assert!(
@@ -458,5 +471,150 @@ async fn etcd_alone(lab: &mut SplitLab) -> anyhow::Result<()> {
         .get_json(&lab.store.keys().fence("orders", "m0"))
         .await?;
     assert!(record.is_none(), "{record:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asymmetric_partition_fences_the_primary_before_the_etcd_side_promotes()
+-> anyhow::Result<()> {
+    let mut lab = SplitLab::start().await?;
+    let result = asymmetric(&mut lab).await;
+    if result.is_err() {
+        lab.dump_logs();
+    }
+    result
+}
+
+async fn asymmetric(lab: &mut SplitLab) -> anyhow::Result<()> {
+    let _logs = lab.logs_on_panic();
+    let sampler = Sampler::start(&lab.db, SAMPLE_FAST);
+    // The partition forms in steps, so that what ctl-a sees when it loses
+    // etcd is exactly the asymmetric case: a and b lose c (both ways) and
+    // see it silent; b loses etcd (and, with a still on etcd, isolates
+    // itself: its replica m1 is read-only anyway); then a loses etcd. Now
+    // a reaches b, a majority, and no peer it reaches says it has etcd,
+    // while c keeps etcd and leads.
+    for i in [0, 1] {
+        lab.cut_link(i, 2)?;
+    }
+    lab.wait_peers(0, 1).await?;
+    lab.wait_peers(1, 1).await?;
+    lab.cut_etcd_from(1)?;
+    wait_for(
+        "ctl-b to see itself cut off",
+        Duration::from_secs(20),
+        || async {
+            match lab.controllers[1].metric("switchyard_isolated").await {
+                Ok(Some(1.0)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+    // ctl-a's next pings of ctl-b hear that it has no etcd.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        lab.controllers[0].metric("switchyard_isolated").await?,
+        Some(0.0),
+        "ctl-a still reaches etcd"
+    );
+    let cut = Instant::now();
+    lab.cut_etcd_from(0)?;
+    // What the probes of b and c report: m0 down (c cannot reach it).
+    lab.fleet_bc
+        .set_all(&split_lab::db_target(0), &["b", "c"], false);
+
+    // c leads (the only one with etcd) and promotes the one member it
+    // reaches, m2.
+    let new_primary = wait_for(
+        "the etcd side to record a new primary",
+        Duration::from_secs(60),
+        || async {
+            match lab.primary().await.map_err(|e| e.to_string())? {
+                Some(p) if p != "m0" => Ok(p),
+                other => Err(format!("primary is {other:?}")),
+            }
+        },
+    )
+    .await?;
+    assert_eq!(new_primary, "m2", "only m2 is reachable from c");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let samples = sampler.samples();
+    drop(sampler);
+
+    split_lab::assert_mostly_read(&samples.iter().collect::<Vec<_>>());
+    for s in &samples {
+        let writable = s.read_only.iter().filter(|r| **r == Some(false)).count();
+        assert!(
+            writable <= 1,
+            "two writable members at +{:?}: {:?}",
+            s.at.saturating_duration_since(cut),
+            s.read_only
+        );
+    }
+    let t = timeline(&samples, cut).expect("both the fence and the promotion were sampled");
+    eprintln!(
+        "asymmetric cut → m0 fenced seen {:?}; → m2 writable seen {:?}",
+        t.fenced, t.promoted
+    );
+    assert!(
+        t.fenced < t.promoted,
+        "m0 must be read-only before m2 is promoted: {t:?}"
+    );
+    // ctl-a knew why: a majority without etcd is not an etcd outage.
+    let log_a = lab.controllers[0].log();
+    assert!(log_a.contains("ISOLATED"), "ctl-a never isolated itself");
+    assert!(log_a.contains("ctl-c silent"), "ctl-a's reason names ctl-c");
+    assert!(
+        !log_a.contains("etcd outage: failing static"),
+        "ctl-a took the cut for an etcd outage"
+    );
+    // One failover, through the gate, on m0's expired lease.
+    let journal = lab.journal().await?;
+    let failovers: Vec<_> = journal
+        .iter()
+        .filter(|e| e["action"]["kind"] == "failover")
+        .collect();
+    assert_eq!(failovers.len(), 1, "{journal:#?}");
+    assert_eq!(failovers[0]["status"], "done");
+    let reasons = failovers[0]["reasons"].to_string();
+    assert!(
+        reasons.contains("promotion gate open: primary lease of m0 (held by ctl-a in a) expired"),
+        "{reasons}"
+    );
+    // ctl-c takes m2's lease: the new primary is vouched for.
+    lab.wait_lease_held("ctl-c", "m2").await?;
+    let status = cli(lab, &["status"])?;
+    assert!(
+        status.contains("primary m2 (epoch 2), lease held by ctl-c in c for m2"),
+        "{status}"
+    );
+    assert!(!status.contains("NO LIVE CONTROLLER"), "{status}");
+
+    // Region c's controller dies: nobody there could fence m2 now, and
+    // status says so next to the database.
+    lab.controllers[2].kill();
+    let status = wait_for(
+        "status to say region c has no live controller",
+        Duration::from_secs(30),
+        || async {
+            let s = cli(lab, &["status"]).map_err(|e| e.to_string())?;
+            if s.contains("NO LIVE CONTROLLER IN REGION c") {
+                Ok(s)
+            } else {
+                Err(s)
+            }
+        },
+    )
+    .await?;
+    assert!(
+        status.contains("primary m2 (epoch 2), no primary lease"),
+        "{status}"
+    );
+    assert!(status.contains("ctl-c: registered at"), "{status}");
+    assert!(
+        status.contains("nobody can fence m2 if region c is cut off"),
+        "{status}"
+    );
     Ok(())
 }

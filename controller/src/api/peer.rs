@@ -105,8 +105,13 @@ pub struct ProberConfig {
 }
 
 /// Pings every other controller every `interval` and publishes the set of
-/// those whose last ping was answered, by the right controller of the same
-/// cluster, within `timeout`. Stops when dropped.
+/// those answering, by the right controller of the same cluster, within
+/// `timeout`. One lost ping is forgiven (a busy peer on a loaded machine is
+/// not gone): a peer leaves the set at its second failed ping in a row,
+/// keeping until then what its last answer said about etcd. That delays
+/// seeing a silent peer by one interval and timeout; a peer whose last
+/// answer said it reaches etcd makes an isolation visible at once anyway.
+/// Stops when dropped.
 #[derive(Debug)]
 pub struct PeerProber {
     peers: BTreeMap<String, String>,
@@ -176,6 +181,30 @@ impl PeerProber {
     }
 }
 
+/// Failed pings in a row after which a peer counts as not answering.
+pub const MISSES_TO_DROP: u32 = 2;
+
+/// One ping of the controller at `address`, as `from` of `cluster`, bounded
+/// by `timeout`: its reply, or why there was none. For the CLI's `status`,
+/// which says whether a region has a live controller.
+pub async fn ping_once(
+    address: &str,
+    from: &str,
+    cluster: &str,
+    timeout: Duration,
+) -> Result<PingReply, String> {
+    let channel = channel(from, address, timeout).map_err(|e| e.to_string())?;
+    let request = PingRequest {
+        from: from.to_string(),
+        cluster: cluster.to_string(),
+    };
+    match tokio::time::timeout(timeout, PeerClient::new(channel).ping(request)).await {
+        Ok(Ok(reply)) => Ok(reply.into_inner()),
+        Ok(Err(status)) => Err(status.message().to_string()),
+        Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
+    }
+}
+
 /// A lazily connecting channel to `address`, bounded by `timeout`.
 fn channel(peer: &str, address: &str, timeout: Duration) -> Result<Channel, PeerError> {
     let uri = if address.contains("://") {
@@ -203,6 +232,7 @@ async fn ping_loop(
 ) {
     let mut tick = tokio::time::interval(config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut misses = 0u32;
     loop {
         tick.tick().await;
         let request = PingRequest {
@@ -216,8 +246,18 @@ async fn ping_loop(
                 let ok = reply.id == peer && reply.cluster == config.cluster;
                 (ok, ok && reply.etcd_reachable)
             }
-            _ => (false, false),
+            // A controller of another cluster is never forgiven.
+            Ok(Err(status)) if status.code() == tonic::Code::FailedPrecondition => (false, false),
+            // No answer (refused, timed out): forgiven once.
+            Ok(Err(_)) | Err(_) => {
+                misses += 1;
+                if misses < MISSES_TO_DROP {
+                    continue;
+                }
+                (false, false)
+            }
         };
+        misses = if ok { 0 } else { MISSES_TO_DROP };
         with_etcd.send_if_modified(|set| {
             if etcd {
                 set.insert(peer.clone())

@@ -15,8 +15,9 @@ use serde::Serialize;
 use crate::config;
 use crate::engine::RegionState;
 use crate::executor::{HistoryEvent, JournalEntry, Status, history_id};
-use crate::fence::lease::LeaseValue;
+use crate::fence::lease::{LeaseValue, Vouch, vouch_key};
 use crate::runtime::control::DatabaseState;
+use crate::runtime::peers::Registration;
 use crate::store::{Store, encode};
 
 /// How to print results.
@@ -160,16 +161,162 @@ pub struct StatusView {
     pub pending: Vec<JournalEntry>,
     /// Database → recorded primary and epoch.
     pub databases: Vec<(String, DatabaseState)>,
-    /// Database → its primary lease (absent: nobody vouches for the primary,
-    /// so a failover would not wait for it).
+    /// Database → its primary lease (absent: nobody renews it now).
     pub primary_leases: Vec<(String, LeaseValue)>,
+    /// Database → who could fence its primary: the primary's region and
+    /// its live controllers.
+    pub fencing: Vec<(String, Fencing)>,
+}
+
+/// Who could fence a database's recorded primary if its region were cut
+/// off, and whether the promotion gate could ever open for replacing it
+/// without `--force`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fencing {
+    /// The primary's region (`None`: the member is not in the config).
+    pub region: Option<String>,
+    /// The controllers the config puts in that region.
+    pub controllers: Vec<String>,
+    /// Those that are alive: holding the primary lease now, or answering a
+    /// ping from here.
+    pub live: Vec<String>,
+    /// Whether one of them took the primary's lease since it became
+    /// primary (at this epoch): until then the gate stays shut for
+    /// replacing it.
+    pub vouched: bool,
+    /// What the operator must know, in words; `None` when all is well.
+    pub warning: Option<String>,
+}
+
+/// How long `status` waits for a controller's ping answer.
+const STATUS_PING: std::time::Duration = std::time::Duration::from_millis(1_000);
+
+/// Works out [`Fencing`] for `db`'s recorded primary: pings (at once) the
+/// registered controllers of its region that do not hold the lease.
+async fn fencing_of(
+    cfg: &config::Config,
+    db: &str,
+    state: &DatabaseState,
+    lease: Option<&LeaseValue>,
+    vouch: Option<&Vouch>,
+    registered: &[(String, Registration)],
+) -> Fencing {
+    let region = cfg
+        .databases
+        .iter()
+        .find(|d| d.name == db)
+        .and_then(|d| d.members.iter().find(|m| m.id == state.primary))
+        .map(|m| m.region.clone());
+    let controllers: Vec<String> = cfg
+        .controllers
+        .iter()
+        .filter(|c| Some(&c.region) == region.as_ref())
+        .map(|c| c.id.clone())
+        .collect();
+    let vouched = vouch.is_some_and(|v| {
+        v.covers(&state.primary, state.epoch) && controllers.contains(&v.lease.holder)
+    });
+    let holder = lease
+        .filter(|l| l.primary == state.primary && controllers.contains(&l.holder))
+        .map(|l| l.holder.clone());
+    let checks = controllers.iter().map(|id| {
+        let holder = holder.clone();
+        async move {
+            if holder.as_deref() == Some(id.as_str()) {
+                return (id.clone(), Ok(()));
+            }
+            let Some((_, r)) = registered.iter().find(|(rid, _)| rid == id) else {
+                return (id.clone(), Err("never registered".to_string()));
+            };
+            let answer = crate::api::peer::ping_once(
+                &r.address,
+                "switchyard-cli",
+                &cfg.cluster,
+                STATUS_PING,
+            )
+            .await;
+            let answer = match answer {
+                Ok(reply) if reply.id == *id => Ok(()),
+                Ok(reply) => Err(format!("{} answers as {}", r.address, reply.id)),
+                Err(e) => Err(format!("registered at {}, does not answer: {e}", r.address)),
+            };
+            (id.clone(), answer)
+        }
+    });
+    let answers = futures_util::future::join_all(checks).await;
+    let live: Vec<String> = answers
+        .iter()
+        .filter(|(_, a)| a.is_ok())
+        .map(|(id, _)| id.clone())
+        .collect();
+    let p = &state.primary;
+    let warning = match &region {
+        None => Some(format!(
+            "{p} is not a member of {db} in this config: the gate waits for any failover away from it"
+        )),
+        Some(r) if controllers.is_empty() => Some(format!(
+            "region {r} has no controller: nobody there can fence {p} if the region is cut off; \
+             a failover away from {p} does not wait for a lease (`config check` warns about this)"
+        )),
+        Some(r) if live.is_empty() => {
+            let why: Vec<String> = answers
+                .iter()
+                .map(|(id, a)| format!("{id}: {}", a.as_ref().err().map_or("?", |e| e)))
+                .collect();
+            let gate = if vouched {
+                String::new()
+            } else {
+                format!(
+                    "; no controller of {r} has taken {p}'s lease since it became primary \
+                     (epoch {}), so a failover away from {p} waits at the promotion gate until \
+                     forced",
+                    state.epoch
+                )
+            };
+            Some(format!(
+                "NO LIVE CONTROLLER IN REGION {r} ({}): nobody can fence {p} if region {r} is \
+                 cut off{gate}",
+                why.join("; ")
+            ))
+        }
+        Some(r) if !vouched => Some(format!(
+            "no controller of region {r} has taken {p}'s lease since it became primary (epoch \
+             {}; {} answer{}, and take it only while they can read {p}): a failover away from \
+             {p} waits at the promotion gate until forced",
+            state.epoch,
+            live.join(", "),
+            if live.len() == 1 { "s" } else { "" }
+        )),
+        Some(_) => None,
+    };
+    Fencing {
+        region,
+        controllers,
+        live,
+        vouched,
+        warning,
+    }
 }
 
 /// Prints the cluster's state.
 pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<(), OpsError> {
-    let (_, store) = connect(path).await?;
+    let (cfg, store) = connect(path).await?;
     let keys = store.keys();
     let journal: Vec<(String, JournalEntry)> = store.list_json(&keys.journal_prefix()).await?;
+    let databases: Vec<(String, DatabaseState)> = store.list_json(&keys.databases_prefix()).await?;
+    let primary_leases: Vec<(String, LeaseValue)> =
+        store.list_json(&keys.primary_leases_prefix()).await?;
+    let registered: Vec<(String, Registration)> =
+        store.list_json(&keys.controllers_prefix()).await?;
+    let mut fencing = Vec::new();
+    for (db, state) in &databases {
+        let vouch: Option<Vouch> = store.get_json(&vouch_key(keys, db)).await?;
+        let lease = primary_leases.iter().find(|(d, _)| d == db).map(|(_, l)| l);
+        fencing.push((
+            db.clone(),
+            fencing_of(&cfg, db, state, lease, vouch.as_ref(), &registered).await,
+        ));
+    }
     let view = StatusView {
         leader: store.leader_value().await?,
         paused: store.exists(&keys.pause()).await?,
@@ -181,8 +328,9 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
             .map(|(_, e)| e)
             .filter(|e| e.status == Status::Pending)
             .collect(),
-        databases: store.list_json(&keys.databases_prefix()).await?,
-        primary_leases: store.list_json(&keys.primary_leases_prefix()).await?,
+        databases,
+        primary_leases,
+        fencing,
     };
     if output == Output::Json {
         serde_json::to_writer_pretty(&mut *out, &view).map_err(std::io::Error::other)?;
@@ -236,6 +384,14 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
                 "  {db:<12} primary {} (epoch {}), {lease}",
                 state.primary, state.epoch
             )?;
+            if let Some(w) = view
+                .fencing
+                .iter()
+                .find(|(d, _)| d == db)
+                .and_then(|(_, f)| f.warning.as_ref())
+            {
+                writeln!(out, "  {:<12} {w}", "")?;
+            }
         }
     }
     if !view.pending.is_empty() {

@@ -25,8 +25,8 @@ use etcd_client::TxnOp;
 use switchyard_probes::replication::{FailoverRequest, ReplError, ReplicaSet};
 
 use crate::fence::gate::{self, FenceAttempt, Gate};
-use crate::fence::lease::LeaseReader;
-use crate::fence::local::{FenceOutcome, FenceRecord};
+use crate::fence::lease::{LeaseReader, VouchObservation};
+use crate::fence::local::FenceRecord;
 use crate::runtime::control::DatabaseState;
 use crate::store::{LEASE_MARGIN, Leadership, Store, StoreError, encode};
 use crate::traffic::records::RecordBook;
@@ -232,10 +232,11 @@ impl Executor {
 
     /// May a replacement for `old_primary` of `database` be promoted now?
     /// A forced failover always may (history records that the gate was
-    /// skipped). Otherwise: yes if its region's controller fenced it (its
-    /// fence record is in etcd), or once its lease has expired, as seen
-    /// from here plus the drift margin, by which time an isolated
-    /// controller in its region has fenced it.
+    /// skipped). Otherwise [`gate::may_promote`] judges what etcd holds now:
+    /// the database's recorded primary and epoch, the last lease taken for
+    /// it (its vouch), its fence record ([`Self::recorded_fence`]) and,
+    /// read last, its primary lease. The timing runs on this host's
+    /// monotonic clock; `_now` (the caller's wall clock) is not used for it.
     ///
     /// The leader does not fence the old primary to open the gate: while
     /// its region's controller renews the lease, that controller still
@@ -246,7 +247,7 @@ impl Executor {
         database: &str,
         old_primary: &str,
         force: bool,
-        now: DateTime<Utc>,
+        _now: DateTime<Utc>,
     ) -> Gate {
         let Some(leases) = &self.leases else {
             return Gate::Open {
@@ -254,23 +255,41 @@ impl Executor {
                 reason: "no promotion gate configured".into(),
             };
         };
-        let state = DatabaseState {
-            primary: old_primary.to_string(),
-            epoch: 0,
-            last_failover: None,
-        };
-        let (lease, fence) = if force {
-            (
-                crate::fence::lease::LeaseObservation::Absent { last_seen: None },
-                FenceAttempt::NotAttempted,
-            )
+        let g = if force {
+            Gate::Open {
+                by: gate::OpenedBy::Forced,
+                reason: gate::FORCED_REASON.to_string(),
+            }
         } else {
-            (
-                leases.observe(database).await,
-                self.recorded_fence(database, old_primary).await,
-            )
+            let state: Option<DatabaseState> = self
+                .store
+                .get_json(&self.store.keys().database(database))
+                .await
+                .ok()
+                .flatten();
+            let vouch = leases.vouch(database).await;
+            let fence = match &state {
+                Some(s) => self.recorded_fence(database, s, &vouch).await,
+                None => FenceAttempt::NotAttempted,
+            };
+            let lease = leases.observe(database).await;
+            let cover = state.as_ref().map_or(gate::Cover::UnknownMember, |s| {
+                leases.coverage().cover(database, &s.primary)
+            });
+            let ttl = match &vouch {
+                VouchObservation::Present(v) => Duration::from_millis(v.lease.ttl_ms),
+                _ => Duration::ZERO,
+            };
+            let evidence = gate::Evidence {
+                state: state.as_ref(),
+                cover: &cover,
+                lease: &lease,
+                vouch: &vouch,
+                fence: &fence,
+                unseen_wait: leases.unseen_wait(ttl),
+            };
+            gate::may_promote(old_primary, &evidence, false, tokio::time::Instant::now())
         };
-        let g = gate::may_promote(&state, &lease, &fence, force, now);
         let pair = (database.to_string(), old_primary.to_string());
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         match &g {
@@ -305,14 +324,19 @@ impl Executor {
         }
     }
 
-    /// The fence its region's controller recorded for `member`, if any.
-    async fn recorded_fence(&self, database: &str, member: &str) -> FenceAttempt {
-        let key = self.store.keys().fence(database, member);
+    /// The fence record of `state`'s primary, judged by
+    /// [`gate::judge_record`]: it counts only for the primary, epoch and
+    /// lease it was made under, and a failed fence is not a fence.
+    async fn recorded_fence(
+        &self,
+        database: &str,
+        state: &DatabaseState,
+        vouch: &VouchObservation,
+    ) -> FenceAttempt {
+        let key = self.store.keys().fence(database, &state.primary);
         match self.store.get_json::<FenceRecord>(&key).await {
-            Ok(Some(r)) if r.result == FenceOutcome::Fenced => FenceAttempt::Fenced {
-                member: member.to_string(),
-            },
-            _ => FenceAttempt::NotAttempted,
+            Ok(record) => gate::judge_record(record.as_ref(), state, vouch),
+            Err(_) => FenceAttempt::NotAttempted,
         }
     }
 

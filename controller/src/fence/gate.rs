@@ -2,36 +2,70 @@
 //! primary now? Pure.
 //!
 //! Promoting while the old primary still takes writes in a cut-off region is
-//! split brain. The gate opens only when that cannot happen: the old
-//! primary's fence succeeded, or its primary lease has expired (from the
-//! last renewal the leader saw, plus TTL, plus the drift margin), by which
-//! time an isolated controller in its region has fenced it itself. A manual
-//! forced failover may skip the gate; the reason says so, for history.
+//! split brain. The gate opens only on evidence that holds:
+//!
+//! - **a fence record** made by the primary's own region for *this* primary
+//!   under *this* database epoch and the lease last taken for it
+//!   ([`judge_record`]); a fence that failed is not a fence, and a record
+//!   from another primary, epoch or lease is stale and ignored;
+//! - **an expired lease**: a lease taken for this primary at this epoch
+//!   (its *vouch*, [`crate::fence::lease::Vouch`]) whose key etcd has
+//!   deleted, and whose last observed expiry — or, unseen, a full TTL plus
+//!   the drift margin since the key was first seen absent — has passed on
+//!   this reader's monotonic clock, counted only from the last time this
+//!   reader started watching etcd without a gap. By then the lease's holder
+//!   has fenced the primary itself, or was dead with it.
+//!
+//! A new primary (after a failover or switchover) whose region has a
+//! controller starts with the gate **closed**: until that controller takes
+//! its lease, nobody would fence it if its region were cut off, so neither
+//! an absent lease nor a lease of an earlier primary says anything about it.
+//! The documented exception is a region with no controller configured:
+//! nobody there can hold a lease or fence, so an absent lease opens the
+//! gate (the config check warns about such regions). A manual forced
+//! failover skips the gate; the reason says so, for history.
 
-use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-use crate::fence::lease::LeaseObservation;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::fence::lease::{LeaseObservation, VouchObservation};
+use crate::fence::local::{FenceOutcome, FenceRecord};
 use crate::runtime::control::DatabaseState;
 
 /// The reason recorded when a manual forced failover skips the gate.
 pub const FORCED_REASON: &str = "forced: gate skipped";
 
-/// What the executor's attempt to fence the old primary gave.
+/// What the old primary's fence record says, judged against the database's
+/// current state ([`judge_record`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FenceAttempt {
-    /// Not tried (yet), e.g. the old primary is unreachable from the leader.
+    /// No record (or not read).
     NotAttempted,
-    /// `member` is fenced (read-only, sessions killed).
+    /// `member` was fenced by its region's controller while it was the
+    /// primary at database epoch `epoch`, under the lease last taken for it.
     Fenced {
         /// The member fenced.
         member: String,
+        /// The database epoch the fence was made under.
+        epoch: u64,
     },
-    /// Fencing `member` failed.
+    /// Fencing `member` failed: not a fence.
     Failed {
         /// The member.
         member: String,
         /// Why.
         error: String,
+    },
+    /// A record of a fence that does not count now: another primary,
+    /// another epoch, or superseded by a lease taken after it.
+    Stale {
+        /// The member the record is about.
+        member: String,
+        /// Why it does not count.
+        why: String,
     },
 }
 
@@ -42,9 +76,9 @@ pub enum OpenedBy {
     Fenced,
     /// The old primary's lease expired.
     LeaseExpired,
-    /// No lease was ever seen for the database and none exists: no
-    /// controller renews one (e.g. a region without a controller).
-    NoLease,
+    /// The primary's region has no controller: nobody holds a lease for it
+    /// or could fence it (the documented exception).
+    NoController,
     /// A manual forced failover skipped the gate.
     Forced,
     /// No gate is configured (an executor built for the journal alone).
@@ -63,10 +97,10 @@ pub enum Gate {
     },
     /// Do not promote yet.
     Wait {
-        /// When to ask again: the lease's observed expiry; `None` when that
-        /// is not known (etcd unreadable, or a stale observation: read the
-        /// lease again first).
-        until: Option<DateTime<Utc>>,
+        /// When to ask again (this reader's monotonic clock); `None` when
+        /// that is not known (etcd unreadable, no lease taken yet, a stale
+        /// observation: read again first).
+        until: Option<Instant>,
         /// Why, in words, for logs and metrics.
         reason: String,
     },
@@ -79,40 +113,202 @@ impl Gate {
     }
 }
 
-/// Decides whether a replacement for `db.primary` may be promoted at `now`.
+/// Which member is in which region, and which regions have a controller
+/// configured: whether a primary has anybody to hold its lease and fence it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    members: BTreeMap<String, BTreeMap<String, String>>,
+    controllers: BTreeMap<String, Vec<String>>,
+}
+
+impl Coverage {
+    /// From the config's databases and controllers.
+    pub fn from_config(cfg: &Config) -> Self {
+        let mut c = Coverage::default();
+        for d in &cfg.databases {
+            for m in &d.members {
+                c.add_member(&d.name, &m.id, &m.region);
+            }
+        }
+        for ctl in &cfg.controllers {
+            c.add_controller(&ctl.id, &ctl.region);
+        }
+        c
+    }
+
+    /// Declares member `member` of `db` in `region`.
+    pub fn add_member(&mut self, db: &str, member: &str, region: &str) {
+        self.members
+            .entry(db.to_string())
+            .or_default()
+            .insert(member.to_string(), region.to_string());
+    }
+
+    /// Declares controller `id` in `region`.
+    pub fn add_controller(&mut self, id: &str, region: &str) {
+        self.controllers
+            .entry(region.to_string())
+            .or_default()
+            .push(id.to_string());
+    }
+
+    /// Who could hold `member`'s lease and fence it.
+    pub fn cover(&self, db: &str, member: &str) -> Cover {
+        let Some(region) = self.members.get(db).and_then(|m| m.get(member)) else {
+            return Cover::UnknownMember;
+        };
+        match self.controllers.get(region) {
+            Some(ids) if !ids.is_empty() => Cover::Controlled {
+                region: region.clone(),
+                controllers: ids.clone(),
+            },
+            _ => Cover::NoController {
+                region: region.clone(),
+            },
+        }
+    }
+}
+
+/// Who could hold a primary's lease and fence it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cover {
+    /// Its region has these controllers.
+    Controlled {
+        /// The region.
+        region: String,
+        /// Its controllers' ids.
+        controllers: Vec<String>,
+    },
+    /// Its region has no controller configured.
+    NoController {
+        /// The region.
+        region: String,
+    },
+    /// The member is not in the config (this controller's config differs).
+    UnknownMember,
+}
+
+/// Everything the gate looks at, read after the fence record.
+#[derive(Debug, Clone)]
+pub struct Evidence<'a> {
+    /// The database's recorded primary and epoch; `None` when unreadable.
+    pub state: Option<&'a DatabaseState>,
+    /// Who could hold the recorded primary's lease and fence it.
+    pub cover: &'a Cover,
+    /// The primary lease as read now.
+    pub lease: &'a LeaseObservation,
+    /// The last lease taken for the database.
+    pub vouch: &'a VouchObservation,
+    /// The old primary's fence record, judged ([`judge_record`]).
+    pub fence: &'a FenceAttempt,
+    /// How long a lease not seen to vanish may still run after its key was
+    /// first seen absent (TTL + drift margin).
+    pub unseen_wait: Duration,
+}
+
+/// Does `record` (the fence record of the recorded primary, if any) count
+/// as a fence of the primary now? Only when it fenced successfully the
+/// recorded primary, while it was the primary at the current epoch, under
+/// the lease last taken for it (`vouch`, when it covers that primary and
+/// epoch): a lease taken after the fence means the region vouched for the
+/// primary again since, so the fence may have been lifted.
+pub fn judge_record(
+    record: Option<&FenceRecord>,
+    state: &DatabaseState,
+    vouch: &VouchObservation,
+) -> FenceAttempt {
+    let Some(r) = record else {
+        return FenceAttempt::NotAttempted;
+    };
+    let member = r.member.clone();
+    let stale = |why: String| FenceAttempt::Stale {
+        member: r.member.clone(),
+        why,
+    };
+    if let FenceOutcome::Failed { error } = &r.result {
+        return FenceAttempt::Failed {
+            member,
+            error: error.clone(),
+        };
+    }
+    if r.member != state.primary {
+        return stale(format!(
+            "it fenced {}, the recorded primary is {}",
+            r.member, state.primary
+        ));
+    }
+    let Some(under) = &r.under else {
+        return stale("it does not say which primary and epoch it was made under".into());
+    };
+    if under.primary != state.primary || under.epoch != state.epoch {
+        return stale(format!(
+            "it was made while {} was primary at epoch {}; now {} is, at epoch {}",
+            under.primary, under.epoch, state.primary, state.epoch
+        ));
+    }
+    let Some(lease) = under.lease_id else {
+        return stale("it was made without the primary lease it answers for".into());
+    };
+    if let VouchObservation::Present(v) = vouch
+        && v.covers(&state.primary, state.epoch)
+        && v.lease_id != lease
+    {
+        return stale(format!(
+            "lease {:x} was taken for {} after it (made under lease {lease:x})",
+            v.lease_id, state.primary
+        ));
+    }
+    FenceAttempt::Fenced {
+        member,
+        epoch: state.epoch,
+    }
+}
+
+/// Decides whether a replacement for `replacing` may be promoted at `now`
+/// (this reader's monotonic clock).
 ///
-/// `lease` must be the latest observation, read after `fence` was tried.
-/// While the lease key exists the gate stays shut whichever member the lease
-/// names: someone is renewing it and may not be isolated, so its region's
-/// primary may still be writable.
-pub fn may_promote(
-    db: &DatabaseState,
-    lease: &LeaseObservation,
-    fence: &FenceAttempt,
-    manual_force: bool,
-    now: DateTime<Utc>,
-) -> Gate {
+/// While the lease key exists the gate stays shut whichever member the
+/// lease names: someone is renewing it and may not be isolated, so its
+/// region's primary may still be writable.
+pub fn may_promote(replacing: &str, ev: &Evidence<'_>, manual_force: bool, now: Instant) -> Gate {
     if manual_force {
         return Gate::Open {
             by: OpenedBy::Forced,
             reason: FORCED_REASON.to_string(),
         };
     }
-    let old = db.primary.as_str();
-    let fence_note = match fence {
-        FenceAttempt::Fenced { member } if member == old => {
+    let wait = |until: Option<Instant>, reason: String| Gate::Wait { until, reason };
+    let Some(state) = ev.state else {
+        return wait(None, "the database's recorded state is unreadable".into());
+    };
+    let old = state.primary.as_str();
+    let epoch = state.epoch;
+    if old != replacing {
+        return wait(
+            None,
+            format!(
+                "the recorded primary is {old:?} (epoch {epoch}), not {replacing:?}: \
+                 this failover no longer applies"
+            ),
+        );
+    }
+    let fence_note = match ev.fence {
+        FenceAttempt::Fenced { member, epoch: e } if member == old && *e == epoch => {
             return Gate::Open {
                 by: OpenedBy::Fenced,
-                reason: format!("old primary {old} fenced"),
+                reason: format!("old primary {old} fenced by its region (epoch {epoch})"),
             };
         }
-        FenceAttempt::Fenced { member } => {
-            format!("; {member} was fenced, but the primary is {old}")
+        FenceAttempt::Fenced { member, epoch: e } => {
+            format!("; a fence of {member} at epoch {e} does not count for {old} at epoch {epoch}")
         }
         FenceAttempt::Failed { member, error } => format!("; fencing {member} failed: {error}"),
+        FenceAttempt::Stale { member, why } => {
+            format!("; the fence record of {member} does not count: {why}")
+        }
         FenceAttempt::NotAttempted => String::new(),
     };
-    match lease {
+    let (last_seen, since, watching_since) = match ev.lease {
         LeaseObservation::Held(l) => {
             let names = if l.value.primary == old {
                 String::new()
@@ -123,62 +319,133 @@ pub fn may_promote(
                 "primary lease of {old} held by {} in {}{names}",
                 l.value.holder, l.value.region
             );
-            if l.expires_at > now {
-                Gate::Wait {
-                    until: Some(l.expires_at),
-                    reason: format!("{holder} until {}{fence_note}", l.expires_at.to_rfc3339()),
-                }
+            return if l.expires_at > now {
+                wait(
+                    Some(l.expires_at),
+                    format!("{holder} for {} more{fence_note}", secs(l.expires_at - now)),
+                )
             } else {
-                Gate::Wait {
-                    until: None,
-                    reason: format!(
-                        "{holder}; observation from {} is stale, read it again{fence_note}",
-                        l.seen_at.to_rfc3339()
-                    ),
-                }
-            }
+                wait(
+                    None,
+                    format!("{holder}; the observation is stale, read it again{fence_note}"),
+                )
+            };
         }
-        LeaseObservation::Absent { last_seen: Some(l) } if l.expires_at > now => Gate::Wait {
-            until: Some(l.expires_at),
-            reason: format!(
-                "primary lease of {old} gone from etcd; waiting out the drift margin until {}{fence_note}",
-                l.expires_at.to_rfc3339()
-            ),
-        },
-        LeaseObservation::Absent { last_seen: Some(l) } => Gate::Open {
+        LeaseObservation::Unknown { error } => {
+            return wait(
+                None,
+                format!("primary lease of {old} unreadable: {error}{fence_note}"),
+            );
+        }
+        LeaseObservation::Absent {
+            last_seen,
+            since,
+            watching_since,
+        } => (last_seen.as_ref(), *since, *watching_since),
+    };
+    let region = match ev.cover {
+        Cover::NoController { region } => {
+            // The documented exception: nobody there holds leases or fences.
+            if let Some(l) = last_seen
+                && l.expires_at > now
+            {
+                return wait(
+                    Some(l.expires_at),
+                    format!(
+                        "a primary lease (of {}) vanished {} ago; waiting out its drift \
+                         margin{fence_note}",
+                        l.value.primary,
+                        secs(now.saturating_duration_since(since))
+                    ),
+                );
+            }
+            return Gate::Open {
+                by: OpenedBy::NoController,
+                reason: format!(
+                    "region {region} of {old} has no controller: nobody holds a lease for it \
+                     or could fence it{fence_note}"
+                ),
+            };
+        }
+        Cover::UnknownMember => {
+            return wait(
+                None,
+                format!("{old} is not a member of this database in this controller's config"),
+            );
+        }
+        Cover::Controlled { region, .. } => region,
+    };
+    let vouch = match ev.vouch {
+        VouchObservation::Present(v) if v.covers(old, epoch) => v,
+        VouchObservation::Unknown { error } => {
+            return wait(
+                None,
+                format!("the last lease taken for {old} is unreadable: {error}{fence_note}"),
+            );
+        }
+        other => {
+            let last = match other {
+                VouchObservation::Present(v) => format!(
+                    "the last lease was taken by {} for {} at epoch {}",
+                    v.lease.holder,
+                    v.lease.primary,
+                    v.lease
+                        .epoch
+                        .map_or_else(|| "(unknown)".to_string(), |e| e.to_string())
+                ),
+                _ => "no lease was ever taken".to_string(),
+            };
+            return wait(
+                None,
+                format!(
+                    "no controller of region {region} has held the primary lease of {old} \
+                     since it became primary at epoch {epoch} ({last}): cut off, nobody would \
+                     fence it, so the gate stays shut until one does. If {old} cannot take \
+                     writes (it is down, or you fenced it), use --force{fence_note}"
+                ),
+            );
+        }
+    };
+    let holder = format!(
+        "primary lease of {old} (held by {} in {})",
+        vouch.lease.holder, vouch.lease.region
+    );
+    // Seen by this reader and vanished: its observed expiry; otherwise a
+    // full lease after the key was first seen absent. Never earlier than a
+    // full lease after this reader's last gap.
+    let by_absence = since + ev.unseen_wait;
+    let by_seen = last_seen
+        .filter(|l| l.lease_id == vouch.lease_id)
+        .map(|l| l.expires_at);
+    let opens = by_seen
+        .map_or(by_absence, |s| s.min(by_absence))
+        .max(watching_since + ev.unseen_wait);
+    if now >= opens {
+        let how = if by_seen.is_some_and(|s| s < by_absence) {
+            "past its observed expiry and the drift margin".to_string()
+        } else {
+            format!(
+                "absent for {} (a full lease and the drift margin)",
+                secs(now.saturating_duration_since(since))
+            )
+        };
+        Gate::Open {
             by: OpenedBy::LeaseExpired,
-            reason: format!(
-                "primary lease of {old} (held by {} in {}) expired at {}{fence_note}",
-                l.value.holder,
-                l.value.region,
-                l.expires_at.to_rfc3339()
+            reason: format!("{holder} expired: {how}{fence_note}"),
+        }
+    } else {
+        wait(
+            Some(opens),
+            format!(
+                "{holder} gone from etcd; it may run for {} more{fence_note}",
+                secs(opens - now)
             ),
-        },
-        LeaseObservation::Unseen { since, until } if *until > now => Gate::Wait {
-            until: Some(*until),
-            reason: format!(
-                "primary lease of {old} absent since {} but never seen by this leader; \
-                 waiting a full lease until {}{fence_note}",
-                since.to_rfc3339(),
-                until.to_rfc3339()
-            ),
-        },
-        LeaseObservation::Unseen { since, .. } => Gate::Open {
-            by: OpenedBy::NoLease,
-            reason: format!(
-                "no primary lease held for {old} for a full lease since {}{fence_note}",
-                since.to_rfc3339()
-            ),
-        },
-        LeaseObservation::Absent { last_seen: None } => Gate::Open {
-            by: OpenedBy::NoLease,
-            reason: format!("no primary lease held for {old}{fence_note}"),
-        },
-        LeaseObservation::Unknown { error } => Gate::Wait {
-            until: None,
-            reason: format!("primary lease of {old} unreadable: {error}{fence_note}"),
-        },
+        )
     }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
 }
 
 #[cfg(test)]

@@ -2,12 +2,17 @@
 //!
 //! etcd is the authority: while a controller reaches it, it is connected,
 //! whatever its peers say. When etcd does not answer, the peers tell an
-//! etcd outage (a majority of controllers, this one included, still reach
-//! each other: fail static, fence nothing, promote nothing) from an
-//! isolation (neither etcd nor a majority: the majority side may promote,
-//! so this side must fence its own primaries before their lease expires).
+//! etcd outage from an isolation. It is an etcd outage (fail static: fence
+//! nothing, promote nothing) only when **every** configured controller
+//! answers and none of them reaches etcd: then nobody can be leader, so
+//! nobody can promote. Anything less is an isolation. A mere majority is
+//! not enough: with A and B cut off from etcd and from C, while C still
+//! reaches etcd, A and B reach each other (a majority) yet C leads and
+//! promotes once A's primary lease expires. This is the rule Patroni's
+//! failsafe mode adopted for the same reason.
 //!
-//! [`FenceDeadline`] says by when an isolated controller must have fenced.
+//! [`FenceDeadline`] says by when a primary-lease holder that cannot renew
+//! must start, and finish, fencing.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -50,11 +55,12 @@ pub enum Connectivity {
     /// etcd answers: business as usual (the primary lease is renewed, so
     /// nobody promotes around this region).
     Connected,
-    /// etcd is down but a majority of controllers (self included) reach each
-    /// other: an etcd outage, not an isolation. Fail static: fence nothing,
-    /// promote nothing.
+    /// etcd is down for everybody: every configured controller answers and
+    /// none of them reaches etcd. An etcd outage, not an isolation. Fail
+    /// static: fence nothing, promote nothing (no leader can exist).
     EtcdOutage,
-    /// Neither etcd nor a majority: the rest may promote without us, so the
+    /// etcd does not answer and some controller either does not answer or
+    /// still reaches etcd: somebody may lead and promote without us, so the
     /// primaries of this region must be fenced before their lease expires.
     Isolated,
 }
@@ -91,34 +97,35 @@ impl Assessment {
     }
 }
 
-/// Decides the controller's [`Connectivity`]. A majority is strictly more
-/// than half of all controllers, this one included, so with an even count a
-/// half/half split is isolated on both sides (neither may act alone).
+/// Decides the controller's [`Connectivity`].
 ///
-/// An etcd outage needs etcd to be gone for the reachable peers too: when
-/// a peer this controller reaches still reaches etcd, this controller is
-/// cut off from etcd alone, its primary lease will lapse while the rest
-/// carry on, and it counts as isolated.
+/// etcd reachable: connected. etcd unreachable: an etcd outage only when
+/// every configured controller (this one included) answers and none of
+/// those answering reaches etcd; otherwise isolated. A peer this
+/// controller reaches that still reaches etcd makes it isolated at once
+/// (cut off from etcd alone: its primary lease will lapse while the rest
+/// carry on); a peer that does not answer may reach etcd for all we know.
 pub fn assess(reach: &Reach<'_>) -> Assessment {
     let mut all: BTreeSet<&str> = reach.controllers.iter().map(String::as_str).collect();
     all.insert(reach.self_id);
     let total = all.len();
-    let peers = reach
+    let answering: BTreeSet<&str> = reach
         .peers_reachable
         .iter()
-        .filter(|p| p.as_str() != reach.self_id && all.contains(p.as_str()))
-        .count();
-    let reachable = peers + 1;
-    let majority = reachable * 2 > total;
+        .map(String::as_str)
+        .filter(|p| *p != reach.self_id && all.contains(p))
+        .collect();
+    let reachable = answering.len() + 1;
+    let silent: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|c| *c != reach.self_id && !answering.contains(c))
+        .collect();
     let with_etcd: Vec<&str> = reach
         .peers_with_etcd
         .iter()
-        .filter(|p| {
-            p.as_str() != reach.self_id
-                && all.contains(p.as_str())
-                && reach.peers_reachable.contains(p.as_str())
-        })
         .map(String::as_str)
+        .filter(|p| answering.contains(p))
         .collect();
     let (connectivity, etcd_unreachable_for, reason) = match reach.etcd {
         EtcdReach::Reachable => (
@@ -136,12 +143,12 @@ pub fn assess(reach: &Reach<'_>) -> Assessment {
                 with_etcd.join(", ")
             ),
         ),
-        EtcdReach::Unreachable { for_ } if majority => (
+        EtcdReach::Unreachable { for_ } if silent.is_empty() => (
             Connectivity::EtcdOutage,
             Some(for_),
             format!(
-                "etcd unreachable for {}ms but {reachable} of {total} controllers \
-                 (a majority) reachable: etcd outage, fail static",
+                "etcd unreachable for {}ms and all {total} controllers answer, none \
+                 reaching etcd: etcd outage, fail static",
                 for_.as_millis()
             ),
         ),
@@ -150,8 +157,10 @@ pub fn assess(reach: &Reach<'_>) -> Assessment {
             Some(for_),
             format!(
                 "etcd unreachable for {}ms and only {reachable} of {total} controllers \
-                 reachable (no majority): isolated",
-                for_.as_millis()
+                 answer ({} silent, and may reach etcd and promote): failing static needs \
+                 every controller: isolated",
+                for_.as_millis(),
+                silent.join(", ")
             ),
         ),
     };
@@ -164,39 +173,60 @@ pub fn assess(reach: &Reach<'_>) -> Assessment {
     }
 }
 
-/// When an isolated controller must start fencing its region's primaries
-/// at the latest: the local deadline of the primary lease it renewed last,
-/// minus a safety margin that is the fence's own budget (connect,
-/// `SET GLOBAL`, kill sessions). The majority side waits for that lease to
-/// expire, so a fence started by this instant and done within the margin
-/// makes the old primary read-only before anyone else can be promoted.
+/// By when a primary-lease holder that cannot renew must fence, counted
+/// on its own monotonic clock from the send time of its last renewal etcd
+/// acknowledged (`last_renewed`):
+///
+/// - `done_by` = `last_renewed` + TTL − `margin`: the fence must be over by
+///   then. etcd cannot expire the lease before `last_renewed` + TTL (it
+///   counts the TTL from when it *received* that renewal), and the leader's
+///   gate opens only once etcd has deleted the key, so `margin` is what is
+///   left for clock-rate drift and scheduling between the fence's end and
+///   the earliest promotion.
+/// - `start_by` = `done_by` − `budget`: the latest start of a fence bounded
+///   by `budget` that still ends by `done_by`.
+///
+/// With the default numbers for a 4 s primary lease (renewal every 1 s,
+/// margin 1 s, budget 1 s): `start_by` = +2 s, `done_by` = +3 s, and etcd
+/// expires the lease at +4 s at the earliest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FenceDeadline {
-    /// The latest instant at which the fence must *start* (it then has the
-    /// margin to finish before the lease can expire).
-    pub fence_by: Instant,
+    /// The latest instant at which the fence must *start*.
+    pub start_by: Instant,
+    /// The instant by which the fence must be *done*.
+    pub done_by: Instant,
 }
 
 impl FenceDeadline {
     /// From the send time of the last renewal etcd acknowledged, the lease
-    /// TTL and a margin. A margin larger than the TTL gives `last_renewed`
-    /// itself (fence at once).
-    pub fn new(last_renewed: Instant, ttl: Duration, margin: Duration) -> Self {
+    /// TTL, the safety margin and the fence's budget. When margin and budget
+    /// exceed the TTL, both instants are `last_renewed` itself (fence at
+    /// once).
+    pub fn new(last_renewed: Instant, ttl: Duration, margin: Duration, budget: Duration) -> Self {
+        let done = ttl.saturating_sub(margin);
         Self {
-            fence_by: last_renewed + ttl.saturating_sub(margin),
+            start_by: last_renewed + done.saturating_sub(budget),
+            done_by: last_renewed + done,
         }
     }
 
-    /// How long is left at `now` (zero once passed).
+    /// How long is left at `now` before the fence must start (zero once
+    /// passed).
     pub fn remaining(&self, now: Instant) -> Duration {
-        self.fence_by.saturating_duration_since(now)
+        self.start_by.saturating_duration_since(now)
+    }
+
+    /// True once the fence must have started: renewals have failed for so
+    /// long that only the fence's budget is left before `done_by`.
+    pub fn overdue(&self, now: Instant) -> bool {
+        now >= self.start_by
     }
 
     /// When to start fencing, given when isolation was first seen and how
     /// long a blip may last before it counts (`grace`): after the grace, but
-    /// never later than the deadline.
+    /// never later than `start_by`.
     pub fn act_at(&self, isolated_since: Instant, grace: Duration) -> Instant {
-        (isolated_since + grace).min(self.fence_by)
+        (isolated_since + grace).min(self.start_by)
     }
 
     /// True when an isolated controller must fence now.

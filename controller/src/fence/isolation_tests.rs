@@ -48,11 +48,13 @@ fn table() {
             3,
         ),
         (
-            "outage, 2 of 3",
+            // A and B reach each other, C is silent and may lead with
+            // etcd: a majority is not enough to fail static.
+            "2 of 3 answer: isolated",
             &three,
             &["b"],
             DOWN,
-            Connectivity::EtcdOutage,
+            Connectivity::Isolated,
             2,
         ),
         (
@@ -80,12 +82,20 @@ fn table() {
             2,
         ),
         (
-            "3 of 4",
+            "3 of 4 answer: isolated",
             &four,
             &["b", "c"],
             DOWN,
-            Connectivity::EtcdOutage,
+            Connectivity::Isolated,
             3,
+        ),
+        (
+            "4 of 4 answer, none with etcd: outage",
+            &four,
+            &["b", "c", "d"],
+            DOWN,
+            Connectivity::EtcdOutage,
+            4,
         ),
         (
             "single controller: outage",
@@ -134,12 +144,58 @@ fn self_missing_from_config_is_counted() {
     let a = assess(&Reach {
         self_id: "a",
         controllers: &others,
-        peers_reachable: &ids(&["b"]),
+        peers_reachable: &ids(&["b", "c"]),
         peers_with_etcd: &BTreeSet::new(),
         etcd: DOWN,
     });
     assert_eq!(a.total, 3);
+    assert_eq!(a.reachable, 3);
     assert_eq!(a.connectivity, Connectivity::EtcdOutage);
+}
+
+/// Issue 11, item 2: A and B lose etcd but reach each other; C reaches
+/// etcd but neither A nor B. Seen from A (and B) this must be an
+/// isolation: C leads and will promote once A's primary lease expires.
+#[test]
+fn asymmetric_partition_is_an_isolation_not_an_outage() {
+    let three = ids(&["a", "b", "c"]);
+    for me in ["a", "b"] {
+        let other = if me == "a" { "b" } else { "a" };
+        let a = assess(&Reach {
+            self_id: me,
+            controllers: &three,
+            peers_reachable: &ids(&[other]),
+            peers_with_etcd: &BTreeSet::new(),
+            etcd: DOWN,
+        });
+        assert_eq!(a.connectivity, Connectivity::Isolated, "{me}: {}", a.reason);
+        assert_eq!(a.reachable, 2);
+        assert!(a.reason.contains("c silent"), "{}", a.reason);
+    }
+    // The same cut with C answering A through another path but still on
+    // etcd: isolated too (cut off from etcd alone).
+    let a = assess(&Reach {
+        self_id: "a",
+        controllers: &three,
+        peers_reachable: &ids(&["b", "c"]),
+        peers_with_etcd: &ids(&["c"]),
+        etcd: DOWN,
+    });
+    assert_eq!(a.connectivity, Connectivity::Isolated, "{}", a.reason);
+    // etcd fully down and everybody answers: fail static.
+    let a = assess(&Reach {
+        self_id: "a",
+        controllers: &three,
+        peers_reachable: &ids(&["b", "c"]),
+        peers_with_etcd: &BTreeSet::new(),
+        etcd: DOWN,
+    });
+    assert_eq!(a.connectivity, Connectivity::EtcdOutage, "{}", a.reason);
+    assert!(
+        a.reason.contains("all 3 controllers answer"),
+        "{}",
+        a.reason
+    );
 }
 
 #[test]
@@ -159,41 +215,55 @@ fn reasons_name_the_numbers() {
 }
 
 #[test]
-fn fence_deadline_is_lease_deadline_minus_margin() {
+fn fence_deadline_ends_the_bounded_fence_a_margin_before_the_lease() {
     let t0 = Instant::now();
-    let d = FenceDeadline::new(t0, Duration::from_secs(10), Duration::from_secs(2));
-    assert_eq!(d.fence_by, t0 + Duration::from_secs(8));
+    let s = Duration::from_secs;
+    // The numbers of record: TTL 4 s, margin 1 s, fence budget 1 s.
+    let d = FenceDeadline::new(t0, s(4), s(1), s(1));
+    assert_eq!(d.done_by, t0 + s(3), "done a margin before the lease");
+    assert_eq!(d.start_by, t0 + s(2), "started a budget before that");
     assert_eq!(
-        d.remaining(t0 + Duration::from_secs(3)),
-        Duration::from_secs(5)
+        d.remaining(t0 + Duration::from_millis(1_500)),
+        Duration::from_millis(500)
     );
-    assert_eq!(d.remaining(t0 + Duration::from_secs(30)), Duration::ZERO);
-    // Margin beyond the TTL: fence at once.
-    let now = FenceDeadline::new(t0, Duration::from_secs(1), Duration::from_secs(5));
-    assert_eq!(now.fence_by, t0);
+    assert_eq!(d.remaining(t0 + s(30)), Duration::ZERO);
+    assert!(!d.overdue(t0 + Duration::from_millis(1_999)));
+    assert!(d.overdue(t0 + s(2)));
+    // A 10 s lease: margin 2.5 s, budget 2 s.
+    let d = FenceDeadline::new(t0, s(10), Duration::from_millis(2_500), s(2));
+    assert_eq!(d.done_by, t0 + Duration::from_millis(7_500));
+    assert_eq!(d.start_by, t0 + Duration::from_millis(5_500));
+    // Margin and budget beyond the TTL: fence at once.
+    let now = FenceDeadline::new(t0, s(1), s(5), s(1));
+    assert_eq!((now.start_by, now.done_by), (t0, t0));
+    let now = FenceDeadline::new(t0, s(2), s(1), s(3));
+    assert_eq!((now.start_by, now.done_by), (t0, t0 + s(1)));
 }
 
 #[test]
-fn fence_deadline_grace_never_passes_the_deadline() {
+fn fence_deadline_grace_never_passes_the_start_deadline() {
     let t0 = Instant::now();
-    let d = FenceDeadline::new(t0, Duration::from_secs(10), Duration::from_secs(2));
-    let grace = Duration::from_secs(1);
+    let s = Duration::from_secs;
+    let d = FenceDeadline::new(t0, s(10), s(2), s(1));
+    let grace = s(1);
     // Isolated early: act after the grace.
-    let since = t0 + Duration::from_secs(3);
+    let since = t0 + s(3);
     assert_eq!(d.act_at(since, grace), since + grace);
     assert!(!d.must_fence(since, since, grace));
     assert!(d.must_fence(since + grace, since, grace));
-    // Isolated late: the deadline wins over the grace.
-    let late = t0 + Duration::from_millis(7_500);
-    assert_eq!(d.act_at(late, grace), d.fence_by);
-    assert!(d.must_fence(d.fence_by, late, grace));
+    // Isolated late: the start deadline wins over the grace, so the
+    // bounded fence still ends by `done_by`.
+    let late = t0 + Duration::from_millis(6_500);
+    assert_eq!(d.act_at(late, grace), d.start_by);
+    assert!(d.must_fence(d.start_by, late, grace));
+    assert!(d.start_by + s(1) <= d.done_by);
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn isolated_iff_no_etcd_and_no_majority(
+    fn isolated_iff_no_etcd_and_someone_silent(
         n in 1usize..12,
         reach_mask in any::<u16>(),
         etcd_up in any::<bool>(),
@@ -216,12 +286,13 @@ proptest! {
             peers_with_etcd: &BTreeSet::new(),
             etcd,
         });
-        // The issue's statement: isolated ⇔ !etcd && reachable + 1 ≤ n / 2.
+        // Issue 11: fail static only when every controller answers (and
+        // none reaches etcd); anything less without etcd is an isolation.
         let with_self = peers.len() + 1;
-        prop_assert_eq!(a.is_isolated(), !etcd_up && with_self <= n / 2);
+        prop_assert_eq!(a.is_isolated(), !etcd_up && with_self < n);
         prop_assert_eq!(
             a.connectivity == Connectivity::EtcdOutage,
-            !etcd_up && with_self > n / 2
+            !etcd_up && with_self == n
         );
         prop_assert_eq!(a.connectivity == Connectivity::Connected, etcd_up);
     }
@@ -242,7 +313,7 @@ fn losing_etcd_alone_while_peers_reach_it_is_an_isolation() {
     assert_eq!(a.connectivity, Connectivity::Isolated, "{}", a.reason);
     assert!(a.reason.contains("while b reach it"), "{}", a.reason);
     // A peer that says it reaches etcd but does not answer us any more
-    // does not count.
+    // is silent: isolated all the same (it may lead and promote).
     let a = assess(&Reach {
         self_id: "a",
         controllers: &three,
@@ -250,7 +321,8 @@ fn losing_etcd_alone_while_peers_reach_it_is_an_isolation() {
         peers_with_etcd: &ids(&["b"]),
         etcd: DOWN,
     });
-    assert_eq!(a.connectivity, Connectivity::EtcdOutage, "{}", a.reason);
+    assert_eq!(a.connectivity, Connectivity::Isolated, "{}", a.reason);
+    assert!(a.reason.contains("b silent"), "{}", a.reason);
     // While etcd answers us, what peers say about it does not matter.
     let a = assess(&Reach {
         self_id: "a",

@@ -12,9 +12,18 @@
 //!
 //! Renewals are etcd keep-alives, not writes: the value is written when the
 //! lease is granted and when the primary changes, never at renewal rate.
+//!
+//! Beside the lease key, every grant and every change of primary also
+//! writes a *vouch* (`leases/vouched/<db>`, no etcd lease attached, in the
+//! same transaction): which controller took a lease for which primary and
+//! database epoch. It outlives the lease, so a leader that never saw the
+//! lease can still tell "a lease for this primary existed and is gone"
+//! (its holder fenced, or it expired) from "nobody ever took one" (a new
+//! primary whose region's controller has not taken its lease yet, which
+//! nobody would fence): see [`crate::fence::gate`].
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,11 +32,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::clock::Clock;
+use crate::fence::gate::Coverage;
 use crate::fence::isolation::FenceDeadline;
 pub use crate::store::keepalive::Renewal;
 use crate::store::keepalive::keep_alive;
-use crate::store::{CALL_TIMEOUT, Store, StoreError, encode};
+use crate::store::{CALL_TIMEOUT, Keys, Store, StoreError, encode};
 
 /// The leader may have seen a renewal up to this much "late" relative to the
 /// holder's clock; added to every observed expiry.
@@ -43,11 +52,46 @@ pub struct LeaseValue {
     pub region: String,
     /// The member id of the primary it protects.
     pub primary: String,
+    /// The database epoch (`state/databases/<db>`) under which that member
+    /// is the primary; `None` in values written before epochs were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
     /// When the value was last written (grant, or a change of primary);
     /// renewals are keep-alives and do not rewrite it.
     pub renewed_at: DateTime<Utc>,
     /// The TTL etcd granted, in milliseconds.
     pub ttl_ms: u64,
+}
+
+/// The JSON value of `leases/vouched/<db>`: the last primary lease taken
+/// for the database (the lease's value, and its etcd lease id). Written in
+/// the same transaction as the lease key at every grant and change of
+/// primary, never deleted, so it says which (primary, epoch) a region's
+/// controller has vouched for even after the lease itself is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vouch {
+    /// The lease's value when it was written.
+    #[serde(flatten)]
+    pub lease: LeaseValue,
+    /// The etcd lease id it was attached to.
+    pub lease_id: i64,
+}
+
+impl Vouch {
+    /// True when it vouches for `primary` at database epoch `epoch`.
+    pub fn covers(&self, primary: &str, epoch: u64) -> bool {
+        self.lease.primary == primary && self.lease.epoch == Some(epoch)
+    }
+}
+
+/// The vouch key of `db`: `/switchyard/<cluster>/leases/vouched/<db>`.
+///
+/// Built here from the primary lease prefix because the key schema
+/// (`store/keys.rs`) is not this module's to change; it belongs there.
+pub fn vouch_key(keys: &Keys, db: &str) -> String {
+    let leases = keys.primary_leases_prefix();
+    let base = leases.strip_suffix("primary/").unwrap_or(&leases);
+    format!("{base}vouched/{db}")
 }
 
 /// A held primary lease and the task that keeps it alive. Dropping it stops
@@ -113,9 +157,10 @@ impl PrimaryLease {
         value.ttl_ms = ttl.as_millis() as u64;
         let json = encode(&key, &value)?;
         let put = TxnOp::put(key.clone(), json, Some(PutOptions::new().with_lease(lease)));
+        let vouch = vouch_op(&key, &value, lease)?;
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([put])
+            .and_then([put, vouch])
             .or_else([TxnOp::get(key.clone(), None)]);
         let revoke = |mut c: Client| async move {
             let _ = tokio::time::timeout(CALL_TIMEOUT, c.lease_revoke(lease)).await;
@@ -255,9 +300,10 @@ impl PrimaryLease {
         self.status.clone()
     }
 
-    /// By when this controller must have fenced if it is isolated now.
-    pub fn fence_deadline(&self, margin: Duration) -> FenceDeadline {
-        FenceDeadline::new(self.last_renewed(), self.ttl, margin)
+    /// By when this controller must start and finish fencing if it cannot
+    /// renew from now on (see [`FenceDeadline`]).
+    pub fn fence_deadline(&self, margin: Duration, budget: Duration) -> FenceDeadline {
+        FenceDeadline::new(self.last_renewed(), self.ttl, margin, budget)
     }
 
     /// Resolves when the lease is lost (or the keeper ended).
@@ -266,23 +312,28 @@ impl PrimaryLease {
         let _ = rx.wait_for(|r| r.lost).await;
     }
 
-    /// Rewrites the value for a new primary (same lease), e.g. after a
-    /// switchover inside the region.
-    pub async fn set_primary(&self, primary: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Rewrites the value for a new primary or epoch (same lease), e.g.
+    /// after a switchover inside the region, and the vouch with it in one
+    /// transaction (which fails as a whole once the lease has expired).
+    pub async fn set_primary(
+        &self,
+        primary: &str,
+        epoch: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut value = self.value();
         value.primary = primary.to_string();
+        value.epoch = Some(epoch);
         value.renewed_at = now;
         let json = encode(&self.key, &value)?;
+        let put = TxnOp::put(
+            self.key.clone(),
+            json,
+            Some(PutOptions::new().with_lease(self.lease)),
+        );
+        let vouch = vouch_op(&self.key, &value, self.lease)?;
         let mut c = self.client.clone();
-        tokio::time::timeout(
-            CALL_TIMEOUT,
-            c.put(
-                self.key.clone(),
-                json,
-                Some(PutOptions::new().with_lease(self.lease)),
-            ),
-        )
-        .await??;
+        tokio::time::timeout(CALL_TIMEOUT, c.txn(Txn::new().and_then([put, vouch]))).await??;
         *self.value.lock().unwrap_or_else(|e| e.into_inner()) = value;
         Ok(())
     }
@@ -298,19 +349,20 @@ impl PrimaryLease {
     }
 }
 
-/// One lease as the leader saw it.
+/// One lease as the leader saw it. Times are on the leader's monotonic
+/// clock: no wall clock enters the gate's arithmetic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedLease {
     /// What the key held.
     pub value: LeaseValue,
     /// The etcd lease id it was attached to.
     pub lease_id: i64,
-    /// When the leader last saw it present (its wall clock, after the read).
-    pub seen_at: DateTime<Utc>,
+    /// When the leader last saw it present (after the read).
+    pub seen_at: Instant,
     /// The latest moment the holder can still believe it holds the lease:
     /// `seen_at` + the TTL etcd said remained (rounded up a second) + the
     /// drift margin.
-    pub expires_at: DateTime<Utc>,
+    pub expires_at: Instant,
 }
 
 /// What the leader knows of a database's primary lease right now.
@@ -318,21 +370,17 @@ pub struct ObservedLease {
 pub enum LeaseObservation {
     /// The key exists: someone renews it.
     Held(ObservedLease),
-    /// The key does not exist; `last_seen` is the last lease this reader
-    /// saw for the database, if any (its `expires_at` still counts).
+    /// The key does not exist.
     Absent {
-        /// The last lease seen before it vanished.
+        /// The last lease this reader saw for the database since its
+        /// memory was last cleared, if any (its `expires_at` still counts).
         last_seen: Option<ObservedLease>,
-    },
-    /// The key does not exist and this reader has never seen it: the
-    /// holder may have renewed it just before this reader started looking
-    /// (a new leader). It counts as a lease of a full TTL from the first
-    /// time it was seen absent, plus the drift margin: `until`.
-    Unseen {
-        /// When this reader first saw it absent.
-        since: DateTime<Utc>,
-        /// When that presumed lease runs out.
-        until: DateTime<Utc>,
+        /// The first read of the current run of reads that found the key
+        /// absent (no gap in between).
+        since: Instant,
+        /// Since when this reader has watched etcd without a gap (its own
+        /// failed reads, or this controller losing etcd, clear its memory).
+        watching_since: Instant,
     },
     /// etcd could not be read; nothing can be concluded.
     Unknown {
@@ -341,95 +389,211 @@ pub enum LeaseObservation {
     },
 }
 
+/// The vouch of a database as read now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VouchObservation {
+    /// The last lease taken for the database.
+    Present(Vouch),
+    /// No lease was ever taken for it (with this key schema).
+    Absent,
+    /// etcd could not be read.
+    Unknown {
+        /// Why.
+        error: String,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    last_seen: Option<ObservedLease>,
+    absent_since: Option<Instant>,
+}
+
 /// The leader's view of the primary leases: reads them and remembers the
 /// last one seen per database, so a vanished key still counts until the
 /// expiry observed for it.
+///
+/// Its memory is only as good as its watch was continuous. While this
+/// controller does not reach etcd it answers its peers "no etcd", which
+/// may be what lets a lease holder fail static (keep its primary writable
+/// past the lease). So a failed read, or this controller's etcd probe
+/// having failed since the last look, clears everything it remembers: a
+/// lease that vanished across such a gap counts only a full lease after it
+/// was first seen absent again.
 #[derive(Debug)]
 pub struct LeaseReader {
     store: Store,
-    clock: Arc<dyn Clock>,
     drift: Duration,
-    seen: Mutex<BTreeMap<String, ObservedLease>>,
-    unseen_wait: Option<Duration>,
-    first_absent: Mutex<BTreeMap<String, DateTime<Utc>>>,
+    ttl: Duration,
+    memory: Mutex<BTreeMap<String, Memory>>,
+    watching_since: Mutex<Instant>,
+    etcd_reach: Option<Mutex<watch::Receiver<bool>>>,
+    coverage: Coverage,
 }
 
 impl LeaseReader {
     /// A reader adding `drift` (see [`DEFAULT_DRIFT_MARGIN`]) to every
     /// observed expiry.
-    pub fn new(store: Store, clock: Arc<dyn Clock>, drift: Duration) -> Self {
+    pub fn new(store: Store, drift: Duration) -> Self {
         Self {
             store,
-            clock,
             drift,
-            seen: Mutex::new(BTreeMap::new()),
-            unseen_wait: None,
-            first_absent: Mutex::new(BTreeMap::new()),
+            ttl: Duration::ZERO,
+            memory: Mutex::new(BTreeMap::new()),
+            watching_since: Mutex::new(Instant::now()),
+            etcd_reach: None,
+            coverage: Coverage::default(),
         }
     }
 
-    /// A key this reader has never seen counts as a lease of `ttl` from the
-    /// first time it was seen absent ([`LeaseObservation::Unseen`]), instead
-    /// of none at all: a leader that just took over cannot know that the
-    /// holder did not renew a moment before.
-    pub fn with_unseen_wait(mut self, ttl: Duration) -> Self {
-        self.unseen_wait = Some(ttl);
+    /// The primary lease TTL of the config: a lease this reader has not
+    /// seen vanish counts as running for at least this long (plus the drift
+    /// margin) from the first read that found it absent.
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
         self
+    }
+
+    /// This controller's etcd reachability (what it tells its peers): any
+    /// moment without etcd clears the reader's memory.
+    pub fn with_etcd_reach(mut self, reach: watch::Receiver<bool>) -> Self {
+        self.etcd_reach = Some(Mutex::new(reach));
+        self
+    }
+
+    /// Which member is in which region and which regions have a controller.
+    pub fn with_coverage(mut self, coverage: Coverage) -> Self {
+        self.coverage = coverage;
+        self
+    }
+
+    /// Which member is in which region and which regions have a controller.
+    pub fn coverage(&self) -> &Coverage {
+        &self.coverage
+    }
+
+    /// How long a lease of `ttl` (the config's if longer) may still run after
+    /// a reader first saw its key absent: the TTL plus the drift margin.
+    pub fn unseen_wait(&self, ttl: Duration) -> Duration {
+        ttl.max(self.ttl) + self.drift
     }
 
     /// Reads `db`'s lease now. Never fails: an unreadable etcd is
     /// [`LeaseObservation::Unknown`].
     pub async fn observe(&self, db: &str) -> LeaseObservation {
-        match self.read(db).await {
+        self.check_gap();
+        let read = self.read(db).await;
+        if self.check_gap() {
+            return LeaseObservation::Unknown {
+                error: "this controller lost etcd during the read".into(),
+            };
+        }
+        match read {
             Ok(Some(seen)) => {
-                self.remember(db, seen.clone());
+                let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+                let m = memory.entry(db.to_string()).or_default();
+                // An observation never moves an expiry backwards (etcd's
+                // rounding can make a later read look a little shorter).
+                let expires_at = match &m.last_seen {
+                    Some(old) if old.lease_id == seen.lease_id => {
+                        old.expires_at.max(seen.expires_at)
+                    }
+                    _ => seen.expires_at,
+                };
+                let seen = ObservedLease { expires_at, ..seen };
+                m.last_seen = Some(seen.clone());
+                m.absent_since = None;
                 LeaseObservation::Held(seen)
             }
-            Ok(None) => match (self.last_seen(db), self.unseen_wait) {
-                (None, Some(ttl)) => {
-                    let now = self.clock.now();
-                    let since = *self
-                        .first_absent
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .entry(db.to_string())
-                        .or_insert(now);
-                    LeaseObservation::Unseen {
-                        since,
-                        until: since + to_chrono(ttl + self.drift),
-                    }
+            Ok(None) => {
+                let watching_since = *self
+                    .watching_since
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+                let m = memory.entry(db.to_string()).or_default();
+                let since = *m.absent_since.get_or_insert_with(Instant::now);
+                LeaseObservation::Absent {
+                    last_seen: m.last_seen.clone(),
+                    since,
+                    watching_since,
                 }
-                (last_seen, _) => LeaseObservation::Absent { last_seen },
-            },
-            Err(e) => LeaseObservation::Unknown {
+            }
+            Err(e) => {
+                self.forget("a read failed");
+                LeaseObservation::Unknown {
+                    error: e.to_string(),
+                }
+            }
+        }
+    }
+
+    /// Reads `db`'s vouch now.
+    pub async fn vouch(&self, db: &str) -> VouchObservation {
+        let key = vouch_key(self.store.keys(), db);
+        match self.store.get_json::<Vouch>(&key).await {
+            Ok(Some(v)) => VouchObservation::Present(v),
+            Ok(None) => VouchObservation::Absent,
+            Err(e) => VouchObservation::Unknown {
                 error: e.to_string(),
             },
         }
     }
 
-    /// The expiry of the last lease seen for `db` (`None` if none was seen).
-    pub fn observed_expiry(&self, db: &str) -> Option<DateTime<Utc>> {
+    /// The expiry of the last lease seen for `db` (`None` if none was seen
+    /// since the memory was last cleared).
+    pub fn observed_expiry(&self, db: &str) -> Option<Instant> {
         self.last_seen(db).map(|s| s.expires_at)
     }
 
     /// The last lease seen for `db`.
     pub fn last_seen(&self, db: &str) -> Option<ObservedLease> {
-        self.seen
+        self.memory
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(db)
-            .cloned()
+            .and_then(|m| m.last_seen.clone())
     }
 
-    fn remember(&self, db: &str, seen: ObservedLease) {
-        let mut map = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        // An observation never moves an expiry backwards (etcd's rounding
-        // can make a later read look a little shorter).
-        let expires_at = match map.get(db) {
-            Some(old) if old.lease_id == seen.lease_id => old.expires_at.max(seen.expires_at),
-            _ => seen.expires_at,
+    /// Since when this reader has watched etcd without a gap.
+    pub fn watching_since(&self) -> Instant {
+        *self
+            .watching_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True (and the memory cleared) when this controller's etcd probe
+    /// failed since the last look or fails now.
+    fn check_gap(&self) -> bool {
+        let Some(reach) = &self.etcd_reach else {
+            return false;
         };
-        map.insert(db.to_string(), ObservedLease { expires_at, ..seen });
+        let gap = {
+            let mut rx = reach.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = rx.has_changed().unwrap_or(true);
+            let ok = *rx.borrow_and_update();
+            changed || !ok
+        };
+        if gap {
+            self.forget("this controller lost etcd");
+        }
+        gap
+    }
+
+    fn forget(&self, why: &str) {
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        if memory
+            .values()
+            .any(|m| m.last_seen.is_some() || m.absent_since.is_some())
+        {
+            tracing::info!("primary lease reader forgets what it saw: {why}");
+        }
+        memory.clear();
+        *self
+            .watching_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
     async fn read(&self, db: &str) -> Result<Option<ObservedLease>, StoreError> {
@@ -452,19 +616,28 @@ impl LeaseReader {
                 Ok(Ok(r)) if r.ttl() >= 0 => Duration::from_secs(r.ttl() as u64 + 1).min(full),
                 _ => full,
             };
-        let seen_at = self.clock.now();
+        let seen_at = Instant::now();
         Ok(Some(ObservedLease {
             value,
             lease_id,
             seen_at,
-            expires_at: seen_at + to_chrono(remaining + self.drift),
+            expires_at: seen_at + remaining + self.drift,
         }))
     }
 }
 
-/// A std duration as chrono's (saturating at chrono's range).
-pub fn to_chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+/// The put of `value`'s vouch (for lease key `key`, attached to `lease`).
+fn vouch_op(key: &str, value: &LeaseValue, lease: i64) -> Result<TxnOp, StoreError> {
+    let vouch = Vouch {
+        lease: value.clone(),
+        lease_id: lease,
+    };
+    // The vouch key sits beside the lease key: …/leases/vouched/<db>.
+    let vkey = match key.rsplit_once("/primary/") {
+        Some((base, db)) => format!("{base}/vouched/{db}"),
+        None => format!("{key}.vouch"),
+    };
+    Ok(TxnOp::put(vkey.clone(), encode(&vkey, &vouch)?, None))
 }
 
 #[derive(Debug)]

@@ -54,6 +54,22 @@ pub enum FenceOutcome {
     },
 }
 
+/// What a fence was made under: the database's recorded primary and epoch
+/// as this controller last read them, and the primary lease it held for
+/// that primary. The promotion gate counts a fence only for that primary,
+/// epoch and lease ([`crate::fence::gate::judge_record`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FencedUnder {
+    /// The recorded primary.
+    pub primary: String,
+    /// The database epoch (`state/databases/<db>`).
+    pub epoch: u64,
+    /// The etcd lease id of the primary lease this controller held for it;
+    /// `None` when it held none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<i64>,
+}
+
 /// One fence an isolated controller did (or tried), for history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FenceRecord {
@@ -68,6 +84,10 @@ pub struct FenceRecord {
     /// Why the controller fenced (its isolation assessment at the time).
     #[serde(default)]
     pub reason: String,
+    /// The primary, epoch and lease it was made under; `None` when this
+    /// controller knew none (then it never opens the promotion gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under: Option<FencedUnder>,
 }
 
 /// The controller's local record of fences, shared by every database's
@@ -180,14 +200,15 @@ impl LocalFencer {
     /// already read-only are left alone, so fencing twice does nothing the
     /// second time. Every target is fenced at once, and all are fenced
     /// before anything is recorded: a failing record file never stops a
-    /// fence. Returns the records, and the record file's error if
-    /// appending failed.
+    /// fence. Each record says what it was made `under`. Returns the
+    /// records, and the record file's error if appending failed.
     pub async fn fence_region(
         &self,
         now: DateTime<Utc>,
         reason: &str,
+        under: Option<&FencedUnder>,
     ) -> Result<Vec<FenceRecord>, FenceLogError> {
-        let (records, logged) = self.fence_targets(now, reason, true).await;
+        let (records, logged) = self.fence_targets(now, reason, true, under).await;
         logged.map(|()| records)
     }
 
@@ -198,6 +219,7 @@ impl LocalFencer {
         now: DateTime<Utc>,
         reason: &str,
         include_unreachable: bool,
+        under: Option<&FencedUnder>,
     ) -> (Vec<FenceRecord>, Result<(), FenceLogError>) {
         let _guard = self.lock.lock().await;
         let targets = match self.set.observe().await {
@@ -232,6 +254,7 @@ impl LocalFencer {
                     member,
                     result,
                     reason: reason.to_string(),
+                    under: under.cloned(),
                 }
             })
             .collect();

@@ -3,11 +3,16 @@
 //! the primary lease it renewed last can expire.
 //!
 //! - etcd answers: connected. Fence records kept while isolated are written
-//!   to history now.
-//! - etcd silent, a majority of controllers answer: an etcd outage. Fail
-//!   static: nothing is fenced (and, without etcd, nothing is promoted).
-//! - neither: isolated. After a short grace (a blip is not an isolation),
-//!   and never later than the fence deadline of the leases held, every
+//!   to history now. A primary lease held here whose renewals have failed
+//!   for so long that only the fence's budget is left before its fence
+//!   deadline is fenced for all the same: etcd answering reads does not
+//!   keep the lease alive.
+//! - etcd silent, every controller answers and none reaches etcd: an etcd
+//!   outage. Fail static: nothing is fenced (and, without etcd, nothing is
+//!   promoted).
+//! - otherwise: isolated. After a short grace (a blip is not an isolation),
+//!   and never later than the start deadline of the leases held (so that
+//!   the bounded fence ends a margin before the lease can expire), every
 //!   local member that may take writes is fenced, and a record of it is
 //!   kept on local disk.
 
@@ -46,8 +51,10 @@ pub struct Timing {
     /// An isolation must last this long before fencing (unless the fence
     /// deadline comes first).
     pub grace: Duration,
-    /// Fence this long before the held lease's deadline.
+    /// The fence is done this long before the held lease's deadline.
     pub margin: Duration,
+    /// The bound of one fence (every local database at once).
+    pub fence_budget: Duration,
     /// Bound of one etcd reachability probe.
     pub probe_timeout: Duration,
     /// How long after start peers count as unknown rather than gone.
@@ -55,19 +62,33 @@ pub struct Timing {
 }
 
 impl Timing {
-    /// For a primary lease of `ttl`: the margin is a quarter of it (at
-    /// least 500 ms) so the fence is done well before etcd lets the lease
-    /// go; etcd silence and grace are an eighth (300 ms to 1 s each), so a
-    /// blip of a few hundred milliseconds never fences anything.
+    /// For a primary lease of `ttl`: the fence is done a margin of a quarter
+    /// of it (at least 500 ms) before the lease can expire, and bounded by a
+    /// budget of a quarter too (250 ms to 2 s), so it starts at the latest
+    /// half a TTL after the last renewal (TTL 4 s: start by +2 s, done by
+    /// +3 s, lease gone at +4 s at the earliest). etcd silence and grace are
+    /// an eighth (300 ms to 1 s each), so a blip of a few hundred
+    /// milliseconds never fences anything.
     pub fn for_ttl(ttl: Duration) -> Self {
         let eighth = (ttl / 8).clamp(Duration::from_millis(300), Duration::from_secs(1));
         Self {
             etcd_silence: eighth,
             grace: eighth,
             margin: (ttl / 4).max(Duration::from_millis(500)),
+            fence_budget: (ttl / 4).clamp(Duration::from_millis(250), Duration::from_secs(2)),
             probe_timeout: eighth,
             first_round: crate::runtime::peers::first_round(ttl),
         }
+    }
+
+    /// The fence deadline of `lease` ([`FenceDeadline`]).
+    pub fn deadline_of(&self, lease: &HeldLease) -> FenceDeadline {
+        FenceDeadline::new(
+            lease.last_renewed(),
+            lease.ttl,
+            self.margin,
+            self.fence_budget,
+        )
     }
 }
 
@@ -152,6 +173,8 @@ impl IsolationLoop {
         let mut isolated_since: Option<Instant> = None;
         let mut fenced_at: Option<Instant> = None;
         let mut fence_ok = false;
+        // What the last fence covered (`None`: every database).
+        let mut scope: Option<BTreeSet<String>> = None;
         // The leases as last seen while connected: a lease the keeper lost
         // because etcd is gone still bounds when to fence.
         let mut leases: BTreeMap<String, HeldLease> = BTreeMap::new();
@@ -193,32 +216,51 @@ impl IsolationLoop {
                 state = Some(a.connectivity);
                 metrics::gauge!("switchyard_isolated").set(if a.is_isolated() { 1.0 } else { 0.0 });
             }
-            match a.connectivity {
+            let due = match a.connectivity {
                 Connectivity::Connected => {
                     isolated_since = None;
-                    fenced_at = None;
-                    fence_ok = false;
                     leases = inputs.held.borrow().clone();
+                    overdue(&leases, now, &self.timing).map(|(dbs, reason)| (Some(dbs), reason))
                 }
                 Connectivity::EtcdOutage => {
                     isolated_since = None;
-                    fenced_at = None;
-                    fence_ok = false;
+                    None
                 }
                 Connectivity::Isolated => {
                     let since = *isolated_since.get_or_insert(now);
                     let deadline = fence_deadline(&leases, since, &self.timing);
-                    let due = deadline.must_fence(now, since, self.timing.grace);
+                    deadline
+                        .must_fence(now, since, self.timing.grace)
+                        .then(|| (None, a.reason.clone()))
+                }
+            };
+            match due {
+                None => {
+                    fenced_at = None;
+                    fence_ok = false;
+                }
+                Some((only, reason)) => {
                     let again = fenced_at.is_some_and(|t| {
                         let wait = if fence_ok { RECHECK } else { FENCE_RETRY };
                         t.elapsed() >= wait
                     });
-                    if due && (fenced_at.is_none() || again) {
+                    // A wider scope than the last fence's is a first pass.
+                    let widened = match (&scope, &only) {
+                        (Some(_), None) => true,
+                        (Some(last), Some(now)) => !now.is_subset(last),
+                        (None, _) => false,
+                    };
+                    if widened {
+                        fenced_at = None;
+                    }
+                    scope.clone_from(&only);
+                    if fenced_at.is_none() || again {
                         // The first pass also tries members it cannot read;
                         // later passes re-check the readable ones (a member
                         // restarted writable, or unfenced by hand).
-                        let budget = deadline.remaining(now) + self.timing.margin;
-                        fence_ok = self.fence(&a, fenced_at.is_none(), budget).await;
+                        fence_ok = self
+                            .fence(&reason, only.as_ref(), &leases, fenced_at.is_none())
+                            .await;
                         fenced_at = Some(Instant::now());
                     }
                 }
@@ -245,31 +287,44 @@ impl IsolationLoop {
         }
     }
 
-    /// Fences every local database at once, each bounded by `budget`;
-    /// true when every target was fenced.
-    async fn fence(&self, a: &Assessment, include_unreachable: bool, budget: Duration) -> bool {
+    /// Fences every local database (or those in `only`) at once, all
+    /// bounded by the fence budget; true when every target was fenced.
+    /// Each record says which primary, epoch and lease it was made under.
+    async fn fence(
+        &self,
+        reason: &str,
+        only: Option<&BTreeSet<String>>,
+        leases: &BTreeMap<String, HeldLease>,
+        include_unreachable: bool,
+    ) -> bool {
         let started = Instant::now();
         let now = self.clock.now();
-        let all = self.fencers.iter().map(|fencer| async move {
-            let fenced = tokio::time::timeout(
-                budget,
-                fencer.fence_targets(now, &a.reason, include_unreachable),
-            )
-            .await;
-            match fenced {
-                Ok((records, logged)) => {
-                    if let Err(e) = logged {
-                        // The fence itself was done; only its local record failed.
-                        tracing::error!(database = %fencer.database(), error = %e, "cannot record the fence locally");
+        let budget = self.timing.fence_budget;
+        let all = self
+            .fencers
+            .iter()
+            .filter(|f| only.is_none_or(|o| o.contains(f.database())))
+            .map(|fencer| async move {
+                let under = leases.get(fencer.database()).and_then(HeldLease::under);
+                let fenced = tokio::time::timeout(
+                    budget,
+                    fencer.fence_targets(now, reason, include_unreachable, under.as_ref()),
+                )
+                .await;
+                match fenced {
+                    Ok((records, logged)) => {
+                        if let Err(e) = logged {
+                            // The fence itself was done; only its local record failed.
+                            tracing::error!(database = %fencer.database(), error = %e, "cannot record the fence locally");
+                        }
+                        records.iter().all(|r| r.result == FenceOutcome::Fenced)
                     }
-                    records.iter().all(|r| r.result == FenceOutcome::Fenced)
+                    Err(_) => {
+                        tracing::error!(database = %fencer.database(), ?budget, "fence not done within its budget; retrying");
+                        false
+                    }
                 }
-                Err(_) => {
-                    tracing::error!(database = %fencer.database(), ?budget, "fence not done within its budget; retrying");
-                    false
-                }
-            }
-        });
+            });
         let ok = futures_util::future::join_all(all)
             .await
             .into_iter()
@@ -342,8 +397,8 @@ async fn write_record(store: &Store, self_id: &str, r: &FenceRecord) -> Result<(
     Ok(())
 }
 
-/// The earliest fence deadline of the leases held (by when the fence must be
-/// done); with none held, the grace alone decides (`since` + grace).
+/// The earliest fence deadline of the leases held; with none held, the
+/// grace alone decides (start at `since` + grace, done a budget later).
 pub fn fence_deadline(
     leases: &BTreeMap<String, HeldLease>,
     since: Instant,
@@ -351,11 +406,42 @@ pub fn fence_deadline(
 ) -> FenceDeadline {
     leases
         .values()
-        .map(|l| FenceDeadline::new(l.last_renewed(), l.ttl, timing.margin))
-        .min_by_key(|d| d.fence_by)
+        .map(|l| timing.deadline_of(l))
+        .min_by_key(|d| d.start_by)
         .unwrap_or(FenceDeadline {
-            fence_by: since + timing.grace,
+            start_by: since + timing.grace,
+            done_by: since + timing.grace + timing.fence_budget,
         })
+}
+
+/// The databases whose lease this controller still holds (not yet lost)
+/// but has not renewed for so long that the fence must start now, and
+/// why: a holder that cannot renew fences before its lease can expire,
+/// whatever else answers. `None` when no lease is overdue.
+pub fn overdue(
+    leases: &BTreeMap<String, HeldLease>,
+    now: Instant,
+    timing: &Timing,
+) -> Option<(BTreeSet<String>, String)> {
+    let late: BTreeMap<&String, Duration> = leases
+        .iter()
+        .filter(|(_, l)| !l.lost() && timing.deadline_of(l).overdue(now))
+        .map(|(db, l)| (db, now.saturating_duration_since(l.last_renewed())))
+        .collect();
+    if late.is_empty() {
+        return None;
+    }
+    let words: Vec<String> = late
+        .iter()
+        .map(|(db, d)| format!("{db} ({}ms)", d.as_millis()))
+        .collect();
+    Some((
+        late.keys().map(|db| (*db).clone()).collect(),
+        format!(
+            "primary lease not renewed for {}: fenced before it can expire",
+            words.join(", ")
+        ),
+    ))
 }
 
 /// The history event for one local fence record, and its id.
@@ -389,26 +475,39 @@ mod tests {
         assert_eq!(t.etcd_silence, Duration::from_millis(500));
         assert_eq!(t.grace, Duration::from_millis(500));
         assert_eq!(t.margin, Duration::from_secs(1));
-        // Long leases: a blip of up to a second never fences.
+        assert_eq!(t.fence_budget, Duration::from_secs(1));
+        // Long leases: a blip of up to a second never fences; the fence
+        // budget stays bounded.
         let t = Timing::for_ttl(Duration::from_secs(30));
         assert_eq!(t.grace, Duration::from_secs(1));
         assert_eq!(t.margin, Duration::from_millis(7500));
-        // Short leases: never below 300 ms of grace and 500 ms of margin.
-        let t = Timing::for_ttl(Duration::from_secs(2));
-        assert_eq!(t.grace, Duration::from_millis(300));
-        assert_eq!(t.margin, Duration::from_millis(500));
+        assert_eq!(t.fence_budget, Duration::from_secs(2));
         for secs in 4..120 {
             let ttl = Duration::from_secs(secs);
             let t = Timing::for_ttl(ttl);
-            // Worst case: the last renewal went out a renewal period (TTL/4)
-            // before the cut; seeing the isolation takes the etcd silence or
-            // a ping timeout plus a ping interval, and a tick; then the
-            // grace; the margin is left for the fence itself. All of it
-            // within the TTL, when etcd lets the lease go.
-            let ping =
-                crate::runtime::peers::ping_timeout(ttl) + crate::runtime::peers::PING_INTERVAL;
-            let budget = ttl / 4 + t.etcd_silence.max(ping) + TICK + t.grace + t.margin;
-            assert!(budget <= ttl, "{secs}s: {budget:?} > ttl ({t:?})");
+            // Worst case: the last renewal was acknowledged a renewal
+            // period (TTL/4) before the cut. Seeing etcd gone takes the
+            // silence and a tick (a peer that still reaches etcd, or
+            // answers no more, makes that an isolation at once; a silent
+            // peer is dropped within two pings, later, but then it was
+            // reaching etcd: see `assess`). The fence must start by then
+            // and end, within its budget, a margin before the lease can
+            // expire at etcd.
+            let seen = ttl / 4 + t.etcd_silence + TICK;
+            let t0 = Instant::now();
+            let lease = FenceDeadline::new(t0, ttl, t.margin, t.fence_budget);
+            let start_after = lease.start_by - t0;
+            assert_eq!(lease.done_by - lease.start_by, t.fence_budget, "{secs}s");
+            assert_eq!(t0 + ttl - lease.done_by, t.margin, "{secs}s");
+            assert!(
+                seen <= start_after,
+                "{secs}s: seen {seen:?} > start {start_after:?} ({t:?})"
+            );
+            assert!(t.margin >= Duration::from_millis(500), "{secs}s");
+            assert!(
+                ttl / 4 + t.etcd_silence + t.grace <= ttl - t.margin,
+                "{secs}s"
+            );
         }
     }
 
@@ -419,7 +518,13 @@ mod tests {
             deadline: last_renewed + ttl,
             lost: false,
         });
-        HeldLease { renewal, ttl }
+        HeldLease {
+            renewal,
+            ttl,
+            lease_id: 7,
+            primary: "m0".into(),
+            epoch: Some(3),
+        }
     }
 
     #[test]
@@ -428,7 +533,7 @@ mod tests {
         let now = Instant::now();
         let since = now;
         assert_eq!(
-            fence_deadline(&BTreeMap::new(), since, &timing).fence_by,
+            fence_deadline(&BTreeMap::new(), since, &timing).start_by,
             since + timing.grace
         );
         let leases: BTreeMap<String, HeldLease> = [
@@ -440,12 +545,68 @@ mod tests {
         ]
         .into();
         let d = fence_deadline(&leases, since, &timing);
-        // 4 s after the older renewal, less the 1 s margin.
-        assert_eq!(d.fence_by, now + Duration::from_secs(2));
+        // 4 s after the older renewal, less the 1 s margin: done by +2 s
+        // from now, so started by +1 s (the 1 s budget).
+        assert_eq!(d.done_by, now + Duration::from_secs(2));
+        assert_eq!(d.start_by, now + Duration::from_secs(1));
         // The grace comes first here, so fencing starts after it.
         assert_eq!(d.act_at(since, timing.grace), since + timing.grace);
         assert!(!d.must_fence(since, since, timing.grace));
         assert!(d.must_fence(since + timing.grace, since, timing.grace));
+    }
+
+    /// Issue 11: a holder that cannot renew fences before its lease can
+    /// expire, counted from its last successful renewal, even while etcd
+    /// still answers its reads.
+    #[test]
+    fn a_lease_not_renewed_for_half_its_ttl_is_overdue() {
+        let timing = Timing::for_ttl(Duration::from_secs(4));
+        let now = Instant::now();
+        let leases: BTreeMap<String, HeldLease> = [
+            (
+                "orders".to_string(),
+                held(now - Duration::from_millis(2_000)),
+            ),
+            (
+                "users".to_string(),
+                held(now - Duration::from_millis(1_900)),
+            ),
+        ]
+        .into();
+        let (dbs, reason) = overdue(&leases, now, &timing).expect("orders is overdue");
+        assert_eq!(dbs, BTreeSet::from(["orders".to_string()]));
+        assert!(reason.contains("orders (2000ms)"), "{reason}");
+        assert!(overdue(&leases, now - Duration::from_millis(1), &timing).is_none());
+        // A lease already lost is the keeper's to drop, not overdue.
+        let (tx, renewal) = watch::channel(crate::fence::lease::Renewal {
+            last_renewed: now - Duration::from_secs(5),
+            deadline: now - Duration::from_secs(1),
+            lost: true,
+        });
+        drop(tx);
+        let lost: BTreeMap<String, HeldLease> = [(
+            "orders".to_string(),
+            HeldLease {
+                renewal,
+                ..held(now)
+            },
+        )]
+        .into();
+        assert!(overdue(&lost, now, &timing).is_none());
+        // What a fence under it records.
+        let under = held(now).under().expect("epoch known");
+        assert_eq!(
+            (under.primary.as_str(), under.epoch, under.lease_id),
+            ("m0", 3, Some(7))
+        );
+        assert!(
+            HeldLease {
+                epoch: None,
+                ..held(now)
+            }
+            .under()
+            .is_none()
+        );
     }
 
     #[test]
@@ -457,6 +618,7 @@ mod tests {
             member: "m0".into(),
             result: FenceOutcome::Fenced,
             reason: "etcd unreachable for 900ms and only 1 of 3 controllers reachable".into(),
+            under: None,
         };
         let (id, e) = history_of("ctl-a", &fenced);
         assert_eq!(

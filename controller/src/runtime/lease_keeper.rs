@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::fence::lease::{Acquired, LeaseValue, PrimaryLease, Renewal};
-use crate::fence::local::{FenceLog, FenceOutcome, FenceRecord};
+use crate::fence::local::{FenceLog, FenceOutcome, FenceRecord, FencedUnder};
 use crate::runtime::control::DatabaseState;
 use crate::store::Store;
 
@@ -37,19 +37,41 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// A lease this controller holds, as the isolation loop needs it: its live
 /// renewal state (read at the moment of the decision, never a copy that
-/// the keeper's slower loop could leave stale) and its TTL.
+/// the keeper's slower loop could leave stale), its TTL, and what it
+/// vouches for (which a fence made under it records).
 #[derive(Debug, Clone)]
 pub struct HeldLease {
     /// The keep-alive's state, updated at every acknowledged renewal.
     pub renewal: watch::Receiver<Renewal>,
     /// The TTL etcd granted.
     pub ttl: Duration,
+    /// The etcd lease id.
+    pub lease_id: i64,
+    /// The primary it vouches for.
+    pub primary: String,
+    /// The database epoch it vouches for (`None`: a value from before
+    /// epochs were kept, not yet rewritten).
+    pub epoch: Option<u64>,
 }
 
 impl HeldLease {
     /// Send time of the last renewal etcd acknowledged.
     pub fn last_renewed(&self) -> Instant {
         self.renewal.borrow().last_renewed
+    }
+
+    /// True once etcd said it is gone or its deadline passed unrenewed.
+    pub fn lost(&self) -> bool {
+        self.renewal.borrow().lost
+    }
+
+    /// What a fence made under this lease records.
+    pub fn under(&self) -> Option<FencedUnder> {
+        Some(FencedUnder {
+            primary: self.primary.clone(),
+            epoch: self.epoch?,
+            lease_id: Some(self.lease_id),
+        })
     }
 }
 
@@ -161,11 +183,15 @@ impl LeaseKeeper {
             let now_held: BTreeMap<String, HeldLease> = leases
                 .iter()
                 .map(|(db, l)| {
+                    let value = l.value();
                     (
                         db.clone(),
                         HeldLease {
                             renewal: l.subscribe(),
                             ttl: l.ttl(),
+                            lease_id: l.lease_id(),
+                            primary: value.primary,
+                            epoch: value.epoch,
                         },
                     )
                 })
@@ -219,9 +245,16 @@ impl LeaseKeeper {
                 .get(db)
                 .copied()
                 .unwrap_or(Duration::from_secs(3));
-            if now.duration_since(since) >= limit && leases.contains_key(db) {
+            if now.duration_since(since) >= limit
+                && let Some(lease_id) = leases.get(db).map(PrimaryLease::lease_id)
+            {
+                let under = FencedUnder {
+                    primary: state.primary.clone(),
+                    epoch: state.epoch,
+                    lease_id: Some(lease_id),
+                };
                 if self
-                    .safe_to_give_up(db, &state.primary, refused, limit)
+                    .safe_to_give_up(db, &state.primary, refused, limit, under)
                     .await
                 {
                     leases.remove(db);
@@ -240,8 +273,11 @@ impl LeaseKeeper {
             }
         }
         if let Some(l) = leases.get(db) {
-            if l.value().primary != state.primary
-                && let Err(e) = l.set_primary(&state.primary, self.clock.now()).await
+            let v = l.value();
+            if (v.primary != state.primary || v.epoch != Some(state.epoch))
+                && let Err(e) = l
+                    .set_primary(&state.primary, state.epoch, self.clock.now())
+                    .await
             {
                 tracing::warn!(database = %db, error = %e, "cannot update the primary lease");
             }
@@ -267,6 +303,7 @@ impl LeaseKeeper {
             holder: self.self_id.clone(),
             region: self.region.clone(),
             primary: state.primary.clone(),
+            epoch: Some(state.epoch),
             renewed_at: self.clock.now(),
             ttl_ms: 0,
         };
@@ -330,6 +367,7 @@ impl LeaseKeeper {
         primary: &str,
         refused: bool,
         unreadable_for: Duration,
+        under: FencedUnder,
     ) -> bool {
         if refused {
             return true;
@@ -352,6 +390,7 @@ impl LeaseKeeper {
                      giving its lease up",
                     self.self_id
                 ),
+                under: Some(under),
             };
             if let Err(e) = self.log.append(std::slice::from_ref(&record)).await {
                 tracing::error!(error = %e, "cannot record the fence locally");

@@ -296,7 +296,7 @@ pub async fn run(
 
     // gRPC: ingest + health + peer pings.
     let ingest = IngestService::new(aggregator.clone(), known, clock.clone());
-    let peer = PeerService::new(me.id.clone(), cfg.cluster.clone(), etcd_ok_rx);
+    let peer = PeerService::new(me.id.clone(), cfg.cluster.clone(), etcd_ok_rx.clone());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ProbeIngestServer<IngestService>>()
@@ -330,9 +330,14 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    // The gate's lease reader forgets what it saw whenever this controller
+    // loses etcd (it then tells its peers "no etcd", which may let a lease
+    // holder fail static).
     let leases = Arc::new(
-        LeaseReader::new(store.clone(), clock.clone(), DEFAULT_DRIFT_MARGIN)
-            .with_unseen_wait(cfg.etcd.primary_lease_ttl()),
+        LeaseReader::new(store.clone(), DEFAULT_DRIFT_MARGIN)
+            .with_lease_ttl(cfg.etcd.primary_lease_ttl())
+            .with_etcd_reach(etcd_ok_rx)
+            .with_coverage(crate::fence::gate::Coverage::from_config(&cfg)),
     );
     let ctx = leader::LeaderContext {
         executor: Executor::with_databases(

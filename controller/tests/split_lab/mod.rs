@@ -206,15 +206,32 @@ impl SplitLab {
     /// Cuts region `i` off from etcd alone (its links to the other regions
     /// stay), with a rule in its namespace dropping what it sends to etcd.
     pub fn cut_etcd_from(&self, i: usize) -> anyhow::Result<()> {
-        self.etcd_rule(i, "-I")
+        let (host, port) = self.etcd_host_port()?;
+        self.rule(i, "-I", &["-d", &host, "-p", "tcp", "--dport", &port])
     }
 
     /// Undoes [`cut_etcd_from`](Self::cut_etcd_from).
     pub fn restore_etcd_to(&self, i: usize) -> anyhow::Result<()> {
-        self.etcd_rule(i, "-D")
+        let (host, port) = self.etcd_host_port()?;
+        self.rule(i, "-D", &["-d", &host, "-p", "tcp", "--dport", &port])
     }
 
-    fn etcd_rule(&self, i: usize, op: &str) -> anyhow::Result<()> {
+    /// Cuts the link between regions `i` and `j` (both ways: a rule in
+    /// `i`'s namespace drops what it sends to `j`, so `j`'s packets get no
+    /// answer either). Everything else stays: etcd, the other regions, the
+    /// harness's unix sockets and metrics scrapes from the host.
+    pub fn cut_link(&self, i: usize, j: usize) -> anyhow::Result<()> {
+        let to = self.net.addr(j).to_string();
+        self.rule(i, "-I", &["-d", &to])
+    }
+
+    /// Undoes [`cut_link`](Self::cut_link).
+    pub fn restore_link(&self, i: usize, j: usize) -> anyhow::Result<()> {
+        let to = self.net.addr(j).to_string();
+        self.rule(i, "-D", &["-d", &to])
+    }
+
+    fn etcd_host_port(&self) -> anyhow::Result<(String, String)> {
         let endpoint = self
             .etcd
             .endpoint(0)
@@ -223,6 +240,12 @@ impl SplitLab {
         let (host, port) = endpoint
             .rsplit_once(':')
             .ok_or_else(|| anyhow::anyhow!("endpoint {endpoint}"))?;
+        Ok((host.to_string(), port.to_string()))
+    }
+
+    /// Inserts (`-I`, at the top) or deletes (`-D`) an OUTPUT rule dropping
+    /// what matches `matches`, in region `i`'s namespace.
+    fn rule(&self, i: usize, op: &str, matches: &[&str]) -> anyhow::Result<()> {
         let mut args = vec![
             "netns",
             "exec",
@@ -235,7 +258,8 @@ impl SplitLab {
         if op == "-I" {
             args.push("1");
         }
-        args.extend(["-d", host, "-p", "tcp", "--dport", port, "-j", "DROP"]);
+        args.extend(matches);
+        args.extend(["-j", "DROP"]);
         let out = std::process::Command::new("ip").args(&args).output()?;
         anyhow::ensure!(
             out.status.success(),
@@ -244,6 +268,22 @@ impl SplitLab {
             String::from_utf8_lossy(&out.stderr)
         );
         Ok(())
+    }
+
+    /// Waits until controller `i` counts exactly `n` peers reachable.
+    pub async fn wait_peers(&self, i: usize, n: usize) -> anyhow::Result<()> {
+        let c = &self.controllers[i];
+        wait_for(
+            &format!("{} to reach {n} peers", c.id()),
+            Duration::from_secs(20),
+            || async {
+                match c.metric("switchyard_peers_reachable").await {
+                    Ok(Some(v)) if v as usize == n => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await
     }
 
     /// Rejoins region a: the links come back and every vantage sees it up.

@@ -129,3 +129,94 @@ async fn bad_address_is_an_error() {
     let err = PeerProber::start(config(peers)).expect_err("bad uri");
     assert!(err.to_string().contains("controller b"), "{err}");
 }
+
+/// A `Peer` that answers after `stall` while `stalls` > 0 (one stall per
+/// ping), else at once.
+#[derive(Clone)]
+struct Stalling {
+    id: String,
+    stalls: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    stall: Duration,
+}
+
+#[tonic::async_trait]
+impl Peer for Stalling {
+    async fn ping(&self, _: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
+        use std::sync::atomic::Ordering;
+        let stalled = self
+            .stalls
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if stalled {
+            tokio::time::sleep(self.stall).await;
+        }
+        Ok(Response::new(PingReply {
+            id: self.id.clone(),
+            cluster: "prod".into(),
+            etcd_reachable: true,
+        }))
+    }
+}
+
+/// One slow ping is forgiven (a busy peer is not gone: failing static
+/// needs every controller to answer); two in a row are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_lost_ping_is_forgiven_two_are_not() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let stalls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let svc = Stalling {
+        id: "b".into(),
+        stalls: stalls.clone(),
+        stall: Duration::from_millis(600),
+    };
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(PeerServer::new(svc))
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await;
+    });
+    let prober = PeerProber::start(config(BTreeMap::from([(
+        "b".to_string(),
+        addr.to_string(),
+    )])))
+    .expect("start");
+    let mut rx = prober.subscribe();
+    let mut etcd = prober.subscribe_etcd();
+    wait_set(&mut rx, &["b"], Duration::from_secs(5)).await;
+    wait_set(&mut etcd, &["b"], Duration::from_secs(5)).await;
+    // Record every change of the set from here on.
+    let changes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = changes.clone();
+    let mut watch = prober.subscribe();
+    watch.borrow_and_update();
+    let recorder = tokio::spawn(async move {
+        while watch.changed().await.is_ok() {
+            let now = watch.borrow_and_update().clone();
+            seen.lock().expect("lock").push(now);
+        }
+    });
+    stalls.store(1, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        stalls.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the stall happened"
+    );
+    assert!(
+        changes.lock().expect("lock").is_empty(),
+        "one timed-out ping made b leave: {:?}",
+        changes.lock().expect("lock")
+    );
+    assert_eq!(
+        prober.subscribe_etcd().borrow().clone(),
+        BTreeSet::from(["b".to_string()])
+    );
+    // Many stalls in a row: b leaves, then comes back.
+    stalls.store(3, std::sync::atomic::Ordering::SeqCst);
+    wait_set(&mut rx, &[], Duration::from_secs(5)).await;
+    wait_set(&mut rx, &["b"], Duration::from_secs(5)).await;
+    recorder.abort();
+}
