@@ -123,9 +123,13 @@ fn sample_writable(
         while !stop.load(Ordering::SeqCst) {
             tick.tick().await;
             let mut row = Vec::new();
-            for c in conns.iter_mut() {
+            // A fence ends client sessions, the sampler's too: reconnect.
+            for (c, o) in conns.iter_mut().zip(&opts) {
+                if c.is_none() {
+                    *c = mysql_async::Conn::new(o.clone()).await.ok();
+                }
                 let v = match c {
-                    Some(c) => c
+                    Some(conn) => conn
                         .query_first::<i64, _>("SELECT @@global.read_only")
                         .await
                         .ok()
@@ -133,6 +137,9 @@ fn sample_writable(
                         .map(|ro| ro == 0),
                     None => None,
                 };
+                if v.is_none() {
+                    *c = None;
+                }
                 row.push(v);
             }
             samples.push(row);

@@ -181,7 +181,15 @@ async fn lead(
             }
             m::set_switches(control.paused, control.drained.len());
             let avoid = avoid_regions(&control);
-            serve_requests(ctx, leader, &mut topology, &mut waiting, &avoid, now_of(ctx)).await?;
+            serve_requests(
+                ctx,
+                leader,
+                &mut topology,
+                &mut waiting,
+                &avoid,
+                now_of(ctx),
+            )
+            .await?;
             // Keep the lease reader's memory current, so a gate decision
             // knows when each lease was last seen.
             ctx.executor.observe_leases(topology.databases.keys()).await;

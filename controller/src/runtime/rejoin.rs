@@ -17,7 +17,7 @@ use switchyard_probes::replication::ReplicaSet;
 use crate::clock::Clock;
 use crate::executor::{HistoryEvent, history_id};
 use crate::runtime::control::DatabaseState;
-use crate::store::{Leadership, Store, StoreError};
+use crate::store::{LEASE_MARGIN, Leadership, Store, StoreError};
 
 /// How often the leader looks at every member.
 pub const INTERVAL: Duration = Duration::from_secs(3);
@@ -44,6 +44,11 @@ pub async fn watch(
             else {
                 continue;
             };
+            // SQL, even if only reads: only while the lease is certain (a
+            // leader woken from a pause must not send any).
+            if !leader.safe_for(LEASE_MARGIN) {
+                return;
+            }
             let Ok(snapshot) = set.observe().await else {
                 continue;
             };
