@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use switchyard_controller::fence::lease::{
     Acquired, DEFAULT_DRIFT_MARGIN, LeaseObservation, LeaseReader, LeaseValue, PrimaryLease,
-    VouchObservation, vouch_key,
+    VouchObservation,
 };
 use switchyard_controller::store::Store;
 use switchyard_tests::Etcd;
@@ -44,7 +44,7 @@ async fn lease_is_renewed_seen_and_expires_when_its_keeper_stops() -> anyhow::Re
     assert_eq!(key, "/switchyard/t/leases/primary/orders");
     assert!(key.starts_with(&store.keys().primary_leases_prefix()));
     assert_eq!(
-        vouch_key(store.keys(), "orders"),
+        store.keys().vouched("orders"),
         "/switchyard/t/leases/vouched/orders"
     );
 

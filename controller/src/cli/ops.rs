@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::config;
 use crate::engine::RegionState;
 use crate::executor::{HistoryEvent, JournalEntry, Status, history_id};
-use crate::fence::lease::{LeaseValue, Vouch, vouch_key};
+use crate::fence::lease::{LeaseValue, Vouch};
 use crate::runtime::control::DatabaseState;
 use crate::runtime::peers::Registration;
 use crate::store::{Store, encode};
@@ -310,7 +310,7 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
         store.list_json(&keys.controllers_prefix()).await?;
     let mut fencing = Vec::new();
     for (db, state) in &databases {
-        let vouch: Option<Vouch> = store.get_json(&vouch_key(keys, db)).await?;
+        let vouch: Option<Vouch> = store.get_json(&keys.vouched(db)).await?;
         let lease = primary_leases.iter().find(|(d, _)| d == db).map(|(_, l)| l);
         fencing.push((
             db.clone(),

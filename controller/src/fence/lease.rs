@@ -36,7 +36,7 @@ use crate::fence::gate::Coverage;
 use crate::fence::isolation::FenceDeadline;
 pub use crate::store::keepalive::Renewal;
 use crate::store::keepalive::keep_alive;
-use crate::store::{CALL_TIMEOUT, Keys, Store, StoreError, encode};
+use crate::store::{CALL_TIMEOUT, Store, StoreError, encode};
 
 /// The leader may have seen a renewal up to this much "late" relative to the
 /// holder's clock; added to every observed expiry.
@@ -82,16 +82,6 @@ impl Vouch {
     pub fn covers(&self, primary: &str, epoch: u64) -> bool {
         self.lease.primary == primary && self.lease.epoch == Some(epoch)
     }
-}
-
-/// The vouch key of `db`: `/switchyard/<cluster>/leases/vouched/<db>`.
-///
-/// Built here from the primary lease prefix because the key schema
-/// (`store/keys.rs`) is not this module's to change; it belongs there.
-pub fn vouch_key(keys: &Keys, db: &str) -> String {
-    let leases = keys.primary_leases_prefix();
-    let base = leases.strip_suffix("primary/").unwrap_or(&leases);
-    format!("{base}vouched/{db}")
 }
 
 /// A held primary lease and the task that keeps it alive. Dropping it stops
@@ -530,7 +520,7 @@ impl LeaseReader {
 
     /// Reads `db`'s vouch now.
     pub async fn vouch(&self, db: &str) -> VouchObservation {
-        let key = vouch_key(self.store.keys(), db);
+        let key = self.store.keys().vouched(db);
         match self.store.get_json::<Vouch>(&key).await {
             Ok(Some(v)) => VouchObservation::Present(v),
             Ok(None) => VouchObservation::Absent,

@@ -121,6 +121,13 @@ impl Keys {
         format!("{}/leases/primary/{db}", self.prefix)
     }
 
+    /// The last primary lease taken for a database's (primary, epoch): a
+    /// plain key with no TTL, so a leader can tell a new primary its region
+    /// has not vouched for yet from one whose lease expired.
+    pub fn vouched(&self, db: &str) -> String {
+        format!("{}/leases/vouched/{db}", self.prefix)
+    }
+
     /// Prefix of every primary lease.
     pub fn primary_leases_prefix(&self) -> String {
         format!("{}/leases/primary/", self.prefix)
