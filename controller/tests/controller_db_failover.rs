@@ -362,3 +362,55 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+/// An account that bypasses `read_only` (MariaDB's `READ_ONLY ADMIN`) can
+/// write through any fence: the leader finds it and `status` names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_accounts_that_bypass_read_only() -> anyhow::Result<()> {
+    let db = MariaDbTopology::start(2)
+        .await
+        .map_err(|e| e.context("starting the MariaDB topology"))?;
+    db.exec(0, "CREATE USER 'ops'@'%' IDENTIFIED BY 'ops-pw'")
+        .await?;
+    db.exec(0, "GRANT READ_ONLY ADMIN, INSERT ON *.* TO 'ops'@'%'")
+        .await?;
+    let cl = cluster_for(&db).await?;
+    let _fleet = all_up(&cl);
+    let status = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("status")
+            .arg("--config")
+            .arg(&cl.config)
+            .output()
+    };
+    let r = wait_for(
+        "status to name the account",
+        Duration::from_secs(40),
+        || async {
+            let out = status().map_err(|e| e.to_string())?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines()
+                .find(|l| {
+                    l.contains("m0: accounts that bypass read_only")
+                        && l.contains("'ops'@'%' (READ_ONLY ADMIN)")
+                })
+                .map(|_| ())
+                .ok_or(text)
+        },
+    )
+    .await;
+    if r.is_err() {
+        for c in &cl.controllers {
+            eprintln!("--- {} log ---\n{}", c.id(), c.log());
+        }
+    }
+    r?;
+    // The same in JSON, for tools.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["status", "--output", "json", "--config"])
+        .arg(&cl.config)
+        .output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert!(v["bypass"].to_string().contains("READ_ONLY ADMIN"), "{v}");
+    Ok(())
+}

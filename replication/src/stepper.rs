@@ -66,10 +66,16 @@ impl<'g> Steps<'g> {
         })
     }
 
-    /// Asks to start `step`: its deadline and budget, or the refusal.
+    /// Asks to start `step`: its deadline and budget, or the refusal. The
+    /// deadline handed to the work is a tenth of the budget (at most
+    /// 200 ms) before the budget's end, so reads bounded by it (an
+    /// unreachable member) end as results, not as the step's timeout.
     pub(crate) async fn begin(&self, step: &Step) -> Result<(Instant, Duration), ReplError> {
         match self.guard.begin(step).await {
-            Ok(budget) => Ok((Instant::now() + budget, budget)),
+            Ok(budget) => {
+                let slack = (budget / 10).min(Duration::from_millis(200));
+                Ok((Instant::now() + budget - slack, budget))
+            }
             Err(e) => {
                 self.refused.store(true, Ordering::SeqCst);
                 tracing::warn!(%step, error = %e, "step refused: stopping here");

@@ -166,6 +166,9 @@ pub struct StatusView {
     /// Database → who could fence its primary: the primary's region and
     /// its live controllers.
     pub fencing: Vec<(String, Fencing)>,
+    /// Database → member → accounts that bypass `read_only` (a fence
+    /// cannot stop them), as the leader last read them.
+    pub bypass: Vec<(String, crate::runtime::rejoin::Bypass)>,
 }
 
 /// Who could fence a database's recorded primary if its region were cut
@@ -331,6 +334,7 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
         databases,
         primary_leases,
         fencing,
+        bypass: store.list_json(&keys.bypass_prefix()).await?,
     };
     if output == Output::Json {
         serde_json::to_writer_pretty(&mut *out, &view).map_err(std::io::Error::other)?;
@@ -391,6 +395,19 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
                 .and_then(|(_, f)| f.warning.as_ref())
             {
                 writeln!(out, "  {:<12} {w}", "")?;
+            }
+            for (member, accounts) in view
+                .bypass
+                .iter()
+                .filter(|(d, _)| d == db)
+                .flat_map(|(_, b)| b.iter())
+            {
+                writeln!(
+                    out,
+                    "  {:<12} {member}: accounts that bypass read_only (a fence cannot stop them): {}",
+                    "",
+                    accounts.join(", ")
+                )?;
             }
         }
     }

@@ -32,6 +32,8 @@ pub async fn watch(
     clock: Arc<dyn Clock>,
 ) {
     let mut reported: BTreeSet<(String, String, String)> = BTreeSet::new();
+    // database → member → accounts, as last written to etcd by this leader.
+    let mut bypass_written: BTreeMap<String, Bypass> = BTreeMap::new();
     loop {
         tokio::time::sleep(INTERVAL).await;
         if !leader.is_held() {
@@ -52,6 +54,11 @@ pub async fn watch(
             let Ok(snapshot) = set.observe().await else {
                 continue;
             };
+            if let Err(StoreError::NotLeader(_)) =
+                record_bypass(&store, &leader, db, &snapshot, &mut bypass_written).await
+            {
+                return;
+            }
             for m in snapshot.members.iter().filter(|m| m.reachable) {
                 if m.id == state.primary {
                     continue;
@@ -116,4 +123,42 @@ pub async fn watch(
             }
         }
     }
+}
+
+/// Member → the accounts that bypass its `read_only`.
+pub type Bypass = BTreeMap<String, Vec<String>>;
+
+/// Writes `db`'s accounts that bypass `read_only` (`state/bypass/<db>`)
+/// when they differ from what is stored: a change, not every look, is an
+/// etcd write. Members that could not be read keep their last entry.
+async fn record_bypass(
+    store: &Store,
+    leader: &Leadership,
+    db: &str,
+    snapshot: &switchyard_probes::replication::Snapshot,
+    written: &mut BTreeMap<String, Bypass>,
+) -> Result<(), StoreError> {
+    let key = store.keys().bypass(db);
+    if !written.contains_key(db) {
+        let stored: Option<Bypass> = store.get_json(&key).await?;
+        written.insert(db.to_string(), stored.unwrap_or_default());
+    }
+    let mut now = written.get(db).cloned().unwrap_or_default();
+    for m in snapshot.members.iter().filter(|m| m.reachable) {
+        if m.read_only_bypass.is_empty() {
+            now.remove(&m.id);
+        } else {
+            now.insert(m.id.clone(), m.read_only_bypass.clone());
+        }
+    }
+    if written.get(db) == Some(&now) {
+        return Ok(());
+    }
+    store.fenced_put(leader, key, &now).await?;
+    for (member, accounts) in &now {
+        tracing::warn!(database = %db, member = %member, accounts = ?accounts,
+            "accounts that bypass read_only: a fence cannot stop them");
+    }
+    written.insert(db.to_string(), now);
+    Ok(())
 }

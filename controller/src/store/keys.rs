@@ -128,6 +128,18 @@ impl Keys {
         format!("{}/leases/vouched/{db}", self.prefix)
     }
 
+    /// Accounts that bypass `read_only` on a database's members (member →
+    /// accounts), as the leader last read them: a fence cannot stop them,
+    /// so `status` names them.
+    pub fn bypass(&self, db: &str) -> String {
+        format!("{}/state/bypass/{db}", self.prefix)
+    }
+
+    /// Prefix of every bypass report.
+    pub fn bypass_prefix(&self) -> String {
+        format!("{}/state/bypass/", self.prefix)
+    }
+
     /// Prefix of every primary lease.
     pub fn primary_leases_prefix(&self) -> String {
         format!("{}/leases/primary/", self.prefix)
