@@ -32,15 +32,26 @@ async fn db_state(store: &Store) -> Result<serde_json::Value, String> {
 
 /// Three controllers on a fresh etcd, with `db` as database `orders`.
 async fn cluster_for(db: &MariaDbTopology) -> anyhow::Result<Cluster> {
+    cluster_with(db, Backend::File, "").await
+}
+
+/// The same with `backend`, and `extra` TOML for the database (e.g. its
+/// writer record).
+async fn cluster_with(
+    db: &MariaDbTopology,
+    backend: Backend,
+    extra: &str,
+) -> anyhow::Result<Cluster> {
     let addresses: Vec<String> = (0..3).map(|i| db.address(i)).collect();
-    Cluster::start_extra(1, Backend::File, |dir| {
+    let extra = extra.to_string();
+    Cluster::start_extra(1, backend, |dir| {
         std::fs::write(dir.join("admin.secret"), ADMIN_PASSWORD).expect("secret");
         std::fs::write(dir.join("repl.secret"), REPL_PASSWORD).expect("secret");
         let mut t = format!(
             "\n[credentials.admin]\nuser = \"{ADMIN_USER}\"\npassword = {{ file = \"{}\" }}\n\
              \n[credentials.repl]\nuser = \"{REPL_USER}\"\npassword = {{ file = \"{}\" }}\n\
              \n[[databases]]\nname = \"orders\"\nkind = \"mariadb\"\nmax_lag = \"10s\"\n\
-             credentials = \"admin\"\nreplication_credentials = \"repl\"\n",
+             credentials = \"admin\"\nreplication_credentials = \"repl\"\n{extra}",
             dir.join("admin.secret").display(),
             dir.join("repl.secret").display()
         );
@@ -412,5 +423,119 @@ async fn status_names_accounts_that_bypass_read_only() -> anyhow::Result<()> {
         .output()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert!(v["bypass"].to_string().contains("READ_ONLY ADMIN"), "{v}");
+    Ok(())
+}
+
+const WRITER: &str = "orders-writer.example.test.";
+
+/// What each controller's DNS server answers for the writer record.
+fn writer_answers(cl: &Cluster) -> Result<Vec<String>, String> {
+    cl.controllers
+        .iter()
+        .map(|c| {
+            let dns = c.dns().ok_or("no DNS server")?;
+            let out = std::process::Command::new("dig")
+                .arg(format!("@{}", dns.ip()))
+                .args([
+                    "-p",
+                    &dns.port().to_string(),
+                    "+short",
+                    "+tries=1",
+                    "+time=2",
+                ])
+                .args([WRITER, "A"])
+                .output()
+                .map_err(|e| e.to_string())?;
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        })
+        .collect()
+}
+
+/// A database's writer record follows its primary through a real failover
+/// (kill -9): before it every controller's embedded DNS server answers the
+/// old primary's address, after it the new primary's — the leader's
+/// through the failover's writer step, the others' through their watch of
+/// the recorded primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_record_follows_the_primary_in_every_dns_server() -> anyhow::Result<()> {
+    let mut db = MariaDbTopology::start_on_loopback_hosts(2)
+        .await
+        .map_err(|e| e.context("starting the MariaDB topology"))?;
+    let cl = cluster_with(
+        &db,
+        Backend::Embedded,
+        &format!("writer_record = \"{WRITER}\"\n"),
+    )
+    .await?;
+    let result = writer_scenario(&cl, &mut db).await;
+    if result.is_err() {
+        for c in &cl.controllers {
+            eprintln!("--- {} log ---\n{}", c.id(), c.log());
+        }
+    }
+    result
+}
+
+async fn writer_scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> {
+    let fleet = all_up(cl);
+    let store = Store::connect(&cl.etcd.endpoints(), &cl.cluster).await?;
+    wait_for(
+        "m0 to be the recorded primary",
+        Duration::from_secs(30),
+        || async {
+            let v = db_state(&store).await?;
+            (v["primary"] == "m0").then_some(()).ok_or(format!("{v}"))
+        },
+    )
+    .await?;
+    wait_for(
+        "every server to answer m0",
+        Duration::from_secs(20),
+        || async {
+            let a = writer_answers(cl)?;
+            a.iter()
+                .all(|x| x == "127.0.0.1")
+                .then_some(())
+                .ok_or(format!("{a:?}"))
+        },
+    )
+    .await?;
+    wait_lease(&store, "ctl-a", "m0").await?;
+
+    db.kill9(0);
+    fleet.set_all(&db_target(0), &REGIONS, false);
+    let new = wait_for("a new primary", Duration::from_secs(60), || async {
+        let v = db_state(&store).await?;
+        match v["primary"].as_str() {
+            Some(p) if p != "m0" => Ok(p.to_string()),
+            _ => Err(format!("{v}")),
+        }
+    })
+    .await?;
+    let index: usize = new.trim_start_matches('m').parse()?;
+    let ip = format!("127.0.0.{}", index + 1);
+    wait_for(
+        "every server to answer the new primary",
+        Duration::from_secs(20),
+        || async {
+            let a = writer_answers(cl)?;
+            a.iter()
+                .all(|x| *x == ip)
+                .then_some(())
+                .ok_or(format!("{a:?}"))
+        },
+    )
+    .await?;
+    let journal = cl.journal().await?;
+    let failover = journal
+        .iter()
+        .find(|e| e["action"]["kind"] == "failover" && e["status"] == "done")
+        .cloned()
+        .unwrap_or_default();
+    let outcome = failover["outcome"].as_str().unwrap_or_default();
+    anyhow::ensure!(
+        outcome.contains(&format!("writer record {WRITER} now names {new}")),
+        "the failover moved the writer record as its own step: {outcome}"
+    );
     Ok(())
 }

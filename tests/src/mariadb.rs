@@ -121,6 +121,19 @@ impl MariaDbTopology {
         Self::start_placed(&placements).await
     }
 
+    /// Like [`start`](Self::start), but member `i` listens on its own
+    /// loopback address `127.0.0.<i + 1>`, so that records naming members
+    /// by address (a writer record) tell them apart.
+    pub async fn start_on_loopback_hosts(replicas: usize) -> anyhow::Result<Self> {
+        let placements: Vec<Placement<'_>> = (0..=replicas)
+            .map(|i| Placement {
+                netns: None,
+                host: format!("127.0.0.{}", i + 1),
+            })
+            .collect();
+        Self::start_placed(&placements).await
+    }
+
     /// Starts one member per entry of `placement`, member `k` inside
     /// namespace `placement[k]` of `net`, listening on that namespace's
     /// address (several members may share a namespace). Member 0 is the

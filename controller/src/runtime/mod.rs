@@ -112,7 +112,12 @@ pub async fn traffic_backend(
 ) -> Result<Traffic, StartError> {
     Ok(match &cfg.dns {
         Dns::File(f) => Traffic {
-            backend: Arc::new(FileBackend::new(f.path.clone())),
+            // With the config's records, like the real backends: it refuses
+            // what the config does not declare and reads writer records back.
+            backend: Arc::new(FileBackend::with_records(
+                f.path.clone(),
+                RecordBook::from_config(cfg),
+            )),
             follow: None,
             dns: None,
         },
