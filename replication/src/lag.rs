@@ -19,6 +19,7 @@
 //! seen as the live primary.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -183,3 +184,29 @@ fn human(d: Duration) -> String {
 #[cfg(test)]
 #[path = "lag_tests.rs"]
 mod tests;
+
+/// An adapter's lag memory, shared by its clones: every observation goes
+/// in, candidate selection reads what it holds, aged to now (tokio's clock,
+/// so tests can pause it).
+#[derive(Debug, Clone, Default)]
+pub struct LagMemory(Arc<Mutex<LastSeen>>);
+
+impl LagMemory {
+    /// Takes an observation in.
+    pub fn remember(&self, snap: &Snapshot) {
+        let now = tokio::time::Instant::now().into_std();
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(snap, now);
+    }
+
+    /// What it holds, aged to now.
+    pub fn history(&self) -> LagHistory {
+        let now = tokio::time::Instant::now().into_std();
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .history(now)
+    }
+}

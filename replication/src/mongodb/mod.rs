@@ -23,7 +23,6 @@ mod orchestrate;
 pub mod plan;
 pub mod reply;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use self::client::MemberClient;
@@ -31,7 +30,7 @@ use self::observe::Observed;
 use crate::error::ReplError;
 use crate::gtid::Position;
 use crate::guard::{Step, StepGuard};
-use crate::lag::{LagHistory, LastSeen};
+use crate::lag::LagMemory;
 use crate::replica_set::{FailoverRequest, ReplicaSet};
 use crate::report::{Operation, Report};
 use crate::snapshot::Snapshot;
@@ -52,7 +51,7 @@ pub struct MongoReplicaSet {
     members: Vec<MemberClient>,
     rules: Rules,
     /// Each secondary's lag as last seen while the primary was alive.
-    seen: Arc<Mutex<LastSeen>>,
+    seen: LagMemory,
 }
 
 impl MongoReplicaSet {
@@ -76,7 +75,7 @@ impl MongoReplicaSet {
         Ok(Self {
             members,
             rules,
-            seen: Arc::default(),
+            seen: LagMemory::default(),
         })
     }
 
@@ -94,28 +93,12 @@ impl MongoReplicaSet {
         Ok(&self.members[self.index(id)?])
     }
 
-    fn remember(&self, snap: &Snapshot) {
-        let now = tokio::time::Instant::now().into_std();
-        self.seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .record(snap, now);
-    }
-
-    fn history(&self) -> LagHistory {
-        let now = tokio::time::Instant::now().into_std();
-        self.seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .history(now)
-    }
-
     /// Reads the replica set as a guarded observe step (and remembers it).
     async fn observe_step(&self, steps: &Steps<'_>) -> Result<Observed, ReplError> {
         let obs = steps
             .run(Step::Observe, |_| async { Ok(self.observe_full().await) })
             .await?;
-        self.remember(&obs.snap);
+        self.seen.remember(&obs.snap);
         Ok(obs)
     }
 }
@@ -124,7 +107,7 @@ impl MongoReplicaSet {
 impl ReplicaSet for MongoReplicaSet {
     async fn observe(&self) -> Result<Snapshot, ReplError> {
         let obs = self.observe_full().await;
-        self.remember(&obs.snap);
+        self.seen.remember(&obs.snap);
         Ok(obs.snap)
     }
 

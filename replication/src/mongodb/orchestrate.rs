@@ -87,7 +87,7 @@ impl MongoReplicaSet {
             status,
             config,
             &rules,
-            &self.history(),
+            &self.seen.history(),
             to,
             force,
             expected_old_primary,

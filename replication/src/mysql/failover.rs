@@ -108,7 +108,7 @@ impl MySqlReplicaSet {
             Some((c, pos)) => self.resumed_choice(&view, c, pos.as_deref())?,
             None => {
                 let rules = self.rules_for(req);
-                let history = self.history();
+                let history = self.seen.history();
                 match to {
                     Some(t) => vet_target(&view, &rules, &history, t, force)?,
                     None => choose_candidate(&view, &rules, &history)?,
@@ -164,7 +164,9 @@ impl MySqlReplicaSet {
             }
             None => None,
         };
-        let lag = view.member(member).map(|m| judge(m, view, &self.history()));
+        let lag = view
+            .member(member)
+            .map(|m| judge(m, view, &self.seen.history()));
         let mut reasons = vec![format!(
             "resumed: {member} was chosen by an earlier run of this failover"
         )];

@@ -23,7 +23,6 @@ mod steps;
 mod switchover;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use flavor::{Flavor, GtidMode};
@@ -32,7 +31,7 @@ pub use session::Timeouts;
 use crate::error::ReplError;
 use crate::gtid::Position;
 use crate::guard::{Step, StepGuard};
-use crate::lag::{LagHistory, LastSeen};
+use crate::lag::LagMemory;
 use crate::replica_set::{FailoverRequest, ReplicaSet};
 use crate::report::Report;
 use crate::snapshot::Snapshot;
@@ -50,7 +49,7 @@ pub struct MySqlReplicaSet {
     timeouts: Timeouts,
     /// Each replica's lag as last seen while the primary was alive (shared
     /// by clones: they are the same replica set).
-    seen: Arc<Mutex<LastSeen>>,
+    seen: LagMemory,
 }
 
 impl MySqlReplicaSet {
@@ -90,7 +89,7 @@ impl MySqlReplicaSet {
             rules,
             repl: repl_credentials,
             timeouts: Timeouts::default(),
-            seen: Arc::default(),
+            seen: LagMemory::default(),
         })
     }
 
@@ -111,24 +110,6 @@ impl MySqlReplicaSet {
             })
     }
 
-    /// Takes an observation into the lag memory.
-    fn remember(&self, snap: &Snapshot) {
-        let now = tokio::time::Instant::now().into_std();
-        self.seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .record(snap, now);
-    }
-
-    /// What the lag memory holds, aged to now.
-    fn history(&self) -> LagHistory {
-        let now = tokio::time::Instant::now().into_std();
-        self.seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .history(now)
-    }
-
     /// Reads every member as a guarded observe step (and remembers it).
     async fn observe_step(&self, steps: &Steps<'_>) -> Result<Snapshot, ReplError> {
         let snap = steps
@@ -136,7 +117,7 @@ impl MySqlReplicaSet {
                 Ok(observe::observe_all(self.flavor, &self.members, self.timeouts, Some(d)).await)
             })
             .await?;
-        self.remember(&snap);
+        self.seen.remember(&snap);
         Ok(snap)
     }
 }
@@ -145,7 +126,7 @@ impl MySqlReplicaSet {
 impl ReplicaSet for MySqlReplicaSet {
     async fn observe(&self) -> Result<Snapshot, ReplError> {
         let snap = observe::observe_all(self.flavor, &self.members, self.timeouts, None).await;
-        self.remember(&snap);
+        self.seen.remember(&snap);
         Ok(snap)
     }
 
