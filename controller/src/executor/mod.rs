@@ -48,12 +48,31 @@ pub enum ExecError {
     /// This node is not (or no longer safely) the leader: stop, act on nothing.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A database action failed with a retryable error after some of its
+    /// steps were done: it may have changed a member (made the candidate
+    /// writable, say), so it gets no final outcome. The intent stays
+    /// pending, and the leader resumes it from its cursor before anything
+    /// else.
+    #[error("intent {id} interrupted after {steps} step(s), to be resumed: {cause}")]
+    Interrupted {
+        /// The journal entry.
+        id: String,
+        /// How many steps it had done.
+        steps: usize,
+        /// What stopped it.
+        cause: String,
+    },
 }
 
 impl ExecError {
     /// True when this node lost leadership (as opposed to etcd trouble).
     pub fn lost_leadership(&self) -> bool {
         matches!(self, ExecError::Store(StoreError::NotLeader(_)))
+    }
+
+    /// True when an intent was left pending to be resumed.
+    pub fn interrupted(&self) -> bool {
+        matches!(self, ExecError::Interrupted { .. })
     }
 }
 
@@ -463,7 +482,15 @@ impl Executor {
         }
         let started = Instant::now();
         let guard = LeaderGuard::new(leader, &self.store, self.timing, entry.clone());
-        let result = match self.closed_gate(&entry.action, now).await {
+        // An intent with steps done passed the gate when it started (and
+        // may have fenced or promoted since): asking again would only be
+        // able to strand it half done.
+        let gate = if entry.steps.is_empty() {
+            self.closed_gate(&entry.action, now).await
+        } else {
+            None
+        };
+        let result = match gate {
             Some(reason) => Err(ActionError::GateClosed(reason)),
             None => self.perform(&entry.action, &guard).await,
         };
@@ -475,6 +502,18 @@ impl Executor {
             // step cursor, for the next leader.
             tracing::warn!(id = %entry.id, error = %e, "intent interrupted; left pending for the next leader");
             return Err(StoreError::NotLeader(e.to_string()).into());
+        }
+        let done_steps = guard.entry().steps.len();
+        if let Err(e @ ActionError::Database(db)) = &result
+            && db.retryable()
+            && done_steps > 0
+        {
+            tracing::warn!(id = %entry.id, error = %e, steps = done_steps, "intent interrupted after some steps; left pending to be resumed");
+            return Err(ExecError::Interrupted {
+                id: entry.id.clone(),
+                steps: done_steps,
+                cause: e.to_string(),
+            });
         }
         let mut entry = JournalEntry {
             steps: guard.entry().steps,

@@ -249,6 +249,11 @@ pub fn judge_record(
     let Some(lease) = under.lease_id else {
         return stale("it was made without the primary lease it answers for".into());
     };
+    // Without a reading of the vouch, a later lease cannot be ruled out:
+    // the record does not count (the gate may still open on the lease).
+    if let VouchObservation::Unknown { error } = vouch {
+        return stale(format!("the vouch cannot be read ({error})"));
+    }
     if let VouchObservation::Present(v) = vouch
         && v.covers(&state.primary, state.epoch)
         && v.lease_id != lease

@@ -595,11 +595,11 @@ fn fence_records_count_only_for_their_primary_epoch_and_lease() {
             Judged::Stale("lease 7 was taken for m1 after it"),
         ),
         (
-            "vouch unreadable: the record's own primary and epoch decide",
+            "vouch unreadable: a later lease cannot be ruled out",
             Some(record("m1", under("m1", 3, Some(6)), true)),
             now.clone(),
             VouchObservation::Unknown { error: "x".into() },
-            Judged::Counts,
+            Judged::Stale("the vouch cannot be read"),
         ),
     ];
     for (name, r, state, vouch, want) in cases {

@@ -116,7 +116,8 @@ async fn lead(
             Err(e) if e.lost_leadership() => return Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot finish pending intents yet; retrying");
-                wait_or_lost(leader, shutdown, TICK).await?;
+                let wait = if e.interrupted() { RETRY_AFTER } else { TICK };
+                wait_or_lost(leader, shutdown, wait).await?;
             }
         }
     }
@@ -164,6 +165,9 @@ async fn lead(
     let mut gate_said: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
     let mut shown = m::Shown::default();
     let mut last_refresh = tokio::time::Instant::now();
+    // Set while an intent of this term was interrupted after some steps:
+    // it is resumed (from its cursor) then, and nothing else starts first.
+    let mut resume_at: Option<tokio::time::Instant> = None;
     // Checked at once: a predecessor may have promoted without moving it.
     let mut last_writer_check: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(TICK);
@@ -181,15 +185,23 @@ async fn lead(
             }
             m::set_switches(control.paused, control.drained.len());
             let avoid = avoid_regions(&control);
-            serve_requests(
-                ctx,
-                leader,
-                &mut topology,
-                &mut waiting,
-                &avoid,
-                now_of(ctx),
-            )
-            .await?;
+            if resume_at.is_none() {
+                match serve_requests(
+                    ctx,
+                    leader,
+                    &mut topology,
+                    &mut waiting,
+                    &avoid,
+                    now_of(ctx),
+                )
+                .await
+                {
+                    Err(e) if e.interrupted() => {
+                        resume_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
+                    }
+                    r => r?,
+                }
+            }
             // Keep the lease reader's memory current, so a gate decision
             // knows when each lease was last seen.
             ctx.executor.observe_leases(topology.databases.keys()).await;
@@ -207,6 +219,26 @@ async fn lead(
             .with_book(|book| engine::decide(&topology, book, &control, &ctx.policy, now));
         m::record_decision(&decision, &mut shown);
         persist_region_changes(ctx, leader, &mut control, &decision.regions).await?;
+        if let Some(at) = resume_at {
+            if tokio::time::Instant::now() < at {
+                continue;
+            }
+            match ctx.executor.finish_pending(leader, ctx.clock.now()).await {
+                Ok(done) => {
+                    for e in &done {
+                        tracing::info!(id = %e.id, outcome = ?e.outcome, "resumed an interrupted intent");
+                    }
+                    resume_at = None;
+                    reload_primaries(ctx, &mut topology).await;
+                }
+                Err(e) if e.lost_leadership() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "interrupted intent not finished yet; will resume");
+                    resume_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
+                }
+            }
+            continue;
+        }
         if decision.plan.paused {
             continue;
         }
@@ -238,6 +270,11 @@ async fn lead(
             let entry = match ctx.executor.execute(leader, spec, reasons, now).await {
                 Ok(e) => e,
                 Err(e) if e.lost_leadership() => return Err(e),
+                Err(e) if e.interrupted() => {
+                    tracing::warn!(error = %e, "will resume the interrupted intent first");
+                    resume_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "etcd trouble while executing; will retry");
                     break;
@@ -366,7 +403,7 @@ async fn serve_requests(
                     reload_primaries(ctx, topology).await;
                 }
             }
-            Err(e) if e.lost_leadership() => return Err(e),
+            Err(e) if e.lost_leadership() || e.interrupted() => return Err(e),
             Err(e) => tracing::warn!(request = %id, error = %e, "operator request interrupted"),
         }
     }
@@ -387,13 +424,23 @@ async fn discover_primaries(
         let Some(set) = ctx.databases.get(name) else {
             continue;
         };
-        // A read, but SQL all the same: only while the lease is certain.
-        if !leader.safe_for(LEASE_MARGIN) {
+        // A read, but SQL all the same: only while the lease is certain,
+        // and over before it can expire.
+        let Some(window) = read_window(leader) else {
             return Err(
                 StoreError::NotLeader("lease too close to expiry to observe".into()).into(),
             );
-        }
-        match set.observe().await {
+        };
+        let observed = tokio::time::timeout(window, set.observe())
+            .await
+            .unwrap_or_else(|_| {
+                Err(switchyard_probes::replication::ReplError::Unreachable {
+                    member: "(all)".into(),
+                    address: String::new(),
+                    detail: format!("no snapshot within {window:?}"),
+                })
+            });
+        match observed {
             Ok(snapshot) => {
                 if let Some(primary) = snapshot.primary {
                     let state = control::DatabaseState {
@@ -578,6 +625,20 @@ fn apply_done(control: &mut ControlState, action: &ActionSpec, now: chrono::Date
         | ActionSpec::Unfence { .. }
         | ActionSpec::MoveWriter { .. } => {}
     }
+}
+
+/// How long a read the leader makes outside an intent (discovering a
+/// primary, the rejoin watcher's look) may take: what the lease has left
+/// beyond the margin. `None` when too little is left to start one.
+pub fn read_window(leader: &Leadership) -> Option<Duration> {
+    if !leader.is_held() {
+        return None;
+    }
+    let left = leader
+        .deadline()
+        .saturating_duration_since(tokio::time::Instant::now())
+        .saturating_sub(LEASE_MARGIN);
+    (left >= Duration::from_millis(100)).then_some(left)
 }
 
 /// Regions a failover takes a candidate from only when no other

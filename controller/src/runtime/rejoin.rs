@@ -17,7 +17,7 @@ use switchyard_probes::replication::ReplicaSet;
 use crate::clock::Clock;
 use crate::executor::{HistoryEvent, history_id};
 use crate::runtime::control::DatabaseState;
-use crate::store::{LEASE_MARGIN, Leadership, Store, StoreError};
+use crate::store::{Leadership, Store, StoreError};
 
 /// How often the leader looks at every member.
 pub const INTERVAL: Duration = Duration::from_secs(3);
@@ -48,10 +48,10 @@ pub async fn watch(
             };
             // SQL, even if only reads: only while the lease is certain (a
             // leader woken from a pause must not send any).
-            if !leader.safe_for(LEASE_MARGIN) {
+            let Some(window) = crate::runtime::leader::read_window(&leader) else {
                 return;
-            }
-            let Ok(snapshot) = set.observe().await else {
+            };
+            let Ok(Ok(snapshot)) = tokio::time::timeout(window, set.observe()).await else {
                 continue;
             };
             if let Err(StoreError::NotLeader(_)) =

@@ -233,14 +233,25 @@ impl MySqlReplicaSet {
         if !m.reachable {
             return Err(self.unreadable(m));
         }
+        // Every other member must be known read-only: one that cannot be
+        // read now may be a writable primary (a promotion whose outcome
+        // was lost), and lifting this fence would make two writers.
         if let Some(o) = snap
             .members
             .iter()
-            .find(|o| o.id != member && o.reachable && o.read_only == Some(false))
+            .find(|o| o.id != member && o.read_only != Some(true))
         {
+            let why = if o.read_only == Some(false) {
+                "is writable".to_string()
+            } else {
+                format!(
+                    "cannot be read ({}), so it may be writable",
+                    o.last_error().unwrap_or_else(|| "read_only unknown".into())
+                )
+            };
             return Err(ReplError::Conflict {
                 detail: format!(
-                    "{} is writable: {member} stays fenced (two writable members otherwise)",
+                    "{} {why}: {member} stays fenced (two writable members otherwise)",
                     o.id
                 ),
             });

@@ -8,7 +8,7 @@ use crate::common::{FREE, Lab, app_insert};
 
 #[tokio::test]
 async fn steps_are_idempotent() -> anyhow::Result<()> {
-    let lab = Lab::start().await?;
+    let mut lab = Lab::start().await?;
     let port0 = lab.topo.port(0);
     app_insert(port0, 1).await?;
 
@@ -55,6 +55,18 @@ async fn steps_are_idempotent() -> anyhow::Result<()> {
     );
     assert_eq!(lab.topo.variable(0, "read_only").await?, "1");
     lab.topo.exec(2, "SET GLOBAL read_only = ON").await?;
+    lab.set.unfence("db0", &FREE).await?;
+    // Nor while another member cannot be read: it may be writable (a
+    // promotion whose outcome was lost).
+    lab.set.fence("db0").await?;
+    lab.topo.pause(2);
+    let e = lab.set.unfence("db0", &FREE).await.unwrap_err();
+    lab.topo.resume(2);
+    assert!(
+        matches!(&e, ReplError::Conflict { detail } if detail.contains("db2 cannot be read")),
+        "{e}"
+    );
+    assert_eq!(lab.topo.variable(0, "read_only").await?, "1");
     lab.set.unfence("db0", &FREE).await?;
 
     // Repointing a replica to the source it follows changes nothing.
