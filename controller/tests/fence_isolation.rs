@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use switchyard_controller::clock::SystemClock;
 use switchyard_controller::fence::lease::Renewal;
-use switchyard_controller::fence::local::{FenceLog, FenceOutcome, FencedUnder, LocalFencer};
+use switchyard_controller::fence::local::{
+    FenceLog, FenceOutcome, FenceRecord, FencedUnder, LocalFencer,
+};
 use switchyard_controller::runtime::isolation::{Inputs, IsolationLoop, Timing};
 use switchyard_controller::runtime::lease_keeper::HeldLease;
 use switchyard_controller::store::Store;
@@ -157,6 +159,21 @@ impl Drop for Lab {
 /// fences once only the fence's budget is left before its fence deadline
 /// (TTL 4 s: start by +2 s after the last renewal, done by +3 s), well
 /// before etcd could let the lease go (+4 s).
+/// The fence records once there are any: `read_only` reads ON as soon as
+/// the fence's statement ran, and the loop writes its record once the whole
+/// fence (read back included) is done.
+async fn fence_records(lab: &Lab) -> anyhow::Result<Vec<FenceRecord>> {
+    wait_for("the fence record", Duration::from_secs(10), || async move {
+        let r = lab.log.pending().await.map_err(|e| e.to_string())?;
+        if r.is_empty() {
+            Err("no record yet".to_string())
+        } else {
+            Ok(r)
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_that_cannot_renew_fences_even_while_etcd_answers() -> anyhow::Result<()> {
     let lab = start().await?;
@@ -192,7 +209,7 @@ async fn a_holder_that_cannot_renew_fences_even_while_etcd_answers() -> anyhow::
         "fenced {:?} after the last renewal: the lease could have expired",
         fenced - last
     );
-    let records = lab.log.pending().await?;
+    let records = fence_records(&lab).await?;
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].result, FenceOutcome::Fenced);
     assert!(
@@ -241,7 +258,7 @@ async fn fail_static_needs_every_controller_one_silent_fences() -> anyhow::Resul
         .await?
     };
     eprintln!("ctl-c silent → fenced after {:?}", fenced - silent);
-    let records = lab.log.pending().await?;
+    let records = fence_records(&lab).await?;
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(
         records[0].reason.contains("ctl-c silent"),

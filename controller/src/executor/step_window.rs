@@ -40,10 +40,12 @@ pub const DRIFT_PPM: u32 = 10_000;
 
 impl StepTiming {
     /// The timing for a leader lease of `ttl` with `margin`: a step gets at
-    /// most half the TTL, never less than 100 ms.
+    /// most half the TTL, never less than 100 ms. The margin grows to a
+    /// twentieth of the TTL for long leases, so it always exceeds the drift
+    /// two clocks can gather over one lease (2 % of it at 1 % each).
     pub fn for_lease(ttl: Duration, margin: Duration) -> Self {
         StepTiming {
-            margin,
+            margin: margin.max(ttl / 20),
             max_step: (ttl / 2).max(Duration::from_millis(200)),
             min_step: Duration::from_millis(100),
             lease_ttl: ttl,
@@ -125,6 +127,16 @@ mod tests {
                 (Permit::Refuse(_), Permit::Refuse(_)) => {}
                 (g, w) => assert_eq!(g, w, "held {held}, {left:?} left"),
             }
+        }
+    }
+
+    #[test]
+    fn the_margin_outgrows_the_drift_of_a_long_lease() {
+        for secs in [1u64, 2, 5, 10, 25, 60, 300] {
+            let ttl = Duration::from_secs(secs);
+            let t = StepTiming::for_lease(ttl, Duration::from_millis(500));
+            let drift = ttl * 2 * DRIFT_PPM / 1_000_000;
+            assert!(t.margin > drift, "{secs} s lease: margin {:?}", t.margin);
         }
     }
 
