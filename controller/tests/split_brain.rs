@@ -26,7 +26,7 @@ mod split_lab;
 
 use std::time::Duration;
 
-use split_lab::{Sampler, SplitLab, Writer, timeline};
+use split_lab::{Sample, Sampler, SplitLab, Timeline, Writer, timeline};
 use switchyard_tests::wait::wait_for;
 use tokio::time::Instant;
 
@@ -79,26 +79,7 @@ async fn isolate_and_rejoin(lab: &mut SplitLab) -> anyhow::Result<()> {
     drop(writer);
     let samples = sampler.samples();
 
-    // Never two writable members in one sample.
-    split_lab::assert_mostly_read(&samples.iter().collect::<Vec<_>>());
-    for s in &samples {
-        let writable = s.read_only.iter().filter(|r| **r == Some(false)).count();
-        assert!(
-            writable <= 1,
-            "two writable members at +{:?}: {:?}",
-            s.at.saturating_duration_since(cut),
-            s.read_only
-        );
-    }
-    let t = timeline(&samples, cut).expect("both the fence and the promotion were sampled");
-    eprintln!(
-        "isolation → local fence seen {:?}; → new primary seen {:?}",
-        t.fenced, t.promoted
-    );
-    assert!(
-        t.fenced < t.promoted,
-        "m0 must be read-only before anyone is promoted: {t:?}"
-    );
+    let t = one_writer_fence_first(&samples, cut, "isolation");
     // No write acknowledged by m0 after its fence: every acknowledged insert
     // was sent before the first sample that saw m0 read-only, and m0 holds
     // the acknowledged rows (and at most one unanswered, below).
@@ -151,18 +132,7 @@ async fn isolate_and_rejoin(lab: &mut SplitLab) -> anyhow::Result<()> {
     );
 
     // The failover waited for the gate (the lease of m0 expired).
-    let journal = lab.journal().await?;
-    let failovers: Vec<_> = journal
-        .iter()
-        .filter(|e| e["action"]["kind"] == "failover")
-        .collect();
-    assert_eq!(failovers.len(), 1, "{journal:#?}");
-    assert_eq!(failovers[0]["status"], "done");
-    let reasons = failovers[0]["reasons"].to_string();
-    assert!(
-        reasons.contains("promotion gate open: primary lease of m0"),
-        "{reasons}"
-    );
+    one_failover_through_the_gate(&lab, "promotion gate open: primary lease of m0").await?;
     // The majority's leader counted the wait at the gate.
     let mut waits = 0.0;
     for c in &lab.controllers[1..] {
@@ -566,25 +536,7 @@ async fn asymmetric(lab: &mut SplitLab) -> anyhow::Result<()> {
     let samples = sampler.samples();
     drop(sampler);
 
-    split_lab::assert_mostly_read(&samples.iter().collect::<Vec<_>>());
-    for s in &samples {
-        let writable = s.read_only.iter().filter(|r| **r == Some(false)).count();
-        assert!(
-            writable <= 1,
-            "two writable members at +{:?}: {:?}",
-            s.at.saturating_duration_since(cut),
-            s.read_only
-        );
-    }
-    let t = timeline(&samples, cut).expect("both the fence and the promotion were sampled");
-    eprintln!(
-        "asymmetric cut → m0 fenced seen {:?}; → m2 writable seen {:?}",
-        t.fenced, t.promoted
-    );
-    assert!(
-        t.fenced < t.promoted,
-        "m0 must be read-only before m2 is promoted: {t:?}"
-    );
+    one_writer_fence_first(&samples, cut, "asymmetric cut");
     // ctl-a knew why: a majority without etcd is not an etcd outage.
     let log_a = lab.controllers[0].log();
     assert!(log_a.contains("ISOLATED"), "ctl-a never isolated itself");
@@ -594,18 +546,11 @@ async fn asymmetric(lab: &mut SplitLab) -> anyhow::Result<()> {
         "ctl-a took the cut for an etcd outage"
     );
     // One failover, through the gate, on m0's expired lease.
-    let journal = lab.journal().await?;
-    let failovers: Vec<_> = journal
-        .iter()
-        .filter(|e| e["action"]["kind"] == "failover")
-        .collect();
-    assert_eq!(failovers.len(), 1, "{journal:#?}");
-    assert_eq!(failovers[0]["status"], "done");
-    let reasons = failovers[0]["reasons"].to_string();
-    assert!(
-        reasons.contains("promotion gate open: primary lease of m0 (held by ctl-a in a) expired"),
-        "{reasons}"
-    );
+    one_failover_through_the_gate(
+        &lab,
+        "promotion gate open: primary lease of m0 (held by ctl-a in a) expired",
+    )
+    .await?;
     // ctl-c takes m2's lease: the new primary is vouched for.
     lab.wait_lease_held("ctl-c", "m2").await?;
     let status = cli(lab, &["status"])?;
@@ -640,5 +585,46 @@ async fn asymmetric(lab: &mut SplitLab) -> anyhow::Result<()> {
         status.contains("nobody can fence m2 if region c is cut off"),
         "{status}"
     );
+    Ok(())
+}
+
+/// Never two writable members in one sample (with every member read in
+/// most), and m0 read-only before anyone else became writable. `what`
+/// names the fault in the printed timeline.
+fn one_writer_fence_first(samples: &[Sample], cut: Instant, what: &str) -> Timeline {
+    split_lab::assert_mostly_read(&samples.iter().collect::<Vec<_>>());
+    for s in samples {
+        let writable = s.read_only.iter().filter(|r| **r == Some(false)).count();
+        assert!(
+            writable <= 1,
+            "two writable members at +{:?}: {:?}",
+            s.at.saturating_duration_since(cut),
+            s.read_only
+        );
+    }
+    let t = timeline(samples, cut).expect("both the fence and the promotion were sampled");
+    eprintln!(
+        "{what} → m0 fenced seen {:?}; → new primary seen {:?}",
+        t.fenced, t.promoted
+    );
+    assert!(
+        t.fenced < t.promoted,
+        "m0 must be read-only before anyone is promoted: {t:?}"
+    );
+    t
+}
+
+/// Exactly one failover was journaled, it is done, and its reasons say the
+/// promotion gate opened as `opened`.
+async fn one_failover_through_the_gate(lab: &SplitLab, opened: &str) -> anyhow::Result<()> {
+    let journal = lab.journal().await?;
+    let failovers: Vec<_> = journal
+        .iter()
+        .filter(|e| e["action"]["kind"] == "failover")
+        .collect();
+    assert_eq!(failovers.len(), 1, "{journal:#?}");
+    assert_eq!(failovers[0]["status"], "done");
+    let reasons = failovers[0]["reasons"].to_string();
+    assert!(reasons.contains(opened), "{reasons}");
     Ok(())
 }
