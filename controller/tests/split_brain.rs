@@ -132,7 +132,7 @@ async fn isolate_and_rejoin(lab: &mut SplitLab) -> anyhow::Result<()> {
     );
 
     // The failover waited for the gate (the lease of m0 expired).
-    one_failover_through_the_gate(&lab, "promotion gate open: primary lease of m0").await?;
+    one_failover_through_the_gate(lab, "promotion gate open: primary lease of m0").await?;
     // The majority's leader counted the wait at the gate.
     let mut waits = 0.0;
     for c in &lab.controllers[1..] {
@@ -547,7 +547,7 @@ async fn asymmetric(lab: &mut SplitLab) -> anyhow::Result<()> {
     );
     // One failover, through the gate, on m0's expired lease.
     one_failover_through_the_gate(
-        &lab,
+        lab,
         "promotion gate open: primary lease of m0 (held by ctl-a in a) expired",
     )
     .await?;
