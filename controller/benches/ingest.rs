@@ -165,6 +165,7 @@ async fn run() -> anyhow::Result<()> {
                     latency_us: 250,
                     observed_at_unix_ms: 0,
                     sequence: 0,
+                    cluster: String::new(),
                 });
             }
         }

@@ -21,6 +21,9 @@ pub struct ProbePlan {
     pub probe_id: String,
     /// The region this probe runs in: its vantage in every report.
     pub vantage: String,
+    /// The cluster this probe reports for, carried in every report so a
+    /// controller of another cluster refuses it; empty: unnamed.
+    pub cluster: String,
     /// Every target this probe checks, of every region.
     pub targets: Vec<TargetPlan>,
     /// Most checks running at once. A check holds its slot for at most its
@@ -51,6 +54,7 @@ impl ProbePlan {
         let mut plan = ProbePlan {
             probe_id: probe_id.into(),
             vantage: vantage.into(),
+            cluster: String::new(),
             targets,
             max_concurrency: 1,
             buffer_per_controller: DEFAULT_BUFFER_PER_CONTROLLER,

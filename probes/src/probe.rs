@@ -192,6 +192,7 @@ impl Probe {
         let reporter = Arc::new(Reporter::new(
             plan.probe_id.clone(),
             plan.vantage.clone(),
+            plan.cluster.clone(),
             options.clock.clone(),
             buffers.clone(),
         ));

@@ -63,6 +63,7 @@ impl ReportFleet {
                             latency_us: 100,
                             observed_at_unix_ms: now,
                             sequence: seq,
+                            cluster: String::new(),
                         };
                         // A full buffer (a stopped controller) drops reports,
                         // as a real probe's bounded buffer would.

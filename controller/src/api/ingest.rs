@@ -2,12 +2,14 @@
 //! folds it into its [`Aggregator`], so a new leader starts with a warm view.
 //! Only the leader acts on it.
 //!
-//! A report is checked before it counts: its target must be one the config
-//! declares, its vantage a declared region, and its timestamp not far in the
-//! future. A bad report ends the stream with `INVALID_ARGUMENT` naming the
-//! report and what is wrong, and is counted by reason.
+//! A report is checked before it counts: its cluster must be ours (or
+//! unnamed), its target one the config declares, its vantage a declared
+//! region, and its timestamp no more than [`MAX_FUTURE_SKEW`] ahead. A bad
+//! report is refused alone: counted by reason, logged at a limited rate, and
+//! the stream goes on, so one probe's bad report (a target it knows from a
+//! newer config, say) never silences its good ones.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,8 +21,15 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::clock::Clock;
 use crate::engine::{HealthBook, Observation, Policy, TargetId};
 
-/// How far ahead of the controller's clock a report may be stamped.
-pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(30);
+/// How far ahead of the controller's clock a report may be stamped. Small:
+/// a report from the future would keep its vantage looking fresh after the
+/// probe died, for as long as it is ahead. Hosts kept in sync by NTP are
+/// milliseconds apart.
+pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(2);
+
+/// At most one log line per rejection reason in this period (the counter
+/// counts every one).
+pub const REJECTION_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 /// The controller's view of every (target, vantage): fed by ingest, read by
 /// the decision loop.
@@ -55,6 +64,8 @@ impl Aggregator {
 /// What a report may name.
 #[derive(Debug, Clone, Default)]
 pub struct KnownNames {
+    /// Our cluster's name: a report naming another is refused.
+    pub cluster: String,
     /// Every target id the config declares.
     pub targets: HashSet<String>,
     /// Every declared region.
@@ -64,6 +75,10 @@ pub struct KnownNames {
 /// Why a report was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
+    /// The report names another cluster (a probe pointed at the wrong
+    /// controllers).
+    #[error("report is for cluster {0:?}, not ours")]
+    OtherCluster(String),
     /// The target is not in the config.
     #[error("unknown target {0:?}")]
     UnknownTarget(String),
@@ -85,6 +100,7 @@ impl Rejection {
     /// A short label for the rejection metric.
     pub fn label(&self) -> &'static str {
         match self {
+            Rejection::OtherCluster(_) => "other_cluster",
             Rejection::UnknownTarget(_) => "unknown_target",
             Rejection::UnknownRegion(_) => "unknown_region",
             Rejection::FromTheFuture(_) => "future_timestamp",
@@ -101,6 +117,9 @@ pub fn check_report(
     known: &KnownNames,
     now: DateTime<Utc>,
 ) -> Result<Observation, Rejection> {
+    if !report.cluster.is_empty() && report.cluster != known.cluster {
+        return Err(Rejection::OtherCluster(report.cluster.clone()));
+    }
     if !known.regions.contains(&report.vantage_region) {
         return Err(Rejection::UnknownRegion(report.vantage_region.clone()));
     }
@@ -132,6 +151,7 @@ pub struct IngestService {
     aggregator: Arc<Aggregator>,
     known: Arc<KnownNames>,
     clock: Arc<dyn Clock>,
+    log_limit: Arc<RateLimitedLog>,
 }
 
 impl IngestService {
@@ -141,6 +161,48 @@ impl IngestService {
             aggregator,
             known,
             clock,
+            log_limit: Arc::new(RateLimitedLog::new(REJECTION_LOG_PERIOD)),
+        }
+    }
+}
+
+/// Lets one log line per key through per period, and says how many were
+/// held back since the last one: a probe sending thousands of bad reports a
+/// second costs a counter each, not a log line each.
+#[derive(Debug)]
+pub struct RateLimitedLog {
+    period: Duration,
+    last: Mutex<HashMap<&'static str, (tokio::time::Instant, u64)>>,
+}
+
+impl RateLimitedLog {
+    /// A limiter letting one line per key through each `period`.
+    pub fn new(period: Duration) -> Self {
+        RateLimitedLog {
+            period,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Some(held back since the last line)` when a line for `key` may be
+    /// logged at `now`; `None` when it must be held back.
+    pub fn allow(&self, key: &'static str, now: tokio::time::Instant) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match last.get_mut(key) {
+            Some((at, held)) if now.saturating_duration_since(*at) < self.period => {
+                *held += 1;
+                None
+            }
+            Some((at, held)) => {
+                let before = *held;
+                *at = now;
+                *held = 0;
+                Some(before)
+            }
+            None => {
+                last.insert(key, (now, 0));
+                Some(0)
+            }
         }
     }
 }
@@ -151,11 +213,18 @@ impl ProbeIngest for IngestService {
         &self,
         request: Request<Streaming<ProbeReport>>,
     ) -> Result<Response<IngestSummary>, Status> {
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "unknown".into());
         let mut stream = request.into_inner();
         let mut accepted = 0u64;
+        let mut rejected = 0u64;
         // One handle per stream: counting each report is then an atomic add.
         let accepted_total = metrics::counter!("switchyard_reports_accepted_total");
         let changes_total = metrics::counter!("switchyard_vantage_changes_total");
+        // A message that cannot be decoded ends the stream (gRPC framing
+        // cannot resynchronise); everything else is judged report by report.
         while let Some(mut report) = stream.message().await? {
             match check_report(&mut report, &self.known, self.clock.now()) {
                 Ok(obs) => {
@@ -166,16 +235,25 @@ impl ProbeIngest for IngestService {
                     accepted += 1;
                 }
                 Err(why) => {
+                    rejected += 1;
                     metrics::counter!("switchyard_reports_rejected_total", "reason" => why.label())
                         .increment(1);
-                    return Err(Status::invalid_argument(format!(
-                        "report {} from probe {:?} rejected: {why}",
-                        report.sequence, report.probe_id
-                    )));
+                    if let Some(held) = self
+                        .log_limit
+                        .allow(why.label(), tokio::time::Instant::now())
+                    {
+                        tracing::warn!(
+                            probe = %report.probe_id,
+                            sequence = report.sequence,
+                            from = %peer,
+                            held_back = held,
+                            "probe report refused: {why}"
+                        );
+                    }
                 }
             }
         }
-        Ok(Response::new(IngestSummary { accepted }))
+        Ok(Response::new(IngestSummary { accepted, rejected }))
     }
 }
 
@@ -185,6 +263,7 @@ mod tests {
 
     fn known() -> KnownNames {
         KnownNames {
+            cluster: "prod".into(),
             targets: ["svc:api@a".to_string()].into(),
             regions: ["a".to_string(), "b".to_string()].into(),
         }
@@ -201,6 +280,7 @@ mod tests {
             latency_us: 10,
             observed_at_unix_ms: at_ms,
             sequence: 1,
+            cluster: String::new(),
         }
     }
 
@@ -235,19 +315,43 @@ mod tests {
                 report("svc:api@a", "b", 999_000, Outcome::Unspecified),
                 "no_outcome",
             ),
+            (
+                ProbeReport {
+                    cluster: "staging".into(),
+                    ..report("svc:api@a", "b", 999_000, Outcome::Up)
+                },
+                "other_cluster",
+            ),
+            (
+                report("svc:api@a", "b", 1_000_000 + 2_500, Outcome::Up),
+                "future_timestamp",
+            ),
         ];
         for (mut r, label) in cases {
             let got = check_report(&mut r, &k, now).expect_err(label);
             assert_eq!(got.label(), label, "{got}");
         }
-        // Slightly ahead (clock skew within bounds) is fine.
-        assert!(
-            check_report(
-                &mut report("svc:api@a", "b", 1_000_000 + 5_000, Outcome::Up),
-                &k,
-                now
-            )
-            .is_ok()
-        );
+        // Slightly ahead (clock skew within bounds) is fine, and so are
+        // our cluster's name and an unnamed one.
+        for (cluster, ahead) in [("prod", 1_500), ("", 0)] {
+            let mut r = ProbeReport {
+                cluster: cluster.into(),
+                ..report("svc:api@a", "b", 1_000_000 + ahead, Outcome::Up)
+            };
+            assert!(check_report(&mut r, &k, now).is_ok(), "{cluster:?} {ahead}");
+        }
+    }
+
+    #[test]
+    fn rejections_are_logged_once_per_period_and_the_rest_counted() {
+        let log = RateLimitedLog::new(Duration::from_secs(10));
+        let t0 = tokio::time::Instant::now();
+        assert_eq!(log.allow("a", t0), Some(0));
+        assert_eq!(log.allow("a", t0 + Duration::from_secs(1)), None);
+        assert_eq!(log.allow("a", t0 + Duration::from_secs(2)), None);
+        // Another reason has its own budget.
+        assert_eq!(log.allow("b", t0 + Duration::from_secs(2)), Some(0));
+        assert_eq!(log.allow("a", t0 + Duration::from_secs(10)), Some(2));
+        assert_eq!(log.allow("a", t0 + Duration::from_secs(11)), None);
     }
 }

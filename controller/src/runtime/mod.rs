@@ -199,7 +199,7 @@ pub async fn run(
     let databases = model::replica_sets(&cfg)?;
     let local_sets = model::local_replica_sets(&cfg, &me.region)?;
     let policy = model::policy(&cfg);
-    let known = Arc::new(model::known_names(&topology));
+    let known = Arc::new(model::known_names(&topology, &cfg.cluster));
     let aggregator = Arc::new(Aggregator::new(policy.clone()));
     let store = Store::connect(&cfg.etcd.endpoints, &cfg.cluster).await?;
     metrics::set_leader(false);

@@ -108,7 +108,7 @@ pub fn policy(cfg: &Config) -> engine::Policy {
 }
 
 /// The targets and vantages (regions and witnesses) a probe report may name.
-pub fn known_names(topology: &engine::Topology) -> KnownNames {
+pub fn known_names(topology: &engine::Topology, cluster: &str) -> KnownNames {
     let mut targets = std::collections::HashSet::new();
     for r in topology.records.values() {
         for e in r.endpoints.values() {
@@ -121,6 +121,7 @@ pub fn known_names(topology: &engine::Topology) -> KnownNames {
         }
     }
     KnownNames {
+        cluster: cluster.to_string(),
         targets,
         regions: topology.vantages().map(str::to_owned).collect(),
     }
@@ -362,6 +363,7 @@ address = "10.0.0.2:3306"
             latency_us: 10,
             observed_at_unix_ms: at.timestamp_millis(),
             sequence: 1,
+            cluster: String::new(),
         }
     }
 
@@ -394,7 +396,7 @@ address = "10.0.0.2:3306"
             let mut topo = topology(&cfg);
             topo.databases.get_mut("orders").expect("orders").primary = "db-a".into();
             let pol = policy(&cfg);
-            let known = known_names(&topo);
+            let known = known_names(&topo, "");
             let now = DateTime::<Utc>::from_timestamp(1_750_000_000, 0).unwrap_or_default();
             let mut book = HealthBook::new();
             let mut rejected = Vec::new();

@@ -71,7 +71,9 @@ pub fn probe_plan(cfg: &Config, probe_id: &str, vantage: &str) -> Result<ProbePl
             });
         }
     }
-    Ok(ProbePlan::new(probe_id, vantage, targets))
+    let mut plan = ProbePlan::new(probe_id, vantage, targets);
+    plan.cluster = cfg.cluster.clone();
+    Ok(plan)
 }
 
 /// The check's kind, numbered when a service has several of one kind.

@@ -35,7 +35,10 @@ impl ProbeIngest for Sink {
             }
             accepted += 1;
         }
-        Ok(Response::new(IngestSummary { accepted }))
+        Ok(Response::new(IngestSummary {
+            accepted,
+            rejected: 0,
+        }))
     }
 }
 

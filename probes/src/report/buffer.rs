@@ -118,6 +118,7 @@ mod tests {
     fn report(seq: u64) -> ProbeReport {
         ProbeReport {
             sequence: seq,
+            cluster: String::new(),
             ..ProbeReport::default()
         }
     }

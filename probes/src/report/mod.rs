@@ -24,6 +24,7 @@ pub use buffer::ReportBuffer;
 pub struct Reporter {
     probe_id: String,
     vantage: String,
+    cluster: String,
     sequence: AtomicU64,
     clock: Arc<dyn Clock>,
     buffers: Vec<Arc<ReportBuffer>>,
@@ -34,12 +35,14 @@ impl Reporter {
     pub fn new(
         probe_id: String,
         vantage: String,
+        cluster: String,
         clock: Arc<dyn Clock>,
         buffers: Vec<Arc<ReportBuffer>>,
     ) -> Self {
         Reporter {
             probe_id,
             vantage,
+            cluster,
             sequence: AtomicU64::new(0),
             clock,
             buffers,
@@ -64,6 +67,7 @@ impl RunSink for Reporter {
             latency_us: run.latency.as_micros().min(u128::from(u64::MAX)) as u64,
             observed_at_unix_ms: self.clock.now_unix_ms(),
             sequence,
+            cluster: self.cluster.clone(),
         };
         if let Some((last, rest)) = self.buffers.split_last() {
             for b in rest {

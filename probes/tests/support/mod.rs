@@ -74,7 +74,10 @@ impl ProbeIngest for Recorder {
                 });
             accepted += 1;
         }
-        Ok(Response::new(IngestSummary { accepted }))
+        Ok(Response::new(IngestSummary {
+            accepted,
+            rejected: 0,
+        }))
     }
 }
 
