@@ -60,9 +60,14 @@ enum Command {
     History {
         #[command(flatten)]
         target: Target,
-        /// How many events.
+        /// How many events (one page; read in one small request however
+        /// long the history is).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Show the page of events before this one (the cursor the
+        /// previous page printed), to page back through history.
+        #[arg(long, value_name = "CURSOR")]
+        before: Option<String>,
     },
     /// Pause automation: plans are computed and shown, nothing is executed.
     Pause {
@@ -215,9 +220,14 @@ fn main() -> anyhow::Result<ExitCode> {
             target.output,
             &mut std::io::stdout(),
         ))?,
-        Command::History { target, limit } => ops_command(ops::history(
+        Command::History {
+            target,
+            limit,
+            before,
+        } => ops_command(ops::history(
             &target.config,
             limit,
+            before.as_deref(),
             target.output,
             &mut std::io::stdout(),
         ))?,

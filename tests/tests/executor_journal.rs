@@ -136,6 +136,7 @@ async fn intents_outcomes_and_takeover() -> anyhow::Result<()> {
         outcome: None,
         request: None,
         steps: Vec::new(),
+        retryable: None,
     };
     let after_action = JournalEntry {
         id: entry_id(lead_a.token(), 101),

@@ -155,6 +155,7 @@ fn failover_entry(token: i64, steps: Vec<Step>) -> JournalEntry {
         outcome: None,
         request: None,
         steps,
+        retryable: None,
     }
 }
 

@@ -129,6 +129,7 @@ async fn record(store: &Store, what: &str) -> Result<(), OpsError> {
         what: what.to_string(),
         reasons: vec!["operator command".into()],
         journal_id: None,
+        steps: Vec::new(),
     };
     let hid = history_id(now, "operator");
     let json = encode(&hid, &event)?;
@@ -305,7 +306,14 @@ async fn fencing_of(
 pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<(), OpsError> {
     let (cfg, store) = connect(path).await?;
     let keys = store.keys();
-    let journal: Vec<(String, JournalEntry)> = store.list_json(&keys.journal_prefix()).await?;
+    // Lenient: an entry a newer version wrote must not hide the rest.
+    let journal = store
+        .scan_json::<JournalEntry>(&keys.journal_prefix())
+        .await?;
+    for (key, why) in &journal.undecodable {
+        eprintln!("warning: journal entry {key} cannot be decoded ({why}); not shown");
+    }
+    let journal: Vec<(String, JournalEntry)> = journal.values;
     let databases: Vec<(String, DatabaseState)> = store.list_json(&keys.databases_prefix()).await?;
     let primary_leases: Vec<(String, LeaseValue)> =
         store.list_json(&keys.primary_leases_prefix()).await?;
@@ -427,24 +435,39 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
     Ok(())
 }
 
-/// Prints the last `limit` history events, oldest first.
+/// Prints the `limit` history events before `before` (the newest when
+/// `None`), oldest first, read as one page however long history is; in text
+/// form, ends with the cursor of the page before it, if any.
 pub async fn history(
     path: &Path,
     limit: usize,
+    before: Option<&str>,
     output: Output,
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
     let (_, store) = connect(path).await?;
-    let all: Vec<(String, HistoryEvent)> = store.list_json(&store.keys().history_prefix()).await?;
-    let events: Vec<HistoryEvent> = all
-        .into_iter()
-        .rev()
-        .take(limit)
-        .map(|(_, e)| e)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let limit = i64::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000);
+    let page = store
+        .page(
+            &store.keys().history_prefix(),
+            before,
+            crate::store::pages::Direction::Backward,
+            limit,
+        )
+        .await?;
+    let older = if page.more {
+        page.entries.last().map(|(k, _)| k.clone())
+    } else {
+        None
+    };
+    let mut events: Vec<HistoryEvent> = Vec::with_capacity(page.entries.len());
+    let mut unreadable = 0usize;
+    for (_, bytes) in page.entries.iter().rev() {
+        match serde_json::from_slice(bytes) {
+            Ok(e) => events.push(e),
+            Err(_) => unreadable += 1,
+        }
+    }
     if output == Output::Json {
         serde_json::to_writer_pretty(&mut *out, &events).map_err(std::io::Error::other)?;
         writeln!(out)?;
@@ -461,6 +484,15 @@ pub async fn history(
         for r in &e.reasons {
             writeln!(out, "    {r}")?;
         }
+    }
+    if unreadable > 0 {
+        writeln!(
+            out,
+            "({unreadable} event(s) on this page could not be read: written by a newer version?)"
+        )?;
+    }
+    if let Some(cursor) = older {
+        writeln!(out, "(older events: switchyard history --before {cursor})")?;
     }
     Ok(())
 }
@@ -550,9 +582,11 @@ pub async fn request(
     writeln!(out, "request {id} handed to the leader")?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let journal: Vec<(String, JournalEntry)> =
-            store.list_json(&store.keys().journal_prefix()).await?;
+        let journal = store
+            .scan_json::<JournalEntry>(&store.keys().journal_prefix())
+            .await?;
         if let Some((_, e)) = journal
+            .values
             .into_iter()
             .find(|(_, e)| e.request.as_deref() == Some(id.as_str()) && e.status != Status::Pending)
         {

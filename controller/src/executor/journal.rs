@@ -144,6 +144,11 @@ pub struct JournalEntry {
     /// the same decisions instead of starting over.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
+    /// For a failed intent: whether the error may pass if tried again
+    /// (etcd or a member unreachable) or not (access denied, a refused
+    /// precondition). The leader's retry backoff follows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
 }
 
 impl JournalEntry {
@@ -167,6 +172,10 @@ pub struct HistoryEvent {
     pub reasons: Vec<String>,
     /// The journal entry it concerns, if any.
     pub journal_id: Option<String>,
+    /// The external steps the intent performed (its final cursor): kept
+    /// here so the record outlives the intent's compaction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
 }
 
 /// The id of the `seq`-th intent of the term fenced by `token`. Zero-padded
@@ -225,6 +234,7 @@ mod tests {
             steps: vec![Step::Fence {
                 member: "m0".into(),
             }],
+            retryable: None,
         };
         let json = serde_json::to_string(&e).expect("encode");
         assert!(json.contains("\"kind\":\"set_weights\""));

@@ -10,6 +10,7 @@
 //! an intent its predecessor wrote but did not finish is completed once —
 //! the read-first step makes a re-run after a crash a no-op.
 
+pub mod compaction;
 pub mod guard;
 pub mod journal;
 pub mod step_window;
@@ -407,6 +408,7 @@ impl Executor {
             outcome: None,
             request: request.clone(),
             steps: Vec::new(),
+            retryable: None,
         };
         let keys = self.store.keys();
         let key = keys.journal(&entry.id);
@@ -427,20 +429,28 @@ impl Executor {
         leader: &Leadership,
         now: DateTime<Utc>,
     ) -> Result<Vec<JournalEntry>, ExecError> {
-        let pending: Vec<(String, JournalEntry)> = self
+        // Paged, and an entry that cannot be decoded is set aside with an
+        // alarm: one bad key must never keep a leader from acting.
+        let journal = self
             .store
-            .list_json(&self.store.keys().journal_prefix())
+            .scan_json::<JournalEntry>(&self.store.keys().journal_prefix())
             .await?;
-        let mut done = Vec::new();
-        for (_, entry) in pending
+        alarm_undecodable(&journal.undecodable);
+        let pending: Vec<JournalEntry> = journal
+            .values
             .into_iter()
-            .filter(|(_, e)| e.status == Status::Pending)
-        {
+            .map(|(_, e)| e)
+            .filter(|e| e.status == Status::Pending)
+            .collect();
+        metrics::gauge!("switchyard_journal_pending_intents").set(pending.len() as f64);
+        let mut done = Vec::new();
+        for entry in pending {
             if !entry.written_in_term(leader.token()) {
                 self.wait_out_predecessor(leader, &entry).await?;
             }
             tracing::info!(id = %entry.id, by = %entry.created_by, steps = entry.steps.len(), "finishing a pending intent");
             done.push(self.complete(leader, entry, now).await?);
+            metrics::gauge!("switchyard_journal_pending_intents").decrement(1.0);
         }
         Ok(done)
     }
@@ -522,10 +532,11 @@ impl Executor {
         let kind = entry.action.kind();
         metrics::histogram!("switchyard_action_duration_seconds", "kind" => kind)
             .record(started.elapsed().as_secs_f64());
-        let (status, outcome, new_primary) = match result {
-            Ok(p) => (Status::Done, p.outcome, p.new_primary),
+        let (status, outcome, new_primary) = match &result {
+            Ok(p) => (Status::Done, p.outcome.clone(), p.new_primary.clone()),
             Err(e) => (Status::Failed, e.to_string(), None),
         };
+        entry.retryable = result.as_ref().err().map(ActionError::retryable);
         metrics::counter!("switchyard_actions_total", "kind" => kind, "status" => match status {
             Status::Done => "done",
             _ => "failed",
@@ -591,6 +602,7 @@ impl Executor {
             ),
             reasons: entry.reasons.clone(),
             journal_id: Some(entry.id.clone()),
+            steps: entry.steps.clone(),
         };
         let hid = history_id(now, &entry.id);
         ops.push(TxnOp::put(keys.history(&hid), encode(&hid, &event)?, None));
@@ -744,7 +756,30 @@ impl Executor {
     }
 }
 
+/// Says, at most once per key set change, which journal entries cannot be
+/// decoded; the gauge holds their number for alerting.
+pub fn alarm_undecodable(undecodable: &[(String, String)]) {
+    metrics::gauge!("switchyard_journal_undecodable_entries").set(undecodable.len() as f64);
+    for (key, why) in undecodable {
+        tracing::error!(key = %key, error = %why, "journal entry cannot be decoded; skipped (a newer version's entry, or edited by hand): inspect it with etcdctl and delete it once understood");
+    }
+}
+
 impl ActionError {
+    /// True when trying the same action again may succeed without anyone
+    /// changing anything (etcd, a member or Route 53 unreachable, a gate
+    /// that may open, a step that ran out of time); false when it cannot
+    /// (access denied, a precondition a person must change): the leader
+    /// backs off longer and raises an alarm.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ActionError::Traffic(e) => e.retryable(),
+            ActionError::Database(e) => e.retryable(),
+            ActionError::Deposed(_) | ActionError::GateClosed(_) | ActionError::Refused(_) => true,
+            ActionError::Unsupported(_) => false,
+        }
+    }
+
     /// True when the action stopped because this node may no longer lead:
     /// nothing may be written for it, and the next leader resumes it.
     pub fn deposed(&self) -> bool {

@@ -456,6 +456,7 @@ pub fn history_of(self_id: &str, r: &FenceRecord) -> (String, HistoryEvent) {
         what: format!("isolation fence {}/{}: {outcome}", r.database, r.member),
         reasons: vec![r.reason.clone()],
         journal_id: None,
+        steps: Vec::new(),
     };
     let hid = history_id(
         r.at,

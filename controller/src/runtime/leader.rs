@@ -19,6 +19,7 @@ use crate::executor::{ActionSpec, ExecError, Executor, Status};
 use crate::fence::gate::Gate;
 use crate::fence::local::FenceRecord;
 use crate::runtime::metrics as m;
+use crate::runtime::retry::RetryBook;
 use crate::runtime::{control, rejoin};
 use crate::store::{LEASE_MARGIN, Leadership, Role, Store, StoreError};
 use crate::traffic::TrafficBackend;
@@ -36,8 +37,12 @@ const GATE_RETRY: Duration = Duration::from_millis(500);
 const WRITER_CHECK: Duration = Duration::from_secs(30);
 /// How long that read may take.
 const WRITER_READ: Duration = Duration::from_secs(1);
-/// How long a failed action is left alone before it is tried again.
+/// How long an interrupted intent is left before it is resumed.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How long after winning the first compaction round runs (never before
+/// the leader's first decisions), and how often after that.
+const COMPACT_FIRST: Duration = Duration::from_secs(5);
+const COMPACT_EVERY: Duration = Duration::from_secs(60);
 
 /// Everything the leader loop works with.
 pub struct LeaderContext {
@@ -59,6 +64,8 @@ pub struct LeaderContext {
     pub clock: Arc<dyn Clock>,
     /// This controller's id (for history).
     pub id: String,
+    /// How much journal and history to keep.
+    pub retention: crate::config::Journal,
 }
 
 /// Leads whenever `role` says so, until `shutdown`.
@@ -158,7 +165,10 @@ async fn lead(
     }
     m::set_switches(control.paused, control.drained.len());
     tracing::info!(paused = control.paused, drained = ?control.drained, "leading");
-    let mut retry_at: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+    // Backoff of actions that failed; gate waits are not failures.
+    let mut retries = RetryBook::default();
+    let mut gate_retry: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+    let mut next_compaction = tokio::time::Instant::now() + COMPACT_FIRST;
     // Operator requests whose wait at the gate was already noted.
     let mut waiting: std::collections::BTreeSet<String> = Default::default();
     // The last gate reason logged per action, so a wait is logged once.
@@ -206,7 +216,12 @@ async fn lead(
             // knows when each lease was last seen.
             ctx.executor.observe_leases(topology.databases.keys()).await;
             if !control.paused {
-                lift_fences(ctx, leader, &topology, &control, &mut retry_at).await?;
+                lift_fences(ctx, leader, &topology, &control, &mut retries).await?;
+            }
+            m::set_failing_actions(&retries.alarms());
+            if tokio::time::Instant::now() >= next_compaction {
+                next_compaction = tokio::time::Instant::now() + COMPACT_EVERY;
+                compact(ctx, leader).await?;
             }
             if last_writer_check.is_none_or(|t| t.elapsed() >= WRITER_CHECK) {
                 last_writer_check = Some(tokio::time::Instant::now());
@@ -245,10 +260,8 @@ async fn lead(
         for action in &decision.plan.actions {
             let spec = spec_of(action, &avoid_regions(&control));
             let key = action.key();
-            if retry_at
-                .get(&key)
-                .is_some_and(|t| tokio::time::Instant::now() < *t)
-            {
+            let at = tokio::time::Instant::now();
+            if !retries.ready(&key, at) || gate_retry.get(&key).is_some_and(|t| at < *t) {
                 continue;
             }
             let mut reasons = action.reasons().to_vec();
@@ -263,7 +276,7 @@ async fn lead(
                         tracing::warn!(database = %spec.subject(), "promotion gate shut: {reason}");
                         gate_said.insert(key.clone(), tokio::time::Instant::now());
                     }
-                    retry_at.insert(key, tokio::time::Instant::now() + GATE_RETRY);
+                    gate_retry.insert(key, tokio::time::Instant::now() + GATE_RETRY);
                     continue;
                 }
             }
@@ -282,7 +295,7 @@ async fn lead(
             };
             match entry.status {
                 Status::Done => {
-                    retry_at.remove(&key);
+                    retries.succeeded(&key);
                     apply_done(&mut control, &entry.action, now);
                     if matches!(
                         entry.action,
@@ -292,8 +305,15 @@ async fn lead(
                     }
                 }
                 _ => {
-                    tracing::warn!(id = %entry.id, outcome = ?entry.outcome, "action failed");
-                    retry_at.insert(key, tokio::time::Instant::now() + RETRY_AFTER);
+                    let outcome = entry.outcome.as_deref().unwrap_or_default();
+                    let retryable = entry.retryable.unwrap_or(true);
+                    let wait =
+                        retries.failed(&key, retryable, outcome, tokio::time::Instant::now());
+                    if retries.alarms().iter().any(|a| a.key == key) {
+                        tracing::error!(id = %entry.id, outcome, retryable, retry_in_ms = wait.as_millis() as u64, "action keeps failing: it needs a person (switchyard_actions_failing)");
+                    } else {
+                        tracing::warn!(id = %entry.id, outcome, retryable, retry_in_ms = wait.as_millis() as u64, "action failed");
+                    }
                 }
             }
         }
@@ -470,17 +490,14 @@ async fn lift_fences(
     leader: &Leadership,
     topology: &Topology,
     control: &ControlState,
-    retry_at: &mut BTreeMap<String, tokio::time::Instant>,
+    retries: &mut RetryBook,
 ) -> Result<(), ExecError> {
     for (db, d) in &topology.databases {
         if d.primary.is_empty() {
             continue;
         }
         let key = format!("unfence:{db}");
-        if retry_at
-            .get(&key)
-            .is_some_and(|t| tokio::time::Instant::now() < *t)
-        {
+        if !retries.ready(&key, tokio::time::Instant::now()) {
             continue;
         }
         let record: Option<FenceRecord> = match ctx
@@ -519,11 +536,17 @@ async fn lift_fences(
             .await
         {
             Ok(e) if e.status == Status::Done => {
-                retry_at.remove(&key);
+                retries.succeeded(&key);
             }
             Ok(e) => {
-                tracing::warn!(database = %db, outcome = ?e.outcome, "cannot lift the fence yet");
-                retry_at.insert(key, tokio::time::Instant::now() + RETRY_AFTER);
+                let outcome = e.outcome.as_deref().unwrap_or_default();
+                let wait = retries.failed(
+                    &key,
+                    e.retryable.unwrap_or(true),
+                    outcome,
+                    tokio::time::Instant::now(),
+                );
+                tracing::warn!(database = %db, outcome, retry_in_ms = wait.as_millis() as u64, "cannot lift the fence yet");
             }
             Err(e) if e.lost_leadership() => return Err(e),
             Err(e) => tracing::warn!(error = %e, "etcd trouble while lifting a fence"),
@@ -575,6 +598,33 @@ async fn repair_writers(
         }
     }
     Ok(())
+}
+
+/// One compaction round of the journal and history. Failures are logged
+/// and tried again next round; only a lost lease stops the leader.
+async fn compact(ctx: &LeaderContext, leader: &Leadership) -> Result<(), ExecError> {
+    match ctx
+        .executor
+        .compact(leader, &ctx.retention, ctx.clock.now())
+        .await
+    {
+        Ok(c) => {
+            metrics::gauge!("switchyard_journal_pending_intents").set(c.pending as f64);
+            if c.intents > 0 || c.history_trimmed {
+                tracing::info!(
+                    intents = c.intents,
+                    history_trimmed = c.history_trimmed,
+                    "journal compacted"
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.lost_leadership() => Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot compact the journal now; next round");
+            Ok(())
+        }
+    }
 }
 
 /// Re-reads the primaries after a failover recorded a new one.

@@ -129,3 +129,9 @@ pub fn set_switches(paused: bool, drained: usize) {
     metrics::gauge!("switchyard_automation_paused").set(if paused { 1.0 } else { 0.0 });
     metrics::gauge!("switchyard_regions_drained").set(drained as f64);
 }
+
+/// Actions that keep failing (a permanent error, or several retryable ones
+/// in a row): an alert's cue that a person is needed.
+pub fn set_failing_actions(alarms: &[crate::runtime::retry::Alarm]) {
+    metrics::gauge!("switchyard_actions_failing").set(alarms.len() as f64);
+}

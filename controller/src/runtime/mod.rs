@@ -13,6 +13,7 @@ pub mod model;
 pub mod peers;
 pub mod probe_plan;
 pub mod rejoin;
+pub mod retry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -365,6 +366,7 @@ pub async fn run(
         aggregator,
         clock,
         id: me.id.clone(),
+        retention: cfg.journal.clone(),
     };
     let leader_loop = tokio::spawn(leader::run(ctx, role_rx, shutdown.clone()));
 

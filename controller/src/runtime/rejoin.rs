@@ -104,6 +104,7 @@ pub async fn watch(
                             state.epoch
                         )],
                         journal_id: None,
+                        steps: Vec::new(),
                     };
                     let hid = history_id(now, &format!("rejoin-{db}-{}", m.id));
                     match store

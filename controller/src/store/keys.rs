@@ -16,6 +16,19 @@ impl Keys {
         }
     }
 
+    /// The section of the schema `prefix` lies in (`journal`, `history`…),
+    /// a short label for metrics.
+    pub fn section_of(&self, prefix: &str) -> String {
+        prefix
+            .strip_prefix(&self.prefix)
+            .unwrap_or(prefix)
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// The election name; candidates' keys live under it (`…/leader/<lease>`).
     pub fn leader(&self) -> String {
         format!("{}/leader", self.prefix)

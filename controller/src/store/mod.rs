@@ -9,6 +9,7 @@ pub mod election;
 mod error;
 pub mod keepalive;
 pub mod keys;
+pub mod pages;
 
 use std::time::Duration;
 
@@ -119,22 +120,18 @@ impl Store {
     }
 
     /// Reads and decodes every JSON value under `prefix`, with its key
-    /// (prefix removed), in key order.
+    /// (prefix removed), in key order, page by page. Strict: one value
+    /// that cannot be decoded fails the read (for state whose every entry
+    /// matters; the journal and history use [`Store::scan_json`]).
     pub async fn list_json<T: DeserializeOwned>(
         &self,
         prefix: &str,
     ) -> Result<Vec<(String, T)>, StoreError> {
-        let mut c = self.client.clone();
-        let resp = tokio::time::timeout(
-            CALL_TIMEOUT,
-            c.get(prefix, Some(GetOptions::new().with_prefix())),
-        )
-        .await??;
-        let mut out = Vec::with_capacity(resp.kvs().len());
-        for kv in resp.kvs() {
-            let key = String::from_utf8_lossy(kv.key()).into_owned();
-            let value = decode(&key, kv.value())?;
-            out.push((key[prefix.len().min(key.len())..].to_string(), value));
+        let raw = self.scan(prefix).await?;
+        let mut out = Vec::with_capacity(raw.len());
+        for (key, bytes) in raw {
+            let value = decode(&format!("{prefix}{key}"), &bytes)?;
+            out.push((key, value));
         }
         Ok(out)
     }

@@ -7,6 +7,7 @@
 mod database;
 mod de;
 mod dns;
+mod journal;
 mod policy;
 mod service;
 
@@ -19,6 +20,7 @@ use serde::Deserialize;
 
 pub use database::{Database, DatabaseCheck, DatabaseKind, Member, Promotion};
 pub use dns::{Dns, Embedded, FileDns, Route53};
+pub use journal::Journal;
 pub use policy::{Mode, Policy};
 pub use service::{
     AnswerMode, Check, DnsCheck, Endpoint, GrpcCheck, HttpCheck, RecordType, Service, TcpCheck,
@@ -62,6 +64,9 @@ pub struct Config {
     /// Thresholds and guard rails of the decision engine.
     #[serde(default)]
     pub policy: Policy,
+    /// How much of the journal and history etcd keeps.
+    #[serde(default)]
+    pub journal: Journal,
 }
 
 impl Config {

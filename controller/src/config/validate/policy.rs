@@ -19,6 +19,36 @@ pub(super) fn check(v: &mut Validator<'_>) {
     settle_window(v);
     region_loss(v);
     dns(v);
+    journal(v);
+}
+
+fn journal(v: &mut Validator<'_>) {
+    let j = &v.config.journal;
+    let at = KeyPath::root().key("journal");
+    if j.keep_finished == 0 {
+        v.error(
+            at.key("keep_finished"),
+            "keep_finished must be at least 1 (finished intents kept for `switchyard status`; 100 is the default)",
+        );
+    }
+    if j.history_max_events < 100 {
+        v.error(
+            at.key("history_max_events"),
+            format!(
+                "history_max_events {} keeps too little to read a post-mortem from: use at least 100 (10000 is the default)",
+                j.history_max_events
+            ),
+        );
+    }
+    if j.history_max_age < std::time::Duration::from_secs(3600) {
+        v.error(
+            at.key("history_max_age"),
+            format!(
+                "history_max_age {} keeps too little to read a post-mortem from: use at least \"1h\" (\"30d\" is the default)",
+                humantime::format_duration(j.history_max_age)
+            ),
+        );
+    }
 }
 
 fn policy(v: &mut Validator<'_>) {
