@@ -1,7 +1,9 @@
 //! Route 53 through moto, with a counting (and throttling) proxy in front:
 //! weights applied and read back, only differences sent, no request at all
-//! when nothing differs, throttling retried or given up on at the deadline,
-//! a simple record refused with its fix, and calls paced.
+//! when nothing differs, throttling (`Throttling`, `PriorRequestNotComplete`)
+//! retried or given up on at the deadline, a `PENDING` change followed to
+//! `INSYNC` in the background without holding up the apply, a simple
+//! record refused with its fix, and calls paced.
 //!
 //! Which behaviour comes from whom: moto stores what it is sent (it accepts
 //! weights above 255 and its batches are not atomic); the 0–255 scaling,
@@ -127,6 +129,78 @@ async fn throttling_is_retried_until_the_change_goes_through() -> anyhow::Result
     );
     let want: Weights = t.s.regions.iter().cloned().zip([60, 30, 10]).collect();
     assert_eq!(moto_weights(&t.api, &t.zone, &t.s.record()).await?, want);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prior_request_not_complete_is_retried_like_throttling() -> anyhow::Result<()> {
+    let t = setup().await?;
+    let b = traffic_support::route53(
+        &t.zone,
+        &t.proxy.endpoint(),
+        t.s.book(),
+        Duration::from_secs(20),
+    );
+    t.proxy.throttle_as_prior_request(true);
+    t.proxy.throttle_next_changes(2);
+    b.apply(&set(&t.s, [0, 50, 50])).await?;
+    assert_eq!((t.proxy.throttled(), t.proxy.changes()), (2, 3));
+    let want: Weights = t.s.regions.iter().cloned().zip([0, 50, 50]).collect();
+    assert_eq!(moto_weights(&t.api, &t.zone, &t.s.record()).await?, want);
+    Ok(())
+}
+
+/// The real service answers `PENDING` for about a minute while it carries a
+/// change to its name servers. The apply returns as soon as the change is
+/// accepted (the API already answers with it), and a background tracker
+/// polls `GetChange` with backoff until `INSYNC`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_change_is_followed_to_insync_without_holding_up_the_apply() -> anyhow::Result<()>
+{
+    let t = setup().await?;
+    let b = traffic_support::route53(
+        &t.zone,
+        &t.proxy.endpoint(),
+        t.s.book(),
+        Duration::from_secs(20),
+    );
+    let pending = Duration::from_secs(3);
+    t.proxy.pending_for(pending);
+    let started = Instant::now();
+    b.apply(&set(&t.s, [10, 20, 30])).await?;
+    let took = started.elapsed();
+    let following = b.syncing().pending();
+    assert_eq!(
+        following.len(),
+        1,
+        "the accepted change is followed in the background (apply took {took:?})"
+    );
+    assert!(took < pending, "the apply waited for INSYNC: {took:?}");
+    let want: Weights = t.s.regions.iter().cloned().zip([10, 20, 30]).collect();
+    assert_eq!(moto_weights(&t.api, &t.zone, &t.s.record()).await?, want);
+    // Followed until the proxy stops saying PENDING, then no more polls.
+    switchyard_tests::wait::wait_for("the change INSYNC", Duration::from_secs(30), || {
+        let left = b.syncing().pending();
+        async move {
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("still following {left:?}"))
+            }
+        }
+    })
+    .await?;
+    assert!(
+        started.elapsed() >= pending,
+        "seen INSYNC while the proxy still said PENDING"
+    );
+    let polls = t.proxy.get_changes();
+    assert!(polls >= 2, "GetChange polled {polls} times");
+    // Backoff: with a 50 ms first wait doubling, 3 s of PENDING takes a
+    // handful of polls, not 60.
+    assert!(polls <= 10, "GetChange polled {polls} times in {pending:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(t.proxy.get_changes(), polls, "no poll after INSYNC");
     Ok(())
 }
 

@@ -1,7 +1,10 @@
 //! A small HTTP proxy in front of moto that counts the Route 53 calls it
 //! forwards and can answer `ChangeResourceRecordSets` with Route 53's own
-//! throttling error instead — moto never throttles, so the retry tests
-//! need one. Counting at the server side proves "no API write" claims.
+//! throttling errors (`Throttling`, `PriorRequestNotComplete`) instead, and
+//! make every change look `PENDING` for a while as the real service does —
+//! moto never throttles and is `INSYNC` at once, so the retry and
+//! propagation tests need one. Counting at the server side proves "no API
+//! write" claims.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,13 +21,20 @@ use tokio::task::JoinHandle;
 /// Route 53's answer when the account's request rate is exceeded (HTTP 400).
 pub const THROTTLING: &str = "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>";
 
+/// Route 53's answer while the zone still applies an earlier change
+/// (HTTP 400).
+pub const PRIOR_REQUEST: &str = "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>PriorRequestNotComplete</Code><Message>The request was rejected because Route 53 was still processing a prior request.</Message></Error><RequestId>00000000-0000-0000-0000-000000000001</RequestId></ErrorResponse>";
+
 #[derive(Default)]
 struct Counters {
     changes: AtomicU64,
     throttled: AtomicU64,
     requests: AtomicU64,
+    get_changes: AtomicU64,
     throttle_next: AtomicU64,
     throttle_all: AtomicBool,
+    prior_request: AtomicBool,
+    pending_until: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// The proxy; stopped on drop.
@@ -92,6 +102,27 @@ impl Proxy {
         self.counters.requests.load(Ordering::SeqCst)
     }
 
+    /// `GetChange` requests received.
+    pub fn get_changes(&self) -> u64 {
+        self.counters.get_changes.load(Ordering::SeqCst)
+    }
+
+    /// Every change (and every `GetChange` about it) answers `PENDING`
+    /// for `d` from now, as the real service does while it propagates.
+    pub fn pending_for(&self, d: std::time::Duration) {
+        *self
+            .counters
+            .pending_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now() + d);
+    }
+
+    /// Throttled changes answer `PriorRequestNotComplete` instead of
+    /// `Throttling` while `on`.
+    pub fn throttle_as_prior_request(&self, on: bool) {
+        self.counters.prior_request.store(on, Ordering::SeqCst);
+    }
+
     /// Throttles the next `n` change requests.
     pub fn throttle_next_changes(&self, n: u64) {
         self.counters.throttle_next.store(n, Ordering::SeqCst);
@@ -128,7 +159,12 @@ async fn handle(
             .is_ok();
         if take_one || c.throttle_all.load(Ordering::SeqCst) {
             c.throttled.fetch_add(1, Ordering::SeqCst);
-            let mut r = text(StatusCode::BAD_REQUEST, THROTTLING.to_string());
+            let body = if c.prior_request.load(Ordering::SeqCst) {
+                PRIOR_REQUEST
+            } else {
+                THROTTLING
+            };
+            let mut r = text(StatusCode::BAD_REQUEST, body.to_string());
             r.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("text/xml"),
@@ -136,10 +172,37 @@ async fn handle(
             return r;
         }
     }
+    if is_get_change(&req) {
+        c.get_changes.fetch_add(1, Ordering::SeqCst);
+    }
+    let pending = c
+        .pending_until
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some_and(|until| std::time::Instant::now() < until);
     match forward(req, upstream).await {
+        Ok(r) if pending => still_pending(r),
         Ok(r) => r,
         Err(e) => text(StatusCode::BAD_GATEWAY, format!("proxy: {e}")),
     }
+}
+
+fn is_get_change(req: &Request<Incoming>) -> bool {
+    req.method() == hyper::Method::GET && req.uri().path().contains("/change/")
+}
+
+/// The answer with every `ChangeInfo` status `PENDING` (its length header
+/// dropped: the body changed).
+fn still_pending(r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let (mut parts, body) = r.into_parts();
+    let bytes = futures_util::FutureExt::now_or_never(body.collect())
+        .and_then(Result::ok)
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes)
+        .replace("<Status>INSYNC</Status>", "<Status>PENDING</Status>");
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Full::new(Bytes::from(text)))
 }
 
 async fn forward(

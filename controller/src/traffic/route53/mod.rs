@@ -5,14 +5,19 @@
 //! An apply reads what the zone holds, computes the difference
 //! ([`plan`]), sends it as one `ChangeBatch` (atomic in Route 53; moto's
 //! is not, which the tests do not rely on) — or nothing at all when the
-//! zone already holds the change — and polls `GetChange` at a short
-//! interval until `INSYNC` or a deadline. Every call is paced under
+//! zone already holds the change — and returns once Route 53 has accepted
+//! it: from then on the API answers with the new records, and Route 53
+//! alone carries the change to its name servers. `GetChange` is polled in
+//! the background ([`sync`]) with backoff until `INSYNC`, so the wait for
+//! propagation (about a minute on the real service) never holds up the
+//! leader's next step or another action. Every call is paced under
 //! `max_requests_per_second` and retried with backoff ([`retry`]).
 //! Weights above 255 are scaled into 0–255 ([`crate::traffic::scale`]).
 
 pub mod client;
 pub mod plan;
 pub mod retry;
+pub mod sync;
 
 use std::time::Duration;
 
@@ -35,9 +40,11 @@ const BATCH_RECORDS: usize = 1000;
 pub struct Timing {
     /// How long one apply may keep retrying throttled calls.
     pub deadline: Duration,
-    /// How long to wait for `INSYNC` after the change was accepted.
+    /// How long the background tracker polls for `INSYNC` after the change
+    /// was accepted before it gives up (and counts it).
     pub sync_deadline: Duration,
-    /// How often to poll `GetChange`.
+    /// The first wait between two `GetChange` polls; it doubles up to
+    /// [`sync::MAX_POLL`].
     pub poll: Duration,
     /// Backoff of retried calls.
     pub backoff: Backoff,
@@ -63,8 +70,9 @@ pub struct Route53Backend {
     client: Client,
     zone: String,
     book: RecordBook,
-    pacer: Pacer,
+    pacer: std::sync::Arc<Pacer>,
     timing: Timing,
+    syncing: sync::Syncing,
 }
 
 impl Route53Backend {
@@ -85,9 +93,15 @@ impl Route53Backend {
             client,
             zone: cfg.hosted_zone_id.clone(),
             book,
-            pacer: Pacer::new(cfg.max_requests_per_second),
+            pacer: std::sync::Arc::new(Pacer::new(cfg.max_requests_per_second)),
             timing: Timing::default(),
+            syncing: sync::Syncing::default(),
         }
+    }
+
+    /// Changes accepted and not yet seen `INSYNC`, by change id.
+    pub fn syncing(&self) -> &sync::Syncing {
+        &self.syncing
     }
 
     /// The same backend with other timing.
@@ -174,7 +188,8 @@ impl Route53Backend {
         Ok((all, records))
     }
 
-    /// Sends one batch and waits for it to be `INSYNC`.
+    /// Sends one batch; once Route 53 accepts it, tracks it to `INSYNC`
+    /// in the background.
     async fn send(&self, changes: Vec<Change>, deadline: Instant) -> Result<(), TrafficError> {
         if changes.len() * 2 > BATCH_RECORDS {
             return Err(TrafficError::Refused(format!(
@@ -213,33 +228,13 @@ impl Route53Backend {
                 "ChangeResourceRecordSets answered without ChangeInfo".into(),
             ));
         };
-        let id = info.id().to_string();
-        let mut status = info.status().clone();
-        let sync_deadline = Instant::now() + self.timing.sync_deadline;
-        while status != ChangeStatus::Insync {
-            if Instant::now() + self.timing.poll >= sync_deadline {
-                return Err(TrafficError::Unavailable(format!(
-                    "change {id} accepted but still {status:?} after {:?}; Route 53 will still \
-                     apply it",
-                    self.timing.sync_deadline
-                )));
-            }
-            tokio::time::sleep(self.timing.poll).await;
-            let got = with_retries(
-                format!("GetChange {id}"),
-                &self.pacer,
-                self.timing.backoff,
-                sync_deadline,
-                || {
-                    let req = self.client.get_change().id(&id);
-                    async move { req.send().await.map_err(|e| classify("GetChange", e)) }
-                },
-            )
-            .await?;
-            status = got
-                .change_info()
-                .map(|c| c.status().clone())
-                .unwrap_or(ChangeStatus::Pending);
+        if *info.status() != ChangeStatus::Insync {
+            self.syncing.track(
+                self.client.clone(),
+                self.pacer.clone(),
+                self.timing,
+                info.id().to_string(),
+            );
         }
         Ok(())
     }

@@ -35,6 +35,17 @@ pub enum Failure {
     Unavailable(String),
 }
 
+impl Failure {
+    /// A short label for `switchyard_route53_errors_total{kind}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Retry(_) => "retried",
+            Failure::Refused(_) => "refused",
+            Failure::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
 /// Classifies an SDK error of any Route 53 operation.
 pub fn classify<E, R>(op: &str, err: SdkError<E, R>) -> Failure
 where
@@ -132,7 +143,12 @@ where
     let mut attempt = 0u32;
     loop {
         pacer.wait().await;
-        match f().await {
+        let result = f().await;
+        if let Err(failure) = &result {
+            metrics::counter!("switchyard_route53_errors_total", "kind" => failure.kind())
+                .increment(1);
+        }
+        match result {
             Ok(v) => return Ok(v),
             Err(Failure::Refused(m)) => return Err(TrafficError::Refused(m)),
             Err(Failure::Unavailable(m)) => return Err(TrafficError::Unavailable(m)),
