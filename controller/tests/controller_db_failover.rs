@@ -10,78 +10,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::orders::{all_up, cluster_for, cluster_with, db_state, db_target};
 use common::{Backend, Cluster, REGIONS};
 use switchyard_controller::store::Store;
 use switchyard_tests::MariaDbTopology;
-use switchyard_tests::mariadb::{ADMIN_PASSWORD, ADMIN_USER, REPL_PASSWORD, REPL_USER};
-use switchyard_tests::reports::ReportFleet;
 use switchyard_tests::wait::wait_for;
-
-fn db_target(member: usize) -> String {
-    format!("db:orders/m{member}")
-}
-
-/// The database's state as the store holds it.
-async fn db_state(store: &Store) -> Result<serde_json::Value, String> {
-    store
-        .get_json(&store.keys().database("orders"))
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "no state yet".to_string())
-}
-
-/// Three controllers on a fresh etcd, with `db` as database `orders`.
-async fn cluster_for(db: &MariaDbTopology) -> anyhow::Result<Cluster> {
-    cluster_with(db, Backend::File, "").await
-}
-
-/// The same with `backend`, and `extra` TOML for the database (e.g. its
-/// writer record).
-async fn cluster_with(
-    db: &MariaDbTopology,
-    backend: Backend,
-    extra: &str,
-) -> anyhow::Result<Cluster> {
-    let addresses: Vec<String> = (0..3).map(|i| db.address(i)).collect();
-    let extra = extra.to_string();
-    Cluster::start_extra(1, backend, |dir| {
-        std::fs::write(dir.join("admin.secret"), ADMIN_PASSWORD).expect("secret");
-        std::fs::write(dir.join("repl.secret"), REPL_PASSWORD).expect("secret");
-        let mut t = format!(
-            "\n[credentials.admin]\nuser = \"{ADMIN_USER}\"\npassword = {{ file = \"{}\" }}\n\
-             \n[credentials.repl]\nuser = \"{REPL_USER}\"\npassword = {{ file = \"{}\" }}\n\
-             \n[[databases]]\nname = \"orders\"\nkind = \"mariadb\"\nmax_lag = \"10s\"\n\
-             credentials = \"admin\"\nreplication_credentials = \"repl\"\n{extra}",
-            dir.join("admin.secret").display(),
-            dir.join("repl.secret").display()
-        );
-        for (i, addr) in addresses.iter().enumerate() {
-            t.push_str(&format!(
-                "\n[[databases.members]]\nid = \"m{i}\"\nregion = \"{}\"\naddress = \"{addr}\"\n",
-                REGIONS[i]
-            ));
-        }
-        t
-    })
-    .await
-    .map_err(|e| e.context("starting the controllers"))
-}
-
-/// Fake probes seeing every endpoint and member up, from every region.
-fn all_up(cl: &Cluster) -> ReportFleet {
-    let mut outcomes = std::collections::BTreeMap::new();
-    for r in REGIONS {
-        for v in REGIONS {
-            outcomes.insert((common::target(r), v.to_string()), true);
-        }
-    }
-    for m in 0..3 {
-        for v in REGIONS {
-            outcomes.insert((db_target(m), v.to_string()), true);
-        }
-    }
-    ReportFleet::start(cl.urls(), outcomes, Duration::from_millis(200))
-}
 
 async fn wait_lease(store: &Store, holder: &str, primary: &str) -> anyhow::Result<()> {
     let key = store.keys().primary_lease("orders");

@@ -20,6 +20,13 @@ pub enum ActionSpec {
         /// Region → weight after the action.
         weights: BTreeMap<String, u32>,
     },
+    /// Set the weights of several records in one atomic change (one Route
+    /// 53 `ChangeBatch`): what a plan that changes more than one record
+    /// journals, so a region's evacuation moves every name at once.
+    SetWeightsBatch {
+        /// Record → region → weight after the action.
+        records: BTreeMap<String, BTreeMap<String, u32>>,
+    },
     /// Fail a database over away from its primary.
     Failover {
         /// The database.
@@ -70,6 +77,7 @@ impl ActionSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             ActionSpec::SetWeights { .. } => "set_weights",
+            ActionSpec::SetWeightsBatch { .. } => "set_weights_batch",
             ActionSpec::Failover { .. } => "failover",
             ActionSpec::Switchover { .. } => "switchover",
             ActionSpec::Unfence { .. } => "unfence",
@@ -77,10 +85,31 @@ impl ActionSpec {
         }
     }
 
+    /// Every record whose weights the action sets, with the weights.
+    pub fn weight_sets(&self) -> Vec<(&String, &BTreeMap<String, u32>)> {
+        match self {
+            ActionSpec::SetWeights { record, weights } => vec![(record, weights)],
+            ActionSpec::SetWeightsBatch { records } => records.iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The database the action acts on, if any.
+    pub fn database(&self) -> Option<&str> {
+        match self {
+            ActionSpec::SetWeights { .. } | ActionSpec::SetWeightsBatch { .. } => None,
+            ActionSpec::Failover { database, .. }
+            | ActionSpec::Switchover { database, .. }
+            | ActionSpec::Unfence { database, .. }
+            | ActionSpec::MoveWriter { database, .. } => Some(database),
+        }
+    }
+
     /// What the action acts on (record or database).
     pub fn subject(&self) -> &str {
         match self {
             ActionSpec::SetWeights { record, .. } => record,
+            ActionSpec::SetWeightsBatch { .. } => "traffic",
             ActionSpec::Failover { database, .. }
             | ActionSpec::Switchover { database, .. }
             | ActionSpec::Unfence { database, .. }

@@ -553,14 +553,14 @@ impl Executor {
             encode(&entry.id, &entry)?,
             None,
         )];
-        if status == Status::Done
-            && let ActionSpec::SetWeights { record, weights } = &entry.action
-        {
-            ops.push(TxnOp::put(
-                keys.traffic(record),
-                encode(record, weights)?,
-                None,
-            ));
+        if status == Status::Done {
+            for (record, weights) in entry.action.weight_sets() {
+                ops.push(TxnOp::put(
+                    keys.traffic(record),
+                    encode(record, weights)?,
+                    None,
+                ));
+            }
         }
         if let ActionSpec::Failover { database, .. } | ActionSpec::Switchover { database, .. } =
             &entry.action
@@ -648,23 +648,26 @@ impl Executor {
         guard: &LeaderGuard<'_>,
     ) -> Result<Performed, ActionError> {
         match action {
-            ActionSpec::SetWeights { record, weights } => {
-                let budget = guard.budget("read traffic").await?;
-                let current =
-                    bounded(budget, "reading the record", self.traffic.read(record)).await?;
-                if current.matches(&self.traffic.stored_weights(weights)) {
+            ActionSpec::SetWeights { .. } | ActionSpec::SetWeightsBatch { .. } => {
+                // Read every record first; send one change (one Route 53
+                // ChangeBatch) with those that differ, or nothing.
+                let mut differ = Vec::new();
+                for (record, weights) in action.weight_sets() {
+                    let budget = guard.budget("read traffic").await?;
+                    let current =
+                        bounded(budget, "reading the record", self.traffic.read(record)).await?;
+                    if !current.matches(&self.traffic.stored_weights(weights)) {
+                        differ.push(RecordChange {
+                            record: record.clone(),
+                            weights: weights.clone(),
+                        });
+                    }
+                }
+                if differ.is_empty() {
                     return Ok(Performed::said("already applied"));
                 }
                 let budget = guard.budget("apply traffic").await?;
-                bounded(
-                    budget,
-                    "applying the weights",
-                    self.traffic.apply(&[RecordChange {
-                        record: record.clone(),
-                        weights: weights.clone(),
-                    }]),
-                )
-                .await?;
+                bounded(budget, "applying the weights", self.traffic.apply(&differ)).await?;
                 Ok(Performed::said("applied"))
             }
             ActionSpec::Switchover {

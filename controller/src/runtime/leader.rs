@@ -18,6 +18,7 @@ use crate::executor::journal::OperatorRequest;
 use crate::executor::{ActionSpec, ExecError, Executor, Status};
 use crate::fence::gate::Gate;
 use crate::fence::local::FenceRecord;
+use crate::runtime::lanes::{Lane, Lanes};
 use crate::runtime::metrics as m;
 use crate::runtime::retry::RetryBook;
 use crate::runtime::{control, rejoin};
@@ -26,8 +27,6 @@ use crate::traffic::TrafficBackend;
 
 /// How often the leader decides.
 pub const TICK: Duration = Duration::from_millis(250);
-/// How often the operator's switches are re-read from etcd.
-const SWITCH_REFRESH: Duration = Duration::from_secs(1);
 /// How often a wait at the promotion gate is logged again.
 const GATE_LOG_EVERY: Duration = Duration::from_secs(30);
 /// How often a shut promotion gate is asked again.
@@ -49,7 +48,7 @@ pub struct LeaderContext {
     /// Shared state in etcd.
     pub store: Store,
     /// Where actions go.
-    pub executor: Executor,
+    pub executor: Arc<Executor>,
     /// The traffic backend (read when a record has no stored weights).
     pub traffic: Arc<dyn TrafficBackend>,
     /// Database adapters, to discover primaries the store does not know.
@@ -165,19 +164,16 @@ async fn lead(
     }
     m::set_switches(control.paused, control.drained.len());
     tracing::info!(paused = control.paused, drained = ?control.drained, "leading");
-    // Backoff of actions that failed; gate waits are not failures.
-    let mut retries = RetryBook::default();
-    let mut gate_retry: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
-    let mut next_compaction = tokio::time::Instant::now() + COMPACT_FIRST;
-    // Operator requests whose wait at the gate was already noted.
-    let mut waiting: std::collections::BTreeSet<String> = Default::default();
-    // The last gate reason logged per action, so a wait is logged once.
-    let mut gate_said: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+    let mut st = Term {
+        retries: RetryBook::default(),
+        gate_retry: BTreeMap::new(),
+        waiting: Default::default(),
+        gate_said: BTreeMap::new(),
+        lanes: Lanes::default(),
+        resume_at: None,
+    };
     let mut shown = m::Shown::default();
-    let mut last_refresh = tokio::time::Instant::now();
-    // Set while an intent of this term was interrupted after some steps:
-    // it is resumed (from its cursor) then, and nothing else starts first.
-    let mut resume_at: Option<tokio::time::Instant> = None;
+    let mut next_compaction = tokio::time::Instant::now() + COMPACT_FIRST;
     // Checked at once: a predecessor may have promoted without moving it.
     let mut last_writer_check: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(TICK);
@@ -188,45 +184,30 @@ async fn lead(
             _ = leader.lost() => return Ok(()),
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         }
-        if last_refresh.elapsed() >= SWITCH_REFRESH {
-            last_refresh = tokio::time::Instant::now();
-            if let Err(e) = control::refresh_switches(&ctx.store, &mut control).await {
-                tracing::debug!(error = %e, "cannot refresh operator switches");
-            }
-            m::set_switches(control.paused, control.drained.len());
-            let avoid = avoid_regions(&control);
-            if resume_at.is_none() {
-                match serve_requests(
-                    ctx,
-                    leader,
-                    &mut topology,
-                    &mut waiting,
-                    &avoid,
-                    now_of(ctx),
-                )
-                .await
-                {
-                    Err(e) if e.interrupted() => {
-                        resume_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
-                    }
-                    r => r?,
-                }
-            }
-            // Keep the lease reader's memory current, so a gate decision
-            // knows when each lease was last seen.
-            ctx.executor.observe_leases(topology.databases.keys()).await;
-            if !control.paused {
-                lift_fences(ctx, leader, &topology, &control, &mut retries).await?;
-            }
-            m::set_failing_actions(&retries.alarms());
-            if tokio::time::Instant::now() >= next_compaction {
-                next_compaction = tokio::time::Instant::now() + COMPACT_EVERY;
-                compact(ctx, leader).await?;
-            }
-            if last_writer_check.is_none_or(|t| t.elapsed() >= WRITER_CHECK) {
-                last_writer_check = Some(tokio::time::Instant::now());
-                repair_writers(ctx, leader, &topology).await?;
-            }
+        // What the lanes finished since the last tick.
+        harvest(ctx, &mut st, &mut control, &mut topology).await?;
+        // The operator's switches and requests, every tick.
+        if let Err(e) = control::refresh_switches(&ctx.store, &mut control).await {
+            tracing::debug!(error = %e, "cannot refresh operator switches");
+        }
+        m::set_switches(control.paused, control.drained.len());
+        if st.resume_at.is_none() {
+            serve_requests(ctx, leader, &mut st, &topology, &avoid_regions(&control)).await;
+        }
+        // Keep the lease reader's memory current, so a gate decision
+        // knows when each lease was last seen.
+        ctx.executor.observe_leases(topology.databases.keys()).await;
+        if !control.paused && st.resume_at.is_none() {
+            lift_fences(ctx, leader, &mut st, &topology, &control).await?;
+        }
+        m::set_failing_actions(&st.retries.alarms());
+        if tokio::time::Instant::now() >= next_compaction {
+            next_compaction = tokio::time::Instant::now() + COMPACT_EVERY;
+            compact(ctx, leader).await?;
+        }
+        if st.resume_at.is_none() && last_writer_check.is_none_or(|t| t.elapsed() >= WRITER_CHECK) {
+            last_writer_check = Some(tokio::time::Instant::now());
+            repair_writers(ctx, leader, &mut st, &topology).await?;
         }
         let now = ctx.clock.now();
         let decision = ctx
@@ -234,8 +215,11 @@ async fn lead(
             .with_book(|book| engine::decide(&topology, book, &control, &ctx.policy, now));
         m::record_decision(&decision, &mut shown);
         persist_region_changes(ctx, leader, &mut control, &decision.regions).await?;
-        if let Some(at) = resume_at {
-            if tokio::time::Instant::now() < at {
+        if let Some(at) = st.resume_at {
+            // An interrupted intent is resumed before anything else starts,
+            // once every lane is idle (a resume re-reads the whole journal
+            // and must not meet an intent a lane is running).
+            if tokio::time::Instant::now() < at || !st.lanes.is_idle() {
                 continue;
             }
             match ctx.executor.finish_pending(leader, ctx.clock.now()).await {
@@ -243,13 +227,13 @@ async fn lead(
                     for e in &done {
                         tracing::info!(id = %e.id, outcome = ?e.outcome, "resumed an interrupted intent");
                     }
-                    resume_at = None;
+                    st.resume_at = None;
                     reload_primaries(ctx, &mut topology).await;
                 }
                 Err(e) if e.lost_leadership() => return Err(e),
                 Err(e) => {
                     tracing::warn!(error = %e, "interrupted intent not finished yet; will resume");
-                    resume_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
+                    st.resume_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
                 }
             }
             continue;
@@ -257,11 +241,25 @@ async fn lead(
         if decision.plan.paused {
             continue;
         }
+        let avoid = avoid_regions(&control);
+        // One traffic intent (one batch) for every weight change of the plan.
+        if let Some((spec, key, reasons)) = traffic_intent(&decision.plan.actions)
+            && st.lanes.is_free(&Lane::Traffic)
+            && st.retries.ready(&key, tokio::time::Instant::now())
+        {
+            st.start(ctx, leader, spec, reasons, None, Origin::Engine(key), now);
+        }
         for action in &decision.plan.actions {
-            let spec = spec_of(action, &avoid_regions(&control));
+            if !matches!(action, Action::Failover { .. }) {
+                continue;
+            }
+            let spec = spec_of(action, &avoid);
             let key = action.key();
             let at = tokio::time::Instant::now();
-            if !retries.ready(&key, at) || gate_retry.get(&key).is_some_and(|t| at < *t) {
+            if !st.lanes.is_free(&Lane::of(&spec))
+                || !st.retries.ready(&key, at)
+                || st.gate_retry.get(&key).is_some_and(|t| at < *t)
+            {
                 continue;
             }
             let mut reasons = action.reasons().to_vec();
@@ -269,59 +267,197 @@ async fn lead(
                 Ok(reason) => reasons.extend(reason),
                 Err(reason) => {
                     // Logged when the wait starts, then every 30 s.
-                    if gate_said
+                    if st
+                        .gate_said
                         .get(&key)
                         .is_none_or(|t| t.elapsed() >= GATE_LOG_EVERY)
                     {
                         tracing::warn!(database = %spec.subject(), "promotion gate shut: {reason}");
-                        gate_said.insert(key.clone(), tokio::time::Instant::now());
+                        st.gate_said
+                            .insert(key.clone(), tokio::time::Instant::now());
                     }
-                    gate_retry.insert(key, tokio::time::Instant::now() + GATE_RETRY);
+                    st.gate_retry
+                        .insert(key, tokio::time::Instant::now() + GATE_RETRY);
                     continue;
                 }
             }
-            let entry = match ctx.executor.execute(leader, spec, reasons, now).await {
-                Ok(e) => e,
-                Err(e) if e.lost_leadership() => return Err(e),
-                Err(e) if e.interrupted() => {
-                    tracing::warn!(error = %e, "will resume the interrupted intent first");
-                    resume_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "etcd trouble while executing; will retry");
-                    break;
-                }
-            };
-            match entry.status {
-                Status::Done => {
-                    retries.succeeded(&key);
-                    apply_done(&mut control, &entry.action, now);
-                    if matches!(
-                        entry.action,
-                        ActionSpec::Failover { .. } | ActionSpec::Switchover { .. }
-                    ) {
-                        reload_primaries(ctx, &mut topology).await;
-                    }
-                }
-                _ => {
-                    let outcome = entry.outcome.as_deref().unwrap_or_default();
-                    let retryable = entry.retryable.unwrap_or(true);
-                    let wait =
-                        retries.failed(&key, retryable, outcome, tokio::time::Instant::now());
-                    if retries.alarms().iter().any(|a| a.key == key) {
-                        tracing::error!(id = %entry.id, outcome, retryable, retry_in_ms = wait.as_millis() as u64, "action keeps failing: it needs a person (switchyard_actions_failing)");
-                    } else {
-                        tracing::warn!(id = %entry.id, outcome, retryable, retry_in_ms = wait.as_millis() as u64, "action failed");
-                    }
-                }
-            }
+            st.start(ctx, leader, spec, reasons, None, Origin::Engine(key), now);
         }
     }
 }
 
-fn now_of(ctx: &LeaderContext) -> chrono::DateTime<chrono::Utc> {
-    ctx.clock.now()
+/// What one term of leadership keeps between ticks.
+struct Term {
+    /// Backoff of actions that failed.
+    retries: RetryBook,
+    /// Gate waits are not failures: asked again after [`GATE_RETRY`].
+    gate_retry: BTreeMap<String, tokio::time::Instant>,
+    /// Operator requests whose wait at the gate was already noted.
+    waiting: std::collections::BTreeSet<String>,
+    /// When each gate wait was last logged.
+    gate_said: BTreeMap<String, tokio::time::Instant>,
+    /// What runs in each lane.
+    lanes: Lanes<Running>,
+    /// Set while an intent of this term was interrupted after some steps:
+    /// it is resumed (from its cursor) then, and nothing else starts first.
+    resume_at: Option<tokio::time::Instant>,
+}
+
+/// Who started an action, to know what to do with its outcome.
+#[derive(Debug, Clone)]
+enum Origin {
+    /// The engine's plan (the action's key, for backoff).
+    Engine(String),
+    /// Lifting a fence (backoff key).
+    Unfence(String),
+    /// Repairing a writer record.
+    Writer,
+    /// An operator's request (its id).
+    Request(String),
+}
+
+/// An action running in its lane.
+struct Running {
+    origin: Origin,
+    task: tokio::task::JoinHandle<Result<crate::executor::JournalEntry, ExecError>>,
+}
+
+impl Term {
+    /// Starts `spec` in its lane (the caller checked it is free).
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &mut self,
+        ctx: &LeaderContext,
+        leader: &Leadership,
+        spec: ActionSpec,
+        reasons: Vec<String>,
+        request: Option<String>,
+        origin: Origin,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        let lane = Lane::of(&spec);
+        let executor = ctx.executor.clone();
+        let leader = leader.clone();
+        tracing::debug!(%lane, action = spec.kind(), subject = spec.subject(), "starting in its lane");
+        let task = tokio::spawn(async move {
+            executor
+                .execute_request(&leader, spec, reasons, request, now)
+                .await
+        });
+        if let Err(r) = self.lanes.occupy(lane, Running { origin, task }) {
+            // Never: callers check the lane first. Do not leave it running
+            // unaccounted for.
+            r.task.abort();
+        }
+    }
+}
+
+/// Collects what the lanes finished: backoff, the engine's memory, new
+/// primaries. A lane that lost leadership ends the term.
+async fn harvest(
+    ctx: &LeaderContext,
+    st: &mut Term,
+    control: &mut ControlState,
+    topology: &mut Topology,
+) -> Result<(), ExecError> {
+    let finished = st.lanes.take_where(|r| r.task.is_finished());
+    let mut lost = None;
+    for (lane, running) in finished {
+        let result = match running.task.await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(%lane, error = %e, "an action's task ended abnormally");
+                continue;
+            }
+        };
+        match (result, running.origin) {
+            (Err(e), _) if e.lost_leadership() => lost = Some(e),
+            (Err(e), _) if e.interrupted() => {
+                tracing::warn!(%lane, error = %e, "will resume the interrupted intent first");
+                st.resume_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
+            }
+            (Err(e), origin) => {
+                tracing::warn!(%lane, ?origin, error = %e, "etcd trouble while executing; will retry")
+            }
+            (Ok(entry), origin) => {
+                if let Origin::Request(id) = &origin {
+                    tracing::info!(request = %id, status = ?entry.status, outcome = ?entry.outcome, "operator request carried out");
+                }
+                let key = match &origin {
+                    Origin::Engine(k) | Origin::Unfence(k) => Some(k.clone()),
+                    Origin::Writer | Origin::Request(_) => None,
+                };
+                if entry.status == Status::Done {
+                    if let Some(k) = &key {
+                        st.retries.succeeded(k);
+                    }
+                    if matches!(origin, Origin::Engine(_)) {
+                        apply_done(
+                            control,
+                            &entry.action,
+                            entry.finished_at.unwrap_or_else(|| ctx.clock.now()),
+                        );
+                    }
+                    if matches!(
+                        entry.action,
+                        ActionSpec::Failover { .. } | ActionSpec::Switchover { .. }
+                    ) {
+                        reload_primaries(ctx, topology).await;
+                    }
+                    continue;
+                }
+                let outcome = entry.outcome.as_deref().unwrap_or_default();
+                let Some(key) = key else {
+                    tracing::warn!(id = %entry.id, ?origin, outcome, "action failed");
+                    continue;
+                };
+                let retryable = entry.retryable.unwrap_or(true);
+                let wait = st
+                    .retries
+                    .failed(&key, retryable, outcome, tokio::time::Instant::now());
+                if st.retries.alarms().iter().any(|a| a.key == key) {
+                    tracing::error!(id = %entry.id, outcome, retryable, retry_in_ms = wait.as_millis() as u64, "action keeps failing: it needs a person (switchyard_actions_failing)");
+                } else {
+                    tracing::warn!(id = %entry.id, outcome, retryable, retry_in_ms = wait.as_millis() as u64, "action failed");
+                }
+            }
+        }
+    }
+    match lost {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The plan's weight changes as one intent: `SetWeights` for one record,
+/// `SetWeightsBatch` for several (one atomic change, one Route 53
+/// `ChangeBatch`), with the key its backoff is counted under and the
+/// reasons of every record. `None` when the plan changes no weights.
+pub fn traffic_intent(actions: &[Action]) -> Option<(ActionSpec, String, Vec<String>)> {
+    let mut records = BTreeMap::new();
+    let mut keys = Vec::new();
+    let mut reasons = Vec::new();
+    for a in actions {
+        if let Action::SetWeights {
+            record,
+            weights,
+            reasons: why,
+        } = a
+        {
+            records.insert(record.clone(), weights.clone());
+            keys.push(a.key());
+            reasons.extend(why.iter().cloned());
+        }
+    }
+    let spec = match records.len() {
+        0 => return None,
+        1 => {
+            let (record, weights) = records.into_iter().next()?;
+            ActionSpec::SetWeights { record, weights }
+        }
+        _ => ActionSpec::SetWeightsBatch { records },
+    };
+    Some((spec, keys.join(" + "), reasons))
 }
 
 /// Asks the promotion gate before a failover: `Ok` with the reason to add to
@@ -353,16 +489,16 @@ async fn gate(
 }
 
 /// Carries out operator requests (manual failover, switchover) through the
-/// journal. They run even while automation is paused: pause stops the
-/// engine, not the operator.
+/// journal, each in its database's lane (a request whose lane is busy waits
+/// for the next tick). They run even while automation is paused: pause
+/// stops the engine, not the operator.
 async fn serve_requests(
     ctx: &LeaderContext,
     leader: &Leadership,
-    topology: &mut Topology,
-    waiting: &mut std::collections::BTreeSet<String>,
+    st: &mut Term,
+    topology: &Topology,
     avoid: &std::collections::BTreeSet<String>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), ExecError> {
+) {
     let requests: Vec<(String, OperatorRequest)> = match ctx
         .store
         .list_json(&ctx.store.keys().requests_prefix())
@@ -371,11 +507,15 @@ async fn serve_requests(
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(error = %e, "cannot list operator requests");
-            return Ok(());
+            return;
         }
     };
+    let now = ctx.clock.now();
     for (id, request) in requests {
         let mut action = request.action.clone();
+        if !st.lanes.is_free(&Lane::of(&action)) {
+            continue;
+        }
         if let ActionSpec::Failover {
             database,
             from_member,
@@ -402,32 +542,27 @@ async fn serve_requests(
             Err(reason) => {
                 // The request stays until the gate opens (or the operator
                 // forces it); the CLI is told why, once.
-                if !waiting.contains(&id) {
+                if !st.waiting.contains(&id) {
                     tracing::info!(request = %id, database = %action.subject(), "operator failover waits for the promotion gate: {reason}");
                     let key = ctx.store.keys().request_waiting(&id);
                     if ctx.store.put_json(key, &reason).await.is_ok() {
-                        waiting.insert(id.clone());
+                        st.waiting.insert(id.clone());
                     }
                 }
                 continue;
             }
         }
         tracing::info!(request = %id, action = action.kind(), subject = action.subject(), "operator request");
-        match ctx
-            .executor
-            .execute_request(leader, action, reasons, Some(id.clone()), now)
-            .await
-        {
-            Ok(entry) => {
-                if entry.status == Status::Done {
-                    reload_primaries(ctx, topology).await;
-                }
-            }
-            Err(e) if e.lost_leadership() || e.interrupted() => return Err(e),
-            Err(e) => tracing::warn!(request = %id, error = %e, "operator request interrupted"),
-        }
+        st.start(
+            ctx,
+            leader,
+            action,
+            reasons,
+            Some(id.clone()),
+            Origin::Request(id),
+            now,
+        );
     }
-    Ok(())
 }
 
 /// Asks each database whose primary the store does not know yet which
@@ -484,20 +619,21 @@ async fn discover_primaries(
 /// Lifts the fence of a recorded primary whose region's controller fenced
 /// it (an isolation that healed before anyone was promoted) once its region
 /// is healthy again: otherwise it would stay read-only with nobody to
-/// replace it. Through the journal, like every action.
+/// replace it. Through the journal, in the database's lane, like every
+/// action.
 async fn lift_fences(
     ctx: &LeaderContext,
     leader: &Leadership,
+    st: &mut Term,
     topology: &Topology,
     control: &ControlState,
-    retries: &mut RetryBook,
 ) -> Result<(), ExecError> {
     for (db, d) in &topology.databases {
-        if d.primary.is_empty() {
+        if d.primary.is_empty() || !st.lanes.is_free(&Lane::Database(db.clone())) {
             continue;
         }
         let key = format!("unfence:{db}");
-        if !retries.ready(&key, tokio::time::Instant::now()) {
+        if !st.retries.ready(&key, tokio::time::Instant::now()) {
             continue;
         }
         let record: Option<FenceRecord> = match ctx
@@ -530,42 +666,31 @@ async fn lift_fences(
             database: db.clone(),
             member: d.primary.clone(),
         };
-        match ctx
-            .executor
-            .execute(leader, action, reasons, ctx.clock.now())
-            .await
-        {
-            Ok(e) if e.status == Status::Done => {
-                retries.succeeded(&key);
-            }
-            Ok(e) => {
-                let outcome = e.outcome.as_deref().unwrap_or_default();
-                let wait = retries.failed(
-                    &key,
-                    e.retryable.unwrap_or(true),
-                    outcome,
-                    tokio::time::Instant::now(),
-                );
-                tracing::warn!(database = %db, outcome, retry_in_ms = wait.as_millis() as u64, "cannot lift the fence yet");
-            }
-            Err(e) if e.lost_leadership() => return Err(e),
-            Err(e) => tracing::warn!(error = %e, "etcd trouble while lifting a fence"),
-        }
+        st.start(
+            ctx,
+            leader,
+            action,
+            reasons,
+            None,
+            Origin::Unfence(key),
+            ctx.clock.now(),
+        );
     }
     Ok(())
 }
 
 /// Points every writer record that does not name its database's recorded
-/// primary back at it, through the journal. Operator actions, so they run
-/// while automation is paused too (a writer record naming a replica only
-/// sends writes where they fail).
+/// primary back at it, through the journal, in the database's lane.
+/// Operator actions, so they run while automation is paused too (a writer
+/// record naming a replica only sends writes where they fail).
 async fn repair_writers(
     ctx: &LeaderContext,
     leader: &Leadership,
+    st: &mut Term,
     topology: &Topology,
 ) -> Result<(), ExecError> {
     for (db, d) in &topology.databases {
-        if d.primary.is_empty() {
+        if d.primary.is_empty() || !st.lanes.is_free(&Lane::Database(db.clone())) {
             continue;
         }
         // A read of Route 53 or the table: an external call all the same.
@@ -587,15 +712,15 @@ async fn repair_writers(
             "the writer record of {db} does not name its recorded primary {}",
             d.primary
         )];
-        match ctx
-            .executor
-            .execute(leader, action, reasons, ctx.clock.now())
-            .await
-        {
-            Ok(e) => tracing::info!(database = %db, outcome = ?e.outcome, "writer record repaired"),
-            Err(e) if e.lost_leadership() => return Err(e),
-            Err(e) => tracing::warn!(error = %e, "etcd trouble while moving a writer record"),
-        }
+        st.start(
+            ctx,
+            leader,
+            action,
+            reasons,
+            None,
+            Origin::Writer,
+            ctx.clock.now(),
+        );
     }
     Ok(())
 }
@@ -664,9 +789,11 @@ async fn persist_region_changes(
 
 fn apply_done(control: &mut ControlState, action: &ActionSpec, now: chrono::DateTime<chrono::Utc>) {
     match action {
-        ActionSpec::SetWeights { record, weights } => {
-            m::set_weights(record, weights);
-            control.weights.insert(record.clone(), weights.clone());
+        ActionSpec::SetWeights { .. } | ActionSpec::SetWeightsBatch { .. } => {
+            for (record, weights) in action.weight_sets() {
+                m::set_weights(record, weights);
+                control.weights.insert(record.clone(), weights.clone());
+            }
         }
         ActionSpec::Failover { database, .. } => {
             control.last_failover.insert(database.clone(), now);
@@ -735,5 +862,51 @@ async fn wait_or_lost(
         _ = tokio::time::sleep(d) => Ok(()),
         _ = leader.lost() => Err(StoreError::NotLeader("lost while waiting".into()).into()),
         _ = shutdown.wait_for(|s| *s) => Err(StoreError::NotLeader("shutting down".into()).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(record: &str, c: u32) -> Action {
+        Action::SetWeights {
+            record: record.into(),
+            weights: [("a".to_string(), 100), ("c".to_string(), c)].into(),
+            reasons: vec![format!("{record}: c is {c}")],
+        }
+    }
+
+    #[test]
+    fn a_plans_weight_changes_become_one_intent() {
+        let failover = Action::Failover {
+            database: "orders".into(),
+            from_member: "m0".into(),
+            after: None,
+            reasons: vec![],
+        };
+        assert_eq!(traffic_intent(std::slice::from_ref(&failover)), None);
+        let Some((one, key, _)) = traffic_intent(&[weights("api.", 0), failover.clone()]) else {
+            panic!("one record");
+        };
+        assert!(matches!(one, ActionSpec::SetWeights { .. }), "{one:?}");
+        assert_eq!(key, weights("api.", 0).key());
+        let Some((batch, key, reasons)) =
+            traffic_intent(&[weights("api.", 0), failover, weights("web.", 0)])
+        else {
+            panic!("two records");
+        };
+        let ActionSpec::SetWeightsBatch { records } = &batch else {
+            panic!("{batch:?}");
+        };
+        assert_eq!(
+            records.keys().collect::<Vec<_>>(),
+            ["api.", "web."],
+            "both records in one change"
+        );
+        assert_eq!(batch.weight_sets().len(), 2);
+        assert!(key.contains("api.") && key.contains("web."), "{key}");
+        assert_eq!(reasons.len(), 2);
+        assert_eq!(Lane::of(&batch), Lane::Traffic);
     }
 }

@@ -6,6 +6,7 @@
 pub mod control;
 pub mod follow;
 pub mod isolation;
+pub mod lanes;
 pub mod leader;
 pub mod lease_keeper;
 pub mod metrics;
@@ -346,17 +347,14 @@ pub async fn run(
             .with_coverage(crate::fence::gate::Coverage::from_config(&cfg)),
     );
     let ctx = leader::LeaderContext {
-        executor: Executor::with_databases(
-            store.clone(),
-            traffic.clone(),
-            databases.clone(),
-            &me.id,
-        )
-        .with_gate(leases)
-        .with_timing(StepTiming::for_lease(cfg.etcd.lease_ttl, LEASE_MARGIN))
-        .with_writers(
-            crate::traffic::records::RecordBook::from_config(&cfg),
-            crate::traffic::records::writer_records(&cfg),
+        executor: Arc::new(
+            Executor::with_databases(store.clone(), traffic.clone(), databases.clone(), &me.id)
+                .with_gate(leases)
+                .with_timing(StepTiming::for_lease(cfg.etcd.lease_ttl, LEASE_MARGIN))
+                .with_writers(
+                    crate::traffic::records::RecordBook::from_config(&cfg),
+                    crate::traffic::records::writer_records(&cfg),
+                ),
         ),
         store,
         traffic,
