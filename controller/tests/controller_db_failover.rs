@@ -7,6 +7,7 @@
 //! replaced: the promotion gate holds the failover.
 
 mod common;
+mod traffic_support;
 
 use std::time::Duration;
 
@@ -362,6 +363,44 @@ async fn status_names_accounts_that_bypass_read_only() -> anyhow::Result<()> {
 const WRITER: &str = "orders-writer.example.test.";
 
 /// What each controller's DNS server answers for the writer record.
+/// Where the writer record is read from.
+enum WriterView<'a> {
+    /// `dig` against every controller's embedded DNS server.
+    Embedded,
+    /// `ListResourceRecordSets` on moto.
+    Route53 {
+        api: &'a switchyard_tests::Route53Api,
+        zone: &'a str,
+    },
+}
+
+/// The writer record's A value(s), from every place that serves it.
+async fn writer_now(cl: &Cluster, view: &WriterView<'_>) -> Result<Vec<String>, String> {
+    match view {
+        WriterView::Embedded => writer_answers(cl),
+        WriterView::Route53 { api, zone } => {
+            let out = api
+                .client()
+                .list_resource_record_sets()
+                .hosted_zone_id(*zone)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let values: Vec<String> = out
+                .resource_record_sets()
+                .iter()
+                .filter(|r| r.name() == WRITER)
+                .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_string()))
+                .collect();
+            Ok(if values.is_empty() {
+                vec![String::new()]
+            } else {
+                values
+            })
+        }
+    }
+}
+
 fn writer_answers(cl: &Cluster) -> Result<Vec<String>, String> {
     cl.controllers
         .iter()
@@ -400,7 +439,7 @@ async fn the_writer_record_follows_the_primary_in_every_dns_server() -> anyhow::
         &format!("writer_record = \"{WRITER}\"\n"),
     )
     .await?;
-    let result = writer_scenario(&cl, &mut db).await;
+    let result = writer_scenario(&cl, &mut db, &WriterView::Embedded).await;
     if result.is_err() {
         for c in &cl.controllers {
             eprintln!("--- {} log ---\n{}", c.id(), c.log());
@@ -409,7 +448,38 @@ async fn the_writer_record_follows_the_primary_in_every_dns_server() -> anyhow::
     result
 }
 
-async fn writer_scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> {
+/// The same through Route 53 (moto): the record read back with
+/// `ListResourceRecordSets` before and after the failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_record_follows_the_primary_in_route53() -> anyhow::Result<()> {
+    let api = switchyard_tests::Route53Api::start().await?;
+    let zone = traffic_support::create_zone(&api, "example.test.").await?;
+    let mut db = MariaDbTopology::start_on_loopback_hosts(2)
+        .await
+        .map_err(|e| e.context("starting the MariaDB topology"))?;
+    let backend = Backend::Route53 {
+        endpoint: api.endpoint().to_string(),
+        zone_id: zone.clone(),
+    };
+    let cl = cluster_with(&db, backend, &format!("writer_record = \"{WRITER}\"\n")).await?;
+    let view = WriterView::Route53 {
+        api: &api,
+        zone: &zone,
+    };
+    let result = writer_scenario(&cl, &mut db, &view).await;
+    if result.is_err() {
+        for c in &cl.controllers {
+            eprintln!("--- {} log ---\n{}", c.id(), c.log());
+        }
+    }
+    result
+}
+
+async fn writer_scenario(
+    cl: &Cluster,
+    db: &mut MariaDbTopology,
+    view: &WriterView<'_>,
+) -> anyhow::Result<()> {
     let fleet = all_up(cl);
     let store = Store::connect(&cl.etcd.endpoints(), &cl.cluster).await?;
     wait_for(
@@ -425,7 +495,7 @@ async fn writer_scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Resu
         "every server to answer m0",
         Duration::from_secs(20),
         || async {
-            let a = writer_answers(cl)?;
+            let a = writer_now(cl, view).await?;
             a.iter()
                 .all(|x| x == "127.0.0.1")
                 .then_some(())
@@ -451,7 +521,7 @@ async fn writer_scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Resu
         "every server to answer the new primary",
         Duration::from_secs(20),
         || async {
-            let a = writer_answers(cl)?;
+            let a = writer_now(cl, view).await?;
             a.iter()
                 .all(|x| *x == ip)
                 .then_some(())

@@ -49,6 +49,23 @@ impl ControllerProcess {
         Self::spawn(bin, &args, id, dir, None).await
     }
 
+    /// Like [`start`](Self::start), with `env` set for the process only
+    /// (through `env(1)`, which execs the controller in place, so
+    /// [`pid`](Self::pid), kill and pause act on it): credentials for a
+    /// test server, say, without touching the test's own environment.
+    pub async fn start_with_env(
+        bin: &Path,
+        config: &Path,
+        id: &str,
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let mut args: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        args.push(bin.display().to_string());
+        args.extend(Self::args(config, id, Ipv4Addr::LOCALHOST, dir, &[]));
+        Self::spawn(&system_bin("env")?, &args, id, dir, None).await
+    }
+
     /// Like [`start_with_args`](Self::start_with_args), but the process runs
     /// inside namespace `ns` of `net` (through `ip netns exec`, which execs
     /// the controller in place, so [`pid`](Self::pid), kill and pause act on

@@ -36,6 +36,8 @@ const GATE_RETRY: Duration = Duration::from_millis(500);
 const WRITER_CHECK: Duration = Duration::from_secs(30);
 /// How long that read may take.
 const WRITER_READ: Duration = Duration::from_secs(1);
+/// How long one drift check's reads may take, all records together.
+const DRIFT_READ: Duration = Duration::from_secs(5);
 /// How long an interrupted intent is left before it is resumed.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// How long after winning the first compaction round runs (never before
@@ -65,6 +67,8 @@ pub struct LeaderContext {
     pub id: String,
     /// How much journal and history to keep.
     pub retention: crate::config::Journal,
+    /// How often live weights are compared with the desired ones.
+    pub drift_check: Duration,
 }
 
 /// Leads whenever `role` says so, until `shutdown`.
@@ -176,6 +180,7 @@ async fn lead(
     let mut next_compaction = tokio::time::Instant::now() + COMPACT_FIRST;
     // Checked at once: a predecessor may have promoted without moving it.
     let mut last_writer_check: Option<tokio::time::Instant> = None;
+    let mut last_drift_check = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -208,6 +213,14 @@ async fn lead(
         if st.resume_at.is_none() && last_writer_check.is_none_or(|t| t.elapsed() >= WRITER_CHECK) {
             last_writer_check = Some(tokio::time::Instant::now());
             repair_writers(ctx, leader, &mut st, &topology).await?;
+        }
+        if !control.paused
+            && st.resume_at.is_none()
+            && st.lanes.is_free(&Lane::Traffic)
+            && last_drift_check.elapsed() >= ctx.drift_check
+        {
+            last_drift_check = tokio::time::Instant::now();
+            st.check_drift(ctx, leader, control.weights.clone());
         }
         let now = ctx.clock.now();
         let decision = ctx
@@ -314,12 +327,16 @@ enum Origin {
     Writer,
     /// An operator's request (its id).
     Request(String),
+    /// Correcting traffic that drifted from the desired weights (backoff
+    /// key).
+    Drift(String),
 }
 
 /// An action running in its lane.
 struct Running {
     origin: Origin,
-    task: tokio::task::JoinHandle<Result<crate::executor::JournalEntry, ExecError>>,
+    /// `None`: the task found nothing to do (no drift).
+    task: tokio::task::JoinHandle<Result<Option<crate::executor::JournalEntry>, ExecError>>,
 }
 
 impl Term {
@@ -343,13 +360,105 @@ impl Term {
             executor
                 .execute_request(&leader, spec, reasons, request, now)
                 .await
+                .map(Some)
         });
-        if let Err(r) = self.lanes.occupy(lane, Running { origin, task }) {
+        self.occupy(lane, Running { origin, task });
+    }
+
+    fn occupy(&mut self, lane: Lane, running: Running) {
+        if let Err(r) = self.lanes.occupy(lane, running) {
             // Never: callers check the lane first. Do not leave it running
             // unaccounted for.
             r.task.abort();
         }
     }
+
+    /// Reads every record with desired weights back from the backend, in
+    /// the traffic lane, and journals one correction for those that differ
+    /// (edited in the console, a change lost): the desired weights are
+    /// what the engine decided, the backend must hold them.
+    fn check_drift(
+        &mut self,
+        ctx: &LeaderContext,
+        leader: &Leadership,
+        desired: BTreeMap<String, BTreeMap<String, u32>>,
+    ) {
+        if desired.is_empty() {
+            return;
+        }
+        let traffic = ctx.traffic.clone();
+        let executor = ctx.executor.clone();
+        let leader = leader.clone();
+        let now = ctx.clock.now();
+        let key = "drift".to_string();
+        if !self.retries.ready(&key, tokio::time::Instant::now()) {
+            return;
+        }
+        let task = tokio::spawn(async move {
+            let (records, reasons) =
+                match tokio::time::timeout(DRIFT_READ, drifted(traffic.as_ref(), &desired)).await {
+                    Ok(found) => found,
+                    Err(_) => {
+                        tracing::warn!(
+                            "drift check: the backend did not answer within {DRIFT_READ:?}"
+                        );
+                        return Ok(None);
+                    }
+                };
+            if records.is_empty() {
+                return Ok(None);
+            }
+            for r in records.keys() {
+                metrics::counter!("switchyard_traffic_drift_total", "record" => r.clone())
+                    .increment(1);
+            }
+            let spec = if records.len() == 1 {
+                let (record, weights) = records.into_iter().next().unwrap_or_default();
+                ActionSpec::SetWeights { record, weights }
+            } else {
+                ActionSpec::SetWeightsBatch { records }
+            };
+            tracing::warn!(reasons = ?reasons, "traffic drifted from the desired weights; correcting");
+            executor
+                .execute(&leader, spec, reasons, now)
+                .await
+                .map(Some)
+        });
+        self.occupy(
+            Lane::Traffic,
+            Running {
+                origin: Origin::Drift(key),
+                task,
+            },
+        );
+    }
+}
+
+/// The records whose live weights differ from `desired`, with why. A
+/// record the backend cannot read now is left for the next check.
+async fn drifted(
+    traffic: &dyn TrafficBackend,
+    desired: &BTreeMap<String, BTreeMap<String, u32>>,
+) -> (BTreeMap<String, BTreeMap<String, u32>>, Vec<String>) {
+    let mut records = BTreeMap::new();
+    let mut reasons = Vec::new();
+    for (record, weights) in desired {
+        match traffic.read(record).await {
+            Ok(live) if !live.matches(&traffic.stored_weights(weights)) => {
+                reasons.push(format!(
+                    "drift: {record} holds {:?} in the DNS backend, not the desired {:?}",
+                    live.weights(),
+                    weights
+                ));
+                records.insert(record.clone(), weights.clone());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(record = %record, error = %e, "drift check cannot read the record")
+            }
+        }
+    }
+    (records, reasons)
 }
 
 /// Collects what the lanes finished: backoff, the engine's memory, new
@@ -364,7 +473,14 @@ async fn harvest(
     let mut lost = None;
     for (lane, running) in finished {
         let result = match running.task.await {
-            Ok(r) => r,
+            Ok(Ok(None)) => {
+                if let Origin::Drift(k) = &running.origin {
+                    st.retries.succeeded(k);
+                }
+                continue;
+            }
+            Ok(Ok(Some(entry))) => Ok(entry),
+            Ok(Err(e)) => Err(e),
             Err(e) => {
                 tracing::error!(%lane, error = %e, "an action's task ended abnormally");
                 continue;
@@ -384,7 +500,7 @@ async fn harvest(
                     tracing::info!(request = %id, status = ?entry.status, outcome = ?entry.outcome, "operator request carried out");
                 }
                 let key = match &origin {
-                    Origin::Engine(k) | Origin::Unfence(k) => Some(k.clone()),
+                    Origin::Engine(k) | Origin::Unfence(k) | Origin::Drift(k) => Some(k.clone()),
                     Origin::Writer | Origin::Request(_) => None,
                 };
                 if entry.status == Status::Done {

@@ -365,6 +365,7 @@ pub async fn run(
         clock,
         id: me.id.clone(),
         retention: cfg.journal.clone(),
+        drift_check: cfg.policy.drift_check,
     };
     let leader_loop = tokio::spawn(leader::run(ctx, role_rx, shutdown.clone()));
 

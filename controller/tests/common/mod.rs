@@ -37,12 +37,33 @@ pub struct Cluster {
 }
 
 /// The traffic backend a test cluster uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
     /// The file backend: its calls journal counts actions across processes.
     File,
     /// Every controller serves the zone `example.test.` from its own DNS server.
     Embedded,
+    /// Route 53 served by moto at `endpoint`, hosted zone `zone_id`
+    /// (`example.test.`); controllers get moto's dummy credentials, and
+    /// check for drift every 2 s.
+    Route53 {
+        /// moto's URL.
+        endpoint: String,
+        /// The hosted zone's id.
+        zone_id: String,
+    },
+}
+
+/// The environment a controller of `backend` needs.
+pub fn backend_env(backend: &Backend) -> Vec<(&'static str, &'static str)> {
+    match backend {
+        Backend::Route53 { .. } => vec![
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 /// The A record value of the api endpoint in region number `i`.
@@ -96,11 +117,19 @@ pub fn write_config_full(
     targets: &[String],
 ) -> (PathBuf, PathBuf) {
     let weights = dir.join("weights.json");
-    let dns = match backend {
+    let dns = match &backend {
         Backend::File => format!("backend = \"file\"\npath = \"{}\"", weights.display()),
         Backend::Embedded => {
             "backend = \"embedded\"\nlisten = \"127.0.0.1:0\"\nzone = \"example.test.\"".to_string()
         }
+        Backend::Route53 { endpoint, zone_id } => format!(
+            "backend = \"route53\"\nhosted_zone_id = \"{zone_id}\"\nendpoint = \"{endpoint}\"\nmax_requests_per_second = 50"
+        ),
+    };
+    let drift = if matches!(backend, Backend::Route53 { .. }) {
+        "drift_check = \"2s\"\n"
+    } else {
+        ""
     };
     let mut toml = format!(
         r#"
@@ -121,7 +150,7 @@ stale_after = "8s" # above a database default check: 5s interval + 2s timeout
 max_evacuated = 1
 failback = "manual"
 db_failover = "auto"
-"#,
+{drift}"#,
         endpoints = endpoints
             .iter()
             .map(|e| format!("\"{e}\""))
@@ -207,22 +236,21 @@ impl Cluster {
             "switchyard.toml",
             &etcd.endpoints(),
             &cluster,
-            backend,
+            backend.clone(),
             &extra,
             targets,
         );
         seed_weights(&weights);
         let mut controllers = Vec::new();
+        let env = backend_env(&backend);
         for r in REGIONS {
-            controllers.push(
-                ControllerProcess::start(
-                    Path::new(env!("CARGO_BIN_EXE_switchyard")),
-                    &config,
-                    &format!("ctl-{r}"),
-                    dir.path(),
-                )
-                .await?,
-            );
+            let bin = Path::new(env!("CARGO_BIN_EXE_switchyard"));
+            let id = format!("ctl-{r}");
+            controllers.push(if env.is_empty() {
+                ControllerProcess::start(bin, &config, &id, dir.path()).await?
+            } else {
+                ControllerProcess::start_with_env(bin, &config, &id, dir.path(), &env).await?
+            });
         }
         Ok(Cluster {
             etcd,

@@ -48,6 +48,13 @@ pub struct Policy {
     /// failing alone is never delayed.
     #[serde(deserialize_with = "duration::deserialize")]
     pub settle_window: Duration,
+    /// How often the leader reads every record back from the DNS backend
+    /// and corrects one whose live weights differ from the desired ones (an
+    /// edit in the console, a lost change); a correction that is refused
+    /// raises an alarm (default 1m; each check costs one read per record,
+    /// counted against Route 53's request rate).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub drift_check: Duration,
 }
 
 impl Default for Policy {
@@ -65,6 +72,7 @@ impl Default for Policy {
             anti_flap: Duration::from_secs(1800),
             max_evacuated: 1,
             settle_window: crate::engine::DEFAULT_SETTLE_WINDOW,
+            drift_check: Duration::from_secs(60),
         }
     }
 }

@@ -19,7 +19,21 @@ pub(super) fn check(v: &mut Validator<'_>) {
     settle_window(v);
     region_loss(v);
     dns(v);
+    drift_check(v);
     journal(v);
+}
+
+fn drift_check(v: &mut Validator<'_>) {
+    let d = v.config.policy.drift_check;
+    if d < std::time::Duration::from_secs(1) {
+        v.error(
+            KeyPath::root().key("policy").key("drift_check"),
+            format!(
+                "drift_check {} would read every record back from the DNS backend more than once a second: use at least \"1s\" (\"1m\" is the default)",
+                humantime::format_duration(d)
+            ),
+        );
+    }
 }
 
 fn journal(v: &mut Validator<'_>) {
