@@ -191,8 +191,8 @@ enum LabVerb {
         #[command(flatten)]
         dir: LabDirArg,
     },
-    /// Break a region: by default all of it (endpoint refuses connections,
-    /// controller, probe and database member killed).
+    /// Break a region: by default all of it (endpoint refuses connections;
+    /// controller, probe, database member and etcd member killed).
     Fail {
         /// us-east, eu-west or ap-south.
         region: String,

@@ -143,6 +143,10 @@ async fn execute(req: &Request, lab: &mut Lab, broken: &mut Broken) -> anyhow::R
                         lab.db.kill9(i);
                         done.push(format!("orders-{} (mariadbd) killed with -9", i + 1));
                     }
+                    Part::Etcd => {
+                        lab.etcd.kill(i);
+                        done.push(format!("etcd member m{i} killed"));
+                    }
                 }
                 broken.entry(i).or_default().insert(p);
             }
@@ -151,7 +155,12 @@ async fn execute(req: &Request, lab: &mut Lab, broken: &mut Broken) -> anyhow::R
         Request::Heal { region } => {
             let i = Lab::region_index(region)?;
             let mut done = Vec::new();
-            // The database first: a controller that starts reads it.
+            // etcd and the database first: a controller that starts needs
+            // them.
+            if lab.etcd.pid(i).is_none() {
+                lab.etcd.restart(i).await?;
+                done.push(format!("etcd member m{i} restarted"));
+            }
             if !lab.db.is_running(i) {
                 lab.db.restart(i).await?;
                 done.push(format!(
@@ -223,7 +232,13 @@ async fn status(lab: &mut Lab, broken: &Broken) -> anyhow::Result<String> {
     let mut t = String::new();
     writeln!(t, "lab in {}", lab.dir().display())?;
     writeln!(t, "config: {}", lab.config.display())?;
-    writeln!(t, "etcd: {}", lab.etcd().endpoints().join(" "))?;
+    let etcd: Vec<String> = (0..lab.etcd.len())
+        .map(|i| {
+            let state = if lab.etcd.pid(i).is_some() { "up" } else { "FAILED" };
+            format!("m{i} ({}) {} {state}", REGIONS[i], lab.etcd.endpoint(i))
+        })
+        .collect();
+    writeln!(t, "etcd: {}", etcd.join(", "))?;
     let leader = leader_now(lab).await;
     writeln!(
         t,
@@ -316,7 +331,14 @@ fn write_state(lab: &mut Lab, broken: &Broken) -> anyhow::Result<()> {
     let state = json!({
         "server_pid": std::process::id(),
         "config": lab.config.display().to_string(),
-        "etcd": lab.etcd().endpoints(),
+        "etcd": (0..lab.etcd.len())
+            .map(|i| json!({
+                "member": format!("m{i}"),
+                "region": REGIONS[i],
+                "url": lab.etcd.endpoint(i),
+                "running": lab.etcd.pid(i).is_some(),
+            }))
+            .collect::<Vec<_>>(),
         "controllers": controllers,
         "probes": probes,
         "endpoints": endpoints,

@@ -97,6 +97,9 @@ pub enum Part {
     Probe,
     /// The region's database member: `mariadbd` killed with -9.
     Database,
+    /// The region's etcd member (member `i` for region `i`, as the
+    /// Terraform example puts one per region): killed (SIGKILL).
+    Etcd,
 }
 
 impl Part {
