@@ -143,7 +143,10 @@ fn every_runbook_has_its_parts_and_runs_in_the_lab_test() {
             );
         }
         assert!(!sh_blocks(&text).is_empty(), "runbooks/{f} has no sh block");
-        assert!(readme.contains(&format!("({f})")), "README does not list {f}");
+        assert!(
+            readme.contains(&format!("({f})")),
+            "README does not list {f}"
+        );
     }
 }
 
@@ -320,7 +323,7 @@ fn every_runbook_runs_in_order_against_the_lab() {
         }
         let t = Instant::now();
         let (ok, output) = run_bash(&script, &env, Duration::from_secs(600));
-        eprintln!("runbooks/{f}: {:.1}s", t.elapsed().as_secs_f64());
+        eprintln!("runbooks/{f}: {:.1}s\n{output}", t.elapsed().as_secs_f64());
         if !ok {
             let status = Command::new(bin)
                 .args(["lab", "status", "--dir"])

@@ -39,6 +39,11 @@ pub async fn serve(dir: &Path, out: &mut dyn Write) -> anyhow::Result<i32> {
     let mut lab = Lab::up_in(&bin, LabDir::Kept(dir.to_path_buf()), out).await?;
     let leader = leader(&lab).await?;
     say(out, &format!("leader elected: controller at {leader}"))?;
+    steady(&lab).await?;
+    say(
+        out,
+        "steady: every region Healthy, the orders primary's lease taken",
+    )?;
     let sock = dir.join(SOCKET);
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock)?;
@@ -209,6 +214,41 @@ async fn leader(lab: &Lab) -> anyhow::Result<String> {
     .await
 }
 
+/// Waits until the lab is steady: every region Healthy at its base weight
+/// and the primary's lease taken by its region's controller. Before that a
+/// failure is judged on no evidence: with no fresh vantages nothing is
+/// Down, and a primary its region never vouched for is not replaced.
+async fn steady(lab: &Lab) -> anyhow::Result<()> {
+    let etcd = lab.etcd().client().await?;
+    let keys = crate::store::keys::Keys::new("lab");
+    wait_for("the lab to be steady", super::STEP_TIMEOUT * 2, || {
+        let mut c = etcd.clone();
+        let keys = &keys;
+        async move {
+            for r in REGIONS {
+                let key = keys.region(r);
+                let kv = c.get(key.as_str(), None).await.map_err(|e| e.to_string())?;
+                let v: serde_json::Value = kv
+                    .kvs()
+                    .first()
+                    .and_then(|kv| serde_json::from_slice(kv.value()).ok())
+                    .ok_or_else(|| format!("no state for {r} yet"))?;
+                if v["status"] != "Healthy" {
+                    return Err(format!("{r} is {}", v["status"]));
+                }
+            }
+            for key in [keys.primary_lease("orders"), keys.vouched("orders")] {
+                let kv = c.get(key.as_str(), None).await.map_err(|e| e.to_string())?;
+                if kv.kvs().is_empty() {
+                    return Err(format!("nothing at {key} yet"));
+                }
+            }
+            Ok::<(), String>(())
+        }
+    })
+    .await
+}
+
 /// The leader's address right now, if any (no waiting).
 async fn leader_now(lab: &Lab) -> Option<String> {
     let mut c = lab.etcd().client().await.ok()?;
@@ -234,7 +274,11 @@ async fn status(lab: &mut Lab, broken: &Broken) -> anyhow::Result<String> {
     writeln!(t, "config: {}", lab.config.display())?;
     let etcd: Vec<String> = (0..lab.etcd.len())
         .map(|i| {
-            let state = if lab.etcd.pid(i).is_some() { "up" } else { "FAILED" };
+            let state = if lab.etcd.pid(i).is_some() {
+                "up"
+            } else {
+                "FAILED"
+            };
             format!("m{i} ({}) {} {state}", REGIONS[i], lab.etcd.endpoint(i))
         })
         .collect();

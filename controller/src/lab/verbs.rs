@@ -103,7 +103,10 @@ pub enum Part {
 }
 
 impl Part {
-    /// Every part: a whole region going dark.
+    /// What `fail REGION` breaks without `--only`: the region's service
+    /// and Switchyard's processes. Its etcd member only on request (`--only
+    /// etcd`): with one member down, `switchyard` commands whose etcd
+    /// client picks that member fail (see `runbooks/etcd-quorum-loss.md`).
     pub const ALL: [Part; 4] = [
         Part::Endpoint,
         Part::Controller,
