@@ -157,13 +157,76 @@ enum Command {
         /// Source address for network checks.
         #[arg(long)]
         source_address: Option<std::net::IpAddr>,
+        /// Serve Prometheus metrics on `/metrics` at this address (port 0:
+        /// any free port; the bound address is printed). Off when absent.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
     },
-    /// Run a whole three-region deployment on this machine and show it fail
-    /// over; stops everything on Ctrl-C.
+    /// Run a whole three-region deployment on this machine. Alone: show it
+    /// fail over, then run until Ctrl-C. With a verb: run it in the
+    /// background and break, heal and inspect it (`lab up --dir D`).
+    #[command(args_conflicts_with_subcommands = true)]
     Lab {
         /// Exit after the demonstration instead of running until Ctrl-C.
         #[arg(long)]
         demo: bool,
+        #[command(subcommand)]
+        verb: Option<LabVerb>,
+    },
+}
+
+/// Where a background lab keeps its state.
+#[derive(clap::Args, Debug)]
+struct LabDirArg {
+    /// The lab's directory: config, logs, addresses (`lab.json`), control
+    /// socket. `up` creates it, or takes an empty one.
+    #[arg(long, env = "SWITCHYARD_LAB_DIR")]
+    dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum LabVerb {
+    /// Start the lab in the background; returns once a controller leads.
+    Up {
+        #[command(flatten)]
+        dir: LabDirArg,
+    },
+    /// What runs where, what is failed, who leads.
+    Status {
+        #[command(flatten)]
+        dir: LabDirArg,
+    },
+    /// Break a region: by default all of it (endpoint refuses connections;
+    /// controller, probe, database member and etcd member killed).
+    Fail {
+        /// us-east, eu-west or ap-south.
+        region: String,
+        /// Only these parts (comma-separated).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<switchyard_controller::lab::verbs::Part>,
+        #[command(flatten)]
+        dir: LabDirArg,
+    },
+    /// Restart or repair whatever is failed in a region.
+    Heal {
+        /// us-east, eu-west or ap-south.
+        region: String,
+        #[command(flatten)]
+        dir: LabDirArg,
+    },
+    /// Stop every process of the lab (logs stay unless --purge).
+    Down {
+        #[command(flatten)]
+        dir: LabDirArg,
+        /// Also delete the directory (only one `lab up` created).
+        #[arg(long)]
+        purge: bool,
+    },
+    /// The background server `up` starts (not for direct use).
+    #[command(hide = true)]
+    Serve {
+        #[command(flatten)]
+        dir: LabDirArg,
     },
 }
 
@@ -289,6 +352,7 @@ fn main() -> anyhow::Result<ExitCode> {
             id,
             controllers,
             source_address,
+            metrics_listen,
         } => {
             cli::logging::init(cli.log_format);
             let runtime = tokio::runtime::Runtime::new()?;
@@ -299,18 +363,46 @@ fn main() -> anyhow::Result<ExitCode> {
                     id,
                     controllers,
                     source_address,
+                    metrics_listen,
                 },
             ))?
         }
-        Command::Lab { demo } => {
+        Command::Lab { demo, verb: None } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(switchyard_controller::lab::run(
                 demo,
                 &mut std::io::stdout(),
             ))?
         }
+        Command::Lab {
+            verb: Some(verb), ..
+        } => lab_verb(verb)?,
     };
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// Runs a lab verb; its error is printed plainly (exit 1).
+fn lab_verb(verb: LabVerb) -> anyhow::Result<i32> {
+    use switchyard_controller::lab::{daemon, verbs};
+    let mut out = std::io::stdout();
+    let result = match verb {
+        LabVerb::Up { dir } => verbs::up(&dir.dir, &mut out),
+        LabVerb::Status { dir } => verbs::status(&dir.dir, &mut out),
+        LabVerb::Fail { region, only, dir } => verbs::fail(&dir.dir, &region, &only, &mut out),
+        LabVerb::Heal { region, dir } => verbs::heal(&dir.dir, &region, &mut out),
+        LabVerb::Down { dir, purge } => verbs::down(&dir.dir, purge, &mut out),
+        LabVerb::Serve { dir } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            return runtime.block_on(daemon::serve(&dir.dir, &mut out));
+        }
+    };
+    Ok(match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    })
 }
 
 /// Runs an operator command on a small runtime, printing to stdout. Its error

@@ -121,7 +121,8 @@ impl ControllerProcess {
         Ok(c)
     }
 
-    /// The controller's arguments. Unless `extra_args` names one, each
+    /// The controller's arguments. Listeners bind port 0 unless
+    /// `extra_args` names their flag. Unless `extra_args` names one, each
     /// controller gets its own `--state-dir` under `dir`: parallel tests
     /// reuse controller ids, and must never share the record of isolation
     /// fences (the default lives under /var/lib).
@@ -139,13 +140,16 @@ impl ControllerProcess {
             config.display().to_string(),
             "--id".into(),
             id.into(),
-            "--listen".into(),
-            listen.clone(),
-            "--metrics-listen".into(),
-            listen.clone(),
-            "--dns-listen".into(),
-            listen,
         ];
+        // Port 0 for each listener unless `extra_args` fixes it (the lab
+        // gives each controller a fixed gRPC port, so probes find it again
+        // after a restart).
+        for flag in ["--listen", "--metrics-listen", "--dns-listen"] {
+            if !extra_args.iter().any(|a| a == flag) {
+                args.push(flag.into());
+                args.push(listen.clone());
+            }
+        }
         if !extra_args.iter().any(|a| a == "--state-dir") {
             args.push("--state-dir".into());
             args.push(dir.join(format!("{id}-state")).display().to_string());

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::config;
@@ -22,6 +23,10 @@ pub struct ProbeArgs {
     pub controllers: Vec<String>,
     /// Source address for network checks (a probe's own network path).
     pub source_address: Option<std::net::IpAddr>,
+    /// Where to serve `/metrics`: the probe records its check and stream
+    /// metrics, and without an exporter nobody could alert on a silent
+    /// probe from the probe's own side.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Runs the probe. Returns the exit code.
@@ -60,14 +65,36 @@ pub async fn run(path: &Path, args: ProbeArgs) -> anyhow::Result<i32> {
     } else {
         args.controllers
     };
+    let metrics = match args.metrics_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding metrics listener {a}"))?,
+        ),
+        None => None,
+    };
+    let metrics_bound = metrics.as_ref().map(|l| l.local_addr()).transpose()?;
+    // One line, on stdout, for people and harnesses alike (the lab reads
+    // `metrics=`).
     println!(
-        "switchyard probe {id} region={} targets={} checks={} controllers={}",
+        "switchyard probe {id} region={} targets={} checks={} controllers={} metrics={}",
         args.region,
         plan.targets.len(),
         plan.check_count(),
-        controllers.join(",")
+        controllers.join(","),
+        metrics_bound.map_or_else(|| "off".to_string(), |a| a.to_string()),
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if let Some(listener) = metrics {
+        // The same recorder and endpoint as the controller's: the probes
+        // crate records through the `metrics` facade.
+        let handle = crate::runtime::metrics::install();
+        tokio::spawn(crate::runtime::metrics::serve(
+            listener,
+            handle,
+            shutdown_rx.clone(),
+        ));
+    }
     tokio::spawn(async move {
         crate::cli::controller::wait_for_signal().await;
         shutdown_tx.send_replace(true);

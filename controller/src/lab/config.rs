@@ -14,6 +14,7 @@ pub fn write(
     etcd: &[String],
     endpoints: &[HttpTarget],
     db: &MariaDbTopology,
+    grpc_ports: &[u16],
 ) -> anyhow::Result<PathBuf> {
     let admin = dir.join("admin.secret");
     let repl = dir.join("repl.secret");
@@ -21,14 +22,15 @@ pub fn write(
     std::fs::write(&repl, REPL_PASSWORD)?;
     let endpoints: Vec<String> = endpoints.iter().map(|e| e.addr().to_string()).collect();
     let members: Vec<String> = (0..REGIONS.len()).map(|i| db.address(i)).collect();
-    let t = render(etcd, &endpoints, &members, &admin, &repl);
+    let t = render(etcd, &endpoints, &members, grpc_ports, &admin, &repl);
     let path = dir.join("lab.toml");
     std::fs::write(&path, t)?;
     Ok(path)
 }
 
 /// The lab config's text: region `i`'s api endpoint is probed at
-/// `endpoints[i]` and its database member is `members[i]`. Separate from
+/// `endpoints[i]`, its database member is `members[i]` and its controller
+/// listens for gRPC on `127.0.0.1:grpc_ports[i]`. Separate from
 /// [`write`] so tests check it validates without starting servers.
 ///
 /// Staleness is 5s against 1s checks with a 500ms timeout (reports at most
@@ -38,6 +40,7 @@ fn render(
     etcd: &[String],
     endpoints: &[String],
     members: &[String],
+    grpc_ports: &[u16],
     admin: &Path,
     repl: &Path,
 ) -> String {
@@ -83,8 +86,9 @@ password = {{ file = "{repl}" }}
     );
     for (i, r) in REGIONS.iter().enumerate() {
         t.push_str(&format!(
-            "\n[[regions]]\nname = \"{r}\"\nweight = 100\npriority = {}\n\n[[controllers]]\nid = \"ctl-{r}\"\nregion = \"{r}\"\nlisten = \"127.0.0.1:0\"\n",
-            i + 1
+            "\n[[regions]]\nname = \"{r}\"\nweight = 100\npriority = {}\n\n[[controllers]]\nid = \"ctl-{r}\"\nregion = \"{r}\"\nlisten = \"127.0.0.1:{}\"\n",
+            i + 1,
+            grpc_ports[i]
         ));
     }
     t.push_str("\n[[services]]\nname = \"api\"\nrecord = \"api.lab.test.\"\nttl = 5\n");
@@ -133,6 +137,7 @@ mod tests {
             &["http://127.0.0.1:2379".to_string()],
             &endpoints,
             &members,
+            &[17_400, 17_401, 17_402],
             Path::new("/tmp/admin.secret"),
             Path::new("/tmp/repl.secret"),
         );

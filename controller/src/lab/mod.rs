@@ -4,38 +4,180 @@
 //! region behind a weighted name served by every controller's embedded DNS
 //! server, and a MariaDB primary with two GTID replicas.
 //!
-//! It brings everything up, then shows the main job: it fails a region's
-//! endpoint and shows traffic leave it, heals it and shows traffic come
-//! back, kills the database primary and shows the failover. Then it keeps
-//! running until Ctrl-C (or exits, with `--demo`), and stops everything.
+//! `lab` alone brings everything up, then shows the main job: it fails a
+//! region's endpoint and shows traffic leave it, heals it and shows traffic
+//! come back, kills the database primary and shows the failover. Then it
+//! keeps running until Ctrl-C (or exits, with `--demo`), and stops
+//! everything.
+//!
+//! The verbs (`lab up | status | fail | heal | down --dir D`, see [`verbs`])
+//! run the same deployment in the background, held by a server process
+//! ([`daemon`]) that keeps its state in `D`, so runbooks and newcomers can
+//! break a region and watch Switchyard and the CLI deal with it.
 
 mod config;
+pub mod daemon;
 mod demo;
+pub mod verbs;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use switchyard_tests::ports::free_port;
 use switchyard_tests::process::FixtureProcess;
+use switchyard_tests::wait::wait_for;
 use switchyard_tests::{ControllerProcess, Etcd, HttpTarget, MariaDbTopology};
 
 /// The lab's regions, in priority order.
 pub const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
 
+/// Where the lab keeps its config and logs: a temp dir removed when the
+/// demonstration ends, or the `--dir` of `lab up`, which stays (with its
+/// logs) after `lab down` unless `--purge` is given.
+#[derive(Debug)]
+pub enum LabDir {
+    /// Removed on drop.
+    Temp(tempfile::TempDir),
+    /// Kept.
+    Kept(PathBuf),
+}
+
+impl LabDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        match self {
+            LabDir::Temp(t) => t.path(),
+            LabDir::Kept(p) => p,
+        }
+    }
+}
+
+/// One region's probe process and the metrics address it printed.
+#[derive(Debug)]
+pub struct ProbeProcess {
+    /// The region it runs in (its vantage).
+    pub region: String,
+    /// Its probe id.
+    pub id: String,
+    /// Its `/metrics` address, once started.
+    pub metrics: Option<SocketAddr>,
+    process: FixtureProcess,
+}
+
+impl ProbeProcess {
+    fn start(bin: &Path, config: &Path, region: &str, dir: &Path) -> anyhow::Result<Self> {
+        let id = format!("probe-{region}");
+        // No `--controller`: the probe reads the controllers' fixed gRPC
+        // addresses from the config, so it finds a restarted one again.
+        let args = vec![
+            "probe".to_string(),
+            "--config".into(),
+            config.display().to_string(),
+            "--region".into(),
+            region.into(),
+            "--id".into(),
+            id.clone(),
+            "--metrics-listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        let process = FixtureProcess::spawn(
+            &format!("probe {region}"),
+            bin,
+            &args,
+            dir,
+            &dir.join(format!("{id}.log")),
+        )?;
+        Ok(ProbeProcess {
+            region: region.to_string(),
+            id,
+            metrics: None,
+            process,
+        })
+    }
+
+    /// Waits for the line the probe prints once bound, reading the log from
+    /// byte `since` on (a restart appends to the same log).
+    async fn wait_started(&mut self, since: u64) -> anyhow::Result<()> {
+        let log = self.process.log_path().to_path_buf();
+        let prefix = format!("switchyard probe {} ", self.id);
+        let process = &mut self.process;
+        let metrics = wait_for(
+            &format!("probe {} to print its metrics address", self.id),
+            Duration::from_secs(30),
+            || {
+                let exited = process.exited();
+                let bytes = std::fs::read(&log).unwrap_or_default();
+                let start = usize::try_from(since)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let text = String::from_utf8_lossy(&bytes[start..]).into_owned();
+                let prefix = prefix.clone();
+                async move {
+                    if let Some(s) = exited {
+                        return Err(format!("exited with {s}: {text}"));
+                    }
+                    let complete = text.rfind('\n').map_or("", |n| &text[..n]);
+                    complete
+                        .lines()
+                        .rev()
+                        .find(|l| l.starts_with(&prefix))
+                        .and_then(|l| {
+                            l.split_whitespace()
+                                .find_map(|w| w.strip_prefix("metrics="))
+                                .and_then(|v| v.parse::<SocketAddr>().ok())
+                        })
+                        .ok_or_else(|| "no address line yet".to_string())
+                }
+            },
+        )
+        .await?;
+        self.metrics = Some(metrics);
+        Ok(())
+    }
+
+    /// SIGKILL: the probe's region went dark.
+    pub fn kill(&mut self) {
+        self.process.kill();
+        self.metrics = None;
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_running()
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    /// Starts it again after [`kill`](Self::kill).
+    pub async fn restart(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let since = std::fs::metadata(self.process.log_path())
+            .map(|m| m.len())
+            .unwrap_or(0);
+        self.process.restart(dir)?;
+        self.wait_started(since).await
+    }
+}
+
 /// Everything the lab started; dropping it stops all of it.
 pub struct Lab {
     /// The config every process reads.
     pub config: PathBuf,
-    /// The controllers, one per region.
+    /// The controllers, one per region (in [`REGIONS`] order).
     pub controllers: Vec<ControllerProcess>,
+    /// The probes, one per region (in [`REGIONS`] order).
+    pub probes: Vec<ProbeProcess>,
     /// The HTTP endpoint of each region.
     pub endpoints: Vec<HttpTarget>,
-    /// The database.
+    /// The database: member `i` (`orders-<i+1>`) is in region `REGIONS[i]`.
     pub db: MariaDbTopology,
-    // Held so they stop with the lab.
-    _probes: Vec<FixtureProcess>,
     etcd: Etcd,
-    dir: tempfile::TempDir,
+    // Declared last: every process is stopped before its directory goes.
+    dir: LabDir,
 }
 
 impl std::fmt::Debug for Lab {
@@ -45,11 +187,20 @@ impl std::fmt::Debug for Lab {
 }
 
 impl Lab {
-    /// Starts every part and waits until a controller leads.
+    /// Starts every part in a fresh temp dir and waits until a controller
+    /// leads.
     pub async fn up(bin: &Path, out: &mut dyn Write) -> anyhow::Result<Lab> {
         let dir = tempfile::Builder::new()
             .prefix("switchyard-lab-")
             .tempdir()?;
+        Self::up_in(bin, LabDir::Temp(dir), out).await
+    }
+
+    /// Starts every part with its config and logs in `dir`. Every child
+    /// process is spawned from the calling thread (the fixtures' parent-death
+    /// signal follows the thread), so call it from the runtime's
+    /// `block_on`, never from a spawned task.
+    pub async fn up_in(bin: &Path, dir: LabDir, out: &mut dyn Write) -> anyhow::Result<Lab> {
         say(out, "starting a 3-member etcd cluster")?;
         let etcd = Etcd::cluster(3).await?;
         say(out, "starting a MariaDB primary and two GTID replicas")?;
@@ -58,45 +209,34 @@ impl Lab {
         for _ in REGIONS {
             endpoints.push(HttpTarget::start().await?);
         }
-        let config = config::write(dir.path(), &etcd.endpoints(), &endpoints, &db)?;
+        // Fixed gRPC ports: probes and peers find a restarted controller
+        // at the same address (a real controller keeps its address too).
+        let grpc_ports: Vec<u16> = REGIONS.iter().map(|_| free_port()).collect();
+        let config = config::write(dir.path(), &etcd.endpoints(), &endpoints, &db, &grpc_ports)?;
         say(out, &format!("config: {}", config.display()))?;
         let mut controllers = Vec::new();
-        for r in REGIONS {
+        for (r, port) in REGIONS.iter().zip(&grpc_ports) {
             let id = format!("ctl-{r}");
             say(out, &format!("starting controller {id}"))?;
-            controllers.push(ControllerProcess::start(bin, &config, &id, dir.path()).await?);
+            let listen = vec!["--listen".to_string(), format!("127.0.0.1:{port}")];
+            controllers.push(
+                ControllerProcess::start_with_args(bin, &config, &id, dir.path(), &listen).await?,
+            );
         }
-        let urls: Vec<String> = controllers.iter().map(|c| c.grpc_url()).collect();
         let mut probes = Vec::new();
         for r in REGIONS {
             say(out, &format!("starting probe in {r}"))?;
-            let mut args = vec![
-                "probe".to_string(),
-                "--config".into(),
-                config.display().to_string(),
-                "--region".into(),
-                r.into(),
-                "--id".into(),
-                format!("probe-{r}"),
-            ];
-            for u in &urls {
-                args.push("--controller".into());
-                args.push(u.clone());
-            }
-            probes.push(FixtureProcess::spawn(
-                &format!("probe {r}"),
-                bin,
-                &args,
-                dir.path(),
-                &dir.path().join(format!("probe-{r}.log")),
-            )?);
+            probes.push(ProbeProcess::start(bin, &config, r, dir.path())?);
+        }
+        for p in &mut probes {
+            p.wait_started(0).await?;
         }
         Ok(Lab {
             config,
             controllers,
+            probes,
             endpoints,
             db,
-            _probes: probes,
             etcd,
             dir,
         })
@@ -110,6 +250,14 @@ impl Lab {
     /// The etcd cluster.
     pub fn etcd(&self) -> &Etcd {
         &self.etcd
+    }
+
+    /// The index of `region` in [`REGIONS`], or an error naming them.
+    pub fn region_index(region: &str) -> Result<usize, verbs::LabError> {
+        REGIONS
+            .iter()
+            .position(|r| *r == region)
+            .ok_or_else(|| verbs::LabError::UnknownRegion(region.to_string()))
     }
 }
 
