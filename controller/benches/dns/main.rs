@@ -343,7 +343,6 @@ async fn bench() -> anyhow::Result<()> {
         Ok(Err(e)) => println!("\nroute53 apply skipped: {e}"),
         Err(_) => println!("\nroute53 apply skipped: timed out"),
     }
-    let _ = Instant::now();
     Ok(())
 }
 
