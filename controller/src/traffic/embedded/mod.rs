@@ -11,22 +11,36 @@
 //! the controller runtime's job (it calls [`WeightTable::apply`] with the
 //! change it observed).
 
+pub mod fast;
 pub mod handler;
 pub mod pick;
 pub mod server;
+pub mod slow;
 pub mod table;
+pub mod udp;
 pub mod zone;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 pub use handler::WeightedZone;
-pub use server::DnsServer;
+pub use server::{DnsServer, UdpPath, default_workers};
 pub use table::WeightTable;
 pub use zone::NameServer;
 
 use super::records::RecordBook;
 use super::{Applied, RecordState, TrafficBackend, TrafficChange, TrafficError, validate};
 use crate::config::Config;
+
+/// How the embedded server answers over UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Udp {
+    /// hickory's own UDP server answers everything (the reference).
+    Hickory,
+    /// The fast path with this many workers (sockets and threads), hickory
+    /// for the queries it declines.
+    Fast(usize),
+}
 
 /// A traffic backend that is the weights of a local embedded DNS server.
 #[derive(Debug)]
@@ -64,19 +78,52 @@ pub fn nameservers(cfg: &Config, zone: &str) -> Vec<NameServer> {
 impl EmbeddedBackend {
     /// Starts a server for `zone` on `listen` (port 0 picks one; see
     /// [`addr`](Self::addr)) answering `book`'s records, and returns the
-    /// backend that sets its weights.
+    /// backend that sets its weights. UDP goes through the fast path with
+    /// [`default_workers`] workers.
     pub async fn serve(
         zone: &str,
         nameservers: &[NameServer],
         book: RecordBook,
         listen: SocketAddr,
     ) -> Result<Self, TrafficError> {
+        Self::serve_with(
+            zone,
+            nameservers,
+            book,
+            listen,
+            Udp::Fast(default_workers()),
+        )
+        .await
+    }
+
+    /// Like [`serve`](Self::serve), with UDP served as `udp` says (the
+    /// tests compare the fast path with hickory's own UDP server).
+    pub async fn serve_with(
+        zone: &str,
+        nameservers: &[NameServer],
+        book: RecordBook,
+        listen: SocketAddr,
+        udp: Udp,
+    ) -> Result<Self, TrafficError> {
         let inner = zone::build(zone, nameservers, &book)?;
+        let facts = Arc::new(fast::ZoneFacts::new(zone, nameservers, &book)?);
         let table = WeightTable::new(book)?;
         let handler = handler::shared(WeightedZone::new(inner, table.clone()));
-        let server = DnsServer::start(listen, handler).await.map_err(|e| {
-            TrafficError::Unavailable(format!("embedded DNS cannot listen on {listen}: {e}"))
-        })?;
+        let path = match udp {
+            Udp::Hickory => UdpPath::Hickory,
+            Udp::Fast(workers) => UdpPath::Fast {
+                source: udp::FastSource {
+                    facts,
+                    table: table.clone(),
+                },
+                workers,
+            },
+        };
+        let server = DnsServer::start_with(listen, handler, path)
+            .await
+            .map_err(|e| {
+                TrafficError::Unavailable(format!("embedded DNS cannot listen on {listen}: {e}"))
+            })?;
         Ok(EmbeddedBackend {
             table,
             server: Some(server),
@@ -102,6 +149,12 @@ impl EmbeddedBackend {
     /// to it and the next query reflects it.
     pub fn table(&self) -> &WeightTable {
         &self.table
+    }
+
+    /// With the fast path: how many UDP queries it answered and how many
+    /// went to hickory.
+    pub fn udp_counts(&self) -> Option<udp::UdpCounts> {
+        self.server.as_ref().and_then(DnsServer::udp_counts)
     }
 
     /// Where the server listens (UDP and TCP), if this backend runs one.

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME};
@@ -55,6 +56,18 @@ pub struct NameAnswers {
 pub struct WeightTable {
     names: Arc<RwLock<HashMap<LowerName, Arc<NameAnswers>>>>,
     book: Arc<RecordBook>,
+    /// Bumped (under the write lock) by every [`apply`](Self::apply): the
+    /// fast path re-encodes its answers only when this moves.
+    generation: Arc<AtomicU64>,
+}
+
+/// Every managed name's answers at one generation of the table.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The generation these answers belong to.
+    pub generation: u64,
+    /// The answers of every managed name.
+    pub names: Vec<(LowerName, Arc<NameAnswers>)>,
 }
 
 /// The DNS name of a canonical record name.
@@ -121,6 +134,7 @@ impl WeightTable {
         Ok(WeightTable {
             names: Arc::new(RwLock::new(names)),
             book: Arc::new(book),
+            generation: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -137,6 +151,22 @@ impl WeightTable {
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .cloned()
+    }
+
+    /// The current generation: a cheap check (one atomic load) of whether
+    /// the answers changed since a [`snapshot`](Self::snapshot).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Every managed name's answers and the generation they belong to,
+    /// read under one lock so the two agree.
+    pub fn snapshot(&self) -> Snapshot {
+        let names = self.names.read().unwrap_or_else(PoisonError::into_inner);
+        Snapshot {
+            generation: self.generation.load(Ordering::Acquire),
+            names: names.iter().map(|(n, a)| (n.clone(), a.clone())).collect(),
+        }
     }
 
     /// What `record` holds now (empty until a change has set it).
@@ -232,6 +262,7 @@ impl WeightTable {
             }
             names.insert(name, Arc::new(answers));
         }
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(Applied { changed })
     }
 }

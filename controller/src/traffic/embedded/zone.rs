@@ -34,12 +34,20 @@ pub struct NameServer {
     pub address: Option<IpAddr>,
 }
 
-/// The zone's SOA, NS and glue records, and a record of every managed name.
-pub fn build(
-    origin: &str,
-    nameservers: &[NameServer],
-    book: &RecordBook,
-) -> Result<InMemoryZoneHandler, TrafficError> {
+/// The zone's SOA as both servers answer it: the hickory zone below and
+/// the fast path's pre-encoded negative answers are built from this one
+/// value, so they cannot disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoaFacts {
+    /// The zone apex.
+    pub origin: Name,
+    /// The SOA record (owner `origin`, TTL [`ZONE_TTL`]).
+    pub record: Record,
+}
+
+/// The SOA of `origin`: MNAME is the first name server, RNAME
+/// `hostmaster.<origin>`, negative TTL [`NEGATIVE_TTL`].
+pub fn soa(origin: &str, nameservers: &[NameServer]) -> Result<SoaFacts, TrafficError> {
     let origin_name = dns_name(&canonical_name(origin))?;
     let bad = |what: &str| TrafficError::Refused(format!("zone {origin}: {what}"));
     let first_ns = nameservers
@@ -49,15 +57,32 @@ pub fn build(
     let rname = Name::from_ascii("hostmaster")
         .and_then(|h| h.append_domain(&origin_name))
         .map_err(|e| bad(&e.to_string()))?;
-    let serial = 1;
+    let soa = SOA::new(mname, rname, SERIAL, 3600, 600, 86_400, NEGATIVE_TTL);
+    Ok(SoaFacts {
+        record: Record::from_rdata(origin_name.clone(), ZONE_TTL, RData::SOA(soa)),
+        origin: origin_name,
+    })
+}
+
+/// The zone's serial (the zone's static part never changes at run time:
+/// weights change answers, not the zone).
+const SERIAL: u32 = 1;
+
+/// The zone's SOA, NS and glue records, and a record of every managed name.
+pub fn build(
+    origin: &str,
+    nameservers: &[NameServer],
+    book: &RecordBook,
+) -> Result<InMemoryZoneHandler, TrafficError> {
+    let SoaFacts {
+        origin: origin_name,
+        record: soa_record,
+    } = soa(origin, nameservers)?;
+    let bad = |what: &str| TrafficError::Refused(format!("zone {origin}: {what}"));
+    let serial = SERIAL;
     let mut zone =
         InMemoryZoneHandler::empty(origin_name.clone(), ZoneType::Primary, AxfrPolicy::Deny);
-    let soa = SOA::new(mname, rname, serial, 3600, 600, 86_400, NEGATIVE_TTL);
-    let mut records = vec![Record::from_rdata(
-        origin_name.clone(),
-        ZONE_TTL,
-        RData::SOA(soa),
-    )];
+    let mut records = vec![soa_record];
     for ns in nameservers {
         let name = dns_name(&canonical_name(&ns.name))?;
         records.push(Record::from_rdata(

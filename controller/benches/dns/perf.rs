@@ -1,0 +1,160 @@
+//! dnsperf runs (pinned to CPU 1) and the server's CPU time over each,
+//! read from `/proc/<pid>/stat` for the server and its descendants.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+
+use anyhow::Context;
+use switchyard_tests::paths::system_bin;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The CPU dnsperf runs on.
+pub const CLIENT_CPU: &str = "1";
+
+/// One dnsperf run's figures, with the server's CPU over it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Run {
+    /// Queries per second dnsperf measured.
+    pub qps: f64,
+    /// Queries answered.
+    pub completed: u64,
+    /// Queries lost (no answer within dnsperf's timeout).
+    pub lost: u64,
+    /// Latency percentiles (ms), from `-v` (fixed-rate runs only).
+    pub p50_ms: f64,
+    /// 99th percentile (ms).
+    pub p99_ms: f64,
+    /// Server CPU seconds (user + system) during the run.
+    pub cpu_s: f64,
+}
+
+impl Run {
+    /// Server CPU seconds per million answered queries.
+    pub fn cpu_per_million(&self) -> f64 {
+        self.cpu_s / self.completed.max(1) as f64 * 1e6
+    }
+}
+
+/// Clock ticks per second of `/proc` CPU times.
+pub fn clock_ticks() -> anyhow::Result<f64> {
+    let out = std::process::Command::new(system_bin("getconf")?)
+        .arg("CLK_TCK")
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
+/// (parent pid, utime + stime ticks) of `pid` from `/proc/<pid>/stat`.
+fn stat(pid: u32) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state(3) ppid(4) … utime(14) stime(15).
+    let ppid = f.get(1)?.parse().ok()?;
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((ppid, utime + stime))
+}
+
+/// CPU ticks of `root` and every descendant (NSD serves from a child).
+pub fn tree_ticks(root: u32) -> u64 {
+    let all: Vec<(u32, u32, u64)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| stat(pid).map(|(ppid, t)| (pid, ppid, t)))
+        .collect();
+    let mut tree = vec![root];
+    let mut total = 0;
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        for (pid, ppid, t) in &all {
+            if *pid == p {
+                total += t;
+            }
+            if *ppid == p {
+                tree.push(*pid);
+            }
+        }
+        i += 1;
+    }
+    total
+}
+
+fn summary_value(text: &str, key: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.trim_start().starts_with(key))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Runs dnsperf (`-c 4`, on [`CLIENT_CPU`]) against `addr` for `secs`:
+/// at saturation (`-q 100`) or, with `rate`, at that fixed rate with
+/// per-query latencies; the server `pid`'s CPU is read around it.
+pub async fn dnsperf(
+    addr: SocketAddr,
+    pid: u32,
+    queries: &Path,
+    secs: u64,
+    rate: Option<u64>,
+) -> anyhow::Result<Run> {
+    let mut cmd = tokio::process::Command::new(system_bin("taskset")?);
+    cmd.args(["-c", CLIENT_CPU])
+        .arg(system_bin("dnsperf")?)
+        .args(["-s", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .arg("-d")
+        .arg(queries)
+        .args(["-l", &secs.to_string(), "-c", "4", "-t", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    match rate {
+        Some(r) => cmd.args(["-Q", &r.to_string(), "-v"]),
+        None => cmd.args(["-q", "100"]),
+    };
+    let ticks = clock_ticks()?;
+    let before = tree_ticks(pid);
+    let mut child = cmd.spawn().context("starting dnsperf")?;
+    let stdout = child.stdout.take().context("dnsperf stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut latencies = Vec::new();
+    let mut text = String::new();
+    while let Some(line) = lines.next_line().await? {
+        if let Some(rest) = line.strip_prefix("> ") {
+            if let Some(l) = rest
+                .split_whitespace()
+                .last()
+                .and_then(|v| v.parse::<f64>().ok())
+            {
+                latencies.push(l * 1000.0);
+            }
+        } else {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    let status = child.wait().await?;
+    let after = tree_ticks(pid);
+    anyhow::ensure!(status.success(), "dnsperf failed: {text}");
+    latencies.sort_by(f64::total_cmp);
+    Ok(Run {
+        qps: summary_value(&text, "Queries per second").context("no QPS in dnsperf output")?,
+        completed: summary_value(&text, "Queries completed").unwrap_or(0.0) as u64,
+        lost: summary_value(&text, "Queries lost").unwrap_or(0.0) as u64,
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+        cpu_s: after.saturating_sub(before) as f64 / ticks,
+    })
+}

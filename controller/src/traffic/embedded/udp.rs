@@ -1,0 +1,290 @@
+//! The UDP workers: one socket per worker bound with `SO_REUSEPORT` (the
+//! kernel spreads clients over them), each served by a thread of its own
+//! that receives a batch with `recvmmsg`, answers what the fast path can
+//! from its pre-encoded [`Answers`], sends the batch with `sendmmsg`, and
+//! hands the rest to hickory ([`SlowPath`]). The syscalls come from the
+//! `nix` crate; this module has no `unsafe`.
+//!
+//! A worker notices a weight change by the table's generation, checked
+//! once per batch before answering, and re-encodes its answers then — so
+//! the first query after a change already gets the new weights.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hickory_server::net::udp::MAX_RECEIVE_BUFFER_SIZE;
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use std::io::{IoSlice, IoSliceMut};
+
+use super::fast::{Answers, MAX_RESPONSE, Reply, ZoneFacts};
+use super::slow::SlowPath;
+use super::table::WeightTable;
+
+/// Datagrams received (and answers sent) per syscall at most.
+pub const BATCH: usize = 32;
+
+/// How often an idle worker looks whether it should stop.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// Where the fast path's answers come from: the zone and the live weights.
+#[derive(Debug, Clone)]
+pub struct FastSource {
+    /// The static zone.
+    pub facts: Arc<ZoneFacts>,
+    /// The weights, changed at run time.
+    pub table: WeightTable,
+}
+
+impl FastSource {
+    fn answers(&self) -> Answers {
+        Answers::build(self.facts.clone(), &self.table.snapshot())
+    }
+}
+
+/// Running workers; dropping this stops them (each within
+/// [`STOP_CHECK`]).
+#[derive(Debug)]
+pub struct UdpWorkers {
+    stop: Arc<AtomicBool>,
+    counters: Vec<Arc<Counters>>,
+    _threads: Vec<JoinHandle<()>>,
+}
+
+/// One worker's counts (its own allocation: workers never share a cache
+/// line), added to once per batch.
+#[derive(Debug, Default)]
+struct Counters {
+    fast: AtomicU64,
+    slow: AtomicU64,
+}
+
+/// How many UDP queries the fast path answered and how many it handed to
+/// hickory, over every worker since the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpCounts {
+    /// Answered from pre-encoded answers.
+    pub fast: u64,
+    /// Handed to hickory.
+    pub slow: u64,
+}
+
+impl UdpWorkers {
+    /// The counts so far (tests check that the fast path, not hickory,
+    /// answered what they compare).
+    pub fn counts(&self) -> UdpCounts {
+        self.counters
+            .iter()
+            .fold(UdpCounts::default(), |sum, c| UdpCounts {
+                fast: sum.fast + c.fast.load(Ordering::Relaxed),
+                slow: sum.slow + c.slow.load(Ordering::Relaxed),
+            })
+    }
+}
+
+impl Drop for UdpWorkers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A UDP socket on `addr` that shares its port with the other workers'.
+pub fn reuseport_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Starts one worker thread per socket; `slow` makes each worker's
+/// hickory path from a clone of its socket.
+pub fn spawn(
+    sockets: Vec<UdpSocket>,
+    source: FastSource,
+    slow: impl Fn(OwnedFd) -> SlowPath,
+) -> io::Result<UdpWorkers> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::with_capacity(sockets.len());
+    let mut counters = Vec::with_capacity(sockets.len());
+    for (i, socket) in sockets.into_iter().enumerate() {
+        socket.set_read_timeout(Some(STOP_CHECK))?;
+        let slow = slow(socket.try_clone()?.into());
+        let (source, stop) = (source.clone(), stop.clone());
+        let counts = Arc::new(Counters::default());
+        counters.push(counts.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("dns-udp-{i}"))
+                .spawn(move || Worker::new(socket, source, slow, counts).run(&stop))?,
+        );
+    }
+    Ok(UdpWorkers {
+        stop,
+        counters,
+        _threads: threads,
+    })
+}
+
+/// Whether a response may go to `src` (hickory's rule: not port 0, not
+/// an unspecified or broadcast address).
+fn answerable(src: &SocketAddr) -> bool {
+    match src {
+        SocketAddr::V4(a) => a.port() != 0 && !a.ip().is_unspecified() && !a.ip().is_broadcast(),
+        SocketAddr::V6(a) => a.port() != 0 && !a.ip().is_unspecified(),
+    }
+}
+
+fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    addr.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6((*v6).into()))
+}
+
+struct Worker {
+    socket: UdpSocket,
+    source: FastSource,
+    slow: SlowPath,
+    counts: Arc<Counters>,
+    answers: Answers,
+    rng: SmallRng,
+    inbox: Vec<u8>,
+    outbox: Vec<u8>,
+    rx: MultiHeaders<SockaddrStorage>,
+    tx: MultiHeaders<SockaddrStorage>,
+}
+
+impl Worker {
+    fn new(socket: UdpSocket, source: FastSource, slow: SlowPath, counts: Arc<Counters>) -> Self {
+        Worker {
+            counts,
+            answers: source.answers(),
+            socket,
+            source,
+            slow,
+            rng: SmallRng::from_os_rng(),
+            inbox: vec![0; BATCH * MAX_RECEIVE_BUFFER_SIZE],
+            outbox: vec![0; BATCH * MAX_RESPONSE],
+            rx: MultiHeaders::preallocate(BATCH, None),
+            tx: MultiHeaders::preallocate(BATCH, None),
+        }
+    }
+
+    fn run(mut self, stop: &AtomicBool) {
+        let mut received = [(0usize, None::<SockaddrStorage>); BATCH];
+        while !stop.load(Ordering::Relaxed) {
+            let n = match self.receive(&mut received) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "embedded DNS: receive failed");
+                    std::thread::sleep(STOP_CHECK);
+                    continue;
+                }
+            };
+            if self.source.table.generation() != self.answers.generation() {
+                self.answers = self.source.answers();
+            }
+            self.answer_batch(&received[..n]);
+        }
+    }
+
+    /// One `recvmmsg`: blocks for the first datagram, then takes what
+    /// else is already queued (up to [`BATCH`]).
+    fn receive(
+        &mut self,
+        received: &mut [(usize, Option<SockaddrStorage>); BATCH],
+    ) -> Result<usize, Errno> {
+        let mut slots = self.inbox.chunks_exact_mut(MAX_RECEIVE_BUFFER_SIZE);
+        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
+            std::array::from_fn(|_| [IoSliceMut::new(slots.next().unwrap_or_default())]);
+        let results = recvmmsg(
+            self.socket.as_raw_fd(),
+            &mut self.rx,
+            iovs.iter_mut(),
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        )?;
+        let mut n = 0;
+        for (slot, msg) in received.iter_mut().zip(results) {
+            *slot = (msg.bytes, msg.address);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn answer_batch(&mut self, received: &[(usize, Option<SockaddrStorage>)]) {
+        let mut to: [Option<SockaddrStorage>; BATCH] = [None; BATCH];
+        let mut lens = [0usize; BATCH];
+        let mut k = 0;
+        let mut declined = 0;
+        for (i, (len, addr)) in received.iter().enumerate() {
+            let Some(addr) = addr else { continue };
+            let Some(src) = to_std(addr).filter(answerable) else {
+                continue;
+            };
+            let start = i * MAX_RECEIVE_BUFFER_SIZE;
+            let packet = &self.inbox[start..start + len];
+            let out = &mut self.outbox[k * MAX_RESPONSE..(k + 1) * MAX_RESPONSE];
+            match self.answers.respond(packet, &mut self.rng, out) {
+                Reply::Answer(n) => {
+                    to[k] = Some(*addr);
+                    lens[k] = n;
+                    k += 1;
+                }
+                Reply::Slow => {
+                    declined += 1;
+                    self.slow.submit(packet.to_vec(), src);
+                }
+            }
+        }
+        self.send(&to[..k], &lens[..k]);
+        self.counts.fast.fetch_add(k as u64, Ordering::Relaxed);
+        self.counts.slow.fetch_add(declined, Ordering::Relaxed);
+    }
+
+    /// `sendmmsg` of the answers, retried past a datagram the kernel
+    /// refuses (that one is dropped, as the network could).
+    fn send(&mut self, to: &[Option<SockaddrStorage>], lens: &[usize]) {
+        let mut done = 0;
+        while done < to.len() {
+            let mut chunks = self.outbox.chunks_exact(MAX_RESPONSE).skip(done);
+            let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|i| {
+                let chunk = chunks.next().unwrap_or_default();
+                let len = lens.get(done + i).copied().unwrap_or(0);
+                [IoSlice::new(&chunk[..len.min(chunk.len())])]
+            });
+            let count = to.len() - done;
+            let sent = sendmmsg(
+                self.socket.as_raw_fd(),
+                &mut self.tx,
+                iovs[..count].iter(),
+                &to[done..],
+                [],
+                MsgFlags::empty(),
+            );
+            match sent {
+                // The number sent: fewer than asked when the kernel
+                // refused the next one.
+                Ok(results) => match results.count() {
+                    0 => done += 1,
+                    n => done += n,
+                },
+                Err(Errno::EINTR) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "embedded DNS: answer not sent");
+                    done += 1;
+                }
+            }
+        }
+    }
+}
