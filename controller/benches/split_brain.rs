@@ -14,18 +14,9 @@ mod split_lab;
 
 use std::time::Duration;
 
-use split_lab::{Sampler, SplitLab, Writer, timeline};
+use split_lab::{Sampler, SplitLab, Writer, ms, percentile, timeline};
 use switchyard_tests::wait::wait_for;
 use tokio::time::Instant;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
 
 async fn trial() -> anyhow::Result<split_lab::Timeline> {
     let mut lab = SplitLab::start().await?;

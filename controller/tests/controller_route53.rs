@@ -17,28 +17,7 @@ use common::{Backend, Cluster, RECORD, REGIONS, endpoint_ip, target};
 use switchyard_controller::traffic::Weights;
 use switchyard_tests::Route53Api;
 use switchyard_tests::wait::wait_for;
-
-/// Region → weight of `name` as moto holds it.
-async fn moto_weights(api: &Route53Api, zone: &str, name: &str) -> Result<Weights, String> {
-    let out = api
-        .client()
-        .list_resource_record_sets()
-        .hosted_zone_id(zone)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(out
-        .resource_record_sets()
-        .iter()
-        .filter(|r| r.name() == name)
-        .filter_map(|r| {
-            Some((
-                r.set_identifier()?.to_string(),
-                u32::try_from(r.weight()?).ok()?,
-            ))
-        })
-        .collect())
-}
+use traffic_support::moto_weights;
 
 async fn wait_weights(
     api: &Route53Api,
@@ -48,7 +27,9 @@ async fn wait_weights(
 ) -> anyhow::Result<()> {
     let want: Weights = REGIONS.iter().map(|r| r.to_string()).zip(want).collect();
     wait_for(what, Duration::from_secs(30), || async {
-        let got = moto_weights(api, zone, RECORD).await?;
+        let got = moto_weights(api, zone, RECORD)
+            .await
+            .map_err(|e| e.to_string())?;
         (got == want)
             .then_some(())
             .ok_or_else(|| format!("moto holds {got:?}"))
@@ -108,9 +89,7 @@ async fn scenario(cl: &mut Cluster, api: &Route53Api, zone: &str) -> anyhow::Res
         )
         .send()
         .await?;
-    let edited = moto_weights(api, zone, RECORD)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let edited = moto_weights(api, zone, RECORD).await?;
     assert_eq!(edited.get("c"), Some(&100), "{edited:?}");
     wait_weights(api, zone, "the drift put back", [150, 150, 0]).await?;
     let journal = cl.journal().await?;

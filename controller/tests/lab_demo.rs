@@ -18,11 +18,23 @@ fn the_lab_demo_runs_every_step_and_cleans_up() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The writer record names the old primary, then the new one.
+    let writer_lines = stdout
+        .lines()
+        .filter(|l| l.contains("dig orders-writer.lab.test."))
+        .count();
+    assert_eq!(writer_lines, 2, "{stdout}");
+    assert!(
+        stdout.contains("on every controller: 127.0.0.2")
+            || stdout.contains("on every controller: 127.0.0.3"),
+        "the writer record moved to the new primary:\n{stdout}"
+    );
     for step in [
         "leader elected",
         "us-east evacuated after",
         "us-east failed back in",
         "promoted",
+        "dig orders-writer.lab.test. on every controller: 127.0.0.1",
         "takes writes",
         "demo complete",
     ] {

@@ -22,6 +22,7 @@ use switchyard_controller::traffic::{
     RecordChange, TrafficBackend, TrafficChange, TrafficError, Weights,
 };
 use switchyard_tests::Route53Api;
+use traffic_support::moto_weights;
 use traffic_support::proxy::Proxy;
 
 const ZONE: &str = "example.com.";
@@ -31,27 +32,6 @@ fn set(s: &Subject, w: [u32; 3]) -> Vec<RecordChange> {
         record: s.record(),
         weights: s.regions.iter().cloned().zip(w).collect(),
     }]
-}
-
-/// Region → weight of `name` as moto holds it, read with moto's own client.
-async fn moto_weights(api: &Route53Api, zone: &str, name: &str) -> anyhow::Result<Weights> {
-    let out = api
-        .client()
-        .list_resource_record_sets()
-        .hosted_zone_id(zone)
-        .send()
-        .await?;
-    Ok(out
-        .resource_record_sets()
-        .iter()
-        .filter(|r| r.name() == name)
-        .filter_map(|r| {
-            Some((
-                r.set_identifier()?.to_string(),
-                u32::try_from(r.weight()?).ok()?,
-            ))
-        })
-        .collect())
 }
 
 struct Setup {

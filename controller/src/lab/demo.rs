@@ -15,6 +15,8 @@ use super::config::endpoint_ip;
 use super::{Lab, REGIONS, STEP_TIMEOUT, say};
 
 const RECORD: &str = "api.lab.test.";
+/// The database's writer record: follows the primary.
+const WRITER: &str = "orders-writer.lab.test.";
 
 /// Runs the demonstration on a lab that is up.
 pub async fn run(lab: &mut Lab, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -93,6 +95,7 @@ pub async fn run(lab: &mut Lab, out: &mut dyn Write) -> anyhow::Result<()> {
         )
         .await?;
     lab.db.exec(0, "INSERT INTO shop.orders VALUES (1)").await?;
+    show_writer(lab, &lab.db.host(0), out).await?;
     lab.db.kill9(0);
     let t = Instant::now();
     let new_primary = wait_for("a new orders primary", STEP_TIMEOUT, || {
@@ -123,6 +126,7 @@ pub async fn run(lab: &mut Lab, out: &mut dyn Write) -> anyhow::Result<()> {
         .exec(idx, "INSERT INTO shop.orders VALUES (2)")
         .await?;
     say(out, &format!("{new_primary} takes writes"))?;
+    show_writer(lab, &lab.db.host(idx), out).await?;
 
     let history = Command::new(std::env::current_exe()?)
         .args(["history", "--limit", "20", "--config"])
@@ -183,6 +187,43 @@ async fn json_at<T: serde::de::DeserializeOwned>(
         .first()
         .and_then(|kv| serde_json::from_slice(kv.value()).ok())
         .ok_or_else(|| format!("nothing at {key} yet"))
+}
+
+/// Waits until every controller's DNS server answers the writer record
+/// with `host` (the primary's address), and prints it.
+async fn show_writer(lab: &Lab, host: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+    let answers = wait_for(
+        &format!("{WRITER} to answer {host} everywhere"),
+        STEP_TIMEOUT,
+        || async {
+            let mut answers = Vec::new();
+            for c in &lab.controllers {
+                let Some(addr) = c.dns() else { continue };
+                let dig = Command::new("dig")
+                    .arg(format!("@{}", addr.ip()))
+                    .args(["-p", &addr.port().to_string(), WRITER, "A"])
+                    .args(["+short", "+tries=1", "+time=2"])
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                answers.push(String::from_utf8_lossy(&dig.stdout).trim().to_string());
+            }
+            if !answers.is_empty() && answers.iter().all(|a| a == host) {
+                Ok(answers)
+            } else {
+                Err(format!("answers {answers:?}"))
+            }
+        },
+    )
+    .await?;
+    say(
+        out,
+        &format!(
+            "dig {WRITER} on every controller: {} ({} servers)",
+            answers[0],
+            answers.len()
+        ),
+    )?;
+    Ok(())
 }
 
 /// Prints how 60 answers of controller `i`'s DNS server split by region.

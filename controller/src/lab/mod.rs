@@ -204,7 +204,9 @@ impl Lab {
         say(out, "starting a 3-member etcd cluster")?;
         let etcd = Etcd::cluster(3).await?;
         say(out, "starting a MariaDB primary and two GTID replicas")?;
-        let db = MariaDbTopology::start(2).await?;
+        // Each member on its own loopback address (127.0.0.1–3), so the
+        // writer record's answer names which member is primary.
+        let db = MariaDbTopology::start_on_loopback_hosts(2).await?;
         let mut endpoints = Vec::new();
         for _ in REGIONS {
             endpoints.push(HttpTarget::start().await?);

@@ -651,3 +651,14 @@ pub fn timeline(samples: &[Sample], cut: Instant) -> Option<Timeline> {
         .duration_since(cut);
     Some(Timeline { fenced, promoted })
 }
+
+/// The `p`-quantile (0–1) of `sorted`, nearest rank: the benches' figures.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// `d` in whole milliseconds, for the benches' tables.
+pub fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}

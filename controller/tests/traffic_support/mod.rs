@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use switchyard_controller::config::Route53;
+use switchyard_controller::traffic::Weights;
 use switchyard_controller::traffic::records::RecordBook;
 use switchyard_controller::traffic::route53::retry::Backoff;
 use switchyard_controller::traffic::route53::{Route53Backend, Timing};
@@ -32,6 +33,27 @@ pub async fn create_zone(api: &Route53Api, name: &str) -> anyhow::Result<String>
         .unwrap_or_default();
     anyhow::ensure!(!id.is_empty(), "moto returned no hosted zone id");
     Ok(id)
+}
+
+/// Region → weight of `name` as moto holds it, read with moto's own client.
+pub async fn moto_weights(api: &Route53Api, zone: &str, name: &str) -> anyhow::Result<Weights> {
+    let out = api
+        .client()
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await?;
+    Ok(out
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.name() == name)
+        .filter_map(|r| {
+            Some((
+                r.set_identifier()?.to_string(),
+                u32::try_from(r.weight()?).ok()?,
+            ))
+        })
+        .collect())
 }
 
 /// The address part of an `http://host:port` endpoint.
