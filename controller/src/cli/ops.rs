@@ -64,7 +64,12 @@ pub enum OpsError {
 
 async fn connect(path: &Path) -> Result<(config::Config, Store), OpsError> {
     let cfg = config::load(path)?.config;
-    let store = Store::connect(&cfg.etcd.endpoints, &cfg.cluster).await?;
+    let store = Store::connect_reachable(
+        &cfg.etcd.endpoints,
+        &cfg.cluster,
+        std::time::Duration::from_millis(500),
+    )
+    .await?;
     Ok((cfg, store))
 }
 

@@ -56,6 +56,35 @@ impl Store {
         })
     }
 
+    /// Like [`connect`](Self::connect), for a short-lived command: only the
+    /// endpoints that accept a TCP connection within `probe` are used (all
+    /// of them if none does, so the error names the outage). etcd's
+    /// balanced channel sends a fresh client's first calls to a dead
+    /// member as readily as to a live one, and a CLI makes only a few
+    /// calls: with one member of three down, operators would lose the CLI
+    /// when they need it most.
+    pub async fn connect_reachable(
+        endpoints: &[String],
+        cluster: &str,
+        probe: Duration,
+    ) -> Result<Self, StoreError> {
+        let mut reachable = Vec::new();
+        for e in endpoints {
+            if let Some(addr) = host_port(e)
+                && matches!(
+                    tokio::time::timeout(probe, tokio::net::TcpStream::connect(&addr)).await,
+                    Ok(Ok(_))
+                )
+            {
+                reachable.push(e.clone());
+            }
+        }
+        if reachable.is_empty() {
+            reachable = endpoints.to_vec();
+        }
+        Self::connect(&reachable, cluster).await
+    }
+
     /// The key schema of this cluster.
     pub fn keys(&self) -> &Keys {
         &self.keys
@@ -210,6 +239,16 @@ impl Store {
     }
 }
 
+/// `host:port` of an etcd endpoint URL (`http://h:p`, `https://h:p/`, or
+/// bare `h:p`).
+pub fn host_port(endpoint: &str) -> Option<String> {
+    let rest = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, r)| r)
+        .trim_end_matches('/');
+    (!rest.is_empty() && rest.contains(':')).then(|| rest.to_string())
+}
+
 /// Encodes a value as JSON for etcd.
 pub fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::BadValue {
@@ -223,4 +262,26 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError>
         key: key.to_string(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn endpoints_give_their_host_and_port() {
+        let table = [
+            ("http://127.0.0.1:2379", Some("127.0.0.1:2379")),
+            (
+                "https://etcd-1.internal:2379/",
+                Some("etcd-1.internal:2379"),
+            ),
+            ("10.0.0.1:2379", Some("10.0.0.1:2379")),
+            ("http://", None),
+            ("etcd", None),
+        ];
+        for (e, want) in table {
+            assert_eq!(host_port(e).as_deref(), want, "{e}");
+        }
+    }
 }
