@@ -97,6 +97,16 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Every [`label`](Self::label), so the counters can start at 0.
+    pub const LABELS: [&'static str; 6] = [
+        "other_cluster",
+        "unknown_target",
+        "unknown_region",
+        "future_timestamp",
+        "bad_timestamp",
+        "no_outcome",
+    ];
+
     /// A short label for the rejection metric.
     pub fn label(&self) -> &'static str {
         match self {
@@ -340,6 +350,20 @@ mod tests {
             };
             assert!(check_report(&mut r, &k, now).is_ok(), "{cluster:?} {ahead}");
         }
+    }
+
+    #[test]
+    fn every_label_is_listed() {
+        let all = [
+            Rejection::OtherCluster(String::new()),
+            Rejection::UnknownTarget(String::new()),
+            Rejection::UnknownRegion(String::new()),
+            Rejection::FromTheFuture(0),
+            Rejection::BadTimestamp(0),
+            Rejection::NoOutcome,
+        ];
+        let labels: Vec<&str> = all.iter().map(Rejection::label).collect();
+        assert_eq!(labels, Rejection::LABELS);
     }
 
     #[test]

@@ -30,6 +30,26 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// Puts every event counter an alert watches on `/metrics` at 0 from the
+/// start: a series that appears only at its first event makes Prometheus's
+/// `increase()` miss that event (and the alerts would have to guess).
+pub fn zero_counters<'a>(databases: impl Iterator<Item = &'a str>) {
+    for reason in crate::api::ingest::Rejection::LABELS {
+        metrics::counter!("switchyard_reports_rejected_total", "reason" => reason).absolute(0);
+    }
+    for db in databases {
+        metrics::counter!("switchyard_promotion_gate_waits_total", "database" => db.to_string())
+            .absolute(0);
+        metrics::counter!("switchyard_primary_lease_given_up_total", "database" => db.to_string())
+            .absolute(0);
+    }
+    for kind in ["retried", "refused", "unavailable", "sync_timeout"] {
+        metrics::counter!("switchyard_route53_errors_total", "kind" => kind).absolute(0);
+    }
+    metrics::gauge!("switchyard_journal_pending_intents").set(0.0);
+    metrics::gauge!("switchyard_actions_failing").set(0.0);
+}
+
 /// Serves `GET /metrics` on `listener` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,

@@ -185,6 +185,7 @@ pub async fn run(
         traffic,
     } = listeners;
     let handle = metrics::install();
+    metrics::zero_counters(cfg.databases.iter().map(|d| d.name.as_str()));
     let bound = Bound {
         grpc: grpc.local_addr()?,
         metrics: metrics_listener
