@@ -109,10 +109,30 @@ pub async fn run(
     }
 }
 
+/// How long a term that ended waits for its lanes' actions to stop (each
+/// stops at its next step, which the guard refuses once the lease is
+/// gone; a step itself is bounded by half the lease).
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Leads one term, then waits for every action it started to stop, so
+/// this node never runs actions of two of its terms at once (a new term
+/// won straight after a resign must not race the old term's last apply).
 async fn lead(
     ctx: &LeaderContext,
     leader: &Leadership,
     shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), ExecError> {
+    let mut st = Term::default();
+    let result = lead_term(ctx, leader, shutdown, &mut st).await;
+    st.drain().await;
+    result
+}
+
+async fn lead_term(
+    ctx: &LeaderContext,
+    leader: &Leadership,
+    shutdown: &mut watch::Receiver<bool>,
+    st: &mut Term,
 ) -> Result<(), ExecError> {
     // 1. Finish every pending intent before deciding anything.
     loop {
@@ -168,14 +188,6 @@ async fn lead(
     }
     m::set_switches(control.paused, control.drained.len());
     tracing::info!(paused = control.paused, drained = ?control.drained, "leading");
-    let mut st = Term {
-        retries: RetryBook::default(),
-        gate_retry: BTreeMap::new(),
-        waiting: Default::default(),
-        gate_said: BTreeMap::new(),
-        lanes: Lanes::default(),
-        resume_at: None,
-    };
     let mut shown = m::Shown::default();
     let mut next_compaction = tokio::time::Instant::now() + COMPACT_FIRST;
     // Checked at once: a predecessor may have promoted without moving it.
@@ -190,20 +202,20 @@ async fn lead(
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         }
         // What the lanes finished since the last tick.
-        harvest(ctx, &mut st, &mut control, &mut topology).await?;
+        harvest(ctx, st, &mut control, &mut topology).await?;
         // The operator's switches and requests, every tick.
         if let Err(e) = control::refresh_switches(&ctx.store, &mut control).await {
             tracing::debug!(error = %e, "cannot refresh operator switches");
         }
         m::set_switches(control.paused, control.drained.len());
         if st.resume_at.is_none() {
-            serve_requests(ctx, leader, &mut st, &topology, &avoid_regions(&control)).await;
+            serve_requests(ctx, leader, st, &topology, &avoid_regions(&control)).await;
         }
         // Keep the lease reader's memory current, so a gate decision
         // knows when each lease was last seen.
         ctx.executor.observe_leases(topology.databases.keys()).await;
         if !control.paused && st.resume_at.is_none() {
-            lift_fences(ctx, leader, &mut st, &topology, &control).await?;
+            lift_fences(ctx, leader, st, &topology, &control).await?;
         }
         m::set_failing_actions(&st.retries.alarms());
         if tokio::time::Instant::now() >= next_compaction {
@@ -212,7 +224,7 @@ async fn lead(
         }
         if st.resume_at.is_none() && last_writer_check.is_none_or(|t| t.elapsed() >= WRITER_CHECK) {
             last_writer_check = Some(tokio::time::Instant::now());
-            repair_writers(ctx, leader, &mut st, &topology).await?;
+            repair_writers(ctx, leader, st, &topology).await?;
         }
         if !control.paused
             && st.resume_at.is_none()
@@ -300,6 +312,7 @@ async fn lead(
 }
 
 /// What one term of leadership keeps between ticks.
+#[derive(Default)]
 struct Term {
     /// Backoff of actions that failed.
     retries: RetryBook,
@@ -340,6 +353,19 @@ struct Running {
 }
 
 impl Term {
+    /// Waits (up to [`DRAIN`]) for every running action to stop; aborts
+    /// what is left and says so.
+    async fn drain(&mut self) {
+        let running = self.lanes.take_where(|_| true);
+        for (lane, r) in running {
+            let abort = r.task.abort_handle();
+            if tokio::time::timeout(DRAIN, r.task).await.is_err() {
+                abort.abort();
+                tracing::error!(%lane, origin = ?r.origin, "an action of the ended term did not stop within {DRAIN:?}; aborted");
+            }
+        }
+    }
+
     /// Starts `spec` in its lane (the caller checked it is free).
     #[allow(clippy::too_many_arguments)]
     fn start(
