@@ -162,8 +162,16 @@ fn every_terraform_file_parses_and_follows_the_module_conventions() {
         let required = attr_str(terraform, "required_version").expect("required_version");
         assert!(required.starts_with(">= 1.9"), "{dir}: required_version {required}");
         let providers = attr(terraform, "required_providers").expect("required_providers");
-        let aws = &providers["aws"];
+        let aws = attr(providers, "aws").expect("the aws provider");
         assert_eq!(aws["source"], "hashicorp/aws", "{dir}");
+        let names = providers.as_object().expect("a map").keys();
+        for name in names.filter(|n| !n.starts_with("__")) {
+            let provider = attr(providers, name).expect("a provider");
+            assert!(
+                provider["version"].as_str().is_some_and(|v| v.starts_with("~> ")),
+                "{dir}: provider {name} is not pinned with ~>: {provider}"
+            );
+        }
         assert!(
             aws["version"].as_str().is_some_and(|v| v.starts_with("~> 5.")),
             "{dir}: the AWS provider is pinned with ~> 5.x, not {}",
@@ -470,4 +478,79 @@ fn the_controller_policy_grants_exactly_the_route53_calls_it_makes() {
         with_profile,
         ["modules/switchyard-region/main.tf: aws_instance.controller"]
     );
+}
+
+/// `terraform` on `PATH`, if any.
+fn terraform_bin() -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("terraform"))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn render_py_agrees_with_terraform_templatefile_where_terraform_exists() {
+    let (Some(python), Some(all)) = (venv_bin("python"), parsed()) else { return };
+    let Some(terraform) = terraform_bin() else {
+        eprintln!(
+            "SKIPPED: no terraform on PATH, so render.py is not compared with templatefile here \
+             (the other tests still check what it renders)"
+        );
+        return;
+    };
+    let template = terraform_dir().join("modules/switchyard-region/templates/switchyard.toml.tftpl");
+    let tfvars = &all["examples/three-region/terraform.tfvars"];
+    let mut cluster = attr(tfvars, "cluster").expect("cluster").clone();
+    // The module's type constraint gives left-out optional attributes the
+    // value null; jsondecode does not, so add them as Terraform would.
+    for service in cluster["services"].as_array_mut().expect("services") {
+        for check in service["checks"].as_array_mut().expect("checks") {
+            check.as_object_mut().expect("a check").entry("path").or_insert(Value::Null);
+        }
+    }
+    for database in cluster["databases"].as_array_mut().expect("databases") {
+        let database = database.as_object_mut().expect("a database");
+        database.entry("writer_record").or_insert(Value::Null);
+    }
+    for (backend, zone) in [("route53", Value::from("Z0PLACEHOLDER0ZONE0ID")), ("embedded", Value::Null)] {
+        cluster["dns"]["backend"] = backend.into();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let vars = dir.path().join("vars.json");
+        let json = serde_json::json!({ "cluster": cluster, "hosted_zone_id": zone });
+        std::fs::write(&vars, json.to_string()).expect("write vars");
+        let ours = run_ok(
+            Command::new(&python)
+                .arg(terraform_dir().join("tests/render.py"))
+                .arg(&template)
+                .arg(&vars),
+        );
+        let expr = format!(
+            "jsonencode(templatefile({}, jsondecode(file({}))))\n",
+            Value::from(template.display().to_string()),
+            Value::from(vars.display().to_string())
+        );
+        let mut child = Command::new(&terraform)
+            .arg("console")
+            .current_dir(dir.path())
+            .env("CHECKPOINT_DISABLE", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("terraform console starts");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), expr.as_bytes())
+            .expect("write the expression");
+        let out = child.wait_with_output().expect("terraform console");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "terraform console failed:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // console prints the JSON text as a quoted string; the rendered
+        // config has no `${` or `%{`, the only sequences it would escape
+        // differently from JSON.
+        let json_text: String = serde_json::from_str(stdout.trim()).expect("a quoted string");
+        let theirs: String = serde_json::from_str(&json_text).expect("JSON of a string");
+        assert_eq!(ours, theirs, "render.py and templatefile differ ({backend})");
+    }
 }

@@ -9,7 +9,8 @@ Supported, as Terraform evaluates it:
   %{ for X in PATH }    ... %{ endfor }
   %{ if PATH != null }  %{ if PATH == "literal" }  %{ if PATH }
   %{ else }  %{ endif }
-  strip markers: `%{~` / `${~` trim all whitespace before, `~}` all after.
+  strip markers: `~}` trims spaces, tabs and one newline after it;
+                 `%{~` / `${~` trim spaces and tabs before it
 Anything else (other functions, operators, `$${` escapes) is an error, so a
 template change that this renderer would get wrong fails loudly instead.
 
@@ -105,10 +106,26 @@ def tokenize(text):
     for i, tok in enumerate(out):
         if isinstance(tok, tuple):
             if tok[1] and i > 0:
-                out[i - 1] = out[i - 1].rstrip()
+                out[i - 1] = strip_left_marker(out[i - 1])
             if tok[3] and i + 1 < len(out):
-                out[i + 1] = out[i + 1].lstrip()
+                out[i + 1] = strip_right_marker(out[i + 1])
     return out
+
+
+# Strip markers as Terraform 1.11's templatefile applies them (checked
+# against `terraform console`): `~}` removes the spaces and tabs that
+# follow and then at most one newline; `%{~` removes the spaces and tabs
+# before it on its own line, never a newline.
+def strip_right_marker(text):
+    text = text.lstrip(" \t")
+    for newline in ("\r\n", "\n"):
+        if text.startswith(newline):
+            return text[len(newline):]
+    return text
+
+
+def strip_left_marker(text):
+    return text.rstrip(" \t")
 
 
 def parse(tokens, i=0, until=()):
