@@ -554,3 +554,40 @@ fn render_py_agrees_with_terraform_templatefile_where_terraform_exists() {
         assert_eq!(ours, theirs, "render.py and templatefile differ ({backend})");
     }
 }
+
+#[test]
+fn the_examples_values_pass_its_variable_validations_where_terraform_exists() {
+    let Some(terraform) = terraform_bin() else {
+        eprintln!("SKIPPED: no terraform on PATH, so the validation blocks are not evaluated here");
+        return;
+    };
+    // `terraform console` needs no provider when the directory declares
+    // none: the example's variables.tf and terraform.tfvars alone let it
+    // evaluate every validation block against the example's values.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let example = terraform_dir().join("examples/three-region");
+    for name in ["variables.tf", "terraform.tfvars"] {
+        std::fs::copy(example.join(name), dir.path().join(name)).expect("copy");
+    }
+    let mut child = Command::new(terraform)
+        .args(["console", "-no-color"])
+        .current_dir(dir.path())
+        .env("CHECKPOINT_DISABLE", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("terraform console starts");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        b"length(var.cluster.regions)\n",
+    )
+    .expect("write the expression");
+    let out = child.wait_with_output().expect("terraform console");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "3",
+        "the example's values fail its validations:\n{}{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -66,6 +66,7 @@ locals {
       { path = "/usr/sbin/policy-rc.d", content = "#!/bin/sh\nexit 101\n", owner = "root:root", permissions = "0755" },
     ]
     runcmd = [
+      ["apt-get", "update"],
       ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "--no-install-recommends", "-o", "Dpkg::Options::=--force-confold", "etcd-server"],
       ["rm", "-f", "/usr/sbin/policy-rc.d"],
       ["chown", "-R", "etcd:etcd", local.tls_dir],
@@ -113,11 +114,6 @@ resource "aws_instance" "member" {
     # member (that would be a new member to add with `etcdctl member add`).
     # Rotate certificates on the host (runbooks, issue 13).
     ignore_changes = [ami, user_data]
-
-    precondition {
-      condition     = local.this != null
-      error_message = "member ${var.member} is not one of members[*].name."
-    }
   }
 }
 

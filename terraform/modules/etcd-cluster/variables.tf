@@ -30,6 +30,11 @@ variable "members" {
 variable "member" {
   description = "Name of the member this call creates (one of members[*].name). Call the module once per region, each with that region's provider."
   type        = string
+
+  validation {
+    condition     = contains(var.members[*].name, var.member)
+    error_message = "member must be one of members[*].name."
+  }
 }
 
 variable "client_cidrs" {

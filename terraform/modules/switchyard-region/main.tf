@@ -47,10 +47,12 @@ locals {
   # the unit. Files are written before the package, so the unit finds its
   # config on first start.
   install = [
+    ["apt-get", "update"],
     ["curl", "-fsS", "--proto", "=https", "--retry", "5", "-o", "/root/switchyard.deb", var.package_url],
     ["sh", "-c", "echo '${var.package_sha256}  /root/switchyard.deb' | sha256sum -c -"],
     ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "--no-install-recommends", "/root/switchyard.deb"],
     ["switchyard", "config", "check", "/etc/switchyard/switchyard.toml"],
+    ["systemctl", "daemon-reload"],
   ]
   config_file = {
     path        = "/etc/switchyard/switchyard.toml"
@@ -123,16 +125,6 @@ resource "aws_instance" "controller" {
     # must not stop or replace every controller at once. Roll such changes
     # out host by host (runbooks/controller-upgrade.md).
     ignore_changes = [ami, user_data]
-
-    precondition {
-      condition     = local.this != null
-      error_message = "region ${var.region} is not one of cluster.regions."
-    }
-
-    precondition {
-      condition     = !local.route53 || var.hosted_zone_id != null
-      error_message = "The route53 backend needs hosted_zone_id."
-    }
   }
 }
 

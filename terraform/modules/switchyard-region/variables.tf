@@ -3,8 +3,8 @@ variable "region" {
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_-]+$", var.region))
-    error_message = "region must use letters, digits, '-' and '_' only."
+    condition     = contains(var.cluster.regions[*].name, var.region)
+    error_message = "region must be one of cluster.regions[*].name."
   }
 }
 
@@ -165,8 +165,8 @@ variable "hosted_zone_id" {
   default     = null
 
   validation {
-    condition     = var.hosted_zone_id == null || can(regex("^Z[A-Z0-9]{1,31}$", var.hosted_zone_id))
-    error_message = "hosted_zone_id looks like Z0123456789ABCDEFGHIJ (no /hostedzone/ prefix)."
+    condition     = var.cluster.dns.backend == "route53" ? can(regex("^Z[A-Z0-9]{1,31}$", var.hosted_zone_id)) : var.hosted_zone_id == null
+    error_message = "With the route53 backend, hosted_zone_id is the zone's id, like Z0123456789ABCDEFGHIJ (no /hostedzone/ prefix); with the embedded backend, leave it null."
   }
 }
 
