@@ -524,28 +524,12 @@ fn render_py_agrees_with_terraform_templatefile_where_terraform_exists() {
                 .arg(&vars),
         );
         let expr = format!(
-            "jsonencode(templatefile({}, jsondecode(file({}))))\n",
+            "jsonencode(templatefile({}, jsondecode(file({}))))",
             Value::from(template.display().to_string()),
             Value::from(vars.display().to_string())
         );
-        let mut child = Command::new(&terraform)
-            .arg("console")
-            .current_dir(dir.path())
-            .env("CHECKPOINT_DISABLE", "1")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("terraform console starts");
-        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), expr.as_bytes())
-            .expect("write the expression");
-        let out = child.wait_with_output().expect("terraform console");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "terraform console failed:\n{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (stdout, stderr) = terraform_console(&terraform, dir.path(), &expr);
+        assert!(!stderr.contains("Error:"), "templatefile failed:\n{stdout}{stderr}");
         // console prints the JSON text as a quoted string; the rendered
         // config has no `${` or `%{`, the only sequences it would escape
         // differently from JSON.
@@ -553,6 +537,31 @@ fn render_py_agrees_with_terraform_templatefile_where_terraform_exists() {
         let theirs: String = serde_json::from_str(&json_text).expect("JSON of a string");
         assert_eq!(ours, theirs, "render.py and templatefile differ ({backend})");
     }
+}
+
+/// Runs `terraform console` in `dir` on one expression; returns (stdout,
+/// stderr). console exits 0 even when a variable fails its validation: the
+/// error is on stderr and stdout gets a warning before the value.
+fn terraform_console(terraform: &Path, dir: &Path, expr: &str) -> (String, String) {
+    let mut child = Command::new(terraform)
+        .args(["console", "-no-color"])
+        .current_dir(dir)
+        .env("CHECKPOINT_DISABLE", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("terraform console starts");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        format!("{expr}\n").as_bytes(),
+    )
+    .expect("write the expression");
+    let out = child.wait_with_output().expect("terraform console");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "terraform console failed:\n{stdout}{stderr}");
+    (stdout, stderr)
 }
 
 #[test]
@@ -566,28 +575,22 @@ fn the_examples_values_pass_its_variable_validations_where_terraform_exists() {
     // evaluate every validation block against the example's values.
     let dir = tempfile::tempdir().expect("temp dir");
     let example = terraform_dir().join("examples/three-region");
-    for name in ["variables.tf", "terraform.tfvars"] {
-        std::fs::copy(example.join(name), dir.path().join(name)).expect("copy");
-    }
-    let mut child = Command::new(terraform)
-        .args(["console", "-no-color"])
-        .current_dir(dir.path())
-        .env("CHECKPOINT_DISABLE", "1")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("terraform console starts");
-    std::io::Write::write_all(
-        &mut child.stdin.take().expect("stdin"),
-        b"length(var.cluster.regions)\n",
-    )
-    .expect("write the expression");
-    let out = child.wait_with_output().expect("terraform console");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    std::fs::copy(example.join("variables.tf"), dir.path().join("variables.tf")).expect("copy");
+    let tfvars = std::fs::read_to_string(example.join("terraform.tfvars")).expect("tfvars");
+    std::fs::write(dir.path().join("terraform.tfvars"), &tfvars).expect("write tfvars");
+    let (stdout, stderr) = terraform_console(&terraform, dir.path(), "length(var.cluster.regions)");
     assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "3",
-        "the example's values fail its validations:\n{}{stderr}",
-        String::from_utf8_lossy(&out.stdout)
+        !stderr.contains("Error:") && stdout.trim() == "3",
+        "the example's values fail its validations:\n{stdout}{stderr}"
+    );
+    // And a value a validation forbids is caught (dns.zone no longer the
+    // domain), so the check above can fail.
+    let bad = tfvars.replace("zone                    = \"example.com.\"", "zone = \"example.net.\"");
+    assert_ne!(bad, tfvars, "the example's dns.zone line moved");
+    std::fs::write(dir.path().join("terraform.tfvars"), bad).expect("write tfvars");
+    let (stdout, stderr) = terraform_console(&terraform, dir.path(), "length(var.cluster.regions)");
+    assert!(
+        stderr.contains("Error: Invalid value for variable"),
+        "a zone other than the domain passed validation:\n{stdout}{stderr}"
     );
 }
