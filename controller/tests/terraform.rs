@@ -95,7 +95,10 @@ fn attr<'a>(block: &'a Value, name: &str) -> Option<&'a Value> {
 
 /// A string attribute.
 fn attr_str<'a>(block: &'a Value, name: &str) -> Option<&'a str> {
-    attr(block, name).map(|v| v.as_str().unwrap_or_else(|| panic!("{name} is not a string: {v}")))
+    attr(block, name).map(|v| {
+        v.as_str()
+            .unwrap_or_else(|| panic!("{name} is not a string: {v}"))
+    })
 }
 
 /// A list-of-strings attribute, as a set.
@@ -114,7 +117,12 @@ fn attr_set(block: &Value, name: &str) -> BTreeSet<String> {
 /// file, as (label, body) pairs; `resource` and `data` are (type.name, body).
 fn blocks<'a>(file: &'a Value, kind: &str) -> Vec<(String, &'a Value)> {
     let mut out = Vec::new();
-    for entry in file.get(kind).and_then(Value::as_array).into_iter().flatten() {
+    for entry in file
+        .get(kind)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         for (label, body) in entry.as_object().expect("a block map") {
             if matches!(kind, "resource" | "data") {
                 for (name, inner) in body.as_object().expect("named blocks") {
@@ -150,7 +158,10 @@ fn every_terraform_file_parses_and_follows_the_module_conventions() {
     {
         for name in ["versions.tf", "variables.tf", "main.tf", "outputs.tf"] {
             let path = format!("{dir}/{name}");
-            assert!(all.get(&path).is_some(), "{path} is missing or did not parse");
+            assert!(
+                all.get(&path).is_some(),
+                "{path} is missing or did not parse"
+            );
         }
         assert!(
             terraform_dir().join(&dir).join("README.md").exists(),
@@ -160,7 +171,10 @@ fn every_terraform_file_parses_and_follows_the_module_conventions() {
         let versions = &all[&format!("{dir}/versions.tf")];
         let terraform = &versions["terraform"][0];
         let required = attr_str(terraform, "required_version").expect("required_version");
-        assert!(required.starts_with(">= 1.9"), "{dir}: required_version {required}");
+        assert!(
+            required.starts_with(">= 1.9"),
+            "{dir}: required_version {required}"
+        );
         let providers = attr(terraform, "required_providers").expect("required_providers");
         let aws = attr(providers, "aws").expect("the aws provider");
         assert_eq!(aws["source"], "hashicorp/aws", "{dir}");
@@ -168,12 +182,16 @@ fn every_terraform_file_parses_and_follows_the_module_conventions() {
         for name in names.filter(|n| !n.starts_with("__")) {
             let provider = attr(providers, name).expect("a provider");
             assert!(
-                provider["version"].as_str().is_some_and(|v| v.starts_with("~> ")),
+                provider["version"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("~> ")),
                 "{dir}: provider {name} is not pinned with ~>: {provider}"
             );
         }
         assert!(
-            aws["version"].as_str().is_some_and(|v| v.starts_with("~> 5.")),
+            aws["version"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("~> 5.")),
             "{dir}: the AWS provider is pinned with ~> 5.x, not {}",
             aws["version"]
         );
@@ -184,10 +202,18 @@ fn every_terraform_file_parses_and_follows_the_module_conventions() {
     for (path, file) in files(all, "") {
         for (name, body) in blocks(file, "variable") {
             variables += 1;
-            assert!(attr(body, "type").is_some(), "{path}: variable {name} has no type");
+            assert!(
+                attr(body, "type").is_some(),
+                "{path}: variable {name} has no type"
+            );
             let text = attr_str(body, "description").unwrap_or("");
             assert!(text.len() > 10, "{path}: variable {name} is not described");
-            for v in body.get("validation").and_then(Value::as_array).into_iter().flatten() {
+            for v in body
+                .get("validation")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 assert!(
                     attr_str(v, "error_message").is_some_and(|m| m.ends_with('.')),
                     "{path}: variable {name}: a validation without a sentence for error_message"
@@ -199,12 +225,17 @@ fn every_terraform_file_parses_and_follows_the_module_conventions() {
             assert!(text.len() > 10, "{path}: output {name} is not described");
         }
     }
-    assert!(variables >= 30, "only {variables} variables found: did parsing miss files?");
+    assert!(
+        variables >= 30,
+        "only {variables} variables found: did parsing miss files?"
+    );
 }
 
 #[test]
 fn checkov_passes_and_every_skip_says_why() {
-    let Some(checkov) = venv_bin("checkov") else { return };
+    let Some(checkov) = venv_bin("checkov") else {
+        return;
+    };
     // `--skip-download`: no Prisma Cloud look-ups (CI has no network); the
     // run happens in a temporary directory so nothing is left behind.
     let cwd = tempfile::tempdir().expect("temp dir");
@@ -233,9 +264,10 @@ fn checkov_passes_and_every_skip_says_why() {
             let text = std::fs::read_to_string(&entry).expect("readable .tf");
             for line in text.lines().filter(|l| l.contains("checkov:skip")) {
                 skips += 1;
-                let rest = line.trim().strip_prefix("#checkov:skip=").unwrap_or_else(|| {
-                    panic!("{}: malformed skip {line:?}", entry.display())
-                });
+                let rest = line
+                    .trim()
+                    .strip_prefix("#checkov:skip=")
+                    .unwrap_or_else(|| panic!("{}: malformed skip {line:?}", entry.display()));
                 let (id, reason) = rest.split_once(':').unwrap_or((rest, ""));
                 assert!(
                     id.starts_with("CKV") && reason.trim().len() >= 20,
@@ -267,7 +299,8 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// check's output.
 fn render_and_check(python: &Path, vars: Option<&Value>) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
-    let template = terraform_dir().join("modules/switchyard-region/templates/switchyard.toml.tftpl");
+    let template =
+        terraform_dir().join("modules/switchyard-region/templates/switchyard.toml.tftpl");
     let mut cmd = Command::new(python);
     cmd.arg(terraform_dir().join("tests/render.py"));
     match vars {
@@ -304,7 +337,9 @@ fn render_and_check(python: &Path, vars: Option<&Value>) -> String {
 
 #[test]
 fn the_rendered_config_passes_config_check() {
-    let (Some(python), Some(all)) = (venv_bin("python"), parsed()) else { return };
+    let (Some(python), Some(all)) = (venv_bin("python"), parsed()) else {
+        return;
+    };
     // render.py gives the template {cluster, hosted_zone_id}: check that
     // this is what the module passes, and that the example hands its
     // `cluster` variable to every region unchanged.
@@ -317,7 +352,9 @@ fn the_rendered_config_passes_config_check() {
         .expect("local.config");
     assert!(
         config.contains("templatefile(\"${path.module}/templates/switchyard.toml.tftpl\"")
-            && config.contains("{'cluster': '${var.cluster}', 'hosted_zone_id': '${var.hosted_zone_id}'}"),
+            && config.contains(
+                "{'cluster': '${var.cluster}', 'hosted_zone_id': '${var.hosted_zone_id}'}"
+            ),
         "local.config no longer passes exactly {{cluster, hosted_zone_id}}: update render.py\n{config}"
     );
     let example = &all["examples/three-region/main.tf"];
@@ -327,17 +364,29 @@ fn the_rendered_config_passes_config_check() {
         .collect();
     assert_eq!(regions.len(), 3, "three switchyard-region calls");
     for (name, m) in &regions {
-        assert_eq!(attr_str(m, "cluster"), Some("${var.cluster}"), "module.{name}");
+        assert_eq!(
+            attr_str(m, "cluster"),
+            Some("${var.cluster}"),
+            "module.{name}"
+        );
     }
 
     let text = render_and_check(&python, None);
-    for line in ["ctl-us-east", "ctl-eu-west", "ctl-ap-south", "mutual TLS", "route53 zone"] {
+    for line in [
+        "ctl-us-east",
+        "ctl-eu-west",
+        "ctl-ap-south",
+        "mutual TLS",
+        "route53 zone",
+    ] {
         assert!(text.contains(line), "the summary lacks {line:?}:\n{text}");
     }
 
     // The embedded backend renders a valid config too.
     let tfvars = &all["examples/three-region/terraform.tfvars"];
-    let mut cluster = attr(tfvars, "cluster").expect("cluster in terraform.tfvars").clone();
+    let mut cluster = attr(tfvars, "cluster")
+        .expect("cluster in terraform.tfvars")
+        .clone();
     cluster["dns"]["backend"] = "embedded".into();
     let vars = serde_json::json!({ "cluster": cluster, "hosted_zone_id": null });
     let text = render_and_check(&python, Some(&vars));
@@ -350,7 +399,8 @@ type Grant = (String, String);
 #[test]
 fn the_controller_policy_grants_exactly_the_route53_calls_it_makes() {
     let Some(all) = parsed() else { return };
-    let zone = "arn:${data.aws_partition.current.partition}:route53:::hostedzone/${var.hosted_zone_id}";
+    let zone =
+        "arn:${data.aws_partition.current.partition}:route53:::hostedzone/${var.hosted_zone_id}";
     let change = "arn:${data.aws_partition.current.partition}:route53:::change/*";
     let expected: BTreeSet<Grant> = [
         ("route53:ChangeResourceRecordSets", zone),
@@ -393,11 +443,17 @@ fn the_controller_policy_grants_exactly_the_route53_calls_it_makes() {
             }
         }
         // Conditions may only narrow ChangeResourceRecordSets.
-        for c in statement.get("condition").and_then(Value::as_array).into_iter().flatten() {
+        for c in statement
+            .get("condition")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let test = attr_str(c, "test").expect("condition test");
             let variable = attr_str(c, "variable").expect("condition variable");
             assert!(
-                ["StringEquals", "ForAllValues:StringEquals"].contains(&test) && !test.contains("IfExists"),
+                ["StringEquals", "ForAllValues:StringEquals"].contains(&test)
+                    && !test.contains("IfExists"),
                 "condition test {test} does not only narrow"
             );
             assert!(
@@ -429,7 +485,11 @@ fn the_controller_policy_grants_exactly_the_route53_calls_it_makes() {
             );
         }
         if name == "aws_iam_role.controller" {
-            for key in ["managed_policy_arns", "inline_policy", "permissions_boundary"] {
+            for key in [
+                "managed_policy_arns",
+                "inline_policy",
+                "permissions_boundary",
+            ] {
                 assert!(body.get(key).is_none(), "the role sets {key}");
             }
             assert_eq!(
@@ -445,7 +505,10 @@ fn the_controller_policy_grants_exactly_the_route53_calls_it_makes() {
         .expect("assume_role document");
     let statements = assume["statement"].as_array().expect("statements");
     assert_eq!(statements.len(), 1);
-    assert_eq!(attr_set(&statements[0], "actions"), BTreeSet::from(["sts:AssumeRole".to_owned()]));
+    assert_eq!(
+        attr_set(&statements[0], "actions"),
+        BTreeSet::from(["sts:AssumeRole".to_owned()])
+    );
     let principal = &statements[0]["principals"][0];
     assert_eq!(attr_str(principal, "type"), Some("Service"));
     assert_eq!(
@@ -489,7 +552,9 @@ fn terraform_bin() -> Option<PathBuf> {
 
 #[test]
 fn render_py_agrees_with_terraform_templatefile_where_terraform_exists() {
-    let (Some(python), Some(all)) = (venv_bin("python"), parsed()) else { return };
+    let (Some(python), Some(all)) = (venv_bin("python"), parsed()) else {
+        return;
+    };
     let Some(terraform) = terraform_bin() else {
         eprintln!(
             "SKIPPED: no terraform on PATH, so render.py is not compared with templatefile here \
@@ -497,21 +562,29 @@ fn render_py_agrees_with_terraform_templatefile_where_terraform_exists() {
         );
         return;
     };
-    let template = terraform_dir().join("modules/switchyard-region/templates/switchyard.toml.tftpl");
+    let template =
+        terraform_dir().join("modules/switchyard-region/templates/switchyard.toml.tftpl");
     let tfvars = &all["examples/three-region/terraform.tfvars"];
     let mut cluster = attr(tfvars, "cluster").expect("cluster").clone();
     // The module's type constraint gives left-out optional attributes the
     // value null; jsondecode does not, so add them as Terraform would.
     for service in cluster["services"].as_array_mut().expect("services") {
         for check in service["checks"].as_array_mut().expect("checks") {
-            check.as_object_mut().expect("a check").entry("path").or_insert(Value::Null);
+            check
+                .as_object_mut()
+                .expect("a check")
+                .entry("path")
+                .or_insert(Value::Null);
         }
     }
     for database in cluster["databases"].as_array_mut().expect("databases") {
         let database = database.as_object_mut().expect("a database");
         database.entry("writer_record").or_insert(Value::Null);
     }
-    for (backend, zone) in [("route53", Value::from("Z0PLACEHOLDER0ZONE0ID")), ("embedded", Value::Null)] {
+    for (backend, zone) in [
+        ("route53", Value::from("Z0PLACEHOLDER0ZONE0ID")),
+        ("embedded", Value::Null),
+    ] {
         cluster["dns"]["backend"] = backend.into();
         let dir = tempfile::tempdir().expect("temp dir");
         let vars = dir.path().join("vars.json");
@@ -529,13 +602,19 @@ fn render_py_agrees_with_terraform_templatefile_where_terraform_exists() {
             Value::from(vars.display().to_string())
         );
         let (stdout, stderr) = terraform_console(&terraform, dir.path(), &expr);
-        assert!(!stderr.contains("Error:"), "templatefile failed:\n{stdout}{stderr}");
+        assert!(
+            !stderr.contains("Error:"),
+            "templatefile failed:\n{stdout}{stderr}"
+        );
         // console prints the JSON text as a quoted string; the rendered
         // config has no `${` or `%{`, the only sequences it would escape
         // differently from JSON.
         let json_text: String = serde_json::from_str(stdout.trim()).expect("a quoted string");
         let theirs: String = serde_json::from_str(&json_text).expect("JSON of a string");
-        assert_eq!(ours, theirs, "render.py and templatefile differ ({backend})");
+        assert_eq!(
+            ours, theirs,
+            "render.py and templatefile differ ({backend})"
+        );
     }
 }
 
@@ -560,7 +639,10 @@ fn terraform_console(terraform: &Path, dir: &Path, expr: &str) -> (String, Strin
     let out = child.wait_with_output().expect("terraform console");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "terraform console failed:\n{stdout}{stderr}");
+    assert!(
+        out.status.success(),
+        "terraform console failed:\n{stdout}{stderr}"
+    );
     (stdout, stderr)
 }
 
@@ -575,7 +657,11 @@ fn the_examples_values_pass_its_variable_validations_where_terraform_exists() {
     // evaluate every validation block against the example's values.
     let dir = tempfile::tempdir().expect("temp dir");
     let example = terraform_dir().join("examples/three-region");
-    std::fs::copy(example.join("variables.tf"), dir.path().join("variables.tf")).expect("copy");
+    std::fs::copy(
+        example.join("variables.tf"),
+        dir.path().join("variables.tf"),
+    )
+    .expect("copy");
     let tfvars = std::fs::read_to_string(example.join("terraform.tfvars")).expect("tfvars");
     std::fs::write(dir.path().join("terraform.tfvars"), &tfvars).expect("write tfvars");
     let (stdout, stderr) = terraform_console(&terraform, dir.path(), "length(var.cluster.regions)");
@@ -585,7 +671,10 @@ fn the_examples_values_pass_its_variable_validations_where_terraform_exists() {
     );
     // And a value a validation forbids is caught (dns.zone no longer the
     // domain), so the check above can fail.
-    let bad = tfvars.replace("zone                    = \"example.com.\"", "zone = \"example.net.\"");
+    let bad = tfvars.replace(
+        "zone                    = \"example.com.\"",
+        "zone = \"example.net.\"",
+    );
     assert_ne!(bad, tfvars, "the example's dns.zone line moved");
     std::fs::write(dir.path().join("terraform.tfvars"), bad).expect("write tfvars");
     let (stdout, stderr) = terraform_console(&terraform, dir.path(), "length(var.cluster.regions)");
