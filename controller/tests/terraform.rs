@@ -1,5 +1,5 @@
-//! The Terraform modules (`terraform/`), checked without Terraform: no
-//! Terraform binary or provider can be had on the CI machines, so
+//! The Terraform modules (`terraform/`), checked without a Terraform
+//! provider: none can be had on these machines (no registry access), so
 //! `terraform validate` and `plan` never run here. Instead:
 //!
 //! - every `.tf` and `.tfvars` file parses with python-hcl2, and the
@@ -9,10 +9,13 @@
 //! - the config template, rendered with the example's variables by
 //!   `terraform/tests/render.py`, passes `switchyard config check`;
 //! - the controller's IAM policy grants exactly the three Route 53 calls
-//!   the controller makes, on exactly the hosted zone and its changes.
+//!   the controller makes, on exactly the hosted zone and its changes;
+//! - where a `terraform` binary is on `PATH` (it needs no provider for
+//!   this), render.py agrees with `templatefile` and the example's values
+//!   pass its validation blocks.
 //!
 //! The Python tools come from the project virtualenv that `scripts/setup`
-//! makes (python-hcl2 and checkov pinned there); without it every test is
+//! makes (python-hcl2 and checkov pinned there); without it the tests are
 //! skipped with a message.
 
 use std::collections::BTreeSet;
