@@ -2,8 +2,9 @@
 //! newest `keep_finished` are deleted (their history event, written in the
 //! same txn as their outcome, is the lasting record), and history keeps
 //! the newest `history_max_events` events no older than `history_max_age`.
-//! Pending intents and entries that cannot be decoded are never deleted:
-//! the first are work, the second are for a person to look at.
+//! Pending intents and journal entries that cannot be decoded are never
+//! deleted: the first are work, the second are for a person to look at.
+//! History is trimmed by key range (time order), whatever its entries hold.
 //!
 //! What to delete is a pure function of what was read ([`plan`]); the
 //! leader carries it out in fenced txns of at most [`MAX_TXN_OPS`]

@@ -778,8 +778,10 @@ impl ActionError {
         match self {
             ActionError::Traffic(e) => e.retryable(),
             ActionError::Database(e) => e.retryable(),
-            ActionError::Deposed(_) | ActionError::GateClosed(_) | ActionError::Refused(_) => true,
-            ActionError::Unsupported(_) => false,
+            ActionError::Deposed(_) | ActionError::GateClosed(_) => true,
+            // A config that names no target or no writer record: a person
+            // must change it.
+            ActionError::Refused(_) | ActionError::Unsupported(_) => false,
         }
     }
 

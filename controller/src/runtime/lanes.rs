@@ -2,9 +2,12 @@
 //! one traffic lane (a plan's changes go out as one batch), and each
 //! database has a lane of its own. An action starts only when its lane is
 //! free, and runs in a task of its own, so a long catch-up, a hung SQL
-//! connection or a throttled Route 53 call delays only its own lane: the
+//! connection or a throttled Route 53 apply delays only its own lane: the
 //! decision loop keeps ticking, evacuations and other databases' failovers
 //! go ahead, and operator requests and pause are seen at the next tick.
+//! (The loop still makes short bounded reads itself: the promotion gate's
+//! and fence records' etcd reads, and the writer-record check, at most 1 s
+//! per database every 30 s.)
 //!
 //! One action per lane at a time is also what keeps two actions off one
 //! database (a failover and an unfence, say) whatever starts them.

@@ -226,14 +226,6 @@ async fn lead_term(
             last_writer_check = Some(tokio::time::Instant::now());
             repair_writers(ctx, leader, st, &topology).await?;
         }
-        if !control.paused
-            && st.resume_at.is_none()
-            && st.lanes.is_free(&Lane::Traffic)
-            && last_drift_check.elapsed() >= ctx.drift_check
-        {
-            last_drift_check = tokio::time::Instant::now();
-            st.check_drift(ctx, leader, control.weights.clone());
-        }
         let now = ctx.clock.now();
         let decision = ctx
             .aggregator
@@ -251,6 +243,14 @@ async fn lead_term(
                 Ok(done) => {
                     for e in &done {
                         tracing::info!(id = %e.id, outcome = ?e.outcome, "resumed an interrupted intent");
+                        if e.status == Status::Done {
+                            // The engine's memory follows what the resume did.
+                            apply_done(
+                                &mut control,
+                                &e.action,
+                                e.finished_at.unwrap_or_else(|| ctx.clock.now()),
+                            );
+                        }
                     }
                     st.resume_at = None;
                     reload_primaries(ctx, &mut topology).await;
@@ -268,11 +268,23 @@ async fn lead_term(
         }
         let avoid = avoid_regions(&control);
         // One traffic intent (one batch) for every weight change of the plan.
-        if let Some((spec, key, reasons)) = traffic_intent(&decision.plan.actions)
+        let traffic = traffic_intent(&decision.plan.actions);
+        if let Some((spec, key, reasons)) = traffic.clone()
             && st.lanes.is_free(&Lane::Traffic)
             && st.retries.ready(&key, tokio::time::Instant::now())
         {
             st.start(ctx, leader, spec, reasons, None, Origin::Engine(key), now);
+        }
+        // Drift is checked only when the engine wants no weight change and
+        // none is failing: the desired weights are then settled, and the
+        // check never holds the lane an evacuation needs.
+        if traffic.is_none()
+            && st.lanes.is_free(&Lane::Traffic)
+            && !st.retries.any_failing(|k| k.starts_with("weights/"))
+            && last_drift_check.elapsed() >= ctx.drift_check
+        {
+            last_drift_check = tokio::time::Instant::now();
+            st.check_drift(ctx, leader, control.weights.clone());
         }
         for action in &decision.plan.actions {
             if !matches!(action, Action::Failover { .. }) {
@@ -519,7 +531,12 @@ async fn harvest(
                 st.resume_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
             }
             (Err(e), origin) => {
-                tracing::warn!(%lane, ?origin, error = %e, "etcd trouble while executing; will retry")
+                // The action may have been carried out and its intent left
+                // pending (its outcome write failed): settle it before
+                // anything else starts, so it is never re-run later over
+                // newer decisions.
+                tracing::warn!(%lane, ?origin, error = %e, "etcd trouble while executing; settling the journal before anything else");
+                st.resume_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
             }
             (Ok(entry), origin) => {
                 if let Origin::Request(id) = &origin {
@@ -532,6 +549,18 @@ async fn harvest(
                 if entry.status == Status::Done {
                     if let Some(k) = &key {
                         st.retries.succeeded(k);
+                    }
+                    // Older attempts at the same thing are superseded.
+                    match entry.action.database() {
+                        None => st
+                            .retries
+                            .forget_where(|k| k.starts_with("weights/") || k == "drift"),
+                        Some(db) => {
+                            let failover = format!("failover/{db}/");
+                            let unfence = format!("unfence:{db}");
+                            st.retries
+                                .forget_where(|k| k.starts_with(&failover) || k == unfence);
+                        }
                     }
                     if matches!(origin, Origin::Engine(_)) {
                         apply_done(

@@ -76,6 +76,19 @@ impl RetryBook {
         self.failing.remove(key);
     }
 
+    /// Forgets the failures of every key `superseded` picks: an action on
+    /// the same thing succeeded, so what they tried is no longer wanted
+    /// (weights keyed by their values, a failover by the primary it
+    /// replaced) and must not stay alarmed.
+    pub fn forget_where(&mut self, mut superseded: impl FnMut(&str) -> bool) {
+        self.failing.retain(|k, _| !superseded(k));
+    }
+
+    /// True when a key `which` picks is failing now.
+    pub fn any_failing(&self, mut which: impl FnMut(&str) -> bool) -> bool {
+        self.failing.keys().any(|k| which(k))
+    }
+
     /// Actions that need a person: a failure that cannot pass by itself,
     /// or [`ALARM_AFTER`] failures in a row.
     pub fn alarms(&self) -> Vec<Alarm> {
@@ -154,6 +167,13 @@ mod tests {
         book.succeeded("failover:orders");
         assert!(book.alarms().is_empty());
         assert!(book.ready("failover:orders", t0));
+        // Forgetting what a success superseded clears its alarm.
+        book.failed("weights/api/a=0", true, "e", t0);
+        book.failed("weights/api/a=0", true, "e", t0);
+        book.failed("weights/api/a=0", true, "e", t0);
+        assert!(book.any_failing(|k| k.starts_with("weights/")));
+        book.forget_where(|k| k.starts_with("weights/"));
+        assert!(book.alarms().is_empty());
         // A permanent failure alarms at once and waits longer.
         let w = book.failed("set_weights:api", false, "AccessDenied", t0);
         assert_eq!(w, FIRST_PERMANENT);
