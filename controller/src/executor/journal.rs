@@ -85,6 +85,19 @@ impl ActionSpec {
         }
     }
 
+    /// The action that sets `records`' weights in one change: `SetWeights`
+    /// for one record, `SetWeightsBatch` for several; `None` for none.
+    pub fn for_weights(records: BTreeMap<String, BTreeMap<String, u32>>) -> Option<ActionSpec> {
+        match records.len() {
+            0 => None,
+            1 => {
+                let (record, weights) = records.into_iter().next()?;
+                Some(ActionSpec::SetWeights { record, weights })
+            }
+            _ => Some(ActionSpec::SetWeightsBatch { records }),
+        }
+    }
+
     /// Every record whose weights the action sets, with the weights.
     pub fn weight_sets(&self) -> Vec<(&String, &BTreeMap<String, u32>)> {
         match self {

@@ -450,11 +450,8 @@ impl Term {
                 metrics::counter!("switchyard_traffic_drift_total", "record" => r.clone())
                     .increment(1);
             }
-            let spec = if records.len() == 1 {
-                let (record, weights) = records.into_iter().next().unwrap_or_default();
-                ActionSpec::SetWeights { record, weights }
-            } else {
-                ActionSpec::SetWeightsBatch { records }
+            let Some(spec) = ActionSpec::for_weights(records) else {
+                return Ok(None);
             };
             tracing::warn!(reasons = ?reasons, "traffic drifted from the desired weights; correcting");
             executor
@@ -620,14 +617,7 @@ pub fn traffic_intent(actions: &[Action]) -> Option<(ActionSpec, String, Vec<Str
             reasons.extend(why.iter().cloned());
         }
     }
-    let spec = match records.len() {
-        0 => return None,
-        1 => {
-            let (record, weights) = records.into_iter().next()?;
-            ActionSpec::SetWeights { record, weights }
-        }
-        _ => ActionSpec::SetWeightsBatch { records },
-    };
+    let spec = ActionSpec::for_weights(records)?;
     Some((spec, keys.join(" + "), reasons))
 }
 
@@ -906,6 +896,8 @@ async fn compact(ctx: &LeaderContext, leader: &Leadership) -> Result<(), ExecErr
     {
         Ok(c) => {
             metrics::gauge!("switchyard_journal_pending_intents").set(c.pending as f64);
+            metrics::gauge!("switchyard_journal_undecodable_entries")
+                .set(c.undecodable.len() as f64);
             if c.intents > 0 || c.history_trimmed {
                 tracing::info!(
                     intents = c.intents,

@@ -167,23 +167,8 @@ impl Store {
 
     /// The keys under `prefix` (prefix removed), e.g. drained regions.
     pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut c = self.client.clone();
-        let resp = tokio::time::timeout(
-            CALL_TIMEOUT,
-            c.get(
-                prefix,
-                Some(GetOptions::new().with_prefix().with_keys_only()),
-            ),
-        )
-        .await??;
-        Ok(resp
-            .kvs()
-            .iter()
-            .map(|kv| {
-                let key = String::from_utf8_lossy(kv.key());
-                key[prefix.len().min(key.len())..].to_string()
-            })
-            .collect())
+        // etcd reads a limit of 0 as "no limit".
+        self.page_keys(prefix, 0).await
     }
 
     /// True when `key` exists.
