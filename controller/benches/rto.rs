@@ -6,20 +6,23 @@
 //! backend) and the database writable again (a replica sampled writable).
 //! Each trial is a fresh lab (`tests/split_lab`: network namespaces, real
 //! etcd, MariaDB and controller processes; stand-in probes reporting every
-//! 200 ms, `fall = 2`, leader lease 2 s, primary lease 4 s). `read_only` of
+//! 500 ms, `fall = 3`, leader lease 2 s), once with the default primary
+//! lease (4 s) and once with the shortest (2 s). `read_only` of
 //! every member is sampled every 10 ms and a trial fails if two members are
 //! ever writable. Half the trials kill the region that hosts the leader;
 //! in the others the leader is moved away first.
 //!
 //! Run (as root, like the tests): `cargo bench -p switchyard-controller
-//! --bench rto` (`RTO_TRIALS=N` for other than 20 trials).
+//! --bench rto` (`RTO_TRIALS=N` for other than 20 trials per primary lease,
+//! `RTO_PRIMARY_TTLS=2,4` for other primary leases, in seconds; `RTO_LOGS=1`
+//! prints the surviving controllers' logs after each trial).
 
 #[path = "../tests/split_lab/mod.rs"]
 mod split_lab;
 
 use std::time::Duration;
 
-use split_lab::{Sampler, SplitLab, ms, percentile};
+use split_lab::{Sampler, Settings, SplitLab, ms, percentile};
 use switchyard_tests::wait::wait_for;
 use tokio::time::Instant;
 
@@ -42,8 +45,17 @@ async fn leader(lab: &SplitLab) -> anyhow::Result<Option<usize>> {
     }))
 }
 
-async fn trial(kill_leader_region: bool) -> anyhow::Result<Rto> {
-    let mut lab = SplitLab::start().await?;
+/// The issue's settings: checks every 500 ms, `fall = 3`.
+fn settings(primary_ttl_s: u64) -> Settings {
+    Settings {
+        primary_ttl_s,
+        report_every: Duration::from_millis(500),
+        fall: 3,
+    }
+}
+
+async fn trial(kill_leader_region: bool, primary_ttl_s: u64) -> anyhow::Result<Rto> {
+    let mut lab = SplitLab::start_with(settings(primary_ttl_s)).await?;
     let _logs = lab.logs_on_panic();
     let first = wait_for("a leader", Duration::from_secs(20), || async {
         leader(&lab)
@@ -121,6 +133,12 @@ async fn trial(kill_leader_region: bool) -> anyhow::Result<Rto> {
         .find(|s| s.read_only[1] == Some(false) || s.read_only[2] == Some(false))
         .map(|s| s.at.duration_since(cut))
         .ok_or_else(|| anyhow::anyhow!("no writable replica sampled"))?;
+    if std::env::var_os("RTO_LOGS").is_some() {
+        // Where the time went: the surviving controllers' logs.
+        for c in &lab.controllers[1..] {
+            println!("--- {} ---\n{}", c.id(), c.log());
+        }
+    }
     Ok(Rto {
         detected: detected.ok_or_else(|| anyhow::anyhow!("region a never Down"))?,
         dns: dns.ok_or_else(|| anyhow::anyhow!("region a never out of DNS"))?,
@@ -149,46 +167,57 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut all = Vec::new();
-    for i in 0..trials {
-        let t = rt.block_on(trial(i % 2 == 0))?;
-        println!(
-            "trial {:2} (leader {}): Down {:>8}, DNS moved {:>8}, writable {:>8}",
-            i + 1,
-            if t.leader_in_region {
-                "in the region"
-            } else {
-                "elsewhere    "
-            },
-            ms(t.detected),
-            ms(t.dns),
-            ms(t.writable)
-        );
-        all.push(t);
-    }
-    println!(
-        "\n{trials} trials (read_only sampled every 10 ms, never two writable; leader lease 2 s, primary lease 4 s)"
-    );
-    for (label, pick) in [
-        ("all", None),
-        ("leader in the region", Some(true)),
-        ("leader elsewhere", Some(false)),
-    ] {
-        let set: Vec<&Rto> = all
-            .iter()
-            .filter(|t| pick.is_none_or(|p| t.leader_in_region == p))
-            .collect();
-        if set.is_empty() {
-            continue;
+    let ttls: Vec<u64> = std::env::var("RTO_PRIMARY_TTLS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|t| t.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![4, 2]);
+    let mut runs = Vec::new();
+    for &ttl in &ttls {
+        let mut all = Vec::new();
+        for i in 0..trials {
+            let t = rt.block_on(trial(i % 2 == 0, ttl))?;
+            println!(
+                "primary lease {ttl} s, trial {:2} (leader {}): Down {:>8}, DNS moved {:>8}, writable {:>8}",
+                i + 1,
+                if t.leader_in_region {
+                    "in the region"
+                } else {
+                    "elsewhere    "
+                },
+                ms(t.detected),
+                ms(t.dns),
+                ms(t.writable)
+            );
+            all.push(t);
         }
-        println!("-- {label} ({} trials)", set.len());
-        summary("region Down", set.iter().map(|t| t.detected).collect());
-        summary("traffic moved", set.iter().map(|t| t.dns).collect());
-        summary(
-            "database writable",
-            set.iter().map(|t| t.writable).collect(),
+        runs.push((ttl, all));
+    }
+    for (ttl, all) in &runs {
+        println!(
+            "\n== primary lease {ttl} s: {trials} trials (checks every 500 ms, fall 3, leader lease 2 s; \
+             read_only sampled every 10 ms, never two writable)"
         );
-        summary("total", set.iter().map(|t| t.dns.max(t.writable)).collect());
+        for (label, pick) in [
+            ("all", None),
+            ("leader in the region", Some(true)),
+            ("leader elsewhere", Some(false)),
+        ] {
+            let set: Vec<&Rto> = all
+                .iter()
+                .filter(|t| pick.is_none_or(|p| t.leader_in_region == p))
+                .collect();
+            if set.is_empty() {
+                continue;
+            }
+            println!("-- {label} ({} trials)", set.len());
+            summary("region Down", set.iter().map(|t| t.detected).collect());
+            summary("traffic moved", set.iter().map(|t| t.dns).collect());
+            summary(
+                "database writable",
+                set.iter().map(|t| t.writable).collect(),
+            );
+            summary("total", set.iter().map(|t| t.dns.max(t.writable)).collect());
+        }
     }
     Ok(())
 }

@@ -12,4 +12,5 @@ pub mod fence;
 pub mod lab;
 pub mod runtime;
 pub mod store;
+pub mod task;
 pub mod traffic;

@@ -10,6 +10,10 @@
 //! - A fence record from the previous epoch never opens the gate for the
 //!   current primary; one made under the current epoch and lease does.
 //! - A region without a controller is the documented exception.
+//! - etcd's own expiry of the lease opens the gate (issue 12): a new
+//!   leader that never saw the lease promotes as soon as etcd has ended
+//!   it, not a full lease after it first found the key absent; a key
+//!   deleted by hand while its lease still runs keeps the gate shut.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +93,19 @@ impl Fixture {
         primary: &str,
         epoch: u64,
     ) -> anyhow::Result<PrimaryLease> {
+        self.take_lease_for(holder, region, primary, epoch, TTL)
+            .await
+    }
+
+    /// [`Self::take_lease`] with a TTL of `ttl`.
+    async fn take_lease_for(
+        &self,
+        holder: &str,
+        region: &str,
+        primary: &str,
+        epoch: u64,
+        ttl: Duration,
+    ) -> anyhow::Result<PrimaryLease> {
         let value = LeaseValue {
             holder: holder.into(),
             region: region.into(),
@@ -101,7 +118,7 @@ impl Fixture {
             self.store.client(),
             self.store.keys().primary_lease("orders"),
             value,
-            TTL,
+            ttl,
             Utc::now(),
         )
         .await?
@@ -130,6 +147,21 @@ impl Fixture {
         self.executor
             .promotion_gate("orders", replacing, false, Utc::now())
             .await
+    }
+
+    /// Asks the gate for replacing `replacing` until it opens (10 s).
+    async fn wait_open(&self, replacing: &str) -> anyhow::Result<Gate> {
+        wait_for(
+            &format!("the gate for {replacing} to open"),
+            Duration::from_secs(10),
+            || async {
+                match self.gate(replacing).await {
+                    g @ Gate::Open { .. } => Ok(g),
+                    Gate::Wait { reason, .. } => Err(reason),
+                }
+            },
+        )
+        .await
     }
 
     /// Waits until the primary lease key is gone.
@@ -178,18 +210,7 @@ async fn a_new_primary_starts_with_the_gate_closed_until_its_region_takes_its_le
     // Region a is cut off: the lease expires, the gate opens for m0.
     drop(a);
     f.wait_lease_gone().await?;
-    let opened = wait_for(
-        "the gate for m0 to open",
-        Duration::from_secs(10),
-        || async {
-            match f.gate("m0").await {
-                g @ Gate::Open { .. } => Ok(g),
-                Gate::Wait { reason, .. } => Err(reason),
-            }
-        },
-    )
-    .await?;
-    assert_open(&opened, OpenedBy::LeaseExpired);
+    assert_open(&f.wait_open("m0").await?, OpenedBy::LeaseExpired);
     // m1 was fenced at epoch 0 long ago (a stale record), and is promoted:
     // epoch 2. It dies before ctl-b takes its lease.
     f.fence_record(
@@ -234,18 +255,7 @@ async fn a_new_primary_starts_with_the_gate_closed_until_its_region_takes_its_le
     assert_wait(&f.gate("m1").await, "held by ctl-b in b");
     drop(b);
     f.wait_lease_gone().await?;
-    let opened = wait_for(
-        "the gate for m1 to open",
-        Duration::from_secs(10),
-        || async {
-            match f.gate("m1").await {
-                g @ Gate::Open { .. } => Ok(g),
-                Gate::Wait { reason, .. } => Err(reason),
-            }
-        },
-    )
-    .await?;
-    assert_open(&opened, OpenedBy::LeaseExpired);
+    assert_open(&f.wait_open("m1").await?, OpenedBy::LeaseExpired);
     Ok(())
 }
 
@@ -315,5 +325,57 @@ async fn a_primary_in_a_region_without_a_controller_is_the_exception() -> anyhow
     let f = fixture().await?;
     f.record_primary("m2", 5).await?;
     assert_open(&f.gate("m2").await, OpenedBy::NoController);
+    Ok(())
+}
+
+/// A new leader (its lease reader never saw the lease) asks the gate the
+/// moment etcd has ended m0's lease: it opens then, on etcd's clock, not a
+/// full lease (and the drift margin) after the reader first finds the key
+/// absent, which is what made region loss take 5–8 s to a writable
+/// database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_opens_when_etcd_ends_the_lease() -> anyhow::Result<()> {
+    let f = fixture().await?;
+    f.record_primary("m0", 1).await?;
+    // A longer lease, so "a full lease after first seen absent" (3.5 s)
+    // is far from "at once".
+    let a = f
+        .take_lease_for("ctl-a", "a", "m0", 1, Duration::from_secs(3))
+        .await?;
+    // The reader has watched etcd for over a lease when etcd ends it (as a
+    // controller that has run for a while and just won the election).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // ctl-a dies with its region: nobody renews; etcd ends the lease.
+    drop(a);
+    f.wait_lease_gone().await?;
+    let g = f.gate("m0").await;
+    assert_open(&g, OpenedBy::LeaseExpired);
+    let Gate::Open { reason, .. } = g else {
+        unreachable!()
+    };
+    assert!(reason.contains("etcd ended it"), "{reason}");
+    Ok(())
+}
+
+/// The lease key deleted by hand while ctl-a still renews its etcd lease:
+/// the key's absence says nothing, so the gate stays shut while etcd runs
+/// the lease, and opens once etcd ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_key_deleted_by_hand_does_not_open_the_gate() -> anyhow::Result<()> {
+    let f = fixture().await?;
+    f.record_primary("m0", 1).await?;
+    let a = f.take_lease("ctl-a", "a", "m0", 1).await?;
+    f.store
+        .delete_control(f.store.keys().primary_lease("orders"))
+        .await?;
+    f.wait_lease_gone().await?;
+    // Well past the lease's TTL, ctl-a still renews it: shut throughout.
+    let since = tokio::time::Instant::now();
+    while since.elapsed() < TTL * 4 {
+        assert_wait(&f.gate("m0").await, "etcd still runs lease");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(a);
+    assert_open(&f.wait_open("m0").await?, OpenedBy::LeaseExpired);
     Ok(())
 }

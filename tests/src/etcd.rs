@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, Permission, TlsOptions};
 
 use crate::paths::{fixture_dir, system_bin};
 use crate::ports::{free_port, looks_like_port_clash};
@@ -30,10 +30,26 @@ struct Member {
     dir: PathBuf,
 }
 
+/// TLS for a fixture etcd: server certificate, client certificates
+/// required and checked against the CA (PEM bytes kept for the fixture's
+/// own clients).
+#[derive(Debug, Clone)]
+struct ServerTls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    client_cert: Vec<u8>,
+    client_key: Vec<u8>,
+    ca_pem: Vec<u8>,
+}
+
 /// An etcd cluster of one or more members; stopped and deleted on drop.
 #[derive(Debug)]
 pub struct Etcd {
     members: Vec<Member>,
+    tls: Option<ServerTls>,
+    /// The root login once [`Etcd::enable_auth`] turned authentication on.
+    root: Option<(String, String)>,
     // Declared last: the processes are killed before their directory goes.
     _dir: tempfile::TempDir,
 }
@@ -58,12 +74,35 @@ impl Etcd {
         Self::cluster_on(size, Ipv4Addr::LOCALHOST).await
     }
 
+    /// A single-member etcd on loopback serving clients over TLS only, with
+    /// `pki`'s server certificate, requiring client certificates signed by
+    /// `pki`'s CA (`--client-cert-auth`).
+    pub async fn single_tls(pki: &crate::pki::TestPki) -> anyhow::Result<Self> {
+        let tls = ServerTls {
+            ca: pki.ca.clone(),
+            cert: pki.server.cert.clone(),
+            key: pki.server.key.clone(),
+            client_cert: std::fs::read(&pki.client.cert)?,
+            client_key: std::fs::read(&pki.client.key)?,
+            ca_pem: std::fs::read(&pki.ca)?,
+        };
+        Self::cluster_with(1, Ipv4Addr::LOCALHOST, Some(tls)).await
+    }
+
     /// An etcd cluster of `size` members listening on `host`.
     async fn cluster_on(size: usize, host: Ipv4Addr) -> anyhow::Result<Self> {
+        Self::cluster_with(size, host, None).await
+    }
+
+    async fn cluster_with(
+        size: usize,
+        host: Ipv4Addr,
+        tls: Option<ServerTls>,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(size >= 1, "an etcd cluster needs at least one member");
         let mut last_err = None;
         for _ in 0..ATTEMPTS {
-            match Self::try_cluster(size, host).await {
+            match Self::try_cluster(size, host, tls.clone()).await {
                 Ok(e) => return Ok(e),
                 Err(e) if format!("{e:#}").contains("port clash") => last_err = Some(e),
                 Err(e) => return Err(e),
@@ -72,7 +111,11 @@ impl Etcd {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("etcd did not start")))
     }
 
-    async fn try_cluster(size: usize, host: Ipv4Addr) -> anyhow::Result<Self> {
+    async fn try_cluster(
+        size: usize,
+        host: Ipv4Addr,
+        tls: Option<ServerTls>,
+    ) -> anyhow::Result<Self> {
         let etcd = system_bin("etcd")?;
         let dir = fixture_dir("etcd")?;
         let token = dir
@@ -92,8 +135,9 @@ impl Etcd {
             let name = format!("m{i}");
             let mdir = dir.path().join(&name);
             std::fs::create_dir_all(&mdir)?;
-            let client_url = format!("http://{host}:{client}");
-            let args = vec![
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let client_url = format!("{scheme}://{host}:{client}");
+            let mut args = vec![
                 format!("--name={name}"),
                 format!("--data-dir={}", mdir.join("data").display()),
                 format!("--listen-client-urls={client_url}"),
@@ -109,6 +153,14 @@ impl Etcd {
                 "--logger=zap".to_string(),
                 "--log-outputs=stderr".to_string(),
             ];
+            if let Some(t) = &tls {
+                args.extend([
+                    format!("--cert-file={}", t.cert.display()),
+                    format!("--key-file={}", t.key.display()),
+                    format!("--trusted-ca-file={}", t.ca.display()),
+                    "--client-cert-auth".to_string(),
+                ]);
+            }
             let process =
                 FixtureProcess::spawn(&name, &etcd, &args, &mdir, &mdir.join("etcd.log"))?;
             members.push(Member {
@@ -118,7 +170,12 @@ impl Etcd {
                 dir: mdir,
             });
         }
-        let mut cluster = Etcd { members, _dir: dir };
+        let mut cluster = Etcd {
+            members,
+            tls,
+            root: None,
+            _dir: dir,
+        };
         for i in 0..size {
             cluster.wait_member_ready(i).await?;
         }
@@ -127,7 +184,27 @@ impl Etcd {
         Ok(cluster)
     }
 
+    /// `base` with the fixture's client certificate and root login, if any.
+    fn secure(
+        tls: Option<&ServerTls>,
+        root: Option<&(String, String)>,
+        mut base: ConnectOptions,
+    ) -> ConnectOptions {
+        if let Some(t) = tls {
+            base = base.with_tls(
+                TlsOptions::new()
+                    .ca_certificate(Certificate::from_pem(&t.ca_pem))
+                    .identity(Identity::from_pem(&t.client_cert, &t.client_key)),
+            );
+        }
+        if let Some((user, password)) = root {
+            base = base.with_user(user.clone(), password.clone());
+        }
+        base
+    }
+
     async fn wait_member_ready(&mut self, i: usize) -> anyhow::Result<()> {
+        let tls = self.tls.clone();
         let url = self.members[i].client_url.clone();
         let name = self.members[i].name.clone();
         let result = {
@@ -138,13 +215,17 @@ impl Etcd {
                 || {
                     let exited = member.process.exited();
                     let url = url.clone();
+                    let opts = Self::secure(
+                        tls.as_ref(),
+                        None,
+                        ConnectOptions::new()
+                            .with_connect_timeout(Duration::from_millis(500))
+                            .with_timeout(Duration::from_secs(1)),
+                    );
                     async move {
                         if let Some(status) = exited {
                             return Err(format!("exited with {status}"));
                         }
-                        let opts = ConnectOptions::new()
-                            .with_connect_timeout(Duration::from_millis(500))
-                            .with_timeout(Duration::from_secs(1));
                         let mut c = Client::connect([url], Some(opts))
                             .await
                             .map_err(|e| e.to_string())?;
@@ -184,11 +265,16 @@ impl Etcd {
         self.members.is_empty()
     }
 
-    /// A client connected to every member.
+    /// A client connected to every member (with the fixture's client
+    /// certificate on TLS, as root once authentication is on).
     pub async fn client(&self) -> anyhow::Result<Client> {
-        let opts = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(5));
+        let opts = Self::secure(
+            self.tls.as_ref(),
+            self.root.as_ref(),
+            ConnectOptions::new()
+                .with_connect_timeout(Duration::from_secs(2))
+                .with_timeout(Duration::from_secs(5)),
+        );
         Client::connect(self.endpoints(), Some(opts))
             .await
             .context("connecting to the etcd fixture")
@@ -245,6 +331,36 @@ impl Etcd {
             async move { c.put("/switchyard-fixture/ready", "1", None).await }
         })
         .await?;
+        Ok(())
+    }
+
+    /// Turns etcd's authentication on: a `root` user, and a user `user`
+    /// (password `password`) whose only role, `switchyard-<cluster>`,
+    /// reads and writes the keys under `/switchyard/<cluster>/` and
+    /// nothing else — what a production etcd shared with other users
+    /// would grant Switchyard. The fixture's own client logs in as root
+    /// from then on.
+    pub async fn enable_auth(
+        &mut self,
+        cluster: &str,
+        user: &str,
+        password: &str,
+    ) -> anyhow::Result<()> {
+        let root_password = format!("root-{}", std::process::id());
+        let mut c = self.client().await?;
+        c.user_add("root", root_password.as_str(), None).await?;
+        c.user_grant_role("root", "root").await?;
+        let role = format!("switchyard-{cluster}");
+        c.role_add(role.as_str()).await?;
+        c.role_grant_permission(
+            role.as_str(),
+            Permission::read_write(format!("/switchyard/{cluster}/")).with_prefix(),
+        )
+        .await?;
+        c.user_add(user, password, None).await?;
+        c.user_grant_role(user, role.as_str()).await?;
+        c.auth_enable().await?;
+        self.root = Some(("root".to_string(), root_password));
         Ok(())
     }
 

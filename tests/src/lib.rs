@@ -6,6 +6,7 @@
 //! - [`MariaDbTopology`]: a GTID-replicating primary and replicas.
 //! - [`Route53Api`]: moto's Route 53 API and an `aws-sdk-route53` client for it.
 //! - [`HttpTarget`]: an HTTP endpoint whose answer a test switches at run time.
+//! - [`pki::TestPki`]: a CA and certificates for TLS tests (`rcgen`).
 //!
 //! Every child process carries the environment variable [`FIXTURE_ENV`], so
 //! the test script can prove that no fixture process outlived the suite.
@@ -15,6 +16,7 @@ pub mod http_target;
 pub mod mariadb;
 pub mod netns;
 pub mod paths;
+pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod route53;

@@ -7,6 +7,7 @@
 //! (it reaches neither: fence its region's primaries). See
 //! [`crate::fence::isolation`].
 
+use crate::task::AbortOnDrop;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -272,15 +273,6 @@ async fn ping_loop(
                 set.remove(&peer)
             }
         });
-    }
-}
-
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -54,6 +54,9 @@ pub enum OpsError {
     /// etcd failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The etcd TLS files or login named by the config cannot be used.
+    #[error(transparent)]
+    EtcdAccess(#[from] crate::store::AccessError),
     /// The command names something the config does not declare.
     #[error("{0}")]
     Usage(String),
@@ -64,9 +67,11 @@ pub enum OpsError {
 
 async fn connect(path: &Path) -> Result<(config::Config, Store), OpsError> {
     let cfg = config::load(path)?.config;
+    let access = crate::store::EtcdAccess::from_config(&cfg)?;
     let store = Store::connect_reachable(
         &cfg.etcd.endpoints,
         &cfg.cluster,
+        &access,
         std::time::Duration::from_millis(500),
     )
     .await?;

@@ -16,9 +16,13 @@ pub fn write_summary(config: &Config, out: &mut dyn Write) -> io::Result<()> {
         Some(_) => "TLS",
         None => "no TLS",
     };
+    let auth = match &etcd.credentials {
+        Some(name) => format!(", user from credentials {name:?}"),
+        None => String::new(),
+    };
     writeln!(
         out,
-        "etcd         {} ({tls}, lease ttl {})",
+        "etcd         {} ({tls}{auth}, lease ttl {})",
         etcd.endpoints.join(", "),
         dur(etcd.lease_ttl)
     )?;

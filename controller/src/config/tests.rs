@@ -299,7 +299,7 @@ fn cases() -> Vec<Case> {
             "primary lease TTL not whole seconds",
             "[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nprimary_lease_ttl = \"2500ms\"\n",
             "etcd.primary_lease_ttl",
-            "use a whole number of seconds (etcd grants leases in seconds), at least 4s",
+            "use a whole number of seconds (etcd grants leases in seconds), at least 2s",
             (3, 21),
         ),
         case(

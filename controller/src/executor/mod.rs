@@ -26,7 +26,7 @@ use etcd_client::TxnOp;
 use switchyard_probes::replication::{FailoverRequest, ReplError, ReplicaSet};
 
 use crate::fence::gate::{self, FenceAttempt, Gate};
-use crate::fence::lease::{LeaseReader, VouchObservation};
+use crate::fence::lease::{LeaseLife, LeaseObservation, LeaseReader, VouchObservation};
 use crate::fence::local::FenceRecord;
 use crate::runtime::control::DatabaseState;
 use crate::store::{LEASE_MARGIN, Leadership, Store, StoreError, encode};
@@ -300,12 +300,45 @@ impl Executor {
                 VouchObservation::Present(v) => Duration::from_millis(v.lease.ttl_ms),
                 _ => Duration::ZERO,
             };
+            // Asked only when it can matter: a vouch, and no lease key.
+            let vouched_lease = match (&vouch, &lease) {
+                (VouchObservation::Present(v), LeaseObservation::Absent { .. }) => {
+                    match leases.lease_life(v.lease_id).await {
+                        // A lease taken between the reads above and this
+                        // answer would make "gone" stale: read the vouch
+                        // and the key again, and count it only if neither
+                        // moved.
+                        LeaseLife::Gone => {
+                            let again = leases.vouch(database).await;
+                            let key_back = self
+                                .store
+                                .exists(&self.store.keys().primary_lease(database))
+                                .await;
+                            match (again, key_back) {
+                                (VouchObservation::Present(w), Ok(false))
+                                    if w.lease_id == v.lease_id =>
+                                {
+                                    LeaseLife::Gone
+                                }
+                                _ => LeaseLife::Unknown {
+                                    error: "a lease was taken while the gate read it".into(),
+                                },
+                            }
+                        }
+                        other => other,
+                    }
+                }
+                _ => LeaseLife::Unknown {
+                    error: "not asked".into(),
+                },
+            };
             let evidence = gate::Evidence {
                 state: state.as_ref(),
                 cover: &cover,
                 lease: &lease,
                 vouch: &vouch,
                 fence: &fence,
+                vouched_lease: &vouched_lease,
                 unseen_wait: leases.unseen_wait(ttl),
             };
             gate::may_promote(old_primary, &evidence, false, tokio::time::Instant::now())

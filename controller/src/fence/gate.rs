@@ -9,12 +9,19 @@
 //!   ([`judge_record`]); a fence that failed is not a fence, and a record
 //!   from another primary, epoch or lease is stale and ignored;
 //! - **an expired lease**: a lease taken for this primary at this epoch
-//!   (its *vouch*, [`crate::fence::lease::Vouch`]) whose key etcd has
-//!   deleted, and whose last observed expiry — or, unseen, a full TTL plus
-//!   the drift margin since the key was first seen absent — has passed on
-//!   this reader's monotonic clock, counted only from the last time this
-//!   reader started watching etcd without a gap. By then the lease's holder
-//!   has fenced the primary itself, or was dead with it.
+//!   (its *vouch*, [`crate::fence::lease::Vouch`]) whose key is gone and
+//!   which etcd itself no longer has ([`LeaseLife::Gone`]): etcd's clock,
+//!   not this reader's, decides when it ran out, and its holder's fence
+//!   deadline counts from before the last renewal etcd acknowledged, so by
+//!   then the holder has fenced the primary, or was dead with it. Nothing
+//!   revokes a vouched lease early (a holder that gives a lease up lets it
+//!   run out; only a primary that left the region has its lease released).
+//!   One more condition: this reader must have reached etcd without a gap
+//!   for a full lease and the drift margin. A gap may be what let the
+//!   holder fail static (keep its primary writable past the lease, when no
+//!   controller reached etcd); a full lease of this reader answering its
+//!   peers "etcd answers" is what turns that holder's fail-static into a
+//!   fence.
 //!
 //! A new primary (after a failover or switchover) whose region has a
 //! controller starts with the gate **closed**: until that controller takes
@@ -31,7 +38,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::fence::lease::{LeaseObservation, VouchObservation};
+use crate::fence::lease::{LeaseLife, LeaseObservation, VouchObservation};
 use crate::fence::local::{FenceOutcome, FenceRecord};
 use crate::runtime::control::DatabaseState;
 
@@ -201,8 +208,10 @@ pub struct Evidence<'a> {
     pub vouch: &'a VouchObservation,
     /// The old primary's fence record, judged ([`judge_record`]).
     pub fence: &'a FenceAttempt,
-    /// How long a lease not seen to vanish may still run after its key was
-    /// first seen absent (TTL + drift margin).
+    /// Whether etcd still runs the lease the vouch names.
+    pub vouched_lease: &'a LeaseLife,
+    /// How long this reader must have reached etcd without a gap before an
+    /// expired lease counts (TTL + drift margin).
     pub unseen_wait: Duration,
 }
 
@@ -415,34 +424,46 @@ pub fn may_promote(replacing: &str, ev: &Evidence<'_>, manual_force: bool, now: 
         "primary lease of {old} (held by {} in {})",
         vouch.lease.holder, vouch.lease.region
     );
-    // Seen by this reader and vanished: its observed expiry; otherwise a
-    // full lease after the key was first seen absent. Never earlier than a
-    // full lease after this reader's last gap.
-    let by_absence = since + ev.unseen_wait;
-    let by_seen = last_seen
-        .filter(|l| l.lease_id == vouch.lease_id)
-        .map(|l| l.expires_at);
-    let opens = by_seen
-        .map_or(by_absence, |s| s.min(by_absence))
-        .max(watching_since + ev.unseen_wait);
+    match ev.vouched_lease {
+        LeaseLife::Gone => {}
+        LeaseLife::Running { left } => {
+            return wait(
+                Some(now + *left),
+                format!(
+                    "{holder}: its key is gone but etcd still runs lease {:x} ({} at most); \
+                     waiting for etcd to end it{fence_note}",
+                    vouch.lease_id,
+                    secs(*left)
+                ),
+            );
+        }
+        LeaseLife::Unknown { error } => {
+            return wait(
+                None,
+                format!(
+                    "{holder}: its key is gone; whether etcd still runs lease {:x} is \
+                     unknown: {error}{fence_note}",
+                    vouch.lease_id
+                ),
+            );
+        }
+    }
+    // etcd ended the lease; count it only after a full lease of watching
+    // etcd without a gap (a gap may have let the holder fail static).
+    let opens = watching_since + ev.unseen_wait;
     if now >= opens {
-        let how = if by_seen.is_some_and(|s| s < by_absence) {
-            "past its observed expiry and the drift margin".to_string()
-        } else {
-            format!(
-                "absent for {} (a full lease and the drift margin)",
-                secs(now.saturating_duration_since(since))
-            )
-        };
         Gate::Open {
             by: OpenedBy::LeaseExpired,
-            reason: format!("{holder} expired: {how}{fence_note}"),
+            reason: format!("{holder} expired: etcd ended it{fence_note}"),
         }
     } else {
         wait(
             Some(opens),
             format!(
-                "{holder} gone from etcd; it may run for {} more{fence_note}",
+                "{holder} expired in etcd, but this controller has reached etcd without a gap \
+                 only for {}: waiting {} more, so that a holder that failed static sees etcd \
+                 answer and fences{fence_note}",
+                secs(now.saturating_duration_since(watching_since)),
                 secs(opens - now)
             ),
         )

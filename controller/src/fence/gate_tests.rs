@@ -106,6 +106,7 @@ struct Case {
     lease: LeaseObservation,
     vouch: VouchObservation,
     fence: FenceAttempt,
+    life: LeaseLife,
     force: bool,
     now: i64,
     want: Want,
@@ -119,6 +120,7 @@ fn case(name: &'static str, lease: LeaseObservation, now: i64, want: Want) -> Ca
         lease,
         vouch: vouch("m1", 3, 7),
         fence: FenceAttempt::NotAttempted,
+        life: LeaseLife::Gone,
         force: false,
         now,
         want,
@@ -201,43 +203,53 @@ fn table() {
         ),
         // --- The lease was taken for this primary and epoch, and is gone. ---
         case(
-            "gone, drift margin pending",
+            "gone, and etcd ended it: open before the reader's own estimate",
             absent(Some(seen("m1", 3, 7, 5, 16)), 14),
-            15,
-            Want::Wait(Some(16)),
-        ),
-        case(
-            "gone and expired",
-            absent(Some(seen("m1", 3, 7, 5, 16)), 14),
-            16,
+            14,
             Want::Open(OpenedBy::LeaseExpired),
         ),
         Case {
+            life: LeaseLife::Running {
+                left: Duration::from_secs(2),
+            },
+            ..case(
+                "key gone but etcd still runs the lease (deleted by hand)",
+                absent(Some(seen("m1", 3, 7, 5, 16)), 14),
+                15,
+                Want::Wait(Some(17)),
+            )
+        },
+        Case {
+            life: LeaseLife::Unknown {
+                error: "timeout".into(),
+            },
+            ..case(
+                "key gone, whether etcd still runs the lease unknown",
+                absent(None, 14),
+                100,
+                Want::Wait(None),
+            )
+        },
+        Case {
             fence: failed("m1"),
             ..case(
-                "gone and expired, fence failed",
+                "etcd ended it, fence failed",
                 absent(Some(seen("m1", 3, 7, 5, 16)), 14),
                 17,
                 Want::Open(OpenedBy::LeaseExpired),
             )
         },
         case(
-            "never seen by this reader: a full lease from first absent",
+            "never seen by this reader (a new leader): etcd ended it",
             absent(None, 3),
-            7,
-            Want::WaitMs(7_500),
-        ),
-        case(
-            "never seen, a full lease passed",
-            absent(None, 3),
-            8,
+            3,
             Want::Open(OpenedBy::LeaseExpired),
         ),
         case(
-            "seen lease was another one (an older lease id): a full lease from first absent",
+            "the lease seen was an older one; etcd ended the vouched one",
             absent(Some(seen("m1", 3, 6, 1, 2)), 3),
-            5,
-            Want::WaitMs(7_500),
+            3,
+            Want::Open(OpenedBy::LeaseExpired),
         ),
         Case {
             lease: LeaseObservation::Absent {
@@ -382,6 +394,7 @@ fn table() {
             lease: &c.lease,
             vouch: &c.vouch,
             fence: &c.fence,
+            vouched_lease: &c.life,
             unseen_wait: WAIT,
         };
         let g = may_promote("m1", &ev, c.force, t(c.now));
@@ -413,6 +426,7 @@ fn unreadable_state_shuts_the_gate() {
         lease: &lease,
         vouch: &vouch("m1", 3, 7),
         fence: &FenceAttempt::NotAttempted,
+        vouched_lease: &LeaseLife::Gone,
         unseen_wait: WAIT,
     };
     let g = may_promote("m1", &ev, false, t(100));
@@ -428,6 +442,7 @@ fn forced_reason_is_recorded_for_history() {
         lease: &lease,
         vouch: &vouch("m1", 3, 7),
         fence: &FenceAttempt::NotAttempted,
+        vouched_lease: &LeaseLife::Gone,
         unseen_wait: WAIT,
     };
     assert_eq!(
@@ -449,6 +464,7 @@ fn reasons_say_who_holds_and_why() {
         lease: &lease,
         vouch: &vouch("m1", 3, 7),
         fence: &failed("m1"),
+        vouched_lease: &LeaseLife::Gone,
         unseen_wait: WAIT,
     };
     let Gate::Wait { reason, .. } = may_promote("m1", &ev, false, t(6)) else {
@@ -634,6 +650,7 @@ fn a_record_of_the_previous_epoch_never_opens_the_gate_for_the_new_primary() {
         lease: &lease,
         vouch: &v,
         fence: &fence,
+        vouched_lease: &LeaseLife::Gone,
         unseen_wait: WAIT,
     };
     let g = may_promote("m1", &ev, false, t(6));

@@ -5,10 +5,11 @@
 //! replace: the keeper's controller fences its region's primaries before
 //! its own deadline for this lease (see
 //! [`FenceDeadline`](crate::fence::isolation::FenceDeadline)), and etcd
-//! deletes the key only after that deadline has passed. So once the leader
-//! has seen the key gone, or its last observation plus the drift margin has
-//! passed, the old primary is either fenced or its controller is dead with
-//! it — see [`crate::fence::gate`].
+//! deletes the key only after that deadline has passed (by etcd's clock:
+//! the holder's deadline counts from before its last acknowledged renewal
+//! was sent, etcd's expiry from when it arrived). So once etcd no longer
+//! has the lease, the old primary is either fenced or its controller is
+//! dead with it — see [`crate::fence::gate`].
 //!
 //! Renewals are etcd keep-alives, not writes: the value is written when the
 //! lease is granted and when the primary changes, never at renewal rate.
@@ -22,6 +23,7 @@
 //! primary whose region's controller has not taken its lease yet, which
 //! nobody would fence): see [`crate::fence::gate`].
 
+use crate::task::AbortOnDrop;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -35,7 +37,7 @@ use tokio::time::Instant;
 use crate::fence::gate::Coverage;
 use crate::fence::isolation::FenceDeadline;
 pub use crate::store::keepalive::Renewal;
-use crate::store::keepalive::keep_alive;
+use crate::store::keepalive::{PRIMARY_RENEWALS_PER_TTL, keep_alive};
 use crate::store::{CALL_TIMEOUT, Store, StoreError, encode};
 
 /// The leader may have seen a renewal up to this much "late" relative to the
@@ -96,6 +98,7 @@ pub struct PrimaryLease {
     value: Mutex<LeaseValue>,
     status: watch::Receiver<Renewal>,
     adopted: bool,
+    verified: bool,
     _task: AbortOnDrop,
 }
 
@@ -122,7 +125,7 @@ impl std::fmt::Debug for PrimaryLease {
 impl PrimaryLease {
     /// Takes the lease only if nobody holds the key: grants a lease of `ttl`
     /// (whole seconds, at least one), then puts `value` attached to it with
-    /// a `create_revision == 0` compare, and keeps it alive every TTL/4.
+    /// a `create_revision == 0` compare, and keeps it alive every TTL/8.
     /// `value.renewed_at` is overwritten with `now`, `value.ttl_ms` with the
     /// TTL etcd granted. When the key is held by
     /// `value.holder` itself (this controller before a restart), the
@@ -155,15 +158,26 @@ impl PrimaryLease {
         let revoke = |mut c: Client| async move {
             let _ = tokio::time::timeout(CALL_TIMEOUT, c.lease_revoke(lease)).await;
         };
+        // A failed or timed-out txn may still have been applied: the key
+        // and the vouch may name this lease, and the gate takes a vouched
+        // lease that etcd no longer has as over, its primary fenced. So the
+        // lease is neither revoked nor left to run out unwatched: it is kept
+        // alive and handed back as held but *unverified* — the isolation
+        // loop fences under it like any other — until the keeper reads the
+        // key and either confirms it or lets it go ([`Self::verified`]).
         let resp = match tokio::time::timeout(CALL_TIMEOUT, c.txn(txn)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
-                revoke(c).await;
-                return Err(e.into());
+                tracing::warn!(key = %key, error = %e, "primary lease txn failed; keeping the lease until the key says whether it was applied");
+                return Ok(Acquired::Held(Box::new(
+                    Self::keep(client, key, lease, ttl, value, sent).unverified(),
+                )));
             }
-            Err(e) => {
-                revoke(c).await;
-                return Err(e.into());
+            Err(_) => {
+                tracing::warn!(key = %key, "primary lease txn timed out; keeping the lease until the key says whether it was applied");
+                return Ok(Acquired::Held(Box::new(
+                    Self::keep(client, key, lease, ttl, value, sent).unverified(),
+                )));
             }
         };
         if resp.succeeded() {
@@ -229,7 +243,8 @@ impl PrimaryLease {
             deadline: sent + ttl,
             lost: false,
         });
-        let task = tokio::spawn(keep_alive(client.clone(), lease, ttl, tx, || {
+        let period = ttl / PRIMARY_RENEWALS_PER_TTL;
+        let task = tokio::spawn(keep_alive(client.clone(), lease, period, tx, || {
             metrics::counter!("switchyard_primary_lease_renewals_total").increment(1);
         }));
         Self {
@@ -240,7 +255,36 @@ impl PrimaryLease {
             value: Mutex::new(value),
             status,
             adopted: false,
+            verified: true,
             _task: AbortOnDrop(task),
+        }
+    }
+
+    fn unverified(mut self) -> Self {
+        self.verified = false;
+        self
+    }
+
+    /// False while it is unknown whether the key names this lease (the
+    /// grant's txn failed or timed out: it may have been applied). The
+    /// keeper then reads the key: [`Self::confirm`] if it names this lease,
+    /// else it lets the lease go ([`Self::release`] is safe then: neither
+    /// the key nor the vouch, written in the same txn, names it).
+    pub fn verified(&self) -> bool {
+        self.verified
+    }
+
+    /// Records that the key names this lease.
+    pub fn confirm(&mut self) {
+        self.verified = true;
+    }
+
+    /// Reads whether the key names this lease now (`None`: etcd unreadable).
+    pub async fn key_names_it(&self) -> Option<bool> {
+        let mut c = self.client.clone();
+        match tokio::time::timeout(CALL_TIMEOUT, c.get(self.key.clone(), None)).await {
+            Ok(Ok(r)) => Some(r.kvs().first().is_some_and(|kv| kv.lease() == self.lease)),
+            _ => None,
         }
     }
 
@@ -393,6 +437,24 @@ pub enum VouchObservation {
     },
 }
 
+/// Whether etcd still runs the lease a vouch names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseLife {
+    /// etcd no longer has it: it expired by etcd's clock (or was released
+    /// because its primary left the region; nothing else revokes one).
+    Gone,
+    /// etcd still counts it down: at most `left` more unless renewed.
+    Running {
+        /// The most it may still run.
+        left: Duration,
+    },
+    /// etcd could not be asked (or it was not asked: no vouch).
+    Unknown {
+        /// Why.
+        error: String,
+    },
+}
+
 #[derive(Debug, Default)]
 struct Memory {
     last_seen: Option<ObservedLease>,
@@ -518,6 +580,26 @@ impl LeaseReader {
         }
     }
 
+    /// Asks etcd whether lease `lease_id` (the one a vouch names) still
+    /// runs. etcd's own clock decides when a lease expires, so a vouched
+    /// lease that etcd no longer has is over for its holder too.
+    pub async fn lease_life(&self, lease_id: i64) -> LeaseLife {
+        let mut c = self.store.client();
+        match tokio::time::timeout(CALL_TIMEOUT, c.lease_time_to_live(lease_id, None)).await {
+            Ok(Ok(r)) if r.ttl() < 0 => LeaseLife::Gone,
+            // Whole seconds, truncated: the lease may run up to a second more.
+            Ok(Ok(r)) => LeaseLife::Running {
+                left: Duration::from_secs(r.ttl() as u64 + 1),
+            },
+            Ok(Err(e)) => LeaseLife::Unknown {
+                error: e.to_string(),
+            },
+            Err(_) => LeaseLife::Unknown {
+                error: format!("no answer within {CALL_TIMEOUT:?}"),
+            },
+        }
+    }
+
     /// Reads `db`'s vouch now.
     pub async fn vouch(&self, db: &str) -> VouchObservation {
         let key = self.store.keys().vouched(db);
@@ -628,13 +710,4 @@ fn vouch_op(key: &str, value: &LeaseValue, lease: i64) -> Result<TxnOp, StoreErr
         None => format!("{key}.vouch"),
     };
     Ok(TxnOp::put(vkey.clone(), encode(&vkey, &vouch)?, None))
-}
-
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

@@ -483,18 +483,25 @@ mod tests {
         assert_eq!(t.grace, Duration::from_secs(1));
         assert_eq!(t.margin, Duration::from_millis(7500));
         assert_eq!(t.fence_budget, Duration::from_secs(2));
-        for secs in 4..120 {
+        // The shortest lease the config allows (2 s): fence by +1 s, done
+        // by +1.5 s.
+        let t = Timing::for_ttl(Duration::from_secs(2));
+        assert_eq!(t.etcd_silence, Duration::from_millis(300));
+        assert_eq!(t.margin, Duration::from_millis(500));
+        assert_eq!(t.fence_budget, Duration::from_millis(500));
+        for secs in 2..120 {
             let ttl = Duration::from_secs(secs);
             let t = Timing::for_ttl(ttl);
             // Worst case: the last renewal was acknowledged a renewal
-            // period (TTL/4) before the cut. Seeing etcd gone takes the
+            // period (TTL/8) before the cut. Seeing etcd gone takes the
             // silence and a tick (a peer that still reaches etcd, or
             // answers no more, makes that an isolation at once; a silent
             // peer is dropped within two pings, later, but then it was
             // reaching etcd: see `assess`). The fence must start by then
             // and end, within its budget, a margin before the lease can
             // expire at etcd.
-            let seen = ttl / 4 + t.etcd_silence + TICK;
+            let period = ttl / crate::store::keepalive::PRIMARY_RENEWALS_PER_TTL;
+            let seen = period + t.etcd_silence + TICK;
             let t0 = Instant::now();
             let lease = FenceDeadline::new(t0, ttl, t.margin, t.fence_budget);
             let start_after = lease.start_by - t0;
@@ -506,7 +513,7 @@ mod tests {
             );
             assert!(t.margin >= Duration::from_millis(500), "{secs}s");
             assert!(
-                ttl / 4 + t.etcd_silence + t.grace <= ttl - t.margin,
+                period + t.etcd_silence + t.grace <= ttl - t.margin,
                 "{secs}s"
             );
         }

@@ -30,7 +30,7 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// How often a wait at the promotion gate is logged again.
 const GATE_LOG_EVERY: Duration = Duration::from_secs(30);
 /// How often a shut promotion gate is asked again.
-const GATE_RETRY: Duration = Duration::from_millis(500);
+const GATE_RETRY: Duration = TICK;
 /// How often the leader checks that every writer record names its
 /// database's recorded primary (a read of the backend per database).
 const WRITER_CHECK: Duration = Duration::from_secs(30);
@@ -195,9 +195,13 @@ async fn lead_term(
     let mut last_drift_check = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A primary lease that changes (etcd ended one, say) is looked at at
+    // once: a failover waiting at the gate must not wait for the tick.
+    let (leases_changed, _lease_watch) = super::lease_watch::watch_primary_leases(&ctx.store);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = leases_changed.notified() => st.gate_retry.clear(),
             _ = leader.lost() => return Ok(()),
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         }

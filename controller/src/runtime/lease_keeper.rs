@@ -272,6 +272,24 @@ impl LeaseKeeper {
                 return;
             }
         }
+        if let Some(l) = leases.get_mut(db)
+            && !l.verified()
+        {
+            // The grant's txn failed or timed out: see whether it applied.
+            match l.key_names_it().await {
+                Some(true) => l.confirm(),
+                Some(false) => {
+                    // Neither the key nor the vouch names it: let it go.
+                    if let Some(l) = leases.remove(db)
+                        && let Err(e) = l.release().await
+                    {
+                        tracing::debug!(database = %db, error = %e, "cannot release an unused lease; it will expire");
+                    }
+                    return;
+                }
+                None => return,
+            }
+        }
         if let Some(l) = leases.get(db) {
             let v = l.value();
             if (v.primary != state.primary || v.epoch != Some(state.epoch))

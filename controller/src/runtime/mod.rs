@@ -9,6 +9,7 @@ pub mod isolation;
 pub mod lanes;
 pub mod leader;
 pub mod lease_keeper;
+pub mod lease_watch;
 pub mod metrics;
 pub mod model;
 pub mod peers;
@@ -62,9 +63,35 @@ pub enum StartError {
     /// etcd could not be reached at all.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The etcd TLS files or login named by the config cannot be used.
+    #[error(transparent)]
+    EtcdAccess(#[from] crate::store::AccessError),
     /// A listener failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Connects to etcd. Without a login the connection is lazy (etcd may be
+/// down). With one, etcd-client logs in at once, so while etcd does not
+/// answer this retries every second (until `shutdown`) instead of exiting.
+async fn connect_store(
+    cfg: &Config,
+    access: &crate::store::EtcdAccess,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Store, StartError> {
+    loop {
+        match Store::connect_with(&cfg.etcd.endpoints, &cfg.cluster, access).await {
+            Ok(s) => return Ok(s),
+            Err(e) if access.logs_in() && e.retryable() => {
+                tracing::warn!(error = %e, "cannot log in to etcd yet; retrying every second");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = shutdown.wait_for(|s| *s) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The controller entry of `id` (or the only one, when `id` is `None`).
@@ -179,6 +206,9 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), StartError> {
+    // Before anything else: a controller configured for TLS or a login
+    // must never go on without them.
+    let access = crate::store::EtcdAccess::from_config(&cfg)?;
     let Listeners {
         grpc,
         metrics: metrics_listener,
@@ -204,7 +234,7 @@ pub async fn run(
     let policy = model::policy(&cfg);
     let known = Arc::new(model::known_names(&topology, &cfg.cluster));
     let aggregator = Arc::new(Aggregator::new(policy.clone()));
-    let store = Store::connect(&cfg.etcd.endpoints, &cfg.cluster).await?;
+    let store = connect_store(&cfg, &access, shutdown.clone()).await?;
     metrics::set_leader(false);
 
     let mut tasks = tokio::task::JoinSet::new();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use switchyard_probes::replication::{
-    Credentials, Flavor, MemberSpec, MongoReplicaSet, MySqlReplicaSet, ReplicaSet, Rules,
+    Credentials, Flavor, MemberSpec, MongoReplicaSet, MySqlReplicaSet, ReplicaSet, Rules, Timeouts,
 };
 
 use crate::api::ingest::KnownNames;
@@ -239,8 +239,17 @@ fn replica_sets_where(
                         .map(|m| m.credentials.clone())
                         .unwrap_or_else(|| Credentials::new("", "")),
                 };
+                // Connecting gets the member check's timeout (default 2 s),
+                // as the probes do: a member that cannot be reached within
+                // it is Down to them, and a failover's observation of a
+                // dead, cut-off old primary should not wait longer for it.
                 std::sync::Arc::new(
-                    MySqlReplicaSet::new(flavor, members, rules, repl).map_err(spec_err)?,
+                    MySqlReplicaSet::new(flavor, members, rules, repl)
+                        .map_err(spec_err)?
+                        .with_timeouts(Timeouts {
+                            connect: db.check.timeout,
+                            ..Timeouts::default()
+                        }),
                 )
             }
             config::DatabaseKind::Mongodb => std::sync::Arc::new(

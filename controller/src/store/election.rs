@@ -8,6 +8,7 @@
 //! the fence refuses a write, or on shutdown (resign, so a peer takes over at
 //! once rather than after the TTL).
 
+use crate::task::AbortOnDrop;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,7 +172,7 @@ async fn term(
     let keeper = tokio::spawn(keep_alive(
         client.clone(),
         lease,
-        config.ttl,
+        config.ttl / 4,
         renewal_tx,
         || {},
     ));
@@ -248,12 +249,4 @@ async fn lost(rx: &mut watch::Receiver<Renewal>) {
 /// so it can be awaited in `select!` arms that await again.
 async fn flagged(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

@@ -1,5 +1,6 @@
 //! Keeping an etcd lease alive: one loop shared by the leader election and
-//! the primary leases. It renews every TTL/4, publishes each acknowledged
+//! the primary leases. It renews every `period` (TTL/4 for the leader
+//! lease, TTL/8 for primary leases: see [`PRIMARY_RENEWALS_PER_TTL`]), publishes each acknowledged
 //! renewal (the deadline counts from when the renewal was *sent*, so it is
 //! never optimistic), and marks the lease lost — and stops — when etcd says
 //! it is gone or the deadline passes unrenewed.
@@ -25,17 +26,25 @@ pub struct Renewal {
     pub lost: bool,
 }
 
-/// Renews `lease` every TTL/4 (so at worst a quarter of the TTL has passed
-/// since the last renewal when trouble starts) and publishes each acknowledged renewal; marks
-/// it lost and stops when etcd says it is gone or the deadline passes.
+/// How many renewals a primary lease gets per TTL. Its holder starts
+/// fencing half a TTL after the last acknowledged renewal
+/// ([`crate::runtime::isolation::Timing`]), so with eight a primary is
+/// fenced only after three renewals in a row went unanswered, even with the
+/// shortest TTL (2 s: a renewal every 250 ms).
+pub const PRIMARY_RENEWALS_PER_TTL: u32 = 8;
+
+/// Renews `lease` every `period` (at least 100 ms; at worst a `period` has
+/// passed since the last renewal when trouble starts) and publishes each
+/// acknowledged renewal; marks it lost and stops when etcd says it is gone
+/// or the deadline passes.
 pub async fn keep_alive(
     mut client: Client,
     lease: i64,
-    ttl: Duration,
+    period: Duration,
     status: watch::Sender<Renewal>,
     on_renewal: impl Fn() + Send,
 ) {
-    let period = (ttl / 4).max(Duration::from_millis(100));
+    let period = period.max(Duration::from_millis(100));
     let mut stream_pair = None;
     loop {
         let current = *status.borrow();
@@ -62,7 +71,14 @@ pub async fn keep_alive(
             continue;
         };
         let sent = Instant::now();
-        let budget = current.deadline.saturating_duration_since(sent).min(period);
+        // A reply may take longer than the period (a far or busy etcd
+        // leader): only one slower than two periods (at least 500 ms)
+        // drops the stream, so frequent renewals do not make a slow etcd
+        // look like a lost one.
+        let budget = current
+            .deadline
+            .saturating_duration_since(sent)
+            .min((period * 2).max(Duration::from_millis(500)));
         let renewed = tokio::time::timeout(budget, async {
             keeper.keep_alive().await?;
             stream.message().await

@@ -5,6 +5,7 @@
 //! another node leads now: the caller gets [`StoreError::NotLeader`] and this
 //! node steps down before it does anything else.
 
+pub mod access;
 pub mod election;
 mod error;
 pub mod keepalive;
@@ -17,6 +18,7 @@ use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, T
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use access::{AccessError, EtcdAccess};
 pub use election::{ElectionConfig, Leadership, Role};
 pub use error::StoreError;
 pub use keys::Keys;
@@ -45,10 +47,22 @@ impl Store {
     /// Connects to etcd. Connecting is lazy enough that etcd may be down:
     /// calls fail with [`StoreError::Unavailable`] until it answers.
     pub async fn connect(endpoints: &[String], cluster: &str) -> Result<Self, StoreError> {
-        let opts = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
-            .with_require_leader(true);
+        Self::connect_with(endpoints, cluster, &EtcdAccess::plain()).await
+    }
+
+    /// [`connect`](Self::connect) with TLS and a login (`access`, from the
+    /// config's `[etcd.tls]` and `etcd.credentials`).
+    pub async fn connect_with(
+        endpoints: &[String],
+        cluster: &str,
+        access: &EtcdAccess,
+    ) -> Result<Self, StoreError> {
+        let opts = access.apply(
+            ConnectOptions::new()
+                .with_connect_timeout(Duration::from_secs(2))
+                .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+                .with_require_leader(true),
+        );
         let client = Client::connect(endpoints, Some(opts)).await?;
         Ok(Store {
             client,
@@ -66,6 +80,7 @@ impl Store {
     pub async fn connect_reachable(
         endpoints: &[String],
         cluster: &str,
+        access: &EtcdAccess,
         probe: Duration,
     ) -> Result<Self, StoreError> {
         let mut reachable = Vec::new();
@@ -82,7 +97,7 @@ impl Store {
         if reachable.is_empty() {
             reachable = endpoints.to_vec();
         }
-        Self::connect(&reachable, cluster).await
+        Self::connect_with(&reachable, cluster, access).await
     }
 
     /// The key schema of this cluster.

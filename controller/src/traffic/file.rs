@@ -6,12 +6,16 @@
 //! would set, visible with `cat`), and the stand-in the controller tests
 //! count calls with across processes. Writes go through a temp file and a
 //! rename, so a reader never sees half a file, and an advisory lock
-//! serialises writers in different processes.
+//! serialises writers in different processes. An apply whose caller stopped
+//! waiting (its step's budget ran out) while the lock was held elsewhere
+//! gives up without writing: a timed-out step never lands later.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::records::{RecordBook, RecordSpec};
 use super::{
@@ -129,11 +133,28 @@ impl TrafficBackend for FileBackend {
         }
         let path = self.path.clone();
         let change = change.clone();
-        tokio::task::spawn_blocking(move || apply_locked(&path, &change))
+        // The blocking call cannot be cancelled; when this future is
+        // dropped (the step's budget ran out) the flag tells it to give up
+        // before it writes anything, so a timed-out apply never lands later.
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _abandon = AbandonOnDrop(abandoned.clone());
+        tokio::task::spawn_blocking(move || apply_locked(&path, &change, &abandoned))
             .await
             .map_err(|e| TrafficError::Unavailable(e.to_string()))?
     }
 }
+
+/// Sets its flag when dropped: the caller no longer waits for the result.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// How often a waiting apply tries the lock again.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The file's content after `change`: each named record's complete weight
 /// set (regions it held and the change leaves out go to 0), each writer
@@ -161,7 +182,11 @@ fn merge(all: &mut BTreeMap<String, Weights>, change: &TrafficChange) -> usize {
     changed
 }
 
-fn apply_locked(path: &Path, change: &TrafficChange) -> Result<Applied, TrafficError> {
+fn apply_locked(
+    path: &Path,
+    change: &TrafficChange,
+    abandoned: &AtomicBool,
+) -> Result<Applied, TrafficError> {
     let lock_path = {
         let mut p = path.as_os_str().to_owned();
         p.push(".lock");
@@ -173,7 +198,26 @@ fn apply_locked(path: &Path, change: &TrafficChange) -> Result<Applied, TrafficE
         .write(true)
         .open(&lock_path)
         .map_err(|e| io(&lock_path, e))?;
-    lock.lock().map_err(|e| io(&lock_path, e))?;
+    let gave_up = || {
+        TrafficError::Unavailable(
+            "the caller stopped waiting before the lock was free; nothing was applied".into(),
+        )
+    };
+    loop {
+        match lock.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if abandoned.load(Ordering::SeqCst) {
+                    return Err(gave_up());
+                }
+                std::thread::sleep(LOCK_RETRY);
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path, e)),
+        }
+    }
+    if abandoned.load(Ordering::SeqCst) {
+        return Err(gave_up());
+    }
     let mut all = load(path)?;
     let changed = merge(&mut all, change);
     let tmp = {
@@ -186,6 +230,11 @@ fn apply_locked(path: &Path, change: &TrafficChange) -> Result<Applied, TrafficE
         let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
         f.write_all(&json).map_err(|e| io(&tmp, e))?;
         f.sync_all().map_err(|e| io(&tmp, e))?;
+    }
+    // The last moment to give up: after the rename the change is made.
+    if abandoned.load(Ordering::SeqCst) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(gave_up());
     }
     std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
     let calls = calls_path(path);
@@ -227,6 +276,43 @@ mod tests {
             .expect("apply");
         let calls = std::fs::read_to_string(b.calls_path()).expect("calls");
         assert_eq!(calls.lines().count(), 2);
+    }
+
+    /// An apply whose caller gave up while another process held the lock
+    /// writes nothing when the lock is freed: a timed-out step never lands
+    /// later (before the fix, each abandoned apply was written once the
+    /// lock came free).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_apply_abandoned_while_waiting_for_the_lock_never_lands() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.json");
+        let b = FileBackend::new(path.clone());
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.path().join("w.json.lock"))
+            .expect("lock file");
+        lock.lock().expect("lock");
+        for _ in 0..3 {
+            let timed_out = tokio::time::timeout(
+                std::time::Duration::from_millis(100),
+                b.apply(&[change("api.", &[("a", 100), ("b", 0)])]),
+            )
+            .await;
+            assert!(timed_out.is_err(), "it waits while the lock is held");
+        }
+        drop(lock);
+        // Longer than any abandoned apply needs to notice and give up.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!b.calls_path().exists(), "an abandoned apply was written");
+        assert!(b.read("api.").await.expect("read").is_empty());
+        // The next apply goes through.
+        b.apply(&[change("api.", &[("a", 100), ("b", 0)])])
+            .await
+            .expect("apply");
+        let calls = std::fs::read_to_string(b.calls_path()).expect("calls");
+        assert_eq!(calls.lines().count(), 1);
     }
 
     #[tokio::test]

@@ -226,10 +226,23 @@ impl Cluster {
         targets: &[String],
     ) -> anyhow::Result<Cluster> {
         let etcd = Etcd::cluster(etcd_members).await?;
+        Self::start_on(etcd, backend, "", extra, targets).await
+    }
+
+    /// Three controllers on a given `etcd` (one secured by TLS or a login,
+    /// for instance), with `etcd_lines` added to the config's `[etcd]`
+    /// table. The cluster is named `t<pid>`.
+    pub async fn start_on(
+        etcd: Etcd,
+        backend: Backend,
+        etcd_lines: &str,
+        extra: impl FnOnce(&Path) -> String,
+        targets: &[String],
+    ) -> anyhow::Result<Cluster> {
         let dir = tempfile::Builder::new()
             .prefix("switchyard-fixture-cluster-")
             .tempdir()?;
-        let cluster = format!("t{}", std::process::id());
+        let cluster = Self::name();
         let extra = extra(dir.path());
         let (config, weights) = write_config_full(
             dir.path(),
@@ -240,6 +253,14 @@ impl Cluster {
             &extra,
             targets,
         );
+        if !etcd_lines.is_empty() {
+            let text = std::fs::read_to_string(&config)?;
+            let at = text.find("\n[dns]").expect("the config has a [dns] table");
+            std::fs::write(
+                &config,
+                format!("{}\n{etcd_lines}\n{}", &text[..at], &text[at..]),
+            )?;
+        }
         seed_weights(&weights);
         let mut controllers = Vec::new();
         let env = backend_env(&backend);
@@ -260,6 +281,12 @@ impl Cluster {
             weights,
             cluster,
         })
+    }
+
+    /// The name [`Cluster::start_on`] gives the cluster (etcd roles are
+    /// granted on its prefix before it starts).
+    pub fn name() -> String {
+        format!("t{}", std::process::id())
     }
 
     /// gRPC URLs of every controller.

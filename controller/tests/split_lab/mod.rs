@@ -40,6 +40,28 @@ pub const PRIMARY_TTL_S: u64 = 4;
 /// Report interval of the stand-in probes.
 const REPORT_EVERY: Duration = Duration::from_millis(200);
 
+/// What a lab may be started with other than the defaults the split-brain
+/// tests use (the `rto` benchmark's settings).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// `etcd.primary_lease_ttl`, whole seconds.
+    pub primary_ttl_s: u64,
+    /// How often the stand-in probes report.
+    pub report_every: Duration,
+    /// `policy.fall` (and `rise`).
+    pub fall: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            primary_ttl_s: PRIMARY_TTL_S,
+            report_every: REPORT_EVERY,
+            fall: 2,
+        }
+    }
+}
+
 /// The service target of `region`.
 pub fn svc(region: &str) -> String {
     format!("svc:api@{region}")
@@ -74,6 +96,8 @@ pub struct SplitLab {
     pub weights: PathBuf,
     /// The cluster name.
     pub cluster: String,
+    /// What it was started with.
+    pub settings: Settings,
 }
 
 fn outcomes(vantages: &[&str]) -> BTreeMap<(String, String), bool> {
@@ -93,6 +117,11 @@ impl SplitLab {
     /// Starts everything and waits until a leader leads, m0 is recorded as
     /// primary and ctl-a holds its primary lease.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(Settings::default()).await
+    }
+
+    /// [`Self::start`] with other `settings`.
+    pub async fn start_with(settings: Settings) -> anyhow::Result<Self> {
         let net = NetNs::create(3).map_err(|e| anyhow::anyhow!("{e}"))?;
         let etcd = Etcd::single_on(net.host_addr()).await?;
         let db = MariaDbTopology::start_in(&net, &[0, 1, 2]).await?;
@@ -106,7 +135,8 @@ impl SplitLab {
             .prefix("switchyard-fixture-split-")
             .tempdir()?;
         let cluster = format!("sb{}", std::process::id());
-        let (config, weights) = write_config(dir.path(), &etcd.endpoints(), &cluster, &net, &db);
+        let (config, weights) =
+            write_config(dir.path(), &etcd.endpoints(), &cluster, &net, &db, settings);
         let mut controllers = Vec::new();
         for (i, r) in REGIONS.iter().enumerate() {
             let id = format!("ctl-{r}");
@@ -127,12 +157,12 @@ impl SplitLab {
         let fleet_a = ReportFleet::start(
             vec![controllers[0].grpc_url()],
             outcomes(&REGIONS),
-            REPORT_EVERY,
+            settings.report_every,
         );
         let fleet_bc = ReportFleet::start(
             vec![controllers[1].grpc_url(), controllers[2].grpc_url()],
             outcomes(&REGIONS),
-            REPORT_EVERY,
+            settings.report_every,
         );
         let store = Store::connect(&etcd.endpoints(), &cluster).await?;
         let lab = SplitLab {
@@ -147,6 +177,7 @@ impl SplitLab {
             config,
             weights,
             cluster,
+            settings,
         };
         lab.wait_lease_held("ctl-a", "m0").await?;
         for c in &lab.controllers {
@@ -301,7 +332,7 @@ impl SplitLab {
         self.fleet_a = Some(ReportFleet::start(
             vec![self.controllers[0].grpc_url()],
             outcomes(&REGIONS),
-            REPORT_EVERY,
+            self.settings.report_every,
         ));
         Ok(())
     }
@@ -378,6 +409,7 @@ fn write_config(
     cluster: &str,
     net: &NetNs,
     db: &MariaDbTopology,
+    settings: Settings,
 ) -> (PathBuf, PathBuf) {
     let weights = dir.join("weights.json");
     std::fs::write(dir.join("admin.secret"), ADMIN_PASSWORD).expect("secret");
@@ -389,15 +421,15 @@ cluster = "{cluster}"
 [etcd]
 endpoints = [{endpoints}]
 lease_ttl = "{LEASE_TTL_S}s"
-primary_lease_ttl = "{PRIMARY_TTL_S}s"
+primary_lease_ttl = "{primary_ttl_s}s"
 
 [dns]
 backend = "file"
 path = "{weights}"
 
 [policy]
-fall = 2
-rise = 2
+fall = {fall}
+rise = {fall}
 quorum = 2
 stale_after = "3s"
 max_evacuated = 1
@@ -410,6 +442,8 @@ db_failover = "auto"
             .collect::<Vec<_>>()
             .join(", "),
         weights = weights.display(),
+        primary_ttl_s = settings.primary_ttl_s,
+        fall = settings.fall,
     );
     for (i, r) in REGIONS.iter().enumerate() {
         t.push_str(&format!(

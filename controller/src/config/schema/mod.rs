@@ -156,9 +156,16 @@ impl Config {
 pub struct Etcd {
     /// Client URLs, e.g. `https://etcd-1.internal:2379`; at least one.
     pub endpoints: Vec<String>,
-    /// TLS settings; absent means plain connections.
+    /// TLS settings; absent means plain connections. Required for
+    /// `https://` endpoints (its `ca_file` is what etcd's certificates are
+    /// checked against).
     #[serde(default)]
     pub tls: Option<EtcdTls>,
+    /// Name of the `[credentials.<name>]` set to log in to etcd with, when
+    /// etcd's authentication is enabled (give that user a role limited to
+    /// `/switchyard/<cluster>/`).
+    #[serde(default)]
+    pub credentials: Option<String>,
     /// TTL of the leader lease (default 5s): a dead leader is replaced
     /// within about this long, so keep it short (2–5s).
     #[serde(
@@ -167,11 +174,16 @@ pub struct Etcd {
     )]
     pub lease_ttl: Duration,
     /// TTL of each database's primary lease (default twice `lease_ttl`, at
-    /// least 4s):
+    /// least 4s; whole seconds, at least 2s):
     /// the majority side promotes around an unreachable primary only after
-    /// this has run out, and an isolated controller fences its primaries
-    /// before it does. Longer means slower failovers of a cut-off region;
-    /// shorter means less room for the isolated side to fence in time.
+    /// etcd has ended it, and an isolated controller fences its primaries
+    /// before it can end (starting half a TTL after its last renewal).
+    /// Longer means slower failovers of a cut-off region; shorter means
+    /// less room for the isolated side to fence in time, and a busy host
+    /// whose renewals stall for half a TTL (or that loses etcd for 3/16 of
+    /// it while a peer reaches etcd) fences a healthy primary. 2s
+    /// brings region loss to a writable database under 3s (docs/BENCHMARKS.md,
+    /// `rto`); keep the default unless the hosts are dedicated and quiet.
     #[serde(default, deserialize_with = "duration::deserialize_option")]
     pub primary_lease_ttl: Option<Duration>,
 }

@@ -136,7 +136,8 @@ fn members(v: &mut Validator<'_>, at: &KeyPath, db: &Database) {
     }
 }
 
-fn credential_ref(v: &mut Validator<'_>, path: KeyPath, name: &str) {
+/// Reports `name` (at `path`) when no `[credentials.<name>]` defines it.
+pub(super) fn credential_ref(v: &mut Validator<'_>, path: KeyPath, name: &str) {
     if v.config.credentials.contains_key(name) {
         return;
     }
@@ -160,14 +161,15 @@ fn credentials(v: &mut Validator<'_>) {
             v.error(at.key("user"), "user must not be empty");
         }
         v.check(at.key("password"), creds.password.check_shape());
-        let used = v.config.databases.iter().any(|db| {
-            db.credentials.as_deref() == Some(name)
-                || db.replication_credentials.as_deref() == Some(name)
-                || db
-                    .members
-                    .iter()
-                    .any(|m| m.credentials.as_deref() == Some(name))
-        });
+        let used = v.config.etcd.credentials.as_deref() == Some(name)
+            || v.config.databases.iter().any(|db| {
+                db.credentials.as_deref() == Some(name)
+                    || db.replication_credentials.as_deref() == Some(name)
+                    || db
+                        .members
+                        .iter()
+                        .any(|m| m.credentials.as_deref() == Some(name))
+            });
         if !used {
             v.warning(
                 at,

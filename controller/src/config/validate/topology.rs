@@ -50,6 +50,22 @@ fn etcd(v: &mut Validator<'_>) {
             );
         }
     }
+    if etcd.tls.is_none()
+        && let Some(i) = etcd
+            .endpoints
+            .iter()
+            .position(|e| e.starts_with("https://"))
+    {
+        v.error(
+            path.key("endpoints").index(i),
+            "this endpoint uses https:// but [etcd.tls] is not set: add it with ca_file (the CA \
+             that signed etcd's certificates), and cert_file/key_file if etcd asks for client \
+             certificates",
+        );
+    }
+    if let Some(name) = &etcd.credentials {
+        super::databases::credential_ref(v, path.key("credentials"), name);
+    }
     let ttl = etcd.lease_ttl;
     if ttl < Duration::from_secs(1) || ttl.subsec_nanos() != 0 {
         v.error(
@@ -58,11 +74,12 @@ fn etcd(v: &mut Validator<'_>) {
         );
     }
     if let Some(p) = etcd.primary_lease_ttl {
-        if p < Duration::from_secs(4) || p.subsec_nanos() != 0 {
+        if p < Duration::from_secs(2) || p.subsec_nanos() != 0 {
             v.error(
                 path.key("primary_lease_ttl"),
-                "use a whole number of seconds (etcd grants leases in seconds), at least 4s: an \
-                 isolated controller must notice and fence within it (default: twice lease_ttl)",
+                "use a whole number of seconds (etcd grants leases in seconds), at least 2s: an \
+                 isolated controller must notice and fence within it (default: twice lease_ttl, \
+                 at least 4s)",
             );
         } else if p < ttl {
             v.error(

@@ -1,0 +1,13 @@
+//! Background tasks tied to the value that owns them.
+
+/// Aborts its task when dropped: a keep-alive, a ping loop or a watch lives
+/// exactly as long as the handle, lease or term that started it, whichever
+/// way that ends (including an early return with `?`).
+#[derive(Debug)]
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

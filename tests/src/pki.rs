@@ -1,0 +1,119 @@
+//! A throwaway public-key infrastructure for TLS tests, made with `rcgen`:
+//! a CA, a server certificate for loopback, a client certificate, and a
+//! client certificate from another CA (which servers must refuse). Written
+//! as PEM files into a directory of its own, deleted on drop.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
+
+/// A certificate and its key, as PEM files.
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    /// The certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+/// The files of a test PKI.
+#[derive(Debug)]
+pub struct TestPki {
+    /// The CA's certificate (PEM): what clients and servers trust.
+    pub ca: PathBuf,
+    /// A server certificate for `localhost` and 127.0.0.1.
+    pub server: CertFiles,
+    /// A client certificate (common name `switchyard-host`, not an etcd
+    /// user: etcd would take a common name that is a user as the login).
+    pub client: CertFiles,
+    /// A client certificate from another CA.
+    pub stranger: CertFiles,
+    dir: tempfile::TempDir,
+}
+
+struct Ca {
+    cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn ca(name: &str) -> anyhow::Result<Ca> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let cert = params.self_signed(&key)?;
+    Ok(Ca {
+        cert_pem: cert.pem(),
+        issuer: Issuer::new(params, key),
+    })
+}
+
+fn leaf(
+    ca: &Ca,
+    common_name: &str,
+    names: &[&str],
+    ips: &[std::net::IpAddr],
+) -> anyhow::Result<(String, String)> {
+    let key = KeyPair::generate()?;
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    for ip in ips {
+        params.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    let cert = params.signed_by(&key, &ca.issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn write_pair(dir: &Path, name: &str, (cert, key): (String, String)) -> anyhow::Result<CertFiles> {
+    let files = CertFiles {
+        cert: dir.join(format!("{name}.pem")),
+        key: dir.join(format!("{name}-key.pem")),
+    };
+    std::fs::write(&files.cert, cert)?;
+    std::fs::write(&files.key, key)?;
+    Ok(files)
+}
+
+impl TestPki {
+    /// Makes a new CA and certificates in a fresh directory.
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("switchyard-fixture-pki-")
+            .tempdir()?;
+        let ours = ca("switchyard test CA")?;
+        let other = ca("some other CA")?;
+        let ca_path = dir.path().join("ca.pem");
+        std::fs::write(&ca_path, &ours.cert_pem)?;
+        let loopback = [std::net::IpAddr::from([127, 0, 0, 1])];
+        let server = write_pair(
+            dir.path(),
+            "server",
+            leaf(&ours, "localhost", &["localhost"], &loopback)?,
+        )?;
+        let client = write_pair(
+            dir.path(),
+            "client",
+            leaf(&ours, "switchyard-host", &[], &[])?,
+        )?;
+        let stranger = write_pair(
+            dir.path(),
+            "stranger",
+            leaf(&other, "switchyard", &[], &[])?,
+        )?;
+        Ok(Self {
+            ca: ca_path,
+            server,
+            client,
+            stranger,
+            dir,
+        })
+    }
+
+    /// The directory holding every file.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
