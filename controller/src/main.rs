@@ -297,26 +297,31 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Pause { target } => ops_command(ops::switch(
             &target.config,
             Switch::Pause,
+            target.output,
             &mut std::io::stdout(),
         ))?,
         Command::Resume { target } => ops_command(ops::switch(
             &target.config,
             Switch::Resume,
+            target.output,
             &mut std::io::stdout(),
         ))?,
         Command::Drain { target, region } => ops_command(ops::switch(
             &target.config,
             Switch::Drain(region),
+            target.output,
             &mut std::io::stdout(),
         ))?,
         Command::Undrain { target, region } => ops_command(ops::switch(
             &target.config,
             Switch::Undrain(region),
+            target.output,
             &mut std::io::stdout(),
         ))?,
         Command::Failback { target, region } => ops_command(ops::switch(
             &target.config,
             Switch::Failback(region),
+            target.output,
             &mut std::io::stdout(),
         ))?,
         Command::Failover {
@@ -333,6 +338,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 force,
             },
             std::time::Duration::from_secs(wait),
+            target.output,
             &mut std::io::stdout(),
         ))?,
         Command::Switchover {
@@ -344,6 +350,7 @@ fn main() -> anyhow::Result<ExitCode> {
             &target.config,
             ops::DbRequest::Switchover { database, to },
             std::time::Duration::from_secs(wait),
+            target.output,
             &mut std::io::stdout(),
         ))?,
         Command::Probe {

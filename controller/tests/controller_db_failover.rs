@@ -75,19 +75,34 @@ async fn hung_primary(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<
     )
     .await?;
     // An operator's unforced failover waits at the same gate, and the CLI
-    // says why and what to do.
+    // says why and what to do (as JSON here: one object, exit code 2).
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["failover", "--database", "orders", "--wait", "3"])
+        .args([
+            "failover",
+            "--database",
+            "orders",
+            "--wait",
+            "3",
+            "--output",
+            "json",
+        ])
         .arg("--config")
         .arg(&cl.config)
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{stdout}");
+    let o: serde_json::Value = serde_json::from_str(&stdout)?;
+    assert_eq!(o["status"], "waiting_at_gate", "{o}");
     assert!(
-        stdout.contains("waits at the promotion gate")
-            && stdout.contains("held by ctl-a in a")
-            && stdout.contains("--force"),
-        "{stdout}"
+        o["gate"]
+            .as_str()
+            .is_some_and(|g| g.contains("held by ctl-a in a")),
+        "{o}"
+    );
+    let message = o["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("waits at the promotion gate") && message.contains("--force"),
+        "{o}"
     );
     // Past ctl-a's detection time (2 × the 5 s check), its failed fence
     // keeps the lease: it says so.

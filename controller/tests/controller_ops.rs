@@ -86,6 +86,14 @@ async fn drain_pause_resume_through_the_cli() -> anyhow::Result<()> {
     assert_eq!(status["drained"], serde_json::json!(["b"]));
     assert!(status["leader"].is_string());
 
+    // Scripts get one JSON object; a repeat says nothing changed.
+    let (code, out, _) = cli(&cl, &["pause", "--output", "json"]);
+    assert_eq!(code, 0);
+    let o: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(
+        o,
+        serde_json::json!({ "command": "pause", "changed": false, "what": "automation paused" })
+    );
     let (code, out, _) = cli(&cl, &["resume"]);
     assert_eq!((code, out.trim()), (0, "automation resumed"));
     wait_for(

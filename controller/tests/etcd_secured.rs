@@ -156,6 +156,15 @@ async fn controllers_and_the_cli_run_on_mutual_tls_with_a_login_limited_to_the_c
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("leader"), "{stdout}");
+    // The password is never logged, by the controllers or the CLI.
+    for c in &cl.controllers {
+        assert!(
+            !c.log().contains(PASSWORD),
+            "{} logged the etcd password",
+            c.id()
+        );
+    }
+    assert!(!stdout.contains(PASSWORD) && !String::from_utf8_lossy(&out.stderr).contains(PASSWORD));
     Ok(())
 }
 

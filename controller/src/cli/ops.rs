@@ -30,6 +30,19 @@ pub enum Output {
     Json,
 }
 
+impl Switch {
+    /// The command's name, for JSON output.
+    fn command(&self) -> &'static str {
+        match self {
+            Switch::Pause => "pause",
+            Switch::Resume => "resume",
+            Switch::Drain(_) => "drain",
+            Switch::Undrain(_) => "undrain",
+            Switch::Failback(_) => "failback",
+        }
+    }
+}
+
 /// An operator switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Switch {
@@ -79,8 +92,27 @@ async fn connect(path: &Path) -> Result<(config::Config, Store), OpsError> {
 }
 
 /// Applies a switch; prints what changed (or that nothing had to).
-pub async fn switch(path: &Path, which: Switch, out: &mut dyn Write) -> Result<(), OpsError> {
+pub async fn switch(
+    path: &Path,
+    which: Switch,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), OpsError> {
     let (cfg, store) = connect(path).await?;
+    let command = which.command();
+    // One line for people, one JSON object for scripts.
+    let mut say = |changed: bool, what: &str| -> Result<(), OpsError> {
+        match output {
+            Output::Table if changed => writeln!(out, "{what}")?,
+            Output::Table => writeln!(out, "unchanged: {what} already")?,
+            Output::Json => writeln!(
+                out,
+                "{}",
+                serde_json::json!({ "command": command, "changed": changed, "what": what })
+            )?,
+        }
+        Ok(())
+    };
     let keys = store.keys().clone();
     let (key, on, what) = match &which {
         Switch::Pause => (keys.pause(), true, "automation paused".to_string()),
@@ -94,8 +126,7 @@ pub async fn switch(path: &Path, which: Switch, out: &mut dyn Write) -> Result<(
                 .await?;
             let what = format!("failback of region {r} approved");
             record(&store, &what).await?;
-            writeln!(out, "{what}")?;
-            return Ok(());
+            return say(true, &what);
         }
         Switch::Drain(r) | Switch::Undrain(r) => {
             check_region(&cfg, r)?;
@@ -106,8 +137,7 @@ pub async fn switch(path: &Path, which: Switch, out: &mut dyn Write) -> Result<(
     };
     let present = store.exists(&key).await?;
     if present == on {
-        writeln!(out, "unchanged: {what} already")?;
-        return Ok(());
+        return say(false, &what);
     }
     if on {
         store.put_control(key, &Utc::now().to_rfc3339()).await?;
@@ -115,8 +145,7 @@ pub async fn switch(path: &Path, which: Switch, out: &mut dyn Write) -> Result<(
         store.delete_control(key).await?;
     }
     record(&store, &what).await?;
-    writeln!(out, "{what}")?;
-    Ok(())
+    say(true, &what)
 }
 
 fn check_region(cfg: &config::Config, r: &str) -> Result<(), OpsError> {
@@ -535,6 +564,7 @@ pub async fn request(
     path: &Path,
     req: DbRequest,
     wait: std::time::Duration,
+    output: Output,
     out: &mut dyn Write,
 ) -> Result<i32, OpsError> {
     use crate::executor::ActionSpec;
@@ -589,7 +619,30 @@ pub async fn request(
     store
         .put_control(store.keys().request(&id), &String::from_utf8_lossy(&json))
         .await?;
-    writeln!(out, "request {id} handed to the leader")?;
+    if output == Output::Table {
+        writeln!(out, "request {id} handed to the leader")?;
+    }
+    // The end of the wait, as one line (table) or one JSON object; the
+    // exit code follows the status.
+    let mut end =
+        |status: &str, text: String, detail: serde_json::Value| -> Result<i32, OpsError> {
+            match output {
+                Output::Table => writeln!(out, "{text}")?,
+                Output::Json => {
+                    let mut o =
+                        serde_json::json!({ "request": id, "status": status, "message": text });
+                    if let (Some(o), serde_json::Value::Object(d)) = (o.as_object_mut(), detail) {
+                        o.extend(d);
+                    }
+                    writeln!(out, "{o}")?;
+                }
+            }
+            Ok(match status {
+                "done" => 0,
+                "failed" => 1,
+                _ => 2,
+            })
+        };
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let journal = store
@@ -601,33 +654,41 @@ pub async fn request(
             .find(|(_, e)| e.request.as_deref() == Some(id.as_str()) && e.status != Status::Pending)
         {
             let outcome = e.outcome.unwrap_or_default();
-            return Ok(if e.status == Status::Done {
-                writeln!(out, "done: {outcome}")?;
-                0
+            let status = if e.status == Status::Done {
+                "done"
             } else {
-                writeln!(out, "failed: {outcome}")?;
-                1
-            });
+                "failed"
+            };
+            return end(
+                status,
+                format!("{status}: {outcome}"),
+                serde_json::json!({ "outcome": outcome, "journal_id": e.id }),
+            );
         }
         if tokio::time::Instant::now() >= deadline {
             // The leader notes why a failover waits at the promotion gate.
             let key = store.keys().request_waiting(&id);
             if let Ok(Some(reason)) = store.get_json::<String>(&key).await {
-                writeln!(
-                    out,
-                    "not started after {}s: the failover waits at the promotion gate: {reason}. \
-                     The request stays with the leader. If you know the old primary cannot take \
-                     writes, run it again with --force.",
-                    wait.as_secs()
-                )?;
-                return Ok(2);
+                return end(
+                    "waiting_at_gate",
+                    format!(
+                        "not started after {}s: the failover waits at the promotion gate: {reason}. \
+                         The request stays with the leader. If you know the old primary cannot \
+                         take writes, run it again with --force.",
+                        wait.as_secs()
+                    ),
+                    serde_json::json!({ "gate": reason }),
+                );
             }
-            writeln!(
-                out,
-                "not finished after {}s: the request stays with the leader; follow it with `switchyard status` and `switchyard history`",
-                wait.as_secs()
-            )?;
-            return Ok(2);
+            return end(
+                "running",
+                format!(
+                    "not finished after {}s: the request stays with the leader; follow it with \
+                     `switchyard status` and `switchyard history`",
+                    wait.as_secs()
+                ),
+                serde_json::json!({}),
+            );
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
