@@ -13,4 +13,5 @@ pub mod lab;
 pub mod runtime;
 pub mod store;
 pub mod task;
+pub mod tls;
 pub mod traffic;

@@ -253,6 +253,7 @@ enum ConfigCommand {
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    switchyard_controller::tls::install_crypto_provider();
     let code = match cli.command {
         Command::Config {
             command: ConfigCommand::Check { file },

@@ -33,7 +33,7 @@ pub use plan::{
     CheckKind, CheckSpec, DnsCheck, DnsRecordType, GrpcCheck, HttpCheck, MongoDbCheck, MySqlCheck,
     ProbePlan, TargetPlan, TcpCheck,
 };
-pub use probe::{Probe, ProbeOptions, run};
+pub use probe::{Probe, ProbeOptions, run, run_with};
 pub use report::Backoff;
 pub use stats::{CheckSnapshot, ControllerSnapshot, ProbeStats};
 

@@ -36,6 +36,9 @@ pub struct ProbeOptions {
     pub keepalive: Duration,
     /// On shutdown, how long buffered reports may take to flush.
     pub flush_timeout: Duration,
+    /// TLS to the controllers (`https://` URLs): the CA to check them
+    /// against and this probe's certificate, which names its vantage.
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Default for ProbeOptions {
@@ -46,6 +49,7 @@ impl Default for ProbeOptions {
             connect_timeout: Duration::from_secs(1),
             keepalive: Duration::from_secs(5),
             flush_timeout: Duration::from_secs(2),
+            tls: None,
         }
     }
 }
@@ -116,6 +120,17 @@ impl Probe {
                 .keep_alive_timeout(options.keepalive)
                 .keep_alive_while_idle(true)
                 .tcp_nodelay(true);
+            let endpoint = match &options.tls {
+                Some(tls) => {
+                    endpoint
+                        .tls_config(tls.clone())
+                        .map_err(|e| ProbeError::BadController {
+                            url: url.clone(),
+                            why: e.to_string(),
+                        })?
+                }
+                None => endpoint,
+            };
             let stats = Arc::new(ControllerStats::new(&url));
             let metrics = ControllerMetrics::new(&url);
             let buffer = Arc::new(ReportBuffer::new(
@@ -233,7 +248,15 @@ pub async fn run(
     controllers: Vec<String>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ProbeError> {
-    Probe::new(plan, controllers, ProbeOptions::default())?
-        .run(shutdown)
-        .await
+    run_with(plan, controllers, ProbeOptions::default(), shutdown).await
+}
+
+/// [`run`] with other [`ProbeOptions`] (TLS, for one).
+pub async fn run_with(
+    plan: ProbePlan,
+    controllers: Vec<String>,
+    options: ProbeOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ProbeError> {
+    Probe::new(plan, controllers, options)?.run(shutdown).await
 }

@@ -17,7 +17,6 @@ pub struct CertFiles {
 }
 
 /// The files of a test PKI.
-#[derive(Debug)]
 pub struct TestPki {
     /// The CA's certificate (PEM): what clients and servers trust.
     pub ca: PathBuf,
@@ -28,7 +27,16 @@ pub struct TestPki {
     pub client: CertFiles,
     /// A client certificate from another CA.
     pub stranger: CertFiles,
+    issuer: Issuer<'static, KeyPair>,
     dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for TestPki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestPki")
+            .field("dir", &self.dir.path())
+            .finish()
+    }
 }
 
 struct Ca {
@@ -54,6 +62,16 @@ fn leaf(
     names: &[&str],
     ips: &[std::net::IpAddr],
 ) -> anyhow::Result<(String, String)> {
+    leaf_by(&ca.issuer, common_name, names, ips, &[])
+}
+
+fn leaf_by(
+    issuer: &Issuer<'static, KeyPair>,
+    common_name: &str,
+    names: &[&str],
+    ips: &[std::net::IpAddr],
+    uris: &[String],
+) -> anyhow::Result<(String, String)> {
     let key = KeyPair::generate()?;
     let mut params =
         CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
@@ -63,7 +81,12 @@ fn leaf(
     for ip in ips {
         params.subject_alt_names.push(SanType::IpAddress(*ip));
     }
-    let cert = params.signed_by(&key, &ca.issuer)?;
+    for uri in uris {
+        params
+            .subject_alt_names
+            .push(SanType::URI(uri.as_str().try_into()?));
+    }
+    let cert = params.signed_by(&key, issuer)?;
     Ok((cert.pem(), key.serialize_pem()))
 }
 
@@ -108,8 +131,20 @@ impl TestPki {
             server,
             client,
             stranger,
+            issuer: ours.issuer,
             dir,
         })
+    }
+
+    /// Another certificate from the CA, named `name` in the directory, with
+    /// the URI SANs `uris` (a probe's vantages, say) and 127.0.0.1.
+    pub fn issue(&self, name: &str, uris: &[String]) -> anyhow::Result<CertFiles> {
+        let loopback = [std::net::IpAddr::from([127, 0, 0, 1])];
+        write_pair(
+            self.dir.path(),
+            name,
+            leaf_by(&self.issuer, name, &["localhost"], &loopback, uris)?,
+        )
     }
 
     /// The directory holding every file.

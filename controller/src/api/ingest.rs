@@ -94,17 +94,23 @@ pub enum Rejection {
     /// Neither up nor down.
     #[error("outcome is unspecified")]
     NoOutcome,
+    /// With `[tls]`, the probe's certificate does not name this vantage
+    /// (URI SAN `switchyard://<cluster>/vantage/<region>`): one host must
+    /// not speak for another region.
+    #[error("vantage {0:?} is not named by the probe's certificate")]
+    UncertifiedVantage(String),
 }
 
 impl Rejection {
     /// Every [`label`](Self::label), so the counters can start at 0.
-    pub const LABELS: [&'static str; 6] = [
+    pub const LABELS: [&'static str; 7] = [
         "other_cluster",
         "unknown_target",
         "unknown_region",
         "future_timestamp",
         "bad_timestamp",
         "no_outcome",
+        "uncertified_vantage",
     ];
 
     /// A short label for the rejection metric.
@@ -116,6 +122,7 @@ impl Rejection {
             Rejection::FromTheFuture(_) => "future_timestamp",
             Rejection::BadTimestamp(_) => "bad_timestamp",
             Rejection::NoOutcome => "no_outcome",
+            Rejection::UncertifiedVantage(_) => "uncertified_vantage",
         }
     }
 }
@@ -162,6 +169,7 @@ pub struct IngestService {
     known: Arc<KnownNames>,
     clock: Arc<dyn Clock>,
     log_limit: Arc<RateLimitedLog>,
+    certified_vantages_only: bool,
 }
 
 impl IngestService {
@@ -172,7 +180,15 @@ impl IngestService {
             known,
             clock,
             log_limit: Arc::new(RateLimitedLog::new(REJECTION_LOG_PERIOD)),
+            certified_vantages_only: false,
         }
+    }
+
+    /// Accepts a report only for a vantage the client certificate names
+    /// (with `[tls]`: the server then requires client certificates).
+    pub fn certified_vantages_only(mut self) -> Self {
+        self.certified_vantages_only = true;
+        self
     }
 }
 
@@ -227,6 +243,18 @@ impl ProbeIngest for IngestService {
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|| "unknown".into());
+        // The vantages this connection may speak for (with `[tls]`).
+        let certified: Option<std::collections::BTreeSet<String>> =
+            self.certified_vantages_only.then(|| {
+                request
+                    .peer_certs()
+                    .and_then(|certs| {
+                        certs.first().map(|c| {
+                            crate::tls::certified_vantages(c.as_ref(), &self.known.cluster)
+                        })
+                    })
+                    .unwrap_or_default()
+            });
         let mut stream = request.into_inner();
         let mut accepted = 0u64;
         let mut rejected = 0u64;
@@ -236,7 +264,13 @@ impl ProbeIngest for IngestService {
         // A message that cannot be decoded ends the stream (gRPC framing
         // cannot resynchronise); everything else is judged report by report.
         while let Some(mut report) = stream.message().await? {
-            match check_report(&mut report, &self.known, self.clock.now()) {
+            let checked = match &certified {
+                Some(ok) if !ok.contains(&report.vantage_region) => {
+                    Err(Rejection::UncertifiedVantage(report.vantage_region.clone()))
+                }
+                _ => check_report(&mut report, &self.known, self.clock.now()),
+            };
+            match checked {
                 Ok(obs) => {
                     if self.aggregator.record(&obs) {
                         changes_total.increment(1);
@@ -361,6 +395,7 @@ mod tests {
             Rejection::FromTheFuture(0),
             Rejection::BadTimestamp(0),
             Rejection::NoOutcome,
+            Rejection::UncertifiedVantage(String::new()),
         ];
         let labels: Vec<&str> = all.iter().map(Rejection::label).collect();
         assert_eq!(labels, Rejection::LABELS);

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Response, Status};
 
 /// The generated protocol (`proto/peer.proto`).
@@ -103,6 +103,8 @@ pub struct ProberConfig {
     /// How long one ping (connect included) may take; keep it well under
     /// the primary lease TTL so that isolation is seen in time.
     pub timeout: Duration,
+    /// Mutual TLS to the peers (`[tls]`), when configured.
+    pub tls: Option<ClientTlsConfig>,
 }
 
 /// Pings every other controller every `interval` and publishes the set of
@@ -144,7 +146,7 @@ impl PeerProber {
             if *peer == config.self_id {
                 continue;
             }
-            let channel = channel(peer, address, config.timeout)?;
+            let channel = channel(peer, address, config.timeout, config.tls.as_ref())?;
             tasks.push(AbortOnDrop(tokio::spawn(ping_loop(
                 PeerClient::new(channel),
                 peer.clone(),
@@ -193,8 +195,9 @@ pub async fn ping_once(
     from: &str,
     cluster: &str,
     timeout: Duration,
+    tls: Option<&ClientTlsConfig>,
 ) -> Result<PingReply, String> {
-    let channel = channel(from, address, timeout).map_err(|e| e.to_string())?;
+    let channel = channel(from, address, timeout, tls).map_err(|e| e.to_string())?;
     let request = PingRequest {
         from: from.to_string(),
         cluster: cluster.to_string(),
@@ -207,17 +210,28 @@ pub async fn ping_once(
 }
 
 /// A lazily connecting channel to `address`, bounded by `timeout`.
-fn channel(peer: &str, address: &str, timeout: Duration) -> Result<Channel, PeerError> {
+fn channel(
+    peer: &str,
+    address: &str,
+    timeout: Duration,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Channel, PeerError> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let uri = if address.contains("://") {
         address.to_string()
     } else {
-        format!("http://{address}")
+        format!("{scheme}://{address}")
     };
-    let endpoint = Endpoint::from_shared(uri).map_err(|e| PeerError::BadAddress {
+    let bad = |e: tonic::transport::Error| PeerError::BadAddress {
         peer: peer.to_string(),
         address: address.to_string(),
         reason: e.to_string(),
-    })?;
+    };
+    let endpoint = Endpoint::from_shared(uri).map_err(bad)?;
+    let endpoint = match tls {
+        Some(t) => endpoint.tls_config(t.clone()).map_err(bad)?,
+        None => endpoint,
+    };
     Ok(endpoint
         .connect_timeout(timeout)
         .timeout(timeout)

@@ -262,6 +262,8 @@ async fn fencing_of(
     let holder = lease
         .filter(|l| l.primary == state.primary && controllers.contains(&l.holder))
         .map(|l| l.holder.clone());
+    let tls = crate::tls::client_config(cfg);
+    let tls = &tls;
     let checks = controllers.iter().map(|id| {
         let holder = holder.clone();
         async move {
@@ -271,13 +273,19 @@ async fn fencing_of(
             let Some((_, r)) = registered.iter().find(|(rid, _)| rid == id) else {
                 return (id.clone(), Err("never registered".to_string()));
             };
-            let answer = crate::api::peer::ping_once(
-                &r.address,
-                "switchyard-cli",
-                &cfg.cluster,
-                STATUS_PING,
-            )
-            .await;
+            let answer = match &tls {
+                Ok(tls) => {
+                    crate::api::peer::ping_once(
+                        &r.address,
+                        "switchyard-cli",
+                        &cfg.cluster,
+                        STATUS_PING,
+                        tls.as_ref(),
+                    )
+                    .await
+                }
+                Err(e) => Err(format!("cannot use TLS: {e}")),
+            };
             let answer = match answer {
                 Ok(reply) if reply.id == *id => Ok(()),
                 Ok(reply) => Err(format!("{} answers as {}", r.address, reply.id)),

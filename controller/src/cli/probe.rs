@@ -57,10 +57,14 @@ pub async fn run(path: &Path, args: ProbeArgs) -> anyhow::Result<i32> {
     let id = args.id.unwrap_or_else(|| default_probe_id(&args.region));
     let mut plan = probe_plan(&cfg, &id, &args.region)?;
     plan.source_address = args.source_address;
+    // With `[tls]`: https to the controllers, this host's certificate
+    // presented (it names the vantages this probe may report for).
+    let tls = crate::tls::client_config(&cfg)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let controllers = if args.controllers.is_empty() {
         cfg.controllers
             .iter()
-            .map(|c| format!("http://{}", c.listen))
+            .map(|c| format!("{scheme}://{}", c.listen))
             .collect()
     } else {
         args.controllers
@@ -99,6 +103,10 @@ pub async fn run(path: &Path, args: ProbeArgs) -> anyhow::Result<i32> {
         crate::cli::controller::wait_for_signal().await;
         shutdown_tx.send_replace(true);
     });
-    switchyard_probes::run(plan, controllers, shutdown_rx).await?;
+    let options = switchyard_probes::ProbeOptions {
+        tls,
+        ..Default::default()
+    };
+    switchyard_probes::run_with(plan, controllers, options, shutdown_rx).await?;
     Ok(0)
 }

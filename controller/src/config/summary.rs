@@ -27,6 +27,13 @@ pub fn write_summary(config: &Config, out: &mut dyn Write) -> io::Result<()> {
         dur(etcd.lease_ttl)
     )?;
 
+    if config.tls.is_some() {
+        writeln!(
+            out,
+            "grpc         mutual TLS (a probe reports only for the vantages its certificate names)"
+        )?;
+    }
+
     writeln!(out, "regions")?;
     let mut regions: Vec<_> = config.regions.iter().collect();
     regions.sort_by_key(|r| r.priority);

@@ -66,6 +66,12 @@ pub enum StartError {
     /// The etcd TLS files or login named by the config cannot be used.
     #[error(transparent)]
     EtcdAccess(#[from] crate::store::AccessError),
+    /// A `[tls]` file cannot be used.
+    #[error(transparent)]
+    GrpcTls(#[from] crate::tls::TlsFileError),
+    /// The gRPC server's TLS could not be set up.
+    #[error("gRPC TLS: {0}")]
+    GrpcTlsSetup(String),
     /// A listener failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -209,6 +215,11 @@ pub async fn run(
     // Before anything else: a controller configured for TLS or a login
     // must never go on without them.
     let access = crate::store::EtcdAccess::from_config(&cfg)?;
+    let grpc_tls = cfg
+        .tls
+        .as_ref()
+        .map(crate::tls::GrpcTlsMaterial::load)
+        .transpose()?;
     let Listeners {
         grpc,
         metrics: metrics_listener,
@@ -333,7 +344,16 @@ pub async fn run(
     ));
 
     // gRPC: ingest + health + peer pings.
-    let ingest = IngestService::new(aggregator.clone(), known, clock.clone());
+    let mut ingest = IngestService::new(aggregator.clone(), known, clock.clone());
+    if grpc_tls.is_some() {
+        ingest = ingest.certified_vantages_only();
+    }
+    let mut server = tonic::transport::Server::builder();
+    if let Some(m) = &grpc_tls {
+        server = server
+            .tls_config(m.server())
+            .map_err(|e| StartError::GrpcTlsSetup(e.to_string()))?;
+    }
     let peer = PeerService::new(me.id.clone(), cfg.cluster.clone(), etcd_ok_rx.clone());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -341,7 +361,7 @@ pub async fn run(
         .await;
     let mut grpc_shutdown = shutdown.clone();
     tasks.spawn(async move {
-        let r = tonic::transport::Server::builder()
+        let r = server
             .add_service(health_service)
             .add_service(ProbeIngestServer::new(ingest))
             .add_service(peer.into_server())

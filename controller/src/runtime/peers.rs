@@ -103,6 +103,14 @@ pub async fn run(
         }
     }
     let views = std::sync::Arc::new(views);
+    // Checked at start-up (the controller does not start without them).
+    let tls = match crate::tls::client_config(&cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "peer pings cannot use TLS");
+            None
+        }
+    };
     let start = |addresses: &BTreeMap<String, String>, seed: BTreeSet<String>| {
         let prober = PeerProber::start_seeded(
             ProberConfig {
@@ -111,6 +119,7 @@ pub async fn run(
                 peers: addresses.clone(),
                 interval: PING_INTERVAL,
                 timeout,
+                tls: tls.clone(),
             },
             seed,
         );

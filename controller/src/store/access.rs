@@ -8,27 +8,18 @@
 //! rather than fail every call later.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 
 use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{Config, Password};
+use crate::tls::{TlsFileError, read_certs, read_key};
 
 /// What was wrong with the etcd access settings.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     /// A TLS file could not be read or holds nothing usable.
-    #[error("etcd.tls.{key}: {}: {reason}", path.display())]
-    TlsFile {
-        /// The config key naming the file (`ca_file`, `cert_file`, `key_file`).
-        key: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
+    #[error(transparent)]
+    TlsFile(#[from] TlsFileError),
     /// The credentials for etcd are not defined or cannot be read.
     #[error("etcd.credentials: {0}")]
     Credentials(String),
@@ -68,11 +59,12 @@ impl EtcdAccess {
         let tls = match &cfg.etcd.tls {
             None => None,
             Some(t) => {
-                let ca = read_certs("ca_file", &t.ca_file)?;
+                let ca = read_certs("etcd.tls.ca_file", &t.ca_file)?;
                 let identity = match (&t.cert_file, &t.key_file) {
-                    (Some(cert), Some(key)) => {
-                        Some((read_certs("cert_file", cert)?, read_key("key_file", key)?))
-                    }
+                    (Some(cert), Some(key)) => Some((
+                        read_certs("etcd.tls.cert_file", cert)?,
+                        read_key("etcd.tls.key_file", key)?,
+                    )),
                     _ => None,
                 };
                 Some(TlsMaterial { ca, identity })
@@ -125,42 +117,10 @@ impl EtcdAccess {
     }
 }
 
-fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, AccessError> {
-    std::fs::read(path).map_err(|e| AccessError::TlsFile {
-        key,
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
-}
-
-fn read_certs(key: &'static str, path: &Path) -> Result<Vec<u8>, AccessError> {
-    let pem = read(key, path)?;
-    let bad = |reason: String| AccessError::TlsFile {
-        key,
-        path: path.to_path_buf(),
-        reason,
-    };
-    let certs: Vec<CertificateDer<'_>> = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad(format!("not valid PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(bad("holds no PEM certificate".into()));
-    }
-    Ok(pem)
-}
-
-fn read_key(key: &'static str, path: &Path) -> Result<Vec<u8>, AccessError> {
-    let pem = read(key, path)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| AccessError::TlsFile {
-        key,
-        path: path.to_path_buf(),
-        reason: format!("holds no PEM private key: {e}"),
-    })?;
-    Ok(pem)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::config::{Credentials, EtcdTls, Secret};
 

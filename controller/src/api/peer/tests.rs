@@ -37,6 +37,7 @@ fn config(peers: BTreeMap<String, String>) -> ProberConfig {
         peers,
         interval: Duration::from_millis(100),
         timeout: Duration::from_millis(300),
+        tls: None,
     }
 }
 

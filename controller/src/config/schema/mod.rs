@@ -67,6 +67,36 @@ pub struct Config {
     /// How much of the journal and history etcd keeps.
     #[serde(default)]
     pub journal: Journal,
+    /// TLS on the controllers' gRPC port (probe ingest, peer pings):
+    /// absent means plaintext.
+    #[serde(default)]
+    pub tls: Option<GrpcTls>,
+}
+
+/// Mutual TLS on the controllers' gRPC port. Every controller serves with
+/// `cert_file`/`key_file` and accepts only clients whose certificate
+/// `ca_file` signed; probes and peer pings present the same kind of
+/// certificate and check the controller's against `ca_file`. A probe's
+/// certificate names the vantages it may report for with URI SANs
+/// `switchyard://<cluster>/vantage/<region>`: a report for any other vantage
+/// is refused. A controller's certificate must name the address it listens
+/// on (an IP SAN for an IP address). Read at start-up: a rotated certificate
+/// takes effect when the process restarts (one at a time, as an upgrade).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcTls {
+    /// The CA that signs every controller's and probe's certificate.
+    pub ca_file: PathBuf,
+    /// This host's certificate (PEM, leaf first).
+    pub cert_file: PathBuf,
+    /// Its private key (PEM).
+    pub key_file: PathBuf,
+}
+
+/// The URI SAN a probe certificate carries for each vantage it may report
+/// for.
+pub fn vantage_uri(cluster: &str, vantage: &str) -> String {
+    format!("switchyard://{cluster}/vantage/{vantage}")
 }
 
 impl Config {

@@ -1,0 +1,233 @@
+//! Mutual TLS on the controllers' gRPC port (issue 13, item 2), on real
+//! processes with certificates made by `rcgen`:
+//!
+//! - three controllers serve over TLS, ping each other over mutual TLS and
+//!   elect a leader;
+//! - a plaintext client, and a client whose certificate another CA signed,
+//!   are refused;
+//! - a probe certificate names the vantages it may report for
+//!   (`switchyard://<cluster>/vantage/<region>`): its reports for another
+//!   vantage are refused one by one, as is every report from a certificate
+//!   that names none;
+//! - a real `switchyard probe` with its own certificate reports over TLS
+//!   and every one of its reports is accepted.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Backend, Cluster, target};
+use switchyard_controller::config::vantage_uri;
+use switchyard_probes::proto::probe_ingest_client::ProbeIngestClient;
+use switchyard_probes::proto::{IngestSummary, Outcome, ProbeReport};
+use switchyard_tests::Etcd;
+use switchyard_tests::pki::{CertFiles, TestPki};
+use switchyard_tests::process::FixtureProcess;
+use switchyard_tests::wait::wait_for;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+/// The `[tls]` table for `cert`.
+fn tls_table(pki: &TestPki, cert: &CertFiles) -> String {
+    format!(
+        "\n[tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        pki.ca.display(),
+        cert.cert.display(),
+        cert.key.display()
+    )
+}
+
+fn client_tls(ca: &Path, id: Option<&CertFiles>) -> anyhow::Result<ClientTlsConfig> {
+    let mut t = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(std::fs::read(ca)?));
+    if let Some(id) = id {
+        t = t.identity(Identity::from_pem(
+            std::fs::read(&id.cert)?,
+            std::fs::read(&id.key)?,
+        ));
+    }
+    Ok(t)
+}
+
+fn report(cluster: &str, vantage: &str, seq: u64) -> ProbeReport {
+    ProbeReport {
+        probe_id: format!("test-{vantage}"),
+        vantage_region: vantage.into(),
+        target: target("a"),
+        check: "http".into(),
+        outcome: Outcome::Up as i32,
+        reason: String::new(),
+        latency_us: 100,
+        observed_at_unix_ms: chrono::Utc::now().timestamp_millis(),
+        sequence: seq,
+        cluster: cluster.into(),
+    }
+}
+
+/// Sends `vantages`' reports on one stream to `url`; the summary, or why
+/// the stream failed.
+async fn send(
+    url: &str,
+    tls: Option<ClientTlsConfig>,
+    cluster: &str,
+    vantages: &[&str],
+) -> Result<IngestSummary, String> {
+    let mut endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5));
+    if let Some(t) = tls {
+        endpoint = endpoint.tls_config(t).map_err(|e| e.to_string())?;
+    }
+    let channel = endpoint.connect().await.map_err(|e| format!("{e:?}"))?;
+    let reports: Vec<ProbeReport> = vantages
+        .iter()
+        .enumerate()
+        .map(|(i, v)| report(cluster, v, i as u64 + 1))
+        .collect();
+    ProbeIngestClient::new(channel)
+        .report(tokio_stream::iter(reports))
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_admits_only_the_cluster_ca_and_certified_vantages() -> anyhow::Result<()> {
+    let pki = TestPki::new()?;
+    let name = Cluster::name();
+    let server = pki.server.clone();
+    let table = tls_table(&pki, &server);
+    let cl = Cluster::start_on(
+        Etcd::single().await?,
+        Backend::File,
+        "",
+        move |_| table,
+        &[],
+    )
+    .await?;
+    if let Err(e) = cl.wait_leader(None, Duration::from_secs(30)).await {
+        for c in &cl.controllers {
+            eprintln!("--- {} ---\n{}", c.id(), c.log());
+        }
+        return Err(e);
+    }
+    // Peers ping each other over mutual TLS.
+    for c in &cl.controllers {
+        wait_for(
+            &format!("{} to reach both peers", c.id()),
+            Duration::from_secs(20),
+            || async {
+                match c.metric("switchyard_peers_reachable").await {
+                    Ok(Some(n)) if n >= 2.0 => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await?;
+    }
+
+    let addr = cl.controllers[0].grpc();
+    let https = format!("https://{addr}");
+    let probe_a = pki.issue("probe-a", &[vantage_uri(&name, "a")])?;
+
+    // Refused before any report is read.
+    let plain = send(&format!("http://{addr}"), None, &name, &["a"]).await;
+    assert!(plain.is_err(), "plaintext accepted: {plain:?}");
+    let stranger = send(
+        &https,
+        Some(client_tls(&pki.ca, Some(&pki.stranger))?),
+        &name,
+        &["a"],
+    )
+    .await;
+    assert!(
+        stranger.is_err(),
+        "another CA's certificate accepted: {stranger:?}"
+    );
+    let anonymous = send(&https, Some(client_tls(&pki.ca, None)?), &name, &["a"]).await;
+    assert!(
+        anonymous.is_err(),
+        "a client without a certificate accepted: {anonymous:?}"
+    );
+
+    // A probe certified for a: its reports for a count, its reports for b
+    // are refused one by one; the stream stays open.
+    let summary = send(
+        &https,
+        Some(client_tls(&pki.ca, Some(&probe_a))?),
+        &name,
+        &["a", "b", "a", "c"],
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!((summary.accepted, summary.rejected), (2, 2), "{summary:?}");
+    // A certificate of the CA that names no vantage speaks for none.
+    let summary = send(
+        &https,
+        Some(client_tls(&pki.ca, Some(&pki.client))?),
+        &name,
+        &["a"],
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!((summary.accepted, summary.rejected), (0, 1), "{summary:?}");
+    let refused = cl.controllers[0]
+        .metric("switchyard_reports_rejected_total{reason=\"uncertified_vantage\"}")
+        .await?;
+    assert_eq!(refused, Some(3.0));
+
+    // A real probe, its config naming its own certificate.
+    let text = std::fs::read_to_string(&cl.config)?;
+    let probe_config = cl.dir.path().join("probe-a.toml");
+    std::fs::write(
+        &probe_config,
+        text.replace(
+            &server.cert.display().to_string(),
+            &probe_a.cert.display().to_string(),
+        )
+        .replace(
+            &server.key.display().to_string(),
+            &probe_a.key.display().to_string(),
+        ),
+    )?;
+    let mut args = vec![
+        "probe".to_string(),
+        "--config".into(),
+        probe_config.display().to_string(),
+        "--region".into(),
+        "a".into(),
+    ];
+    for c in &cl.controllers {
+        args.push("--controller".into());
+        args.push(format!("https://{}", c.grpc()));
+    }
+    let _probe = FixtureProcess::spawn(
+        "probe a",
+        Path::new(env!("CARGO_BIN_EXE_switchyard")),
+        &args,
+        cl.dir.path(),
+        &cl.dir.path().join("probe-a.log"),
+    )?;
+    for c in &cl.controllers {
+        wait_for(
+            &format!("{} to accept the probe's reports", c.id()),
+            Duration::from_secs(30),
+            || async {
+                match c.metric("switchyard_reports_accepted_total").await {
+                    Ok(Some(n)) if n >= 3.0 => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await?;
+    }
+    let refused_after = cl.controllers[0]
+        .metric("switchyard_reports_rejected_total{reason=\"uncertified_vantage\"}")
+        .await?;
+    assert_eq!(
+        refused_after,
+        Some(3.0),
+        "the real probe's reports were refused"
+    );
+    Ok(())
+}
