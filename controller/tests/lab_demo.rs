@@ -30,6 +30,7 @@ fn the_lab_demo_runs_every_step_and_cleans_up() {
         "the writer record moved to the new primary:\n{stdout}"
     );
     for step in [
+        "gRPC: mutual TLS from the lab's own CA",
         "leader elected",
         "us-east evacuated after",
         "us-east failed back in",

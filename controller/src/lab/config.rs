@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use switchyard_tests::mariadb::{ADMIN_PASSWORD, ADMIN_USER, REPL_PASSWORD, REPL_USER};
+use switchyard_tests::pki::{CertFiles, TestPki};
 use switchyard_tests::{HttpTarget, MariaDbTopology};
 
 use super::REGIONS;
@@ -15,6 +16,7 @@ pub fn write(
     endpoints: &[HttpTarget],
     db: &MariaDbTopology,
     grpc_ports: &[u16],
+    pki: &TestPki,
 ) -> anyhow::Result<PathBuf> {
     let admin = dir.join("admin.secret");
     let repl = dir.join("repl.secret");
@@ -22,9 +24,36 @@ pub fn write(
     std::fs::write(&repl, REPL_PASSWORD)?;
     let endpoints: Vec<String> = endpoints.iter().map(|e| e.addr().to_string()).collect();
     let members: Vec<String> = (0..REGIONS.len()).map(|i| db.address(i)).collect();
-    let t = render(etcd, &endpoints, &members, grpc_ports, &admin, &repl);
+    let mut t = render(etcd, &endpoints, &members, grpc_ports, &admin, &repl);
+    t.push_str(&tls_table(&pki.ca, &pki.server));
     let path = dir.join("lab.toml");
     std::fs::write(&path, t)?;
+    Ok(path)
+}
+
+/// The `[tls]` table: the lab's own CA, and `cert` as this process's
+/// certificate.
+fn tls_table(ca: &Path, cert: &CertFiles) -> String {
+    format!(
+        "\n# Mutual TLS on gRPC, from the CA the lab made for itself.\n[tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        ca.display(),
+        cert.cert.display(),
+        cert.key.display()
+    )
+}
+
+/// Writes the config of `region`'s probe: the lab config with the probe's
+/// own certificate, which names its vantage (on a real host the same path
+/// would hold that host's certificate).
+pub fn write_probe(dir: &Path, lab: &Path, pki: &TestPki, region: &str) -> anyhow::Result<PathBuf> {
+    let cert = pki.issue(
+        &format!("probe-{region}"),
+        &[crate::config::vantage_uri("lab", region)],
+    )?;
+    let text = std::fs::read_to_string(lab)?;
+    let text = text.replace(&tls_table(&pki.ca, &pki.server), &tls_table(&pki.ca, &cert));
+    let path = dir.join(format!("probe-{region}.toml"));
+    std::fs::write(&path, text)?;
     Ok(path)
 }
 

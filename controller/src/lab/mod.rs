@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use switchyard_tests::pki::TestPki;
 use switchyard_tests::ports::free_port;
 use switchyard_tests::process::FixtureProcess;
 use switchyard_tests::wait::wait_for;
@@ -176,6 +177,9 @@ pub struct Lab {
     /// The database: member `i` (`orders-<i+1>`) is in region `REGIONS[i]`.
     pub db: MariaDbTopology,
     etcd: Etcd,
+    /// The lab's CA and certificates: kept only so their files live as long
+    /// as the lab.
+    _pki: TestPki,
     // Declared last: every process is stopped before its directory goes.
     dir: LabDir,
 }
@@ -214,8 +218,21 @@ impl Lab {
         // Fixed gRPC ports: probes and peers find a restarted controller
         // at the same address (a real controller keeps its address too).
         let grpc_ports: Vec<u16> = REGIONS.iter().map(|_| free_port()).collect();
-        let config = config::write(dir.path(), &etcd.endpoints(), &endpoints, &db, &grpc_ports)?;
+        // gRPC with mutual TLS, from a CA made for this lab.
+        let pki = TestPki::new()?;
+        let config = config::write(
+            dir.path(),
+            &etcd.endpoints(),
+            &endpoints,
+            &db,
+            &grpc_ports,
+            &pki,
+        )?;
         say(out, &format!("config: {}", config.display()))?;
+        say(
+            out,
+            "gRPC: mutual TLS from the lab's own CA; each probe's certificate names its region",
+        )?;
         let mut controllers = Vec::new();
         for (r, port) in REGIONS.iter().zip(&grpc_ports) {
             let id = format!("ctl-{r}");
@@ -228,7 +245,8 @@ impl Lab {
         let mut probes = Vec::new();
         for r in REGIONS {
             say(out, &format!("starting probe in {r}"))?;
-            probes.push(ProbeProcess::start(bin, &config, r, dir.path())?);
+            let probe_config = config::write_probe(dir.path(), &config, &pki, r)?;
+            probes.push(ProbeProcess::start(bin, &probe_config, r, dir.path())?);
         }
         for p in &mut probes {
             p.wait_started(0).await?;
@@ -240,6 +258,7 @@ impl Lab {
             endpoints,
             db,
             etcd,
+            _pki: pki,
             dir,
         })
     }
