@@ -85,22 +85,56 @@ impl std::fmt::Debug for GrpcTlsMaterial {
     }
 }
 
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl GrpcTlsMaterial {
-    /// Reads the three files `[tls]` names.
+    /// Reads the three files `[tls]` names and checks what a TLS library
+    /// would otherwise find only at the first connection: the CA's
+    /// certificates parse, and the key belongs to the certificate.
     pub fn load(cfg: &GrpcTls) -> Result<Self, TlsFileError> {
-        Ok(Self {
+        install_crypto_provider();
+        let m = Self {
             ca: read_certs("tls.ca_file", &cfg.ca_file)?,
             cert: read_certs("tls.cert_file", &cfg.cert_file)?,
             key: read_key("tls.key_file", &cfg.key_file)?,
-        })
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(&m.ca).flatten() {
+            roots.add(c).map_err(|e| TlsFileError {
+                key: "tls.ca_file",
+                path: cfg.ca_file.clone(),
+                reason: format!("holds a certificate that cannot be a CA: {e}"),
+            })?;
+        }
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&m.cert).flatten().collect();
+        let key = PrivateKeyDer::from_pem_slice(&m.key).map_err(|e| TlsFileError {
+            key: "tls.key_file",
+            path: cfg.key_file.clone(),
+            reason: e.to_string(),
+        })?;
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| TlsFileError {
+            key: "tls.key_file",
+            path: cfg.key_file.clone(),
+            reason: format!("cannot serve with it and tls.cert_file: {e}"),
+        })?;
+        Ok(m)
     }
 
     /// A controller's server side: its certificate, and client
-    /// certificates required, signed by the CA.
+    /// certificates required, signed by the CA; a handshake that takes
+    /// longer than 5 s is dropped.
     pub fn server(&self) -> ServerTlsConfig {
         ServerTlsConfig::new()
             .identity(Identity::from_pem(&self.cert, &self.key))
             .client_ca_root(Certificate::from_pem(&self.ca))
+            .timeout(HANDSHAKE)
     }
 
     /// A client side (probe, peer ping): the controllers' certificates
@@ -110,6 +144,32 @@ impl GrpcTlsMaterial {
             .ca_certificate(Certificate::from_pem(&self.ca))
             .identity(Identity::from_pem(&self.cert, &self.key))
     }
+}
+
+/// `url` as a TLS client may use it: `https://` only, so that a
+/// configured TLS is never silently dropped (tonic talks plaintext to an
+/// `http://` URL whatever TLS config it holds).
+pub fn require_https(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{url}: [tls] is set, so controllers are reached with https:// only"
+        ))
+    }
+}
+
+/// An error and its causes on one line (tonic's errors print only
+/// "transport error" without their source).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }
 
 /// The client side of `cfg`'s `[tls]`, if configured.
@@ -143,4 +203,47 @@ pub fn certified_vantages(cert: &[u8], cluster: &str) -> BTreeSet<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_with(uris: &[&str]) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        for u in uris {
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::URI((*u).try_into().expect("uri")));
+        }
+        params.self_signed(&key).expect("cert").der().to_vec()
+    }
+
+    #[test]
+    fn a_certificate_names_only_its_own_clusters_vantages() {
+        let cert = cert_with(&[
+            "switchyard://prod/vantage/us-east",
+            "switchyard://prod/vantage/eu-west",
+            "switchyard://staging/vantage/ap-south",
+            "switchyard://prod/vantage/x/y",
+            "switchyard://prod/vantage/",
+            "switchyard://prod/controller/ctl-a",
+            "https://prod/vantage/ap-south",
+        ]);
+        let got = certified_vantages(&cert, "prod");
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec!["eu-west".to_string(), "us-east".to_string()]
+        );
+        assert!(certified_vantages(&cert_with(&[]), "prod").is_empty());
+        assert!(certified_vantages(b"not a certificate", "prod").is_empty());
+    }
+
+    #[test]
+    fn only_https_is_accepted_under_tls() {
+        assert!(require_https("https://10.0.0.1:7400").is_ok());
+        let e = require_https("http://10.0.0.1:7400").expect_err("plaintext");
+        assert!(e.contains("https:// only"), "{e}");
+    }
 }

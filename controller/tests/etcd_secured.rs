@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Backend, Cluster, REGIONS, target};
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use etcd_client::{Client, ConnectOptions, TlsOptions};
 use switchyard_tests::Etcd;
 use switchyard_tests::pki::{CertFiles, TestPki};
 use switchyard_tests::wait::wait_for;
@@ -65,17 +65,6 @@ async fn try_client(url: &str, tls: Option<TlsOptions>) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn tls_with(ca: &Path, identity: Option<&CertFiles>) -> anyhow::Result<TlsOptions> {
-    let mut t = TlsOptions::new().ca_certificate(Certificate::from_pem(std::fs::read(ca)?));
-    if let Some(id) = identity {
-        t = t.identity(Identity::from_pem(
-            std::fs::read(&id.cert)?,
-            std::fs::read(&id.key)?,
-        ));
-    }
-    Ok(t)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controllers_and_the_cli_run_on_mutual_tls_with_a_login_limited_to_the_cluster()
 -> anyhow::Result<()> {
@@ -96,13 +85,13 @@ async fn controllers_and_the_cli_run_on_mutual_tls_with_a_login_limited_to_the_c
     refused("plaintext", try_client(&plain, None).await);
     refused(
         "a client without a certificate",
-        try_client(&url, Some(tls_with(&pki.ca, None)?)).await,
+        try_client(&url, Some(pki.client_tls(None)?)).await,
     );
     refused(
         "another CA's certificate",
-        try_client(&url, Some(tls_with(&pki.ca, Some(&pki.stranger))?)).await,
+        try_client(&url, Some(pki.client_tls(Some(&pki.stranger))?)).await,
     );
-    try_client(&url, Some(tls_with(&pki.ca, Some(&pki.client))?))
+    try_client(&url, Some(pki.client_tls(Some(&pki.client))?))
         .await
         .map_err(|e| anyhow::anyhow!("the switchyard user was refused: {e}"))?;
 
@@ -111,7 +100,7 @@ async fn controllers_and_the_cli_run_on_mutual_tls_with_a_login_limited_to_the_c
         [url.as_str()],
         Some(
             ConnectOptions::new()
-                .with_tls(tls_with(&pki.ca, Some(&pki.client))?)
+                .with_tls(pki.client_tls(Some(&pki.client))?)
                 .with_user(USER, PASSWORD),
         ),
     )

@@ -25,7 +25,7 @@ use switchyard_tests::Etcd;
 use switchyard_tests::pki::{CertFiles, TestPki};
 use switchyard_tests::process::FixtureProcess;
 use switchyard_tests::wait::wait_for;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{ClientTlsConfig, Endpoint};
 
 /// The `[tls]` table for `cert`.
 fn tls_table(pki: &TestPki, cert: &CertFiles) -> String {
@@ -35,17 +35,6 @@ fn tls_table(pki: &TestPki, cert: &CertFiles) -> String {
         cert.cert.display(),
         cert.key.display()
     )
-}
-
-fn client_tls(ca: &Path, id: Option<&CertFiles>) -> anyhow::Result<ClientTlsConfig> {
-    let mut t = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(std::fs::read(ca)?));
-    if let Some(id) = id {
-        t = t.identity(Identity::from_pem(
-            std::fs::read(&id.cert)?,
-            std::fs::read(&id.key)?,
-        ));
-    }
-    Ok(t)
 }
 
 fn report(cluster: &str, vantage: &str, seq: u64) -> ProbeReport {
@@ -135,7 +124,7 @@ async fn mutual_tls_admits_only_the_cluster_ca_and_certified_vantages() -> anyho
     assert!(plain.is_err(), "plaintext accepted: {plain:?}");
     let stranger = send(
         &https,
-        Some(client_tls(&pki.ca, Some(&pki.stranger))?),
+        Some(pki.client_tls(Some(&pki.stranger))?),
         &name,
         &["a"],
     )
@@ -144,7 +133,7 @@ async fn mutual_tls_admits_only_the_cluster_ca_and_certified_vantages() -> anyho
         stranger.is_err(),
         "another CA's certificate accepted: {stranger:?}"
     );
-    let anonymous = send(&https, Some(client_tls(&pki.ca, None)?), &name, &["a"]).await;
+    let anonymous = send(&https, Some(pki.client_tls(None)?), &name, &["a"]).await;
     assert!(
         anonymous.is_err(),
         "a client without a certificate accepted: {anonymous:?}"
@@ -154,7 +143,7 @@ async fn mutual_tls_admits_only_the_cluster_ca_and_certified_vantages() -> anyho
     // are refused one by one; the stream stays open.
     let summary = send(
         &https,
-        Some(client_tls(&pki.ca, Some(&probe_a))?),
+        Some(pki.client_tls(Some(&probe_a))?),
         &name,
         &["a", "b", "a", "c"],
     )
@@ -164,7 +153,7 @@ async fn mutual_tls_admits_only_the_cluster_ca_and_certified_vantages() -> anyho
     // A certificate of the CA that names no vantage speaks for none.
     let summary = send(
         &https,
-        Some(client_tls(&pki.ca, Some(&pki.client))?),
+        Some(pki.client_tls(Some(&pki.client))?),
         &name,
         &["a"],
     )
@@ -190,6 +179,25 @@ async fn mutual_tls_admits_only_the_cluster_ca_and_certified_vantages() -> anyho
             &probe_a.key.display().to_string(),
         ),
     )?;
+    // Under [tls] a probe never talks plaintext, even when told to.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["probe", "--region", "a", "--config"])
+        .arg(&probe_config)
+        .arg("--controller")
+        .arg(format!("http://{addr}"))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("https:// only"), "{stderr}");
+
+    let mut before = Vec::new();
+    for c in &cl.controllers {
+        before.push(
+            c.metric("switchyard_reports_accepted_total")
+                .await?
+                .unwrap_or(0.0),
+        );
+    }
     let mut args = vec![
         "probe".to_string(),
         "--config".into(),
@@ -208,19 +216,27 @@ async fn mutual_tls_admits_only_the_cluster_ca_and_certified_vantages() -> anyho
         cl.dir.path(),
         &cl.dir.path().join("probe-a.log"),
     )?;
-    for c in &cl.controllers {
+    for (c, before) in cl.controllers.iter().zip(before) {
         wait_for(
             &format!("{} to accept the probe's reports", c.id()),
             Duration::from_secs(30),
             || async {
                 match c.metric("switchyard_reports_accepted_total").await {
-                    Ok(Some(n)) if n >= 3.0 => Ok(()),
-                    other => Err(format!("{other:?}")),
+                    Ok(Some(n)) if n >= before + 3.0 => Ok(()),
+                    other => Err(format!("{other:?} (was {before})")),
                 }
             },
         )
         .await?;
     }
+    // `status` works with [tls] set.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["status", "--config"])
+        .arg(&cl.config)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("does not answer"), "{stdout}");
     let refused_after = cl.controllers[0]
         .metric("switchyard_reports_rejected_total{reason=\"uncertified_vantage\"}")
         .await?;

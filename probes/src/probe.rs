@@ -22,7 +22,7 @@ use crate::schedule::{CheckStatsHandle, Job, Scheduler};
 use crate::stats::{CheckStats, ControllerStats, ProbeStats};
 
 /// Knobs that are not part of the plan: time, reconnection, shutdown.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProbeOptions {
     /// Stamps `observed_at_unix_ms` on reports.
     pub clock: Arc<dyn Clock>,
@@ -39,6 +39,20 @@ pub struct ProbeOptions {
     /// TLS to the controllers (`https://` URLs): the CA to check them
     /// against and this probe's certificate, which names its vantage.
     pub tls: Option<tonic::transport::ClientTlsConfig>,
+}
+
+// By hand: the TLS config holds the private key, which must never reach a
+// log through a `{:?}`.
+impl std::fmt::Debug for ProbeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeOptions")
+            .field("backoff", &self.backoff)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("keepalive", &self.keepalive)
+            .field("flush_timeout", &self.flush_timeout)
+            .field("tls", &self.tls.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Default for ProbeOptions {

@@ -103,9 +103,20 @@ fn write_pair(dir: &Path, name: &str, (cert, key): (String, String)) -> anyhow::
 impl TestPki {
     /// Makes a new CA and certificates in a fresh directory.
     pub fn new() -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("switchyard-fixture-pki-")
-            .tempdir()?;
+        Self::in_dir(
+            tempfile::Builder::new()
+                .prefix("switchyard-fixture-pki-")
+                .tempdir()?,
+        )
+    }
+
+    /// The same in a fresh directory inside `parent` (the lab keeps its
+    /// CA beside its config).
+    pub fn new_in(parent: &Path) -> anyhow::Result<Self> {
+        Self::in_dir(tempfile::Builder::new().prefix("pki-").tempdir_in(parent)?)
+    }
+
+    fn in_dir(dir: tempfile::TempDir) -> anyhow::Result<Self> {
         let ours = ca("switchyard test CA")?;
         let other = ca("some other CA")?;
         let ca_path = dir.path().join("ca.pem");
@@ -145,6 +156,24 @@ impl TestPki {
             name,
             leaf_by(&self.issuer, name, &["localhost"], &loopback, uris)?,
         )
+    }
+
+    /// A TLS client config trusting this CA, presenting `identity` (none:
+    /// no client certificate).
+    pub fn client_tls(
+        &self,
+        identity: Option<&CertFiles>,
+    ) -> anyhow::Result<tonic::transport::ClientTlsConfig> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let mut t =
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(std::fs::read(&self.ca)?));
+        if let Some(id) = identity {
+            t = t.identity(Identity::from_pem(
+                std::fs::read(&id.cert)?,
+                std::fs::read(&id.key)?,
+            ));
+        }
+        Ok(t)
     }
 
     /// The directory holding every file.

@@ -90,7 +90,7 @@ impl Peer for PeerService {
 }
 
 /// How the prober runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProberConfig {
     /// This controller's id (never pinged, never in the reachable set).
     pub self_id: String,
@@ -105,6 +105,20 @@ pub struct ProberConfig {
     pub timeout: Duration,
     /// Mutual TLS to the peers (`[tls]`), when configured.
     pub tls: Option<ClientTlsConfig>,
+}
+
+// By hand: the TLS config holds the private key.
+impl std::fmt::Debug for ProberConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProberConfig")
+            .field("self_id", &self.self_id)
+            .field("cluster", &self.cluster)
+            .field("peers", &self.peers)
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
+            .field("tls", &self.tls.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Pings every other controller every `interval` and publishes the set of
@@ -225,8 +239,15 @@ fn channel(
     let bad = |e: tonic::transport::Error| PeerError::BadAddress {
         peer: peer.to_string(),
         address: address.to_string(),
-        reason: e.to_string(),
+        reason: crate::tls::chain(&e),
     };
+    if tls.is_some() {
+        crate::tls::require_https(&uri).map_err(|reason| PeerError::BadAddress {
+            peer: peer.to_string(),
+            address: address.to_string(),
+            reason,
+        })?;
+    }
     let endpoint = Endpoint::from_shared(uri).map_err(bad)?;
     let endpoint = match tls {
         Some(t) => endpoint.tls_config(t.clone()).map_err(bad)?,

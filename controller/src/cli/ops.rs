@@ -70,6 +70,9 @@ pub enum OpsError {
     /// The etcd TLS files or login named by the config cannot be used.
     #[error(transparent)]
     EtcdAccess(#[from] crate::store::AccessError),
+    /// A `[tls]` file cannot be used.
+    #[error(transparent)]
+    GrpcTls(#[from] crate::tls::TlsFileError),
     /// The command names something the config does not declare.
     #[error("{0}")]
     Usage(String),
@@ -238,6 +241,7 @@ const STATUS_PING: std::time::Duration = std::time::Duration::from_millis(1_000)
 /// registered controllers of its region that do not hold the lease.
 async fn fencing_of(
     cfg: &config::Config,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
     db: &str,
     state: &DatabaseState,
     lease: Option<&LeaseValue>,
@@ -262,8 +266,6 @@ async fn fencing_of(
     let holder = lease
         .filter(|l| l.primary == state.primary && controllers.contains(&l.holder))
         .map(|l| l.holder.clone());
-    let tls = crate::tls::client_config(cfg);
-    let tls = &tls;
     let checks = controllers.iter().map(|id| {
         let holder = holder.clone();
         async move {
@@ -273,19 +275,14 @@ async fn fencing_of(
             let Some((_, r)) = registered.iter().find(|(rid, _)| rid == id) else {
                 return (id.clone(), Err("never registered".to_string()));
             };
-            let answer = match &tls {
-                Ok(tls) => {
-                    crate::api::peer::ping_once(
-                        &r.address,
-                        "switchyard-cli",
-                        &cfg.cluster,
-                        STATUS_PING,
-                        tls.as_ref(),
-                    )
-                    .await
-                }
-                Err(e) => Err(format!("cannot use TLS: {e}")),
-            };
+            let answer = crate::api::peer::ping_once(
+                &r.address,
+                "switchyard-cli",
+                &cfg.cluster,
+                STATUS_PING,
+                tls,
+            )
+            .await;
             let answer = match answer {
                 Ok(reply) if reply.id == *id => Ok(()),
                 Ok(reply) => Err(format!("{} answers as {}", r.address, reply.id)),
@@ -366,13 +363,25 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
         store.list_json(&keys.primary_leases_prefix()).await?;
     let registered: Vec<(String, Registration)> =
         store.list_json(&keys.controllers_prefix()).await?;
+    // The liveness pings present this host's certificate under `[tls]`: an
+    // unusable one is an error, not a dead controller.
+    let tls = crate::tls::client_config(&cfg)?;
     let mut fencing = Vec::new();
     for (db, state) in &databases {
         let vouch: Option<Vouch> = store.get_json(&keys.vouched(db)).await?;
         let lease = primary_leases.iter().find(|(d, _)| d == db).map(|(_, l)| l);
         fencing.push((
             db.clone(),
-            fencing_of(&cfg, db, state, lease, vouch.as_ref(), &registered).await,
+            fencing_of(
+                &cfg,
+                tls.as_ref(),
+                db,
+                state,
+                lease,
+                vouch.as_ref(),
+                &registered,
+            )
+            .await,
         ));
     }
     let view = StatusView {

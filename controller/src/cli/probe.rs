@@ -69,6 +69,14 @@ pub async fn run(path: &Path, args: ProbeArgs) -> anyhow::Result<i32> {
     } else {
         args.controllers
     };
+    if tls.is_some() {
+        for url in &controllers {
+            if let Err(e) = crate::tls::require_https(url) {
+                eprintln!("error: {e}");
+                return Ok(1);
+            }
+        }
+    }
     let metrics = match args.metrics_listen {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)

@@ -9,6 +9,9 @@ use switchyard_tests::{HttpTarget, MariaDbTopology};
 
 use super::REGIONS;
 
+/// The lab's cluster name.
+const CLUSTER: &str = "lab";
+
 /// Writes the lab config (and its secret files) into `dir`.
 pub fn write(
     dir: &Path,
@@ -48,10 +51,16 @@ fn tls_table(ca: &Path, cert: &CertFiles) -> String {
 pub fn write_probe(dir: &Path, lab: &Path, pki: &TestPki, region: &str) -> anyhow::Result<PathBuf> {
     let cert = pki.issue(
         &format!("probe-{region}"),
-        &[crate::config::vantage_uri("lab", region)],
+        &[crate::config::vantage_uri(CLUSTER, region)],
     )?;
     let text = std::fs::read_to_string(lab)?;
-    let text = text.replace(&tls_table(&pki.ca, &pki.server), &tls_table(&pki.ca, &cert));
+    let controllers = tls_table(&pki.ca, &pki.server);
+    anyhow::ensure!(
+        text.contains(&controllers),
+        "{} has no [tls] table to give the probe its own certificate",
+        lab.display()
+    );
+    let text = text.replace(&controllers, &tls_table(&pki.ca, &cert));
     let path = dir.join(format!("probe-{region}.toml"));
     std::fs::write(&path, text)?;
     Ok(path)
@@ -75,7 +84,7 @@ fn render(
 ) -> String {
     let mut t = format!(
         r#"# Written by `switchyard lab`.
-cluster = "lab"
+cluster = "{CLUSTER}"
 
 [etcd]
 endpoints = [{etcd}]

@@ -219,7 +219,7 @@ impl Lab {
         // at the same address (a real controller keeps its address too).
         let grpc_ports: Vec<u16> = REGIONS.iter().map(|_| free_port()).collect();
         // gRPC with mutual TLS, from a CA made for this lab.
-        let pki = TestPki::new()?;
+        let pki = TestPki::new_in(dir.path())?;
         let config = config::write(
             dir.path(),
             &etcd.endpoints(),

@@ -280,6 +280,7 @@ pub async fn run(
     tasks.spawn(peers::run(
         store.clone(),
         cfg.clone(),
+        grpc_tls.as_ref().map(crate::tls::GrpcTlsMaterial::client),
         peers::Registration {
             address: advertised.to_string(),
             region: me.region.clone(),
@@ -352,7 +353,7 @@ pub async fn run(
     if let Some(m) = &grpc_tls {
         server = server
             .tls_config(m.server())
-            .map_err(|e| StartError::GrpcTlsSetup(e.to_string()))?;
+            .map_err(|e| StartError::GrpcTlsSetup(crate::tls::chain(&e)))?;
     }
     let peer = PeerService::new(me.id.clone(), cfg.cluster.clone(), etcd_ok_rx.clone());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();

@@ -79,9 +79,11 @@ pub struct PeerViews {
 /// restarted during an etcd outage must still find its peers), then
 /// registers `me` (retrying until etcd takes it) and keeps the addresses
 /// current. Publishes on `views` until `shutdown`.
+#[allow(clippy::too_many_arguments)] // what the outside gives, one by one
 pub async fn run(
     store: Store,
     cfg: Config,
+    tls: Option<tonic::transport::ClientTlsConfig>,
     me: Registration,
     self_id: String,
     cache: PathBuf,
@@ -103,14 +105,6 @@ pub async fn run(
         }
     }
     let views = std::sync::Arc::new(views);
-    // Checked at start-up (the controller does not start without them).
-    let tls = match crate::tls::client_config(&cfg) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "peer pings cannot use TLS");
-            None
-        }
-    };
     let start = |addresses: &BTreeMap<String, String>, seed: BTreeSet<String>| {
         let prober = PeerProber::start_seeded(
             ProberConfig {

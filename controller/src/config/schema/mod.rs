@@ -79,9 +79,11 @@ pub struct Config {
 /// certificate and check the controller's against `ca_file`. A probe's
 /// certificate names the vantages it may report for with URI SANs
 /// `switchyard://<cluster>/vantage/<region>`: a report for any other vantage
-/// is refused. A controller's certificate must name the address it listens
-/// on (an IP SAN for an IP address). Read at start-up: a rotated certificate
-/// takes effect when the process restarts (one at a time, as an upgrade).
+/// is refused (a vantage is a region or a witness). A controller's
+/// certificate must name the address it registers, the one it bound (an IP
+/// SAN for an IP address). Read at start-up: a rotated certificate takes
+/// effect when the process restarts (one at a time, as an upgrade). There
+/// is no mixed mode: every process gets `[tls]` at once.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcTls {
