@@ -24,7 +24,6 @@ use switchyard_probes::proto::{IngestSummary, Outcome, ProbeReport};
 use switchyard_tests::Etcd;
 use switchyard_tests::pki::{CertFiles, TestPki};
 use switchyard_tests::process::FixtureProcess;
-use switchyard_tests::wait::wait_for;
 use tonic::transport::{ClientTlsConfig, Endpoint};
 
 /// The `[tls]` table for `cert`.
@@ -102,17 +101,8 @@ async fn mutual_tls_admits_only_the_cluster_ca_and_certified_vantages() -> anyho
     }
     // Peers ping each other over mutual TLS.
     for c in &cl.controllers {
-        wait_for(
-            &format!("{} to reach both peers", c.id()),
-            Duration::from_secs(20),
-            || async {
-                match c.metric("switchyard_peers_reachable").await {
-                    Ok(Some(n)) if n >= 2.0 => Ok(()),
-                    other => Err(format!("{other:?}")),
-                }
-            },
-        )
-        .await?;
+        c.wait_metric_at_least("switchyard_peers_reachable", 2.0, Duration::from_secs(20))
+            .await?;
     }
 
     let addr = cl.controllers[0].grpc();
@@ -217,15 +207,10 @@ async fn mutual_tls_admits_only_the_cluster_ca_and_certified_vantages() -> anyho
         &cl.dir.path().join("probe-a.log"),
     )?;
     for (c, before) in cl.controllers.iter().zip(before) {
-        wait_for(
-            &format!("{} to accept the probe's reports", c.id()),
+        c.wait_metric_at_least(
+            "switchyard_reports_accepted_total",
+            before + 3.0,
             Duration::from_secs(30),
-            || async {
-                match c.metric("switchyard_reports_accepted_total").await {
-                    Ok(Some(n)) if n >= before + 3.0 => Ok(()),
-                    other => Err(format!("{other:?} (was {before})")),
-                }
-            },
         )
         .await?;
     }

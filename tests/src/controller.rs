@@ -249,6 +249,26 @@ impl ControllerProcess {
         Ok(metric_value(&self.metrics().await?, name))
     }
 
+    /// Waits up to `timeout` until metric `name` reads at least `min`.
+    pub async fn wait_metric_at_least(
+        &self,
+        name: &str,
+        min: f64,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        wait_for(
+            &format!("{} to show {name} ≥ {min}", self.id),
+            timeout,
+            || async {
+                match self.metric(name).await {
+                    Ok(Some(v)) if v >= min => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await
+    }
+
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.process.pid()

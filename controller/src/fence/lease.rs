@@ -461,9 +461,11 @@ struct Memory {
     absent_since: Option<Instant>,
 }
 
-/// The leader's view of the primary leases: reads them and remembers the
-/// last one seen per database, so a vanished key still counts until the
-/// expiry observed for it.
+/// The leader's view of the primary leases: reads them, asks etcd whether
+/// a vouched lease still runs ([`LeaseReader::lease_life`]), and remembers
+/// the last lease seen per database (for a region without a controller,
+/// whose vanished lease counts until the expiry observed for it) and since
+/// when it has watched etcd without a gap.
 ///
 /// Its memory is only as good as its watch was continuous. While this
 /// controller does not reach etcd it answers its peers "no etcd", which

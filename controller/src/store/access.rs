@@ -92,11 +92,6 @@ impl EtcdAccess {
         self.user.is_some()
     }
 
-    /// True when connections use TLS.
-    pub fn uses_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
     /// `base` with the TLS and login settings applied.
     pub fn apply(&self, mut base: ConnectOptions) -> ConnectOptions {
         if let Some(t) = &self.tls {

@@ -181,17 +181,8 @@ impl SplitLab {
         };
         lab.wait_lease_held("ctl-a", "m0").await?;
         for c in &lab.controllers {
-            wait_for(
-                &format!("{} to reach both peers", c.id()),
-                Duration::from_secs(20),
-                || async {
-                    match c.metric("switchyard_peers_reachable").await {
-                        Ok(Some(n)) if n >= 2.0 => Ok(()),
-                        other => Err(format!("{other:?}")),
-                    }
-                },
-            )
-            .await?;
+            c.wait_metric_at_least("switchyard_peers_reachable", 2.0, Duration::from_secs(20))
+                .await?;
         }
         Ok(lab)
     }
