@@ -196,8 +196,9 @@ enum LabVerb {
         #[command(flatten)]
         dir: LabDirArg,
     },
-    /// Break a region: by default all of it (endpoint refuses connections;
-    /// controller, probe, database member and etcd member killed).
+    /// Break a region: by default its endpoint refuses connections and its
+    /// controller, probe and database member are killed; `--only` picks
+    /// parts (etcd: its etcd member; network: a partition).
     Fail {
         /// us-east, eu-west or ap-south.
         region: String,
@@ -207,7 +208,25 @@ enum LabVerb {
         #[command(flatten)]
         dir: LabDirArg,
     },
-    /// Restart or repair whatever is failed in a region.
+    /// Cut a region off the network: every packet in or out of its
+    /// namespace is dropped (its processes keep running, as in a real
+    /// partition). Needs the lab in namespaces (root).
+    Partition {
+        /// us-east, eu-west or ap-south.
+        region: String,
+        #[command(flatten)]
+        dir: LabDirArg,
+    },
+    /// Issue every certificate of the lab again from its CA, over the same
+    /// files (controllers', probes'); processes use them once restarted.
+    RenewCerts {
+        /// How long the new certificates are valid.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        #[command(flatten)]
+        dir: LabDirArg,
+    },
+    /// Restart or repair whatever is failed in a region (a partition too).
     Heal {
         /// us-east, eu-west or ap-south.
         region: String,
@@ -397,7 +416,9 @@ fn lab_verb(verb: LabVerb) -> anyhow::Result<i32> {
         LabVerb::Up { dir } => verbs::up(&dir.dir, &mut out),
         LabVerb::Status { dir } => verbs::status(&dir.dir, &mut out),
         LabVerb::Fail { region, only, dir } => verbs::fail(&dir.dir, &region, &only, &mut out),
+        LabVerb::Partition { region, dir } => verbs::partition(&dir.dir, &region, &mut out),
         LabVerb::Heal { region, dir } => verbs::heal(&dir.dir, &region, &mut out),
+        LabVerb::RenewCerts { days, dir } => verbs::renew_certs(&dir.dir, days, &mut out),
         LabVerb::Down { dir, purge } => verbs::down(&dir.dir, purge, &mut out),
         LabVerb::Serve { dir } => {
             let runtime = tokio::runtime::Runtime::new()?;

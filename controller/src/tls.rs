@@ -77,6 +77,58 @@ pub struct GrpcTlsMaterial {
     ca: Vec<u8>,
     cert: Vec<u8>,
     key: Vec<u8>,
+    /// When what was read stops being valid, for the expiry metric.
+    expiry: Vec<Expiry>,
+}
+
+/// When one file's certificate stops being valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiry {
+    /// `leaf` (this process's own certificate, `tls.cert_file`), `ca`
+    /// (`tls.ca_file`: the earliest of its certificates), or the same of
+    /// `[etcd.tls]`: `etcd_leaf`, `etcd_ca`.
+    pub kind: &'static str,
+    /// The file.
+    pub file: PathBuf,
+    /// Its `notAfter`, in Unix seconds.
+    pub not_after: i64,
+}
+
+/// The earliest `notAfter` (Unix seconds) of the PEM certificates in
+/// `pem`, or none when none parses.
+pub fn earliest_not_after(pem: &[u8]) -> Option<i64> {
+    CertificateDer::pem_slice_iter(pem)
+        .flatten()
+        .filter_map(|der| {
+            x509_parser::parse_x509_certificate(der.as_ref())
+                .ok()
+                .map(|(_, c)| c.validity().not_after.timestamp())
+        })
+        .min()
+}
+
+/// Sets `switchyard_tls_not_after_timestamp_seconds{kind, file}` for each
+/// of `expiry`.
+pub fn record_expiry(expiry: &[Expiry]) {
+    for e in expiry {
+        // Unix seconds fit an f64 exactly.
+        #[allow(clippy::cast_precision_loss)]
+        let secs = e.not_after as f64;
+        metrics::gauge!(
+            "switchyard_tls_not_after_timestamp_seconds",
+            "kind" => e.kind,
+            "file" => e.file.display().to_string()
+        )
+        .set(secs);
+    }
+}
+
+/// The first PEM certificate's `notAfter` (the leaf of a chain).
+fn leaf_not_after(pem: &[u8]) -> Option<i64> {
+    let der = CertificateDer::pem_slice_iter(pem).flatten().next()?;
+    x509_parser::parse_x509_certificate(der.as_ref())
+        .ok()
+        .map(|(_, c)| c.validity().not_after.timestamp())
 }
 
 impl std::fmt::Debug for GrpcTlsMaterial {
@@ -94,11 +146,31 @@ impl GrpcTlsMaterial {
     /// certificates parse, and the key belongs to the certificate.
     pub fn load(cfg: &GrpcTls) -> Result<Self, TlsFileError> {
         install_crypto_provider();
-        let m = Self {
+        let mut m = Self {
             ca: read_certs("tls.ca_file", &cfg.ca_file)?,
             cert: read_certs("tls.cert_file", &cfg.cert_file)?,
             key: read_key("tls.key_file", &cfg.key_file)?,
+            expiry: Vec::new(),
         };
+        for (kind, file, not_after) in [
+            ("leaf", &cfg.cert_file, leaf_not_after(&m.cert)),
+            ("ca", &cfg.ca_file, earliest_not_after(&m.ca)),
+        ] {
+            let not_after = not_after.ok_or_else(|| TlsFileError {
+                key: if kind == "ca" {
+                    "tls.ca_file"
+                } else {
+                    "tls.cert_file"
+                },
+                path: file.clone(),
+                reason: "holds no certificate that parses as X.509".into(),
+            })?;
+            m.expiry.push(Expiry {
+                kind,
+                file: file.clone(),
+                not_after,
+            });
+        }
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(&m.ca).flatten() {
             roots.add(c).map_err(|e| TlsFileError {
@@ -135,6 +207,20 @@ impl GrpcTlsMaterial {
             .identity(Identity::from_pem(&self.cert, &self.key))
             .client_ca_root(Certificate::from_pem(&self.ca))
             .timeout(HANDSHAKE)
+    }
+
+    /// When the certificates read stop being valid.
+    pub fn expiry(&self) -> &[Expiry] {
+        &self.expiry
+    }
+
+    /// Puts each certificate's `notAfter` on `/metrics`, as
+    /// `switchyard_tls_not_after_timestamp_seconds{kind, file}`, so an
+    /// alert warns weeks before a handshake starts failing. The values of
+    /// the files read at start-up: after a rotation the gauge moves once
+    /// the process restarts, which is how the runbook checks it did.
+    pub fn record_expiry(&self) {
+        record_expiry(&self.expiry);
     }
 
     /// A client side (probe, peer ping): the controllers' certificates

@@ -121,6 +121,17 @@ async fn controllers_and_the_cli_run_on_mutual_tls_with_a_login_limited_to_the_c
     .await?;
     let fleet = cl.all_up_fleet();
     cl.wait_leader(None, Duration::from_secs(30)).await?;
+    // The etcd client certificate's expiry is on /metrics for the alert.
+    let page = cl.controllers[0].metrics().await?;
+    for kind in ["etcd_leaf", "etcd_ca"] {
+        assert!(
+            page.lines().any(
+                |l| l.starts_with("switchyard_tls_not_after_timestamp_seconds{")
+                    && l.contains(&format!("kind=\"{kind}\""))
+            ),
+            "no {kind} expiry in:\n{page}"
+        );
+    }
 
     // A failed region is evacuated: the leader's fenced writes and journal
     // go through the login's role.

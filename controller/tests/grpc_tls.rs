@@ -10,7 +10,9 @@
 //!   vantage are refused one by one, as is every report from a certificate
 //!   that names none;
 //! - a real `switchyard probe` with its own certificate reports over TLS
-//!   and every one of its reports is accepted.
+//!   and every one of its reports is accepted;
+//! - each certificate's expiry is on `/metrics`, for the alert that warns
+//!   before it runs out.
 
 mod common;
 
@@ -104,6 +106,25 @@ async fn mutual_tls_admits_only_the_cluster_ca_and_certified_vantages() -> anyho
         c.wait_metric_at_least("switchyard_peers_reachable", 2.0, Duration::from_secs(20))
             .await?;
     }
+
+    // Each certificate's expiry is on /metrics, for the alert: the leaf's
+    // is the date in the server certificate's file (30 days from now).
+    let page = cl.controllers[0].metrics().await?;
+    let leaf: Vec<&str> = page
+        .lines()
+        .filter(|l| {
+            l.starts_with("switchyard_tls_not_after_timestamp_seconds{")
+                && l.contains("kind=\"leaf\"")
+        })
+        .collect();
+    assert_eq!(leaf.len(), 1, "{page}");
+    let shown: f64 = leaf[0].rsplit(' ').next().unwrap_or_default().parse()?;
+    let on_disk = switchyard_controller::tls::earliest_not_after(&std::fs::read(&server.cert)?)
+        .expect("the server certificate parses");
+    assert_eq!(shown, on_disk as f64, "{}", leaf[0]);
+    let days = (on_disk - chrono::Utc::now().timestamp()) as f64 / 86_400.0;
+    assert!((29.0..=30.1).contains(&days), "expires in {days} days");
+    assert!(page.contains("kind=\"ca\""), "{page}");
 
     let addr = cl.controllers[0].grpc();
     let https = format!("https://{addr}");

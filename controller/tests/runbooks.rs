@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 /// The order the lab test runs them in: each leaves the lab healthy for the
 /// next (region-outage drains us-east, failback brings it back, …).
-const RUN_ORDER: [&str; 8] = [
+const RUN_ORDER: [&str; 9] = [
     "region-outage.md",
     "failback.md",
     "planned-switchover.md",
@@ -31,6 +31,7 @@ const RUN_ORDER: [&str; 8] = [
     "etcd-quorum-loss.md",
     "controller-upgrade.md",
     "split-brain.md",
+    "certificate-rotation.md",
 ];
 
 /// The parts every runbook has, as headings.
@@ -265,7 +266,15 @@ fn run_bash(script: &str, env: &[(&str, String)], limit: Duration) -> (bool, Str
     for (k, v) in env {
         cmd.env(k, v);
     }
-    for var in ["REGION", "DB", "TO", "DEAD", "CONTROLLER_METRICS"] {
+    for var in [
+        "REGION",
+        "DB",
+        "TO",
+        "DEAD",
+        "OLD",
+        "CONTROLLER_METRICS",
+        "PROBE_METRICS",
+    ] {
         cmd.env_remove(var);
     }
     let mut child = cmd.spawn().expect("run bash");

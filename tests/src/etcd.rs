@@ -2,7 +2,8 @@
 //! loopback ports, each member in its own data dir. [`Etcd::single_on`]
 //! listens on another address of the root namespace instead (a
 //! [`NetNs`](crate::netns::NetNs) bridge), so processes inside network
-//! namespaces reach it.
+//! namespaces reach it; [`Etcd::cluster_in`] runs member `i` inside
+//! namespace `i`, so cutting a namespace off cuts its member off too.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, Permission, TlsOptions};
 
+use crate::netns::NetNs;
 use crate::paths::{fixture_dir, system_bin};
 use crate::ports::{free_port, looks_like_port_clash};
 use crate::process::FixtureProcess;
@@ -41,6 +43,14 @@ struct ServerTls {
     client_cert: Vec<u8>,
     client_key: Vec<u8>,
     ca_pem: Vec<u8>,
+}
+
+/// Where one member runs: its address, and the namespace it runs in
+/// (none: the root namespace).
+#[derive(Debug, Clone)]
+struct Place {
+    host: Ipv4Addr,
+    netns: Option<String>,
 }
 
 /// An etcd cluster of one or more members; stopped and deleted on drop.
@@ -94,15 +104,35 @@ impl Etcd {
         Self::cluster_with(size, host, None).await
     }
 
+    /// An etcd cluster of one member per namespace of `net`: member `i`
+    /// runs inside namespace `i` (through `ip netns exec`, which execs etcd
+    /// in place, so kill and pause act on it) and listens on `net.addr(i)`.
+    /// Processes in the root namespace reach it over the bridge.
+    pub async fn cluster_in(net: &NetNs) -> anyhow::Result<Self> {
+        anyhow::ensure!(!net.is_empty(), "an etcd cluster needs at least one member");
+        let places: Vec<Place> = (0..net.len())
+            .map(|i| Place {
+                host: net.addr(i),
+                netns: Some(net.name(i).to_string()),
+            })
+            .collect();
+        Self::placed(&places, None).await
+    }
+
     async fn cluster_with(
         size: usize,
         host: Ipv4Addr,
         tls: Option<ServerTls>,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(size >= 1, "an etcd cluster needs at least one member");
+        let places: Vec<Place> = (0..size).map(|_| Place { host, netns: None }).collect();
+        Self::placed(&places, tls).await
+    }
+
+    async fn placed(places: &[Place], tls: Option<ServerTls>) -> anyhow::Result<Self> {
         let mut last_err = None;
         for _ in 0..ATTEMPTS {
-            match Self::try_cluster(size, host, tls.clone()).await {
+            match Self::try_cluster(places, tls.clone()).await {
                 Ok(e) => return Ok(e),
                 Err(e) if format!("{e:#}").contains("port clash") => last_err = Some(e),
                 Err(e) => return Err(e),
@@ -111,11 +141,8 @@ impl Etcd {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("etcd did not start")))
     }
 
-    async fn try_cluster(
-        size: usize,
-        host: Ipv4Addr,
-        tls: Option<ServerTls>,
-    ) -> anyhow::Result<Self> {
+    async fn try_cluster(places: &[Place], tls: Option<ServerTls>) -> anyhow::Result<Self> {
+        let size = places.len();
         let etcd = system_bin("etcd")?;
         let dir = fixture_dir("etcd")?;
         let token = dir
@@ -127,11 +154,12 @@ impl Etcd {
         let initial_cluster = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, peer))| format!("m{i}=http://{host}:{peer}"))
+            .map(|(i, (_, peer))| format!("m{i}=http://{}:{peer}", places[i].host))
             .collect::<Vec<_>>()
             .join(",");
         let mut members = Vec::with_capacity(size);
         for (i, (client, peer)) in ports.iter().enumerate() {
+            let host = places[i].host;
             let name = format!("m{i}");
             let mdir = dir.path().join(&name);
             std::fs::create_dir_all(&mdir)?;
@@ -161,8 +189,20 @@ impl Etcd {
                     "--client-cert-auth".to_string(),
                 ]);
             }
-            let process =
-                FixtureProcess::spawn(&name, &etcd, &args, &mdir, &mdir.join("etcd.log"))?;
+            let log = mdir.join("etcd.log");
+            let process = match &places[i].netns {
+                None => FixtureProcess::spawn(&name, &etcd, &args, &mdir, &log)?,
+                Some(ns) => {
+                    let mut wrapped = vec![
+                        "netns".to_string(),
+                        "exec".to_string(),
+                        ns.clone(),
+                        etcd.display().to_string(),
+                    ];
+                    wrapped.extend(args);
+                    FixtureProcess::spawn(&name, &system_bin("ip")?, &wrapped, &mdir, &log)?
+                }
+            };
             members.push(Member {
                 name,
                 client_url,

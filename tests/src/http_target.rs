@@ -60,6 +60,8 @@ struct Shared {
 #[derive(Debug)]
 pub struct HttpTarget {
     addr: SocketAddr,
+    /// The network namespace its socket lives in (none: this process's).
+    netns: Option<String>,
     shared: Arc<Shared>,
     server: Mutex<Option<JoinSet<()>>>,
 }
@@ -68,6 +70,20 @@ impl HttpTarget {
     /// Starts a healthy target on a free loopback port.
     pub async fn start() -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::serving(listener, None)
+    }
+
+    /// Starts a healthy target on a free port of `net.addr(i)`, its socket
+    /// inside namespace `i` (served by this process all the same), so a
+    /// partition of that namespace cuts it off like the region's other
+    /// servers.
+    pub async fn start_in(net: &crate::netns::NetNs, i: usize) -> anyhow::Result<Self> {
+        let addr = SocketAddr::from((net.addr(i), 0));
+        let listener = TcpListener::from_std(net.bind_tcp(i, addr)?)?;
+        Self::serving(listener, Some(net.name(i).to_string()))
+    }
+
+    fn serving(listener: TcpListener, netns: Option<String>) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             mode: AtomicU8::new(HttpMode::Healthy.to_u8()),
@@ -76,6 +92,7 @@ impl HttpTarget {
         let set = serve(listener, shared.clone());
         Ok(HttpTarget {
             addr,
+            netns,
             shared,
             server: Mutex::new(Some(set)),
         })
@@ -115,8 +132,13 @@ impl HttpTarget {
             }
             (HttpMode::Refuse, false) => {}
             (_, false) => {
-                let listener = TcpListener::bind(self.addr)
-                    .await
+                let bound = match &self.netns {
+                    None => TcpListener::bind(self.addr).await,
+                    Some(ns) => {
+                        crate::netns::bind_tcp_in(ns, self.addr).and_then(TcpListener::from_std)
+                    }
+                };
+                let listener = bound
                     .map_err(|e| anyhow::anyhow!("re-binding HTTP target on {}: {e}", self.addr))?;
                 *server = Some(serve(listener, self.shared.clone()));
             }

@@ -14,7 +14,7 @@
 //! clash. `Drop` kills every process left in the namespaces and deletes the
 //! namespaces, veths, bridge and claim, also when a test panics.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -208,6 +208,40 @@ impl NetNs {
     pub fn is_partitioned(&self, i: usize) -> bool {
         self.partitioned[i]
     }
+
+    /// A TCP listener bound to `addr` inside namespace `i`, for a server
+    /// this process runs itself (an HTTP endpoint of a region): a socket
+    /// belongs to the namespace it was made in, whatever thread uses it
+    /// later, so it is made on a short-lived thread that enters the
+    /// namespace first. Non-blocking, ready for `tokio`.
+    pub fn bind_tcp(&self, i: usize, addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+        bind_tcp_in(&self.names[i], addr)
+    }
+}
+
+/// [`NetNs::bind_tcp`] by namespace name (a listener bound again later,
+/// after the [`NetNs`] was borrowed).
+pub fn bind_tcp_in(ns: &str, addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let path = PathBuf::from("/run/netns").join(ns);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            use std::os::fd::AsRawFd;
+            let file = std::fs::File::open(&path)?;
+            // SAFETY: setns on a namespace file we hold open; it changes
+            // only this thread's network namespace, and the thread ends
+            // right after binding.
+            #[allow(unsafe_code)]
+            let entered = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            if entered != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let listener = std::net::TcpListener::bind(addr)?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the binding thread panicked")))
+    })
 }
 
 impl Drop for NetNs {

@@ -4,6 +4,7 @@
 //! as PEM files into a directory of its own, deleted on drop.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 
@@ -15,6 +16,12 @@ pub struct CertFiles {
     /// Its private key (PEM).
     pub key: PathBuf,
 }
+
+/// How long the certificates a [`TestPki`] makes are valid, unless told
+/// otherwise: long enough for any test or lab, short enough that an
+/// expiry alert watching for two weeks stays quiet and a renewal visibly
+/// moves the date.
+pub const VALIDITY: Duration = Duration::from_secs(30 * 86_400);
 
 /// The files of a test PKI.
 pub struct TestPki {
@@ -49,6 +56,11 @@ fn ca(name: &str) -> anyhow::Result<Ca> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, name);
+    // Ten years, as a private CA would be made (rcgen's default runs to
+    // the year 4096).
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(3650);
     let cert = params.self_signed(&key)?;
     Ok(Ca {
         cert_pem: cert.pem(),
@@ -62,7 +74,7 @@ fn leaf(
     names: &[&str],
     ips: &[std::net::IpAddr],
 ) -> anyhow::Result<(String, String)> {
-    leaf_by(&ca.issuer, common_name, names, ips, &[])
+    leaf_by(&ca.issuer, common_name, names, ips, &[], VALIDITY)
 }
 
 fn leaf_by(
@@ -71,10 +83,15 @@ fn leaf_by(
     names: &[&str],
     ips: &[std::net::IpAddr],
     uris: &[String],
+    valid_for: Duration,
 ) -> anyhow::Result<(String, String)> {
     let key = KeyPair::generate()?;
     let mut params =
         CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    // From an hour ago (clocks differ a little), for `valid_for`.
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::try_from(valid_for)?;
     params
         .distinguished_name
         .push(DnType::CommonName, common_name);
@@ -90,13 +107,21 @@ fn leaf_by(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
+/// Writes `name.pem` and `name-key.pem` in `dir`, each through a temp file
+/// renamed into place, so a reader sees the old file or the new one. The
+/// key is written first: a process reading both between the two renames
+/// gets a pair that does not match and says so, never an old key for a
+/// new certificate silently.
 fn write_pair(dir: &Path, name: &str, (cert, key): (String, String)) -> anyhow::Result<CertFiles> {
     let files = CertFiles {
         cert: dir.join(format!("{name}.pem")),
         key: dir.join(format!("{name}-key.pem")),
     };
-    std::fs::write(&files.cert, cert)?;
-    std::fs::write(&files.key, key)?;
+    for (path, text) in [(&files.key, key), (&files.cert, cert)] {
+        let tmp = path.with_extension("pem.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)?;
+    }
     Ok(files)
 }
 
@@ -113,19 +138,33 @@ impl TestPki {
     /// The same in a fresh directory inside `parent` (the lab keeps its
     /// CA beside its config).
     pub fn new_in(parent: &Path) -> anyhow::Result<Self> {
-        Self::in_dir(tempfile::Builder::new().prefix("pki-").tempdir_in(parent)?)
+        Self::new_in_for(parent, &[])
+    }
+
+    /// [`Self::new_in`] with a server certificate that also names `ips`
+    /// (servers listening on namespace addresses, say).
+    pub fn new_in_for(parent: &Path, ips: &[std::net::IpAddr]) -> anyhow::Result<Self> {
+        Self::in_dir_for(
+            tempfile::Builder::new().prefix("pki-").tempdir_in(parent)?,
+            ips,
+        )
     }
 
     fn in_dir(dir: tempfile::TempDir) -> anyhow::Result<Self> {
+        Self::in_dir_for(dir, &[])
+    }
+
+    fn in_dir_for(dir: tempfile::TempDir, ips: &[std::net::IpAddr]) -> anyhow::Result<Self> {
         let ours = ca("switchyard test CA")?;
         let other = ca("some other CA")?;
         let ca_path = dir.path().join("ca.pem");
         std::fs::write(&ca_path, &ours.cert_pem)?;
         let loopback = [std::net::IpAddr::from([127, 0, 0, 1])];
+        let server_ips: Vec<std::net::IpAddr> = loopback.iter().chain(ips).copied().collect();
         let server = write_pair(
             dir.path(),
             "server",
-            leaf(&ours, "localhost", &["localhost"], &loopback)?,
+            leaf(&ours, "localhost", &["localhost"], &server_ips)?,
         )?;
         let client = write_pair(
             dir.path(),
@@ -150,11 +189,55 @@ impl TestPki {
     /// Another certificate from the CA, named `name` in the directory, with
     /// the URI SANs `uris` (a probe's vantages, say) and 127.0.0.1.
     pub fn issue(&self, name: &str, uris: &[String]) -> anyhow::Result<CertFiles> {
+        self.issue_valid_for(name, uris, VALIDITY)
+    }
+
+    /// [`Self::issue`], valid for `valid_for` from now. Issuing a name again
+    /// replaces its files (a renewal: same paths, new key and dates).
+    pub fn issue_valid_for(
+        &self,
+        name: &str,
+        uris: &[String],
+        valid_for: Duration,
+    ) -> anyhow::Result<CertFiles> {
         let loopback = [std::net::IpAddr::from([127, 0, 0, 1])];
         write_pair(
             self.dir.path(),
             name,
-            leaf_by(&self.issuer, name, &["localhost"], &loopback, uris)?,
+            leaf_by(
+                &self.issuer,
+                name,
+                &["localhost"],
+                &loopback,
+                uris,
+                valid_for,
+            )?,
+        )
+    }
+
+    /// Replaces the server certificate's files with a new certificate and
+    /// key for `localhost`, 127.0.0.1 and `ips`, valid for `valid_for`
+    /// from now.
+    pub fn renew_server(
+        &self,
+        ips: &[std::net::IpAddr],
+        valid_for: Duration,
+    ) -> anyhow::Result<CertFiles> {
+        let server_ips: Vec<std::net::IpAddr> =
+            std::iter::once(std::net::IpAddr::from([127, 0, 0, 1]))
+                .chain(ips.iter().copied())
+                .collect();
+        write_pair(
+            self.dir.path(),
+            "server",
+            leaf_by(
+                &self.issuer,
+                "localhost",
+                &["localhost"],
+                &server_ips,
+                &[],
+                valid_for,
+            )?,
         )
     }
 

@@ -59,7 +59,12 @@ pub async fn run(path: &Path, args: ProbeArgs) -> anyhow::Result<i32> {
     plan.source_address = args.source_address;
     // With `[tls]`: https to the controllers, this host's certificate
     // presented (it names the vantages this probe may report for).
-    let tls = crate::tls::client_config(&cfg)?;
+    let material = cfg
+        .tls
+        .as_ref()
+        .map(crate::tls::GrpcTlsMaterial::load)
+        .transpose()?;
+    let tls = material.as_ref().map(crate::tls::GrpcTlsMaterial::client);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let controllers = if args.controllers.is_empty() {
         cfg.controllers
@@ -101,6 +106,9 @@ pub async fn run(path: &Path, args: ProbeArgs) -> anyhow::Result<i32> {
         // The same recorder and endpoint as the controller's: the probes
         // crate records through the `metrics` facade.
         let handle = crate::runtime::metrics::install();
+        if let Some(m) = &material {
+            m.record_expiry();
+        }
         tokio::spawn(crate::runtime::metrics::serve(
             listener,
             handle,

@@ -1,7 +1,9 @@
 //! The lab's config file: three regions, a weighted `api.lab.test.` served by
 //! every controller's embedded DNS server, and the `orders` database.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use switchyard_tests::mariadb::{ADMIN_PASSWORD, ADMIN_USER, REPL_PASSWORD, REPL_USER};
 use switchyard_tests::pki::{CertFiles, TestPki};
@@ -18,7 +20,7 @@ pub fn write(
     etcd: &[String],
     endpoints: &[HttpTarget],
     db: &MariaDbTopology,
-    grpc_ports: &[u16],
+    grpc: &[SocketAddr],
     pki: &TestPki,
 ) -> anyhow::Result<PathBuf> {
     let admin = dir.join("admin.secret");
@@ -27,7 +29,7 @@ pub fn write(
     std::fs::write(&repl, REPL_PASSWORD)?;
     let endpoints: Vec<String> = endpoints.iter().map(|e| e.addr().to_string()).collect();
     let members: Vec<String> = (0..REGIONS.len()).map(|i| db.address(i)).collect();
-    let mut t = render(etcd, &endpoints, &members, grpc_ports, &admin, &repl);
+    let mut t = render(etcd, &endpoints, &members, grpc, &admin, &repl);
     t.push_str(&tls_table(&pki.ca, &pki.server));
     let path = dir.join("lab.toml");
     std::fs::write(&path, t)?;
@@ -49,10 +51,7 @@ fn tls_table(ca: &Path, cert: &CertFiles) -> String {
 /// own certificate, which names its vantage (on a real host the same path
 /// would hold that host's certificate).
 pub fn write_probe(dir: &Path, lab: &Path, pki: &TestPki, region: &str) -> anyhow::Result<PathBuf> {
-    let cert = pki.issue(
-        &format!("probe-{region}"),
-        &[crate::config::vantage_uri(CLUSTER, region)],
-    )?;
+    let cert = issue_probe(pki, region, switchyard_tests::pki::VALIDITY)?;
     let text = std::fs::read_to_string(lab)?;
     let controllers = tls_table(&pki.ca, &pki.server);
     anyhow::ensure!(
@@ -66,9 +65,35 @@ pub fn write_probe(dir: &Path, lab: &Path, pki: &TestPki, region: &str) -> anyho
     Ok(path)
 }
 
+/// Issues `region`'s probe certificate (it names the probe's vantage),
+/// valid for `valid_for`: the first time, or again over the same files.
+fn issue_probe(pki: &TestPki, region: &str, valid_for: Duration) -> anyhow::Result<CertFiles> {
+    pki.issue_valid_for(
+        &format!("probe-{region}"),
+        &[crate::config::vantage_uri(CLUSTER, region)],
+        valid_for,
+    )
+}
+
+/// Renews every certificate the lab's processes use, over the same files
+/// (new keys, valid for `valid_for` from now): the controllers' (naming
+/// `hosts`) and each probe's. Running processes keep the certificates
+/// they read at start until they restart. Returns the files written.
+pub fn renew_certificates(
+    pki: &TestPki,
+    hosts: &[IpAddr],
+    valid_for: Duration,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = vec![pki.renew_server(hosts, valid_for)?.cert];
+    for r in REGIONS {
+        written.push(issue_probe(pki, r, valid_for)?.cert);
+    }
+    Ok(written)
+}
+
 /// The lab config's text: region `i`'s api endpoint is probed at
 /// `endpoints[i]`, its database member is `members[i]` and its controller
-/// listens for gRPC on `127.0.0.1:grpc_ports[i]`. Separate from
+/// listens for gRPC on `grpc[i]`. Separate from
 /// [`write`] so tests check it validates without starting servers.
 ///
 /// Staleness is 5s against 1s checks with a 500ms timeout (reports at most
@@ -78,7 +103,7 @@ fn render(
     etcd: &[String],
     endpoints: &[String],
     members: &[String],
-    grpc_ports: &[u16],
+    grpc: &[SocketAddr],
     admin: &Path,
     repl: &Path,
 ) -> String {
@@ -124,9 +149,9 @@ password = {{ file = "{repl}" }}
     );
     for (i, r) in REGIONS.iter().enumerate() {
         t.push_str(&format!(
-            "\n[[regions]]\nname = \"{r}\"\nweight = 100\npriority = {}\n\n[[controllers]]\nid = \"ctl-{r}\"\nregion = \"{r}\"\nlisten = \"127.0.0.1:{}\"\n",
+            "\n[[regions]]\nname = \"{r}\"\nweight = 100\npriority = {}\n\n[[controllers]]\nid = \"ctl-{r}\"\nregion = \"{r}\"\nlisten = \"{}\"\n",
             i + 1,
-            grpc_ports[i]
+            grpc[i]
         ));
     }
     t.push_str("\n[[services]]\nname = \"api\"\nrecord = \"api.lab.test.\"\nttl = 5\n");
@@ -175,7 +200,7 @@ mod tests {
             &["http://127.0.0.1:2379".to_string()],
             &endpoints,
             &members,
-            &[17_400, 17_401, 17_402],
+            &[17_400, 17_401, 17_402].map(|p| SocketAddr::from(([127, 0, 0, 1], p))),
             Path::new("/tmp/admin.secret"),
             Path::new("/tmp/repl.secret"),
         );

@@ -22,7 +22,7 @@ use switchyard_tests::HttpMode;
 use switchyard_tests::wait::wait_for;
 
 use super::verbs::{Part, Reply, Request, SOCKET, STATE};
-use super::{Lab, LabDir, REGIONS, say};
+use super::{Lab, LabDir, Network, REGIONS, say};
 
 /// What `lab fail` broke, by region index.
 type Broken = BTreeMap<usize, BTreeSet<Part>>;
@@ -152,6 +152,20 @@ async fn execute(req: &Request, lab: &mut Lab, broken: &mut Broken) -> anyhow::R
                         lab.etcd.kill(i);
                         done.push(format!("etcd member m{i} killed"));
                     }
+                    Part::Network => match &mut lab.net {
+                        Network::Namespaces(n) => {
+                            n.partition(i).map_err(|e| anyhow::anyhow!("{e}"))?;
+                            done.push(format!(
+                                "cut off: every packet into or out of {} ({}) is dropped; its processes still run",
+                                n.name(i),
+                                n.addr(i)
+                            ));
+                        }
+                        Network::Loopback { why } => anyhow::bail!(
+                            "cannot partition {region}: this lab runs every region on loopback ({why}); \
+                             run it as root with iproute2 and iptables (scripts/setup installs them)"
+                        ),
+                    },
                 }
                 broken.entry(i).or_default().insert(p);
             }
@@ -160,8 +174,14 @@ async fn execute(req: &Request, lab: &mut Lab, broken: &mut Broken) -> anyhow::R
         Request::Heal { region } => {
             let i = Lab::region_index(region)?;
             let mut done = Vec::new();
-            // etcd and the database first: a controller that starts needs
-            // them.
+            // The links first, then etcd and the database: a controller
+            // that starts needs them.
+            if let Network::Namespaces(n) = &mut lab.net
+                && n.is_partitioned(i)
+            {
+                n.heal(i).map_err(|e| anyhow::anyhow!("{e}"))?;
+                done.push(format!("links of {} restored", n.name(i)));
+            }
             if lab.etcd.pid(i).is_none() {
                 lab.etcd.restart(i).await?;
                 done.push(format!("etcd member m{i} restarted"));
@@ -191,6 +211,19 @@ async fn execute(req: &Request, lab: &mut Lab, broken: &mut Broken) -> anyhow::R
                 done.push("nothing was broken".into());
             }
             Ok(format!("{region}: {}\n", done.join("; ")))
+        }
+        Request::RenewCerts { days } => {
+            let valid_for = Duration::from_secs(u64::from(*days) * 86_400);
+            let files = lab.renew_certificates(valid_for)?;
+            let mut t = format!(
+                "renewed {} certificates, valid for {days} days from now (new keys, same files); \
+                 each process uses its new one once restarted:\n",
+                files.len()
+            );
+            for f in files {
+                writeln!(t, "  {}", f.display())?;
+            }
+            Ok(t)
         }
         Request::Down => Ok(String::new()),
     }
@@ -272,6 +305,16 @@ async fn status(lab: &mut Lab, broken: &Broken) -> anyhow::Result<String> {
     let mut t = String::new();
     writeln!(t, "lab in {}", lab.dir().display())?;
     writeln!(t, "config: {}", lab.config.display())?;
+    writeln!(t, "network: {}", lab.net.describe())?;
+    let cut: Vec<&str> = REGIONS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| broken_text(broken, *i, Part::Network) == "FAILED")
+        .map(|(_, r)| *r)
+        .collect();
+    if !cut.is_empty() {
+        writeln!(t, "PARTITIONED: {}", cut.join(", "))?;
+    }
     let etcd: Vec<String> = (0..lab.etcd.len())
         .map(|i| {
             let state = if lab.etcd.pid(i).is_some() {
@@ -387,6 +430,18 @@ fn write_state(lab: &mut Lab, broken: &Broken) -> anyhow::Result<()> {
         "probes": probes,
         "endpoints": endpoints,
         "database": { "name": "orders", "members": members },
+        "network": match &lab.net {
+            Network::Namespaces(n) => json!({
+                "kind": "namespaces",
+                "namespaces": (0..n.len()).map(|i| json!({
+                    "region": REGIONS[i],
+                    "name": n.name(i),
+                    "address": n.addr(i).to_string(),
+                    "partitioned": n.is_partitioned(i),
+                })).collect::<Vec<_>>(),
+            }),
+            Network::Loopback { why } => json!({ "kind": "loopback", "why": why }),
+        },
         "broken": broken
             .iter()
             .map(|(i, parts)| (REGIONS[*i].to_string(), parts.iter().copied().collect::<Vec<_>>()))

@@ -10,10 +10,18 @@
 //! keeps running until Ctrl-C (or exits, with `--demo`), and stops
 //! everything.
 //!
-//! The verbs (`lab up | status | fail | heal | down --dir D`, see [`verbs`])
-//! run the same deployment in the background, held by a server process
-//! ([`daemon`]) that keeps its state in `D`, so runbooks and newcomers can
-//! break a region and watch Switchyard and the CLI deal with it.
+//! The verbs (`lab up | status | fail | partition | heal | down --dir D`,
+//! see [`verbs`]) run the same deployment in the background, held by a
+//! server process ([`daemon`]) that keeps its state in `D`, so runbooks and
+//! newcomers can break a region and watch Switchyard and the CLI deal with
+//! it.
+//!
+//! Where this machine allows it (root, iproute2, iptables), each region
+//! runs in a network namespace of its own — its controller, probe, etcd
+//! member, database member and service endpoint on the region's address —
+//! so `lab partition` can cut a region off the way a real region loses its
+//! links. Elsewhere every part runs on loopback and `partition` says why it
+//! cannot.
 
 mod config;
 pub mod daemon;
@@ -21,10 +29,11 @@ mod demo;
 pub mod verbs;
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use switchyard_tests::netns::NetNs;
 use switchyard_tests::pki::TestPki;
 use switchyard_tests::ports::free_port;
 use switchyard_tests::process::FixtureProcess;
@@ -68,11 +77,32 @@ pub struct ProbeProcess {
 }
 
 impl ProbeProcess {
-    fn start(bin: &Path, config: &Path, region: &str, dir: &Path) -> anyhow::Result<Self> {
+    fn start(
+        bin: &Path,
+        config: &Path,
+        region: &str,
+        dir: &Path,
+        net: &Network,
+        i: usize,
+    ) -> anyhow::Result<Self> {
         let id = format!("probe-{region}");
+        // Inside the region's namespace (`ip netns exec` execs the probe in
+        // place, so kill acts on it), or on loopback.
+        let (program, mut args) = match net {
+            Network::Namespaces(n) => (
+                switchyard_tests::paths::system_bin("ip")?,
+                vec![
+                    "netns".to_string(),
+                    "exec".into(),
+                    n.name(i).into(),
+                    bin.display().to_string(),
+                ],
+            ),
+            Network::Loopback { .. } => (bin.to_path_buf(), Vec::new()),
+        };
         // No `--controller`: the probe reads the controllers' fixed gRPC
         // addresses from the config, so it finds a restarted one again.
-        let args = vec![
+        args.extend([
             "probe".to_string(),
             "--config".into(),
             config.display().to_string(),
@@ -81,11 +111,11 @@ impl ProbeProcess {
             "--id".into(),
             id.clone(),
             "--metrics-listen".into(),
-            "127.0.0.1:0".into(),
-        ];
+            SocketAddr::new(net.host(i), 0).to_string(),
+        ]);
         let process = FixtureProcess::spawn(
             &format!("probe {region}"),
-            bin,
+            &program,
             &args,
             dir,
             &dir.join(format!("{id}.log")),
@@ -164,6 +194,54 @@ impl ProbeProcess {
     }
 }
 
+/// Where the lab's regions run.
+#[derive(Debug)]
+pub enum Network {
+    /// Region `i` in namespace `i`: a partition can cut it off.
+    Namespaces(NetNs),
+    /// Every part on loopback, because namespaces cannot be made here
+    /// (the reason): no partitions.
+    Loopback {
+        /// Why not namespaces.
+        why: String,
+    },
+}
+
+impl Network {
+    /// Namespaces when this machine can make them, loopback otherwise.
+    fn new() -> Self {
+        match NetNs::create(REGIONS.len()) {
+            Ok(n) => Network::Namespaces(n),
+            Err(e) => Network::Loopback { why: e.to_string() },
+        }
+    }
+
+    /// The address region `i`'s servers listen on (the database members
+    /// on loopback have their own, see [`MariaDbTopology::address`]).
+    pub fn host(&self, i: usize) -> IpAddr {
+        match self {
+            Network::Namespaces(n) => IpAddr::V4(n.addr(i)),
+            Network::Loopback { .. } => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+
+    /// One line for the start-up log and `lab status`.
+    pub fn describe(&self) -> String {
+        match self {
+            Network::Namespaces(n) => format!(
+                "each region in its own network namespace ({}), joined by a bridge; `lab partition REGION` cuts one off",
+                (0..n.len())
+                    .map(|i| format!("{} {}", REGIONS[i], n.addr(i)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Network::Loopback { why } => format!(
+                "every region on loopback ({why}); `lab partition` needs namespaces: run the lab as root with iproute2 and iptables"
+            ),
+        }
+    }
+}
+
 /// Everything the lab started; dropping it stops all of it.
 pub struct Lab {
     /// The config every process reads.
@@ -177,9 +255,12 @@ pub struct Lab {
     /// The database: member `i` (`orders-<i+1>`) is in region `REGIONS[i]`.
     pub db: MariaDbTopology,
     etcd: Etcd,
-    /// The lab's CA and certificates: kept only so their files live as long
-    /// as the lab.
-    _pki: TestPki,
+    /// Where the regions run. After every process: the namespaces go once
+    /// nothing runs in them.
+    pub net: Network,
+    /// The lab's CA and certificates (their files live as long as the
+    /// lab; `lab renew-certs` issues new ones over them).
+    pki: TestPki,
     // Declared last: every process is stopped before its directory goes.
     dir: LabDir,
 }
@@ -205,48 +286,75 @@ impl Lab {
     /// signal follows the thread), so call it from the runtime's
     /// `block_on`, never from a spawned task.
     pub async fn up_in(bin: &Path, dir: LabDir, out: &mut dyn Write) -> anyhow::Result<Lab> {
-        say(out, "starting a 3-member etcd cluster")?;
-        let etcd = Etcd::cluster(3).await?;
-        say(out, "starting a MariaDB primary and two GTID replicas")?;
-        // Each member on its own loopback address (127.0.0.1–3), so the
-        // writer record's answer names which member is primary.
-        let db = MariaDbTopology::start_on_loopback_hosts(2).await?;
-        let mut endpoints = Vec::new();
-        for _ in REGIONS {
-            endpoints.push(HttpTarget::start().await?);
-        }
-        // Fixed gRPC ports: probes and peers find a restarted controller
-        // at the same address (a real controller keeps its address too).
-        let grpc_ports: Vec<u16> = REGIONS.iter().map(|_| free_port()).collect();
-        // gRPC with mutual TLS, from a CA made for this lab.
-        let pki = TestPki::new_in(dir.path())?;
-        let config = config::write(
-            dir.path(),
-            &etcd.endpoints(),
-            &endpoints,
-            &db,
-            &grpc_ports,
-            &pki,
+        let net = Network::new();
+        say(out, &format!("network: {}", net.describe()))?;
+        say(
+            out,
+            "starting a 3-member etcd cluster (a member per region)",
         )?;
+        let etcd = match &net {
+            Network::Namespaces(n) => Etcd::cluster_in(n).await?,
+            Network::Loopback { .. } => Etcd::cluster(3).await?,
+        };
+        say(out, "starting a MariaDB primary and two GTID replicas")?;
+        // Each member on its own address (its region's, or 127.0.0.1–3 on
+        // loopback), so the writer record's answer names which member is
+        // primary.
+        let db = match &net {
+            Network::Namespaces(n) => MariaDbTopology::start_in(n, &[0, 1, 2]).await?,
+            Network::Loopback { .. } => MariaDbTopology::start_on_loopback_hosts(2).await?,
+        };
+        let mut endpoints = Vec::new();
+        for i in 0..REGIONS.len() {
+            endpoints.push(match &net {
+                Network::Namespaces(n) => HttpTarget::start_in(n, i).await?,
+                Network::Loopback { .. } => HttpTarget::start().await?,
+            });
+        }
+        // Fixed gRPC addresses: probes and peers find a restarted
+        // controller at the same address (a real controller keeps its
+        // address too).
+        let grpc: Vec<SocketAddr> = (0..REGIONS.len())
+            .map(|i| SocketAddr::new(net.host(i), free_port()))
+            .collect();
+        // gRPC with mutual TLS, from a CA made for this lab; the
+        // controllers' certificate names every region's address.
+        let hosts: Vec<IpAddr> = (0..REGIONS.len()).map(|i| net.host(i)).collect();
+        let pki = TestPki::new_in_for(dir.path(), &hosts)?;
+        let config = config::write(dir.path(), &etcd.endpoints(), &endpoints, &db, &grpc, &pki)?;
         say(out, &format!("config: {}", config.display()))?;
         say(
             out,
             "gRPC: mutual TLS from the lab's own CA; each probe's certificate names its region",
         )?;
         let mut controllers = Vec::new();
-        for (r, port) in REGIONS.iter().zip(&grpc_ports) {
+        for (i, (r, addr)) in REGIONS.iter().zip(&grpc).enumerate() {
             let id = format!("ctl-{r}");
             say(out, &format!("starting controller {id}"))?;
-            let listen = vec!["--listen".to_string(), format!("127.0.0.1:{port}")];
-            controllers.push(
-                ControllerProcess::start_with_args(bin, &config, &id, dir.path(), &listen).await?,
-            );
+            let listen = vec!["--listen".to_string(), addr.to_string()];
+            controllers.push(match &net {
+                Network::Namespaces(n) => {
+                    ControllerProcess::start_in(bin, &config, &id, dir.path(), n, i, &listen)
+                        .await?
+                }
+                Network::Loopback { .. } => {
+                    ControllerProcess::start_with_args(bin, &config, &id, dir.path(), &listen)
+                        .await?
+                }
+            });
         }
         let mut probes = Vec::new();
-        for r in REGIONS {
+        for (i, r) in REGIONS.iter().enumerate() {
             say(out, &format!("starting probe in {r}"))?;
             let probe_config = config::write_probe(dir.path(), &config, &pki, r)?;
-            probes.push(ProbeProcess::start(bin, &probe_config, r, dir.path())?);
+            probes.push(ProbeProcess::start(
+                bin,
+                &probe_config,
+                r,
+                dir.path(),
+                &net,
+                i,
+            )?);
         }
         for p in &mut probes {
             p.wait_started(0).await?;
@@ -258,7 +366,8 @@ impl Lab {
             endpoints,
             db,
             etcd,
-            _pki: pki,
+            net,
+            pki,
             dir,
         })
     }
@@ -271,6 +380,13 @@ impl Lab {
     /// The etcd cluster.
     pub fn etcd(&self) -> &Etcd {
         &self.etcd
+    }
+
+    /// Issues every certificate of the lab again over the same files,
+    /// valid for `valid_for` from now; returns the files written.
+    pub fn renew_certificates(&self, valid_for: Duration) -> anyhow::Result<Vec<PathBuf>> {
+        let hosts: Vec<IpAddr> = (0..REGIONS.len()).map(|i| self.net.host(i)).collect();
+        config::renew_certificates(&self.pki, &hosts, valid_for)
     }
 
     /// The index of `region` in [`REGIONS`], or an error naming them.

@@ -1,5 +1,6 @@
-//! The lab's verbs: `switchyard lab up | status | fail REGION | heal REGION
-//! | down`, each with `--dir D` (or `SWITCHYARD_LAB_DIR`).
+//! The lab's verbs: `switchyard lab up | status | fail REGION | partition
+//! REGION | heal REGION | down`, each with `--dir D` (or
+//! `SWITCHYARD_LAB_DIR`).
 //!
 //! `up` starts a server process ([`super::daemon`]) in the background that
 //! runs the whole deployment and keeps its state in `D`: the config
@@ -100,6 +101,10 @@ pub enum Part {
     /// The region's etcd member (member `i` for region `i`, as the
     /// Terraform example puts one per region): killed (SIGKILL).
     Etcd,
+    /// The region's links: every packet into or out of its network
+    /// namespace dropped, its processes left running (`lab partition`).
+    /// Only when the lab runs in namespaces.
+    Network,
 }
 
 impl Part {
@@ -126,6 +131,12 @@ pub enum Request {
         region: String,
         /// What to break (empty: everything).
         parts: Vec<Part>,
+    },
+    /// Issue every certificate again over the same files, valid for
+    /// `days` from now.
+    RenewCerts {
+        /// Validity of the new certificates, in days.
+        days: u32,
     },
     /// Restart or repair whatever is broken in `region`.
     Heal {
@@ -297,6 +308,24 @@ pub fn fail(dir: &Path, region: &str, parts: &[Part], out: &mut dyn Write) -> Re
         },
         out,
     )
+}
+
+/// `lab partition REGION`: cuts a region off the network, its processes
+/// left running.
+pub fn partition(dir: &Path, region: &str, out: &mut dyn Write) -> Result<(), LabError> {
+    fail(dir, region, &[Part::Network], out)
+}
+
+/// `lab renew-certs [--days N]`: the lab's CA issues every certificate
+/// again over the same files (controllers', probes'); processes pick them
+/// up when they restart, as the certificate-rotation runbook does.
+pub fn renew_certs(dir: &Path, days: u32, out: &mut dyn Write) -> Result<(), LabError> {
+    if days == 0 {
+        return Err(LabError::Refused(
+            "--days must be at least 1: a certificate valid for no time is no certificate".into(),
+        ));
+    }
+    ask(dir, &Request::RenewCerts { days }, out)
 }
 
 /// `lab heal REGION`: restarts or repairs whatever is broken in a region.

@@ -227,6 +227,10 @@ pub async fn run(
     } = listeners;
     let handle = metrics::install();
     metrics::zero_counters(cfg.databases.iter().map(|d| d.name.as_str()));
+    if let Some(m) = &grpc_tls {
+        m.record_expiry();
+    }
+    access.record_expiry();
     let bound = Bound {
         grpc: grpc.local_addr()?,
         metrics: metrics_listener

@@ -30,6 +30,8 @@ pub enum AccessError {
 struct TlsMaterial {
     ca: Vec<u8>,
     identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// When the files read stop being valid, for the expiry metric.
+    expiry: Vec<crate::tls::Expiry>,
 }
 
 /// Everything needed to connect to etcd, resolved from the config.
@@ -49,6 +51,14 @@ impl fmt::Debug for EtcdAccess {
 }
 
 impl EtcdAccess {
+    /// Puts the `notAfter` of the etcd TLS files on `/metrics` (see
+    /// [`crate::tls::record_expiry`]).
+    pub fn record_expiry(&self) {
+        if let Some(t) = &self.tls {
+            crate::tls::record_expiry(&t.expiry);
+        }
+    }
+
     /// Plain connections, no login (what tests of a bare etcd use).
     pub fn plain() -> Self {
         Self::default()
@@ -67,7 +77,31 @@ impl EtcdAccess {
                     )),
                     _ => None,
                 };
-                Some(TlsMaterial { ca, identity })
+                let mut expiry = Vec::new();
+                let files = [
+                    ("etcd_ca", Some(&t.ca_file), Some(&ca)),
+                    (
+                        "etcd_leaf",
+                        t.cert_file.as_ref(),
+                        identity.as_ref().map(|(c, _)| c),
+                    ),
+                ];
+                for (kind, file, pem) in files {
+                    if let (Some(file), Some(not_after)) =
+                        (file, pem.and_then(|p| crate::tls::earliest_not_after(p)))
+                    {
+                        expiry.push(crate::tls::Expiry {
+                            kind,
+                            file: file.clone(),
+                            not_after,
+                        });
+                    }
+                }
+                Some(TlsMaterial {
+                    ca,
+                    identity,
+                    expiry,
+                })
             }
         };
         let user = match &cfg.etcd.credentials {
