@@ -14,4 +14,5 @@ pub mod runtime;
 pub mod store;
 pub mod task;
 pub mod tls;
+pub mod tls_reload;
 pub mod traffic;

@@ -218,7 +218,7 @@ enum LabVerb {
         dir: LabDirArg,
     },
     /// Issue every certificate of the lab again from its CA, over the same
-    /// files (controllers', probes'); processes use them once restarted.
+    /// files (controllers', probes'); the processes reload them.
     RenewCerts {
         /// How long the new certificates are valid.
         #[arg(long, default_value_t = 90)]

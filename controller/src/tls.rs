@@ -8,9 +8,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::config::{Config, GrpcTls, vantage_uri};
 
@@ -77,6 +79,9 @@ pub struct GrpcTlsMaterial {
     ca: Vec<u8>,
     cert: Vec<u8>,
     key: Vec<u8>,
+    /// The server side, built once per reading of the files: every
+    /// handshake takes the one current when it starts.
+    server: Arc<rustls::ServerConfig>,
     /// When what was read stops being valid, for the expiry metric.
     expiry: Vec<Expiry>,
 }
@@ -138,7 +143,7 @@ impl std::fmt::Debug for GrpcTlsMaterial {
 }
 
 /// How long a client may take over its TLS handshake.
-const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(5);
+pub const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl GrpcTlsMaterial {
     /// Reads the three files `[tls]` names and checks what a TLS library
@@ -146,15 +151,52 @@ impl GrpcTlsMaterial {
     /// certificates parse, and the key belongs to the certificate.
     pub fn load(cfg: &GrpcTls) -> Result<Self, TlsFileError> {
         install_crypto_provider();
-        let mut m = Self {
-            ca: read_certs("tls.ca_file", &cfg.ca_file)?,
-            cert: read_certs("tls.cert_file", &cfg.cert_file)?,
-            key: read_key("tls.key_file", &cfg.key_file)?,
-            expiry: Vec::new(),
-        };
+        let ca = read_certs("tls.ca_file", &cfg.ca_file)?;
+        let cert = read_certs("tls.cert_file", &cfg.cert_file)?;
+        let key = read_key("tls.key_file", &cfg.key_file)?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(&ca).flatten() {
+            roots.add(c).map_err(|e| TlsFileError {
+                key: "tls.ca_file",
+                path: cfg.ca_file.clone(),
+                reason: format!("holds a certificate that cannot be a CA: {e}"),
+            })?;
+        }
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&cert).flatten().collect();
+        let private = PrivateKeyDer::from_pem_slice(&key).map_err(|e| TlsFileError {
+            key: "tls.key_file",
+            path: cfg.key_file.clone(),
+            reason: e.to_string(),
+        })?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| TlsFileError {
+            key: "tls.ca_file",
+            path: cfg.ca_file.clone(),
+            reason: format!("cannot check client certificates with it: {e}"),
+        })?;
+        let mut server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| {
+                b.with_client_cert_verifier(verifier)
+                    .with_single_cert(certs, private)
+            })
+            .map_err(|e| TlsFileError {
+                key: "tls.key_file",
+                path: cfg.key_file.clone(),
+                reason: format!("cannot serve with it and tls.cert_file: {e}"),
+            })?;
+        // gRPC is HTTP/2 only.
+        server.alpn_protocols = vec![b"h2".to_vec()];
+        let mut expiry = Vec::new();
         for (kind, file, not_after) in [
-            ("leaf", &cfg.cert_file, leaf_not_after(&m.cert)),
-            ("ca", &cfg.ca_file, earliest_not_after(&m.ca)),
+            ("leaf", &cfg.cert_file, leaf_not_after(&cert)),
+            ("ca", &cfg.ca_file, earliest_not_after(&ca)),
         ] {
             let not_after = not_after.ok_or_else(|| TlsFileError {
                 key: if kind == "ca" {
@@ -165,48 +207,32 @@ impl GrpcTlsMaterial {
                 path: file.clone(),
                 reason: "holds no certificate that parses as X.509".into(),
             })?;
-            m.expiry.push(Expiry {
+            expiry.push(Expiry {
                 kind,
                 file: file.clone(),
                 not_after,
             });
         }
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(&m.ca).flatten() {
-            roots.add(c).map_err(|e| TlsFileError {
-                key: "tls.ca_file",
-                path: cfg.ca_file.clone(),
-                reason: format!("holds a certificate that cannot be a CA: {e}"),
-            })?;
-        }
-        let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(&m.cert).flatten().collect();
-        let key = PrivateKeyDer::from_pem_slice(&m.key).map_err(|e| TlsFileError {
-            key: "tls.key_file",
-            path: cfg.key_file.clone(),
-            reason: e.to_string(),
-        })?;
-        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-        .map_err(|e| TlsFileError {
-            key: "tls.key_file",
-            path: cfg.key_file.clone(),
-            reason: format!("cannot serve with it and tls.cert_file: {e}"),
-        })?;
-        Ok(m)
+        Ok(Self {
+            ca,
+            cert,
+            key,
+            server: Arc::new(server),
+            expiry,
+        })
     }
 
     /// A controller's server side: its certificate, and client
-    /// certificates required, signed by the CA; a handshake that takes
-    /// longer than 5 s is dropped.
-    pub fn server(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new()
-            .identity(Identity::from_pem(&self.cert, &self.key))
-            .client_ca_root(Certificate::from_pem(&self.ca))
-            .timeout(HANDSHAKE)
+    /// certificates required, signed by the CA (the caller times the
+    /// handshake out after [`HANDSHAKE`]).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.server.clone()
+    }
+
+    /// True when `other` was read from the same bytes (a file touched but
+    /// not changed is no reload).
+    pub fn same_files(&self, other: &Self) -> bool {
+        self.ca == other.ca && self.cert == other.cert && self.key == other.key
     }
 
     /// When the certificates read stop being valid.
@@ -217,8 +243,8 @@ impl GrpcTlsMaterial {
     /// Puts each certificate's `notAfter` on `/metrics`, as
     /// `switchyard_tls_not_after_timestamp_seconds{kind, file}`, so an
     /// alert warns weeks before a handshake starts failing. The values of
-    /// the files read at start-up: after a rotation the gauge moves once
-    /// the process restarts, which is how the runbook checks it did.
+    /// the files in use: after a rotation the gauge moves once the process
+    /// has reloaded them, which is how the runbook checks it did.
     pub fn record_expiry(&self) {
         record_expiry(&self.expiry);
     }

@@ -12,7 +12,9 @@
 //! - a real `switchyard probe` with its own certificate reports over TLS
 //!   and every one of its reports is accepted;
 //! - each certificate's expiry is on `/metrics`, for the alert that warns
-//!   before it runs out.
+//!   before it runs out;
+//! - a renewed certificate written over the old files is served from the
+//!   next handshake on, without a restart.
 
 mod common;
 
@@ -51,6 +53,42 @@ fn report(cluster: &str, vantage: &str, seq: u64) -> ProbeReport {
         sequence: seq,
         cluster: cluster.into(),
     }
+}
+
+/// The `notAfter` of the certificate the controller at `addr` serves now
+/// (a fresh handshake, with the PKI's client certificate).
+async fn served_not_after(addr: std::net::SocketAddr, pki: &TestPki) -> anyhow::Result<i64> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(&pki.ca)? {
+        roots.add(c?)?;
+    }
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(&pki.client.cert)?.collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(&pki.client.key)?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let tls = connector
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await?;
+    let der = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no server certificate"))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(cert.validity().not_after.timestamp())
 }
 
 /// Sends `vantages`' reports on one stream to `url`; the summary, or why
@@ -125,6 +163,63 @@ async fn mutual_tls_admits_only_the_cluster_ca_and_certified_vantages() -> anyho
     let days = (on_disk - chrono::Utc::now().timestamp()) as f64 / 86_400.0;
     assert!((29.0..=30.1).contains(&days), "expires in {days} days");
     assert!(page.contains("kind=\"ca\""), "{page}");
+
+    // Rotation without a restart: the renewed server certificate (same
+    // files) is served to the next handshake of every controller, the
+    // gauge moves with it, and the peers reconnect with it.
+    assert_eq!(
+        served_not_after(cl.controllers[0].grpc(), &pki).await?,
+        on_disk
+    );
+    let renewed = pki.renew_server(&[], Duration::from_secs(60 * 86_400))?;
+    let new_expiry = switchyard_controller::tls::earliest_not_after(&std::fs::read(&renewed.cert)?)
+        .expect("the renewed certificate parses");
+    assert!(new_expiry > on_disk + 20 * 86_400);
+    for c in &cl.controllers {
+        switchyard_tests::wait::wait_for(
+            &format!("{} to reload its certificate", c.id()),
+            Duration::from_secs(30),
+            || async {
+                let page = c.metrics().await.map_err(|e| e.to_string())?;
+                let line = page
+                    .lines()
+                    .find(|l| {
+                        l.starts_with("switchyard_tls_not_after_timestamp_seconds{")
+                            && l.contains("kind=\"leaf\"")
+                    })
+                    .ok_or("no leaf expiry")?;
+                let v: f64 = line
+                    .rsplit(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|e| format!("{e}"))?;
+                if v == new_expiry as f64 {
+                    Ok(())
+                } else {
+                    Err(format!("still {line}"))
+                }
+            },
+        )
+        .await?;
+        assert_eq!(
+            served_not_after(c.grpc(), &pki).await?,
+            new_expiry,
+            "{}",
+            c.id()
+        );
+    }
+    for c in &cl.controllers {
+        c.wait_metric_at_least("switchyard_peers_reachable", 2.0, Duration::from_secs(20))
+            .await?;
+        assert_eq!(
+            c.metric("switchyard_tls_reloads_total{result=\"reloaded\"}")
+                .await?,
+            Some(1.0),
+            "{}",
+            c.id()
+        );
+    }
 
     let addr = cl.controllers[0].grpc();
     let https = format!("https://{addr}");

@@ -37,8 +37,10 @@ pub struct ProbeOptions {
     /// On shutdown, how long buffered reports may take to flush.
     pub flush_timeout: Duration,
     /// TLS to the controllers (`https://` URLs): the CA to check them
-    /// against and this probe's certificate, which names its vantage.
-    pub tls: Option<tonic::transport::ClientTlsConfig>,
+    /// against and this probe's certificate, which names its vantage. A
+    /// channel, so that rotated certificates are used from the next
+    /// connection on (a fixed config: a channel whose sender is dropped).
+    pub tls: Option<tokio::sync::watch::Receiver<tonic::transport::ClientTlsConfig>>,
 }
 
 // By hand: the TLS config holds the private key, which must never reach a
@@ -134,17 +136,19 @@ impl Probe {
                 .keep_alive_timeout(options.keepalive)
                 .keep_alive_while_idle(true)
                 .tcp_nodelay(true);
-            let endpoint = match &options.tls {
-                Some(tls) => {
-                    endpoint
-                        .tls_config(tls.clone())
-                        .map_err(|e| ProbeError::BadController {
-                            url: url.clone(),
-                            why: e.to_string(),
-                        })?
-                }
-                None => endpoint,
-            };
+            // Checked now, with the config in use, so a URL TLS cannot
+            // use stops the probe at start; each connection applies the
+            // config current then.
+            if let Some(tls) = &options.tls {
+                let current = tls.borrow().clone();
+                endpoint
+                    .clone()
+                    .tls_config(current)
+                    .map_err(|e| ProbeError::BadController {
+                        url: url.clone(),
+                        why: e.to_string(),
+                    })?;
+            }
             let stats = Arc::new(ControllerStats::new(&url));
             let metrics = ControllerMetrics::new(&url);
             let buffer = Arc::new(ReportBuffer::new(
@@ -157,6 +161,7 @@ impl Probe {
             links.push(Link {
                 url,
                 endpoint,
+                tls: options.tls.clone(),
                 buffer,
                 stats,
                 metrics,

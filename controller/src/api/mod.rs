@@ -3,3 +3,4 @@
 
 pub mod ingest;
 pub mod peer;
+pub mod tls_accept;

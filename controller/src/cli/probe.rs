@@ -64,8 +64,8 @@ pub async fn run(path: &Path, args: ProbeArgs) -> anyhow::Result<i32> {
         .as_ref()
         .map(crate::tls::GrpcTlsMaterial::load)
         .transpose()?;
-    let tls = material.as_ref().map(crate::tls::GrpcTlsMaterial::client);
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let tls_in_use = material.is_some();
+    let scheme = if tls_in_use { "https" } else { "http" };
     let controllers = if args.controllers.is_empty() {
         cfg.controllers
             .iter()
@@ -74,7 +74,7 @@ pub async fn run(path: &Path, args: ProbeArgs) -> anyhow::Result<i32> {
     } else {
         args.controllers
     };
-    if tls.is_some() {
+    if tls_in_use {
         for url in &controllers {
             if let Err(e) = crate::tls::require_https(url) {
                 eprintln!("error: {e}");
@@ -119,10 +119,39 @@ pub async fn run(path: &Path, args: ProbeArgs) -> anyhow::Result<i32> {
         crate::cli::controller::wait_for_signal().await;
         shutdown_tx.send_replace(true);
     });
+    // The `[tls]` files are watched from here on: rotated certificates
+    // are used from the next connection to a controller.
+    let tls = match (material, &cfg.tls) {
+        (Some(m), Some(files)) => {
+            let materials =
+                crate::tls_reload::TlsReloader::new(files.clone(), m).spawn(shutdown_rx.clone());
+            Some(client_configs(materials, shutdown_rx.clone()))
+        }
+        _ => None,
+    };
     let options = switchyard_probes::ProbeOptions {
         tls,
         ..Default::default()
     };
     switchyard_probes::run_with(plan, controllers, options, shutdown_rx).await?;
     Ok(0)
+}
+
+/// The client side of each set of certificates `materials` publishes, as
+/// the probe's report streams take it.
+fn client_configs(
+    mut materials: watch::Receiver<std::sync::Arc<crate::tls::GrpcTlsMaterial>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> watch::Receiver<tonic::transport::ClientTlsConfig> {
+    let (tx, rx) = watch::channel(materials.borrow_and_update().client());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                c = materials.changed() => if c.is_err() { return },
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+            tx.send_replace(materials.borrow_and_update().client());
+        }
+    });
+    rx
 }

@@ -77,8 +77,8 @@ fn issue_probe(pki: &TestPki, region: &str, valid_for: Duration) -> anyhow::Resu
 
 /// Renews every certificate the lab's processes use, over the same files
 /// (new keys, valid for `valid_for` from now): the controllers' (naming
-/// `hosts`) and each probe's. Running processes keep the certificates
-/// they read at start until they restart. Returns the files written.
+/// `hosts`) and each probe's, key first (see the rotation runbook); the
+/// processes reload them. Returns the files written.
 pub fn renew_certificates(
     pki: &TestPki,
     hosts: &[IpAddr],

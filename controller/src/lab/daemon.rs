@@ -217,7 +217,7 @@ async fn execute(req: &Request, lab: &mut Lab, broken: &mut Broken) -> anyhow::R
             let files = lab.renew_certificates(valid_for)?;
             let mut t = format!(
                 "renewed {} certificates, valid for {days} days from now (new keys, same files); \
-                 each process uses its new one once restarted:\n",
+                 the processes reload them within seconds:\n",
                 files.len()
             );
             for f in files {

@@ -317,8 +317,8 @@ pub fn partition(dir: &Path, region: &str, out: &mut dyn Write) -> Result<(), La
 }
 
 /// `lab renew-certs [--days N]`: the lab's CA issues every certificate
-/// again over the same files (controllers', probes'); processes pick them
-/// up when they restart, as the certificate-rotation runbook does.
+/// again over the same files (controllers', probes'); the processes
+/// reload them, as the certificate-rotation runbook checks.
 pub fn renew_certs(dir: &Path, days: u32, out: &mut dyn Write) -> Result<(), LabError> {
     if days == 0 {
         return Err(LabError::Refused(

@@ -69,9 +69,6 @@ pub enum StartError {
     /// A `[tls]` file cannot be used.
     #[error(transparent)]
     GrpcTls(#[from] crate::tls::TlsFileError),
-    /// The gRPC server's TLS could not be set up.
-    #[error("gRPC TLS: {0}")]
-    GrpcTlsSetup(String),
     /// A listener failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -231,6 +228,14 @@ pub async fn run(
         m.record_expiry();
     }
     access.record_expiry();
+    // From here on the `[tls]` files are watched: a rotated certificate is
+    // used for every handshake after it (no restart).
+    let grpc_tls = match (grpc_tls, &cfg.tls) {
+        (Some(m), Some(files)) => {
+            Some(crate::tls_reload::TlsReloader::new(files.clone(), m).spawn(shutdown.clone()))
+        }
+        _ => None,
+    };
     let bound = Bound {
         grpc: grpc.local_addr()?,
         metrics: metrics_listener
@@ -284,7 +289,7 @@ pub async fn run(
     tasks.spawn(peers::run(
         store.clone(),
         cfg.clone(),
-        grpc_tls.as_ref().map(crate::tls::GrpcTlsMaterial::client),
+        grpc_tls.clone(),
         peers::Registration {
             address: advertised.to_string(),
             region: me.region.clone(),
@@ -354,26 +359,33 @@ pub async fn run(
         ingest = ingest.certified_vantages_only();
     }
     let mut server = tonic::transport::Server::builder();
-    if let Some(m) = &grpc_tls {
-        server = server
-            .tls_config(m.server())
-            .map_err(|e| StartError::GrpcTlsSetup(crate::tls::chain(&e)))?;
-    }
     let peer = PeerService::new(me.id.clone(), cfg.cluster.clone(), etcd_ok_rx.clone());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ProbeIngestServer<IngestService>>()
         .await;
     let mut grpc_shutdown = shutdown.clone();
+    let tls_for_server = grpc_tls.clone();
     tasks.spawn(async move {
-        let r = server
+        let router = server
             .add_service(health_service)
             .add_service(ProbeIngestServer::new(ingest))
-            .add_service(peer.into_server())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
-                let _ = grpc_shutdown.wait_for(|s| *s).await;
-            })
-            .await;
+            .add_service(peer.into_server());
+        let stop = async move {
+            let _ = grpc_shutdown.wait_for(|s| *s).await;
+        };
+        let r = match tls_for_server {
+            Some(tls) => {
+                router
+                    .serve_with_incoming_shutdown(crate::api::tls_accept::incoming(grpc, tls), stop)
+                    .await
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stop)
+                    .await
+            }
+        };
         if let Err(e) = r {
             tracing::error!(error = %e, "gRPC server failed");
         }

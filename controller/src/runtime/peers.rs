@@ -83,7 +83,7 @@ pub struct PeerViews {
 pub async fn run(
     store: Store,
     cfg: Config,
-    tls: Option<tonic::transport::ClientTlsConfig>,
+    mut tls: Option<watch::Receiver<std::sync::Arc<crate::tls::GrpcTlsMaterial>>>,
     me: Registration,
     self_id: String,
     cache: PathBuf,
@@ -105,7 +105,9 @@ pub async fn run(
         }
     }
     let views = std::sync::Arc::new(views);
-    let start = |addresses: &BTreeMap<String, String>, seed: BTreeSet<String>| {
+    let start = |addresses: &BTreeMap<String, String>,
+                 seed: BTreeSet<String>,
+                 tls: Option<tonic::transport::ClientTlsConfig>| {
         let prober = PeerProber::start_seeded(
             ProberConfig {
                 self_id: self_id.clone(),
@@ -113,7 +115,7 @@ pub async fn run(
                 peers: addresses.clone(),
                 interval: PING_INTERVAL,
                 timeout,
-                tls: tls.clone(),
+                tls,
             },
             seed,
         );
@@ -129,7 +131,12 @@ pub async fn run(
             }
         }
     };
-    let mut running = start(&addresses, BTreeSet::new());
+    // The client side of the certificates in use: pings reconnect with
+    // new ones after a rotation.
+    let client = |tls: &Option<watch::Receiver<std::sync::Arc<crate::tls::GrpcTlsMaterial>>>| {
+        tls.as_ref().map(|rx| rx.borrow().client())
+    };
+    let mut running = start(&addresses, BTreeSet::new(), client(&tls));
     let mut registered = false;
     loop {
         if !registered {
@@ -162,7 +169,7 @@ pub async fn run(
                 if let Some((_, f)) = running.take() {
                     f.abort();
                 }
-                running = start(&addresses, seed);
+                running = start(&addresses, seed, client(&tls));
             }
         }
         let every = if registered && known.len() == addresses.len() {
@@ -170,8 +177,24 @@ pub async fn run(
         } else {
             REFRESH_FAST
         };
+        let rotated = async {
+            match tls.as_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
+            true = rotated => {
+                // New certificates: new connections to every peer, which
+                // keep their standing meanwhile.
+                let seed = views.reachable.borrow().clone();
+                if let Some((_, f)) = running.take() {
+                    f.abort();
+                }
+                running = start(&addresses, seed, client(&tls));
+                tracing::info!("peer checks reconnect with the reloaded certificates");
+            }
             _ = shutdown.wait_for(|s| *s) => break,
         }
     }

@@ -28,7 +28,11 @@ const STEADY: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct Link {
     pub url: String,
+    /// The controller's endpoint without TLS; [`Self::tls`] is applied at
+    /// each connection.
     pub endpoint: Endpoint,
+    /// The TLS client config in use, if any.
+    pub tls: Option<tokio::sync::watch::Receiver<tonic::transport::ClientTlsConfig>>,
     pub buffer: Arc<ReportBuffer>,
     pub stats: Arc<ControllerStats>,
     pub metrics: ControllerMetrics,
@@ -83,8 +87,17 @@ impl Link {
     /// Opens one stream and feeds it until it ends; `Ok` carries the
     /// controller's count when the stream ended cleanly (buffer closed).
     async fn one_stream(&self) -> Result<u64, StreamError> {
-        let channel = self
-            .endpoint
+        let endpoint = match &self.tls {
+            None => self.endpoint.clone(),
+            Some(tls) => {
+                let current = tls.borrow().clone();
+                self.endpoint
+                    .clone()
+                    .tls_config(current)
+                    .map_err(|e| StreamError::Connect(error_chain(&e)))?
+            }
+        };
+        let channel = endpoint
             .connect()
             .await
             .map_err(|e| StreamError::Connect(error_chain(&e)))?;
