@@ -1,9 +1,13 @@
 //! Ingest throughput of one controller on one core: a real `switchyard
 //! controller` process (pinned to CPU 0 with one tokio worker) on a real
 //! etcd, fed by client streams from this process (pinned to CPU 1) as fast
-//! as they can send. Prints reports/s accepted, CPU used and RSS.
+//! as they can send. Prints reports/s accepted, CPU used and RSS — in
+//! plaintext, then with mutual TLS (`[tls]`, the client's certificate
+//! naming every vantage it reports for), each on a fresh controller, and
+//! the ratio: what TLS costs ingest.
 //!
 //! Run: `cargo bench -p switchyard-controller --bench ingest`
+//! (`INGEST_MODES=plain` or `tls` for one of them).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,19 +17,33 @@ use switchyard_probes::proto::probe_ingest_client::ProbeIngestClient;
 use switchyard_probes::proto::{Outcome, ProbeReport};
 use switchyard_tests::Etcd;
 use switchyard_tests::controller::metric_value;
+use switchyard_tests::pki::TestPki;
 
 const SERVICES: usize = 1_000;
 const REGIONS: usize = 5;
 const STREAMS: usize = 4;
 const RUN: Duration = Duration::from_secs(15);
 
-fn config(endpoints: &[String], weights: &Path) -> String {
+/// The `[tls]` table naming `pki`'s CA and server certificate.
+fn tls_table(pki: &TestPki) -> String {
+    format!(
+        "[tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        pki.ca.display(),
+        pki.server.cert.display(),
+        pki.server.key.display()
+    )
+}
+
+fn config(endpoints: &[String], weights: &Path, tls: Option<&TestPki>) -> String {
     let mut t = format!(
         "cluster = \"bench\"\n[etcd]\nendpoints = [\"{}\"]\n[dns]\nbackend = \"file\"\npath = \"{}\"\n\
          [policy]\nmax_evacuated = 2\n",
         endpoints.join("\", \""),
         weights.display()
     );
+    if let Some(pki) = tls {
+        t.push_str(&tls_table(pki));
+    }
     for r in 0..REGIONS {
         t.push_str(&format!(
             "[[regions]]\nname = \"r{r}\"\nweight = 100\npriority = {}\n[[controllers]]\nid = \"c{r}\"\nregion = \"r{r}\"\nlisten = \"127.0.0.1:0\"\n",
@@ -92,22 +110,61 @@ async fn accepted(metrics: std::net::SocketAddr) -> f64 {
     metric_value(&text, "switchyard_reports_accepted_total").unwrap_or(0.0)
 }
 
+/// What one run measured.
+struct Figures {
+    per_second: f64,
+    cores: f64,
+    rss_mb: u64,
+}
+
 fn main() -> anyhow::Result<()> {
     pin_to_cpu(1);
+    switchyard_controller::tls::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(run())
+    let modes = std::env::var("INGEST_MODES").unwrap_or_else(|_| "plain,tls".into());
+    let mut results = Vec::new();
+    for mode in modes.split(',') {
+        let tls = match mode {
+            "plain" => false,
+            "tls" => true,
+            other => anyhow::bail!("INGEST_MODES: unknown mode {other:?} (plain, tls)"),
+        };
+        results.push((mode, rt.block_on(run(tls))?));
+    }
+    if let [(_, plain), (_, tls)] = &results[..] {
+        println!(
+            "TLS / plaintext: reports/s {:.2}x, reports per CPU-second {:.2}x, RSS {:+} MB",
+            tls.per_second / plain.per_second,
+            (tls.per_second / tls.cores) / (plain.per_second / plain.cores),
+            tls.rss_mb as i64 - plain.rss_mb as i64
+        );
+    }
+    Ok(())
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(tls: bool) -> anyhow::Result<Figures> {
     let etcd = Etcd::single().await?;
     let dir = tempfile::Builder::new()
         .prefix("switchyard-fixture-bench-")
         .tempdir()?;
+    let pki = TestPki::new()?;
+    // The bench's streams carry one certificate naming every vantage.
+    let vantages: Vec<String> = (0..REGIONS)
+        .map(|v| switchyard_controller::config::vantage_uri("bench", &format!("r{v}")))
+        .collect();
+    let probe = pki.issue("bench-probes", &vantages)?;
     let cfg = dir.path().join("bench.toml");
-    std::fs::write(&cfg, config(&etcd.endpoints(), &dir.path().join("w.json")))?;
+    std::fs::write(
+        &cfg,
+        config(
+            &etcd.endpoints(),
+            &dir.path().join("w.json"),
+            tls.then_some(&pki),
+        ),
+    )?;
     let log = std::fs::File::create(dir.path().join("controller.log"))?;
     let mut child = Command::new("taskset")
         .args(["-c", "0", env!("CARGO_BIN_EXE_switchyard")])
@@ -175,11 +232,22 @@ async fn run() -> anyhow::Result<()> {
     let (cpu0, _, _) = proc_stat(pid);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
+    let client_tls = if tls {
+        Some(pki.client_tls(Some(&probe))?)
+    } else {
+        None
+    };
     for i in 0..STREAMS {
         let reports = reports.clone();
-        let url = format!("http://{grpc}");
+        let scheme = if tls { "https" } else { "http" };
+        let url = format!("{scheme}://{grpc}");
+        let client_tls = client_tls.clone();
         tasks.push(tokio::spawn(async move {
-            let mut client = ProbeIngestClient::connect(url).await?;
+            let mut endpoint = tonic::transport::Endpoint::from_shared(url)?;
+            if let Some(t) = client_tls {
+                endpoint = endpoint.tls_config(t)?;
+            }
+            let mut client = ProbeIngestClient::new(endpoint.connect().await?);
             let deadline = Instant::now() + RUN;
             let now_ms = chrono::Utc::now().timestamp_millis();
             let stream = async_stream(reports, i, deadline, now_ms);
@@ -193,8 +261,9 @@ async fn run() -> anyhow::Result<()> {
     let wall = t0.elapsed().as_secs_f64();
     let (cpu1, rss, hwm) = proc_stat(pid);
     let n = accepted(metrics).await - before;
+    let mode = if tls { "mutual TLS" } else { "plaintext" };
     println!(
-        "ingest: {SERVICES} services x {REGIONS} regions x {REGIONS} vantages, {STREAMS} streams, {wall:.1}s"
+        "ingest ({mode}): {SERVICES} services x {REGIONS} regions x {REGIONS} vantages, {STREAMS} streams, {wall:.1}s"
     );
     println!("  reports accepted      {n:.0} ({:.0}/s)", n / wall);
     println!(
@@ -206,10 +275,25 @@ async fn run() -> anyhow::Result<()> {
         rss / 1024,
         hwm / 1024
     );
+    let rejected = {
+        let text = switchyard_tests::http_get(metrics, "/metrics")
+            .await
+            .unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with("switchyard_reports_rejected_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    println!("  reports rejected      {rejected:.0}");
     let _ = Command::new("kill").arg(pid.to_string()).status();
     let _ = child.wait();
     drop(etcd);
-    Ok(())
+    anyhow::ensure!(n > 0.0, "no report was accepted ({mode})");
+    Ok(Figures {
+        per_second: n / wall,
+        cores: (cpu1 - cpu0) / wall,
+        rss_mb: hwm / 1024,
+    })
 }
 
 /// SIGKILLs a process when dropped, so an early return leaves no controller.

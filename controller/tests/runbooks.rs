@@ -257,12 +257,20 @@ impl Drop for LabGuard {
 /// Runs `script` with bash, killing it after `limit`.
 fn run_bash(script: &str, env: &[(&str, String)], limit: Duration) -> (bool, String) {
     let log = tempfile::NamedTempFile::new().expect("temp file");
+    // Both streams append to one file: two plain handles would each write
+    // from offset 0, and stderr would overwrite what stdout wrote.
+    let append = || {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .expect("log")
+    };
     let mut cmd = Command::new("bash");
     cmd.arg("-c")
         .arg(script)
         .stdin(Stdio::null())
-        .stdout(log.reopen().expect("log"))
-        .stderr(log.reopen().expect("log"));
+        .stdout(append())
+        .stderr(append());
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -178,6 +178,10 @@ impl Etcd {
                 // Fast elections on loopback keep failover tests short.
                 "--heartbeat-interval=50".to_string(),
                 "--election-timeout=500".to_string(),
+                // As production should run it (etcd 3.5's default): a
+                // member back from a partition does not depose the leader
+                // with the terms it raised while away.
+                "--pre-vote=true".to_string(),
                 "--logger=zap".to_string(),
                 "--log-outputs=stderr".to_string(),
             ];

@@ -71,12 +71,15 @@ impl Store {
     }
 
     /// Like [`connect`](Self::connect), for a short-lived command: only the
-    /// endpoints that accept a TCP connection within `probe` are used (all
-    /// of them if none does, so the error names the outage). etcd's
-    /// balanced channel sends a fresh client's first calls to a dead
-    /// member as readily as to a live one, and a CLI makes only a few
-    /// calls: with one member of three down, operators would lose the CLI
-    /// when they need it most.
+    /// endpoints that answer within `probe` and know a leader are used
+    /// (those that accept a TCP connection if none knows one, all of them
+    /// if none does, so the error names the outage). etcd's balanced
+    /// channel sends a fresh client's first calls to a dead member as
+    /// readily as to a live one, and a CLI makes only a few calls: with one
+    /// member of three down, operators would lose the CLI when they need it
+    /// most. A member back from a partition answers before it has heard
+    /// from the leader, and refuses every call meanwhile (`etcdserver: no
+    /// leader`): the CLI asks the others.
     pub async fn connect_reachable(
         endpoints: &[String],
         cluster: &str,
@@ -94,10 +97,27 @@ impl Store {
                 reachable.push(e.clone());
             }
         }
-        if reachable.is_empty() {
-            reachable = endpoints.to_vec();
+        let mut led = Vec::new();
+        for e in &reachable {
+            let knows_leader = async {
+                let mut c = Self::connect_with(std::slice::from_ref(e), cluster, access)
+                    .await
+                    .ok()?
+                    .client();
+                c.status().await.ok().map(|s| s.leader() != 0)
+            };
+            if let Ok(Some(true)) = tokio::time::timeout(probe, knows_leader).await {
+                led.push(e.clone());
+            }
         }
-        Self::connect_with(&reachable, cluster, access).await
+        let chosen = if !led.is_empty() {
+            led
+        } else if !reachable.is_empty() {
+            reachable
+        } else {
+            endpoints.to_vec()
+        };
+        Self::connect_with(&chosen, cluster, access).await
     }
 
     /// The key schema of this cluster.

@@ -49,6 +49,10 @@ locals {
     "ETCD_PEER_TRUSTED_CA_FILE=${local.tls_dir}/ca.pem",
     "ETCD_PEER_CERT_FILE=${local.tls_dir}/member.pem",
     "ETCD_PEER_KEY_FILE=${local.tls_dir}/member-key.pem",
+    # A member cut off from the others does not raise its term while it
+    # is away, so its return does not depose a healthy leader (etcd 3.4,
+    # Debian's, defaults this off; 3.5 on).
+    "ETCD_PRE_VOTE=true",
     # Keep the journal of a long-running cluster bounded.
     "ETCD_AUTO_COMPACTION_MODE=periodic",
     "ETCD_AUTO_COMPACTION_RETENTION=1h",
