@@ -178,8 +178,15 @@ async fn a_full_buffer_drops_the_oldest_reports_and_counts_them() -> anyhow::Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_stalled_and_rejecting_controllers_do_not_slow_the_others() -> anyhow::Result<()> {
     let alive = IngestServer::start()?;
-    // Dead: nothing listens. Stalled: accepts, never reads a byte.
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    // Dead: a port bound but never listened on, so connects are refused
+    // and no other test can take it meanwhile (a port merely freed could
+    // be). Stalled: accepts, never reads a byte.
+    let dead = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    dead.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    let dead_port = dead
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| anyhow::anyhow!("not an inet socket"))?;
     let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let stalled_url = format!("http://{}", stalled.local_addr()?);
     let hold = tokio::spawn(async move {
