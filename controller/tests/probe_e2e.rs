@@ -52,9 +52,17 @@ async fn a_cut_off_probe_is_outvoted_and_a_real_failure_is_not() -> anyhow::Resu
     cl.wait_leader(None, Duration::from_secs(20)).await?;
 
     // Region a's probe sees region b's endpoint through a path that refuses.
-    let refusing = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    // Bound but never listened on: connections are refused, and no other
+    // test can take the port meanwhile (a port merely freed could be).
+    let refusing_socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    refusing_socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    let refusing = refusing_socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| anyhow::anyhow!("not an inet socket"))?;
     let mut cut_targets = targets.clone();
-    cut_targets[1] = refusing.to_string(); // bound and dropped: connections are refused
+    cut_targets[1] = refusing.to_string();
     let (cut_config, _) = write_config_full(
         cl.dir.path(),
         "probe-a.toml",
