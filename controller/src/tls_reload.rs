@@ -156,7 +156,7 @@ impl TlsReloader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_tests::pki::TestPki;
+    use switchyard_labkit::pki::TestPki;
 
     fn files(pki: &TestPki) -> GrpcTls {
         GrpcTls {

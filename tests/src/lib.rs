@@ -1,55 +1,20 @@
-//! Fixtures shared by Switchyard's integration tests: real servers, started
-//! on free loopback ports in their own temp dirs, ready when returned, and
-//! stopped on `Drop` — also when a test panics.
+//! Fixtures shared by Switchyard's integration tests: the real servers of
+//! [`switchyard_labkit`] (re-exported here under the same paths: etcd,
+//! MariaDB, HTTP targets, namespaces, the PKI, controller processes), and
+//! what only tests need:
 //!
-//! - [`Etcd`]: one member or a cluster; kill, pause, restart a member.
-//! - [`MariaDbTopology`]: a GTID-replicating primary and replicas.
 //! - [`Route53Api`]: moto's Route 53 API and an `aws-sdk-route53` client for it.
-//! - [`HttpTarget`]: an HTTP endpoint whose answer a test switches at run time.
-//! - [`pki::TestPki`]: a CA and certificates for TLS tests (`rcgen`).
+//! - [`reports::ReportFleet`]: stand-in probes streaming scripted reports.
 //!
 //! Every child process carries the environment variable [`FIXTURE_ENV`], so
 //! the test script can prove that no fixture process outlived the suite.
 
-pub mod etcd;
-pub mod http_target;
-pub mod mariadb;
-pub mod netns;
-pub mod paths;
-pub mod pki;
-pub mod ports;
-pub mod process;
-pub mod route53;
-pub mod wait;
+pub use switchyard_labkit::{
+    ControllerProcess, Etcd, FIXTURE_ENV, FixtureProcess, HttpMode, HttpTarget, MariaDbTopology,
+    controller, etcd, http_get, http_target, mariadb, netns, paths, pki, ports, process, wait,
+};
 
-pub use etcd::Etcd;
-pub use http_target::{HttpMode, HttpTarget};
-pub use mariadb::MariaDbTopology;
-pub use process::{FIXTURE_ENV, FixtureProcess};
-pub use route53::Route53Api;
-
-pub mod controller;
 pub mod reports;
+pub mod route53;
 
-pub use controller::ControllerProcess;
-
-/// One plain HTTP/1.1 GET on loopback; returns the body of a 200 answer.
-pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await??;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow::anyhow!("no HTTP header in answer from {addr}"))?;
-    anyhow::ensure!(
-        head.starts_with("HTTP/1.1 200"),
-        "GET {path} on {addr}: {head}"
-    );
-    Ok(body.to_string())
-}
+pub use route53::Route53Api;

@@ -5,9 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use switchyard_tests::mariadb::{ADMIN_PASSWORD, ADMIN_USER, REPL_PASSWORD, REPL_USER};
-use switchyard_tests::pki::{CertFiles, TestPki};
-use switchyard_tests::{HttpTarget, MariaDbTopology};
+use switchyard_labkit::mariadb::{ADMIN_PASSWORD, ADMIN_USER, REPL_PASSWORD, REPL_USER};
+use switchyard_labkit::pki::{CertFiles, TestPki};
+use switchyard_labkit::{HttpTarget, MariaDbTopology};
 
 use super::REGIONS;
 
@@ -51,7 +51,7 @@ fn tls_table(ca: &Path, cert: &CertFiles) -> String {
 /// own certificate, which names its vantage (on a real host the same path
 /// would hold that host's certificate).
 pub fn write_probe(dir: &Path, lab: &Path, pki: &TestPki, region: &str) -> anyhow::Result<PathBuf> {
-    let cert = issue_probe(pki, region, switchyard_tests::pki::VALIDITY)?;
+    let cert = issue_probe(pki, region, switchyard_labkit::pki::VALIDITY)?;
     let text = std::fs::read_to_string(lab)?;
     let controllers = tls_table(&pki.ca, &pki.server);
     anyhow::ensure!(

@@ -18,8 +18,8 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use switchyard_tests::HttpMode;
-use switchyard_tests::wait::wait_for;
+use switchyard_labkit::HttpMode;
+use switchyard_labkit::wait::wait_for;
 
 use super::verbs::{Part, Reply, Request, SOCKET, STATE};
 use super::{Lab, LabDir, Network, REGIONS, say};

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Instant;
 
-use switchyard_tests::HttpMode;
-use switchyard_tests::wait::wait_for;
+use switchyard_labkit::HttpMode;
+use switchyard_labkit::wait::wait_for;
 
 use super::config::endpoint_ip;
 use super::{Lab, REGIONS, STEP_TIMEOUT, say};

@@ -33,12 +33,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use switchyard_tests::netns::NetNs;
-use switchyard_tests::pki::TestPki;
-use switchyard_tests::ports::free_port;
-use switchyard_tests::process::FixtureProcess;
-use switchyard_tests::wait::wait_for;
-use switchyard_tests::{ControllerProcess, Etcd, HttpTarget, MariaDbTopology};
+use switchyard_labkit::netns::NetNs;
+use switchyard_labkit::pki::TestPki;
+use switchyard_labkit::ports::free_port;
+use switchyard_labkit::process::FixtureProcess;
+use switchyard_labkit::wait::wait_for;
+use switchyard_labkit::{ControllerProcess, Etcd, HttpTarget, MariaDbTopology};
 
 /// The lab's regions, in priority order.
 pub const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
@@ -90,7 +90,7 @@ impl ProbeProcess {
         // place, so kill acts on it), or on loopback.
         let (program, mut args) = match net {
             Network::Namespaces(n) => (
-                switchyard_tests::paths::system_bin("ip")?,
+                switchyard_labkit::paths::system_bin("ip")?,
                 vec![
                     "netns".to_string(),
                     "exec".into(),
@@ -442,7 +442,7 @@ pub fn prerequisites() -> Vec<String> {
         ("mariadbd", "mariadb-server"),
         ("dig", "dnsutils"),
     ] {
-        if switchyard_tests::paths::system_bin(bin).is_err() {
+        if switchyard_labkit::paths::system_bin(bin).is_err() {
             missing.push(format!("{bin} ({package})"));
         }
     }

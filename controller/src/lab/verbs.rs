@@ -245,7 +245,7 @@ pub fn up(dir: &Path, out: &mut dyn Write) -> Result<(), LabError> {
         .current_dir(&dir)
         // Marks it and its children, so `scripts/check-leftovers` sees a
         // lab a test forgot to stop.
-        .env(switchyard_tests::FIXTURE_ENV, "1")
+        .env(switchyard_labkit::FIXTURE_ENV, "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -265,7 +265,7 @@ pub fn up(dir: &Path, out: &mut dyn Write) -> Result<(), LabError> {
             break;
         }
         if let Some(status) = child.try_wait()? {
-            let tail = switchyard_tests::process::log_tail(&dir.join(LOG), 4000);
+            let tail = switchyard_labkit::process::log_tail(&dir.join(LOG), 4000);
             return Err(LabError::ServerFailed {
                 log: dir.join(LOG),
                 tail: format!("({status})\n{tail}"),
@@ -363,7 +363,7 @@ pub fn down(dir: &Path, purge: bool, out: &mut dyn Write) -> Result<(), LabError
         while is_lab_server(pid) {
             if Instant::now() >= deadline {
                 // Its children die with it (parent-death signal).
-                switchyard_tests::process::signal(pid, SIGKILL);
+                switchyard_labkit::process::signal(pid, SIGKILL);
                 writeln!(out, "lab: server {pid} did not stop; killed it")?;
                 break;
             }
