@@ -54,8 +54,7 @@ async fn a_cut_off_probe_is_outvoted_and_a_real_failure_is_not() -> anyhow::Resu
     // Region a's probe sees region b's endpoint through a path that refuses.
     // Bound but never listened on: connections are refused, and no other
     // test can take the port meanwhile (a port merely freed could be).
-    let refusing_socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    let refusing_socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     refusing_socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
     let refusing = refusing_socket
         .local_addr()?
