@@ -196,6 +196,10 @@ pub struct StatusView {
     pub paused: bool,
     /// Drained regions.
     pub drained: Vec<String>,
+    /// The alarms standing, as the leader last published them: a guard
+    /// rail holding automation back (fail-open, settle window,
+    /// `max_evacuated`, anti-flap, manual failover with its command).
+    pub alarms: Vec<crate::engine::PublishedAlarm>,
     /// Region → state.
     pub regions: Vec<(String, RegionState)>,
     /// Record → desired weights.
@@ -388,6 +392,7 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
         leader: store.leader_value().await?,
         paused: store.exists(&keys.pause()).await?,
         drained: store.list_keys(&keys.drains_prefix()).await?,
+        alarms: store.get_json(&keys.alarms()).await?.unwrap_or_default(),
         regions: store.list_json(&keys.regions_prefix()).await?,
         traffic: store.list_json(&keys.traffic_prefix()).await?,
         pending: journal
@@ -417,6 +422,19 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
     )?;
     if !view.drained.is_empty() {
         writeln!(out, "drained    {}", view.drained.join(", "))?;
+    }
+    if !view.alarms.is_empty() {
+        writeln!(out, "ALARMS")?;
+        for a in &view.alarms {
+            writeln!(
+                out,
+                "  {:<16} {:<12} since {}: {}",
+                crate::engine::kind_label(a.kind),
+                a.subject,
+                a.since.format("%Y-%m-%d %H:%M:%S"),
+                a.message
+            )?;
+        }
     }
     writeln!(out, "regions")?;
     for (name, s) in &view.regions {

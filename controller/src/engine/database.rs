@@ -107,7 +107,10 @@ pub(crate) fn plan_database(
             alarms.push(Alarm {
                 kind: AlarmKind::ManualFailover,
                 subject: name.to_owned(),
-                message: format!("manual failover required: primary {primary} of {name} is down"),
+                message: format!(
+                    "manual failover required: primary {primary} of {name} is down; \
+                     run `switchyard failover --database {name}`"
+                ),
                 reasons,
             });
         }

@@ -11,6 +11,7 @@
 //! [`Verdict`]s, per-region [`RegionState`]s, a [`Plan`] of [`Action`]s and
 //! [`Alarm`]s.
 
+mod alarms;
 mod control;
 mod database;
 mod decide;
@@ -29,6 +30,7 @@ mod weights;
 #[cfg(test)]
 mod tests;
 
+pub use alarms::{AlarmChanges, AlarmKey, PublishedAlarm, alarm_changes, kind_label};
 pub use control::{ControlState, DesiredWeights, RegionState, RegionStatus};
 pub use decide::{Decision, PAUSED_REASON, decide};
 pub use health::{HealthBook, Observation, VantageHealth, VantageStatus};

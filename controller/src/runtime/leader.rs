@@ -236,6 +236,7 @@ async fn lead_term(
             .with_book(|book| engine::decide(&topology, book, &control, &ctx.policy, now));
         m::record_decision(&decision, &mut shown);
         persist_region_changes(ctx, leader, &mut control, &decision.regions).await?;
+        publish_alarms(ctx, leader, st, &decision.alarms, now).await?;
         if let Some(at) = st.resume_at {
             // An interrupted intent is resumed before anything else starts,
             // once every lane is idle (a resume re-reads the whole journal
@@ -343,6 +344,10 @@ struct Term {
     /// Set while an intent of this term was interrupted after some steps:
     /// it is resumed (from its cursor) then, and nothing else starts first.
     resume_at: Option<tokio::time::Instant>,
+    /// The alarms as last published (`state/alarms`); read from etcd at the
+    /// term's first decision, so a new leader does not raise again what
+    /// its predecessor raised.
+    alarms: Option<BTreeMap<engine::AlarmKey, engine::PublishedAlarm>>,
 }
 
 /// Who started an action, to know what to do with its outcome.
@@ -931,6 +936,88 @@ async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topology) {
 }
 
 /// Writes region states whose status changed (not their reasons' wording).
+/// Publishes the decision's alarms when the set changed: `state/alarms`
+/// for `status`, a history event per alarm raised or cleared, and the
+/// labelled gauge. A write that fails is tried again at the next tick.
+async fn publish_alarms(
+    ctx: &LeaderContext,
+    leader: &Leadership,
+    st: &mut Term,
+    alarms: &[engine::Alarm],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ExecError> {
+    let key = ctx.store.keys().alarms();
+    let published = match &st.alarms {
+        Some(p) => p.clone(),
+        None => {
+            let list: Vec<engine::PublishedAlarm> = match ctx.store.get_json(&key).await {
+                Ok(l) => l.unwrap_or_default(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read the published alarms yet");
+                    return Ok(());
+                }
+            };
+            let map = list
+                .into_iter()
+                .map(|a| ((a.kind, a.subject.clone()), a))
+                .collect();
+            st.alarms = Some(map);
+            return Ok(());
+        }
+    };
+    let changes = engine::alarm_changes(&published, alarms, now);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<&engine::PublishedAlarm> = changes.now.values().collect();
+    let mut puts: Vec<(String, serde_json::Value)> = vec![(key, serde_json::json!(list))];
+    for (verb, a) in changes
+        .raised
+        .iter()
+        .map(|a| ("raised", a))
+        .chain(changes.cleared.iter().map(|a| ("cleared", a)))
+    {
+        let event = crate::executor::HistoryEvent {
+            at: now,
+            by: ctx.id.clone(),
+            what: format!(
+                "alarm {verb}: {} {}: {}",
+                engine::kind_label(a.kind),
+                a.subject,
+                a.message
+            ),
+            reasons: a.reasons.clone(),
+            journal_id: None,
+            steps: Vec::new(),
+        };
+        let hid = crate::executor::history_id(
+            now,
+            &format!("alarm-{verb}-{}-{}", engine::kind_label(a.kind), a.subject),
+        );
+        puts.push((
+            ctx.store.keys().history(&hid),
+            serde_json::to_value(&event).unwrap_or_default(),
+        ));
+        if verb == "raised" {
+            tracing::warn!(kind = engine::kind_label(a.kind), subject = %a.subject, "alarm raised: {}", a.message);
+        } else {
+            tracing::info!(kind = engine::kind_label(a.kind), subject = %a.subject, "alarm cleared");
+        }
+    }
+    match ctx.store.fenced_put_all(leader, puts).await {
+        Ok(()) => {
+            m::set_alarms(&changes);
+            st.alarms = Some(changes.now);
+            Ok(())
+        }
+        Err(e @ StoreError::NotLeader(_)) => Err(e.into()),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot publish the alarms yet");
+            Ok(())
+        }
+    }
+}
+
 async fn persist_region_changes(
     ctx: &LeaderContext,
     leader: &Leadership,

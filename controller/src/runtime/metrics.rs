@@ -136,6 +136,24 @@ pub fn record_decision(d: &Decision, shown: &mut Shown) {
     metrics::gauge!("switchyard_alarms").set(d.alarms.len() as f64);
 }
 
+/// One gauge per alarm, `switchyard_alarm{kind, subject}`: 1 while it
+/// stands, 0 once cleared (so an alert can name what fired).
+pub fn set_alarms(changes: &crate::engine::AlarmChanges) {
+    for (a, v) in changes
+        .raised
+        .iter()
+        .map(|a| (a, 1.0))
+        .chain(changes.cleared.iter().map(|a| (a, 0.0)))
+    {
+        metrics::gauge!(
+            "switchyard_alarm",
+            "kind" => crate::engine::kind_label(a.kind),
+            "subject" => a.subject.clone()
+        )
+        .set(v);
+    }
+}
+
 /// The weights last applied to a record.
 pub fn set_weights(record: &str, weights: &std::collections::BTreeMap<String, u32>) {
     for (region, w) in weights {

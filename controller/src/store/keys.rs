@@ -54,6 +54,11 @@ impl Keys {
         format!("{}/state/traffic/", self.prefix)
     }
 
+    /// The alarms standing now, as the leader last published them.
+    pub fn alarms(&self) -> String {
+        format!("{}/state/alarms", self.prefix)
+    }
+
     /// A database's primary and epoch.
     pub fn database(&self, db: &str) -> String {
         format!("{}/state/databases/{db}", self.prefix)

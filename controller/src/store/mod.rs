@@ -161,6 +161,20 @@ impl Store {
         }
     }
 
+    /// A fenced put of several JSON values at once: all or none.
+    pub async fn fenced_put_all<T: Serialize>(
+        &self,
+        leader: &Leadership,
+        values: Vec<(String, T)>,
+    ) -> Result<(), StoreError> {
+        let mut ops = Vec::with_capacity(values.len());
+        for (key, value) in values {
+            let json = encode(&key, &value)?;
+            ops.push(TxnOp::put(key, json, None));
+        }
+        self.fenced_txn(leader, ops).await
+    }
+
     /// A fenced put of a JSON value.
     pub async fn fenced_put<T: Serialize>(
         &self,
