@@ -4,24 +4,13 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{Cluster, REGIONS, target};
 use switchyard_tests::wait::wait_for;
 
 fn cli(cl: &Cluster, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(args)
-        .arg("--config")
-        .arg(&cl.config)
-        .output()
-        .expect("run switchyard");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cl.cli(args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,9 +117,18 @@ fn write_pair(dir: &Path, name: &str, (cert, key): (String, String)) -> anyhow::
         cert: dir.join(format!("{name}.pem")),
         key: dir.join(format!("{name}-key.pem")),
     };
-    for (path, text) in [(&files.key, key), (&files.cert, cert)] {
+    for (path, text, mode) in [(&files.key, key, 0o600), (&files.cert, cert, 0o644)] {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         let tmp = path.with_extension("pem.tmp");
-        std::fs::write(&tmp, text)?;
+        let _ = std::fs::remove_file(&tmp);
+        // A private key readable by its owner only, as a real one would be.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
         std::fs::rename(&tmp, path)?;
     }
     Ok(files)

@@ -18,9 +18,11 @@ const QUEUE: usize = 64;
 
 /// Accepts on `listener` and yields the connections whose TLS handshake
 /// completes within [`HANDSHAKE`], each with the server config current
-/// when it was accepted. A failed or slow handshake is dropped (and logged
-/// at debug: scanners and plaintext clients are not news). Stops when the
-/// stream is dropped.
+/// when it was accepted. A failed or slow handshake is dropped, counted
+/// (`switchyard_tls_handshake_failures_total{reason}`) and logged at debug
+/// with its cause: scanners and plaintext clients are not news, but a
+/// count that climbs after a rotation is. Stops when the stream is
+/// dropped.
 pub fn incoming(
     listener: TcpListener,
     tls: watch::Receiver<Arc<GrpcTlsMaterial>>,
@@ -49,8 +51,16 @@ pub fn incoming(
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;
                     }
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    Ok(Err(e)) => {
+                        metrics::counter!("switchyard_tls_handshake_failures_total", "reason" => "refused")
+                            .increment(1);
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    }
+                    Err(_) => {
+                        metrics::counter!("switchyard_tls_handshake_failures_total", "reason" => "timeout")
+                            .increment(1);
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                    }
                 }
             });
         }

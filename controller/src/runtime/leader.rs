@@ -125,6 +125,11 @@ async fn lead(
     let mut st = Term::default();
     let result = lead_term(ctx, leader, shutdown, &mut st).await;
     st.drain().await;
+    // Only the leader exports alarms: a node that no longer leads cannot
+    // see them clear.
+    if let Some(standing) = &st.alarms {
+        m::set_standing_alarms(standing.values(), false);
+    }
     result
 }
 
@@ -935,7 +940,9 @@ async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topology) {
     }
 }
 
-/// Writes region states whose status changed (not their reasons' wording).
+/// Operations per transaction when publishing alarms.
+const ALARM_TXN_OPS: usize = 100;
+
 /// Publishes the decision's alarms when the set changed: `state/alarms`
 /// for `status`, a history event per alarm raised or cleared, and the
 /// labelled gauge. A write that fails is tried again at the next tick.
@@ -957,10 +964,12 @@ async fn publish_alarms(
                     return Ok(());
                 }
             };
-            let map = list
+            let map: BTreeMap<engine::AlarmKey, engine::PublishedAlarm> = list
                 .into_iter()
                 .map(|a| ((a.kind, a.subject.clone()), a))
                 .collect();
+            // What the previous leader raised stands here now.
+            m::set_standing_alarms(map.values(), true);
             st.alarms = Some(map);
             return Ok(());
         }
@@ -1004,20 +1013,27 @@ async fn publish_alarms(
             tracing::info!(kind = engine::kind_label(a.kind), subject = %a.subject, "alarm cleared");
         }
     }
-    match ctx.store.fenced_put_all(leader, puts).await {
-        Ok(()) => {
-            m::set_alarms(&changes);
-            st.alarms = Some(changes.now);
-            Ok(())
-        }
-        Err(e @ StoreError::NotLeader(_)) => Err(e.into()),
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot publish the alarms yet");
-            Ok(())
+    // History first, `state/alarms` last, each transaction within etcd's
+    // default limit of 128 operations (a wide outage raises many alarms).
+    let state = puts.remove(0);
+    puts.push(state);
+    for chunk in puts.chunks(ALARM_TXN_OPS) {
+        match ctx.store.fenced_put_all(leader, chunk.to_vec()).await {
+            Ok(()) => {}
+            Err(e @ StoreError::NotLeader(_)) => return Err(e.into()),
+            Err(e) => {
+                metrics::counter!("switchyard_alarm_publish_failures_total").increment(1);
+                tracing::warn!(error = %e, "cannot publish the alarms; trying again next tick");
+                return Ok(());
+            }
         }
     }
+    m::set_alarms(&changes);
+    st.alarms = Some(changes.now);
+    Ok(())
 }
 
+/// Writes region states whose status changed (not their reasons' wording).
 async fn persist_region_changes(
     ctx: &LeaderContext,
     leader: &Leadership,

@@ -154,6 +154,22 @@ pub fn set_alarms(changes: &crate::engine::AlarmChanges) {
     }
 }
 
+/// Every alarm of `standing` at 1 (`on`: this node took over as leader)
+/// or 0 (it stopped leading).
+pub fn set_standing_alarms<'a>(
+    standing: impl Iterator<Item = &'a crate::engine::PublishedAlarm>,
+    on: bool,
+) {
+    for a in standing {
+        metrics::gauge!(
+            "switchyard_alarm",
+            "kind" => crate::engine::kind_label(a.kind),
+            "subject" => a.subject.clone()
+        )
+        .set(if on { 1.0 } else { 0.0 });
+    }
+}
+
 /// The weights last applied to a record.
 pub fn set_weights(record: &str, weights: &std::collections::BTreeMap<String, u32>) {
     for (region, w) in weights {

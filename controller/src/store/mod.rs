@@ -86,30 +86,40 @@ impl Store {
         access: &EtcdAccess,
         probe: Duration,
     ) -> Result<Self, StoreError> {
-        let mut reachable = Vec::new();
-        for e in endpoints {
-            if let Some(addr) = host_port(e)
-                && matches!(
+        // Every member asked at once: a CLI call waits for the slowest
+        // answer or `probe`, not their sum.
+        let reachable: Vec<String> =
+            futures_util::future::join_all(endpoints.iter().map(|e| async move {
+                let addr = host_port(e)?;
+                matches!(
                     tokio::time::timeout(probe, tokio::net::TcpStream::connect(&addr)).await,
                     Ok(Ok(_))
                 )
-            {
-                reachable.push(e.clone());
-            }
-        }
-        let mut led = Vec::new();
-        for e in &reachable {
-            let knows_leader = async {
-                let mut c = Self::connect_with(std::slice::from_ref(e), cluster, access)
-                    .await
-                    .ok()?
-                    .client();
-                c.status().await.ok().map(|s| s.leader() != 0)
-            };
-            if let Ok(Some(true)) = tokio::time::timeout(probe, knows_leader).await {
-                led.push(e.clone());
-            }
-        }
+                .then(|| e.clone())
+            }))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let led: Vec<String> =
+            futures_util::future::join_all(reachable.iter().map(|e| async move {
+                let knows_leader = async {
+                    let mut c = Self::connect_with(std::slice::from_ref(e), cluster, access)
+                        .await
+                        .ok()?
+                        .client();
+                    c.status().await.ok().map(|s| s.leader() != 0)
+                };
+                matches!(
+                    tokio::time::timeout(probe, knows_leader).await,
+                    Ok(Some(true))
+                )
+                .then(|| e.clone())
+            }))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         let chosen = if !led.is_empty() {
             led
         } else if !reachable.is_empty() {

@@ -294,6 +294,22 @@ impl Cluster {
         self.controllers.iter().map(|c| c.grpc_url()).collect()
     }
 
+    /// Runs `switchyard ARGS --config <this cluster's>`: exit code, stdout,
+    /// stderr.
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .expect("run switchyard");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Fake probes in every region seeing every endpoint up.
     pub fn all_up_fleet(&self) -> ReportFleet {
         let mut outcomes = BTreeMap::new();

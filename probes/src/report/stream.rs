@@ -25,7 +25,6 @@ use super::buffer::ReportBuffer;
 const STEADY: Duration = Duration::from_secs(5);
 
 /// Everything one controller's link needs.
-#[derive(Debug)]
 pub(crate) struct Link {
     pub url: String,
     /// The controller's endpoint without TLS; [`Self::tls`] is applied at
@@ -39,6 +38,18 @@ pub(crate) struct Link {
     pub backoff: Backoff,
     /// Links with an open stream, over all controllers (for the gauge).
     pub connected: Arc<AtomicUsize>,
+}
+
+// By hand: the TLS config holds this probe's private key, which must never
+// reach a log through a `{:?}`.
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("url", &self.url)
+            .field("tls", &self.tls.as_ref().map(|_| "<redacted>"))
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Link {
