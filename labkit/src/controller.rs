@@ -162,45 +162,24 @@ impl ControllerProcess {
     /// appends to the same log, and the previous run's line must not be
     /// taken for the new one's.
     async fn wait_started(&mut self, since: u64) -> anyhow::Result<()> {
-        let log = self.process.log_path().to_path_buf();
         let prefix = format!("switchyard controller {} ", self.id);
-        let process = &mut self.process;
-        let (grpc, metrics, dns) = wait_for(
-            &format!("controller {} to print its addresses", self.id),
-            READY_TIMEOUT,
-            || {
-                let exited = process.exited();
-                let bytes = std::fs::read(&log).unwrap_or_default();
-                let start = usize::try_from(since)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                let text = String::from_utf8_lossy(&bytes[start..]).into_owned();
-                let prefix = prefix.clone();
-                async move {
-                    if let Some(s) = exited {
-                        return Err(format!("exited with {s}: {text}"));
-                    }
-                    // Complete lines only: a half-written one could parse
-                    // as a truncated port.
-                    let complete = text.rfind('\n').map_or("", |n| &text[..n]);
-                    let line = complete
-                        .lines()
-                        .rev()
-                        .find(|l| l.starts_with(&prefix))
-                        .ok_or_else(|| "no address line yet".to_string())?;
+        let (grpc, metrics, dns) = self
+            .process
+            .wait_line(
+                &format!("controller {} to print its addresses", self.id),
+                since,
+                &prefix,
+                READY_TIMEOUT,
+                |line| {
                     let field = |name: &str| {
                         line.split_whitespace()
                             .find_map(|w| w.strip_prefix(name))
                             .and_then(|v| v.parse::<SocketAddr>().ok())
                     };
-                    match (field("grpc="), field("metrics=")) {
-                        (Some(g), Some(m)) => Ok((g, m, field("dns="))),
-                        _ => Err(format!("unparsable line {line:?}")),
-                    }
-                }
-            },
-        )
-        .await?;
+                    Some((field("grpc=")?, field("metrics=")?, field("dns=")))
+                },
+            )
+            .await?;
         self.grpc = grpc;
         self.metrics = metrics;
         self.dns = dns;

@@ -102,6 +102,45 @@ impl FixtureProcess {
             .and_then(|c| c.try_wait().ok().flatten())
     }
 
+    /// Waits until the log, from byte `since` on, holds a complete line
+    /// starting with `prefix` that `parse` accepts, and returns what
+    /// `parse` made of the newest one. Fails at once, with the log, if the
+    /// process exits. A restart appends to the same log: `since` keeps an
+    /// earlier run's line from counting, and only complete lines are read
+    /// (half a line could parse as a truncated port).
+    pub async fn wait_line<T>(
+        &mut self,
+        what: &str,
+        since: u64,
+        prefix: &str,
+        timeout: Duration,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> anyhow::Result<T> {
+        let log = self.log_path.clone();
+        let parse = &parse;
+        crate::wait::wait_for(what, timeout, || {
+            let exited = self.exited();
+            let bytes = std::fs::read(&log).unwrap_or_default();
+            let start = usize::try_from(since)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let text = String::from_utf8_lossy(&bytes[start..]).into_owned();
+            async move {
+                if let Some(s) = exited {
+                    return Err(format!("exited with {s}: {text}"));
+                }
+                let complete = text.rfind('\n').map_or("", |n| &text[..n]);
+                let line = complete
+                    .lines()
+                    .rev()
+                    .find(|l| l.starts_with(prefix))
+                    .ok_or_else(|| format!("no line starting {prefix:?} yet"))?;
+                parse(line).ok_or_else(|| format!("unparsable line {line:?}"))
+            }
+        })
+        .await
+    }
+
     /// SIGKILL and reap: the crash a failover has to survive.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -37,7 +37,6 @@ use switchyard_labkit::netns::NetNs;
 use switchyard_labkit::pki::TestPki;
 use switchyard_labkit::ports::free_port;
 use switchyard_labkit::process::FixtureProcess;
-use switchyard_labkit::wait::wait_for;
 use switchyard_labkit::{ControllerProcess, Etcd, HttpTarget, MariaDbTopology};
 
 /// The lab's regions, in priority order.
@@ -131,39 +130,21 @@ impl ProbeProcess {
     /// Waits for the line the probe prints once bound, reading the log from
     /// byte `since` on (a restart appends to the same log).
     async fn wait_started(&mut self, since: u64) -> anyhow::Result<()> {
-        let log = self.process.log_path().to_path_buf();
         let prefix = format!("switchyard probe {} ", self.id);
-        let process = &mut self.process;
-        let metrics = wait_for(
-            &format!("probe {} to print its metrics address", self.id),
-            Duration::from_secs(30),
-            || {
-                let exited = process.exited();
-                let bytes = std::fs::read(&log).unwrap_or_default();
-                let start = usize::try_from(since)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                let text = String::from_utf8_lossy(&bytes[start..]).into_owned();
-                let prefix = prefix.clone();
-                async move {
-                    if let Some(s) = exited {
-                        return Err(format!("exited with {s}: {text}"));
-                    }
-                    let complete = text.rfind('\n').map_or("", |n| &text[..n]);
-                    complete
-                        .lines()
-                        .rev()
-                        .find(|l| l.starts_with(&prefix))
-                        .and_then(|l| {
-                            l.split_whitespace()
-                                .find_map(|w| w.strip_prefix("metrics="))
-                                .and_then(|v| v.parse::<SocketAddr>().ok())
-                        })
-                        .ok_or_else(|| "no address line yet".to_string())
-                }
-            },
-        )
-        .await?;
+        let metrics = self
+            .process
+            .wait_line(
+                &format!("probe {} to print its metrics address", self.id),
+                since,
+                &prefix,
+                Duration::from_secs(30),
+                |line| {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix("metrics="))
+                        .and_then(|v| v.parse::<SocketAddr>().ok())
+                },
+            )
+            .await?;
         self.metrics = Some(metrics);
         Ok(())
     }
