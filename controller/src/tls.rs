@@ -99,9 +99,9 @@ pub struct Expiry {
     pub not_after: i64,
 }
 
-/// The earliest `notAfter` (Unix seconds) of the PEM certificates in
-/// `pem`, or none when none parses.
-pub fn earliest_not_after(pem: &[u8]) -> Option<i64> {
+/// The `notAfter` (Unix seconds) of each PEM certificate in `pem` that
+/// parses, in file order.
+fn not_afters(pem: &[u8]) -> impl Iterator<Item = i64> + '_ {
     CertificateDer::pem_slice_iter(pem)
         .flatten()
         .filter_map(|der| {
@@ -109,7 +109,19 @@ pub fn earliest_not_after(pem: &[u8]) -> Option<i64> {
                 .ok()
                 .map(|(_, c)| c.validity().not_after.timestamp())
         })
-        .min()
+}
+
+/// The `notAfter` (Unix seconds) of the first PEM certificate in `pem`:
+/// the leaf of a chain, the certificate a process presents.
+pub fn leaf_not_after(pem: &[u8]) -> Option<i64> {
+    not_afters(pem).next()
+}
+
+/// The earliest `notAfter` (Unix seconds) of the PEM certificates in
+/// `pem` (a CA bundle is as good as its first to expire), or none when
+/// none parses.
+pub fn earliest_not_after(pem: &[u8]) -> Option<i64> {
+    not_afters(pem).min()
 }
 
 /// Sets `switchyard_tls_not_after_timestamp_seconds{kind, file}` for each
@@ -126,14 +138,6 @@ pub fn record_expiry(expiry: &[Expiry]) {
         )
         .set(secs);
     }
-}
-
-/// The first PEM certificate's `notAfter` (the leaf of a chain).
-fn leaf_not_after(pem: &[u8]) -> Option<i64> {
-    let der = CertificateDer::pem_slice_iter(pem).flatten().next()?;
-    x509_parser::parse_x509_certificate(der.as_ref())
-        .ok()
-        .map(|(_, c)| c.validity().not_after.timestamp())
 }
 
 impl std::fmt::Debug for GrpcTlsMaterial {
@@ -269,19 +273,6 @@ pub fn require_https(url: &str) -> Result<(), String> {
             "{url}: [tls] is set, so controllers are reached with https:// only"
         ))
     }
-}
-
-/// An error and its causes on one line (tonic's errors print only
-/// "transport error" without their source).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
 }
 
 /// The client side of `cfg`'s `[tls]`, if configured.

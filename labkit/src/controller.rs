@@ -87,15 +87,10 @@ impl ControllerProcess {
             net.len()
         );
         let name = net.name(ns).to_string();
-        let mut args = vec![
-            "netns".to_string(),
-            "exec".to_string(),
-            name.clone(),
-            bin.display().to_string(),
-        ];
-        args.extend(Self::args(config, id, net.addr(ns), dir, extra_args));
+        let mut args = Self::args(config, id, net.addr(ns), dir, extra_args);
         args.extend(extra_args.iter().cloned());
-        Self::spawn(&system_bin("ip")?, &args, id, dir, Some(name)).await
+        let (program, args) = crate::netns::exec_in(Some(&name), bin, &args)?;
+        Self::spawn(&program, &args, id, dir, Some(name)).await
     }
 
     async fn spawn(

@@ -194,19 +194,8 @@ impl Etcd {
                 ]);
             }
             let log = mdir.join("etcd.log");
-            let process = match &places[i].netns {
-                None => FixtureProcess::spawn(&name, &etcd, &args, &mdir, &log)?,
-                Some(ns) => {
-                    let mut wrapped = vec![
-                        "netns".to_string(),
-                        "exec".to_string(),
-                        ns.clone(),
-                        etcd.display().to_string(),
-                    ];
-                    wrapped.extend(args);
-                    FixtureProcess::spawn(&name, &system_bin("ip")?, &wrapped, &mdir, &log)?
-                }
-            };
+            let (program, argv) = crate::netns::exec_in(places[i].netns.as_deref(), &etcd, &args)?;
+            let process = FixtureProcess::spawn(&name, &program, &argv, &mdir, &log)?;
             members.push(Member {
                 name,
                 client_url,

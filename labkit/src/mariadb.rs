@@ -489,19 +489,7 @@ async fn start_member(root: &Path, i: usize, placement: &Placement<'_>) -> anyho
         }
         // In a namespace, `ip netns exec` execs mariadbd in place: the pid
         // (and so kill, pause, the death signal) is the server's.
-        let (program, argv) = match placement.netns {
-            Some(ns) => {
-                let mut wrapped = vec![
-                    "netns".to_string(),
-                    "exec".to_string(),
-                    ns.to_string(),
-                    mariadbd.display().to_string(),
-                ];
-                wrapped.extend(args.iter().cloned());
-                (system_bin("ip")?, wrapped)
-            }
-            None => (mariadbd.clone(), args.clone()),
-        };
+        let (program, argv) = crate::netns::exec_in(placement.netns, &mariadbd, &args)?;
         let process = FixtureProcess::spawn(
             &format!("mariadbd member {i}"),
             &program,

@@ -219,6 +219,29 @@ impl NetNs {
     }
 }
 
+/// The command line that runs `program args…` inside namespace `ns`, or
+/// as it is when `ns` is `None`: `ip netns exec <ns> program args…`, which
+/// execs the program in place, so its pid (and with it kill, pause and
+/// the parent-death signal) is the program's. Returns what to spawn and
+/// its arguments.
+pub fn exec_in(
+    ns: Option<&str>,
+    program: &std::path::Path,
+    args: &[String],
+) -> anyhow::Result<(PathBuf, Vec<String>)> {
+    let Some(ns) = ns else {
+        return Ok((program.to_path_buf(), args.to_vec()));
+    };
+    let mut wrapped = vec![
+        "netns".to_string(),
+        "exec".to_string(),
+        ns.to_string(),
+        program.display().to_string(),
+    ];
+    wrapped.extend(args.iter().cloned());
+    Ok((crate::paths::system_bin("ip")?, wrapped))
+}
+
 /// [`NetNs::bind_tcp`] by namespace name (a listener bound again later,
 /// after the [`NetNs`] was borrowed).
 pub fn bind_tcp_in(ns: &str, addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {

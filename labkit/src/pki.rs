@@ -144,14 +144,9 @@ impl TestPki {
         )
     }
 
-    /// The same in a fresh directory inside `parent` (the lab keeps its
-    /// CA beside its config).
-    pub fn new_in(parent: &Path) -> anyhow::Result<Self> {
-        Self::new_in_for(parent, &[])
-    }
-
-    /// [`Self::new_in`] with a server certificate that also names `ips`
-    /// (servers listening on namespace addresses, say).
+    /// A new CA and certificates in a fresh directory inside `parent` (the
+    /// lab keeps its CA beside its config), the server certificate naming
+    /// `ips` too (servers listening on namespace addresses, say).
     pub fn new_in_for(parent: &Path, ips: &[std::net::IpAddr]) -> anyhow::Result<Self> {
         Self::in_dir_for(
             tempfile::Builder::new().prefix("pki-").tempdir_in(parent)?,

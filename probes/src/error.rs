@@ -94,3 +94,17 @@ impl StreamError {
         }
     }
 }
+
+/// An error and its causes on one line ("transport error: connection
+/// refused"): tonic's errors print only "transport error" without their
+/// source.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

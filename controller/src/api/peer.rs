@@ -239,7 +239,7 @@ fn channel(
     let bad = |e: tonic::transport::Error| PeerError::BadAddress {
         peer: peer.to_string(),
         address: address.to_string(),
-        reason: crate::tls::chain(&e),
+        reason: switchyard_probes::error::error_chain(&e),
     };
     if tls.is_some() {
         crate::tls::require_https(&uri).map_err(|reason| PeerError::BadAddress {

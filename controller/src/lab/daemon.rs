@@ -309,7 +309,7 @@ async fn status(lab: &mut Lab, broken: &Broken) -> anyhow::Result<String> {
     let cut: Vec<&str> = REGIONS
         .iter()
         .enumerate()
-        .filter(|(i, _)| broken_text(broken, *i, Part::Network) == "FAILED")
+        .filter(|(i, _)| matches!(&lab.net, Network::Namespaces(n) if n.is_partitioned(*i)))
         .map(|(_, r)| *r)
         .collect();
     if !cut.is_empty() {

@@ -85,23 +85,9 @@ impl ProbeProcess {
         i: usize,
     ) -> anyhow::Result<Self> {
         let id = format!("probe-{region}");
-        // Inside the region's namespace (`ip netns exec` execs the probe in
-        // place, so kill acts on it), or on loopback.
-        let (program, mut args) = match net {
-            Network::Namespaces(n) => (
-                switchyard_labkit::paths::system_bin("ip")?,
-                vec![
-                    "netns".to_string(),
-                    "exec".into(),
-                    n.name(i).into(),
-                    bin.display().to_string(),
-                ],
-            ),
-            Network::Loopback { .. } => (bin.to_path_buf(), Vec::new()),
-        };
         // No `--controller`: the probe reads the controllers' fixed gRPC
         // addresses from the config, so it finds a restarted one again.
-        args.extend([
+        let args: Vec<String> = vec![
             "probe".to_string(),
             "--config".into(),
             config.display().to_string(),
@@ -111,7 +97,13 @@ impl ProbeProcess {
             id.clone(),
             "--metrics-listen".into(),
             SocketAddr::new(net.host(i), 0).to_string(),
-        ]);
+        ];
+        // Inside the region's namespace, or on loopback.
+        let ns = match net {
+            Network::Namespaces(n) => Some(n.name(i)),
+            Network::Loopback { .. } => None,
+        };
+        let (program, args) = switchyard_labkit::netns::exec_in(ns, bin, &args)?;
         let process = FixtureProcess::spawn(
             &format!("probe {region}"),
             &program,
@@ -204,6 +196,11 @@ impl Network {
             Network::Namespaces(n) => IpAddr::V4(n.addr(i)),
             Network::Loopback { .. } => IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
+    }
+
+    /// Every region's address, in [`REGIONS`] order.
+    pub fn hosts(&self) -> Vec<IpAddr> {
+        (0..REGIONS.len()).map(|i| self.host(i)).collect()
     }
 
     /// One line for the start-up log and `lab status`.
@@ -300,7 +297,7 @@ impl Lab {
             .collect();
         // gRPC with mutual TLS, from a CA made for this lab; the
         // controllers' certificate names every region's address.
-        let hosts: Vec<IpAddr> = (0..REGIONS.len()).map(|i| net.host(i)).collect();
+        let hosts = net.hosts();
         let pki = TestPki::new_in_for(dir.path(), &hosts)?;
         let config = config::write(dir.path(), &etcd.endpoints(), &endpoints, &db, &grpc, &pki)?;
         say(out, &format!("config: {}", config.display()))?;
@@ -366,7 +363,7 @@ impl Lab {
     /// Issues every certificate of the lab again over the same files,
     /// valid for `valid_for` from now; returns the files written.
     pub fn renew_certificates(&self, valid_for: Duration) -> anyhow::Result<Vec<PathBuf>> {
-        let hosts: Vec<IpAddr> = (0..REGIONS.len()).map(|i| self.net.host(i)).collect();
+        let hosts = self.net.hosts();
         config::renew_certificates(&self.pki, &hosts, valid_for)
     }
 

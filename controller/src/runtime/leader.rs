@@ -940,6 +940,15 @@ async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topology) {
     }
 }
 
+/// One value [`publish_alarms`] writes: a history event, or the list of
+/// alarms standing.
+#[derive(Clone, serde::Serialize)]
+#[serde(untagged)]
+enum AlarmWrite<'a> {
+    Event(crate::executor::HistoryEvent),
+    Standing(Vec<&'a engine::PublishedAlarm>),
+}
+
 /// Operations per transaction when publishing alarms.
 const ALARM_TXN_OPS: usize = 100;
 
@@ -955,7 +964,7 @@ async fn publish_alarms(
 ) -> Result<(), ExecError> {
     let key = ctx.store.keys().alarms();
     let published = match &st.alarms {
-        Some(p) => p.clone(),
+        Some(p) => p,
         None => {
             let list: Vec<engine::PublishedAlarm> = match ctx.store.get_json(&key).await {
                 Ok(l) => l.unwrap_or_default(),
@@ -974,12 +983,11 @@ async fn publish_alarms(
             return Ok(());
         }
     };
-    let changes = engine::alarm_changes(&published, alarms, now);
+    let changes = engine::alarm_changes(published, alarms, now);
     if changes.is_empty() {
         return Ok(());
     }
-    let list: Vec<&engine::PublishedAlarm> = changes.now.values().collect();
-    let mut puts: Vec<(String, serde_json::Value)> = vec![(key, serde_json::json!(list))];
+    let mut puts: Vec<(String, AlarmWrite<'_>)> = Vec::new();
     for (verb, a) in changes
         .raised
         .iter()
@@ -1003,10 +1011,7 @@ async fn publish_alarms(
             now,
             &format!("alarm-{verb}-{}-{}", engine::kind_label(a.kind), a.subject),
         );
-        puts.push((
-            ctx.store.keys().history(&hid),
-            serde_json::to_value(&event).unwrap_or_default(),
-        ));
+        puts.push((ctx.store.keys().history(&hid), AlarmWrite::Event(event)));
         if verb == "raised" {
             tracing::warn!(kind = engine::kind_label(a.kind), subject = %a.subject, "alarm raised: {}", a.message);
         } else {
@@ -1015,8 +1020,8 @@ async fn publish_alarms(
     }
     // History first, `state/alarms` last, each transaction within etcd's
     // default limit of 128 operations (a wide outage raises many alarms).
-    let state = puts.remove(0);
-    puts.push(state);
+    let list: Vec<&engine::PublishedAlarm> = changes.now.values().collect();
+    puts.push((key, AlarmWrite::Standing(list)));
     for chunk in puts.chunks(ALARM_TXN_OPS) {
         match ctx.store.fenced_put_all(leader, chunk.to_vec()).await {
             Ok(()) => {}

@@ -139,23 +139,12 @@ pub fn record_decision(d: &Decision, shown: &mut Shown) {
 /// One gauge per alarm, `switchyard_alarm{kind, subject}`: 1 while it
 /// stands, 0 once cleared (so an alert can name what fired).
 pub fn set_alarms(changes: &crate::engine::AlarmChanges) {
-    for (a, v) in changes
-        .raised
-        .iter()
-        .map(|a| (a, 1.0))
-        .chain(changes.cleared.iter().map(|a| (a, 0.0)))
-    {
-        metrics::gauge!(
-            "switchyard_alarm",
-            "kind" => crate::engine::kind_label(a.kind),
-            "subject" => a.subject.clone()
-        )
-        .set(v);
-    }
+    set_standing_alarms(changes.raised.iter(), true);
+    set_standing_alarms(changes.cleared.iter(), false);
 }
 
-/// Every alarm of `standing` at 1 (`on`: this node took over as leader)
-/// or 0 (it stopped leading).
+/// Every alarm of `standing` at 1 (`on`: raised, or this node took over
+/// as leader) or 0 (cleared, or it stopped leading).
 pub fn set_standing_alarms<'a>(
     standing: impl Iterator<Item = &'a crate::engine::PublishedAlarm>,
     on: bool,

@@ -136,7 +136,19 @@ pub async fn run(
     let client = |tls: &Option<watch::Receiver<std::sync::Arc<crate::tls::GrpcTlsMaterial>>>| {
         tls.as_ref().map(|rx| rx.borrow().client())
     };
-    let mut running = start(&addresses, BTreeSet::new(), client(&tls));
+    // (Re)starts the pings; peers keep their standing across a restart.
+    let restart = |running: &mut Option<_>,
+                   addresses: &BTreeMap<String, String>,
+                   tls: Option<tonic::transport::ClientTlsConfig>| {
+        let seed = views.reachable.borrow().clone();
+        if let Some((_, f)) = running.take() {
+            let f: tokio::task::JoinHandle<()> = f;
+            f.abort();
+        }
+        *running = start(addresses, seed, tls);
+    };
+    let mut running = None;
+    restart(&mut running, &addresses, client(&tls));
     let mut registered = false;
     loop {
         if !registered {
@@ -164,12 +176,7 @@ pub async fn run(
             }
             if changed {
                 write_cache(&cache, &addresses);
-                // Peers whose address did not change keep their standing.
-                let seed = views.reachable.borrow().clone();
-                if let Some((_, f)) = running.take() {
-                    f.abort();
-                }
-                running = start(&addresses, seed, client(&tls));
+                restart(&mut running, &addresses, client(&tls));
             }
         }
         let every = if registered && known.len() == addresses.len() {
@@ -186,13 +193,8 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             true = rotated => {
-                // New certificates: new connections to every peer, which
-                // keep their standing meanwhile.
-                let seed = views.reachable.borrow().clone();
-                if let Some((_, f)) = running.take() {
-                    f.abort();
-                }
-                running = start(&addresses, seed, client(&tls));
+                // New certificates: new connections to every peer.
+                restart(&mut running, &addresses, client(&tls));
                 tracing::info!("peer checks reconnect with the reloaded certificates");
             }
             _ = shutdown.wait_for(|s| *s) => break,

@@ -79,17 +79,21 @@ impl EtcdAccess {
                 };
                 let mut expiry = Vec::new();
                 let files = [
-                    ("etcd_ca", Some(&t.ca_file), Some(&ca)),
+                    (
+                        "etcd_ca",
+                        Some(&t.ca_file),
+                        crate::tls::earliest_not_after(&ca),
+                    ),
                     (
                         "etcd_leaf",
                         t.cert_file.as_ref(),
-                        identity.as_ref().map(|(c, _)| c),
+                        identity
+                            .as_ref()
+                            .and_then(|(c, _)| crate::tls::leaf_not_after(c)),
                     ),
                 ];
-                for (kind, file, pem) in files {
-                    if let (Some(file), Some(not_after)) =
-                        (file, pem.and_then(|p| crate::tls::earliest_not_after(p)))
-                    {
+                for (kind, file, not_after) in files {
+                    if let (Some(file), Some(not_after)) = (file, not_after) {
                         expiry.push(crate::tls::Expiry {
                             kind,
                             file: file.clone(),

@@ -105,13 +105,13 @@ impl Link {
                 self.endpoint
                     .clone()
                     .tls_config(current)
-                    .map_err(|e| StreamError::Connect(error_chain(&e)))?
+                    .map_err(|e| StreamError::Connect(crate::error::error_chain(&e)))?
             }
         };
         let channel = endpoint
             .connect()
             .await
-            .map_err(|e| StreamError::Connect(error_chain(&e)))?;
+            .map_err(|e| StreamError::Connect(crate::error::error_chain(&e)))?;
         self.stats.connects.fetch_add(1, Relaxed);
         let _up = Connected::new(self);
         let buffer = self.buffer.clone();
@@ -164,16 +164,4 @@ impl Drop for Connected<'_> {
         let n = self.link.connected.fetch_sub(1, Relaxed).saturating_sub(1);
         metrics::set_connected(n);
     }
-}
-
-/// The error and its causes on one line ("transport error: connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

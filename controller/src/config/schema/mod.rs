@@ -81,9 +81,10 @@ pub struct Config {
 /// `switchyard://<cluster>/vantage/<region>`: a report for any other vantage
 /// is refused (a vantage is a region or a witness). A controller's
 /// certificate must name the address it registers, the one it bound (an IP
-/// SAN for an IP address). Read at start-up: a rotated certificate takes
-/// effect when the process restarts (one at a time, as an upgrade). There
-/// is no mixed mode: every process gets `[tls]` at once.
+/// SAN for an IP address). The files are checked every 2 s: a renewed set
+/// that loads is used from the next handshake on, one that does not is
+/// refused and the set in use stays (no restart). There is no mixed mode:
+/// every process gets `[tls]` at once.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcTls {
