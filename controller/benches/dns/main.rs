@@ -351,6 +351,7 @@ fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--test") {
         return Ok(());
     }
+    perf::pin_to_client_cpu()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -7,10 +7,21 @@ use std::process::Stdio;
 
 use anyhow::Context;
 use switchyard_tests::paths::system_bin;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The CPU dnsperf runs on.
 pub const CLIENT_CPU: &str = "1";
+
+/// Pins this process to [`CLIENT_CPU`] before it starts anything, so
+/// its own work (reading dnsperf's per-query lines, the weight probes) and
+/// every process it starts without `taskset` — etcd, moto, dnsperf — stay
+/// off the servers' core: what runs on CPU 0 is the server under test.
+pub fn pin_to_client_cpu() -> anyhow::Result<()> {
+    use nix::sched::{CpuSet, sched_setaffinity};
+    use nix::unistd::Pid;
+    let mut set = CpuSet::new();
+    set.set(CLIENT_CPU.parse()?)?;
+    sched_setaffinity(Pid::from_raw(0), &set).context("pinning the bench to the client CPU")
+}
 
 /// One dnsperf run's figures, with the server's CPU over it.
 #[derive(Debug, Default, Clone, Copy)]
@@ -103,6 +114,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Runs dnsperf (`-c 4`, on [`CLIENT_CPU`]) against `addr` for `secs`:
 /// at saturation (`-q 100`) or, with `rate`, at that fixed rate with
 /// per-query latencies; the server `pid`'s CPU is read around it.
+///
+/// dnsperf writes to a file read once it has exited: parsing its
+/// per-query lines while it runs would take CPU from dnsperf itself
+/// (they share the client core) and lengthen the latencies it measures.
 pub async fn dnsperf(
     addr: SocketAddr,
     pid: u32,
@@ -110,6 +125,8 @@ pub async fn dnsperf(
     secs: u64,
     rate: Option<u64>,
 ) -> anyhow::Result<Run> {
+    let out_path = queries.with_file_name("dnsperf.out");
+    let out = std::fs::File::create(&out_path).context("dnsperf output file")?;
     let mut cmd = tokio::process::Command::new(system_bin("taskset")?);
     cmd.args(["-c", CLIENT_CPU])
         .arg(system_bin("dnsperf")?)
@@ -117,7 +134,7 @@ pub async fn dnsperf(
         .arg("-d")
         .arg(queries)
         .args(["-l", &secs.to_string(), "-c", "4", "-t", "2"])
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(out))
         .stderr(Stdio::null())
         .kill_on_drop(true);
     match rate {
@@ -126,12 +143,12 @@ pub async fn dnsperf(
     };
     let ticks = clock_ticks()?;
     let before = tree_ticks(pid);
-    let mut child = cmd.spawn().context("starting dnsperf")?;
-    let stdout = child.stdout.take().context("dnsperf stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
+    let status = cmd.status().await.context("running dnsperf")?;
+    let after = tree_ticks(pid);
+    let output = std::fs::read_to_string(&out_path).context("dnsperf output")?;
     let mut latencies = Vec::new();
     let mut text = String::new();
-    while let Some(line) = lines.next_line().await? {
+    for line in output.lines() {
         if let Some(rest) = line.strip_prefix("> ") {
             if let Some(l) = rest
                 .split_whitespace()
@@ -141,12 +158,10 @@ pub async fn dnsperf(
                 latencies.push(l * 1000.0);
             }
         } else {
-            text.push_str(&line);
+            text.push_str(line);
             text.push('\n');
         }
     }
-    let status = child.wait().await?;
-    let after = tree_ticks(pid);
     anyhow::ensure!(status.success(), "dnsperf failed: {text}");
     latencies.sort_by(f64::total_cmp);
     Ok(Run {
