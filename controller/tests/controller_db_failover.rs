@@ -39,7 +39,8 @@ async fn a_hung_primary_its_region_still_vouches_for_is_not_replaced() -> anyhow
     let mut db = MariaDbTopology::start(2)
         .await
         .map_err(|e| e.context("starting the MariaDB topology"))?;
-    let cl = cluster_for(&db).await?;
+    // A gate wait is an alarm after 3 s here (1 min by default).
+    let cl = cluster_with(&db, Backend::File, "[policy]\ngate_alarm_after = \"3s\"\n").await?;
     let result = hung_primary(&cl, &mut db).await;
     if result.is_err() {
         for c in &cl.controllers {
@@ -104,6 +105,39 @@ async fn hung_primary(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<
         message.contains("waits at the promotion gate") && message.contains("--force"),
         "{o}"
     );
+    // The long wait is an alarm in status (naming the override) and in
+    // history, raised once.
+    wait_for("the gate-wait alarm", Duration::from_secs(30), || async {
+        let v: serde_json::Value = serde_json::from_str(&cl.cli(&["status", "--output", "json"]).1)
+            .map_err(|e| e.to_string())?;
+        let alarms = v["alarms"].as_array().cloned().unwrap_or_default();
+        match alarms
+            .iter()
+            .find(|a| a["kind"] == "gate_wait" && a["subject"] == "orders")
+        {
+            Some(a)
+                if a["message"].as_str().is_some_and(|m| {
+                    m.contains("switchyard failover --database orders --force")
+                }) =>
+            {
+                Ok(())
+            }
+            _ => Err(format!("{alarms:?}")),
+        }
+    })
+    .await?;
+    wait_for(
+        "the gate-wait alarm in history",
+        Duration::from_secs(10),
+        || async {
+            let history = cl.cli(&["history", "--limit", "200"]).1;
+            match history.matches("alarm raised: gate_wait").count() {
+                1 => Ok(()),
+                n => Err(format!("{n} times: {history}")),
+            }
+        },
+    )
+    .await?;
     // Past ctl-a's detection time (2 × the 5 s check), its failed fence
     // keeps the lease: it says so.
     wait_for(

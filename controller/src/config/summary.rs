@@ -147,9 +147,10 @@ pub fn write_summary(config: &Config, out: &mut dyn Write) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "             db failover {}, anti-flap {}",
+        "             db failover {}, anti-flap {}, gate-wait alarm after {}",
         p.db_failover.as_str(),
-        dur(p.anti_flap)
+        dur(p.anti_flap),
+        dur(p.gate_alarm_after)
     )?;
     Ok(())
 }

@@ -99,6 +99,7 @@ pub fn kind_label(kind: AlarmKind) -> &'static str {
         AlarmKind::ManualFailover => "manual_failover",
         AlarmKind::AntiFlap => "anti_flap",
         AlarmKind::Topology => "topology",
+        AlarmKind::GateWait => "gate_wait",
     }
 }
 

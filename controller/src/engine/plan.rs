@@ -126,4 +126,7 @@ pub enum AlarmKind {
     AntiFlap,
     /// The topology contradicts itself (e.g. a primary that is not a member).
     Topology,
+    /// A database failover has waited at the promotion gate for longer
+    /// than `policy.gate_alarm_after`.
+    GateWait,
 }

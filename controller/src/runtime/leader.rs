@@ -31,6 +31,9 @@ pub const TICK: Duration = Duration::from_millis(250);
 const GATE_LOG_EVERY: Duration = Duration::from_secs(30);
 /// How often a shut promotion gate is asked again.
 const GATE_RETRY: Duration = TICK;
+/// A gate wait not asked about for this long is over (the failover is no
+/// longer wanted, or automation paused): its alarm clears.
+const GATE_WAIT_STALE: Duration = Duration::from_secs(5);
 /// How often the leader checks that every writer record names its
 /// database's recorded primary (a read of the backend per database).
 const WRITER_CHECK: Duration = Duration::from_secs(30);
@@ -69,6 +72,9 @@ pub struct LeaderContext {
     pub retention: crate::config::Journal,
     /// How often live weights are compared with the desired ones.
     pub drift_check: Duration,
+    /// How long a failover waits at the promotion gate before it is an
+    /// alarm (`policy.gate_alarm_after`).
+    pub gate_alarm_after: Duration,
 }
 
 /// Leads whenever `role` says so, until `shutdown`.
@@ -241,7 +247,12 @@ async fn lead_term(
             .with_book(|book| engine::decide(&topology, book, &control, &ctx.policy, now));
         m::record_decision(&decision, &mut shown);
         persist_region_changes(ctx, leader, &mut control, &decision.regions).await?;
-        publish_alarms(ctx, leader, st, &decision.alarms, now).await?;
+        let mut alarms = decision.alarms.clone();
+        alarms.extend(
+            st.gate_waits
+                .alarms(now, ctx.gate_alarm_after, GATE_WAIT_STALE),
+        );
+        publish_alarms(ctx, leader, st, &alarms, now).await?;
         if let Some(at) = st.resume_at {
             // An interrupted intent is resumed before anything else starts,
             // once every lane is idle (a resume re-reads the whole journal
@@ -311,8 +322,12 @@ async fn lead_term(
             }
             let mut reasons = action.reasons().to_vec();
             match gate(ctx, &spec, now).await {
-                Ok(reason) => reasons.extend(reason),
+                Ok(reason) => {
+                    st.gate_waits.opened(spec.subject());
+                    reasons.extend(reason);
+                }
                 Err(reason) => {
+                    st.gate_waits.shut(spec.subject(), &reason, now);
                     // Logged when the wait starts, then every 30 s.
                     if st
                         .gate_said
@@ -344,6 +359,9 @@ struct Term {
     waiting: std::collections::BTreeSet<String>,
     /// When each gate wait was last logged.
     gate_said: BTreeMap<String, tokio::time::Instant>,
+    /// How long each database's failover has waited at the gate (an
+    /// alarm past `gate_alarm_after`).
+    gate_waits: engine::GateWaits,
     /// What runs in each lane.
     lanes: Lanes<Running>,
     /// Set while an intent of this term was interrupted after some steps:
@@ -713,8 +731,12 @@ async fn serve_requests(
             request.requested_at.to_rfc3339()
         )];
         match gate(ctx, &action, now).await {
-            Ok(reason) => reasons.extend(reason),
+            Ok(reason) => {
+                st.gate_waits.opened(action.subject());
+                reasons.extend(reason);
+            }
             Err(reason) => {
+                st.gate_waits.shut(action.subject(), &reason, now);
                 // The request stays until the gate opens (or the operator
                 // forces it); the CLI is told why, once.
                 if !st.waiting.contains(&id) {

@@ -434,6 +434,7 @@ pub async fn run(
         id: me.id.clone(),
         retention: cfg.journal.clone(),
         drift_check: cfg.policy.drift_check,
+        gate_alarm_after: cfg.policy.gate_alarm_after,
     };
     let leader_loop = tokio::spawn(leader::run(ctx, role_rx, shutdown.clone()));
 

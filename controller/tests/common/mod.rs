@@ -105,8 +105,29 @@ pub fn write_config_extra(
     )
 }
 
+/// Splits a `[policy]` table out of `extra` (its keys join the base
+/// config's `[policy]`, as TOML allows a table once): the policy lines and
+/// the rest.
+fn split_policy(extra: &str) -> (String, String) {
+    let (mut policy, mut rest, mut inside) = (String::new(), String::new(), false);
+    for line in extra.lines() {
+        let header = line.trim_start().starts_with('[');
+        if header {
+            inside = line.trim() == "[policy]";
+            if inside {
+                continue;
+            }
+        }
+        let to = if inside { &mut policy } else { &mut rest };
+        to.push_str(line);
+        to.push('\n');
+    }
+    (policy, rest)
+}
+
 /// Writes config file `name`; `targets[i]` is where probes check region
-/// `i`'s api endpoint (default: a port nothing listens on).
+/// `i`'s api endpoint (default: a port nothing listens on). A `[policy]`
+/// table in `extra` adds to (or overrides nothing of) the base policy.
 pub fn write_config_full(
     dir: &Path,
     name: &str,
@@ -126,6 +147,7 @@ pub fn write_config_full(
             "backend = \"route53\"\nhosted_zone_id = \"{zone_id}\"\nendpoint = \"{endpoint}\"\nmax_requests_per_second = 50"
         ),
     };
+    let (policy_extra, extra) = split_policy(extra);
     let drift = if matches!(backend, Backend::Route53 { .. }) {
         "drift_check = \"2s\"\n"
     } else {
@@ -150,7 +172,7 @@ stale_after = "8s" # above a database default check: 5s interval + 2s timeout
 max_evacuated = 1
 failback = "manual"
 db_failover = "auto"
-{drift}"#,
+{drift}{policy_extra}"#,
         endpoints = endpoints
             .iter()
             .map(|e| format!("\"{e}\""))
@@ -180,7 +202,7 @@ db_failover = "auto"
     toml.push_str(
         "\n[[services.checks]]\nkind = \"http\"\ninterval = \"1s\"\ntimeout = \"500ms\"\npath = \"/\"\n",
     );
-    toml.push_str(extra);
+    toml.push_str(&extra);
     let path = dir.join(name);
     std::fs::write(&path, toml).expect("write config");
     (path, weights)

@@ -55,6 +55,11 @@ pub struct Policy {
     /// counted against Route 53's request rate).
     #[serde(deserialize_with = "duration::deserialize")]
     pub drift_check: Duration,
+    /// How long a database failover may wait at the promotion gate before
+    /// an alarm says so, with the gate's evidence and the `--force`
+    /// command (default 1m: a few lease TTLs; at least 1s).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub gate_alarm_after: Duration,
 }
 
 impl Default for Policy {
@@ -73,6 +78,7 @@ impl Default for Policy {
             max_evacuated: 1,
             settle_window: crate::engine::DEFAULT_SETTLE_WINDOW,
             drift_check: Duration::from_secs(60),
+            gate_alarm_after: Duration::from_secs(60),
         }
     }
 }

@@ -20,7 +20,21 @@ pub(super) fn check(v: &mut Validator<'_>) {
     region_loss(v);
     dns(v);
     drift_check(v);
+    gate_alarm_after(v);
     journal(v);
+}
+
+fn gate_alarm_after(v: &mut Validator<'_>) {
+    let p = &v.config.policy;
+    if p.gate_alarm_after < Duration::from_secs(1) {
+        v.error(
+            KeyPath::root().key("policy").key("gate_alarm_after"),
+            format!(
+                "gate_alarm_after {} would page for every failover that waits out a lease, as the gate is meant to: use at least \"1s\" (\"1m\" is the default)",
+                humantime::format_duration(p.gate_alarm_after)
+            ),
+        );
+    }
 }
 
 fn drift_check(v: &mut Validator<'_>) {
