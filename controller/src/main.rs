@@ -56,6 +56,12 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Show what the engine would do now and why (also while paused), the
+    /// failovers the promotion gate holds, and the standing alarms.
+    Plan {
+        #[command(flatten)]
+        target: Target,
+    },
     /// Show what was done, by whom and why (newest last).
     History {
         #[command(flatten)]
@@ -299,6 +305,11 @@ fn main() -> anyhow::Result<ExitCode> {
             ))?
         }
         Command::Status { target } => ops_command(ops::status(
+            &target.config,
+            target.output,
+            &mut std::io::stdout(),
+        ))?,
+        Command::Plan { target } => ops_command(cli::plan::plan(
             &target.config,
             target.output,
             &mut std::io::stdout(),

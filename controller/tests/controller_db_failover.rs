@@ -126,6 +126,20 @@ async fn hung_primary(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<
         }
     })
     .await?;
+    // `plan` shows the held failover and the alarm.
+    let plan: serde_json::Value = serde_json::from_str(&cl.cli(&["plan", "--output", "json"]).1)?;
+    assert!(
+        plan["gate_holds"]
+            .as_array()
+            .is_some_and(|h| h.iter().any(|x| x["database"] == "orders")),
+        "{plan}"
+    );
+    assert!(
+        plan["alarms"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["kind"] == "gate_wait")),
+        "{plan}"
+    );
     wait_for(
         "the gate-wait alarm in history",
         Duration::from_secs(10),

@@ -74,6 +74,35 @@ async fn drain_pause_resume_through_the_cli() -> anyhow::Result<()> {
     assert_eq!(status["paused"], true);
     assert_eq!(status["drained"], serde_json::json!(["b"]));
     assert!(status["leader"].is_string());
+    // `plan` shows what resuming would do, with its reasons.
+    wait_for(
+        "the paused plan to take a out of traffic",
+        Duration::from_secs(20),
+        || async {
+            let (_, out, err) = cli(&cl, &["plan", "--output", "json"]);
+            let p: serde_json::Value =
+                serde_json::from_str(&out).map_err(|e| format!("{e}: {out}{err}"))?;
+            let evacuates = p["actions"].as_array().is_some_and(|a| {
+                a.iter().any(|x| {
+                    x["action"] == "set_weights"
+                        && x["weights"]["a"] == 0
+                        && x["reasons"].as_array().is_some_and(|r| !r.is_empty())
+                })
+            });
+            if p["paused"] == true && evacuates && p["note"].is_null() {
+                Ok(())
+            } else {
+                Err(p.to_string())
+            }
+        },
+    )
+    .await?;
+    let (code, out, _) = cli(&cl, &["plan"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("PAUSED: the plan is shown, not executed") && out.contains("set weights of"),
+        "{out}"
+    );
 
     // Scripts get one JSON object; a repeat says nothing changed.
     let (code, out, _) = cli(&cl, &["pause", "--output", "json"]);
@@ -100,6 +129,15 @@ async fn drain_pause_resume_through_the_cli() -> anyhow::Result<()> {
     .await?;
     let w = cl.weights();
     assert_eq!(w["c"], 300, "c carries everything: {w:?}");
+    wait_for("the plan to be done", Duration::from_secs(20), || async {
+        let (_, out, _) = cli(&cl, &["plan"]);
+        if out.contains("automation running") && out.contains("nothing to do") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    })
+    .await?;
 
     let (code, out, _) = cli(&cl, &["history"]);
     assert_eq!(code, 0);

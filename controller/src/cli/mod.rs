@@ -5,4 +5,5 @@ pub mod config;
 pub mod controller;
 pub mod logging;
 pub mod ops;
+pub mod plan;
 pub mod probe;

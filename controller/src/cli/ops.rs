@@ -81,7 +81,30 @@ pub enum OpsError {
     Io(#[from] std::io::Error),
 }
 
-async fn connect(path: &Path) -> Result<(config::Config, Store), OpsError> {
+/// The standing alarms under `ALARMS` (nothing when there are none), as
+/// `status` and `plan` show them.
+pub(crate) fn print_alarms(
+    out: &mut dyn Write,
+    alarms: &[crate::engine::PublishedAlarm],
+) -> std::io::Result<()> {
+    if alarms.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "ALARMS")?;
+    for a in alarms {
+        writeln!(
+            out,
+            "  {:<16} {:<12} since {}: {}",
+            crate::engine::kind_label(a.kind),
+            a.subject,
+            a.since.format("%Y-%m-%d %H:%M:%S"),
+            a.message
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn connect(path: &Path) -> Result<(config::Config, Store), OpsError> {
     let cfg = config::load(path)?.config;
     let access = crate::store::EtcdAccess::from_config(&cfg)?;
     let store = Store::connect_reachable(
@@ -423,19 +446,7 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
     if !view.drained.is_empty() {
         writeln!(out, "drained    {}", view.drained.join(", "))?;
     }
-    if !view.alarms.is_empty() {
-        writeln!(out, "ALARMS")?;
-        for a in &view.alarms {
-            writeln!(
-                out,
-                "  {:<16} {:<12} since {}: {}",
-                crate::engine::kind_label(a.kind),
-                a.subject,
-                a.since.format("%Y-%m-%d %H:%M:%S"),
-                a.message
-            )?;
-        }
-    }
+    print_alarms(out, &view.alarms)?;
     writeln!(out, "regions")?;
     for (name, s) in &view.regions {
         writeln!(

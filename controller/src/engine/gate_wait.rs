@@ -19,6 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::plan::{Alarm, AlarmKind};
+use super::published_plan::GateHold;
 
 /// One database's wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,18 @@ impl GateWaits {
     /// The gate opened for `database` (or it was forced): no wait.
     pub fn opened(&mut self, database: &str) {
         self.waits.remove(database);
+    }
+
+    /// The waits standing, by database (for the published plan).
+    pub fn holds(&self) -> Vec<GateHold> {
+        self.waits
+            .iter()
+            .map(|(db, w)| GateHold {
+                database: db.clone(),
+                since: w.since,
+                reason: w.reason.clone(),
+            })
+            .collect()
     }
 
     /// Forgets waits not asked about for `stale`, and returns an alarm for
@@ -157,5 +170,11 @@ mod tests {
         w.shut("orders", "a", at(90));
         w.shut("users", "b", at(90));
         assert_eq!(w.alarms(at(90), AFTER, STALE).len(), 2);
+        let holds = w.holds();
+        assert_eq!(holds.len(), 2);
+        assert_eq!(
+            (holds[1].database.as_str(), holds[1].since),
+            ("users", at(30))
+        );
     }
 }

@@ -253,6 +253,7 @@ async fn lead_term(
                 .alarms(now, ctx.gate_alarm_after, GATE_WAIT_STALE),
         );
         publish_alarms(ctx, leader, st, &alarms, now).await?;
+        publish_plan(ctx, leader, st, &decision.plan, now).await?;
         if let Some(at) = st.resume_at {
             // An interrupted intent is resumed before anything else starts,
             // once every lane is idle (a resume re-reads the whole journal
@@ -371,6 +372,9 @@ struct Term {
     /// term's first decision, so a new leader does not raise again what
     /// its predecessor raised.
     alarms: Option<BTreeMap<engine::AlarmKey, engine::PublishedAlarm>>,
+    /// The fingerprint of the plan this term last published (`None`: not
+    /// yet, so a new leader publishes at its first decision).
+    plan: Option<String>,
 }
 
 /// Who started an action, to know what to do with its outcome.
@@ -960,6 +964,39 @@ async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topology) {
             }
         }
     }
+}
+
+/// Publishes the plan (`state/plan`) when what it does changed since this
+/// term last published it. A write that fails is tried at the next tick.
+async fn publish_plan(
+    ctx: &LeaderContext,
+    leader: &Leadership,
+    st: &mut Term,
+    plan: &engine::Plan,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ExecError> {
+    let holds = st.gate_waits.holds();
+    let fingerprint = engine::plan_fingerprint(plan, &holds);
+    if st.plan.as_deref() == Some(fingerprint.as_str()) {
+        return Ok(());
+    }
+    let value = engine::PublishedPlan {
+        leader: ctx.id.clone(),
+        since: now,
+        paused: plan.paused,
+        actions: plan.actions.clone(),
+        gate_holds: holds,
+    };
+    match ctx
+        .store
+        .fenced_put_all(leader, vec![(ctx.store.keys().plan(), value)])
+        .await
+    {
+        Ok(()) => st.plan = Some(fingerprint),
+        Err(e @ StoreError::NotLeader(_)) => return Err(e.into()),
+        Err(e) => tracing::debug!(error = %e, "cannot publish the plan; trying again next tick"),
+    }
+    Ok(())
 }
 
 /// One value [`publish_alarms`] writes: a history event, or the list of

@@ -54,6 +54,12 @@ impl Keys {
         format!("{}/state/traffic/", self.prefix)
     }
 
+    /// What the engine would do now, as the leader last published it
+    /// (`switchyard plan`).
+    pub fn plan(&self) -> String {
+        format!("{}/state/plan", self.prefix)
+    }
+
     /// The alarms standing now, as the leader last published them.
     pub fn alarms(&self) -> String {
         format!("{}/state/alarms", self.prefix)
