@@ -324,6 +324,36 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
         stdout.contains(&format!("done: switched over to m{other}")),
         "{stdout}"
     );
+    // It ends with its cost: how long no member took writes, measured
+    // from the fence to the new primary's read-only off; the journal and
+    // a metric keep it too.
+    let window_ms: u64 = stdout
+        .split("writes unavailable for ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no write-unavailable window: {stdout}"))?;
+    assert!(window_ms < 60_000, "{stdout}");
+    let switchovers: Vec<serde_json::Value> = cl
+        .journal()
+        .await?
+        .into_iter()
+        .filter(|e| e["action"]["kind"] == "switchover")
+        .collect();
+    assert_eq!(
+        switchovers[0]["write_unavailable_ms"],
+        serde_json::json!(window_ms),
+        "{switchovers:#?}"
+    );
+    let leader = cl.wait_leader(None, Duration::from_secs(20)).await?;
+    let gauge = cl.controllers[leader]
+        .metric("switchyard_last_write_unavailable_seconds{database=\"orders\"}")
+        .await?;
+    // The same window (the text rounds down to whole milliseconds).
+    assert!(
+        gauge.is_some_and(|g| (g * 1000.0 - window_ms as f64).abs() <= 1.0),
+        "{gauge:?} vs {window_ms} ms"
+    );
     assert_eq!(db.variable(other, "read_only").await?, "0");
     assert_eq!(db.variable(new_primary, "read_only").await?, "1");
 

@@ -137,6 +137,7 @@ async fn intents_outcomes_and_takeover() -> anyhow::Result<()> {
         request: None,
         steps: Vec::new(),
         retryable: None,
+        write_unavailable_ms: None,
     };
     let after_action = JournalEntry {
         id: entry_id(lead_a.token(), 101),

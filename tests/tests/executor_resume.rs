@@ -156,6 +156,7 @@ fn failover_entry(token: i64, steps: Vec<Step>) -> JournalEntry {
         request: None,
         steps,
         retryable: None,
+        write_unavailable_ms: None,
     }
 }
 

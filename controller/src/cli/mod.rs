@@ -7,3 +7,4 @@ pub mod logging;
 pub mod ops;
 pub mod plan;
 pub mod probe;
+pub mod progress;

@@ -621,6 +621,10 @@ pub async fn request(
         DbRequest::Failover { database, to, .. } => (database, to.as_ref()),
         DbRequest::Switchover { database, to } => (database, Some(to)),
     };
+    let label = match &req {
+        DbRequest::Failover { .. } => format!("failover of {database}"),
+        DbRequest::Switchover { .. } => format!("switchover of {database}"),
+    };
     let Some(db) = cfg.databases.iter().find(|d| &d.name == database) else {
         let declared: Vec<&str> = cfg.databases.iter().map(|d| d.name.as_str()).collect();
         return Err(OpsError::Usage(format!(
@@ -668,10 +672,15 @@ pub async fn request(
     if output == Output::Table {
         writeln!(out, "request {id} handed to the leader")?;
     }
+    // Live phases on a terminal (nothing on a pipe, nothing for JSON).
+    let progress = (output == Output::Table).then(|| super::progress::Progress::start(&label));
     // The end of the wait, as one line (table) or one JSON object; the
     // exit code follows the status.
     let mut end =
         |status: &str, text: String, detail: serde_json::Value| -> Result<i32, OpsError> {
+            if let Some(p) = &progress {
+                p.finish();
+            }
             match output {
                 Output::Table => writeln!(out, "{text}")?,
                 Output::Json => {
@@ -690,16 +699,18 @@ pub async fn request(
             })
         };
     let deadline = tokio::time::Instant::now() + wait;
+    let waiting_key = store.keys().request_waiting(&id);
     loop {
         let journal = store
             .scan_json::<JournalEntry>(&store.keys().journal_prefix())
             .await?;
-        if let Some((_, e)) = journal
+        let entry = journal
             .values
             .into_iter()
-            .find(|(_, e)| e.request.as_deref() == Some(id.as_str()) && e.status != Status::Pending)
-        {
-            let outcome = e.outcome.unwrap_or_default();
+            .map(|(_, e)| e)
+            .find(|e| e.request.as_deref() == Some(id.as_str()));
+        if let Some(e) = entry.as_ref().filter(|e| e.status != Status::Pending) {
+            let outcome = e.outcome.clone().unwrap_or_default();
             let status = if e.status == Status::Done {
                 "done"
             } else {
@@ -708,13 +719,23 @@ pub async fn request(
             return end(
                 status,
                 format!("{status}: {outcome}"),
-                serde_json::json!({ "outcome": outcome, "journal_id": e.id }),
+                serde_json::json!({
+                    "outcome": outcome,
+                    "journal_id": e.id,
+                    "write_unavailable_ms": e.write_unavailable_ms,
+                }),
             );
         }
+        // The leader notes why a failover waits at the promotion gate.
+        let gate: Option<String> = match entry {
+            Some(_) => None,
+            None => store.get_json(&waiting_key).await.ok().flatten(),
+        };
+        if let Some(p) = &progress {
+            p.phase(super::progress::phase(entry.as_ref(), gate.as_deref()));
+        }
         if tokio::time::Instant::now() >= deadline {
-            // The leader notes why a failover waits at the promotion gate.
-            let key = store.keys().request_waiting(&id);
-            if let Ok(Some(reason)) = store.get_json::<String>(&key).await {
+            if let Some(reason) = gate {
                 return end(
                     "waiting_at_gate",
                     format!(

@@ -197,6 +197,7 @@ mod tests {
             request: None,
             steps: vec![],
             retryable: None,
+            write_unavailable_ms: None,
         };
         (id, e)
     }

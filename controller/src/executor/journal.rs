@@ -191,6 +191,12 @@ pub struct JournalEntry {
     /// precondition). The leader's retry backoff follows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
+    /// For a failover or switchover that moved the primary: how long no
+    /// member took writes, from the old primary's fence to the new one's
+    /// read-only off, in milliseconds, as the adapter measured it (the
+    /// cost of the move, shown by the CLI and in history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_unavailable_ms: Option<u64>,
 }
 
 impl JournalEntry {
@@ -277,6 +283,7 @@ mod tests {
                 member: "m0".into(),
             }],
             retryable: None,
+            write_unavailable_ms: Some(412),
         };
         let json = serde_json::to_string(&e).expect("encode");
         assert!(json.contains("\"kind\":\"set_weights\""));

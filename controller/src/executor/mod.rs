@@ -442,6 +442,7 @@ impl Executor {
             request: request.clone(),
             steps: Vec::new(),
             retryable: None,
+            write_unavailable_ms: None,
         };
         let keys = self.store.keys();
         let key = keys.journal(&entry.id);
@@ -569,6 +570,20 @@ impl Executor {
             Ok(p) => (Status::Done, p.outcome.clone(), p.new_primary.clone()),
             Err(e) => (Status::Failed, e.to_string(), None),
         };
+        if let (
+            Ok(Performed {
+                write_unavailable: Some(w),
+                ..
+            }),
+            ActionSpec::Failover { database, .. } | ActionSpec::Switchover { database, .. },
+        ) = (&result, &entry.action)
+        {
+            entry.write_unavailable_ms = Some(u64::try_from(w.as_millis()).unwrap_or(u64::MAX));
+            metrics::histogram!("switchyard_write_unavailable_seconds", "kind" => kind, "database" => database.clone())
+                .record(w.as_secs_f64());
+            metrics::gauge!("switchyard_last_write_unavailable_seconds", "database" => database.clone())
+                .set(w.as_secs_f64());
+        }
         entry.retryable = result.as_ref().err().map(ActionError::retryable);
         metrics::counter!("switchyard_actions_total", "kind" => kind, "status" => match status {
             Status::Done => "done",
@@ -714,10 +729,7 @@ impl Executor {
                 } else {
                     "already primary:"
                 };
-                let done = Performed {
-                    outcome: format!("{verb} {}", report.new_primary),
-                    new_primary: Some(report.new_primary),
-                };
+                let done = Performed::moved(format!("{verb} {}", report.new_primary), &report);
                 self.with_writer_step(database, done, guard).await
             }
             ActionSpec::MoveWriter { database, member } => {
@@ -782,10 +794,7 @@ impl Executor {
                         lost.join(",")
                     ));
                 }
-                let done = Performed {
-                    outcome,
-                    new_primary: Some(report.new_primary),
-                };
+                let done = Performed::moved(outcome, &report);
                 self.with_writer_step(database, done, guard).await
             }
         }
@@ -850,6 +859,8 @@ struct Performed {
     outcome: String,
     /// A failover's resulting primary, recorded in the database's state.
     new_primary: Option<String>,
+    /// How long no member took writes while the primary moved.
+    write_unavailable: Option<Duration>,
 }
 
 impl Performed {
@@ -857,6 +868,21 @@ impl Performed {
         Performed {
             outcome: outcome.to_string(),
             new_primary: None,
+            write_unavailable: None,
+        }
+    }
+
+    /// A moved primary's outcome, with the write-unavailable window the
+    /// adapter measured when it moved it (not on a repeated call).
+    fn moved(mut outcome: String, report: &switchyard_probes::replication::Report) -> Self {
+        let window = report.read_only_window.filter(|_| report.changed);
+        if let Some(w) = window {
+            outcome.push_str(&format!("; writes unavailable for {} ms", w.as_millis()));
+        }
+        Performed {
+            outcome,
+            new_primary: Some(report.new_primary.clone()),
+            write_unavailable: window,
         }
     }
 }
