@@ -77,27 +77,27 @@ pub struct KnownNames {
 pub enum Rejection {
     /// The report names another cluster (a probe pointed at the wrong
     /// controllers).
-    #[error("report is for cluster {0:?}, not ours")]
+    #[error("cluster: report is for cluster {0:?}, not ours")]
     OtherCluster(String),
     /// The target is not in the config.
-    #[error("unknown target {0:?}")]
+    #[error("target: unknown target {0:?}")]
     UnknownTarget(String),
     /// The vantage region is not declared.
-    #[error("vantage region {0:?} is not a declared region")]
+    #[error("vantage_region: {0:?} is not a declared region")]
     UnknownRegion(String),
     /// The timestamp is too far ahead of the controller's clock.
-    #[error("observed_at is {0} ms in the future (more than {max} ms allowed)", max = MAX_FUTURE_SKEW.as_millis())]
+    #[error("observed_at_unix_ms: {0} ms in the future (more than {max} ms allowed)", max = MAX_FUTURE_SKEW.as_millis())]
     FromTheFuture(i64),
     /// The timestamp cannot be a time.
-    #[error("observed_at {0} is not a valid time")]
+    #[error("observed_at_unix_ms: {0} is not a valid time")]
     BadTimestamp(i64),
     /// Neither up nor down.
-    #[error("outcome is unspecified")]
+    #[error("outcome: neither up nor down")]
     NoOutcome,
     /// With `[tls]`, the probe's certificate does not name this vantage
     /// (URI SAN `switchyard://<cluster>/vantage/<region>`): one host must
     /// not speak for another region.
-    #[error("vantage {0:?} is not named by the probe's certificate")]
+    #[error("vantage_region: {0:?} is not named by the probe's certificate")]
     UncertifiedVantage(String),
 }
 
@@ -112,6 +112,18 @@ impl Rejection {
         "no_outcome",
         "uncertified_vantage",
     ];
+
+    /// The `ProbeReport` field at fault, as the proto names it (every
+    /// message starts with it, so a probe's operator knows what to fix).
+    pub fn field(&self) -> &'static str {
+        match self {
+            Rejection::OtherCluster(_) => "cluster",
+            Rejection::UnknownTarget(_) => "target",
+            Rejection::UnknownRegion(_) | Rejection::UncertifiedVantage(_) => "vantage_region",
+            Rejection::FromTheFuture(_) | Rejection::BadTimestamp(_) => "observed_at_unix_ms",
+            Rejection::NoOutcome => "outcome",
+        }
+    }
 
     /// A short label for the rejection metric.
     pub fn label(&self) -> &'static str {
@@ -383,6 +395,50 @@ mod tests {
                 ..report("svc:api@a", "b", 1_000_000 + ahead, Outcome::Up)
             };
             assert!(check_report(&mut r, &k, now).is_ok(), "{cluster:?} {ahead}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any report, well formed or not: no panic; accepted exactly when
+        /// every field is valid; a rejection names, first thing, a field
+        /// that is in fact wrong.
+        #[test]
+        fn any_report_is_accepted_or_refused_naming_a_wrong_field(
+            cluster in proptest::prop_oneof!["", "prod", ".*"],
+            vantage in proptest::prop_oneof!["a", "b", ".*"],
+            target in proptest::prop_oneof!["svc:api@a", ".*"],
+            at_ms in proptest::prop_oneof![900_000i64..1_010_000, proptest::num::i64::ANY],
+            outcome in proptest::prop_oneof![0i32..3, proptest::num::i32::ANY],
+        ) {
+            let now = DateTime::<Utc>::from_timestamp_millis(1_000_000).unwrap_or_default();
+            let k = known();
+            let wrong = |field: &str| match field {
+                "cluster" => !cluster.is_empty() && cluster != "prod",
+                "vantage_region" => !k.regions.contains(&vantage),
+                "target" => !k.targets.contains(&target),
+                "observed_at_unix_ms" => {
+                    DateTime::<Utc>::from_timestamp_millis(at_ms)
+                        .is_none_or(|t| (t - now).num_milliseconds() > MAX_FUTURE_SKEW.as_millis() as i64)
+                }
+                "outcome" => !(1..=2).contains(&outcome),
+                _ => true,
+            };
+            let all_valid = ["cluster", "vantage_region", "target", "observed_at_unix_ms", "outcome"]
+                .iter()
+                .all(|f| !wrong(f));
+            let mut r = ProbeReport {
+                cluster: cluster.clone(),
+                outcome,
+                ..report(&target, &vantage, at_ms, Outcome::Up)
+            };
+            match check_report(&mut r, &k, now) {
+                Ok(_) => proptest::prop_assert!(all_valid),
+                Err(why) => {
+                    let text = why.to_string();
+                    proptest::prop_assert!(text.starts_with(&format!("{}: ", why.field())), "{}", text);
+                    proptest::prop_assert!(wrong(why.field()), "{} named but valid", why.field());
+                }
+            }
         }
     }
 
