@@ -273,6 +273,9 @@ enum ConfigCommand {
     Check {
         /// The TOML config file to check.
         file: PathBuf,
+        /// Output format (JSON: one object, `ok` and every diagnostic).
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
 }
 
@@ -281,8 +284,8 @@ fn main() -> anyhow::Result<ExitCode> {
     switchyard_controller::tls::install_crypto_provider();
     let code = match cli.command {
         Command::Config {
-            command: ConfigCommand::Check { file },
-        } => cli::config::check(&file, &mut std::io::stdout().lock())?,
+            command: ConfigCommand::Check { file, output },
+        } => cli::config::check(&file, output, &mut std::io::stdout().lock())?,
         Command::Controller {
             config,
             id,

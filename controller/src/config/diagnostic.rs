@@ -87,6 +87,21 @@ impl Diagnostic {
 
     /// The diagnostic as printed: one line, plus an indented hint line when
     /// there is a hint.
+    /// The diagnostic as one JSON object for scripts (`config check
+    /// --output json`): file, line, column, severity, key, message, hint.
+    pub fn to_json(&self, file: &Path) -> serde_json::Value {
+        serde_json::json!({
+            "file": file.display().to_string(),
+            "line": self.location.line,
+            "column": self.location.column,
+            "severity": self.severity.to_string(),
+            "key": (!self.path.is_root()).then(|| self.path.to_string()),
+            "message": self.message,
+            "hint": self.hint,
+        })
+    }
+
+    /// One line (two with a hint) for people.
     pub fn render(&self, file: &Path) -> String {
         let Location { line, column } = self.location;
         let mut text = format!("{}:{line}:{column}: {}: ", file.display(), self.severity);

@@ -18,7 +18,9 @@ pub mod step_window;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 use etcd_client::TxnOp;
@@ -341,7 +343,7 @@ impl Executor {
                 vouched_lease: &vouched_lease,
                 unseen_wait: leases.unseen_wait(ttl),
             };
-            gate::may_promote(old_primary, &evidence, false, tokio::time::Instant::now())
+            gate::may_promote(old_primary, &evidence, false, Instant::now())
         };
         let pair = (database.to_string(), old_primary.to_string());
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
@@ -500,7 +502,7 @@ impl Executor {
         entry: &JournalEntry,
     ) -> Result<(), ExecError> {
         let until = leader.won_at() + self.timing.takeover_quiet();
-        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let left = until.saturating_duration_since(Instant::now());
         if !left.is_zero() {
             tracing::info!(id = %entry.id, by = %entry.created_by, wait_ms = left.as_millis() as u64,
                 "waiting out the previous leader's lease and longest step before resuming its intent");
