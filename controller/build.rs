@@ -1,8 +1,11 @@
-//! Generates the controller-to-controller peer protocol (`proto/peer.proto`).
+//! Generates the controller-to-controller peer protocol (`proto/peer.proto`)
+//! and the operator API (`proto/operator.proto`).
 //! Needs `protoc` (Debian `protobuf-compiler`, installed by `scripts/setup`).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/peer.proto");
-    tonic_prost_build::configure().compile_protos(&["proto/peer.proto"], &["proto"])?;
+    println!("cargo:rerun-if-changed=proto/operator.proto");
+    tonic_prost_build::configure()
+        .compile_protos(&["proto/peer.proto", "proto/operator.proto"], &["proto"])?;
     Ok(())
 }

@@ -313,3 +313,50 @@ async fn a_leader_that_cannot_renew_takes_no_further_step() -> anyhow::Result<()
     a.stop().await;
     Ok(())
 }
+
+/// An operator request cancelled between the leader reading it and
+/// writing its intent is not started: the intent's fenced write also
+/// requires the request key, and a missing one is told apart from lost
+/// leadership (the leader stays leader).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_withdrawn_before_its_intent_is_written_is_not_started() -> anyhow::Result<()> {
+    let etcd = Etcd::single().await?;
+    let store = Store::connect(&etcd.endpoints(), "withdrawn-test").await?;
+    let dir = tempfile::tempdir()?;
+    let backend = Arc::new(FileBackend::new(dir.path().join("weights.json")));
+    let mut a = Node::start(&store, "ctl-a").await;
+    let lead = a.leadership().await;
+    let exec = Executor::new(store.clone(), backend.clone(), "ctl-a");
+    let action = ActionSpec::SetWeights {
+        record: "api.example.com.".into(),
+        weights: weights(&[("a", 0), ("b", 200)]),
+    };
+    // Withdrawn: no request key (a cancel deleted it).
+    let gone = exec
+        .execute_request(
+            &lead,
+            action.clone(),
+            vec![],
+            Some("r-1".into()),
+            Utc::now(),
+        )
+        .await;
+    assert!(
+        matches!(&gone, Err(switchyard_controller::executor::ExecError::Withdrawn(id)) if id == "r-1"),
+        "{gone:?}"
+    );
+    assert!(lead.is_held(), "a withdrawn request is not lost leadership");
+    let journal: Vec<(String, JournalEntry)> =
+        store.list_json(&store.keys().journal_prefix()).await?;
+    assert!(journal.is_empty(), "{journal:?}");
+    assert_eq!(calls(&backend), 0);
+    // Standing: carried out, and the request key consumed with it.
+    store.put_control(store.keys().request("r-2"), "{}").await?;
+    let done = exec
+        .execute_request(&lead, action, vec![], Some("r-2".into()), Utc::now())
+        .await?;
+    assert_eq!(done.status, Status::Done);
+    assert!(!store.exists(&store.keys().request("r-2")).await?);
+    a.stop().await;
+    Ok(())
+}

@@ -2,5 +2,6 @@
 //! operator API.
 
 pub mod ingest;
+pub mod operator;
 pub mod peer;
 pub mod tls_accept;

@@ -32,7 +32,7 @@ pub enum Output {
 
 impl Switch {
     /// The command's name, for JSON output.
-    fn command(&self) -> &'static str {
+    pub fn command(&self) -> &'static str {
         match self {
             Switch::Pause => "pause",
             Switch::Resume => "resume",
@@ -117,6 +117,72 @@ pub(crate) async fn connect(path: &Path) -> Result<(config::Config, Store), OpsE
     Ok((cfg, store))
 }
 
+/// Who asks for a change, and why: recorded in history with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The identity (an operator's name, or `operator@<host>` for the
+    /// CLI writing to etcd itself).
+    pub by: String,
+    /// Why, in the operator's words.
+    pub reason: String,
+    /// Where the request came from (the API client's address).
+    pub origin: Option<String>,
+}
+
+impl Actor {
+    /// The CLI acting on etcd itself: this host, no reason given.
+    pub fn local() -> Self {
+        Actor {
+            by: format!("operator@{}", hostname()),
+            reason: "operator command".into(),
+            origin: None,
+        }
+    }
+}
+
+/// Applies a switch as `actor`: whether it changed anything, and what
+/// holds now in words.
+pub async fn apply_switch(
+    cfg: &config::Config,
+    store: &Store,
+    which: &Switch,
+    actor: &Actor,
+) -> Result<(bool, String), OpsError> {
+    let keys = store.keys().clone();
+    let (key, on, what) = match which {
+        Switch::Pause => (keys.pause(), true, "automation paused".to_string()),
+        Switch::Resume => (keys.pause(), false, "automation resumed".to_string()),
+        Switch::Failback(r) => {
+            check_region(cfg, r)?;
+            let now = Utc::now();
+            let json = encode(r, &now.to_rfc3339())?;
+            store
+                .put_control(keys.failback(r), &String::from_utf8_lossy(&json))
+                .await?;
+            let what = format!("failback of region {r} approved");
+            record(store, &what, actor).await?;
+            return Ok((true, what));
+        }
+        Switch::Drain(r) | Switch::Undrain(r) => {
+            check_region(cfg, r)?;
+            let on = matches!(which, Switch::Drain(_));
+            let verb = if on { "drained" } else { "undrained" };
+            (keys.drain(r), on, format!("region {r} {verb}"))
+        }
+    };
+    let present = store.exists(&key).await?;
+    if present == on {
+        return Ok((false, what));
+    }
+    if on {
+        store.put_control(key, &Utc::now().to_rfc3339()).await?;
+    } else {
+        store.delete_control(key).await?;
+    }
+    record(store, &what, actor).await?;
+    Ok((true, what))
+}
+
 /// Applies a switch; prints what changed (or that nothing had to).
 pub async fn switch(
     path: &Path,
@@ -125,53 +191,28 @@ pub async fn switch(
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
     let (cfg, store) = connect(path).await?;
-    let command = which.command();
-    // One line for people, one JSON object for scripts.
-    let mut say = |changed: bool, what: &str| -> Result<(), OpsError> {
-        match output {
-            Output::Table if changed => writeln!(out, "{what}")?,
-            Output::Table => writeln!(out, "unchanged: {what} already")?,
-            Output::Json => writeln!(
-                out,
-                "{}",
-                serde_json::json!({ "command": command, "changed": changed, "what": what })
-            )?,
-        }
-        Ok(())
-    };
-    let keys = store.keys().clone();
-    let (key, on, what) = match &which {
-        Switch::Pause => (keys.pause(), true, "automation paused".to_string()),
-        Switch::Resume => (keys.pause(), false, "automation resumed".to_string()),
-        Switch::Failback(r) => {
-            check_region(&cfg, r)?;
-            let now = Utc::now();
-            let json = encode(r, &now.to_rfc3339())?;
-            store
-                .put_control(keys.failback(r), &String::from_utf8_lossy(&json))
-                .await?;
-            let what = format!("failback of region {r} approved");
-            record(&store, &what).await?;
-            return say(true, &what);
-        }
-        Switch::Drain(r) | Switch::Undrain(r) => {
-            check_region(&cfg, r)?;
-            let on = matches!(which, Switch::Drain(_));
-            let verb = if on { "drained" } else { "undrained" };
-            (keys.drain(r), on, format!("region {r} {verb}"))
-        }
-    };
-    let present = store.exists(&key).await?;
-    if present == on {
-        return say(false, &what);
+    let (changed, what) = apply_switch(&cfg, &store, &which, &Actor::local()).await?;
+    print_switch(which.command(), changed, &what, output, out)
+}
+
+/// A switch's result: one line for people, one JSON object for scripts.
+pub fn print_switch(
+    command: &str,
+    changed: bool,
+    what: &str,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), OpsError> {
+    match output {
+        Output::Table if changed => writeln!(out, "{what}")?,
+        Output::Table => writeln!(out, "unchanged: {what} already")?,
+        Output::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "command": command, "changed": changed, "what": what })
+        )?,
     }
-    if on {
-        store.put_control(key, &Utc::now().to_rfc3339()).await?;
-    } else {
-        store.delete_control(key).await?;
-    }
-    record(&store, &what).await?;
-    say(true, &what)
+    Ok(())
 }
 
 fn check_region(cfg: &config::Config, r: &str) -> Result<(), OpsError> {
@@ -185,14 +226,18 @@ fn check_region(cfg: &config::Config, r: &str) -> Result<(), OpsError> {
     )))
 }
 
-/// Writes an operator event to history.
-async fn record(store: &Store, what: &str) -> Result<(), OpsError> {
+/// Writes an operator event to history: who, why, and from where.
+async fn record(store: &Store, what: &str, actor: &Actor) -> Result<(), OpsError> {
     let now = Utc::now();
+    let mut reasons = vec![actor.reason.clone()];
+    if let Some(origin) = &actor.origin {
+        reasons.push(format!("from {origin}"));
+    }
     let event = HistoryEvent {
         at: now,
-        by: format!("operator@{}", hostname()),
+        by: actor.by.clone(),
         what: what.to_string(),
-        reasons: vec!["operator command".into()],
+        reasons,
         journal_id: None,
         steps: Vec::new(),
     };
@@ -376,6 +421,13 @@ async fn fencing_of(
 /// Prints the cluster's state.
 pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<(), OpsError> {
     let (cfg, store) = connect(path).await?;
+    let view = status_view(&cfg, &store).await?;
+    print_status(&view, output, out)
+}
+
+/// Reads the cluster's state (and pings the controllers that could fence
+/// each database's primary).
+pub async fn status_view(cfg: &config::Config, store: &Store) -> Result<StatusView, OpsError> {
     let keys = store.keys();
     // Lenient: an entry a newer version wrote must not hide the rest.
     let journal = store
@@ -392,7 +444,7 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
         store.list_json(&keys.controllers_prefix()).await?;
     // The liveness pings present this host's certificate under `[tls]`: an
     // unusable one is an error, not a dead controller.
-    let tls = crate::tls::client_config(&cfg)?;
+    let tls = crate::tls::client_config(cfg)?;
     let mut fencing = Vec::new();
     for (db, state) in &databases {
         let vouch: Option<Vouch> = store.get_json(&keys.vouched(db)).await?;
@@ -400,7 +452,7 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
         fencing.push((
             db.clone(),
             fencing_of(
-                &cfg,
+                cfg,
                 tls.as_ref(),
                 db,
                 state,
@@ -428,6 +480,15 @@ pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<
         fencing,
         bypass: store.list_json(&keys.bypass_prefix()).await?,
     };
+    Ok(view)
+}
+
+/// Prints a [`StatusView`] as a table or one JSON document.
+pub fn print_status(
+    view: &StatusView,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), OpsError> {
     if output == Output::Json {
         serde_json::to_writer_pretty(&mut *out, &view).map_err(std::io::Error::other)?;
         writeln!(out)?;
@@ -531,6 +592,27 @@ pub async fn history(
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
     let (_, store) = connect(path).await?;
+    let page = history_page(&store, limit, before).await?;
+    print_history(&page, output, out)
+}
+
+/// One page of history, oldest first.
+#[derive(Debug, Serialize)]
+pub struct HistoryPage {
+    /// The events that could be read.
+    pub events: Vec<HistoryEvent>,
+    /// How many on the page could not be read (a newer version's).
+    pub unreadable: usize,
+    /// The cursor of the page before this one, if any.
+    pub older: Option<String>,
+}
+
+/// Reads the `limit` events before `before` (the newest when `None`).
+pub async fn history_page(
+    store: &Store,
+    limit: usize,
+    before: Option<&str>,
+) -> Result<HistoryPage, OpsError> {
     let limit = i64::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000);
     let page = store
         .page(
@@ -553,12 +635,26 @@ pub async fn history(
             Err(_) => unreadable += 1,
         }
     }
+    Ok(HistoryPage {
+        events,
+        unreadable,
+        older,
+    })
+}
+
+/// Prints a page: the events (JSON: their array), then what was not read
+/// and the cursor to the page before.
+pub fn print_history(
+    page: &HistoryPage,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), OpsError> {
     if output == Output::Json {
-        serde_json::to_writer_pretty(&mut *out, &events).map_err(std::io::Error::other)?;
+        serde_json::to_writer_pretty(&mut *out, &page.events).map_err(std::io::Error::other)?;
         writeln!(out)?;
         return Ok(());
     }
-    for e in &events {
+    for e in &page.events {
         writeln!(
             out,
             "{}  {:<16} {}",
@@ -570,17 +666,22 @@ pub async fn history(
             writeln!(out, "    {r}")?;
         }
     }
-    if unreadable > 0 {
+    if page.unreadable > 0 {
         writeln!(
             out,
-            "({unreadable} event(s) on this page could not be read: written by a newer version?)"
+            "({} event(s) on this page could not be read: written by a newer version?)",
+            page.unreadable
         )?;
     }
-    if let Some(cursor) = older {
+    if let Some(cursor) = &page.older {
         writeln!(out, "(older events: switchyard history --before {cursor})")?;
     }
     Ok(())
 }
+
+/// How long the leader keeps a request it has not started (the operator
+/// who asked has long stopped waiting by then).
+pub const DEFAULT_REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A database change an operator asks the leader for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -604,26 +705,24 @@ pub enum DbRequest {
     },
 }
 
-/// Hands a failover or switchover to the leader and waits up to `wait` for
-/// its outcome. Returns the exit code: 0 done, 1 failed, 2 still running.
-pub async fn request(
-    path: &Path,
+/// Checks `req` against the config and hands it to the leader as
+/// `actor`; returns the request's id. `expected_primary`: refused by the
+/// leader if the primary is another by then; `deadline`: dropped if not
+/// started within it.
+pub async fn submit_request(
+    cfg: &config::Config,
+    store: &Store,
     req: DbRequest,
-    wait: std::time::Duration,
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<i32, OpsError> {
+    actor: &Actor,
+    expected_primary: Option<String>,
+    deadline: std::time::Duration,
+) -> Result<String, OpsError> {
     use crate::executor::ActionSpec;
     use crate::executor::journal::OperatorRequest;
 
-    let (cfg, store) = connect(path).await?;
     let (database, to) = match &req {
         DbRequest::Failover { database, to, .. } => (database, to.as_ref()),
         DbRequest::Switchover { database, to } => (database, Some(to)),
-    };
-    let label = match &req {
-        DbRequest::Failover { .. } => format!("failover of {database}"),
-        DbRequest::Switchover { .. } => format!("switchover of {database}"),
     };
     let Some(db) = cfg.databases.iter().find(|d| &d.name == database) else {
         let declared: Vec<&str> = cfg.databases.iter().map(|d| d.name.as_str()).collect();
@@ -632,14 +731,19 @@ pub async fn request(
             declared.join(", ")
         )));
     };
-    if let Some(to) = to
-        && !db.members.iter().any(|m| &m.id == to)
-    {
-        let members: Vec<&str> = db.members.iter().map(|m| m.id.as_str()).collect();
-        return Err(OpsError::Usage(format!(
-            "database {database:?} has no member {to:?}; members: {}",
-            members.join(", ")
-        )));
+    let members: Vec<&str> = db.members.iter().map(|m| m.id.as_str()).collect();
+    for (what, name) in [
+        ("member", to),
+        ("expected primary", expected_primary.as_ref()),
+    ] {
+        if let Some(name) = name
+            && !members.contains(&name.as_str())
+        {
+            return Err(OpsError::Usage(format!(
+                "database {database:?} has no {what} {name:?}; members: {}",
+                members.join(", ")
+            )));
+        }
     }
     let action = match req {
         DbRequest::Failover {
@@ -659,16 +763,141 @@ pub async fn request(
         },
     };
     let now = Utc::now();
-    let id = format!("{:013}-{}", now.timestamp_millis(), std::process::id());
+    let id = format!(
+        "{:013}-{:08x}",
+        now.timestamp_millis(),
+        rand::random::<u32>()
+    );
     let request = OperatorRequest {
         action,
-        requested_by: format!("operator@{}", hostname()),
+        requested_by: actor.by.clone(),
         requested_at: now,
+        reason: Some(actor.reason.clone()),
+        origin: actor.origin.clone(),
+        expected_primary,
+        expires_at: chrono::Duration::from_std(deadline)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d)),
     };
     let json = encode(&id, &request)?;
     store
         .put_control(store.keys().request(&id), &String::from_utf8_lossy(&json))
         .await?;
+    Ok(id)
+}
+
+/// Where a submitted request stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RequestState {
+    /// queued | waiting_at_gate | running | done | failed | gone.
+    pub status: String,
+    /// done/failed: what happened; gone: what may have.
+    pub outcome: Option<String>,
+    /// Its journal entry, once started.
+    pub journal_id: Option<String>,
+    /// waiting_at_gate: the gate's evidence.
+    pub gate: Option<String>,
+    /// done, when the primary moved: how long no member took writes.
+    pub write_unavailable_ms: Option<u64>,
+    /// running: the external steps done so far.
+    pub steps: Vec<String>,
+}
+
+/// Reads where request `id` stands: its journal entry once started, else
+/// the request key (and why it waits at the gate), else gone.
+pub async fn request_state(store: &Store, id: &str) -> Result<RequestState, OpsError> {
+    let keys = store.keys();
+    let journal = store
+        .scan_json::<JournalEntry>(&keys.journal_prefix())
+        .await?;
+    if let Some(e) = journal
+        .values
+        .into_iter()
+        .map(|(_, e)| e)
+        .find(|e| e.request.as_deref() == Some(id))
+    {
+        let status = match e.status {
+            Status::Pending => "running",
+            Status::Done => "done",
+            Status::Failed => "failed",
+        };
+        return Ok(RequestState {
+            status: status.into(),
+            outcome: e.outcome,
+            journal_id: Some(e.id),
+            gate: None,
+            write_unavailable_ms: e.write_unavailable_ms,
+            steps: e.steps.iter().map(ToString::to_string).collect(),
+        });
+    }
+    if store.exists(&keys.request(id)).await? {
+        let gate: Option<String> = store.get_json(&keys.request_waiting(id)).await?;
+        return Ok(RequestState {
+            status: if gate.is_some() {
+                "waiting_at_gate"
+            } else {
+                "queued"
+            }
+            .into(),
+            gate,
+            ..RequestState::default()
+        });
+    }
+    Ok(RequestState {
+        status: "gone".into(),
+        outcome: Some(format!(
+            "request {id} is neither pending nor started: cancelled, expired, refused or never \
+             made; `switchyard history` says which"
+        )),
+        ..RequestState::default()
+    })
+}
+
+/// Withdraws request `id` if the leader has not started it: whether it
+/// was withdrawn, and what holds, in words.
+pub async fn cancel_request(
+    store: &Store,
+    id: &str,
+    actor: &Actor,
+) -> Result<(bool, String), OpsError> {
+    let keys = store.keys();
+    if !store.delete_control_if_present(keys.request(id)).await? {
+        let state = request_state(store, id).await?;
+        let what = match state.status.as_str() {
+            "gone" => format!("nothing to cancel: request {id} is not pending"),
+            s => format!("request {id} cannot be cancelled: it is {s}"),
+        };
+        return Ok((false, what));
+    }
+    store.delete_control(keys.request_waiting(id)).await?;
+    let what = format!("request {id} cancelled before it started");
+    record(store, &what, actor).await?;
+    Ok((true, what))
+}
+
+/// Hands a failover or switchover to the leader and waits up to `wait` for
+/// its outcome. Returns the exit code: 0 done, 1 failed, 2 still running.
+pub async fn request(
+    path: &Path,
+    req: DbRequest,
+    wait: std::time::Duration,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<i32, OpsError> {
+    let (cfg, store) = connect(path).await?;
+    let label = match &req {
+        DbRequest::Failover { database, .. } => format!("failover of {database}"),
+        DbRequest::Switchover { database, .. } => format!("switchover of {database}"),
+    };
+    let id = submit_request(
+        &cfg,
+        &store,
+        req,
+        &Actor::local(),
+        None,
+        DEFAULT_REQUEST_DEADLINE,
+    )
+    .await?;
     if output == Output::Table {
         writeln!(out, "request {id} handed to the leader")?;
     }
@@ -699,43 +928,25 @@ pub async fn request(
             })
         };
     let deadline = tokio::time::Instant::now() + wait;
-    let waiting_key = store.keys().request_waiting(&id);
     loop {
-        let journal = store
-            .scan_json::<JournalEntry>(&store.keys().journal_prefix())
-            .await?;
-        let entry = journal
-            .values
-            .into_iter()
-            .map(|(_, e)| e)
-            .find(|e| e.request.as_deref() == Some(id.as_str()));
-        if let Some(e) = entry.as_ref().filter(|e| e.status != Status::Pending) {
-            let outcome = e.outcome.clone().unwrap_or_default();
-            let status = if e.status == Status::Done {
-                "done"
-            } else {
-                "failed"
-            };
+        let state = request_state(&store, &id).await?;
+        if matches!(state.status.as_str(), "done" | "failed" | "gone") {
+            let outcome = state.outcome.clone().unwrap_or_default();
             return end(
-                status,
-                format!("{status}: {outcome}"),
+                &state.status,
+                format!("{}: {outcome}", state.status),
                 serde_json::json!({
                     "outcome": outcome,
-                    "journal_id": e.id,
-                    "write_unavailable_ms": e.write_unavailable_ms,
+                    "journal_id": state.journal_id,
+                    "write_unavailable_ms": state.write_unavailable_ms,
                 }),
             );
         }
-        // The leader notes why a failover waits at the promotion gate.
-        let gate: Option<String> = match entry {
-            Some(_) => None,
-            None => store.get_json(&waiting_key).await.ok().flatten(),
-        };
         if let Some(p) = &progress {
-            p.phase(super::progress::phase(entry.as_ref(), gate.as_deref()));
+            p.phase(super::progress::phase(&state));
         }
         if tokio::time::Instant::now() >= deadline {
-            if let Some(reason) = gate {
+            if let Some(reason) = state.gate {
                 return end(
                     "waiting_at_gate",
                     format!(

@@ -12,10 +12,11 @@ use serde::Serialize;
 use super::ops::{OpsError, Output, connect, print_alarms};
 use crate::engine::{Action, GateHold, PublishedAlarm, PublishedPlan};
 use crate::runtime::peers::Registration;
+use crate::store::Store;
 
 /// What `plan` shows.
 #[derive(Debug, Serialize)]
-struct PlanView {
+pub struct PlanView {
     /// The controller leading now (its id; its address when it has not
     /// registered).
     leader: Option<String>,
@@ -80,6 +81,13 @@ fn print_action(out: &mut dyn Write, a: &Action) -> std::io::Result<()> {
 /// Prints the plan.
 pub async fn plan(path: &Path, output: Output, out: &mut dyn Write) -> Result<(), OpsError> {
     let (_, store) = connect(path).await?;
+    let view = plan_view(&store).await?;
+    print_plan(&view, output, out)
+}
+
+/// Reads the plan as the leader published it, with the current leader,
+/// the pause switch and the alarms.
+pub async fn plan_view(store: &Store) -> Result<PlanView, OpsError> {
     let keys = store.keys();
     // The election holds the leader's address; its registration names it.
     let registered: Vec<(String, Registration)> =
@@ -104,6 +112,11 @@ pub async fn plan(path: &Path, output: Output, out: &mut dyn Write) -> Result<()
             .unwrap_or_default(),
         gate_holds: published.map(|p| p.gate_holds).unwrap_or_default(),
     };
+    Ok(view)
+}
+
+/// Prints a [`PlanView`] as a table or one JSON document.
+pub fn print_plan(view: &PlanView, output: Output, out: &mut dyn Write) -> Result<(), OpsError> {
     if output == Output::Json {
         serde_json::to_writer_pretty(&mut *out, &view).map_err(std::io::Error::other)?;
         writeln!(out)?;

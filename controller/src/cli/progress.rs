@@ -8,22 +8,21 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::executor::{JournalEntry, Status};
+use super::ops::RequestState;
 
-/// Where a request stands, from what the CLI can read of it.
-pub fn phase(entry: Option<&JournalEntry>, gate: Option<&str>) -> String {
-    match (entry, gate) {
-        (Some(e), _) if e.status == Status::Pending => match e.steps.last() {
-            Some(last) => format!(
-                "{}: {} step(s) done, last: {last}",
-                e.action.kind(),
-                e.steps.len()
-            ),
-            None => format!("{}: started by {}", e.action.kind(), e.created_by),
+/// Where a request stands, in words, from what the CLI can read of it.
+pub fn phase(state: &RequestState) -> String {
+    match state.status.as_str() {
+        "queued" => "handed to the leader, waiting for it to start".into(),
+        "waiting_at_gate" => format!(
+            "waiting at the promotion gate: {}",
+            state.gate.as_deref().unwrap_or("")
+        ),
+        "running" => match state.steps.last() {
+            Some(last) => format!("{} step(s) done, last: {last}", state.steps.len()),
+            None => "started".into(),
         },
-        (Some(e), _) => format!("{}: finished", e.action.kind()),
-        (None, Some(reason)) => format!("waiting at the promotion gate: {reason}"),
-        (None, None) => "handed to the leader, waiting for it to start".into(),
+        other => other.to_string(),
     }
 }
 
@@ -59,61 +58,32 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::ActionSpec;
-    use switchyard_probes::replication::Step;
 
-    fn entry(status: Status, steps: Vec<Step>) -> JournalEntry {
-        JournalEntry {
-            id: "000000000001-000001".into(),
-            action: ActionSpec::Switchover {
-                database: "orders".into(),
-                to_member: "m1".into(),
-            },
-            reasons: vec![],
-            status,
-            created_by: "ctl-a".into(),
-            created_at: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
-            finished_by: None,
-            finished_at: None,
-            outcome: None,
-            request: Some("r".into()),
-            steps,
-            retryable: None,
-            write_unavailable_ms: None,
+    fn state(status: &str, gate: Option<&str>, steps: &[&str]) -> RequestState {
+        RequestState {
+            status: status.into(),
+            gate: gate.map(str::to_string),
+            steps: steps.iter().map(|s| s.to_string()).collect(),
+            ..RequestState::default()
         }
     }
 
     #[test]
     fn each_phase_is_told_apart() {
-        let fence = Step::Fence {
-            member: "m0".into(),
-        };
-        let running = entry(Status::Pending, vec![Step::Observe, fence]);
         let cases = [
-            (None, None, "handed to the leader"),
+            (state("queued", None, &[]), "handed to the leader"),
             (
-                None,
-                Some("lease held"),
+                state("waiting_at_gate", Some("lease held"), &[]),
                 "waiting at the promotion gate: lease held",
             ),
+            (state("running", None, &[]), "started"),
             (
-                Some(entry(Status::Pending, vec![])),
-                None,
-                "switchover: started by ctl-a",
-            ),
-            (
-                Some(running),
-                None,
-                "switchover: 2 step(s) done, last: fence m0",
-            ),
-            (
-                Some(entry(Status::Done, vec![])),
-                None,
-                "switchover: finished",
+                state("running", None, &["observe", "fence m0"]),
+                "2 step(s) done, last: fence m0",
             ),
         ];
-        for (e, gate, expected) in cases {
-            let got = phase(e.as_ref(), gate);
+        for (s, expected) in cases {
+            let got = phase(&s);
             assert!(got.starts_with(expected), "{got:?} vs {expected:?}");
         }
     }

@@ -30,8 +30,8 @@ pub use path::{KeyPath, Segment};
 pub use schema::{
     AnswerMode, Check, Config, Controller, Credentials, Database, DatabaseCheck, DatabaseKind, Dns,
     DnsCheck, Embedded, Endpoint, Etcd, EtcdTls, FileDns, GrpcCheck, GrpcTls, HttpCheck, Journal,
-    Member, Mode, Policy, Promotion, RecordType, Region, Route53, STALE_INTERVALS, Service,
-    TcpCheck, Witness, vantage_uri,
+    Member, Mode, Operator, Policy, Promotion, RecordType, Region, Role, Route53, STALE_INTERVALS,
+    Service, TcpCheck, Witness, vantage_uri,
 };
 pub use secret::{Password, Secret, SecretError};
 pub use summary::write_summary;

@@ -928,3 +928,54 @@ fn an_unreadable_file_names_the_file() {
             .starts_with("/no/such/switchyard.toml: cannot read config file")
     );
 }
+
+#[test]
+fn operators_need_one_well_formed_token_and_unique_names() {
+    let hash = "a".repeat(64);
+    let ok = format!(
+        "[[operators]]\nname = \"vera\"\nrole = \"viewer\"\ntoken_sha256 = \"{hash}\"\n\n\
+         [[operators]]\nname = \"ada\"\nrole = \"admin\"\ntoken_file = \"/etc/switchyard/ada.token\"\n"
+    );
+    assert!(warnings(&ok).is_empty());
+    // (snippet, key path, message fragment)
+    let cases = [
+        (
+            "[[operators]]\nname = \"x\"\nrole = \"viewer\"\n".to_string(),
+            "operators[0]",
+            "no token",
+        ),
+        (
+            format!(
+                "[[operators]]\nname = \"x\"\nrole = \"viewer\"\ntoken_sha256 = \"{hash}\"\ntoken_file = \"/t\"\n"
+            ),
+            "operators[0]",
+            "not both",
+        ),
+        (
+            "[[operators]]\nname = \"x\"\nrole = \"viewer\"\ntoken_sha256 = \"abc\"\n".to_string(),
+            "operators[0].token_sha256",
+            "64 hex digits",
+        ),
+        (
+            format!(
+                "[[operators]]\nname = \"x\"\nrole = \"viewer\"\ntoken_sha256 = \"{hash}\"\n\n\
+                 [[operators]]\nname = \"x\"\nrole = \"admin\"\ntoken_file = \"/t\"\n"
+            ),
+            "operators[1].name",
+            "duplicate operator name",
+        ),
+        (
+            format!("[[operators]]\nname = \"x\"\nrole = \"root\"\ntoken_sha256 = \"{hash}\"\n"),
+            "operators[0].role",
+            "unknown variant",
+        ),
+    ];
+    for (snippet, path, fragment) in cases {
+        let errs = errors(&snippet);
+        assert!(
+            errs.iter()
+                .any(|d| d.path.to_string() == path && d.message.contains(fragment)),
+            "{path} / {fragment}: {errs:#?}"
+        );
+    }
+}

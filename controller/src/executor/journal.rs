@@ -139,10 +139,23 @@ pub struct OperatorRequest {
     /// What to do. For a failover, `from_member` may be empty: the leader
     /// fills in the primary it knows.
     pub action: ActionSpec,
-    /// Who asked (user@host).
+    /// Who asked (an operator's name, or user@host).
     pub requested_by: String,
     /// When.
     pub requested_at: DateTime<Utc>,
+    /// Why, in the operator's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Where the request came from (the API client's address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// The primary the operator saw: the leader refuses the request if the
+    /// database's primary is another when it would act (never re-aimed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_primary: Option<String>,
+    /// The leader drops the request if it has not started it by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Where an intent stands.

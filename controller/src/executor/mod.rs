@@ -65,6 +65,10 @@ pub enum ExecError {
         /// What stopped it.
         cause: String,
     },
+    /// The operator request was withdrawn (cancelled) between the leader
+    /// reading it and writing its intent: nothing was written or done.
+    #[error("request {0} was withdrawn before it started: nothing done")]
+    Withdrawn(String),
 }
 
 impl ExecError {
@@ -449,11 +453,22 @@ impl Executor {
         let keys = self.store.keys();
         let key = keys.journal(&entry.id);
         let mut ops = vec![TxnOp::put(key.clone(), encode(&key, &entry)?, None)];
-        if let Some(r) = &request {
-            ops.push(TxnOp::delete(keys.request(r), None));
-            ops.push(TxnOp::delete(keys.request_waiting(r), None));
+        match &request {
+            Some(r) => {
+                ops.push(TxnOp::delete(keys.request(r), None));
+                ops.push(TxnOp::delete(keys.request_waiting(r), None));
+                // Only while the request stands: a cancel that got there
+                // first wins, and nothing is started.
+                if !self
+                    .store
+                    .fenced_txn_while(leader, &keys.request(r), ops)
+                    .await?
+                {
+                    return Err(ExecError::Withdrawn(r.clone()));
+                }
+            }
+            None => self.store.fenced_txn(leader, ops).await?,
         }
-        self.store.fenced_txn(leader, ops).await?;
         tracing::info!(id = %entry.id, action = entry.action.kind(), subject = entry.action.subject(), "intent written");
         self.complete(leader, entry, now).await
     }

@@ -559,6 +559,10 @@ async fn harvest(
         };
         match (result, running.origin) {
             (Err(e), _) if e.lost_leadership() => lost = Some(e),
+            (Err(ExecError::Withdrawn(id)), _) => {
+                tracing::info!(request = %id, "operator request withdrawn before it started");
+                st.waiting.remove(&id);
+            }
             (Err(e), _) if e.interrupted() => {
                 tracing::warn!(%lane, error = %e, "will resume the interrupted intent first");
                 st.resume_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
@@ -710,6 +714,10 @@ async fn serve_requests(
     let now = ctx.clock.now();
     for (id, request) in requests {
         let mut action = request.action.clone();
+        if let Some(why) = request_void(&request, topology, now) {
+            drop_request(ctx, leader, st, &id, &request, &why, now).await;
+            continue;
+        }
         if !st.lanes.is_free(&Lane::of(&action)) {
             continue;
         }
@@ -734,6 +742,8 @@ async fn serve_requests(
             request.requested_by,
             request.requested_at.to_rfc3339()
         )];
+        reasons.extend(request.reason.clone());
+        reasons.extend(request.origin.as_ref().map(|o| format!("from {o}")));
         match gate(ctx, &action, now).await {
             Ok(reason) => {
                 st.gate_waits.opened(action.subject());
@@ -763,6 +773,86 @@ async fn serve_requests(
             Origin::Request(id),
             now,
         );
+    }
+}
+
+/// Why a request must not be carried out any more, if so: not started by
+/// its deadline, or the primary is no longer the one the operator saw (a
+/// request is never re-aimed at another primary). Pure.
+pub fn request_void(
+    request: &OperatorRequest,
+    topology: &Topology,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    let database = request.action.subject();
+    if let Some(at) = request.expires_at
+        && now > at
+    {
+        return Some(format!(
+            "expired: not started by {} (its deadline); nothing done",
+            at.to_rfc3339()
+        ));
+    }
+    let expected = request.expected_primary.as_deref()?;
+    let actual = topology
+        .databases
+        .get(database)
+        .map_or("", |d| d.primary.as_str());
+    (actual != expected).then(|| {
+        format!(
+            "refused: the primary of {database} is {}, not {expected} as the operator saw; \
+             nothing done (ask again against the current primary)",
+            if actual.is_empty() { "unknown" } else { actual }
+        )
+    })
+}
+
+/// Removes a void request and says why in history, once.
+async fn drop_request(
+    ctx: &LeaderContext,
+    leader: &Leadership,
+    st: &mut Term,
+    id: &str,
+    request: &OperatorRequest,
+    why: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let keys = ctx.store.keys();
+    let event = crate::executor::HistoryEvent {
+        at: now,
+        by: ctx.id.clone(),
+        what: format!(
+            "request {id} ({} of {} by {}) {why}",
+            request.action.kind(),
+            request.action.subject(),
+            request.requested_by
+        ),
+        reasons: request.reason.iter().cloned().collect(),
+        journal_id: None,
+        steps: Vec::new(),
+    };
+    let hid = crate::executor::history_id(now, &format!("request-{id}"));
+    let ops = match crate::store::encode(&hid, &event) {
+        Ok(json) => vec![
+            etcd_client::TxnOp::delete(keys.request(id), None),
+            etcd_client::TxnOp::delete(keys.request_waiting(id), None),
+            etcd_client::TxnOp::put(keys.history(&hid), json, None),
+        ],
+        Err(e) => {
+            tracing::warn!(request = %id, error = %e, "cannot record a void request");
+            return;
+        }
+    };
+    match ctx
+        .store
+        .fenced_txn_while(leader, &keys.request(id), ops)
+        .await
+    {
+        Ok(_) => {
+            tracing::warn!(request = %id, "operator request {why}");
+            st.waiting.remove(id);
+        }
+        Err(e) => tracing::debug!(request = %id, error = %e, "cannot drop a void request yet"),
     }
 }
 
@@ -1202,6 +1292,56 @@ async fn wait_or_lost(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_is_void_once_expired_or_aimed_at_another_primary() {
+        let at = |s: i64| chrono::DateTime::from_timestamp(s, 0).expect("time");
+        let mut topology = Topology::default();
+        topology.databases.insert(
+            "orders".into(),
+            engine::Database {
+                members: BTreeMap::new(),
+                primary: "m0".into(),
+            },
+        );
+        let request = |expected: Option<&str>, expires: Option<i64>| OperatorRequest {
+            action: ActionSpec::Switchover {
+                database: "orders".into(),
+                to_member: "m1".into(),
+            },
+            requested_by: "otto".into(),
+            requested_at: at(0),
+            reason: None,
+            origin: None,
+            expected_primary: expected.map(str::to_string),
+            expires_at: expires.map(at),
+        };
+        // (expected primary, expiry, now, void because)
+        let cases = [
+            (None, None, 100, None),
+            (Some("m0"), Some(200), 100, None),
+            (Some("m0"), Some(200), 200, None),
+            (Some("m0"), Some(200), 201, Some("expired")),
+            (
+                Some("m2"),
+                None,
+                100,
+                Some("is m0, not m2 as the operator saw"),
+            ),
+            (Some("m2"), Some(50), 100, Some("expired")),
+        ];
+        for (expected, expires, now, void) in cases {
+            let got = request_void(&request(expected, expires), &topology, at(now));
+            match (void, &got) {
+                (None, None) => {}
+                (Some(why), Some(text)) if text.contains(why) => {}
+                _ => panic!("{expected:?} {expires:?} at {now}: {got:?}"),
+            }
+        }
+        topology.databases.clear();
+        let unknown = request_void(&request(Some("m0"), None), &topology, at(0));
+        assert!(unknown.is_some_and(|t| t.contains("is unknown, not m0")));
+    }
 
     fn weights(record: &str, c: u32) -> Action {
         Action::SetWeights {

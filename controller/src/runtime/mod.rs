@@ -69,6 +69,9 @@ pub enum StartError {
     /// A `[tls]` file cannot be used.
     #[error(transparent)]
     GrpcTls(#[from] crate::tls::TlsFileError),
+    /// An `[[operators]]` token file cannot be used.
+    #[error(transparent)]
+    OperatorToken(#[from] crate::api::operator::auth::TokenFileError),
     /// A listener failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -212,6 +215,7 @@ pub async fn run(
     // Before anything else: a controller configured for TLS or a login
     // must never go on without them.
     let access = crate::store::EtcdAccess::from_config(&cfg)?;
+    let operators = crate::api::operator::OperatorBook::from_config(&cfg.operators)?;
     let grpc_tls = cfg
         .tls
         .as_ref()
@@ -360,9 +364,17 @@ pub async fn run(
     }
     let mut server = tonic::transport::Server::builder();
     let peer = PeerService::new(me.id.clone(), cfg.cluster.clone(), etcd_ok_rx.clone());
+    let operator = crate::api::operator::proto::operator_server::OperatorServer::new(
+        crate::api::operator::OperatorService::new(Arc::new(cfg.clone()), store.clone(), operators),
+    );
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ProbeIngestServer<IngestService>>()
+        .await;
+    health_reporter
+        .set_serving::<crate::api::operator::proto::operator_server::OperatorServer<
+            crate::api::operator::OperatorService,
+        >>()
         .await;
     let mut grpc_shutdown = shutdown.clone();
     let tls_for_server = grpc_tls.clone();
@@ -370,6 +382,7 @@ pub async fn run(
         let router = server
             .add_service(health_service)
             .add_service(ProbeIngestServer::new(ingest))
+            .add_service(operator)
             .add_service(peer.into_server());
         let stop = async move {
             let _ = grpc_shutdown.wait_for(|s| *s).await;

@@ -171,6 +171,55 @@ impl Store {
         }
     }
 
+    /// Like [`fenced_txn`](Self::fenced_txn), only while `must_exist` still
+    /// exists: `Ok(false)` (nothing written) when it is gone, with
+    /// leadership still held — an operator request cancelled between the
+    /// leader reading it and starting it is then not started. Which
+    /// compare failed is read from the same transaction (its else branch
+    /// reads the leader key), so a deposed leader is still told so.
+    pub async fn fenced_txn_while(
+        &self,
+        leader: &Leadership,
+        must_exist: &str,
+        ops: Vec<TxnOp>,
+    ) -> Result<bool, StoreError> {
+        if !leader.is_held() {
+            return Err(StoreError::NotLeader("leadership already given up".into()));
+        }
+        if !leader.safe_for(Duration::ZERO) {
+            leader.step_down("lease deadline passed before a write");
+            return Err(StoreError::NotLeader("lease deadline passed".into()));
+        }
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(leader.key().to_vec(), CompareOp::Equal, leader.token()),
+                Compare::version(must_exist, CompareOp::Greater, 0),
+            ])
+            .and_then(ops)
+            .or_else([TxnOp::get(leader.key().to_vec(), None)]);
+        let mut c = self.client.clone();
+        let resp = tokio::time::timeout(CALL_TIMEOUT, c.txn(txn)).await??;
+        if resp.succeeded() {
+            metrics::counter!("switchyard_etcd_writes_total", "kind" => "fenced").increment(1);
+            return Ok(true);
+        }
+        let still_leader = resp.op_responses().into_iter().any(|r| match r {
+            etcd_client::TxnOpResponse::Get(g) => g
+                .kvs()
+                .first()
+                .is_some_and(|kv| kv.create_revision() == leader.token()),
+            _ => false,
+        });
+        if still_leader {
+            return Ok(false);
+        }
+        metrics::counter!("switchyard_fence_refusals_total").increment(1);
+        leader.step_down("the fence refused a write: another node leads");
+        Err(StoreError::NotLeader(
+            "the fence refused the write: another node holds leadership".into(),
+        ))
+    }
+
     /// A fenced put of several JSON values at once: all or none.
     pub async fn fenced_put_all<T: Serialize>(
         &self,
@@ -267,6 +316,15 @@ impl Store {
         tokio::time::timeout(CALL_TIMEOUT, c.delete(key, None)).await??;
         metrics::counter!("switchyard_etcd_writes_total", "kind" => "control").increment(1);
         Ok(())
+    }
+
+    /// Deletes a control key; whether it was there (a cancel that found
+    /// its request already taken by the leader did not cancel it).
+    pub async fn delete_control_if_present(&self, key: String) -> Result<bool, StoreError> {
+        let mut c = self.client.clone();
+        let resp = tokio::time::timeout(CALL_TIMEOUT, c.delete(key, None)).await??;
+        metrics::counter!("switchyard_etcd_writes_total", "kind" => "control").increment(1);
+        Ok(resp.deleted() > 0)
     }
 
     /// The current leader's value (its gRPC address), if any leads.

@@ -8,6 +8,7 @@ mod database;
 mod de;
 mod dns;
 mod journal;
+mod operator;
 mod policy;
 mod service;
 
@@ -21,6 +22,7 @@ use serde::Deserialize;
 pub use database::{Database, DatabaseCheck, DatabaseKind, Member, Promotion};
 pub use dns::{Dns, Embedded, FileDns, Route53};
 pub use journal::Journal;
+pub use operator::{Operator, Role};
 pub use policy::{Mode, Policy};
 pub use service::{
     AnswerMode, Check, DnsCheck, Endpoint, GrpcCheck, HttpCheck, RecordType, Service, TcpCheck,
@@ -71,6 +73,10 @@ pub struct Config {
     /// absent means plaintext.
     #[serde(default)]
     pub tls: Option<GrpcTls>,
+    /// Who may use the operator API (`[[operators]]`); none: the API
+    /// refuses every call.
+    #[serde(default)]
+    pub operators: Vec<Operator>,
 }
 
 /// Mutual TLS on the controllers' gRPC port. Every controller serves with

@@ -5,6 +5,7 @@
 //! issue names a [`KeyPath`] and the locator places it in the file.
 
 mod databases;
+mod operators;
 mod policy;
 mod services;
 mod syntax;
@@ -55,6 +56,7 @@ pub fn validate(config: &Config) -> Vec<Issue> {
     services::check(&mut v);
     databases::check(&mut v);
     policy::check(&mut v);
+    operators::check(&mut v);
     v.issues
 }
 

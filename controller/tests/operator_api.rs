@@ -1,0 +1,394 @@
+//! The operator API on real controller processes, a real etcd and a real
+//! MariaDB primary with two replicas: bearer tokens and roles (a viewer
+//! refused a change, an operator refused `--force`, unknown tokens
+//! refused), every field checked with a status naming it, changes recorded
+//! in history with the caller's identity, reason and address, and requests
+//! that are never re-aimed at another primary, expire, and can be
+//! cancelled before they start.
+
+mod common;
+
+use std::time::Duration;
+
+use common::orders::{all_up, cluster_with};
+use common::{Backend, Cluster};
+use sha2::{Digest, Sha256};
+use switchyard_controller::api::operator::proto::operator_client::OperatorClient;
+use switchyard_controller::api::operator::proto::{
+    CancelRequest, HistoryRequest, ReadRequest, RequestKind, RequestRef, SubmitRequest, SwitchKind,
+    SwitchRequest,
+};
+use switchyard_tests::MariaDbTopology;
+use switchyard_tests::wait::wait_for;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const VIEWER: &str = "token-of-vera-the-viewer";
+const OPERATOR: &str = "token-of-otto-the-operator";
+const ADMIN: &str = "token-of-ada-the-admin";
+
+fn operators() -> String {
+    [
+        ("vera", "viewer", VIEWER),
+        ("otto", "operator", OPERATOR),
+        ("ada", "admin", ADMIN),
+    ]
+    .iter()
+    .map(|(name, role, token)| {
+        format!(
+            "\n[[operators]]\nname = \"{name}\"\nrole = \"{role}\"\ntoken_sha256 = \"{}\"\n",
+            hex::encode(Sha256::digest(token.as_bytes()))
+        )
+    })
+    .collect()
+}
+
+/// A request with `token` (none: no header).
+fn req<T>(token: Option<&str>, message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    if let Some(t) = token {
+        r.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {t}").parse().expect("header value"),
+        );
+    }
+    r
+}
+
+fn switch(kind: SwitchKind, region: &str, reason: &str) -> SwitchRequest {
+    SwitchRequest {
+        kind: kind as i32,
+        region: region.into(),
+        reason: reason.into(),
+    }
+}
+
+fn submit(kind: RequestKind, to: &str, reason: &str) -> SubmitRequest {
+    SubmitRequest {
+        kind: kind as i32,
+        database: "orders".into(),
+        to: to.into(),
+        reason: reason.into(),
+        ..SubmitRequest::default()
+    }
+}
+
+/// The status of a call that must fail: its code and message.
+fn refused<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> (Code, String) {
+    match r {
+        Ok(ok) => panic!("expected a refusal, got {ok:?}"),
+        Err(s) => (s.code(), s.message().to_string()),
+    }
+}
+
+async fn history(api: &mut OperatorClient<Channel>) -> anyhow::Result<String> {
+    let page = api
+        .history(req(
+            Some(VIEWER),
+            HistoryRequest {
+                limit: 200,
+                before: String::new(),
+            },
+        ))
+        .await?;
+    Ok(page.into_inner().json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_api_authenticates_authorizes_validates_and_records() -> anyhow::Result<()> {
+    let db = MariaDbTopology::start(2)
+        .await
+        .map_err(|e| e.context("starting the MariaDB topology"))?;
+    let cl = cluster_with(&db, Backend::File, &operators()).await?;
+    let result = scenario(&cl).await;
+    if result.is_err() {
+        for c in &cl.controllers {
+            eprintln!("--- {} log ---\n{}", c.id(), c.log());
+        }
+    }
+    result
+}
+
+async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
+    let _fleet = all_up(cl);
+    let leader = cl.wait_leader(None, Duration::from_secs(30)).await?;
+    wait_for(
+        "the primary to be discovered",
+        Duration::from_secs(30),
+        || async {
+            match db_primary(cl).await {
+                Ok(p) if p == "m0" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+    // A follower: every controller serves the API (no forwarding needed).
+    let follower = (leader + 1) % cl.controllers.len();
+    let mut api = OperatorClient::connect(cl.controllers[follower].grpc_url()).await?;
+
+    // Who: no token, a token nobody has, another scheme.
+    let (code, msg) = refused(api.status(req(None, ReadRequest {})).await);
+    assert_eq!(code, Code::Unauthenticated, "{msg}");
+    assert!(msg.contains("no credentials"), "{msg}");
+    let (code, msg) = refused(
+        api.status(req(Some("revoked-or-made-up"), ReadRequest {}))
+            .await,
+    );
+    assert_eq!(code, Code::Unauthenticated, "{msg}");
+    assert!(msg.contains("not recognised"), "{msg}");
+
+    // What: a viewer reads, and is refused a change and a failover.
+    let status = api.status(req(Some(VIEWER), ReadRequest {})).await?;
+    let status: serde_json::Value = serde_json::from_str(&status.into_inner().json)?;
+    assert!(status["leader"].is_string(), "{status}");
+    let (code, msg) = refused(
+        api.switch(req(Some(VIEWER), switch(SwitchKind::Pause, "", "because")))
+            .await,
+    );
+    assert_eq!(code, Code::PermissionDenied, "{msg}");
+    assert!(
+        msg.contains("vera has role viewer; pause needs role operator"),
+        "{msg}"
+    );
+    let (code, msg) = refused(
+        api.submit(req(Some(VIEWER), submit(RequestKind::Failover, "", "x")))
+            .await,
+    );
+    assert_eq!(code, Code::PermissionDenied, "{msg}");
+    // An operator may fail over, not force it: that is the admin's.
+    let forced = SubmitRequest {
+        force: true,
+        ..submit(RequestKind::Failover, "m1", "it is dead, trust me")
+    };
+    let (code, msg) = refused(api.submit(req(Some(OPERATOR), forced)).await);
+    assert_eq!(code, Code::PermissionDenied, "{msg}");
+    assert!(msg.contains("failover --force needs role admin"), "{msg}");
+
+    // Every field checked, the status naming it.
+    for (request, field) in [
+        (switch(SwitchKind::Pause, "", "  "), "reason: "),
+        (switch(SwitchKind::Drain, "", "maintenance"), "region: "),
+        (switch(SwitchKind::Drain, "mars", "maintenance"), "region: "),
+        (
+            SwitchRequest {
+                kind: 99,
+                ..switch(SwitchKind::Pause, "", "x")
+            },
+            "kind: ",
+        ),
+    ] {
+        let (code, msg) = refused(api.switch(req(Some(OPERATOR), request)).await);
+        assert_eq!(code, Code::InvalidArgument, "{msg}");
+        assert!(msg.starts_with(field), "{field} in {msg}");
+    }
+    for (request, field) in [
+        (submit(RequestKind::Switchover, "", "x"), "to: "),
+        (submit(RequestKind::Switchover, "m9", "x"), "to: "),
+        (
+            SubmitRequest {
+                expected_primary: "m7".into(),
+                ..submit(RequestKind::Failover, "", "x")
+            },
+            "expected_primary: ",
+        ),
+        (
+            SubmitRequest {
+                database: "nope".into(),
+                ..submit(RequestKind::Failover, "", "x")
+            },
+            "database: ",
+        ),
+        (
+            SubmitRequest {
+                deadline_seconds: 1_000_000,
+                ..submit(RequestKind::Failover, "", "x")
+            },
+            "deadline_seconds: ",
+        ),
+    ] {
+        let (code, msg) = refused(api.submit(req(Some(OPERATOR), request)).await);
+        assert_eq!(code, Code::InvalidArgument, "{msg}");
+        assert!(msg.starts_with(field), "{field} in {msg}");
+    }
+    let (code, msg) = refused(
+        api.outcome(req(
+            Some(VIEWER),
+            RequestRef {
+                id: "../../etc".into(),
+            },
+        ))
+        .await,
+    );
+    assert_eq!(
+        (code, msg.starts_with("id: ")),
+        (Code::InvalidArgument, true),
+        "{msg}"
+    );
+
+    // A change lands in history with who, why and from where.
+    let drained = api
+        .switch(req(
+            Some(OPERATOR),
+            switch(SwitchKind::Drain, "b", "maintenance window CHG-1042"),
+        ))
+        .await?
+        .into_inner();
+    assert!(drained.changed, "{drained:?}");
+    let h = history(&mut api).await?;
+    let events: Vec<serde_json::Value> = serde_json::from_str::<serde_json::Value>(&h)?["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let e = events
+        .iter()
+        .find(|e| e["what"] == "region b drained")
+        .ok_or_else(|| anyhow::anyhow!("no drain event: {h}"))?;
+    assert_eq!(e["by"], "otto", "{e}");
+    let reasons = e["reasons"].to_string();
+    assert!(
+        reasons.contains("maintenance window CHG-1042") && reasons.contains("from 127.0.0.1:"),
+        "{e}"
+    );
+
+    // Never re-aimed: a switchover asked against a primary the operator
+    // saw (m1) that is not the primary (m0) is refused by the leader.
+    let stale = SubmitRequest {
+        expected_primary: "m1".into(),
+        ..submit(RequestKind::Switchover, "m2", "move off m1")
+    };
+    let id = api
+        .submit(req(Some(OPERATOR), stale))
+        .await?
+        .into_inner()
+        .id;
+    wait_for(
+        "the stale request refused",
+        Duration::from_secs(30),
+        || async {
+            let mut api = api.clone();
+            let s = api
+                .outcome(req(Some(VIEWER), RequestRef { id: id.clone() }))
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner();
+            let h = history(&mut api).await.map_err(|e| e.to_string())?;
+            if s.status == "gone" && h.contains("not m1 as the operator saw") {
+                Ok(())
+            } else {
+                Err(format!("{s:?}"))
+            }
+        },
+    )
+    .await?;
+    assert_eq!(db_primary(cl).await?, "m0");
+
+    // An unforced failover of a live primary waits at the gate (its
+    // region's controller holds the lease): it can be cancelled.
+    let id = api
+        .submit(req(
+            Some(OPERATOR),
+            submit(RequestKind::Failover, "", "drill"),
+        ))
+        .await?
+        .into_inner()
+        .id;
+    wait_for(
+        "the failover to wait at the gate",
+        Duration::from_secs(30),
+        || async {
+            let s = api
+                .clone()
+                .outcome(req(Some(VIEWER), RequestRef { id: id.clone() }))
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner();
+            if s.status == "waiting_at_gate" && !s.gate.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{s:?}"))
+            }
+        },
+    )
+    .await?;
+    let (code, msg) = refused(
+        api.cancel(req(
+            Some(VIEWER),
+            CancelRequest {
+                id: id.clone(),
+                reason: "drill over".into(),
+            },
+        ))
+        .await,
+    );
+    assert_eq!(code, Code::PermissionDenied, "{msg}");
+    let cancelled = api
+        .cancel(req(
+            Some(OPERATOR),
+            CancelRequest {
+                id: id.clone(),
+                reason: "drill over".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    assert!(cancelled.cancelled, "{cancelled:?}");
+    let again = api
+        .cancel(req(
+            Some(OPERATOR),
+            CancelRequest {
+                id: id.clone(),
+                reason: "drill over".into(),
+            },
+        ))
+        .await?
+        .into_inner();
+    assert!(
+        !again.cancelled && again.what.contains("nothing to cancel"),
+        "{again:?}"
+    );
+
+    // A request not started within its deadline is dropped.
+    let short = SubmitRequest {
+        deadline_seconds: 2,
+        ..submit(RequestKind::Failover, "", "drill, short")
+    };
+    let id = api
+        .submit(req(Some(OPERATOR), short))
+        .await?
+        .into_inner()
+        .id;
+    wait_for(
+        "the short request to expire",
+        Duration::from_secs(30),
+        || async {
+            let h = history(&mut api.clone()).await.map_err(|e| e.to_string())?;
+            if h.contains(&format!("request {id}")) && h.contains("expired: not started by") {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        },
+    )
+    .await?;
+    // Nothing was promoted by any of it.
+    assert_eq!(db_primary(cl).await?, "m0");
+    let journal = cl.journal().await?;
+    assert!(
+        !journal.iter().any(|e| matches!(
+            e["action"]["kind"].as_str(),
+            Some("failover" | "switchover")
+        )),
+        "{journal:#?}"
+    );
+    Ok(())
+}
+
+async fn db_primary(cl: &Cluster) -> anyhow::Result<String> {
+    let store =
+        switchyard_controller::store::Store::connect(&cl.etcd.endpoints(), &cl.cluster).await?;
+    let v = common::orders::db_state(&store)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    Ok(v["primary"].as_str().unwrap_or_default().to_string())
+}
