@@ -137,6 +137,18 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
     );
     assert_eq!(code, Code::Unauthenticated, "{msg}");
     assert!(msg.contains("not recognised"), "{msg}");
+    let mut basic = tonic::Request::new(ReadRequest {});
+    basic
+        .metadata_mut()
+        .insert("authorization", "Basic dmVyYTp4".parse()?);
+    let (code, msg) = refused(api.status(basic).await);
+    assert_eq!(code, Code::Unauthenticated, "{msg}");
+    // Nothing of a request is looked at before its caller is known.
+    let (code, msg) = refused(
+        api.switch(req(None, switch(SwitchKind::Drain, "", "")))
+            .await,
+    );
+    assert_eq!(code, Code::Unauthenticated, "{msg}");
 
     // What: a viewer reads, and is refused a change and a failover.
     let status = api.status(req(Some(VIEWER), ReadRequest {})).await?;
@@ -168,6 +180,10 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
     // Every field checked, the status naming it.
     for (request, field) in [
         (switch(SwitchKind::Pause, "", "  "), "reason: "),
+        (
+            switch(SwitchKind::Pause, "", "ok\u{1b}[2Jwiped"),
+            "reason: ",
+        ),
         (switch(SwitchKind::Drain, "", "maintenance"), "region: "),
         (switch(SwitchKind::Drain, "mars", "maintenance"), "region: "),
         (
@@ -371,7 +387,8 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
         },
     )
     .await?;
-    // Nothing was promoted by any of it.
+    // Nothing was promoted by any of it, and no request or waiting key is
+    // left behind.
     assert_eq!(db_primary(cl).await?, "m0");
     let journal = cl.journal().await?;
     assert!(
@@ -381,6 +398,51 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
         )),
         "{journal:#?}"
     );
+    let store =
+        switchyard_controller::store::Store::connect(&cl.etcd.endpoints(), &cl.cluster).await?;
+    for prefix in [
+        store.keys().requests_prefix(),
+        store.keys().request_waiting(""),
+    ] {
+        let left = store.list_keys(&prefix).await?;
+        assert!(left.is_empty(), "{prefix}: {left:?}");
+    }
+
+    // And one carried out: a switchover to m1, asked against the primary
+    // the operator saw, done, with its cost.
+    let planned = SubmitRequest {
+        expected_primary: "m0".into(),
+        ..submit(RequestKind::Switchover, "m1", "planned move, CHG-1043")
+    };
+    let id = api
+        .submit(req(Some(OPERATOR), planned))
+        .await?
+        .into_inner()
+        .id;
+    let done = wait_for(
+        "the switchover to be done",
+        Duration::from_secs(60),
+        || async {
+            let s = api
+                .clone()
+                .outcome(req(Some(VIEWER), RequestRef { id: id.clone() }))
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner();
+            if s.status == "done" {
+                Ok(s)
+            } else {
+                Err(format!("{s:?}"))
+            }
+        },
+    )
+    .await?;
+    assert!(done.outcome.contains("switched over to m1"), "{done:?}");
+    assert!(
+        done.write_unavailable_ms.is_some_and(|ms| ms > 0),
+        "{done:?}"
+    );
+    assert_eq!(db_primary(cl).await?, "m1");
     Ok(())
 }
 

@@ -40,8 +40,11 @@ pub struct Report {
     /// Members left as they were instead of following the new primary, and
     /// why (unreachable, diverged, …).
     pub not_repointed: Vec<(String, String)>,
-    /// How long the old primary was read-only before the new one became
-    /// writable, as measured by the adapter (`None` when no fence was set).
+    /// How long no member took writes: from this call's fence of the old
+    /// primary to the new one's read-only off, as measured by the adapter.
+    /// `None` when this call did not make the old primary read-only (it
+    /// was unreachable, or already read-only, so the window began before
+    /// the call and its length is unknown here), and on a repeated call.
     pub read_only_window: Option<Duration>,
     /// How far behind the promoted member was, as last seen (now, or while
     /// the primary was alive; see [`crate::lag`]): `None` when unknown. A
@@ -91,6 +94,12 @@ pub(crate) struct WindowClock {
 impl WindowClock {
     pub(crate) fn fenced(&mut self) {
         self.fenced_at.get_or_insert_with(Instant::now);
+    }
+
+    /// The member fenced was read-only already: the window began before
+    /// this call, at a time it does not know.
+    pub(crate) fn forget(&mut self) {
+        self.fenced_at = None;
     }
 
     pub(crate) fn writable(&self) -> Option<Duration> {

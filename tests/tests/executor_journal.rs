@@ -221,6 +221,39 @@ async fn a_stale_token_is_refused_even_while_the_handle_thinks_it_leads() -> any
     Ok(())
 }
 
+/// The write of a request's intent also requires the request key; when it
+/// fails, a deposed leader is still told it is deposed (and steps down),
+/// not that the request was withdrawn — whether the key is there or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_is_told_so_by_the_request_guarded_write() -> anyhow::Result<()> {
+    let etcd = Etcd::single().await?;
+    let store = Store::connect(&etcd.endpoints(), "fence-while-test").await?;
+    for request_present in [false, true] {
+        let mut a = Node::start(&store, "ctl-a").await;
+        let lead_a = a.leadership().await;
+        let key = store.keys().request("r-9");
+        if request_present {
+            store.put_control(key.clone(), "{}").await?;
+        }
+        let mut c = store.client();
+        c.delete(lead_a.key().to_vec(), None).await?;
+        assert!(lead_a.is_held(), "A has not noticed yet");
+        let ops = vec![etcd_client::TxnOp::put(store.keys().pause(), "true", None)];
+        let r = store.fenced_txn_while(&lead_a, &key, ops).await;
+        assert!(
+            matches!(r, Err(StoreError::NotLeader(_))),
+            "request present {request_present}: {r:?}"
+        );
+        assert!(
+            !lead_a.is_held(),
+            "a refused fence makes the node step down"
+        );
+        assert!(!store.exists(&store.keys().pause()).await?);
+        a.stop().await;
+    }
+    Ok(())
+}
+
 /// A traffic backend whose read uses up nearly all of the leader's lease
 /// once etcd has gone silent (as a slow Route 53 call might), and which
 /// counts applies.

@@ -73,9 +73,15 @@ pub enum OpsError {
     /// A `[tls]` file cannot be used.
     #[error(transparent)]
     GrpcTls(#[from] crate::tls::TlsFileError),
-    /// The command names something the config does not declare.
-    #[error("{0}")]
-    Usage(String),
+    /// A field of the command names something the config does not
+    /// declare (`field` as the operator API names it).
+    #[error("{message}")]
+    Invalid {
+        /// The request field at fault (`region`, `database`, `to`, …).
+        field: &'static str,
+        /// What is wrong, with what would be valid.
+        message: String,
+    },
     /// Writing the output failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -220,10 +226,13 @@ fn check_region(cfg: &config::Config, r: &str) -> Result<(), OpsError> {
         return Ok(());
     }
     let declared: Vec<&str> = cfg.regions.iter().map(|r| r.name.as_str()).collect();
-    Err(OpsError::Usage(format!(
-        "region {r:?} is not declared; declared regions: {}",
-        declared.join(", ")
-    )))
+    Err(OpsError::Invalid {
+        field: "region",
+        message: format!(
+            "region {r:?} is not declared; declared regions: {}",
+            declared.join(", ")
+        ),
+    })
 }
 
 /// Writes an operator event to history: who, why, and from where.
@@ -726,25 +735,45 @@ pub async fn submit_request(
     };
     let Some(db) = cfg.databases.iter().find(|d| &d.name == database) else {
         let declared: Vec<&str> = cfg.databases.iter().map(|d| d.name.as_str()).collect();
-        return Err(OpsError::Usage(format!(
-            "database {database:?} is not declared; declared databases: {}",
-            declared.join(", ")
-        )));
+        return Err(OpsError::Invalid {
+            field: "database",
+            message: format!(
+                "database {database:?} is not declared; declared databases: {}",
+                declared.join(", ")
+            ),
+        });
     };
     let members: Vec<&str> = db.members.iter().map(|m| m.id.as_str()).collect();
-    for (what, name) in [
-        ("member", to),
-        ("expected primary", expected_primary.as_ref()),
+    for (field, what, name) in [
+        ("to", "member", to),
+        (
+            "expected_primary",
+            "expected primary",
+            expected_primary.as_ref(),
+        ),
     ] {
         if let Some(name) = name
             && !members.contains(&name.as_str())
         {
-            return Err(OpsError::Usage(format!(
-                "database {database:?} has no {what} {name:?}; members: {}",
-                members.join(", ")
-            )));
+            return Err(OpsError::Invalid {
+                field,
+                message: format!(
+                    "database {database:?} has no {what} {name:?}; members: {}",
+                    members.join(", ")
+                ),
+            });
         }
     }
+    // Never re-aimed (docs/SAFETY.md S10): without a primary named by the
+    // operator, the one recorded now is the one the request is about.
+    let expected_primary = match expected_primary {
+        Some(p) => Some(p),
+        None => store
+            .get_json::<DatabaseState>(&store.keys().database(database))
+            .await?
+            .map(|s| s.primary)
+            .filter(|p| !p.is_empty()),
+    };
     let action = match req {
         DbRequest::Failover {
             database,
@@ -787,10 +816,52 @@ pub async fn submit_request(
 }
 
 /// Where a submitted request stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    /// With the leader, not started (its lane busy, or the next tick).
+    #[default]
+    Queued,
+    /// Held by the promotion gate.
+    WaitingAtGate,
+    /// Started: its intent is in the journal.
+    Running,
+    /// Carried out.
+    Done,
+    /// Carried out and failed.
+    Failed,
+    /// Neither pending nor started: cancelled, expired, refused, or never
+    /// made.
+    Gone,
+}
+
+impl RequestStatus {
+    /// As the API and `--output json` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestStatus::Queued => "queued",
+            RequestStatus::WaitingAtGate => "waiting_at_gate",
+            RequestStatus::Running => "running",
+            RequestStatus::Done => "done",
+            RequestStatus::Failed => "failed",
+            RequestStatus::Gone => "gone",
+        }
+    }
+
+    /// True once nothing more will happen to the request.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RequestStatus::Done | RequestStatus::Failed | RequestStatus::Gone
+        )
+    }
+}
+
+/// Where a submitted request stands, with what is known of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RequestState {
-    /// queued | waiting_at_gate | running | done | failed | gone.
-    pub status: String,
+    /// Where it stands.
+    pub status: RequestStatus,
     /// done/failed: what happened; gone: what may have.
     pub outcome: Option<String>,
     /// Its journal entry, once started.
@@ -803,10 +874,18 @@ pub struct RequestState {
     pub steps: Vec<String>,
 }
 
-/// Reads where request `id` stands: its journal entry once started, else
-/// the request key (and why it waits at the gate), else gone.
+/// Reads where request `id` stands. The request key is read before the
+/// journal: the leader deletes the key in the transaction that writes the
+/// intent, so a request started between the two reads is found in the
+/// journal, never taken for gone.
 pub async fn request_state(store: &Store, id: &str) -> Result<RequestState, OpsError> {
     let keys = store.keys();
+    let pending = store.exists(&keys.request(id)).await?;
+    let gate: Option<String> = if pending {
+        store.get_json(&keys.request_waiting(id)).await?
+    } else {
+        None
+    };
     let journal = store
         .scan_json::<JournalEntry>(&keys.journal_prefix())
         .await?;
@@ -817,12 +896,12 @@ pub async fn request_state(store: &Store, id: &str) -> Result<RequestState, OpsE
         .find(|e| e.request.as_deref() == Some(id))
     {
         let status = match e.status {
-            Status::Pending => "running",
-            Status::Done => "done",
-            Status::Failed => "failed",
+            Status::Pending => RequestStatus::Running,
+            Status::Done => RequestStatus::Done,
+            Status::Failed => RequestStatus::Failed,
         };
         return Ok(RequestState {
-            status: status.into(),
+            status,
             outcome: e.outcome,
             journal_id: Some(e.id),
             gate: None,
@@ -830,21 +909,19 @@ pub async fn request_state(store: &Store, id: &str) -> Result<RequestState, OpsE
             steps: e.steps.iter().map(ToString::to_string).collect(),
         });
     }
-    if store.exists(&keys.request(id)).await? {
-        let gate: Option<String> = store.get_json(&keys.request_waiting(id)).await?;
+    if pending {
         return Ok(RequestState {
             status: if gate.is_some() {
-                "waiting_at_gate"
+                RequestStatus::WaitingAtGate
             } else {
-                "queued"
-            }
-            .into(),
+                RequestStatus::Queued
+            },
             gate,
             ..RequestState::default()
         });
     }
     Ok(RequestState {
-        status: "gone".into(),
+        status: RequestStatus::Gone,
         outcome: Some(format!(
             "request {id} is neither pending nor started: cancelled, expired, refused or never \
              made; `switchyard history` says which"
@@ -863,9 +940,9 @@ pub async fn cancel_request(
     let keys = store.keys();
     if !store.delete_control_if_present(keys.request(id)).await? {
         let state = request_state(store, id).await?;
-        let what = match state.status.as_str() {
-            "gone" => format!("nothing to cancel: request {id} is not pending"),
-            s => format!("request {id} cannot be cancelled: it is {s}"),
+        let what = match state.status {
+            RequestStatus::Gone => format!("nothing to cancel: request {id} is not pending"),
+            s => format!("request {id} cannot be cancelled: it is {}", s.as_str()),
         };
         return Ok((false, what));
     }
@@ -921,20 +998,23 @@ pub async fn request(
                     writeln!(out, "{o}")?;
                 }
             }
+            // Done 0; failed, or gone without being carried out, 1; still
+            // with the leader 2.
             Ok(match status {
                 "done" => 0,
-                "failed" => 1,
+                "failed" | "gone" => 1,
                 _ => 2,
             })
         };
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let state = request_state(&store, &id).await?;
-        if matches!(state.status.as_str(), "done" | "failed" | "gone") {
+        if state.status.is_final() {
             let outcome = state.outcome.clone().unwrap_or_default();
+            let status = state.status.as_str();
             return end(
-                &state.status,
-                format!("{}: {outcome}", state.status),
+                status,
+                format!("{status}: {outcome}"),
                 serde_json::json!({
                     "outcome": outcome,
                     "journal_id": state.journal_id,

@@ -8,21 +8,21 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::ops::RequestState;
+use super::ops::{RequestState, RequestStatus};
 
 /// Where a request stands, in words, from what the CLI can read of it.
 pub fn phase(state: &RequestState) -> String {
-    match state.status.as_str() {
-        "queued" => "handed to the leader, waiting for it to start".into(),
-        "waiting_at_gate" => format!(
+    match state.status {
+        RequestStatus::Queued => "handed to the leader, waiting for it to start".into(),
+        RequestStatus::WaitingAtGate => format!(
             "waiting at the promotion gate: {}",
             state.gate.as_deref().unwrap_or("")
         ),
-        "running" => match state.steps.last() {
+        RequestStatus::Running => match state.steps.last() {
             Some(last) => format!("{} step(s) done, last: {last}", state.steps.len()),
             None => "started".into(),
         },
-        other => other.to_string(),
+        other => other.as_str().to_string(),
     }
 }
 
@@ -59,9 +59,9 @@ impl Progress {
 mod tests {
     use super::*;
 
-    fn state(status: &str, gate: Option<&str>, steps: &[&str]) -> RequestState {
+    fn state(status: RequestStatus, gate: Option<&str>, steps: &[&str]) -> RequestState {
         RequestState {
-            status: status.into(),
+            status,
             gate: gate.map(str::to_string),
             steps: steps.iter().map(|s| s.to_string()).collect(),
             ..RequestState::default()
@@ -71,14 +71,17 @@ mod tests {
     #[test]
     fn each_phase_is_told_apart() {
         let cases = [
-            (state("queued", None, &[]), "handed to the leader"),
             (
-                state("waiting_at_gate", Some("lease held"), &[]),
+                state(RequestStatus::Queued, None, &[]),
+                "handed to the leader",
+            ),
+            (
+                state(RequestStatus::WaitingAtGate, Some("lease held"), &[]),
                 "waiting at the promotion gate: lease held",
             ),
-            (state("running", None, &[]), "started"),
+            (state(RequestStatus::Running, None, &[]), "started"),
             (
-                state("running", None, &["observe", "fence m0"]),
+                state(RequestStatus::Running, None, &["observe", "fence m0"]),
                 "2 step(s) done, last: fence m0",
             ),
         ];

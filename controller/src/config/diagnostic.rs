@@ -85,8 +85,6 @@ impl Diagnostic {
         }
     }
 
-    /// The diagnostic as printed: one line, plus an indented hint line when
-    /// there is a hint.
     /// The diagnostic as one JSON object for scripts (`config check
     /// --output json`): file, line, column, severity, key, message, hint.
     pub fn to_json(&self, file: &Path) -> serde_json::Value {
@@ -101,7 +99,8 @@ impl Diagnostic {
         })
     }
 
-    /// One line (two with a hint) for people.
+    /// The diagnostic as printed: one line, plus an indented hint line when
+    /// there is a hint.
     pub fn render(&self, file: &Path) -> String {
         let Location { line, column } = self.location;
         let mut text = format!("{}:{line}:{column}: {}: ", file.display(), self.severity);

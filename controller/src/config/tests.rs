@@ -936,7 +936,11 @@ fn operators_need_one_well_formed_token_and_unique_names() {
         "[[operators]]\nname = \"vera\"\nrole = \"viewer\"\ntoken_sha256 = \"{hash}\"\n\n\
          [[operators]]\nname = \"ada\"\nrole = \"admin\"\ntoken_file = \"/etc/switchyard/ada.token\"\n"
     );
-    assert!(warnings(&ok).is_empty());
+    let w = warnings(&ok);
+    assert!(
+        w.len() == 1 && w[0].message.contains("without [tls]"),
+        "tokens in plaintext are worth a warning: {w:#?}"
+    );
     // (snippet, key path, message fragment)
     let cases = [
         (
@@ -968,6 +972,19 @@ fn operators_need_one_well_formed_token_and_unique_names() {
             format!("[[operators]]\nname = \"x\"\nrole = \"root\"\ntoken_sha256 = \"{hash}\"\n"),
             "operators[0].role",
             "unknown variant",
+        ),
+        (
+            format!(
+                "[[operators]]\nname = \"x\"\nrole = \"viewer\"\ntoken_sha256 = \"{hash}\"\n\n\
+                 [[operators]]\nname = \"y\"\nrole = \"admin\"\ntoken_sha256 = \"{hash}\"\n"
+            ),
+            "operators[1].token_sha256",
+            "duplicate operator token",
+        ),
+        (
+            "[[operators]]\nname = \"x\"\nrole = \"viewer\"\ntoken_sha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\n".to_string(),
+            "operators[0].token_sha256",
+            "empty token",
         ),
     ];
     for (snippet, path, fragment) in cases {

@@ -52,6 +52,19 @@ impl GateWaits {
         reason.clone_into(&mut w.reason);
     }
 
+    /// Takes over waits a previous leader published (their start kept),
+    /// as if asked about at `now`: ones no longer asked about are then
+    /// forgotten after the stale time like any other.
+    pub fn inherit(&mut self, holds: &[GateHold], now: DateTime<Utc>) {
+        for h in holds {
+            self.waits.entry(h.database.clone()).or_insert(Wait {
+                since: h.since,
+                seen: now,
+                reason: h.reason.clone(),
+            });
+        }
+    }
+
     /// The gate opened for `database` (or it was forced): no wait.
     pub fn opened(&mut self, database: &str) {
         self.waits.remove(database);
@@ -155,6 +168,28 @@ mod tests {
             w.alarms(at(67), AFTER, STALE).is_empty(),
             "restarted from 0"
         );
+    }
+
+    #[test]
+    fn a_new_leader_keeps_the_start_of_an_inherited_wait() {
+        let mut old = GateWaits::default();
+        old.shut("orders", "held", at(0));
+        old.shut("orders", "held", at(70));
+        assert_eq!(old.alarms(at(70), AFTER, STALE).len(), 1);
+        let mut new = GateWaits::default();
+        new.inherit(&old.holds(), at(72));
+        new.shut("orders", "held", at(73));
+        let a = new.alarms(at(73), AFTER, STALE);
+        assert_eq!(a.len(), 1, "still standing, not restarted");
+        assert!(
+            a[0].message.contains("since 1970-01-01T00:00:00Z"),
+            "{}",
+            a[0].message
+        );
+        // Inherited but no longer asked about: forgotten like any other.
+        let mut idle = GateWaits::default();
+        idle.inherit(&old.holds(), at(72));
+        assert!(idle.alarms(at(72 + 5), AFTER, STALE).is_empty());
     }
 
     #[test]

@@ -204,10 +204,12 @@ pub struct JournalEntry {
     /// precondition). The leader's retry backoff follows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
-    /// For a failover or switchover that moved the primary: how long no
-    /// member took writes, from the old primary's fence to the new one's
-    /// read-only off, in milliseconds, as the adapter measured it (the
-    /// cost of the move, shown by the CLI and in history).
+    /// For a failover or switchover that moved the primary and itself
+    /// made the old primary read-only: how long no member took writes,
+    /// from that fence to the new one's read-only off, in milliseconds, as
+    /// the adapter measured it (the cost of the move, shown by the CLI and
+    /// in history). Absent when the old primary was unreachable or already
+    /// read-only: the window then began before the action, unmeasured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_unavailable_ms: Option<u64>,
 }

@@ -32,8 +32,9 @@ const GATE_LOG_EVERY: Duration = Duration::from_secs(30);
 /// How often a shut promotion gate is asked again.
 const GATE_RETRY: Duration = TICK;
 /// A gate wait not asked about for this long is over (the failover is no
-/// longer wanted, or automation paused): its alarm clears.
-const GATE_WAIT_STALE: Duration = Duration::from_secs(5);
+/// longer wanted, or automation paused): its alarm clears. Long next to a
+/// tick, so ticks slowed by etcd trouble do not restart a standing wait.
+const GATE_WAIT_STALE: Duration = Duration::from_secs(30);
 /// How often the leader checks that every writer record names its
 /// database's recorded primary (a read of the backend per database).
 const WRITER_CHECK: Duration = Duration::from_secs(30);
@@ -375,6 +376,9 @@ struct Term {
     /// The fingerprint of the plan this term last published (`None`: not
     /// yet, so a new leader publishes at its first decision).
     plan: Option<String>,
+    /// Whether this term has taken over the gate waits its predecessor
+    /// published.
+    inherited_holds: bool,
 }
 
 /// Who started an action, to know what to do with its outcome.
@@ -755,8 +759,22 @@ async fn serve_requests(
                 // forces it); the CLI is told why, once.
                 if !st.waiting.contains(&id) {
                     tracing::info!(request = %id, database = %action.subject(), "operator failover waits for the promotion gate: {reason}");
-                    let key = ctx.store.keys().request_waiting(&id);
-                    if ctx.store.put_json(key, &reason).await.is_ok() {
+                    // Only while the request stands: a cancel in between
+                    // must not leave a waiting key behind for ever.
+                    let keys = ctx.store.keys();
+                    let put = crate::store::encode(&id, &reason).map(|json| {
+                        vec![etcd_client::TxnOp::put(
+                            keys.request_waiting(&id),
+                            json,
+                            None,
+                        )]
+                    });
+                    if let Ok(ops) = put
+                        && let Ok(true) = ctx
+                            .store
+                            .fenced_txn_while(leader, &keys.request(&id), ops)
+                            .await
+                    {
                         st.waiting.insert(id.clone());
                     }
                 }
@@ -848,8 +866,12 @@ async fn drop_request(
         .fenced_txn_while(leader, &keys.request(id), ops)
         .await
     {
-        Ok(_) => {
+        Ok(true) => {
             tracing::warn!(request = %id, "operator request {why}");
+            st.waiting.remove(id);
+        }
+        // Cancelled meanwhile: the operator's cancel said so already.
+        Ok(false) => {
             st.waiting.remove(id);
         }
         Err(e) => tracing::debug!(request = %id, error = %e, "cannot drop a void request yet"),
@@ -1065,6 +1087,27 @@ async fn publish_plan(
     plan: &engine::Plan,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ExecError> {
+    if st.plan.is_none() && !st.inherited_holds {
+        // A new leader takes over the waits its predecessor published, with
+        // their start: a standing gate-wait alarm is neither cleared nor
+        // raised again by a change of leader.
+        match ctx
+            .store
+            .get_json::<engine::PublishedPlan>(&ctx.store.keys().plan())
+            .await
+        {
+            Ok(published) => {
+                if let Some(p) = published {
+                    st.gate_waits.inherit(&p.gate_holds, now);
+                }
+                st.inherited_holds = true;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the published plan yet");
+                return Ok(());
+            }
+        }
+    }
     let holds = st.gate_waits.holds();
     let fingerprint = engine::plan_fingerprint(plan, &holds);
     if st.plan.as_deref() == Some(fingerprint.as_str()) {

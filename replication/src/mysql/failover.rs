@@ -214,6 +214,9 @@ impl MySqlReplicaSet {
                 };
                 let f = steps.run(step, |d| self.do_fence(&o.id, d)).await?;
                 attempt.fenced_from_writable = !f.was_read_only;
+                if f.was_read_only {
+                    clock.forget();
+                }
                 report.did(format!(
                     "fenced old primary {}: read_only on, {} client sessions killed",
                     o.id, f.killed

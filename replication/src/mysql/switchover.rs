@@ -112,6 +112,9 @@ impl MySqlReplicaSet {
         };
         let fenced = steps.run(step, |d| self.do_fence(&old, d)).await?;
         attempt.fenced_from_writable = !fenced.was_read_only;
+        if fenced.was_read_only {
+            clock.forget();
+        }
         report.did(format!(
             "fenced {old}: read_only on, {} client sessions killed",
             fenced.killed

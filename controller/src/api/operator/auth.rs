@@ -36,6 +36,14 @@ pub enum TokenFileError {
         /// Why.
         source: std::io::Error,
     },
+    /// Two operators would share one token (and so one identity).
+    #[error("operators {first} and {name} have the same token: give each its own")]
+    Shared {
+        /// The later operator.
+        name: String,
+        /// The earlier one.
+        first: String,
+    },
     /// It holds no token.
     #[error("operator {name}: token_file {} is empty", path.display())]
     Empty {
@@ -88,13 +96,18 @@ impl OperatorBook {
                 }
                 (None, None) => continue,
             };
-            by_hash.insert(
-                hash,
-                Identity {
+            let who = Identity {
+                name: o.name.clone(),
+                role: o.role,
+            };
+            // Validation refuses two operators with one token hash; a
+            // token file may still repeat one: never let the later win.
+            if let Some(first) = by_hash.insert(hash, who) {
+                return Err(TokenFileError::Shared {
                     name: o.name.clone(),
-                    role: o.role,
-                },
-            );
+                    first: first.name,
+                });
+            }
         }
         Ok(OperatorBook { by_hash })
     }
@@ -108,10 +121,14 @@ impl OperatorBook {
         }
         let Some(value) = authorization else {
             return Err(Status::unauthenticated(
-                "no credentials: send `authorization: Bearer <token>` (the CLI: --token-file or SWITCHYARD_TOKEN)",
+                "no credentials: send `authorization: Bearer <token>` with a token of [[operators]]",
             ));
         };
-        let Some(token) = value.strip_prefix("Bearer ").map(str::trim) else {
+        let Some(token) = value
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        else {
             return Err(Status::unauthenticated(
                 "the authorization header must be `Bearer <token>`",
             ));

@@ -43,34 +43,14 @@ impl OperatorService {
         }
     }
 
-    /// The database is declared, and `to` and `expected_primary` (when
-    /// given) are its members.
-    fn check_members(&self, r: &SubmitRequest) -> Result<(), Status> {
-        let Some(db) = self.cfg.databases.iter().find(|d| d.name == r.database) else {
-            let declared: Vec<&str> = self.cfg.databases.iter().map(|d| d.name.as_str()).collect();
-            return Err(invalid(
-                "database",
-                format!(
-                    "{:?} is not declared; declared databases: {}",
-                    r.database,
-                    declared.join(", ")
-                ),
-            ));
-        };
-        let members: Vec<&str> = db.members.iter().map(|m| m.id.as_str()).collect();
-        for (field, value) in [("to", &r.to), ("expected_primary", &r.expected_primary)] {
-            if !value.is_empty() && !members.contains(&value.as_str()) {
-                return Err(invalid(
-                    field,
-                    format!(
-                        "{value:?} is not a member of {}; members: {}",
-                        db.name,
-                        members.join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(())
+    /// Who calls: authenticated before anything of the request is looked
+    /// at, so an unauthenticated caller learns nothing from validation.
+    fn identify<T>(&self, request: &Request<T>) -> Result<Identity, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or(""));
+        self.book.authenticate(header)
     }
 
     /// Who calls, if their role allows `what` (which needs `needed`).
@@ -80,11 +60,7 @@ impl OperatorService {
         needed: Role,
         what: &str,
     ) -> Result<Identity, Status> {
-        let header = request
-            .metadata()
-            .get("authorization")
-            .map(|v| v.to_str().unwrap_or(""));
-        let who = self.book.authenticate(header)?;
+        let who = self.identify(request)?;
         authorize(&who, needed, what)?;
         Ok(who)
     }
@@ -95,13 +71,20 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {message}"))
 }
 
-/// The operator's reason: required, one line's worth.
+/// The operator's reason: required, one line's worth, printable (it is
+/// printed on other operators' terminals by `switchyard history`).
 fn reason(text: &str) -> Result<String, Status> {
     let r = text.trim();
     if r.is_empty() {
         return Err(invalid(
             "reason",
             "required for every change: say why (it is recorded in history)",
+        ));
+    }
+    if r.chars().any(char::is_control) {
+        return Err(invalid(
+            "reason",
+            "control characters (newlines, escapes) are not allowed: one line of text",
         ));
     }
     if r.len() > MAX_REASON {
@@ -123,9 +106,9 @@ fn actor<T>(who: &Identity, request: &Request<T>, why: String) -> Actor {
 
 /// An ops error as a status: a name the config does not declare is the
 /// caller's (`field: …`), etcd trouble is UNAVAILABLE.
-fn status_of(field: &str, e: OpsError) -> Status {
+fn status_of(e: OpsError) -> Status {
     match e {
-        OpsError::Usage(m) => invalid(field, m),
+        OpsError::Invalid { field, message } => invalid(field, message),
         OpsError::Store(e) => Status::unavailable(format!("etcd: {e}")),
         other => Status::internal(other.to_string()),
     }
@@ -143,7 +126,7 @@ impl Operator for OperatorService {
         self.caller(&request, Role::Viewer, "status")?;
         let view = ops::status_view(&self.cfg, &self.store)
             .await
-            .map_err(|e| status_of("", e))?;
+            .map_err(status_of)?;
         document(&view)
     }
 
@@ -151,7 +134,7 @@ impl Operator for OperatorService {
         self.caller(&request, Role::Viewer, "plan")?;
         let view = crate::cli::plan::plan_view(&self.store)
             .await
-            .map_err(|e| status_of("", e))?;
+            .map_err(status_of)?;
         document(&view)
     }
 
@@ -178,7 +161,7 @@ impl Operator for OperatorService {
         }
         let page = ops::history_page(&self.store, limit, before)
             .await
-            .map_err(|e| status_of("before", e))?;
+            .map_err(status_of)?;
         document(&page)
     }
 
@@ -186,6 +169,7 @@ impl Operator for OperatorService {
         &self,
         request: Request<SwitchRequest>,
     ) -> Result<Response<SwitchReply>, Status> {
+        let who = self.identify(&request)?;
         let r = request.get_ref();
         let kind = SwitchKind::try_from(r.kind).unwrap_or(SwitchKind::Unspecified);
         let region = || -> Result<String, Status> {
@@ -210,12 +194,12 @@ impl Operator for OperatorService {
                 ));
             }
         };
-        let who = self.caller(&request, Role::Operator, which.command())?;
+        authorize(&who, Role::Operator, which.command())?;
         let why = reason(&r.reason)?;
         let (changed, what) =
             ops::apply_switch(&self.cfg, &self.store, &which, &actor(&who, &request, why))
                 .await
-                .map_err(|e| status_of("region", e))?;
+                .map_err(status_of)?;
         Ok(Response::new(SwitchReply { changed, what }))
     }
 
@@ -223,6 +207,7 @@ impl Operator for OperatorService {
         &self,
         request: Request<SubmitRequest>,
     ) -> Result<Response<SubmitReply>, Status> {
+        let who = self.identify(&request)?;
         let r = request.get_ref();
         let kind = RequestKind::try_from(r.kind).unwrap_or(RequestKind::Unspecified);
         let (req, needed, what) = match kind {
@@ -265,8 +250,7 @@ impl Operator for OperatorService {
                 ));
             }
         };
-        let who = self.caller(&request, needed, what)?;
-        self.check_members(r)?;
+        authorize(&who, needed, what)?;
         let why = reason(&r.reason)?;
         let deadline = match r.deadline_seconds {
             0 => ops::DEFAULT_REQUEST_DEADLINE,
@@ -288,7 +272,7 @@ impl Operator for OperatorService {
             deadline,
         )
         .await
-        .map_err(|e| status_of("database", e))?;
+        .map_err(status_of)?;
         tracing::info!(request = %id, by = %who.name, "{what} requested through the operator API");
         Ok(Response::new(SubmitReply { id }))
     }
@@ -301,9 +285,9 @@ impl Operator for OperatorService {
         let id = request_id(&request.get_ref().id)?;
         let s = ops::request_state(&self.store, id)
             .await
-            .map_err(|e| status_of("id", e))?;
+            .map_err(status_of)?;
         Ok(Response::new(RequestState {
-            status: s.status,
+            status: s.status.as_str().to_string(),
             outcome: s.outcome.unwrap_or_default(),
             journal_id: s.journal_id.unwrap_or_default(),
             gate: s.gate.unwrap_or_default(),
@@ -322,7 +306,7 @@ impl Operator for OperatorService {
         let why = reason(&r.reason)?;
         let (cancelled, what) = ops::cancel_request(&self.store, &id, &actor(&who, &request, why))
             .await
-            .map_err(|e| status_of("id", e))?;
+            .map_err(status_of)?;
         Ok(Response::new(CancelReply { cancelled, what }))
     }
 }

@@ -2,6 +2,9 @@
 //! recognise each one's token.
 
 use super::Validator;
+
+/// SHA-256 of the empty string.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 use crate::config::path::KeyPath;
 
 pub(super) fn check(v: &mut Validator<'_>) {
@@ -17,6 +20,27 @@ pub(super) fn check(v: &mut Validator<'_>) {
             )
         }),
     );
+    v.unique(
+        "operator token",
+        Some("each operator needs a token of its own: a shared one is one identity in history"),
+        operators.iter().enumerate().filter_map(|(i, o)| {
+            let h = o.token_sha256.as_ref()?;
+            Some((
+                KeyPath::root()
+                    .key("operators")
+                    .index(i)
+                    .key("token_sha256"),
+                h.to_ascii_lowercase(),
+                format!("of {}", o.name),
+            ))
+        }),
+    );
+    if !operators.is_empty() && v.config.tls.is_none() {
+        v.warning(
+            KeyPath::root().key("operators"),
+            "[[operators]] without [tls]: bearer tokens cross the network in plaintext; set [tls] before using the operator API beyond this host",
+        );
+    }
     for (i, o) in operators.iter().enumerate() {
         let at = KeyPath::root().key("operators").index(i);
         if o.name.trim().is_empty() {
@@ -30,6 +54,12 @@ pub(super) fn check(v: &mut Validator<'_>) {
                 v.error(
                     at.clone(),
                     "no token: give token_sha256 (the token's SHA-256, 64 hex digits) or token_file (a file holding the token)",
+                );
+            }
+            (Some(h), None) if h.eq_ignore_ascii_case(EMPTY_SHA256) => {
+                v.error(
+                    at.key("token_sha256"),
+                    "this is the SHA-256 of an empty token: anyone could present it",
                 );
             }
             (Some(h), None) if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) => {
