@@ -282,13 +282,8 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
         "the stale request refused",
         Duration::from_secs(30),
         || async {
-            let mut api = api.clone();
-            let s = api
-                .outcome(req(Some(VIEWER), RequestRef { id: id.clone() }))
-                .await
-                .map_err(|e| e.to_string())?
-                .into_inner();
-            let h = history(&mut api).await.map_err(|e| e.to_string())?;
+            let s = outcome(&api, &id).await?;
+            let h = history(&mut api.clone()).await.map_err(|e| e.to_string())?;
             if s.status == "gone" && h.contains("not m1 as the operator saw") {
                 Ok(())
             } else {
@@ -313,12 +308,7 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
         "the failover to wait at the gate",
         Duration::from_secs(30),
         || async {
-            let s = api
-                .clone()
-                .outcome(req(Some(VIEWER), RequestRef { id: id.clone() }))
-                .await
-                .map_err(|e| e.to_string())?
-                .into_inner();
+            let s = outcome(&api, &id).await?;
             if s.status == "waiting_at_gate" && !s.gate.is_empty() {
                 Ok(())
             } else {
@@ -423,12 +413,7 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
         "the switchover to be done",
         Duration::from_secs(60),
         || async {
-            let s = api
-                .clone()
-                .outcome(req(Some(VIEWER), RequestRef { id: id.clone() }))
-                .await
-                .map_err(|e| e.to_string())?
-                .into_inner();
+            let s = outcome(&api, &id).await?;
             if s.status == "done" {
                 Ok(s)
             } else {
@@ -444,6 +429,18 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
     );
     assert_eq!(db_primary(cl).await?, "m1");
     Ok(())
+}
+
+/// Where request `id` stands, as a viewer sees it.
+async fn outcome(
+    api: &OperatorClient<Channel>,
+    id: &str,
+) -> Result<switchyard_controller::api::operator::proto::RequestState, String> {
+    api.clone()
+        .outcome(req(Some(VIEWER), RequestRef { id: id.into() }))
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|e| e.to_string())
 }
 
 async fn db_primary(cl: &Cluster) -> anyhow::Result<String> {

@@ -110,6 +110,29 @@ pub(crate) fn print_alarms(
     Ok(())
 }
 
+/// A view as one pretty JSON document (`--output json`).
+pub(crate) fn print_json(view: &impl Serialize, out: &mut dyn Write) -> Result<(), OpsError> {
+    serde_json::to_writer_pretty(&mut *out, view).map_err(std::io::Error::other)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The first two lines of `status` and `plan`: who leads, and whether
+/// automation runs (`paused_as`: how a paused one is shown).
+pub(crate) fn print_leader(
+    out: &mut dyn Write,
+    leader: Option<&str>,
+    paused: bool,
+    paused_as: &str,
+) -> std::io::Result<()> {
+    writeln!(out, "leader     {}", leader.unwrap_or("(none)"))?;
+    writeln!(
+        out,
+        "automation {}",
+        if paused { paused_as } else { "running" }
+    )
+}
+
 pub(crate) async fn connect(path: &Path) -> Result<(config::Config, Store), OpsError> {
     let cfg = config::load(path)?.config;
     let access = crate::store::EtcdAccess::from_config(&cfg)?;
@@ -499,20 +522,9 @@ pub fn print_status(
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
     if output == Output::Json {
-        serde_json::to_writer_pretty(&mut *out, &view).map_err(std::io::Error::other)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(view, out);
     }
-    writeln!(
-        out,
-        "leader     {}",
-        view.leader.as_deref().unwrap_or("(none)")
-    )?;
-    writeln!(
-        out,
-        "automation {}",
-        if view.paused { "PAUSED" } else { "running" }
-    )?;
+    print_leader(out, view.leader.as_deref(), view.paused, "PAUSED")?;
     if !view.drained.is_empty() {
         writeln!(out, "drained    {}", view.drained.join(", "))?;
     }
@@ -659,9 +671,7 @@ pub fn print_history(
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
     if output == Output::Json {
-        serde_json::to_writer_pretty(&mut *out, &page.events).map_err(std::io::Error::other)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(&page.events, out);
     }
     for e in &page.events {
         writeln!(

@@ -9,7 +9,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::ops::{OpsError, Output, connect, print_alarms};
+use super::ops::{OpsError, Output, connect, print_alarms, print_json, print_leader};
 use crate::engine::{Action, GateHold, PublishedAlarm, PublishedPlan};
 use crate::runtime::peers::Registration;
 use crate::store::Store;
@@ -118,23 +118,13 @@ pub async fn plan_view(store: &Store) -> Result<PlanView, OpsError> {
 /// Prints a [`PlanView`] as a table or one JSON document.
 pub fn print_plan(view: &PlanView, output: Output, out: &mut dyn Write) -> Result<(), OpsError> {
     if output == Output::Json {
-        serde_json::to_writer_pretty(&mut *out, &view).map_err(std::io::Error::other)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(view, out);
     }
-    writeln!(
+    print_leader(
         out,
-        "leader     {}",
-        view.leader.as_deref().unwrap_or("(none)")
-    )?;
-    writeln!(
-        out,
-        "automation {}",
-        if view.paused {
-            "PAUSED: the plan is shown, not executed"
-        } else {
-            "running"
-        }
+        view.leader.as_deref(),
+        view.paused,
+        "PAUSED: the plan is shown, not executed",
     )?;
     if let Some(n) = &view.note {
         writeln!(out, "note       {n}")?;

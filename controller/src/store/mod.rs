@@ -143,13 +143,7 @@ impl Store {
     /// Runs `ops` only if `leader` still holds the leader key with the same
     /// create revision. Refused → steps down and returns `NotLeader`.
     pub async fn fenced_txn(&self, leader: &Leadership, ops: Vec<TxnOp>) -> Result<(), StoreError> {
-        if !leader.is_held() {
-            return Err(StoreError::NotLeader("leadership already given up".into()));
-        }
-        if !leader.safe_for(Duration::ZERO) {
-            leader.step_down("lease deadline passed before a write");
-            return Err(StoreError::NotLeader("lease deadline passed".into()));
-        }
+        may_write(leader)?;
         let txn = Txn::new()
             .when([Compare::create_revision(
                 leader.key().to_vec(),
@@ -163,11 +157,7 @@ impl Store {
             metrics::counter!("switchyard_etcd_writes_total", "kind" => "fenced").increment(1);
             Ok(())
         } else {
-            metrics::counter!("switchyard_fence_refusals_total").increment(1);
-            leader.step_down("the fence refused a write: another node leads");
-            Err(StoreError::NotLeader(
-                "the fence refused the write: another node holds leadership".into(),
-            ))
+            Err(fence_refused(leader))
         }
     }
 
@@ -183,13 +173,7 @@ impl Store {
         must_exist: &str,
         ops: Vec<TxnOp>,
     ) -> Result<bool, StoreError> {
-        if !leader.is_held() {
-            return Err(StoreError::NotLeader("leadership already given up".into()));
-        }
-        if !leader.safe_for(Duration::ZERO) {
-            leader.step_down("lease deadline passed before a write");
-            return Err(StoreError::NotLeader("lease deadline passed".into()));
-        }
+        may_write(leader)?;
         let txn = Txn::new()
             .when([
                 Compare::create_revision(leader.key().to_vec(), CompareOp::Equal, leader.token()),
@@ -213,11 +197,7 @@ impl Store {
         if still_leader {
             return Ok(false);
         }
-        metrics::counter!("switchyard_fence_refusals_total").increment(1);
-        leader.step_down("the fence refused a write: another node leads");
-        Err(StoreError::NotLeader(
-            "the fence refused the write: another node holds leadership".into(),
-        ))
+        Err(fence_refused(leader))
     }
 
     /// A fenced put of several JSON values at once: all or none.
@@ -339,6 +319,26 @@ impl Store {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Whether `leader` may still write: held, and its lease not past.
+fn may_write(leader: &Leadership) -> Result<(), StoreError> {
+    if !leader.is_held() {
+        return Err(StoreError::NotLeader("leadership already given up".into()));
+    }
+    if !leader.safe_for(Duration::ZERO) {
+        leader.step_down("lease deadline passed before a write");
+        return Err(StoreError::NotLeader("lease deadline passed".into()));
+    }
+    Ok(())
+}
+
+/// etcd refused a write fenced by `leader`'s key: another node leads, so
+/// this one steps down.
+fn fence_refused(leader: &Leadership) -> StoreError {
+    metrics::counter!("switchyard_fence_refusals_total").increment(1);
+    leader.step_down("the fence refused a write: another node leads");
+    StoreError::NotLeader("the fence refused the write: another node holds leadership".into())
 }
 
 /// `host:port` of an etcd endpoint URL (`http://h:p`, `https://h:p/`, or
