@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use switchyard_controller::api::operator::proto::operator_client::OperatorClient;
 use switchyard_controller::api::operator::proto::{
     CancelRequest, HistoryRequest, ReadRequest, RequestKind, RequestRef, SubmitRequest, SwitchKind,
-    SwitchRequest,
+    SwitchRequest, WatchRequest,
 };
 use switchyard_tests::MariaDbTopology;
 use switchyard_tests::wait::wait_for;
@@ -242,6 +242,14 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
         "{msg}"
     );
 
+    // A viewer watching history sees the change as it is written.
+    let (code, msg) = refused(api.watch(req(None, WatchRequest {})).await);
+    assert_eq!(code, Code::Unauthenticated, "{msg}");
+    let mut watch = api
+        .watch(req(Some(VIEWER), WatchRequest {}))
+        .await?
+        .into_inner();
+
     // A change lands in history with who, why and from where.
     let drained = api
         .switch(req(
@@ -251,6 +259,18 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
         .await?
         .into_inner();
     assert!(drained.changed, "{drained:?}");
+    let seen = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(event) = watch.message().await? {
+            let e: serde_json::Value = serde_json::from_str(&event.json)?;
+            if e["what"] == "region b drained" && e["by"] == "otto" {
+                return anyhow::Ok(event.key);
+            }
+        }
+        anyhow::bail!("the watch ended")
+    })
+    .await??;
+    assert!(seen.contains("/history/"), "{seen}");
+    drop(watch);
     let h = history(&mut api).await?;
     let events: Vec<serde_json::Value> = serde_json::from_str::<serde_json::Value>(&h)?["events"]
         .as_array()

@@ -101,27 +101,30 @@ impl Store {
             .into_iter()
             .flatten()
             .collect();
-        let led: Vec<String> =
+        // (endpoint, raft index, applied index) of each member that knows
+        // a leader.
+        let led: Vec<(String, u64, u64)> =
             futures_util::future::join_all(reachable.iter().map(|e| async move {
-                let knows_leader = async {
+                let status = async {
                     let mut c = Self::connect_with(std::slice::from_ref(e), cluster, access)
                         .await
                         .ok()?
                         .client();
-                    c.status().await.ok().map(|s| s.leader() != 0)
+                    c.status().await.ok()
                 };
-                matches!(
-                    tokio::time::timeout(probe, knows_leader).await,
-                    Ok(Some(true))
-                )
-                .then(|| e.clone())
+                match tokio::time::timeout(probe, status).await {
+                    Ok(Some(s)) if s.leader() != 0 => {
+                        Some((e.clone(), s.raft_index(), s.raft_applied_index()))
+                    }
+                    _ => None,
+                }
             }))
             .await
             .into_iter()
             .flatten()
             .collect();
         let chosen = if !led.is_empty() {
-            led
+            caught_up(&led)
         } else if !reachable.is_empty() {
             reachable
         } else {
@@ -307,6 +310,69 @@ impl Store {
         Ok(resp.deleted() > 0)
     }
 
+    /// Every value put under `prefix` from now on, in order, as (key,
+    /// value), until etcd ends the watch (then an error) or the receiver
+    /// is dropped. For the operator API's Watch.
+    pub async fn watch_puts(
+        &self,
+        prefix: &str,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<(String, Vec<u8>), StoreError>>, StoreError>
+    {
+        let mut c = self.client.clone();
+        let mut stream = tokio::time::timeout(
+            CALL_TIMEOUT,
+            c.watch(prefix, Some(etcd_client::WatchOptions::new().with_prefix())),
+        )
+        .await??;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            // The stream is the watch: dropped with this task, it ends.
+            loop {
+                let msg = tokio::select! {
+                    m = stream.message() => m,
+                    () = tx.closed() => return,
+                };
+                let resp = match msg {
+                    Ok(Some(resp)) => resp,
+                    Ok(None) => {
+                        let _ = tx
+                            .send(Err(StoreError::Unavailable("etcd ended the watch".into())))
+                            .await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
+                for event in resp.events() {
+                    if event.event_type() != etcd_client::EventType::Put {
+                        continue;
+                    }
+                    if let Some(kv) = event.kv() {
+                        let item = (
+                            String::from_utf8_lossy(kv.key()).into_owned(),
+                            kv.value().to_vec(),
+                        );
+                        if tx.send(Ok(item)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                if resp.canceled() {
+                    let _ = tx
+                        .send(Err(StoreError::Unavailable(format!(
+                            "etcd ended the watch: {}",
+                            resp.cancel_reason()
+                        ))))
+                        .await;
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
     /// The current leader's value (its gRPC address), if any leads.
     pub async fn leader_value(&self) -> Result<Option<String>, StoreError> {
         let mut c = self.client.clone();
@@ -318,6 +384,33 @@ impl Store {
             Err(e) if e.to_string().contains("no leader") => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// How far behind the most advanced member a member's applied index may
+/// be and still serve the CLI: one back from a partition can be far
+/// behind, and every read it serves waits until it has caught up.
+const CAUGHT_UP: u64 = 1000;
+
+/// Of the members that know a leader, those that have applied nearly all
+/// the log the most advanced one has: a CLI call sent to a member still
+/// catching up after a partition would time out. All of them when none
+/// qualifies.
+fn caught_up(members: &[(String, u64, u64)]) -> Vec<String> {
+    let newest = members
+        .iter()
+        .map(|(_, index, _)| *index)
+        .max()
+        .unwrap_or(0);
+    let close: Vec<String> = members
+        .iter()
+        .filter(|(_, _, applied)| applied + CAUGHT_UP >= newest)
+        .map(|(e, _, _)| e.clone())
+        .collect();
+    if close.is_empty() {
+        members.iter().map(|(e, _, _)| e.clone()).collect()
+    } else {
+        close
     }
 }
 
@@ -368,7 +461,24 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError>
 
 #[cfg(test)]
 mod tests {
-    use super::host_port;
+    use super::{caught_up, host_port};
+
+    #[test]
+    fn the_cli_keeps_to_members_that_have_caught_up() {
+        let m = |e: &str, index: u64, applied: u64| (e.to_string(), index, applied);
+        // A member back from a partition, far behind: left out.
+        assert_eq!(
+            caught_up(&[m("a", 5000, 5000), m("b", 5000, 4990), m("c", 5000, 1200)]),
+            vec!["a".to_string(), "b".to_string()]
+        );
+        // Within the bound: kept.
+        assert_eq!(
+            caught_up(&[m("a", 5000, 5000), m("c", 5000, 4000)]).len(),
+            2
+        );
+        // Never an empty list.
+        assert_eq!(caught_up(&[m("a", 9000, 10)]), vec!["a".to_string()]);
+    }
 
     #[test]
     fn endpoints_give_their_host_and_port() {

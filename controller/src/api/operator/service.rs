@@ -7,13 +7,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::auth::{Identity, OperatorBook, Role, authorize};
 use super::proto::operator_server::Operator;
 use super::proto::{
     CancelReply, CancelRequest, Document, HistoryRequest, ReadRequest, RequestKind, RequestRef,
-    RequestState, SubmitReply, SubmitRequest, SwitchKind, SwitchReply, SwitchRequest,
+    RequestState, SubmitReply, SubmitRequest, SwitchKind, SwitchReply, SwitchRequest, WatchEvent,
+    WatchRequest,
 };
 use crate::cli::ops::{self, Actor, DbRequest, OpsError, Switch};
 use crate::config::Config;
@@ -120,8 +122,36 @@ fn document(value: &impl serde::Serialize) -> Result<Response<Document>, Status>
         .map_err(|e| Status::internal(e.to_string()))
 }
 
+/// The stream `Watch` answers with.
+pub type WatchStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<WatchEvent, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Operator for OperatorService {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        self.caller(&request, Role::Viewer, "watch")?;
+        let rx = self
+            .store
+            .watch_puts(&self.store.keys().history_prefix())
+            .await
+            .map_err(|e| Status::unavailable(format!("etcd: {e}")))?;
+        let events = tokio_stream::wrappers::ReceiverStream::new(rx).map(|item| match item {
+            Ok((key, value)) => Ok(WatchEvent {
+                key,
+                json: String::from_utf8_lossy(&value).into_owned(),
+            }),
+            Err(e) => Err(Status::unavailable(format!(
+                "{e}: read what was missed with History and watch again"
+            ))),
+        });
+        Ok(Response::new(Box::pin(events)))
+    }
+
     async fn status(&self, request: Request<ReadRequest>) -> Result<Response<Document>, Status> {
         self.caller(&request, Role::Viewer, "status")?;
         let view = ops::status_view(&self.cfg, &self.store)
