@@ -81,6 +81,13 @@ fn refused<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> 
     }
 }
 
+/// A call refused as INVALID_ARGUMENT, its message starting with `field`.
+fn invalid_field<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>, field: &str) {
+    let (code, msg) = refused(r);
+    assert_eq!(code, Code::InvalidArgument, "{msg}");
+    assert!(msg.starts_with(field), "{field} in {msg}");
+}
+
 async fn history(api: &mut OperatorClient<Channel>) -> anyhow::Result<String> {
     let page = api
         .history(req(
@@ -194,9 +201,7 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
             "kind: ",
         ),
     ] {
-        let (code, msg) = refused(api.switch(req(Some(OPERATOR), request)).await);
-        assert_eq!(code, Code::InvalidArgument, "{msg}");
-        assert!(msg.starts_with(field), "{field} in {msg}");
+        invalid_field(api.switch(req(Some(OPERATOR), request)).await, field);
     }
     for (request, field) in [
         (submit(RequestKind::Switchover, "", "x"), "to: "),
@@ -223,9 +228,7 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
             "deadline_seconds: ",
         ),
     ] {
-        let (code, msg) = refused(api.submit(req(Some(OPERATOR), request)).await);
-        assert_eq!(code, Code::InvalidArgument, "{msg}");
-        assert!(msg.starts_with(field), "{field} in {msg}");
+        invalid_field(api.submit(req(Some(OPERATOR), request)).await, field);
     }
     let (code, msg) = refused(
         api.outcome(req(
@@ -337,6 +340,16 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
         },
     )
     .await?;
+    // Asked without naming a primary, it is about the one recorded when
+    // it was written (never re-aimed: docs/SAFETY.md S10).
+    let store =
+        switchyard_controller::store::Store::connect(&cl.etcd.endpoints(), &cl.cluster).await?;
+    let stored: Option<serde_json::Value> = store.get_json(&store.keys().request(&id)).await?;
+    assert_eq!(
+        stored.as_ref().map(|r| r["expected_primary"].clone()),
+        Some(serde_json::json!("m0")),
+        "{stored:?}"
+    );
     let (code, msg) = refused(
         api.cancel(req(
             Some(VIEWER),
