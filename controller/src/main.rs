@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use switchyard_controller::cli;
 use switchyard_controller::cli::logging::LogFormat;
 use switchyard_controller::cli::ops::{self, Output, Switch};
+use switchyard_controller::cli::remote;
 
 /// Multi-region failover and disaster-recovery controller.
 #[derive(Parser, Debug)]
@@ -68,22 +69,31 @@ enum Command {
         target: Target,
         /// How many events (one page; read in one small request however
         /// long the history is).
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
         /// Show the page of events before this one (the cursor the
         /// previous page printed), to page back through history.
         #[arg(long, value_name = "CURSOR")]
         before: Option<String>,
     },
+    /// Print history events as they are written, until interrupted.
+    Watch {
+        #[command(flatten)]
+        target: Target,
+    },
     /// Pause automation: plans are computed and shown, nothing is executed.
     Pause {
         #[command(flatten)]
         target: Target,
+        #[command(flatten)]
+        why: Why,
     },
     /// Resume automation.
     Resume {
         #[command(flatten)]
         target: Target,
+        #[command(flatten)]
+        why: Why,
     },
     /// Take a region out of traffic whatever its health.
     Drain {
@@ -92,6 +102,8 @@ enum Command {
         /// The region to drain.
         #[arg(long)]
         region: String,
+        #[command(flatten)]
+        why: Why,
     },
     /// Give a drained region back to the engine.
     Undrain {
@@ -100,6 +112,8 @@ enum Command {
         /// The region to undrain.
         #[arg(long)]
         region: String,
+        #[command(flatten)]
+        why: Why,
     },
     /// Approve the manual failback of a recovered region: its traffic ramps
     /// back in steps from now on.
@@ -109,6 +123,8 @@ enum Command {
         /// The recovered region.
         #[arg(long)]
         region: String,
+        #[command(flatten)]
+        why: Why,
     },
     /// Replace a database's primary now (unplanned); the leader runs it.
     Failover {
@@ -123,12 +139,12 @@ enum Command {
         /// Promote against the candidate rules (lag, must_not, divergence)
         /// and skip the promotion gate: do not wait for the old primary's
         /// lease to expire. Only when you know the old primary cannot take
-        /// writes (powered off, fenced by hand); history records it.
+        /// writes (powered off, fenced by hand); history records it. Needs
+        /// the admin role.
         #[arg(long)]
         force: bool,
-        /// Seconds to wait for the outcome.
-        #[arg(long, default_value_t = 120)]
-        wait: u64,
+        #[command(flatten)]
+        request: RequestArgs,
     },
     /// Move a database's primary with zero loss (planned); the leader runs it.
     Switchover {
@@ -140,9 +156,19 @@ enum Command {
         /// The member to promote.
         #[arg(long)]
         to: String,
-        /// Seconds to wait for the outcome.
-        #[arg(long, default_value_t = 120)]
-        wait: u64,
+        #[command(flatten)]
+        request: RequestArgs,
+    },
+    /// Withdraw a failover or switchover the leader has not started (one
+    /// waiting at the promotion gate, say).
+    Cancel {
+        #[command(flatten)]
+        target: Target,
+        /// The request's id, as `failover`/`switchover` printed it.
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        why: Why,
     },
     /// Run one regional probe: check every region's targets from this
     /// region and stream the results to every controller.
@@ -188,6 +214,10 @@ struct LabDirArg {
     /// socket. `up` creates it, or takes an empty one.
     #[arg(long, env = "SWITCHYARD_LAB_DIR")]
     dir: PathBuf,
+    /// Output format (JSON: `status` prints the lab's state, `lab.json`;
+    /// the other verbs one object `{"command", "ok", "output"}`).
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
 }
 
 #[derive(Subcommand, Debug)]
@@ -255,15 +285,87 @@ enum LabVerb {
     },
 }
 
-/// Which cluster an operator command talks to, and how it prints.
+/// Which cluster an operator command talks to, as whom, and how it prints.
+/// Commands go to a controller's operator API: the operator's machine
+/// needs a token, not etcd access.
 #[derive(clap::Args, Debug)]
 struct Target {
-    /// The cluster's config file (for etcd endpoints and the cluster name).
+    /// The cluster's config file: its controllers' addresses, and `[tls]`
+    /// for mutual TLS (its certificate and key are this CLI's).
     #[arg(long, env = "SWITCHYARD_CONFIG")]
-    config: PathBuf,
+    config: Option<PathBuf>,
+    /// A controller's gRPC URL or `host:port` (repeat, or comma-separate in
+    /// SWITCHYARD_SERVER); tried in order. Default: the config's
+    /// `[[controllers]]`.
+    #[arg(long = "server", env = "SWITCHYARD_SERVER", value_delimiter = ',')]
+    servers: Vec<String>,
+    /// The file holding this operator's token (else the token itself in
+    /// SWITCHYARD_TOKEN; never on the command line).
+    #[arg(long, env = "SWITCHYARD_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// The CA of the controllers' certificates, instead of the config's
+    /// `[tls]`.
+    #[arg(long, env = "SWITCHYARD_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// This operator's client certificate for mutual TLS (with --ca-file).
+    #[arg(long, env = "SWITCHYARD_CERT_FILE")]
+    cert_file: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long, env = "SWITCHYARD_KEY_FILE")]
+    key_file: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
+}
+
+impl Target {
+    fn remote(&self) -> Result<cli::client::Remote, ops::OpsError> {
+        cli::client::Remote::from_args(&cli::client::ApiArgs {
+            config: self.config.clone(),
+            servers: self.servers.clone(),
+            token_file: self.token_file.clone(),
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+        })
+    }
+}
+
+/// Why a change is made: required, recorded in history with who made it.
+#[derive(clap::Args, Debug)]
+struct Why {
+    /// Why you make this change (one line; recorded in history).
+    #[arg(long)]
+    reason: String,
+}
+
+/// How a failover or switchover is asked for and waited on.
+#[derive(clap::Args, Debug)]
+struct RequestArgs {
+    #[command(flatten)]
+    why: Why,
+    /// The primary you expect to replace: the leader refuses the request
+    /// if the primary is another by the time it would act (default: the
+    /// one recorded when the request is written).
+    #[arg(long)]
+    expect_primary: Option<String>,
+    /// The leader drops the request if it has not started it by then.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+    deadline: std::time::Duration,
+    /// Seconds to wait for the outcome.
+    #[arg(long, default_value_t = 120)]
+    wait: u64,
+}
+
+impl RequestArgs {
+    fn options(self) -> remote::RequestOptions {
+        remote::RequestOptions {
+            reason: self.why.reason,
+            expect_primary: self.expect_primary,
+            deadline: self.deadline,
+            wait: std::time::Duration::from_secs(self.wait),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -307,86 +409,91 @@ fn main() -> anyhow::Result<ExitCode> {
                 },
             ))?
         }
-        Command::Status { target } => ops_command(ops::status(
-            &target.config,
-            target.output,
-            &mut std::io::stdout(),
-        ))?,
-        Command::Plan { target } => ops_command(cli::plan::plan(
-            &target.config,
-            target.output,
-            &mut std::io::stdout(),
-        ))?,
+        Command::Status { target } => ops_command(async move {
+            remote::status(&target.remote()?, target.output, &mut std::io::stdout()).await
+        })?,
+        Command::Plan { target } => ops_command(async move {
+            remote::plan(&target.remote()?, target.output, &mut std::io::stdout()).await
+        })?,
         Command::History {
             target,
             limit,
             before,
-        } => ops_command(ops::history(
-            &target.config,
-            limit,
-            before.as_deref(),
-            target.output,
-            &mut std::io::stdout(),
-        ))?,
-        Command::Pause { target } => ops_command(ops::switch(
-            &target.config,
-            Switch::Pause,
-            target.output,
-            &mut std::io::stdout(),
-        ))?,
-        Command::Resume { target } => ops_command(ops::switch(
-            &target.config,
-            Switch::Resume,
-            target.output,
-            &mut std::io::stdout(),
-        ))?,
-        Command::Drain { target, region } => ops_command(ops::switch(
-            &target.config,
-            Switch::Drain(region),
-            target.output,
-            &mut std::io::stdout(),
-        ))?,
-        Command::Undrain { target, region } => ops_command(ops::switch(
-            &target.config,
-            Switch::Undrain(region),
-            target.output,
-            &mut std::io::stdout(),
-        ))?,
-        Command::Failback { target, region } => ops_command(ops::switch(
-            &target.config,
-            Switch::Failback(region),
-            target.output,
-            &mut std::io::stdout(),
-        ))?,
+        } => ops_command(async move {
+            remote::history(
+                &target.remote()?,
+                limit,
+                before.as_deref(),
+                target.output,
+                &mut std::io::stdout(),
+            )
+            .await
+        })?,
+        Command::Watch { target } => ops_command(async move {
+            remote::watch(&target.remote()?, target.output, &mut std::io::stdout()).await
+        })?,
+        Command::Pause { target, why } => switch(target, Switch::Pause, why)?,
+        Command::Resume { target, why } => switch(target, Switch::Resume, why)?,
+        Command::Drain {
+            target,
+            region,
+            why,
+        } => switch(target, Switch::Drain(region), why)?,
+        Command::Undrain {
+            target,
+            region,
+            why,
+        } => switch(target, Switch::Undrain(region), why)?,
+        Command::Failback {
+            target,
+            region,
+            why,
+        } => switch(target, Switch::Failback(region), why)?,
         Command::Failover {
             target,
             database,
             to,
             force,
-            wait,
-        } => ops_code(ops::request(
-            &target.config,
-            ops::DbRequest::Failover {
-                database,
-                to,
-                force,
-            },
-            std::time::Duration::from_secs(wait),
-            target.output,
-            &mut std::io::stdout(),
-        ))?,
+            request,
+        } => ops_code(async move {
+            remote::request(
+                &target.remote()?,
+                ops::DbRequest::Failover {
+                    database,
+                    to,
+                    force,
+                },
+                request.options(),
+                target.output,
+                &mut std::io::stdout(),
+            )
+            .await
+        })?,
         Command::Switchover {
             target,
             database,
             to,
-            wait,
-        } => ops_code(ops::request(
-            &target.config,
-            ops::DbRequest::Switchover { database, to },
-            std::time::Duration::from_secs(wait),
-            target.output,
-            &mut std::io::stdout(),
-        ))?,
+            request,
+        } => ops_code(async move {
+            remote::request(
+                &target.remote()?,
+                ops::DbRequest::Switchover { database, to },
+                request.options(),
+                target.output,
+                &mut std::io::stdout(),
+            )
+            .await
+        })?,
+        Command::Cancel { target, id, why } => ops_code(async move {
+            remote::cancel(
+                &target.remote()?,
+                &id,
+                &why.reason,
+                target.output,
+                &mut std::io::stdout(),
+            )
+            .await
+        })?,
         Command::Probe {
             config,
             region,
@@ -422,9 +529,22 @@ fn main() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-/// Runs a lab verb; its error is printed plainly (exit 1).
+/// Runs a lab verb; its error is printed plainly (exit 1), or as JSON.
 fn lab_verb(verb: LabVerb) -> anyhow::Result<i32> {
     use switchyard_controller::lab::{daemon, verbs};
+    let (name, output) = match &verb {
+        LabVerb::Up { dir } => ("up", dir.output),
+        LabVerb::Status { dir } => ("status", dir.output),
+        LabVerb::Fail { dir, .. } => ("fail", dir.output),
+        LabVerb::Partition { dir, .. } => ("partition", dir.output),
+        LabVerb::Heal { dir, .. } => ("heal", dir.output),
+        LabVerb::RenewCerts { dir, .. } => ("renew-certs", dir.output),
+        LabVerb::Down { dir, .. } => ("down", dir.output),
+        LabVerb::Serve { dir } => ("serve", dir.output),
+    };
+    if output == Output::Json {
+        return lab_verb_json(name, verb);
+    }
     let mut out = std::io::stdout();
     let result = match verb {
         LabVerb::Up { dir } => verbs::up(&dir.dir, &mut out),
@@ -445,6 +565,71 @@ fn lab_verb(verb: LabVerb) -> anyhow::Result<i32> {
             eprintln!("error: {e}");
             1
         }
+    })
+}
+
+/// A lab verb with `--output json`: `status` prints `lab.json`; the others
+/// one object with what they would have printed.
+fn lab_verb_json(name: &str, verb: LabVerb) -> anyhow::Result<i32> {
+    use switchyard_controller::lab::verbs;
+    let mut text = Vec::new();
+    let result = match verb {
+        LabVerb::Status { dir } => {
+            let state = verbs::status(&dir.dir, &mut text)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    std::fs::read_to_string(dir.dir.join(verbs::STATE))
+                        .map_err(|e| format!("{}: {e}", dir.dir.join(verbs::STATE).display()))
+                });
+            match state {
+                Ok(json) => {
+                    println!("{}", json.trim_end());
+                    return Ok(0);
+                }
+                Err(e) => Err(e),
+            }
+        }
+        LabVerb::Up { dir } => verbs::up(&dir.dir, &mut text).map_err(|e| e.to_string()),
+        LabVerb::Fail { region, only, dir } => {
+            verbs::fail(&dir.dir, &region, &only, &mut text).map_err(|e| e.to_string())
+        }
+        LabVerb::Partition { region, dir } => {
+            verbs::partition(&dir.dir, &region, &mut text).map_err(|e| e.to_string())
+        }
+        LabVerb::Heal { region, dir } => {
+            verbs::heal(&dir.dir, &region, &mut text).map_err(|e| e.to_string())
+        }
+        LabVerb::RenewCerts { days, dir } => {
+            verbs::renew_certs(&dir.dir, days, &mut text).map_err(|e| e.to_string())
+        }
+        LabVerb::Down { dir, purge } => {
+            verbs::down(&dir.dir, purge, &mut text).map_err(|e| e.to_string())
+        }
+        LabVerb::Serve { .. } => Err("serve has no JSON form: it is the lab's server".into()),
+    };
+    let output = String::from_utf8_lossy(&text).into_owned();
+    let (ok, output) = match result {
+        Ok(()) => (true, output),
+        Err(e) => (false, format!("{output}error: {e}")),
+    };
+    println!(
+        "{}",
+        serde_json::json!({ "command": format!("lab {name}"), "ok": ok, "output": output })
+    );
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// Runs a switch through the operator API.
+fn switch(target: Target, which: Switch, why: Why) -> anyhow::Result<i32> {
+    ops_command(async move {
+        remote::switch(
+            &target.remote()?,
+            which,
+            &why.reason,
+            target.output,
+            &mut std::io::stdout(),
+        )
+        .await
     })
 }
 

@@ -24,13 +24,13 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
 /// What identifies one version of a file without reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
+pub(crate) struct Stamp {
     len: u64,
     modified: Option<SystemTime>,
     inode: u64,
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
+pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt as _;
     let m = std::fs::metadata(path).ok()?;
     Some(Stamp {
@@ -112,45 +112,55 @@ impl TlsReloader {
     /// moving the expiry gauge with the set in use.
     pub fn spawn(
         mut self,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> watch::Receiver<Arc<GrpcTlsMaterial>> {
         let (tx, rx) = watch::channel(self.current());
         for result in ["reloaded", "refused"] {
             metrics::counter!("switchyard_tls_reloads_total", "result" => result).absolute(0);
         }
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RELOAD_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = shutdown.wait_for(|s| *s) => return,
-                }
-                match self.look() {
-                    Look::Unchanged | Look::SameContent => {}
-                    Look::Reloaded => {
-                        self.current.record_expiry();
-                        metrics::counter!("switchyard_tls_reloads_total", "result" => "reloaded")
-                            .increment(1);
-                        tracing::info!(
-                            cert = %self.cfg.cert_file.display(),
-                            "TLS certificates reloaded: new handshakes use them"
-                        );
-                        tx.send_replace(self.current());
-                    }
-                    Look::Refused(why) => {
-                        metrics::counter!("switchyard_tls_reloads_total", "result" => "refused")
-                            .increment(1);
-                        tracing::warn!(
-                            error = %why,
-                            "TLS files changed but cannot be used; the certificates in use stay"
-                        );
-                    }
-                }
+        every_reload_tick(shutdown, move || match self.look() {
+            Look::Unchanged | Look::SameContent => {}
+            Look::Reloaded => {
+                self.current.record_expiry();
+                metrics::counter!("switchyard_tls_reloads_total", "result" => "reloaded")
+                    .increment(1);
+                tracing::info!(
+                    cert = %self.cfg.cert_file.display(),
+                    "TLS certificates reloaded: new handshakes use them"
+                );
+                tx.send_replace(self.current());
+            }
+            Look::Refused(why) => {
+                metrics::counter!("switchyard_tls_reloads_total", "result" => "refused")
+                    .increment(1);
+                tracing::warn!(
+                    error = %why,
+                    "TLS files changed but cannot be used; the certificates in use stay"
+                );
             }
         });
         rx
     }
+}
+
+/// Calls `look` every [`RELOAD_EVERY`] until `shutdown` turns true (the
+/// first call after one interval), on a task of its own.
+pub(crate) fn every_reload_tick(
+    mut shutdown: watch::Receiver<bool>,
+    mut look: impl FnMut() + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RELOAD_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+            look();
+        }
+    });
 }
 
 #[cfg(test)]

@@ -77,11 +77,14 @@ async fn hung_primary(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<
     .await?;
     // An operator's unforced failover waits at the same gate, and the CLI
     // says why and what to do (as JSON here: one object, exit code 2).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let out = cl
+        .command()
         .args([
             "failover",
             "--database",
             "orders",
+            "--reason",
+            "primary m0 hung",
             "--wait",
             "3",
             "--output",
@@ -310,11 +313,14 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
 
     // An operator's planned switchover back to the other replica, through
     // the CLI and the leader.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let out = cl
+        .command()
         .args([
             "switchover",
             "--database",
             "orders",
+            "--reason",
+            "planned move back",
             "--to",
             &format!("m{other}"),
             "--wait",
@@ -369,7 +375,8 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
 
     // A forced manual failover skips the promotion gate (the current
     // primary's region holds a live lease for it), and history says so.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let out = cl
+        .command()
         .args([
             "failover",
             "--database",
@@ -377,6 +384,8 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
             "--to",
             &format!("m{new_primary}"),
             "--force",
+            "--reason",
+            "m{new_primary} known good",
             "--wait",
             "60",
         ])
@@ -390,7 +399,8 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let history = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let history = cl
+        .command()
         .args(["history", "--output", "json"])
         .arg("--config")
         .arg(&cl.config)
@@ -398,8 +408,9 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
     let history = String::from_utf8_lossy(&history.stdout);
     assert!(history.contains("forced: gate skipped"), "{history}");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["failover", "--database", "nope"])
+    let out = cl
+        .command()
+        .args(["failover", "--database", "nope", "--reason", "typo"])
         .arg("--config")
         .arg(&cl.config)
         .output()?;
@@ -425,7 +436,7 @@ async fn status_names_accounts_that_bypass_read_only() -> anyhow::Result<()> {
     let cl = cluster_for(&db).await?;
     let _fleet = all_up(&cl);
     let status = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        cl.command()
             .arg("status")
             .arg("--config")
             .arg(&cl.config)
@@ -454,7 +465,8 @@ async fn status_names_accounts_that_bypass_read_only() -> anyhow::Result<()> {
     }
     r?;
     // The same in JSON, for tools.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let out = cl
+        .command()
         .args(["status", "--output", "json", "--config"])
         .arg(&cl.config)
         .output()?;

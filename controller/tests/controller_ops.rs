@@ -19,8 +19,45 @@ async fn drain_pause_resume_through_the_cli() -> anyhow::Result<()> {
     let fleet = cl.all_up_fleet();
     cl.wait_leader(None, Duration::from_secs(20)).await?;
 
+    // `watch` prints each history event as it is written (one JSON object
+    // per line): the drain below among them.
+    let mut watch = cl
+        .command()
+        .args(["watch", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let watched = watch.stdout.take().expect("piped stdout");
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(watched)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = seen_tx.send(line);
+        }
+    });
+    // The watch is open once a first event could reach it: give it a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
     let (code, out, _) = cli(&cl, &["drain", "--region", "b"]);
     assert_eq!((code, out.trim()), (0, "region b drained"));
+    let drained = (|| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            let line = seen_rx.recv_timeout(left).ok()?;
+            let e: serde_json::Value = serde_json::from_str(&line).ok()?;
+            if e["what"] == "region b drained" {
+                return Some(e);
+            }
+        }
+        None
+    })();
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let drained = drained.expect("watch printed the drain");
+    assert_eq!(drained["by"], "fixture-admin", "{drained}");
     wait_for(
         "b drained from traffic",
         Duration::from_secs(20),

@@ -256,7 +256,7 @@ async fn scenario(
             outcomes.insert((format!("db:orders/m{m}"), v.to_string()), true);
         }
     }
-    let _fleet = ReportFleet::start(urls, outcomes, Duration::from_millis(200));
+    let _fleet = ReportFleet::start(urls.clone(), outcomes, Duration::from_millis(200));
     wait_for(
         "m0 to be the recorded primary",
         Duration::from_secs(20),
@@ -303,10 +303,13 @@ async fn scenario(
     let sampler = sample_writable(db, stop.clone());
 
     // An operator's forced failover to m1, through the leader (ctl-c).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let dir = config.parent().expect("the config's directory");
+    let out = common::cli_command(dir, &urls)
         .args(["failover", "--config"])
         .arg(config)
         .args([
+            "--reason",
+            "drill: forced failover during a leader stall",
             "--database",
             "orders",
             "--to",

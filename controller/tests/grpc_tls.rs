@@ -330,8 +330,10 @@ async fn mutual_tls_admits_only_the_cluster_ca_and_certified_vantages() -> anyho
         )
         .await?;
     }
-    // `status` works with [tls] set.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    // `status` works with [tls] set: the CLI reaches the operator API over
+    // mutual TLS with the config's certificate.
+    let out = cl
+        .command()
         .args(["status", "--config"])
         .arg(&cl.config)
         .output()?;

@@ -4,58 +4,20 @@
 //! summary or a status that says what failed, and the server keeps
 //! accepting good reports after each.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut};
+use common::raw::RawCodec;
 use prost::Message;
 use switchyard_controller::api::ingest::{Aggregator, IngestService, KnownNames};
 use switchyard_controller::clock::SystemClock;
 use switchyard_controller::engine::Policy;
 use switchyard_probes::proto::probe_ingest_server::ProbeIngestServer;
 use switchyard_probes::proto::{IngestSummary, Outcome, ProbeReport};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
-
-/// Message bodies sent as they are: lets the test put any bytes on the
-/// wire where a `ProbeReport` belongs.
-#[derive(Debug, Clone, Default)]
-struct RawCodec;
-
-#[derive(Debug)]
-struct Raw;
-
-impl Encoder for Raw {
-    type Item = Vec<u8>;
-    type Error = Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Vec<u8>;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n).to_vec()))
-    }
-}
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
 
 async fn serve() -> anyhow::Result<SocketAddr> {
     let known = KnownNames {

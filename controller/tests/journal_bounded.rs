@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Backend, LEASE_TTL, RECORD, seed_weights, write_config_extra};
@@ -52,8 +51,9 @@ async fn count(client: &Client, prefix: &str) -> anyhow::Result<i64> {
     .count())
 }
 
-fn history_cli(config: &Path, before: Option<&str>) -> anyhow::Result<String> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+fn history_cli(config: &Path, server: &str, before: Option<&str>) -> anyhow::Result<String> {
+    let dir = config.parent().expect("the config's directory");
+    let mut cmd = common::cli_command(dir, &[server.to_string()]);
     cmd.args(["history", "--config"]).arg(config);
     if let Some(b) = before {
         cmd.args(["--before", b]);
@@ -201,11 +201,11 @@ async fn a_grown_journal_neither_stalls_a_new_leader_nor_grows_forever() -> anyh
     );
 
     // History pages: the newest first page, then older ones by cursor.
-    let first = history_cli(&config, None)?;
+    let first = history_cli(&config, &ctl.grpc_url(), None)?;
     assert!(first.contains("set_weights"), "{first}");
     assert!(first.contains("could not be read"), "{first}");
     let cursor = cursor_of(&first).ok_or_else(|| anyhow::anyhow!("no cursor in\n{first}"))?;
-    let second = history_cli(&config, Some(&cursor))?;
+    let second = history_cli(&config, &ctl.grpc_url(), Some(&cursor))?;
     let numbers = |page: &str| -> Vec<usize> {
         page.lines()
             .filter_map(|l| l.split("seeded event ").nth(1))

@@ -37,9 +37,12 @@ async fn a_stuck_switchover_does_not_hold_up_an_evacuation() -> anyhow::Result<(
         "CREATE DATABASE IF NOT EXISTS lanes; CREATE TABLE IF NOT EXISTS lanes.t (id INT PRIMARY KEY); INSERT INTO lanes.t VALUES (1)",
     )
     .await?;
-    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let mut cli = cl
+        .command()
         .args([
             "switchover",
+            "--reason",
+            "lanes test",
             "--database",
             "orders",
             "--to",

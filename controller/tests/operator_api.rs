@@ -134,6 +134,17 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
     let follower = (leader + 1) % cl.controllers.len();
     let mut api = OperatorClient::connect(cl.controllers[follower].grpc_url()).await?;
 
+    // Reflection tells tools what the port serves.
+    let services = reflected_services(&cl.controllers[follower].grpc_url()).await?;
+    for s in [
+        "switchyard.operator.v1.Operator",
+        "switchyard.probe.v1.ProbeIngest",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(services.iter().any(|n| n == s), "{s} not in {services:?}");
+    }
+
     // Who: no token, a token nobody has, another scheme.
     let (code, msg) = refused(api.status(req(None, ReadRequest {})).await);
     assert_eq!(code, Code::Unauthenticated, "{msg}");
@@ -272,8 +283,24 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
         anyhow::bail!("the watch ended")
     })
     .await??;
-    assert!(seen.contains("/history/"), "{seen}");
     drop(watch);
+    // The event's key is a History cursor: the page before it starts
+    // with the events older than the drain.
+    let before = api
+        .history(req(
+            Some(VIEWER),
+            HistoryRequest {
+                limit: 1000,
+                before: seen.clone(),
+            },
+        ))
+        .await?
+        .into_inner()
+        .json;
+    assert!(
+        !before.contains("region b drained") && before.contains("\"events\""),
+        "the page before {seen}: {before}"
+    );
     let h = history(&mut api).await?;
     let events: Vec<serde_json::Value> = serde_json::from_str::<serde_json::Value>(&h)?["events"]
         .as_array()
@@ -361,17 +388,28 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
         .await,
     );
     assert_eq!(code, Code::PermissionDenied, "{msg}");
-    let cancelled = api
-        .cancel(req(
-            Some(OPERATOR),
-            CancelRequest {
-                id: id.clone(),
-                reason: "drill over".into(),
-            },
-        ))
-        .await?
-        .into_inner();
-    assert!(cancelled.cancelled, "{cancelled:?}");
+    // Withdrawn with the CLI (as the fixture's admin): the request and the
+    // history event that records it go together.
+    let (code, out, err) = cl.cli(&[
+        "cancel",
+        "--id",
+        &id,
+        "--reason",
+        "drill over",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let cancelled: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(cancelled["cancelled"], true, "{cancelled}");
+    let recorded = history(&mut api).await?;
+    assert_eq!(
+        recorded
+            .matches(&format!("request {id} cancelled before it started"))
+            .count(),
+        1,
+        "{recorded}"
+    );
     let again = api
         .cancel(req(
             Some(OPERATOR),
@@ -386,6 +424,17 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
         !again.cancelled && again.what.contains("nothing to cancel"),
         "{again:?}"
     );
+    // The CLI says so too, with exit code 1; and a malformed id names its
+    // field.
+    let (code, out, _) = cl.cli(&["cancel", "--id", &id, "--reason", "drill over"]);
+    assert_eq!(
+        (code, out.contains("nothing to cancel")),
+        (1, true),
+        "{out}"
+    );
+    let (code, _, err) = cl.cli(&["cancel", "--id", "x/y", "--reason", "typo"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("invalid: id: not a request id"), "{err}");
 
     // A request not started within its deadline is dropped.
     let short = SubmitRequest {
@@ -461,6 +510,69 @@ async fn scenario(cl: &Cluster) -> anyhow::Result<()> {
         "{done:?}"
     );
     assert_eq!(db_primary(cl).await?, "m1");
+
+    // The CLI is a client of this API like any other: a viewer's token
+    // reads, and is refused a change with the role it needs.
+    let dir = tempfile::tempdir()?;
+    let vera_file = dir.path().join("vera.token");
+    std::fs::write(&vera_file, format!("{VIEWER}\n"))?;
+    let as_vera = |args: &[&str]| {
+        cl.command()
+            .env("SWITCHYARD_TOKEN_FILE", &vera_file)
+            .args(args)
+            .output()
+    };
+    let out = as_vera(&["plan"])?;
+    assert!(out.status.success(), "{out:?}");
+    let out = as_vera(&["pause", "--reason", "trying"])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not allowed: vera has role viewer; pause needs role operator"),
+        "{stderr}"
+    );
+    // Without --reason, a change does not even leave the CLI.
+    let out = cl.command().arg("pause").output()?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--reason"));
+
+    // A revoked token is refused within seconds, without a restart: vera
+    // is taken out of the config every controller reads.
+    let text = std::fs::read_to_string(&cl.config)?;
+    let vera = operators()
+        .split("\n[[operators]]")
+        .nth(1)
+        .map(|e| format!("\n[[operators]]{e}"));
+    let vera = vera.ok_or_else(|| anyhow::anyhow!("vera's entry"))?;
+    anyhow::ensure!(text.contains(&vera), "vera's entry is in the config");
+    std::fs::write(&cl.config, text.replace(&vera, ""))?;
+    for c in &cl.controllers {
+        let mut api = OperatorClient::connect(c.grpc_url()).await?;
+        wait_for(
+            &format!("{} to refuse the revoked token", c.id()),
+            Duration::from_secs(20),
+            || {
+                let mut api = api.clone();
+                async move {
+                    match api.status(req(Some(VIEWER), ReadRequest {})).await {
+                        Err(s) if s.code() == Code::Unauthenticated => Ok(()),
+                        other => Err(format!("{:?}", other.map(|_| "answered"))),
+                    }
+                }
+            },
+        )
+        .await?;
+        api.status(req(Some(OPERATOR), ReadRequest {})).await?;
+    }
+
+    // No token is ever logged, by any controller.
+    for c in &cl.controllers {
+        let log = c.log();
+        for token in [VIEWER, OPERATOR, ADMIN, common::ADMIN_TOKEN] {
+            assert!(!log.contains(token), "{} logged a token", c.id());
+        }
+        assert!(log.contains("[[operators]] reloaded"), "{}", c.id());
+    }
     Ok(())
 }
 
@@ -474,6 +586,36 @@ async fn outcome(
         .await
         .map(tonic::Response::into_inner)
         .map_err(|e| e.to_string())
+}
+
+/// The services gRPC reflection lists at `url`.
+async fn reflected_services(url: &str) -> anyhow::Result<Vec<String>> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
+        .connect()
+        .await?;
+    let mut client = ServerReflectionClient::new(channel);
+    let ask = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter([ask]))
+        .await?
+        .into_inner();
+    let answer = answers
+        .message()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no reflection answer"))?;
+    match answer.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            Ok(list.service.into_iter().map(|s| s.name).collect())
+        }
+        other => anyhow::bail!("unexpected reflection answer: {other:?}"),
+    }
 }
 
 async fn db_primary(cl: &Cluster) -> anyhow::Result<String> {

@@ -18,26 +18,7 @@ use switchyard_tests::wait::wait_for;
 use switchyard_tests::{HttpMode, HttpTarget};
 
 fn start_probe(cl: &Cluster, config: &Path, region: &str) -> anyhow::Result<FixtureProcess> {
-    let mut args = vec![
-        "probe".to_string(),
-        "--config".into(),
-        config.display().to_string(),
-        "--region".into(),
-        region.into(),
-        "--id".into(),
-        format!("probe-{region}"),
-    ];
-    for url in cl.urls() {
-        args.push("--controller".into());
-        args.push(url);
-    }
-    FixtureProcess::spawn(
-        &format!("probe {region}"),
-        Path::new(env!("CARGO_BIN_EXE_switchyard")),
-        &args,
-        cl.dir.path(),
-        &cl.dir.path().join(format!("probe-{region}.log")),
-    )
+    cl.spawn_probe(config, region, &cl.urls())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -197,18 +197,57 @@ fn every_alert_names_a_runbook_that_names_it_back() {
     }
 }
 
+/// `cmd` split into words as a shell would, for quoting only: a quoted
+/// string (with its spaces, and `$VAR`s left as written) is one word.
+fn shell_words(cmd: &str) -> Vec<String> {
+    let (mut words, mut word, mut quote, mut in_word) = (Vec::new(), String::new(), None, false);
+    for c in cmd.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
 #[test]
 fn every_runbook_command_parses() {
     let mut checked = 0;
     for f in runbook_files() {
         for cmd in commands(&runbook(&f)) {
             // Shell words only up to the first shell syntax.
-            let args: Vec<&str> = cmd
-                .split_whitespace()
+            let args: Vec<String> = shell_words(&cmd)
+                .into_iter()
                 .skip(1)
-                .take_while(|w| !matches!(*w, "|" | ">/dev/null" | "2>/dev/null" | "&&" | ";"))
-                .map(|w| w.trim_matches('"'))
+                .take_while(|w| {
+                    !matches!(w.as_str(), "|" | ">/dev/null" | "2>/dev/null" | "&&" | ";")
+                })
                 .collect();
+            // A change must say why: `--help` below would accept it without.
+            let changes = switchyard_tests::operators::CHANGES;
+            if args.first().is_some_and(|a| changes.contains(&a.as_str())) {
+                assert!(
+                    args.iter().any(|a| a == "--reason"),
+                    "runbooks/{f}: `{cmd}` changes the cluster without --reason"
+                );
+            }
             let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
                 .args(&args)
                 .arg("--help")
@@ -233,6 +272,19 @@ fn the_block_parser_keeps_sh_blocks_only() {
         [(1, "switchyard status\n".into()), (10, "a\nb\n".into())]
     );
     assert_eq!(commands(md), ["switchyard status"]);
+    assert_eq!(
+        shell_words(r#"switchyard drain --reason "a b; c" --region 'x y' | jq"#),
+        [
+            "switchyard",
+            "drain",
+            "--reason",
+            "a b; c",
+            "--region",
+            "x y",
+            "|",
+            "jq"
+        ]
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["failover", "--databse", "orders", "--help"])
         .output()
@@ -323,6 +375,19 @@ fn every_runbook_runs_in_order_against_the_lab() {
         String::from_utf8_lossy(&up.stderr)
     );
     eprintln!("lab up: {:.1}s", t.elapsed().as_secs_f64());
+    // Lab verbs speak JSON too: `status` gives the lab's state.
+    let status = Command::new(bin)
+        .args(["lab", "status", "--output", "json", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("lab status");
+    let state: serde_json::Value =
+        serde_json::from_slice(&status.stdout).expect("lab status --output json is JSON");
+    assert_eq!(
+        state["controllers"].as_array().map(Vec::len),
+        Some(3),
+        "{state}"
+    );
     let path = format!(
         "{}:{}",
         bin.parent().expect("bin dir").display(),
@@ -333,6 +398,10 @@ fn every_runbook_runs_in_order_against_the_lab() {
         (
             "SWITCHYARD_CONFIG",
             dir.join("lab.toml").display().to_string(),
+        ),
+        (
+            "SWITCHYARD_TOKEN_FILE",
+            dir.join("operator.token").display().to_string(),
         ),
         ("SWITCHYARD_LAB_DIR", dir.display().to_string()),
     ];

@@ -19,11 +19,13 @@
 //!   still reach each other; c keeps etcd. a and b are a majority without
 //!   etcd, which is not an etcd outage: c leads and promotes m2 once m0's
 //!   lease expires, so ctl-a fences m0 first; never two writable members
-//!   in any 10 ms sample. With c's controller gone, `status` says that
+//!   in any 10 ms sample. With c's controller gone (and b's etcd link
+//!   back, so that a controller can answer `status`), `status` says that
 //!   region c has no live controller, next to the database. The same cut
 //!   again with the shortest primary lease (2 s), where the gate opens on
 //!   etcd's end of the lease.
 
+mod common;
 mod split_lab;
 
 use std::time::Duration;
@@ -259,7 +261,13 @@ async fn isolate_and_rejoin(lab: &mut SplitLab) -> anyhow::Result<()> {
 
 /// Runs `switchyard <args> --config <lab config>`; its stdout.
 fn cli(lab: &SplitLab, args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let dir = lab.config.parent().expect("the config's directory");
+    let servers: Vec<String> = lab
+        .controllers
+        .iter()
+        .map(|c| c.grpc().to_string())
+        .collect();
+    let out = common::cli_command(dir, &servers)
         .args(args)
         .arg("--config")
         .arg(&lab.config)
@@ -581,7 +589,10 @@ async fn asymmetric(lab: &mut SplitLab) -> anyhow::Result<()> {
     assert!(!status.contains("NO LIVE CONTROLLER"), "{status}");
 
     // Region c's controller dies: nobody there could fence m2 now, and
-    // status says so next to the database.
+    // status says so next to the database. Status is asked of the
+    // controllers' operator API, so one of them must reach etcd: b gets
+    // its link back first.
+    lab.restore_etcd_to(1)?;
     lab.controllers[2].kill();
     let status = wait_for(
         "status to say region c has no live controller",

@@ -42,4 +42,8 @@ pub use stats::{CheckSnapshot, ControllerSnapshot, ProbeStats};
 #[allow(missing_docs, clippy::all)]
 pub mod proto {
     tonic::include_proto!("switchyard.probe.v1");
+
+    /// The encoded descriptors of this protocol, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/report_descriptor.bin"));
 }

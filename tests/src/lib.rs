@@ -14,6 +14,7 @@ pub use switchyard_labkit::{
     controller, etcd, http_get, http_target, mariadb, netns, paths, pki, ports, process, wait,
 };
 
+pub mod operators;
 pub mod reports;
 pub mod route53;
 

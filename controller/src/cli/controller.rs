@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::api::operator::reload::OperatorReloader;
 use crate::clock::SystemClock;
 use crate::config;
 use crate::runtime;
@@ -53,6 +54,9 @@ pub async fn run(path: &Path, args: ControllerArgs) -> anyhow::Result<i32> {
     }
     let cfg = checked.config;
     let me = runtime::find_controller(&cfg, args.id.as_deref())?.clone();
+    // A token file that cannot be read stops the controller here, naming
+    // the operator and the file.
+    let operators = OperatorReloader::new(path.to_path_buf(), &cfg.operators)?;
     let grpc_addr = args.listen.unwrap_or(me.listen);
     let grpc = TcpListener::bind(grpc_addr)
         .await
@@ -84,6 +88,7 @@ pub async fn run(path: &Path, args: ControllerArgs) -> anyhow::Result<i32> {
             .map_or_else(|| "off".to_string(), |a| a.to_string()),
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let operators = operators.spawn(shutdown_rx.clone());
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("termination signal received");
@@ -98,6 +103,7 @@ pub async fn run(path: &Path, args: ControllerArgs) -> anyhow::Result<i32> {
             traffic,
         },
         state,
+        operators,
         Arc::new(SystemClock),
         shutdown_rx,
     )

@@ -1,16 +1,16 @@
-//! Operator commands that read or set the cluster's shared state in etcd:
-//! `status`, `history`, `pause`, `resume`, `drain`, `undrain`.
+//! What the operator commands do to the cluster's shared state in etcd —
+//! run by the operator API ([`crate::api::operator`]) on a controller, as
+//! the caller's identity — and how the CLI prints what they return.
 //!
 //! Pause and drain are the operator's will, valid whoever leads, so they are
 //! plain (unfenced) writes of control keys; the leader reads them every
-//! second. Each change is also written to history. Every command is
+//! second. Each change is also written to history. Every switch is
 //! idempotent: pausing a paused cluster says so and changes nothing.
 
 use std::io::Write;
-use std::path::Path;
 
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config;
 use crate::engine::RegionState;
@@ -67,9 +67,6 @@ pub enum OpsError {
     /// etcd failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// The etcd TLS files or login named by the config cannot be used.
-    #[error(transparent)]
-    EtcdAccess(#[from] crate::store::AccessError),
     /// A `[tls]` file cannot be used.
     #[error(transparent)]
     GrpcTls(#[from] crate::tls::TlsFileError),
@@ -85,6 +82,32 @@ pub enum OpsError {
     /// Writing the output failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// No controller given could be reached: each one's reason.
+    #[error("no controller could be reached: {0}")]
+    Unreachable(String),
+    /// The operator API refused or failed the call.
+    #[error("{}", api_error(.0))]
+    Api(tonic::Status),
+    /// A controller answered with something this CLI cannot read (another
+    /// version's document).
+    #[error("cannot read the controller's answer: {0}")]
+    Answer(String),
+}
+
+/// A refusal as the operator reads it: what kind, then the controller's
+/// words (which say what is needed).
+fn api_error(s: &tonic::Status) -> String {
+    use tonic::Code;
+    let kind = match s.code() {
+        Code::Unauthenticated => "not authenticated",
+        Code::PermissionDenied => "not allowed",
+        Code::InvalidArgument => "invalid",
+        Code::Unavailable => "unavailable",
+        Code::DeadlineExceeded => "no answer in time",
+        Code::NotFound => "not found",
+        _ => "failed",
+    };
+    format!("{kind}: {}", s.message())
 }
 
 /// The standing alarms under `ALARMS` (nothing when there are none), as
@@ -133,40 +156,15 @@ pub(crate) fn print_leader(
     )
 }
 
-pub(crate) async fn connect(path: &Path) -> Result<(config::Config, Store), OpsError> {
-    let cfg = config::load(path)?.config;
-    let access = crate::store::EtcdAccess::from_config(&cfg)?;
-    let store = Store::connect_reachable(
-        &cfg.etcd.endpoints,
-        &cfg.cluster,
-        &access,
-        std::time::Duration::from_millis(500),
-    )
-    .await?;
-    Ok((cfg, store))
-}
-
 /// Who asks for a change, and why: recorded in history with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    /// The identity (an operator's name, or `operator@<host>` for the
-    /// CLI writing to etcd itself).
+    /// The identity: the `[[operators]]` name the caller's token maps to.
     pub by: String,
     /// Why, in the operator's words.
     pub reason: String,
     /// Where the request came from (the API client's address).
     pub origin: Option<String>,
-}
-
-impl Actor {
-    /// The CLI acting on etcd itself: this host, no reason given.
-    pub fn local() -> Self {
-        Actor {
-            by: format!("operator@{}", hostname()),
-            reason: "operator command".into(),
-            origin: None,
-        }
-    }
 }
 
 /// Applies a switch as `actor`: whether it changed anything, and what
@@ -185,11 +183,20 @@ pub async fn apply_switch(
             check_region(cfg, r)?;
             let now = Utc::now();
             let json = encode(r, &now.to_rfc3339())?;
-            store
-                .put_control(keys.failback(r), &String::from_utf8_lossy(&json))
-                .await?;
             let what = format!("failback of region {r} approved");
-            record(store, &what, actor).await?;
+            store
+                .control_txn(
+                    None,
+                    Vec::new(),
+                    vec![
+                        (
+                            keys.failback(r),
+                            String::from_utf8_lossy(&json).into_owned(),
+                        ),
+                        history_entry(store, &what, actor)?,
+                    ],
+                )
+                .await?;
             return Ok((true, what));
         }
         Switch::Drain(r) | Switch::Undrain(r) => {
@@ -199,29 +206,17 @@ pub async fn apply_switch(
             (keys.drain(r), on, format!("region {r} {verb}"))
         }
     };
-    let present = store.exists(&key).await?;
-    if present == on {
-        return Ok((false, what));
-    }
-    if on {
-        store.put_control(key, &Utc::now().to_rfc3339()).await?;
-    } else {
-        store.delete_control(key).await?;
-    }
-    record(store, &what, actor).await?;
-    Ok((true, what))
-}
-
-/// Applies a switch; prints what changed (or that nothing had to).
-pub async fn switch(
-    path: &Path,
-    which: Switch,
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<(), OpsError> {
-    let (cfg, store) = connect(path).await?;
-    let (changed, what) = apply_switch(&cfg, &store, &which, &Actor::local()).await?;
-    print_switch(which.command(), changed, &what, output, out)
+    // The switch and its history event in one transaction that goes
+    // through only if it changes something.
+    let value = Utc::now().to_rfc3339();
+    let changed = store
+        .switch_control(
+            key,
+            on.then_some(value.as_str()),
+            history_entry(store, &what, actor)?,
+        )
+        .await?;
+    Ok((changed, what))
 }
 
 /// A switch's result: one line for people, one JSON object for scripts.
@@ -258,8 +253,9 @@ fn check_region(cfg: &config::Config, r: &str) -> Result<(), OpsError> {
     })
 }
 
-/// Writes an operator event to history: who, why, and from where.
-async fn record(store: &Store, what: &str, actor: &Actor) -> Result<(), OpsError> {
+/// An operator event for history — who, why, and from where — as the
+/// (key, value) to write with the change it records.
+fn history_entry(store: &Store, what: &str, actor: &Actor) -> Result<(String, String), OpsError> {
     let now = Utc::now();
     let mut reasons = vec![actor.reason.clone()];
     if let Some(origin) = &actor.origin {
@@ -275,20 +271,14 @@ async fn record(store: &Store, what: &str, actor: &Actor) -> Result<(), OpsError
     };
     let hid = history_id(now, "operator");
     let json = encode(&hid, &event)?;
-    store
-        .put_control(store.keys().history(&hid), &String::from_utf8_lossy(&json))
-        .await?;
-    Ok(())
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+    Ok((
+        store.keys().history(&hid),
+        String::from_utf8_lossy(&json).into_owned(),
+    ))
 }
 
 /// What `status` shows.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct StatusView {
     /// The leader's gRPC address, if any controller leads.
     pub leader: Option<String>,
@@ -321,7 +311,7 @@ pub struct StatusView {
 /// Who could fence a database's recorded primary if its region were cut
 /// off, and whether the promotion gate could ever open for replacing it
 /// without `--force`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fencing {
     /// The primary's region (`None`: the member is not in the config).
     pub region: Option<String>,
@@ -450,13 +440,6 @@ async fn fencing_of(
     }
 }
 
-/// Prints the cluster's state.
-pub async fn status(path: &Path, output: Output, out: &mut dyn Write) -> Result<(), OpsError> {
-    let (cfg, store) = connect(path).await?;
-    let view = status_view(&cfg, &store).await?;
-    print_status(&view, output, out)
-}
-
 /// Reads the cluster's state (and pings the controllers that could fence
 /// each database's primary).
 pub async fn status_view(cfg: &config::Config, store: &Store) -> Result<StatusView, OpsError> {
@@ -466,7 +449,7 @@ pub async fn status_view(cfg: &config::Config, store: &Store) -> Result<StatusVi
         .scan_json::<JournalEntry>(&keys.journal_prefix())
         .await?;
     for (key, why) in &journal.undecodable {
-        eprintln!("warning: journal entry {key} cannot be decoded ({why}); not shown");
+        tracing::warn!(%key, error = %why, "journal entry cannot be decoded; status leaves it out");
     }
     let journal: Vec<(String, JournalEntry)> = journal.values;
     let databases: Vec<(String, DatabaseState)> = store.list_json(&keys.databases_prefix()).await?;
@@ -602,23 +585,8 @@ pub fn print_status(
     Ok(())
 }
 
-/// Prints the `limit` history events before `before` (the newest when
-/// `None`), oldest first, read as one page however long history is; in text
-/// form, ends with the cursor of the page before it, if any.
-pub async fn history(
-    path: &Path,
-    limit: usize,
-    before: Option<&str>,
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<(), OpsError> {
-    let (_, store) = connect(path).await?;
-    let page = history_page(&store, limit, before).await?;
-    print_history(&page, output, out)
-}
-
 /// One page of history, oldest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct HistoryPage {
     /// The events that could be read.
     pub events: Vec<HistoryEvent>,
@@ -858,6 +826,20 @@ impl RequestStatus {
         }
     }
 
+    /// The status the API spells `s`, if it is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            RequestStatus::Queued,
+            RequestStatus::WaitingAtGate,
+            RequestStatus::Running,
+            RequestStatus::Done,
+            RequestStatus::Failed,
+            RequestStatus::Gone,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
     /// True once nothing more will happen to the request.
     pub fn is_final(self) -> bool {
         matches!(
@@ -948,7 +930,17 @@ pub async fn cancel_request(
     actor: &Actor,
 ) -> Result<(bool, String), OpsError> {
     let keys = store.keys();
-    if !store.delete_control_if_present(keys.request(id)).await? {
+    let what = format!("request {id} cancelled before it started");
+    // The request, its waiting note and the history event go together,
+    // and only while the request is pending.
+    let withdrawn = store
+        .control_txn(
+            Some(keys.request(id)),
+            vec![keys.request(id), keys.request_waiting(id)],
+            vec![history_entry(store, &what, actor)?],
+        )
+        .await?;
+    if !withdrawn {
         let state = request_state(store, id).await?;
         let what = match state.status {
             RequestStatus::Gone => format!("nothing to cancel: request {id} is not pending"),
@@ -956,108 +948,5 @@ pub async fn cancel_request(
         };
         return Ok((false, what));
     }
-    store.delete_control(keys.request_waiting(id)).await?;
-    let what = format!("request {id} cancelled before it started");
-    record(store, &what, actor).await?;
     Ok((true, what))
-}
-
-/// Hands a failover or switchover to the leader and waits up to `wait` for
-/// its outcome. Returns the exit code: 0 done, 1 failed, 2 still running.
-pub async fn request(
-    path: &Path,
-    req: DbRequest,
-    wait: std::time::Duration,
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<i32, OpsError> {
-    let (cfg, store) = connect(path).await?;
-    let label = match &req {
-        DbRequest::Failover { database, .. } => format!("failover of {database}"),
-        DbRequest::Switchover { database, .. } => format!("switchover of {database}"),
-    };
-    let id = submit_request(
-        &cfg,
-        &store,
-        req,
-        &Actor::local(),
-        None,
-        DEFAULT_REQUEST_DEADLINE,
-    )
-    .await?;
-    if output == Output::Table {
-        writeln!(out, "request {id} handed to the leader")?;
-    }
-    // Live phases on a terminal (nothing on a pipe, nothing for JSON).
-    let progress = (output == Output::Table).then(|| super::progress::Progress::start(&label));
-    // The end of the wait, as one line (table) or one JSON object; the
-    // exit code follows the status.
-    let mut end =
-        |status: &str, text: String, detail: serde_json::Value| -> Result<i32, OpsError> {
-            if let Some(p) = &progress {
-                p.finish();
-            }
-            match output {
-                Output::Table => writeln!(out, "{text}")?,
-                Output::Json => {
-                    let mut o =
-                        serde_json::json!({ "request": id, "status": status, "message": text });
-                    if let (Some(o), serde_json::Value::Object(d)) = (o.as_object_mut(), detail) {
-                        o.extend(d);
-                    }
-                    writeln!(out, "{o}")?;
-                }
-            }
-            // Done 0; failed, or gone without being carried out, 1; still
-            // with the leader 2.
-            Ok(match status {
-                "done" => 0,
-                "failed" | "gone" => 1,
-                _ => 2,
-            })
-        };
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let state = request_state(&store, &id).await?;
-        if state.status.is_final() {
-            let outcome = state.outcome.clone().unwrap_or_default();
-            let status = state.status.as_str();
-            return end(
-                status,
-                format!("{status}: {outcome}"),
-                serde_json::json!({
-                    "outcome": outcome,
-                    "journal_id": state.journal_id,
-                    "write_unavailable_ms": state.write_unavailable_ms,
-                }),
-            );
-        }
-        if let Some(p) = &progress {
-            p.phase(super::progress::phase(&state));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            if let Some(reason) = state.gate {
-                return end(
-                    "waiting_at_gate",
-                    format!(
-                        "not started after {}s: the failover waits at the promotion gate: {reason}. \
-                         The request stays with the leader. If you know the old primary cannot \
-                         take writes, run it again with --force.",
-                        wait.as_secs()
-                    ),
-                    serde_json::json!({ "gate": reason }),
-                );
-            }
-            return end(
-                "running",
-                format!(
-                    "not finished after {}s: the request stays with the leader; follow it with \
-                     `switchyard status` and `switchyard history`",
-                    wait.as_secs()
-                ),
-                serde_json::json!({}),
-            );
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
 }

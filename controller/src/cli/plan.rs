@@ -4,18 +4,17 @@
 //! with the failovers the promotion gate holds and the standing alarms.
 
 use std::io::Write;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::ops::{OpsError, Output, connect, print_alarms, print_json, print_leader};
+use super::ops::{OpsError, Output, print_alarms, print_json, print_leader};
 use crate::engine::{Action, GateHold, PublishedAlarm, PublishedPlan};
 use crate::runtime::peers::Registration;
 use crate::store::Store;
 
 /// What `plan` shows.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct PlanView {
     /// The controller leading now (its id; its address when it has not
     /// registered).
@@ -76,13 +75,6 @@ fn print_action(out: &mut dyn Write, a: &Action) -> std::io::Result<()> {
         writeln!(out, "      {r}")?;
     }
     Ok(())
-}
-
-/// Prints the plan.
-pub async fn plan(path: &Path, output: Output, out: &mut dyn Write) -> Result<(), OpsError> {
-    let (_, store) = connect(path).await?;
-    let view = plan_view(&store).await?;
-    print_plan(&view, output, out)
 }
 
 /// Reads the plan as the leader published it, with the current leader,

@@ -30,10 +30,36 @@ pub fn write(
     let endpoints: Vec<String> = endpoints.iter().map(|e| e.addr().to_string()).collect();
     let members: Vec<String> = (0..REGIONS.len()).map(|i| db.address(i)).collect();
     let mut t = render(etcd, &endpoints, &members, grpc, &admin, &repl);
+    t.push_str(&operator_table(dir)?);
     t.push_str(&tls_table(&pki.ca, &pki.server));
     let path = dir.join("lab.toml");
     std::fs::write(&path, t)?;
     Ok(path)
+}
+
+/// The file holding the token of the lab's admin operator, for the CLI
+/// (`SWITCHYARD_TOKEN_FILE`).
+pub const TOKEN_FILE: &str = "operator.token";
+
+/// Makes the lab's admin operator: a fresh random token in
+/// `dir/operator.token` (readable by its owner only), and the
+/// `[[operators]]` entry that knows it by its SHA-256 only.
+fn operator_table(dir: &Path) -> anyhow::Result<String> {
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(dir.join(TOKEN_FILE))?
+        .write_all(token.as_bytes())?;
+    Ok(format!(
+        "\n# The lab's operator: its token is in {TOKEN_FILE}, beside this file.\n[[operators]]\nname = \"lab-admin\"\nrole = \"admin\"\ntoken_sha256 = \"{}\"\n",
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    ))
 }
 
 /// The `[tls]` table: the lab's own CA, and `cert` as this process's

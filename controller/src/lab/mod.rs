@@ -401,7 +401,9 @@ pub async fn run(demo_only: bool, out: &mut dyn Write) -> anyhow::Result<i32> {
         say(
             out,
             &format!(
-                "running; try `switchyard status --config {}` — Ctrl-C stops everything",
+                "running; try `SWITCHYARD_TOKEN_FILE={} switchyard status --config {}` — Ctrl-C \
+                 stops everything",
+                lab.config.with_file_name(config::TOKEN_FILE).display(),
                 lab.config.display()
             ),
         )?;

@@ -284,8 +284,9 @@ pub fn up(dir: &Path, out: &mut dyn Write) -> Result<(), LabError> {
     ask(&dir, &Request::Status, out)?;
     writeln!(
         out,
-        "\nexport SWITCHYARD_CONFIG={} SWITCHYARD_LAB_DIR={}",
+        "\nexport SWITCHYARD_CONFIG={} SWITCHYARD_TOKEN_FILE={} SWITCHYARD_LAB_DIR={}",
         dir.join("lab.toml").display(),
+        dir.join(super::config::TOKEN_FILE).display(),
         dir.display()
     )?;
     Ok(())

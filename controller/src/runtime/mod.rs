@@ -69,12 +69,36 @@ pub enum StartError {
     /// A `[tls]` file cannot be used.
     #[error(transparent)]
     GrpcTls(#[from] crate::tls::TlsFileError),
-    /// An `[[operators]]` token file cannot be used.
-    #[error(transparent)]
-    OperatorToken(#[from] crate::api::operator::auth::TokenFileError),
+    /// The gRPC reflection service could not read the protocols'
+    /// descriptors (a build defect).
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
     /// A listener failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Keeps the operator service's health in step with its operators: NOT_SERVING
+/// while there are none (every call would be refused), SERVING otherwise.
+async fn operator_health(
+    reporter: tonic_health::server::HealthReporter,
+    mut operators: watch::Receiver<Arc<crate::api::operator::OperatorBook>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    type Api = crate::api::operator::proto::operator_server::OperatorServer<
+        crate::api::operator::OperatorService,
+    >;
+    loop {
+        if operators.borrow_and_update().is_empty() {
+            reporter.set_not_serving::<Api>().await;
+        } else {
+            reporter.set_serving::<Api>().await;
+        }
+        tokio::select! {
+            changed = operators.changed() => if changed.is_err() { return },
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Connects to etcd. Without a login the connection is lazy (etcd may be
@@ -204,18 +228,20 @@ impl std::fmt::Debug for Listeners {
 /// Runs controller `me` of `cfg` until `shutdown` turns true; on shutdown it
 /// resigns leadership so a peer takes over at once. `state_dir` holds what
 /// must survive etcd being unreachable (the record of isolation fences).
+/// `operators` are the identities of the operator API as they are now
+/// (the caller reloads them, [`crate::api::operator::reload`]).
 pub async fn run(
     cfg: Config,
     me: Controller,
     listeners: Listeners,
     state_dir: PathBuf,
+    operators: watch::Receiver<Arc<crate::api::operator::OperatorBook>>,
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), StartError> {
     // Before anything else: a controller configured for TLS or a login
     // must never go on without them.
     let access = crate::store::EtcdAccess::from_config(&cfg)?;
-    let operators = crate::api::operator::OperatorBook::from_config(&cfg.operators)?;
     let grpc_tls = cfg
         .tls
         .as_ref()
@@ -365,22 +391,30 @@ pub async fn run(
     let mut server = tonic::transport::Server::builder();
     let peer = PeerService::new(me.id.clone(), cfg.cluster.clone(), etcd_ok_rx.clone());
     let operator = crate::api::operator::proto::operator_server::OperatorServer::new(
-        crate::api::operator::OperatorService::new(Arc::new(cfg.clone()), store.clone(), operators),
+        crate::api::operator::OperatorService::new(
+            Arc::new(cfg.clone()),
+            access.clone(),
+            operators.clone(),
+        ),
     );
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ProbeIngestServer<IngestService>>()
         .await;
-    health_reporter
-        .set_serving::<crate::api::operator::proto::operator_server::OperatorServer<
-            crate::api::operator::OperatorService,
-        >>()
-        .await;
+    // The operator API is SERVING while some operator may call it, and
+    // NOT_SERVING while `[[operators]]` is empty (it refuses every call).
+    tasks.spawn(operator_health(
+        health_reporter.clone(),
+        operators,
+        shutdown.clone(),
+    ));
+    let reflection = crate::api::reflection::service()?;
     let mut grpc_shutdown = shutdown.clone();
     let tls_for_server = grpc_tls.clone();
     tasks.spawn(async move {
         let router = server
             .add_service(health_service)
+            .add_service(reflection)
             .add_service(ProbeIngestServer::new(ingest))
             .add_service(operator)
             .add_service(peer.into_server());
@@ -463,4 +497,57 @@ pub async fn run(
         tasks.shutdown().await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod operator_health_tests {
+    use super::*;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_server::Health;
+
+    /// The operator service's status; `None` before it has one.
+    async fn status(service: &tonic_health::server::HealthService) -> Option<ServingStatus> {
+        service
+            .check(tonic::Request::new(HealthCheckRequest {
+                service: "switchyard.operator.v1.Operator".into(),
+            }))
+            .await
+            .ok()
+            .map(|r| r.into_inner().status())
+    }
+
+    /// With no operators the API refuses every call, and says so in its
+    /// health; an operator added (a reload) makes it SERVING.
+    #[tokio::test]
+    async fn the_operator_api_is_not_serving_without_operators() {
+        let reporter = tonic_health::server::HealthReporter::new();
+        let service = tonic_health::server::HealthService::from_health_reporter(reporter.clone());
+        let (book_tx, book_rx) =
+            watch::channel(Arc::new(crate::api::operator::OperatorBook::default()));
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(operator_health(reporter, book_rx, stop_rx));
+        let until = |want: ServingStatus| {
+            let service = &service;
+            async move {
+                for _ in 0..200 {
+                    if status(service).await == Some(want) {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                panic!("never {want:?}");
+            }
+        };
+        until(ServingStatus::NotServing).await;
+        let book = crate::api::operator::OperatorBook::from_config(&[crate::config::Operator {
+            name: "o".into(),
+            role: crate::config::Role::Viewer,
+            token_sha256: Some("ab".repeat(32)),
+            token_file: None,
+        }])
+        .expect("book");
+        book_tx.send_replace(Arc::new(book));
+        until(ServingStatus::Serving).await;
+    }
 }

@@ -70,16 +70,17 @@ impl Store {
         })
     }
 
-    /// Like [`connect`](Self::connect), for a short-lived command: only the
-    /// endpoints that answer within `probe` and know a leader are used
+    /// Like [`connect`](Self::connect), for one-shot calls (the operator
+    /// API's, [`crate::api::operator::reach`]): only the endpoints that
+    /// answer within `probe`, know a leader and have caught up are used
     /// (those that accept a TCP connection if none knows one, all of them
     /// if none does, so the error names the outage). etcd's balanced
-    /// channel sends a fresh client's first calls to a dead member as
-    /// readily as to a live one, and a CLI makes only a few calls: with one
-    /// member of three down, operators would lose the CLI when they need it
-    /// most. A member back from a partition answers before it has heard
-    /// from the leader, and refuses every call meanwhile (`etcdserver: no
-    /// leader`): the CLI asks the others.
+    /// channel sends calls to a dead member as readily as to a live one,
+    /// and an operator's call is not retried next tick: with one member of
+    /// three down, operators would lose the CLI when they need it most. A
+    /// member back from a partition answers before it has heard from the
+    /// leader, and refuses every call meanwhile (`etcdserver: no leader`):
+    /// the others are asked.
     pub async fn connect_reachable(
         endpoints: &[String],
         cluster: &str,
@@ -293,21 +294,62 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a control key (resume, undrain).
+    /// Sets (`Some(value)`) or clears (`None`) a control key and writes
+    /// `history` (key, value) with it, in one transaction that goes through
+    /// only if it changes something: whether it did. A switch and its
+    /// history event land together or not at all, so an operator's retry
+    /// after an unclear error can neither lose the event nor write it twice.
+    pub async fn switch_control(
+        &self,
+        key: String,
+        value: Option<&str>,
+        history: (String, String),
+    ) -> Result<bool, StoreError> {
+        let (op, absent_now) = match value {
+            Some(v) => (TxnOp::put(key.clone(), v, None), CompareOp::Equal),
+            None => (TxnOp::delete(key.clone(), None), CompareOp::Greater),
+        };
+        let txn = Txn::new()
+            .when([Compare::version(key, absent_now, 0)])
+            .and_then([op, TxnOp::put(history.0, history.1, None)]);
+        let mut c = self.client.clone();
+        let resp = tokio::time::timeout(CALL_TIMEOUT, c.txn(txn)).await??;
+        metrics::counter!("switchyard_etcd_writes_total", "kind" => "control").increment(1);
+        Ok(resp.succeeded())
+    }
+
+    /// Puts every (key, value) of `puts` and deletes every key of
+    /// `deletes` in one transaction, if `guard` is set (a key that must
+    /// exist); whether it went through. For operator changes and the
+    /// history event that records them.
+    pub async fn control_txn(
+        &self,
+        guard: Option<String>,
+        deletes: Vec<String>,
+        puts: Vec<(String, String)>,
+    ) -> Result<bool, StoreError> {
+        let ops: Vec<TxnOp> = deletes
+            .into_iter()
+            .map(|k| TxnOp::delete(k, None))
+            .chain(puts.into_iter().map(|(k, v)| TxnOp::put(k, v, None)))
+            .collect();
+        let mut txn = Txn::new();
+        if let Some(g) = guard {
+            txn = txn.when([Compare::version(g, CompareOp::Greater, 0)]);
+        }
+        let txn = txn.and_then(ops);
+        let mut c = self.client.clone();
+        let resp = tokio::time::timeout(CALL_TIMEOUT, c.txn(txn)).await??;
+        metrics::counter!("switchyard_etcd_writes_total", "kind" => "control").increment(1);
+        Ok(resp.succeeded())
+    }
+
+    /// Deletes a control key (tests take away a fence or a lease with it).
     pub async fn delete_control(&self, key: String) -> Result<(), StoreError> {
         let mut c = self.client.clone();
         tokio::time::timeout(CALL_TIMEOUT, c.delete(key, None)).await??;
         metrics::counter!("switchyard_etcd_writes_total", "kind" => "control").increment(1);
         Ok(())
-    }
-
-    /// Deletes a control key; whether it was there (a cancel that found
-    /// its request already taken by the leader did not cancel it).
-    pub async fn delete_control_if_present(&self, key: String) -> Result<bool, StoreError> {
-        let mut c = self.client.clone();
-        let resp = tokio::time::timeout(CALL_TIMEOUT, c.delete(key, None)).await??;
-        metrics::counter!("switchyard_etcd_writes_total", "kind" => "control").increment(1);
-        Ok(resp.deleted() > 0)
     }
 
     /// Every value put under `prefix` from now on, in order, as (key,

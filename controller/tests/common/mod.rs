@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod orders;
+pub mod raw;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,25 @@ pub const REGIONS: [&str; 3] = ["a", "b", "c"];
 pub const RECORD: &str = "api.example.test.";
 /// Lease TTL the test clusters use.
 pub const LEASE_TTL: Duration = Duration::from_secs(2);
+
+#[allow(unused_imports)]
+pub use switchyard_tests::operators::{ADMIN_TOKEN, CHANGES, admin_operator};
+
+/// A `switchyard` command reaching `servers` (tried in order; none: the
+/// config's controllers) as the fixture's admin, whose token is in
+/// `dir/admin.token`.
+pub fn cli_command(dir: &Path, servers: &[String]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    if servers.is_empty() {
+        cmd.env_remove("SWITCHYARD_SERVER");
+    } else {
+        cmd.env("SWITCHYARD_SERVER", servers.join(","));
+    }
+    cmd.env("SWITCHYARD_TOKEN_FILE", dir.join("admin.token"))
+        .env_remove("SWITCHYARD_TOKEN")
+        .env_remove("SWITCHYARD_CONFIG");
+    cmd
+}
 
 /// The target id of the api endpoint in `region`.
 pub fn target(region: &str) -> String {
@@ -203,6 +223,7 @@ db_failover = "auto"
         "\n[[services.checks]]\nkind = \"http\"\ninterval = \"1s\"\ntimeout = \"500ms\"\npath = \"/\"\n",
     );
     toml.push_str(&extra);
+    toml.push_str(&admin_operator(dir));
     let path = dir.join(name);
     std::fs::write(&path, toml).expect("write config");
     (path, weights)
@@ -316,11 +337,28 @@ impl Cluster {
         self.controllers.iter().map(|c| c.grpc_url()).collect()
     }
 
-    /// Runs `switchyard ARGS --config <this cluster's>`: exit code, stdout,
-    /// stderr.
+    /// A `switchyard` command for this cluster's operator API (every
+    /// controller, in order), as the fixture's admin.
+    pub fn command(&self) -> std::process::Command {
+        // Bare addresses: the CLI takes https for them under [tls].
+        let servers: Vec<String> = self
+            .controllers
+            .iter()
+            .map(|c| c.grpc().to_string())
+            .collect();
+        cli_command(self.dir.path(), &servers)
+    }
+
+    /// Runs `switchyard ARGS --config <this cluster's>` against its
+    /// controllers as the fixture's admin: exit code, stdout, stderr.
+    /// A change without `--reason` gets one naming the test's command.
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(args)
+        let mut cmd = self.command();
+        cmd.args(args);
+        if args.first().is_some_and(|a| CHANGES.contains(a)) && !args.contains(&"--reason") {
+            cmd.args(["--reason", "fixture test"]);
+        }
+        let out = cmd
             .arg("--config")
             .arg(&self.config)
             .output()
@@ -329,6 +367,37 @@ impl Cluster {
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// A real `switchyard probe` of `region` (id `probe-<region>`) with
+    /// `config`, streaming to `controllers` (URLs); its log beside the
+    /// config.
+    pub fn spawn_probe(
+        &self,
+        config: &Path,
+        region: &str,
+        controllers: &[String],
+    ) -> anyhow::Result<switchyard_tests::process::FixtureProcess> {
+        let mut args = vec![
+            "probe".to_string(),
+            "--config".into(),
+            config.display().to_string(),
+            "--region".into(),
+            region.into(),
+            "--id".into(),
+            format!("probe-{region}"),
+        ];
+        for url in controllers {
+            args.push("--controller".into());
+            args.push(url.clone());
+        }
+        switchyard_tests::process::FixtureProcess::spawn(
+            &format!("probe {region}"),
+            Path::new(env!("CARGO_BIN_EXE_switchyard")),
+            &args,
+            self.dir.path(),
+            &self.dir.path().join(format!("probe-{region}.log")),
         )
     }
 

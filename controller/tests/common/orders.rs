@@ -38,27 +38,32 @@ pub async fn cluster_with(
 ) -> anyhow::Result<Cluster> {
     let addresses: Vec<String> = (0..3).map(|i| db.address(i)).collect();
     let extra = extra.to_string();
-    Cluster::start_extra(1, backend, |dir| {
-        std::fs::write(dir.join("admin.secret"), ADMIN_PASSWORD).expect("secret");
-        std::fs::write(dir.join("repl.secret"), REPL_PASSWORD).expect("secret");
-        let mut t = format!(
-            "\n[credentials.admin]\nuser = \"{ADMIN_USER}\"\npassword = {{ file = \"{}\" }}\n\
-             \n[credentials.repl]\nuser = \"{REPL_USER}\"\npassword = {{ file = \"{}\" }}\n\
-             \n[[databases]]\nname = \"orders\"\nkind = \"mariadb\"\nmax_lag = \"10s\"\n\
-             credentials = \"admin\"\nreplication_credentials = \"repl\"\n{extra}",
-            dir.join("admin.secret").display(),
-            dir.join("repl.secret").display()
-        );
-        for (i, addr) in addresses.iter().enumerate() {
-            t.push_str(&format!(
-                "\n[[databases.members]]\nid = \"m{i}\"\nregion = \"{}\"\naddress = \"{addr}\"\n",
-                REGIONS[i]
-            ));
-        }
-        t
-    })
-    .await
-    .map_err(|e| e.context("starting the controllers"))
+    Cluster::start_extra(1, backend, |dir| orders_config(dir, &addresses, &extra))
+        .await
+        .map_err(|e| e.context("starting the controllers"))
+}
+
+/// The `[credentials.*]` and `[[databases]]` tables of `orders` on the
+/// members at `addresses` (one per region), with `extra` TOML for the
+/// database; the passwords are written to `dir`.
+pub fn orders_config(dir: &std::path::Path, addresses: &[String], extra: &str) -> String {
+    std::fs::write(dir.join("admin.secret"), ADMIN_PASSWORD).expect("secret");
+    std::fs::write(dir.join("repl.secret"), REPL_PASSWORD).expect("secret");
+    let mut t = format!(
+        "\n[credentials.admin]\nuser = \"{ADMIN_USER}\"\npassword = {{ file = \"{}\" }}\n\
+         \n[credentials.repl]\nuser = \"{REPL_USER}\"\npassword = {{ file = \"{}\" }}\n\
+         \n[[databases]]\nname = \"orders\"\nkind = \"mariadb\"\nmax_lag = \"10s\"\n\
+         credentials = \"admin\"\nreplication_credentials = \"repl\"\n{extra}",
+        dir.join("admin.secret").display(),
+        dir.join("repl.secret").display()
+    );
+    for (i, addr) in addresses.iter().enumerate() {
+        t.push_str(&format!(
+            "\n[[databases.members]]\nid = \"m{i}\"\nregion = \"{}\"\naddress = \"{addr}\"\n",
+            REGIONS[i]
+        ));
+    }
+    t
 }
 
 /// Fake probes seeing every endpoint and member up, from every region.

@@ -474,6 +474,7 @@ db_failover = "auto"
             db.address(i)
         ));
     }
+    t.push_str(&switchyard_tests::operators::admin_operator(dir));
     let path = dir.join("switchyard.toml");
     std::fs::write(&path, t).expect("write config");
     let seed: BTreeMap<String, BTreeMap<String, u32>> = [(

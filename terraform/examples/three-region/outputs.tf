@@ -32,6 +32,6 @@ output "metrics_targets" {
 }
 
 output "config" {
-  description = "The switchyard.toml every host got (for `switchyard status --config` on an operator's machine)."
+  description = "The switchyard.toml every host got: the controllers' addresses for `switchyard status --config` on an operator's machine, which also needs an operator token and, under [tls], a client certificate."
   value       = module.region_us_east.config
 }

@@ -55,7 +55,7 @@ pub enum TokenFileError {
 }
 
 /// The identities of `[[operators]]`, by their token's SHA-256.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OperatorBook {
     by_hash: HashMap<[u8; 32], Identity>,
 }
@@ -68,7 +68,20 @@ impl OperatorBook {
     /// Reads `operators` (their token files too). Validation has checked
     /// the hashes' form.
     pub fn from_config(operators: &[Operator]) -> Result<Self, TokenFileError> {
-        let mut by_hash = HashMap::new();
+        let (book, mut unusable) = Self::usable(operators);
+        match unusable.is_empty() {
+            true => Ok(book),
+            false => Err(unusable.remove(0)),
+        }
+    }
+
+    /// The identities of `operators` whose token can be used, and why each
+    /// other one cannot: on a reload, an operator whose token file is gone,
+    /// empty or unreadable is left out (that is how a token is revoked by
+    /// its file), while the others stay in.
+    pub fn usable(operators: &[Operator]) -> (Self, Vec<TokenFileError>) {
+        let mut unusable = Vec::new();
+        let mut by_hash: HashMap<[u8; 32], Identity> = HashMap::new();
         for o in operators {
             let hash = match (&o.token_sha256, &o.token_file) {
                 (Some(hex), _) => {
@@ -79,18 +92,24 @@ impl OperatorBook {
                     h
                 }
                 (None, Some(path)) => {
-                    let text =
-                        std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
-                            name: o.name.clone(),
-                            path: path.clone(),
-                            source,
-                        })?;
+                    let text = match std::fs::read_to_string(path) {
+                        Ok(t) => t,
+                        Err(source) => {
+                            unusable.push(TokenFileError::Read {
+                                name: o.name.clone(),
+                                path: path.clone(),
+                                source,
+                            });
+                            continue;
+                        }
+                    };
                     let token = text.trim();
                     if token.is_empty() {
-                        return Err(TokenFileError::Empty {
+                        unusable.push(TokenFileError::Empty {
                             name: o.name.clone(),
                             path: path.clone(),
                         });
+                        continue;
                     }
                     sha256(token)
                 }
@@ -102,14 +121,26 @@ impl OperatorBook {
             };
             // Validation refuses two operators with one token hash; a
             // token file may still repeat one: never let the later win.
-            if let Some(first) = by_hash.insert(hash, who) {
-                return Err(TokenFileError::Shared {
+            if let Some(first) = by_hash.get(&hash) {
+                unusable.push(TokenFileError::Shared {
                     name: o.name.clone(),
-                    first: first.name,
+                    first: first.name.clone(),
                 });
+                continue;
             }
+            by_hash.insert(hash, who);
         }
-        Ok(OperatorBook { by_hash })
+        (OperatorBook { by_hash }, unusable)
+    }
+
+    /// How many identities it knows.
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// True when it knows none (the API refuses every call).
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
     }
 
     /// The caller presenting `authorization` (the header's value).

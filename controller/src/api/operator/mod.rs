@@ -3,6 +3,8 @@
 //! cancelling them — with bearer-token identities and roles.
 
 pub mod auth;
+pub mod reach;
+pub mod reload;
 pub mod service;
 
 /// The generated protocol.

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
@@ -17,9 +18,10 @@ use super::proto::{
     RequestState, SubmitReply, SubmitRequest, SwitchKind, SwitchReply, SwitchRequest, WatchEvent,
     WatchRequest,
 };
+use super::reach::EtcdReach;
 use crate::cli::ops::{self, Actor, DbRequest, OpsError, Switch};
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{EtcdAccess, Store};
 
 /// Longest reason accepted (history is read by people, not archives).
 const MAX_REASON: usize = 1000;
@@ -31,18 +33,42 @@ const MAX_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug, Clone)]
 pub struct OperatorService {
     cfg: Arc<Config>,
-    store: Store,
-    book: Arc<OperatorBook>,
+    reach: Arc<EtcdReach>,
+    book: watch::Receiver<Arc<OperatorBook>>,
 }
 
 impl OperatorService {
-    /// A service acting on `store` for the identities of `book`.
-    pub fn new(cfg: Arc<Config>, store: Store, book: OperatorBook) -> Self {
+    /// A service acting on the cluster's etcd (with `access`: TLS, login)
+    /// for the identities `book` holds now (reloaded: a revoked token is
+    /// refused from the next call on).
+    pub fn new(
+        cfg: Arc<Config>,
+        access: EtcdAccess,
+        book: watch::Receiver<Arc<OperatorBook>>,
+    ) -> Self {
+        let reach = EtcdReach::new(cfg.etcd.endpoints.clone(), cfg.cluster.clone(), access);
         OperatorService {
             cfg,
-            store,
-            book: Arc::new(book),
+            reach: Arc::new(reach),
+            book,
         }
+    }
+
+    /// The etcd client to answer with.
+    async fn store(&self) -> Result<Store, Status> {
+        self.reach
+            .store()
+            .await
+            .map_err(|e| Status::unavailable(format!("etcd: {e}")))
+    }
+
+    /// `e` as a status; after an etcd error the next call chooses its
+    /// members again.
+    async fn failed(&self, e: OpsError) -> Status {
+        if matches!(e, OpsError::Store(_)) {
+            self.reach.forget().await;
+        }
+        status_of(e)
     }
 
     /// Who calls: authenticated before anything of the request is looked
@@ -52,7 +78,7 @@ impl OperatorService {
             .metadata()
             .get("authorization")
             .map(|v| v.to_str().unwrap_or(""));
-        self.book.authenticate(header)
+        self.book.borrow().authenticate(header)
     }
 
     /// Who calls, if their role allows `what` (which needs `needed`).
@@ -122,6 +148,25 @@ fn document(value: &impl serde::Serialize) -> Result<Response<Document>, Status>
         .map_err(|e| Status::internal(e.to_string()))
 }
 
+/// How often `Follow` looks at where a request stands.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+
+/// A request's state as the API spells it.
+fn request_state(s: ops::RequestState) -> RequestState {
+    RequestState {
+        status: s.status.as_str().to_string(),
+        outcome: s.outcome.unwrap_or_default(),
+        journal_id: s.journal_id.unwrap_or_default(),
+        gate: s.gate.unwrap_or_default(),
+        write_unavailable_ms: s.write_unavailable_ms,
+        steps: s.steps,
+    }
+}
+
+/// The stream `Follow` answers with.
+pub type FollowStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<RequestState, Status>> + Send>>;
+
 /// The stream `Watch` answers with.
 pub type WatchStream =
     std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<WatchEvent, Status>> + Send>>;
@@ -129,20 +174,63 @@ pub type WatchStream =
 #[tonic::async_trait]
 impl Operator for OperatorService {
     type WatchStream = WatchStream;
+    type FollowStream = FollowStream;
+
+    async fn follow(
+        &self,
+        request: Request<RequestRef>,
+    ) -> Result<Response<Self::FollowStream>, Status> {
+        self.caller(&request, Role::Viewer, "follow")?;
+        let id = request_id(&request.get_ref().id)?.to_string();
+        let store = self.store().await?;
+        let reach = self.reach.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut last: Option<ops::RequestState> = None;
+            loop {
+                let state = match ops::request_state(&store, &id).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        reach.forget().await;
+                        let _ = tx.send(Err(status_of(e))).await;
+                        return;
+                    }
+                };
+                let done = state.status.is_final();
+                if last.as_ref() != Some(&state) {
+                    last = Some(state.clone());
+                    if tx.send(Ok(request_state(state))).await.is_err() {
+                        return;
+                    }
+                }
+                if done {
+                    return;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(FOLLOW_EVERY) => {}
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
 
     async fn watch(
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         self.caller(&request, Role::Viewer, "watch")?;
-        let rx = self
-            .store
-            .watch_puts(&self.store.keys().history_prefix())
+        let store = self.store().await?;
+        let rx = store
+            .watch_puts(&store.keys().history_prefix())
             .await
             .map_err(|e| Status::unavailable(format!("etcd: {e}")))?;
-        let events = tokio_stream::wrappers::ReceiverStream::new(rx).map(|item| match item {
+        let prefix = store.keys().history_prefix();
+        let events = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |item| match item {
             Ok((key, value)) => Ok(WatchEvent {
-                key,
+                key: key.strip_prefix(&prefix).unwrap_or(&key).to_string(),
                 json: String::from_utf8_lossy(&value).into_owned(),
             }),
             Err(e) => Err(Status::unavailable(format!(
@@ -154,17 +242,21 @@ impl Operator for OperatorService {
 
     async fn status(&self, request: Request<ReadRequest>) -> Result<Response<Document>, Status> {
         self.caller(&request, Role::Viewer, "status")?;
-        let view = ops::status_view(&self.cfg, &self.store)
-            .await
-            .map_err(status_of)?;
+        let store = self.store().await?;
+        let view = match ops::status_view(&self.cfg, &store).await {
+            Ok(v) => v,
+            Err(e) => return Err(self.failed(e).await),
+        };
         document(&view)
     }
 
     async fn plan(&self, request: Request<ReadRequest>) -> Result<Response<Document>, Status> {
         self.caller(&request, Role::Viewer, "plan")?;
-        let view = crate::cli::plan::plan_view(&self.store)
-            .await
-            .map_err(status_of)?;
+        let store = self.store().await?;
+        let view = match crate::cli::plan::plan_view(&store).await {
+            Ok(v) => v,
+            Err(e) => return Err(self.failed(e).await),
+        };
         document(&view)
     }
 
@@ -179,19 +271,20 @@ impl Operator for OperatorService {
             n @ 1..=1000 => n as usize,
             n => return Err(invalid("limit", format!("{n}; use 1–1000 (0: 50)"))),
         };
-        let prefix = self.store.keys().history_prefix();
         let before = (!r.before.is_empty()).then_some(r.before.as_str());
         if let Some(b) = before
-            && !b.starts_with(&prefix)
+            && !is_history_cursor(b)
         {
             return Err(invalid(
                 "before",
                 "not a history cursor: use the one a previous page returned",
             ));
         }
-        let page = ops::history_page(&self.store, limit, before)
-            .await
-            .map_err(status_of)?;
+        let store = self.store().await?;
+        let page = match ops::history_page(&store, limit, before).await {
+            Ok(p) => p,
+            Err(e) => return Err(self.failed(e).await),
+        };
         document(&page)
     }
 
@@ -199,7 +292,17 @@ impl Operator for OperatorService {
         &self,
         request: Request<SwitchRequest>,
     ) -> Result<Response<SwitchReply>, Status> {
-        let who = self.identify(&request)?;
+        // Every switch needs the operator role: checked before any field
+        // (the kind only names the call in the refusal).
+        let named = match SwitchKind::try_from(request.get_ref().kind) {
+            Ok(SwitchKind::Pause) => "pause",
+            Ok(SwitchKind::Resume) => "resume",
+            Ok(SwitchKind::Drain) => "drain",
+            Ok(SwitchKind::Undrain) => "undrain",
+            Ok(SwitchKind::Failback) => "failback",
+            _ => "a switch",
+        };
+        let who = self.caller(&request, Role::Operator, named)?;
         let r = request.get_ref();
         let kind = SwitchKind::try_from(r.kind).unwrap_or(SwitchKind::Unspecified);
         let region = || -> Result<String, Status> {
@@ -224,12 +327,14 @@ impl Operator for OperatorService {
                 ));
             }
         };
-        authorize(&who, Role::Operator, which.command())?;
         let why = reason(&r.reason)?;
-        let (changed, what) =
-            ops::apply_switch(&self.cfg, &self.store, &which, &actor(&who, &request, why))
-                .await
-                .map_err(status_of)?;
+        let store = self.store().await?;
+        let applied =
+            ops::apply_switch(&self.cfg, &store, &which, &actor(&who, &request, why)).await;
+        let (changed, what) = match applied {
+            Ok(a) => a,
+            Err(e) => return Err(self.failed(e).await),
+        };
         Ok(Response::new(SwitchReply { changed, what }))
     }
 
@@ -237,17 +342,26 @@ impl Operator for OperatorService {
         &self,
         request: Request<SubmitRequest>,
     ) -> Result<Response<SubmitReply>, Status> {
-        let who = self.identify(&request)?;
+        // The role first, before any field: forcing needs admin, any
+        // request operator.
         let r = request.get_ref();
+        let who = if r.force {
+            self.caller(&request, Role::Admin, "failover --force")?
+        } else {
+            let named = match RequestKind::try_from(r.kind) {
+                Ok(RequestKind::Switchover) => "switchover",
+                _ => "failover",
+            };
+            self.caller(&request, Role::Operator, named)?
+        };
         let kind = RequestKind::try_from(r.kind).unwrap_or(RequestKind::Unspecified);
-        let (req, needed, what) = match kind {
+        let (req, what) = match kind {
             RequestKind::Failover => (
                 DbRequest::Failover {
                     database: r.database.clone(),
                     to: (!r.to.is_empty()).then(|| r.to.clone()),
                     force: r.force,
                 },
-                if r.force { Role::Admin } else { Role::Operator },
                 if r.force {
                     "failover --force"
                 } else {
@@ -269,7 +383,6 @@ impl Operator for OperatorService {
                         database: r.database.clone(),
                         to: r.to.clone(),
                     },
-                    Role::Operator,
                     "switchover",
                 )
             }
@@ -280,7 +393,6 @@ impl Operator for OperatorService {
                 ));
             }
         };
-        authorize(&who, needed, what)?;
         let why = reason(&r.reason)?;
         let deadline = match r.deadline_seconds {
             0 => ops::DEFAULT_REQUEST_DEADLINE,
@@ -293,16 +405,20 @@ impl Operator for OperatorService {
             s => Duration::from_secs(u64::from(s)),
         };
         let expected = (!r.expected_primary.is_empty()).then(|| r.expected_primary.clone());
-        let id = ops::submit_request(
+        let store = self.store().await?;
+        let submitted = ops::submit_request(
             &self.cfg,
-            &self.store,
+            &store,
             req,
             &actor(&who, &request, why),
             expected,
             deadline,
         )
-        .await
-        .map_err(status_of)?;
+        .await;
+        let id = match submitted {
+            Ok(id) => id,
+            Err(e) => return Err(self.failed(e).await),
+        };
         tracing::info!(request = %id, by = %who.name, "{what} requested through the operator API");
         Ok(Response::new(SubmitReply { id }))
     }
@@ -313,17 +429,12 @@ impl Operator for OperatorService {
     ) -> Result<Response<RequestState>, Status> {
         self.caller(&request, Role::Viewer, "outcome")?;
         let id = request_id(&request.get_ref().id)?;
-        let s = ops::request_state(&self.store, id)
-            .await
-            .map_err(status_of)?;
-        Ok(Response::new(RequestState {
-            status: s.status.as_str().to_string(),
-            outcome: s.outcome.unwrap_or_default(),
-            journal_id: s.journal_id.unwrap_or_default(),
-            gate: s.gate.unwrap_or_default(),
-            write_unavailable_ms: s.write_unavailable_ms,
-            steps: s.steps,
-        }))
+        let store = self.store().await?;
+        let s = match ops::request_state(&store, id).await {
+            Ok(s) => s,
+            Err(e) => return Err(self.failed(e).await),
+        };
+        Ok(Response::new(request_state(s)))
     }
 
     async fn cancel(
@@ -334,11 +445,25 @@ impl Operator for OperatorService {
         let r = request.get_ref();
         let id = request_id(&r.id)?.to_string();
         let why = reason(&r.reason)?;
-        let (cancelled, what) = ops::cancel_request(&self.store, &id, &actor(&who, &request, why))
-            .await
-            .map_err(status_of)?;
+        let store = self.store().await?;
+        let (cancelled, what) =
+            match ops::cancel_request(&store, &id, &actor(&who, &request, why)).await {
+                Ok(c) => c,
+                Err(e) => return Err(self.failed(e).await),
+            };
         Ok(Response::new(CancelReply { cancelled, what }))
     }
+}
+
+/// A history cursor as a page returns it: an event's id, which starts
+/// with its time in milliseconds (13 digits) and a dash, and holds no `/`
+/// (it is appended to the history prefix) and nothing unprintable.
+fn is_history_cursor(b: &str) -> bool {
+    b.len() <= 1024
+        && b.len() > 14
+        && b.as_bytes()[..13].iter().all(u8::is_ascii_digit)
+        && b.as_bytes()[13] == b'-'
+        && b.bytes().all(|c| c.is_ascii_graphic() && c != b'/')
 }
 
 /// A request id as `submit` returns it: digits, a dash, hex.
@@ -356,4 +481,27 @@ fn request_id(id: &str) -> Result<&str, Status> {
         ));
     }
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_cursor_is_an_event_id_and_nothing_else() {
+        let id = crate::executor::history_id(chrono::Utc::now(), "operator");
+        assert!(is_history_cursor(&id), "{id}");
+        assert!(is_history_cursor("1733000000000-000000000001-000042"));
+        for bad in [
+            "",
+            "/switchyard/c/history/0001733000000000-x",
+            "123-x",
+            "0001733000000-",
+            "0001733000000-a/b",
+            "0001733000000-a b",
+            "0001733000000-a\n",
+        ] {
+            assert!(!is_history_cursor(bad), "{bad:?}");
+        }
+    }
 }
