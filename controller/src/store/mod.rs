@@ -10,6 +10,7 @@ pub mod election;
 mod error;
 pub mod keepalive;
 pub mod keys;
+pub mod kv;
 pub mod pages;
 
 use std::time::Duration;

@@ -1,0 +1,493 @@
+//! An in-memory model of etcd's key-value API ([`Kv`]), for the simulator
+//! and for tests that need no etcd: one revision counter, keys with their
+//! create/mod revisions and versions, transactions, leases that expire on
+//! tokio's clock (so a paused clock makes expiry deterministic), and
+//! watches with replay from a past revision. The [`conformance`] suite
+//! holds it to what a real etcd does.
+//!
+//! Each [`MemKv`] is one client's link to the shared store: [`MemKv::connect`]
+//! gives another, and [`MemKv::set_reachable`] cuts or heals one link alone
+//! (a partition between that client and etcd), ending its watches.
+//!
+//! Not modelled: etcd's minimum lease TTL (a TTL below it is raised by a
+//! real etcd; the model grants what is asked), compaction (every past
+//! revision can be watched from), and authentication.
+//!
+//! [`conformance`]: super::conformance
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{
+    CmpOp, Compare, KeyValue, Kv, KvError, LeaseId, Op, OpResult, Range, RangeQuery, Revision,
+    Target, Txn, TxnOutcome, WatchEvent, WatchStream, in_range,
+};
+
+/// One client's link to an in-memory etcd.
+#[derive(Clone)]
+pub struct MemKv {
+    store: Arc<Mutex<State>>,
+    link: Arc<Link>,
+}
+
+impl std::fmt::Debug for MemKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemKv")
+            .field("link", &self.link.id)
+            .field("reachable", &self.link.up.load(Ordering::SeqCst))
+            .finish()
+    }
+}
+
+/// Whether one client reaches the store.
+#[derive(Debug)]
+struct Link {
+    id: u64,
+    up: AtomicBool,
+}
+
+/// Links are numbered so a cut can end that link's watches alone.
+static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
+
+impl Link {
+    fn new() -> Arc<Self> {
+        Arc::new(Link {
+            id: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
+            up: AtomicBool::new(true),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Lease {
+    ttl: Duration,
+    deadline: Instant,
+    keys: BTreeSet<String>,
+}
+
+#[derive(Debug)]
+struct Watcher {
+    prefix: String,
+    link: u64,
+    tx: mpsc::UnboundedSender<Result<WatchEvent, KvError>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    revision: Revision,
+    keys: BTreeMap<String, KeyValue>,
+    leases: HashMap<LeaseId, Lease>,
+    granted: i64,
+    /// Every change ever made, in revision order, for watches that start
+    /// in the past.
+    log: Vec<WatchEvent>,
+    watchers: Vec<Watcher>,
+}
+
+impl Default for MemKv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemKv {
+    /// An empty store at revision 1 (as a fresh etcd), and a link to it.
+    pub fn new() -> Self {
+        MemKv {
+            store: Arc::new(Mutex::new(State {
+                revision: 1,
+                ..State::default()
+            })),
+            link: Link::new(),
+        }
+    }
+
+    /// Another client's link to the same store, reachable.
+    pub fn connect(&self) -> Self {
+        MemKv {
+            store: self.store.clone(),
+            link: Link::new(),
+        }
+    }
+
+    /// Cuts (`false`) or heals (`true`) this link: while cut, every call
+    /// fails with [`KvError::Unavailable`] and the link's watches end.
+    pub fn set_reachable(&self, up: bool) {
+        self.link.up.store(up, Ordering::SeqCst);
+        if !up {
+            let mut s = self.lock();
+            let link = self.link.id;
+            s.watchers.retain(|w| {
+                if w.link == link {
+                    let _ =
+                        w.tx.send(Err(KvError::Unavailable("link to etcd cut".into())));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    }
+
+    /// The store's current revision, without going through the link (for
+    /// invariant checks).
+    pub fn revision(&self) -> Revision {
+        self.lock().revision
+    }
+
+    /// Every key and its state, without going through the link (for
+    /// invariant checks).
+    pub fn snapshot(&self) -> Vec<KeyValue> {
+        self.lock().keys.values().cloned().collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves no half-applied change
+        // (every change is computed before it is applied), so a poisoned
+        // lock's state is still whole.
+        let mut s = self
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.expire(Instant::now());
+        s
+    }
+
+    /// The state, if this link reaches it.
+    fn reach(&self) -> Result<MutexGuard<'_, State>, KvError> {
+        if !self.link.up.load(Ordering::SeqCst) {
+            return Err(KvError::Unavailable("link to etcd cut".into()));
+        }
+        Ok(self.lock())
+    }
+
+    /// Expires `lease` when its deadline comes, even if nobody calls.
+    fn reap_at(&self, deadline: Instant) {
+        let store: Weak<Mutex<State>> = Arc::downgrade(&self.store);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            if let Some(store) = store.upgrade() {
+                store
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .expire(Instant::now());
+            }
+        });
+    }
+}
+
+impl State {
+    /// Revokes every lease whose deadline has come.
+    fn expire(&mut self, now: Instant) {
+        let due: Vec<LeaseId> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.revoke(id);
+        }
+    }
+
+    /// Drops `id` and deletes its keys at one revision (none if it had no
+    /// keys), as etcd's revoke does.
+    fn revoke(&mut self, id: LeaseId) -> bool {
+        let Some(lease) = self.leases.remove(&id) else {
+            return false;
+        };
+        if lease.keys.is_empty() {
+            return true;
+        }
+        self.revision += 1;
+        let rev = self.revision;
+        let mut events = Vec::new();
+        for key in lease.keys {
+            if self.keys.remove(&key).is_some() {
+                events.push(WatchEvent::Delete {
+                    key,
+                    mod_revision: rev,
+                });
+            }
+        }
+        self.publish(events);
+        true
+    }
+
+    /// Records `events` and sends them to every watcher whose prefix they
+    /// fall under; watchers whose receiver is gone are dropped.
+    fn publish(&mut self, events: Vec<WatchEvent>) {
+        for event in events {
+            self.watchers.retain(|w| {
+                !event.key().starts_with(&w.prefix) || w.tx.send(Ok(event.clone())).is_ok()
+            });
+            self.log.push(event);
+        }
+    }
+
+    fn holds(&self, c: &Compare) -> bool {
+        let Some(kv) = self.keys.get(&c.key) else {
+            // A missing key compares as all zeros, except by value.
+            return match &c.target {
+                Target::Value(_) => false,
+                Target::Version(v) | Target::CreateRevision(v) | Target::ModRevision(v) => {
+                    relate(&0, c.op, v)
+                }
+            };
+        };
+        match &c.target {
+            Target::Version(v) => relate(&kv.version, c.op, v),
+            Target::CreateRevision(v) => relate(&kv.create_revision, c.op, v),
+            Target::ModRevision(v) => relate(&kv.mod_revision, c.op, v),
+            Target::Value(v) => relate(&kv.value, c.op, v),
+        }
+    }
+
+    /// Checks what etcd checks before a branch runs: no key written twice,
+    /// every lease named exists. Nothing is applied when this fails.
+    fn check(&self, ops: &[Op]) -> Result<(), KvError> {
+        let mut written = BTreeSet::new();
+        for op in ops {
+            match op {
+                Op::Put { key, lease, .. } => {
+                    if !written.insert(key.as_str()) {
+                        return Err(KvError::Refused(
+                            "etcdserver: duplicate key given in txn request".into(),
+                        ));
+                    }
+                    if let Some(id) = lease.filter(|id| *id != 0)
+                        && !self.leases.contains_key(&id)
+                    {
+                        return Err(KvError::LeaseNotFound(id));
+                    }
+                }
+                Op::Delete { key } => {
+                    if !written.insert(key.as_str()) {
+                        return Err(KvError::Refused(
+                            "etcdserver: duplicate key given in txn request".into(),
+                        ));
+                    }
+                }
+                Op::Get { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies checked `ops` at one new revision (only if one of them
+    /// changes something).
+    fn apply(&mut self, ops: Vec<Op>) -> Vec<OpResult> {
+        let rev = self.revision + 1;
+        let mut changed = false;
+        let mut events = Vec::new();
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            match op {
+                Op::Put { key, value, lease } => {
+                    let lease = lease.unwrap_or(0);
+                    let kv = match self.keys.get(&key) {
+                        Some(old) => {
+                            if old.lease != 0
+                                && old.lease != lease
+                                && let Some(l) = self.leases.get_mut(&old.lease)
+                            {
+                                l.keys.remove(&key);
+                            }
+                            KeyValue {
+                                value,
+                                mod_revision: rev,
+                                version: old.version + 1,
+                                lease,
+                                ..old.clone()
+                            }
+                        }
+                        None => KeyValue {
+                            key: key.clone(),
+                            value,
+                            create_revision: rev,
+                            mod_revision: rev,
+                            version: 1,
+                            lease,
+                        },
+                    };
+                    if let Some(l) = self.leases.get_mut(&lease) {
+                        l.keys.insert(key.clone());
+                    }
+                    events.push(WatchEvent::Put(kv.clone()));
+                    self.keys.insert(key, kv);
+                    changed = true;
+                    results.push(OpResult::Put);
+                }
+                Op::Delete { key } => match self.keys.remove(&key) {
+                    Some(old) => {
+                        if let Some(l) = self.leases.get_mut(&old.lease) {
+                            l.keys.remove(&key);
+                        }
+                        events.push(WatchEvent::Delete {
+                            key,
+                            mod_revision: rev,
+                        });
+                        changed = true;
+                        results.push(OpResult::Deleted(1));
+                    }
+                    None => results.push(OpResult::Deleted(0)),
+                },
+                Op::Get { key } => results.push(OpResult::Got(self.keys.get(&key).cloned())),
+            }
+        }
+        if changed {
+            self.revision = rev;
+            self.publish(events);
+        }
+        results
+    }
+}
+
+/// `a op b`.
+fn relate<T: Ord + ?Sized>(a: &T, op: CmpOp, b: &T) -> bool {
+    match op {
+        CmpOp::Equal => a == b,
+        CmpOp::NotEqual => a != b,
+        CmpOp::Greater => a > b,
+        CmpOp::Less => a < b,
+    }
+}
+
+/// A TTL as etcd grants it: whole seconds, at least one.
+fn whole_seconds(ttl: Duration) -> Duration {
+    Duration::from_secs(ttl.as_secs_f64().ceil().max(1.0) as u64)
+}
+
+#[async_trait::async_trait]
+impl Kv for MemKv {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, KvError> {
+        Ok(self.reach()?.keys.get(key).cloned())
+    }
+
+    async fn range(&self, query: &RangeQuery) -> Result<Range, KvError> {
+        let s = self.reach()?;
+        let matching = s.keys.values().filter(|kv| in_range(query, &kv.key));
+        let mut kvs: Vec<KeyValue> = if query.descending {
+            matching.rev().cloned().collect()
+        } else {
+            matching.cloned().collect()
+        };
+        let more = query.limit > 0 && kvs.len() > query.limit;
+        if more {
+            kvs.truncate(query.limit);
+        }
+        Ok(Range {
+            kvs,
+            more,
+            revision: s.revision,
+        })
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    ) -> Result<Revision, KvError> {
+        let mut s = self.reach()?;
+        let ops = vec![Op::Put {
+            key: key.to_string(),
+            value,
+            lease,
+        }];
+        s.check(&ops)?;
+        s.apply(ops);
+        Ok(s.revision)
+    }
+
+    async fn delete(&self, key: &str) -> Result<i64, KvError> {
+        let mut s = self.reach()?;
+        match s.apply(vec![Op::delete(key)]).first() {
+            Some(OpResult::Deleted(n)) => Ok(*n),
+            _ => Ok(0),
+        }
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<TxnOutcome, KvError> {
+        let mut s = self.reach()?;
+        let succeeded = txn.compares.iter().all(|c| s.holds(c));
+        let ops = if succeeded { txn.success } else { txn.failure };
+        s.check(&ops)?;
+        let results = s.apply(ops);
+        Ok(TxnOutcome {
+            succeeded,
+            revision: s.revision,
+            results,
+        })
+    }
+
+    async fn grant(&self, ttl: Duration) -> Result<LeaseId, KvError> {
+        let ttl = whole_seconds(ttl);
+        let deadline = Instant::now() + ttl;
+        let id = {
+            let mut s = self.reach()?;
+            s.granted += 1;
+            // Ids look like etcd's (large, not small counters), so a test
+            // cannot pass by confusing a lease id with a revision.
+            let id = 0x7E57_0000_0000 + s.granted;
+            s.leases.insert(
+                id,
+                Lease {
+                    ttl,
+                    deadline,
+                    keys: BTreeSet::new(),
+                },
+            );
+            id
+        };
+        self.reap_at(deadline);
+        Ok(id)
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, KvError> {
+        let (ttl, deadline) = {
+            let mut s = self.reach()?;
+            let l = s
+                .leases
+                .get_mut(&lease)
+                .ok_or(KvError::LeaseNotFound(lease))?;
+            l.deadline = Instant::now() + l.ttl;
+            (l.ttl, l.deadline)
+        };
+        self.reap_at(deadline);
+        Ok(ttl)
+    }
+
+    async fn revoke(&self, lease: LeaseId) -> Result<(), KvError> {
+        if self.reach()?.revoke(lease) {
+            Ok(())
+        } else {
+            Err(KvError::LeaseNotFound(lease))
+        }
+    }
+
+    async fn watch(&self, prefix: &str, from: Option<Revision>) -> Result<WatchStream, KvError> {
+        let mut s = self.reach()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(from) = from.filter(|r| *r > 0) {
+            for event in s
+                .log
+                .iter()
+                .filter(|e| e.revision() >= from && e.key().starts_with(prefix))
+            {
+                let _ = tx.send(Ok(event.clone()));
+            }
+        }
+        s.watchers.push(Watcher {
+            prefix: prefix.to_string(),
+            link: self.link.id,
+            tx,
+        });
+        Ok(rx)
+    }
+}
