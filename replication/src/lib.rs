@@ -18,6 +18,7 @@
 mod stepper;
 
 pub mod candidate;
+pub mod conformance;
 pub mod error;
 pub mod gtid;
 pub mod guard;

@@ -18,6 +18,7 @@ mod observe;
 mod orchestrate;
 pub mod processlist;
 mod session;
+pub mod sim;
 pub mod status;
 mod steps;
 mod switchover;
@@ -26,7 +27,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 pub use flavor::{Flavor, GtidMode};
-pub use session::Timeouts;
+pub use session::{Servers, Timeouts};
 
 use crate::error::ReplError;
 use crate::gtid::Position;
@@ -47,6 +48,8 @@ pub struct MySqlReplicaSet {
     rules: Rules,
     repl: Credentials,
     timeouts: Timeouts,
+    /// Real servers, or simulated ones.
+    servers: Servers,
     /// Each replica's lag as last seen while the primary was alive (shared
     /// by clones: they are the same replica set).
     seen: LagMemory,
@@ -89,6 +92,7 @@ impl MySqlReplicaSet {
             rules,
             repl: repl_credentials,
             timeouts: Timeouts::default(),
+            servers: Servers::Real,
             seen: LagMemory::default(),
         })
     }
@@ -97,6 +101,14 @@ impl MySqlReplicaSet {
     /// timeouts.
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = timeouts;
+        self
+    }
+
+    /// The same adapter on simulated MariaDB servers ([`sim`]): each
+    /// member's address names its server in `network`. The adapter's code
+    /// runs unchanged; only the connection under each session differs.
+    pub fn simulated(mut self, network: &sim::SimNetwork) -> Self {
+        self.servers = Servers::Sim(network.clone());
         self
     }
 
@@ -114,7 +126,14 @@ impl MySqlReplicaSet {
     async fn observe_step(&self, steps: &Steps<'_>) -> Result<Snapshot, ReplError> {
         let snap = steps
             .run(Step::Observe, |d| async move {
-                Ok(observe::observe_all(self.flavor, &self.members, self.timeouts, Some(d)).await)
+                Ok(observe::observe_all(
+                    &self.servers,
+                    self.flavor,
+                    &self.members,
+                    self.timeouts,
+                    Some(d),
+                )
+                .await)
             })
             .await?;
         self.seen.remember(&snap);
@@ -125,7 +144,14 @@ impl MySqlReplicaSet {
 #[async_trait::async_trait]
 impl ReplicaSet for MySqlReplicaSet {
     async fn observe(&self) -> Result<Snapshot, ReplError> {
-        let snap = observe::observe_all(self.flavor, &self.members, self.timeouts, None).await;
+        let snap = observe::observe_all(
+            &self.servers,
+            self.flavor,
+            &self.members,
+            self.timeouts,
+            None,
+        )
+        .await;
         self.seen.remember(&snap);
         Ok(snap)
     }

@@ -5,7 +5,7 @@ use tokio::time::Instant;
 
 use super::bypass::bypass_accounts;
 use super::flavor::Flavor;
-use super::session::{Session, Timeouts, contact_error};
+use super::session::{Servers, Session, Timeouts, contact_error};
 use super::status::{member_state, parse_replica_status, parse_variables};
 use crate::error::ReplError;
 use crate::snapshot::{MemberState, Snapshot};
@@ -14,6 +14,7 @@ use crate::spec::MemberSpec;
 /// Reads every member concurrently and assembles the snapshot; with a
 /// `deadline` (an orchestration's observe step) every read ends by it.
 pub(super) async fn observe_all(
+    servers: &Servers,
     flavor: Flavor,
     members: &[MemberSpec],
     timeouts: Timeouts,
@@ -21,11 +22,11 @@ pub(super) async fn observe_all(
 ) -> Snapshot {
     let mut tasks = JoinSet::new();
     for (i, spec) in members.iter().enumerate() {
-        let (spec, all) = (spec.clone(), members.to_vec());
+        let (spec, all, servers) = (spec.clone(), members.to_vec(), servers.clone());
         tasks.spawn(async move {
             (
                 i,
-                read_member(flavor, &spec, &all, timeouts, deadline).await,
+                read_member(&servers, flavor, &spec, &all, timeouts, deadline).await,
             )
         });
     }
@@ -46,6 +47,7 @@ pub(super) async fn observe_all(
 /// Reads one member, and the accounts that ignore its `read_only`; an
 /// error becomes an unreachable member with its reason.
 pub(super) async fn read_member(
+    servers: &Servers,
     flavor: Flavor,
     spec: &MemberSpec,
     all: &[MemberSpec],
@@ -54,8 +56,8 @@ pub(super) async fn read_member(
 ) -> MemberState {
     let result = async {
         let mut s = match deadline {
-            Some(d) => Session::open_until(spec, timeouts, flavor, d).await?,
-            None => Session::open(spec, timeouts).await?,
+            Some(d) => Session::open_until(servers, spec, timeouts, flavor, d).await?,
+            None => Session::open(servers, spec, timeouts).await?,
         };
         let r = read_on(&mut s, flavor, spec, all).await;
         let r = match (r, flavor.bypass_query()) {

@@ -15,6 +15,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, Value};
 
 use super::flavor::Flavor;
+use super::sim::{SimNetwork, SimSession};
 use super::status::Columns;
 use crate::error::ReplError;
 use crate::snapshot::{ContactError, ContactErrorKind};
@@ -46,9 +47,26 @@ impl Default for Timeouts {
     }
 }
 
+/// Where the members' servers are: real ones over the network, or
+/// simulated ones ([`super::sim`]) answering the same statements.
+#[derive(Debug, Clone, Default)]
+pub enum Servers {
+    /// Real servers, through `mysql_async`.
+    #[default]
+    Real,
+    /// Simulated servers.
+    Sim(SimNetwork),
+}
+
+/// The connection under a session.
+enum Link {
+    Real(Conn),
+    Sim(SimSession),
+}
+
 /// One open connection to a member.
 pub struct Session {
-    conn: Conn,
+    conn: Link,
     who: Who,
     statement_timeout: Duration,
     /// Nothing may run past this (the step's deadline), when set.
@@ -68,8 +86,12 @@ const ACCESS_DENIED: &[u16] = &[1044, 1045, 1142, 1227, 1698, 1873];
 
 impl Session {
     /// Connects to `spec` within `timeouts.connect`.
-    pub async fn open(spec: &MemberSpec, timeouts: Timeouts) -> Result<Session, ReplError> {
-        Self::connect(spec, timeouts.connect, timeouts.statement, None).await
+    pub async fn open(
+        servers: &Servers,
+        spec: &MemberSpec,
+        timeouts: Timeouts,
+    ) -> Result<Session, ReplError> {
+        Self::connect(servers, spec, timeouts.connect, timeouts.statement, None).await
     }
 
     /// Connects to `spec` for a step that must end by `deadline`: the
@@ -78,6 +100,7 @@ impl Session {
     /// `max_execution_time` and `lock_wait_timeout`), so that a statement
     /// abandoned by the client does not go on running there.
     pub async fn open_until(
+        servers: &Servers,
         spec: &MemberSpec,
         timeouts: Timeouts,
         flavor: Flavor,
@@ -85,6 +108,7 @@ impl Session {
     ) -> Result<Session, ReplError> {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut s = Self::connect(
+            servers,
             spec,
             timeouts.connect.min(left),
             timeouts.statement,
@@ -97,6 +121,7 @@ impl Session {
     }
 
     async fn connect(
+        servers: &Servers,
         spec: &MemberSpec,
         connect: Duration,
         statement: Duration,
@@ -114,7 +139,13 @@ impl Session {
             .user(Some(spec.credentials.user.clone()))
             .pass(Some(spec.credentials.password.clone()))
             .prefer_socket(false);
-        let conn = match tokio::time::timeout(connect, Conn::new(opts)).await {
+        let attempt = async {
+            match servers {
+                Servers::Real => Conn::new(opts).await.map(Link::Real),
+                Servers::Sim(net) => net.open(&spec.address).await.map(Link::Sim),
+            }
+        };
+        let conn = match tokio::time::timeout(connect, attempt).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(classify(spec, "connect", &e)),
             Err(_) => {
@@ -147,7 +178,10 @@ impl Session {
 
     /// The server's id for this connection (to spare it when fencing).
     pub fn connection_id(&self) -> u64 {
-        u64::from(self.conn.id())
+        match &self.conn {
+            Link::Real(c) => u64::from(c.id()),
+            Link::Sim(s) => s.id(),
+        }
     }
 
     /// Runs one statement.
@@ -159,7 +193,10 @@ impl Session {
     pub async fn exec_shown(&mut self, sql: &str, shown: &str) -> Result<(), ReplError> {
         let t = self.limit(self.statement_timeout);
         let who = self.who.clone();
-        bounded(&who, shown, t, self.conn.query_drop(sql)).await
+        match &mut self.conn {
+            Link::Real(c) => bounded(&who, shown, t, c.query_drop(sql)).await,
+            Link::Sim(s) => bounded(&who, shown, t, s.run(sql)).await.map(drop),
+        }
     }
 
     /// Runs a query and returns its rows as column-name → text maps.
@@ -173,14 +210,24 @@ impl Session {
     pub async fn rows_within(&mut self, sql: &str, t: Duration) -> Result<Vec<Columns>, ReplError> {
         let t = self.limit(t);
         let who = self.who.clone();
-        let rows: Vec<Row> = bounded(&who, sql, t, self.conn.query(sql)).await?;
-        Ok(rows.into_iter().map(columns).collect())
+        match &mut self.conn {
+            Link::Real(c) => {
+                let rows: Vec<Row> = bounded(&who, sql, t, c.query(sql)).await?;
+                Ok(rows.into_iter().map(columns).collect())
+            }
+            Link::Sim(s) => bounded(&who, sql, t, s.run(sql)).await,
+        }
     }
 
     /// Closes the connection politely (errors ignored: it is going anyway).
     pub async fn close(self) {
         let t = self.limit(Duration::from_secs(1));
-        let _ = tokio::time::timeout(t, self.conn.disconnect()).await;
+        match self.conn {
+            Link::Real(c) => {
+                let _ = tokio::time::timeout(t, c.disconnect()).await;
+            }
+            Link::Sim(s) => s.close(),
+        }
     }
 }
 

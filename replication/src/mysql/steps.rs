@@ -58,7 +58,14 @@ impl MySqlReplicaSet {
         id: &str,
         deadline: Instant,
     ) -> Result<Session, ReplError> {
-        Session::open_until(self.spec(id)?, self.timeouts, self.flavor, deadline).await
+        Session::open_until(
+            &self.servers,
+            self.spec(id)?,
+            self.timeouts,
+            self.flavor,
+            deadline,
+        )
+        .await
     }
 
     /// Reads one member before `deadline`, failing (rather than reporting it
@@ -352,6 +359,13 @@ impl MySqlReplicaSet {
                 .saturating_duration_since(now)
                 .saturating_sub(Duration::from_millis(100));
             if left.is_zero() {
+                // Too little of the slice left to wait on the server: sit
+                // out the rest of it here. Returning at once would have the
+                // caller start its next slice (a new session) at once, in a
+                // tight loop until its end — forever on a paused clock.
+                if until < deadline {
+                    tokio::time::sleep_until(until).await;
+                }
                 break Ok(Some(missing.to_string()));
             }
             if spun {

@@ -7,6 +7,7 @@ mod common;
 mod writer;
 
 mod bad_input;
+mod conformance;
 mod divergent;
 mod errant;
 mod failover;

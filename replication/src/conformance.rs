@@ -1,0 +1,364 @@
+//! The contract of [`ReplicaSet`] over GTID replication, as one suite run
+//! against real MariaDB servers (`tests/mariadb/conformance.rs`) and
+//! against the simulated ones ([`crate::mysql::sim`]): the simulator is
+//! only as good as its servers, so they must pass what real ones pass.
+//!
+//! The suite needs a [`Lab`]: three members, the first the writable
+//! primary and the others its replicas, caught up, and a way to write as
+//! the application, to write past `read_only` as an admin, to crash a
+//! member and to stop a replica's applier. It runs its checks in one
+//! order, each leaving a topology the next starts from:
+//! reading, replication, fencing, switchover (there and back), a stopped
+//! applier, failover of a crashed primary, and an errant transaction.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::ReplError;
+use crate::guard::Unguarded;
+use crate::replica_set::{FailoverRequest, ReplicaSet};
+use crate::snapshot::{Role, Snapshot};
+
+/// Why an implementation broke the contract.
+#[derive(Debug, thiserror::Error)]
+#[error("replica set conformance: {0}")]
+pub struct Violation(pub String);
+
+impl From<ReplError> for Violation {
+    fn from(e: ReplError) -> Self {
+        Violation(format!("unexpected error: {e}"))
+    }
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($why:tt)+) => {
+        if !$cond {
+            return Err(Violation(format!($($why)+)));
+        }
+    };
+}
+
+/// What the suite does to the servers besides calling the adapter.
+#[async_trait::async_trait]
+pub trait Lab: Send + Sync {
+    /// The three member ids: the primary first, then its replicas.
+    fn ids(&self) -> [String; 3];
+
+    /// Commits one transaction on `member` as the application (whom
+    /// `read_only` stops); `Err` when it was refused.
+    async fn write(&self, member: &str) -> Result<(), String>;
+
+    /// Commits one transaction on `member` as an account `read_only` does
+    /// not stop: on a replica, an errant transaction.
+    async fn write_as_admin(&self, member: &str) -> Result<(), String>;
+
+    /// Kills `member` (SIGKILL).
+    async fn crash(&mut self, member: &str) -> Result<(), String>;
+
+    /// Stops `member`'s applier (`STOP SLAVE SQL_THREAD`).
+    async fn stop_applier(&self, member: &str) -> Result<(), String>;
+}
+
+/// Longest wait for replication to get somewhere.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Every step allowed: the suite runs no leader.
+static FREE: Unguarded = Unguarded {
+    budget: Duration::from_secs(30),
+};
+
+/// Polls `f` until it gives `Ok`, or fails after [`PATIENCE`] with its
+/// last `Err`.
+async fn until<T, F, Fut>(what: &str, mut f: F) -> Result<T, Violation>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(last) if tokio::time::Instant::now() >= deadline => {
+                return Err(Violation(format!(
+                    "{what}: not within {PATIENCE:?}: {last}"
+                )));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Waits until `primary` is the writable primary and every id of
+/// `followers` replicates from it, both threads running, with all of its
+/// transactions applied.
+async fn settled(
+    rs: &dyn ReplicaSet,
+    primary: &str,
+    followers: &[&str],
+) -> Result<Snapshot, Violation> {
+    until(
+        &format!("{primary} leading {followers:?}, caught up"),
+        || async {
+            let s = rs.observe().await.map_err(|e| e.to_string())?;
+            let p = s.member(primary).ok_or("no such member")?;
+            if p.role != Role::Primary || p.read_only != Some(false) {
+                return Err(format!(
+                    "{primary} is {} (read_only {:?})",
+                    p.role, p.read_only
+                ));
+            }
+            let pos = p.position.clone().ok_or("primary position unknown")?;
+            for f in followers {
+                let m = s.member(f).ok_or("no such member")?;
+                let ok = m.role == Role::Replica
+                    && m.source.as_deref() == Some(primary)
+                    && m.io_running
+                    && m.sql_running
+                    && m.position.as_ref().is_some_and(|have| have.contains(&pos));
+                if !ok {
+                    return Err(format!("{f}: {m:?}"));
+                }
+            }
+            Ok(s)
+        },
+    )
+    .await
+}
+
+/// Runs every check in order.
+pub async fn run(rs: &dyn ReplicaSet, lab: &mut dyn Lab) -> Result<(), Violation> {
+    let [a, b, c] = lab.ids();
+    reading(rs, lab, &a, &b, &c).await?;
+    fencing(rs, lab, &a, &b).await?;
+    switching(rs, lab, &a, &b, &c).await?;
+    stopped_applier(rs, lab, &a, &c).await?;
+    let new = failing_over(rs, lab, &a, &b, &c).await?;
+    let other = if new == b { &c } else { &b };
+    errant(rs, lab, &new, other).await?;
+    Ok(())
+}
+
+/// A fresh set reads as one primary and its replicas; writes reach them;
+/// a replica refuses the application's writes.
+pub async fn reading(
+    rs: &dyn ReplicaSet,
+    lab: &dyn Lab,
+    a: &str,
+    b: &str,
+    c: &str,
+) -> Result<(), Violation> {
+    let s = settled(rs, a, &[b, c]).await?;
+    ensure!(
+        s.primary.as_deref() == Some(a),
+        "the snapshot names {a} the primary: {:?}",
+        s.primary
+    );
+    ensure!(
+        s.members.iter().all(|m| m.errant.is_empty() && m.reachable),
+        "a fresh set has no errant transaction and every member is reachable: {s:?}"
+    );
+    for _ in 0..3 {
+        lab.write(a).await.map_err(Violation)?;
+    }
+    settled(rs, a, &[b, c]).await?;
+    ensure!(
+        lab.write(b).await.is_err(),
+        "a replica refuses the application's writes"
+    );
+    Ok(())
+}
+
+/// Fencing stops writes and is idempotent; unfencing is refused for a
+/// replica and reports whether it changed anything.
+pub async fn fencing(
+    rs: &dyn ReplicaSet,
+    lab: &dyn Lab,
+    a: &str,
+    b: &str,
+) -> Result<(), Violation> {
+    rs.fence(a).await?;
+    let s = rs.observe().await?;
+    let m = s.member(a).ok_or(Violation("no primary".into()))?;
+    ensure!(
+        m.read_only == Some(true) && m.role == Role::Fenced,
+        "a fenced primary reads as read-only and fenced: {m:?}"
+    );
+    ensure!(
+        s.writable().is_empty(),
+        "no member is writable once the primary is fenced"
+    );
+    ensure!(
+        lab.write(a).await.is_err(),
+        "a fenced primary refuses the application's writes"
+    );
+    rs.fence(a).await?;
+    let refused = rs.unfence(b, &FREE).await;
+    ensure!(
+        matches!(refused, Err(ReplError::Conflict { .. })),
+        "unfencing a replica is refused: {refused:?}"
+    );
+    ensure!(
+        rs.unfence(a, &FREE).await?,
+        "unfencing the fenced primary changes it"
+    );
+    lab.write(a).await.map_err(Violation)?;
+    ensure!(
+        !rs.unfence(a, &FREE).await?,
+        "unfencing a writable primary changes nothing"
+    );
+    Ok(())
+}
+
+/// A switchover moves the primary with every acknowledged write, is a
+/// no-op when repeated, and goes back.
+pub async fn switching(
+    rs: &dyn ReplicaSet,
+    lab: &dyn Lab,
+    a: &str,
+    b: &str,
+    c: &str,
+) -> Result<(), Violation> {
+    lab.write(a).await.map_err(Violation)?;
+    let before = rs
+        .observe()
+        .await?
+        .member(a)
+        .and_then(|m| m.position.clone())
+        .ok_or(Violation("no position for the primary".into()))?;
+    let report = rs.switchover(b, Duration::from_secs(10), &FREE).await?;
+    ensure!(
+        report.new_primary == b,
+        "the switchover reports {b}: {report:?}"
+    );
+    let s = settled(rs, b, &[a, c]).await?;
+    let now = s.member(b).and_then(|m| m.position.clone());
+    ensure!(
+        now.as_ref().is_some_and(|p| p.contains(&before)),
+        "the new primary has every write the old one acknowledged: {now:?} ⊉ {before}"
+    );
+    lab.write(b).await.map_err(Violation)?;
+    ensure!(
+        lab.write(a).await.is_err(),
+        "the old primary refuses writes after the switchover"
+    );
+    rs.switchover(b, Duration::from_secs(10), &FREE).await?;
+    settled(rs, b, &[a, c]).await?;
+    rs.switchover(a, Duration::from_secs(10), &FREE).await?;
+    settled(rs, a, &[b, c]).await?;
+    Ok(())
+}
+
+/// A replica whose applier is stopped does not catch up in time; a
+/// repoint starts it again.
+pub async fn stopped_applier(
+    rs: &dyn ReplicaSet,
+    lab: &dyn Lab,
+    a: &str,
+    c: &str,
+) -> Result<(), Violation> {
+    lab.stop_applier(c).await.map_err(Violation)?;
+    lab.write(a).await.map_err(Violation)?;
+    let target = rs
+        .observe()
+        .await?
+        .member(a)
+        .and_then(|m| m.position.clone())
+        .ok_or(Violation("no position for the primary".into()))?;
+    let waited = rs
+        .wait_caught_up(c, &target, Duration::from_millis(1500), &FREE)
+        .await;
+    ensure!(
+        matches!(waited, Err(ReplError::CatchUpTimeout { .. })),
+        "a replica with its applier stopped times out catching up: {waited:?}"
+    );
+    rs.repoint(c, a, &FREE).await?;
+    rs.wait_caught_up(c, &target, Duration::from_secs(10), &FREE)
+        .await?;
+    Ok(())
+}
+
+/// A failover of a healthy primary is refused; of a crashed one, it
+/// promotes a replica with every write the others had and repoints the
+/// rest. The new primary's id.
+pub async fn failing_over(
+    rs: &dyn ReplicaSet,
+    lab: &mut dyn Lab,
+    a: &str,
+    b: &str,
+    c: &str,
+) -> Result<String, Violation> {
+    let healthy = rs.failover(&FailoverRequest::replacing(a), &FREE).await;
+    ensure!(
+        matches!(healthy, Err(ReplError::PrimaryHealthy { .. })),
+        "a failover of a healthy primary is refused: {healthy:?}"
+    );
+    lab.write(a).await.map_err(Violation)?;
+    let s = settled(rs, a, &[b, c]).await?;
+    let before = s
+        .member(a)
+        .and_then(|m| m.position.clone())
+        .ok_or(Violation("no position for the primary".into()))?;
+    lab.crash(a).await.map_err(Violation)?;
+    let report = rs.failover(&FailoverRequest::replacing(a), &FREE).await?;
+    let new = report.new_primary.clone();
+    ensure!(new == b || new == c, "a replica is promoted: {report:?}");
+    let other = if new == b { c } else { b };
+    let s = settled(rs, &new, &[other]).await?;
+    ensure!(
+        s.member(&new)
+            .and_then(|m| m.position.as_ref())
+            .is_some_and(|p| p.contains(&before)),
+        "the promoted replica has every write the crashed primary had shipped"
+    );
+    let crashed = s.member(a).ok_or(Violation("no old primary".into()))?;
+    ensure!(
+        !crashed.reachable,
+        "the crashed primary reads as unreachable: {crashed:?}"
+    );
+    let again = rs.failover(&FailoverRequest::replacing(a), &FREE).await?;
+    ensure!(
+        again.new_primary == new,
+        "a repeated failover changes nothing: {again:?}"
+    );
+    lab.write(&new).await.map_err(Violation)?;
+    Ok(new)
+}
+
+/// A transaction written on a replica is reported as errant, breaks its
+/// applier once the primary writes past it, and keeps it from being
+/// repointed.
+pub async fn errant(
+    rs: &dyn ReplicaSet,
+    lab: &dyn Lab,
+    primary: &str,
+    replica: &str,
+) -> Result<(), Violation> {
+    settled(rs, primary, &[replica]).await?;
+    lab.write_as_admin(replica).await.map_err(Violation)?;
+    let s = rs.observe().await?;
+    let m = s.member(replica).ok_or(Violation("no replica".into()))?;
+    ensure!(
+        m.errant.len() == 1,
+        "a transaction written on a replica is errant: {m:?}"
+    );
+    lab.write(primary).await.map_err(Violation)?;
+    until(
+        "the replica's applier to stop on the out-of-order GTID",
+        || async {
+            let s = rs.observe().await.map_err(|e| e.to_string())?;
+            let m = s.member(replica).ok_or("no replica")?;
+            if !m.sql_running && m.sql_error.is_some() {
+                Ok(())
+            } else {
+                Err(format!("{m:?}"))
+            }
+        },
+    )
+    .await?;
+    let refused = rs.repoint(replica, primary, &FREE).await;
+    ensure!(
+        matches!(refused, Err(ReplError::Diverged { .. })),
+        "a replica with an errant transaction is not repointed: {refused:?}"
+    );
+    Ok(())
+}

@@ -1,0 +1,674 @@
+//! Simulated MariaDB servers with GTID replication, for the simulator and
+//! for tests that need no server: the MySQL adapter's own code runs
+//! against them ([`MySqlReplicaSet::simulated`]), statement by statement,
+//! so what is simulated is the adapter's real orchestration, not a model
+//! of it. The `ReplicaSet` conformance suite
+//! ([`crate::conformance`]) holds them to what real MariaDB servers do.
+//!
+//! What is modelled, on tokio's clock (a paused clock makes it
+//! deterministic):
+//! - each server's binlog (GTIDs `domain-server-seq`, `gtid_strict_mode`:
+//!   a transaction whose `seq` is not above the domain's last is refused
+//!   and stops the applier, as MariaDB's error 1950 does), `read_only`
+//!   (refusing the application's writes, not an admin's), its client
+//!   sessions (`SHOW PROCESSLIST`, `KILL CONNECTION`);
+//! - replication: a receiver that copies the source's binlog into the
+//!   relay log while both servers are up and linked, and refuses a source
+//!   that lacks a transaction the replica has (error 1236); an applier
+//!   that applies relayed transactions after the member's apply delay
+//!   (its lag); `STOP`/`START`/`RESET SLAVE ALL` (which drops the relay
+//!   log), `CHANGE MASTER TO`, `MASTER_GTID_WAIT`;
+//! - faults: a crash (refused connections, sessions gone, restart
+//!   read-only with replication resumed), a cut (nothing answers: calls
+//!   hang until the caller's timeout), a stopped applier, an apply delay,
+//!   an errant transaction written on a replica.
+//!
+//! Replication is evaluated lazily, whenever the network is touched, from
+//! the clock: a transaction committed at `t` is received at `t` and
+//! applied at `t + delay` if nothing stopped it meanwhile. Not modelled:
+//! logins (every user is accepted), lock waits, and the statements the
+//! adapter does not send (a statement outside its set is a syntax error,
+//! so a new statement in the adapter fails here until it is modelled).
+//!
+//! [`MySqlReplicaSet::simulated`]: super::MySqlReplicaSet::simulated
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::status::Columns;
+use crate::gtid::mariadb::{MariaDbGtid, MariaDbGtids};
+
+/// MariaDB's error for a write refused by `read_only`.
+pub const ER_READ_ONLY: u16 = 1290;
+
+/// A set of simulated MariaDB servers that can reach each other,
+/// addressed by `host:port`. Clones share the servers.
+#[derive(Clone, Default)]
+pub struct SimNetwork {
+    inner: Arc<Mutex<Net>>,
+}
+
+impl std::fmt::Debug for SimNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimNetwork").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Net {
+    servers: BTreeMap<String, Server>,
+    next_session: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Txn {
+    gtid: MariaDbGtid,
+    committed: Instant,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Replication {
+    /// `host:port` of the source, when configured.
+    source: Option<String>,
+    io: bool,
+    sql: bool,
+    /// The receiver is connected to the source (it checks its position
+    /// only when it connects, as MariaDB's does).
+    connected: bool,
+    /// `MASTER_USE_GTID=current_pos`: the position asked for at connect
+    /// includes the member's own transactions (`slave_pos`: only the
+    /// replicated ones).
+    current_pos: bool,
+    io_error: Option<(u16, String)>,
+    sql_error: Option<(u16, String)>,
+}
+
+#[derive(Debug)]
+struct Server {
+    server_id: u32,
+    up: bool,
+    cut: bool,
+    read_only: bool,
+    /// Applied transactions, in order.
+    binlog: Vec<Txn>,
+    /// Received, not yet applied, in order.
+    relay: Vec<Txn>,
+    repl: Replication,
+    apply_delay: Duration,
+    sessions: BTreeSet<u64>,
+}
+
+impl Server {
+    fn applied(&self) -> MariaDbGtids {
+        let mut g = MariaDbGtids::new();
+        for t in &self.binlog {
+            g.insert(t.gtid);
+        }
+        g
+    }
+
+    fn has(&self, gtid: &MariaDbGtid) -> bool {
+        self.binlog
+            .iter()
+            .chain(&self.relay)
+            .any(|t| t.gtid == *gtid)
+    }
+
+    /// The domain's last `seq` in the binlog.
+    fn last_seq(&self, domain: u32) -> u64 {
+        self.binlog
+            .iter()
+            .filter(|t| t.gtid.domain == domain)
+            .map(|t| t.gtid.seq)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Applies `txn` under `gtid_strict_mode`.
+    fn apply(&mut self, txn: Txn) -> Result<(), (u16, String)> {
+        let last = self.last_seq(txn.gtid.domain);
+        if txn.gtid.seq <= last {
+            return Err((
+                1950,
+                format!(
+                    "An attempt was made to binlog GTID {} which would create an out-of-order \
+                     sequence number with existing GTID {}-{}-{}, and gtid strict mode is enabled",
+                    txn.gtid, txn.gtid.domain, self.server_id, last
+                ),
+            ));
+        }
+        self.binlog.push(txn);
+        Ok(())
+    }
+}
+
+/// What a simulated statement can fail with, as the driver reports it.
+fn server_error(code: u16, message: impl Into<String>) -> mysql_async::Error {
+    mysql_async::Error::Server(mysql_async::ServerError {
+        code,
+        message: message.into(),
+        state: "HY000".into(),
+    })
+}
+
+fn io_error(kind: std::io::ErrorKind, what: &str) -> mysql_async::Error {
+    mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(kind, what)))
+}
+
+impl SimNetwork {
+    /// An empty network.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Net> {
+        let mut net = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        net.replicate(Instant::now());
+        net
+    }
+
+    /// Starts a server at `address` with `server_id`: writable, empty, not
+    /// replicating.
+    pub fn add_server(&self, address: &str, server_id: u32) {
+        self.lock().servers.insert(
+            address.to_string(),
+            Server {
+                server_id,
+                up: true,
+                cut: false,
+                read_only: false,
+                binlog: Vec::new(),
+                relay: Vec::new(),
+                repl: Replication::default(),
+                apply_delay: Duration::ZERO,
+                sessions: BTreeSet::new(),
+            },
+        );
+    }
+
+    /// Points `replica` at `source`, read-only, both threads running (what
+    /// a fresh topology starts as).
+    pub fn replicate(&self, replica: &str, source: &str) {
+        let mut net = self.lock();
+        if let Some(s) = net.servers.get_mut(replica) {
+            s.read_only = true;
+            s.repl = Replication {
+                source: Some(source.to_string()),
+                io: true,
+                sql: true,
+                ..Replication::default()
+            };
+        }
+    }
+
+    /// Commits one transaction on `address` as the application: refused
+    /// (error 1290) while it is read-only, unreachable while it is down or
+    /// cut. The GTID written.
+    pub fn write(&self, address: &str) -> Result<String, mysql_async::Error> {
+        self.commit(address, false)
+    }
+
+    /// Commits one transaction as an account that `read_only` does not
+    /// stop: on a replica, an errant transaction.
+    pub fn write_as_admin(&self, address: &str) -> Result<String, mysql_async::Error> {
+        self.commit(address, true)
+    }
+
+    fn commit(&self, address: &str, admin: bool) -> Result<String, mysql_async::Error> {
+        let mut net = self.lock();
+        let s = net.reachable(address)?;
+        if s.read_only && !admin {
+            return Err(server_error(
+                ER_READ_ONLY,
+                "The MariaDB server is running with the --read-only option so it cannot \
+                 execute this statement",
+            ));
+        }
+        let gtid = MariaDbGtid {
+            domain: 0,
+            server: s.server_id,
+            seq: s.last_seq(0) + 1,
+        };
+        s.binlog.push(Txn {
+            gtid,
+            committed: Instant::now(),
+        });
+        Ok(gtid.to_string())
+    }
+
+    /// Crashes the server: connections refused, sessions gone.
+    pub fn crash(&self, address: &str) {
+        if let Some(s) = self.lock().servers.get_mut(address) {
+            s.up = false;
+            s.repl.connected = false;
+            s.sessions.clear();
+        }
+    }
+
+    /// Restarts a crashed server as its configuration has it: read-only,
+    /// replication resumed if a source is configured.
+    pub fn restart(&self, address: &str) {
+        if let Some(s) = self.lock().servers.get_mut(address) {
+            s.up = true;
+            s.read_only = true;
+            if s.repl.source.is_some() {
+                s.repl.io = true;
+                s.repl.sql = true;
+                s.repl.io_error = None;
+            }
+        }
+    }
+
+    /// Cuts (`true`) or heals the server's network: while cut nothing
+    /// answers it and it receives nothing.
+    pub fn cut(&self, address: &str, cut: bool) {
+        if let Some(s) = self.lock().servers.get_mut(address) {
+            s.cut = cut;
+            s.repl.connected &= !cut;
+        }
+    }
+
+    /// Stops the server's applier (`STOP SLAVE SQL_THREAD`).
+    pub fn stop_applier(&self, address: &str) {
+        if let Some(s) = self.lock().servers.get_mut(address) {
+            s.repl.sql = false;
+        }
+    }
+
+    /// Makes the server apply each transaction `delay` after its commit.
+    pub fn set_apply_delay(&self, address: &str, delay: Duration) {
+        if let Some(s) = self.lock().servers.get_mut(address) {
+            s.apply_delay = delay;
+        }
+    }
+
+    /// Whether clients could write on the server now (up and writable):
+    /// the simulator's "writable members reachable by clients".
+    pub fn writable(&self, address: &str) -> bool {
+        self.lock()
+            .servers
+            .get(address)
+            .is_some_and(|s| s.up && !s.read_only)
+    }
+
+    /// The GTIDs the server has applied (its binlog state).
+    pub fn applied(&self, address: &str) -> Option<String> {
+        self.lock()
+            .servers
+            .get(address)
+            .map(|s| s.applied().to_string())
+    }
+
+    /// Opens a session to `address`, as a connect would.
+    pub(super) async fn open(&self, address: &str) -> Result<SimSession, mysql_async::Error> {
+        let opened = {
+            let mut net = self.lock();
+            match net.servers.get(address) {
+                None => Err(io_error(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "Connection refused (no simulated server at this address)",
+                )),
+                Some(s) if s.cut => Ok(None),
+                Some(s) if !s.up => Err(io_error(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "Connection refused",
+                )),
+                Some(_) => {
+                    net.next_session += 1;
+                    let id = net.next_session;
+                    if let Some(s) = net.servers.get_mut(address) {
+                        s.sessions.insert(id);
+                    }
+                    Ok(Some(id))
+                }
+            }
+        };
+        match opened? {
+            Some(id) => Ok(SimSession {
+                net: self.clone(),
+                address: address.to_string(),
+                id,
+            }),
+            // Nothing answers a cut server: the caller's timeout ends this.
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Net {
+    /// The server at `address` if it answers; an error as a driver would
+    /// give one otherwise (a cut server is reported by the caller's
+    /// timeout, so this is only for calls that do not wait).
+    fn reachable(&mut self, address: &str) -> Result<&mut Server, mysql_async::Error> {
+        match self.servers.get_mut(address) {
+            Some(s) if s.up && !s.cut => Ok(s),
+            Some(_) => Err(io_error(
+                std::io::ErrorKind::ConnectionRefused,
+                "Connection refused",
+            )),
+            None => Err(io_error(
+                std::io::ErrorKind::ConnectionRefused,
+                "Connection refused (no simulated server at this address)",
+            )),
+        }
+    }
+
+    /// Brings every replica up to `now`: receive what its source has, then
+    /// apply what is due.
+    fn replicate(&mut self, now: Instant) {
+        let addresses: Vec<String> = self.servers.keys().cloned().collect();
+        for addr in addresses {
+            self.receive(&addr);
+            if let Some(s) = self.servers.get_mut(&addr) {
+                apply_due(s, now);
+            }
+        }
+    }
+
+    fn receive(&mut self, addr: &str) {
+        let Some(r) = self.servers.get(addr) else {
+            return;
+        };
+        if !r.up || r.cut || !r.repl.io {
+            return;
+        }
+        let Some(src_addr) = r.repl.source.clone() else {
+            return;
+        };
+        let theirs = match self.servers.get(&src_addr) {
+            Some(s) if s.up && !s.cut => s.binlog.clone(),
+            // The receiver keeps retrying ("Connecting"), no error yet.
+            _ => {
+                if let Some(r) = self.servers.get_mut(addr) {
+                    r.repl.connected = false;
+                }
+                return;
+            }
+        };
+        let r = self.servers.get_mut(addr).expect("looked up above");
+        if !r.repl.connected {
+            let own = r.server_id;
+            let asked = r
+                .binlog
+                .iter()
+                .chain(&r.relay)
+                .filter(|t| r.repl.current_pos || t.gtid.server != own);
+            if let Some(extra) = asked
+                .clone()
+                .find(|t| !theirs.iter().any(|s| s.gtid == t.gtid))
+            {
+                r.repl.io = false;
+                r.repl.io_error = Some((
+                    1236,
+                    format!(
+                        "Got fatal error 1236 from master when reading data from binary log: \
+                         'Error: connecting slave requested to start from GTID {}, which is \
+                         not in the master's binlog'",
+                        extra.gtid
+                    ),
+                ));
+                return;
+            }
+            r.repl.connected = true;
+        }
+        let new: Vec<Txn> = theirs.into_iter().filter(|t| !r.has(&t.gtid)).collect();
+        r.relay.extend(new);
+    }
+
+    fn session(&mut self, address: &str, id: u64) -> Result<&mut Server, mysql_async::Error> {
+        let s = self.reachable(address)?;
+        if !s.sessions.contains(&id) {
+            return Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::ConnectionClosed,
+            ));
+        }
+        Ok(s)
+    }
+}
+
+/// Applies every relayed transaction that is due, in order, while the
+/// applier runs; stops it on an out-of-order GTID.
+fn apply_due(s: &mut Server, now: Instant) {
+    if !s.up || !s.repl.sql {
+        return;
+    }
+    while let Some(t) = s.relay.first() {
+        if t.committed + s.apply_delay > now {
+            break;
+        }
+        let t = s.relay.remove(0);
+        if let Err(e) = s.apply(t.clone()) {
+            s.relay.insert(0, t);
+            s.repl.sql = false;
+            s.repl.sql_error = Some(e);
+            break;
+        }
+    }
+}
+
+/// One open session to a simulated server.
+#[derive(Debug)]
+pub(super) struct SimSession {
+    net: SimNetwork,
+    address: String,
+    id: u64,
+}
+
+impl SimSession {
+    /// The session's connection id.
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Runs one statement; rows for a query, none otherwise.
+    pub(super) async fn run(&self, sql: &str) -> Result<Vec<Columns>, mysql_async::Error> {
+        let sql = sql.trim();
+        if let Some(args) = sql.strip_prefix("SELECT MASTER_GTID_WAIT(") {
+            return self.wait(args).await;
+        }
+        let cut = {
+            let net = self.net.lock();
+            net.servers.get(&self.address).is_some_and(|s| s.cut)
+        };
+        if cut {
+            return std::future::pending().await;
+        }
+        let mut net = self.net.lock();
+        let id = self.id;
+        let s = net.session(&self.address, id)?;
+        let none = Ok(Vec::new());
+        match sql {
+            "SET GLOBAL read_only = ON" => {
+                s.read_only = true;
+                none
+            }
+            "SET GLOBAL read_only = OFF" => {
+                s.read_only = false;
+                none
+            }
+            "STOP SLAVE" => {
+                s.repl.io = false;
+                s.repl.connected = false;
+                s.repl.sql = false;
+                none
+            }
+            "START SLAVE" => {
+                if s.repl.source.is_none() {
+                    return Err(server_error(
+                        1200,
+                        "Misconfigured slave: MASTER_HOST was not set; Fix in config file or \
+                         with CHANGE MASTER TO",
+                    ));
+                }
+                s.repl.io = true;
+                s.repl.sql = true;
+                s.repl.io_error = None;
+                s.repl.sql_error = None;
+                // The receiver connects at once.
+                net.replicate(Instant::now());
+                none
+            }
+            "RESET SLAVE ALL" => {
+                if s.repl.io || s.repl.sql {
+                    return Err(running_slave());
+                }
+                s.repl = Replication::default();
+                s.relay.clear();
+                none
+            }
+            "SHOW SLAVE STATUS" => Ok(slave_status(s, Instant::now()).into_iter().collect()),
+            "SHOW PROCESSLIST" => Ok(s
+                .sessions
+                .iter()
+                .map(|sid| {
+                    row(&[
+                        ("Id", Some(sid.to_string())),
+                        ("User", Some("switchyard".into())),
+                        ("Host", Some("sim".into())),
+                        ("db", None),
+                        ("Command", Some("Query".into())),
+                    ])
+                })
+                .collect()),
+            _ if sql.starts_with("SET SESSION ") => none,
+            _ if sql.starts_with("SELECT @@server_id AS origin") => Ok(vec![row(&[
+                ("origin", Some(s.server_id.to_string())),
+                ("read_only", Some(u8::from(s.read_only).to_string())),
+                ("super_read_only", Some("0".into())),
+                ("executed", Some(s.applied().to_string())),
+                ("slave_pos", Some(String::new())),
+            ])]),
+            _ if sql.starts_with("SELECT GRANTEE AS grantee") => none,
+            _ if sql.starts_with("KILL CONNECTION ") => {
+                let victim: u64 = sql["KILL CONNECTION ".len()..]
+                    .trim()
+                    .parse()
+                    .map_err(|_| syntax(sql))?;
+                if s.sessions.remove(&victim) {
+                    none
+                } else {
+                    Err(server_error(1094, format!("Unknown thread id: {victim}")))
+                }
+            }
+            _ if sql.starts_with("CHANGE MASTER TO ") => {
+                if s.repl.io || s.repl.sql {
+                    return Err(running_slave());
+                }
+                let host = setting(sql, "MASTER_HOST=").ok_or_else(|| syntax(sql))?;
+                let port = setting(sql, "MASTER_PORT=").ok_or_else(|| syntax(sql))?;
+                s.repl.source = Some(format!("{host}:{port}"));
+                s.repl.current_pos = sql.contains("MASTER_USE_GTID=current_pos");
+                s.repl.connected = false;
+                s.repl.io_error = None;
+                s.repl.sql_error = None;
+                s.relay.clear();
+                none
+            }
+            _ => Err(syntax(sql)),
+        }
+    }
+
+    /// `MASTER_GTID_WAIT('<pos>', secs)`: 0 once every domain of `pos` is
+    /// applied up to its `seq`, -1 after `secs`.
+    async fn wait(&self, args: &str) -> Result<Vec<Columns>, mysql_async::Error> {
+        let (pos, rest) = args
+            .trim_start_matches('\'')
+            .split_once('\'')
+            .ok_or_else(|| syntax(args))?;
+        let secs: f64 = rest
+            .trim_start_matches(',')
+            .trim()
+            .trim_end_matches(')')
+            .trim()
+            .parse()
+            .map_err(|_| syntax(args))?;
+        let wanted: MariaDbGtids = pos.parse().map_err(|_| syntax(args))?;
+        let until = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
+        loop {
+            let reached = {
+                let mut net = self.net.lock();
+                let s = net.session(&self.address, self.id)?;
+                wanted.gtids().all(|g| s.last_seq(g.domain) >= g.seq)
+            };
+            if reached {
+                return Ok(vec![row(&[("r", Some("0".into()))])]);
+            }
+            if Instant::now() >= until {
+                return Ok(vec![row(&[("r", Some("-1".into()))])]);
+            }
+            tokio::time::sleep(Duration::from_millis(10).min(until - Instant::now())).await;
+        }
+    }
+
+    /// Ends the session.
+    pub(super) fn close(&self) {
+        if let Some(s) = self.net.lock().servers.get_mut(&self.address) {
+            s.sessions.remove(&self.id);
+        }
+    }
+}
+
+fn running_slave() -> mysql_async::Error {
+    server_error(
+        1198,
+        "This operation cannot be performed as you have a running slave ''; run STOP SLAVE '' \
+         first",
+    )
+}
+
+fn syntax(sql: &str) -> mysql_async::Error {
+    server_error(
+        1064,
+        format!("not a statement the simulated server knows: {sql}"),
+    )
+}
+
+/// The value after `name` in a `CHANGE MASTER TO` list, unquoted.
+fn setting(sql: &str, name: &str) -> Option<String> {
+    let rest = &sql[sql.find(name)? + name.len()..];
+    let value = rest.split(',').next()?.trim();
+    Some(value.trim_matches('\'').to_string())
+}
+
+fn row(cols: &[(&str, Option<String>)]) -> Columns {
+    cols.iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
+        .collect()
+}
+
+/// `SHOW SLAVE STATUS`'s row, none without a source.
+fn slave_status(s: &Server, now: Instant) -> Option<Columns> {
+    let source = s.repl.source.as_deref()?;
+    let (host, port) = source.rsplit_once(':')?;
+    let yes = |b: bool| Some(if b { "Yes" } else { "No" }.to_string());
+    let lag = (s.repl.io && s.repl.sql).then(|| {
+        s.relay
+            .first()
+            .map_or(0, |t| now.saturating_duration_since(t.committed).as_secs())
+            .to_string()
+    });
+    let mut received = s.applied();
+    for t in &s.relay {
+        received.insert(t.gtid);
+    }
+    let (io_no, io_err) = s.repl.io_error.clone().unwrap_or((0, String::new()));
+    let (sql_no, sql_err) = s.repl.sql_error.clone().unwrap_or((0, String::new()));
+    Some(row(&[
+        ("Master_Host", Some(host.to_string())),
+        ("Master_Port", Some(port.to_string())),
+        ("Slave_IO_Running", yes(s.repl.io)),
+        ("Slave_SQL_Running", yes(s.repl.sql)),
+        ("Seconds_Behind_Master", lag),
+        ("Last_IO_Errno", Some(io_no.to_string())),
+        ("Last_IO_Error", Some(io_err)),
+        ("Last_SQL_Errno", Some(sql_no.to_string())),
+        ("Last_SQL_Error", Some(sql_err)),
+        ("Gtid_IO_Pos", Some(received.to_string())),
+    ]))
+}
