@@ -6,7 +6,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod engine;
+pub use switchyard_core::engine;
 pub mod executor;
 pub mod fence;
 pub mod lab;

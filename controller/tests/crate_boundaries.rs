@@ -1,17 +1,20 @@
-//! What the shipping binary links: the servers its `lab` starts
+//! Crate boundaries the design relies on, read from `cargo tree`: the
+//! shipping binary links the servers its `lab` starts
 //! (`switchyard-labkit`), never the test suite's fixtures
-//! (`switchyard-tests`), which are free to grow test-only machinery.
+//! (`switchyard-tests`); and the pure core (`switchyard-core`: the engine,
+//! the isolation assessment, steps and journal types) depends on nothing
+//! that does I/O, so no decision can reach for the network or a clock.
 
 use std::process::Command;
 
-#[test]
-fn the_shipping_binary_does_not_link_the_test_fixtures() {
+/// The crates `package` depends on (normal and build edges), by name.
+fn dependencies(package: &str) -> (Vec<String>, String) {
     let out = Command::new(env!("CARGO"))
         .args([
             "tree",
             "--offline",
             "--package",
-            "switchyard-controller",
+            package,
             "--edges",
             "normal,build",
             "--prefix",
@@ -22,16 +25,52 @@ fn the_shipping_binary_does_not_link_the_test_fixtures() {
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("run cargo tree");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "cargo tree failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let crates: Vec<&str> = text
+    let crates = text
         .lines()
         .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
         .collect();
+    (crates, text)
+}
+
+#[test]
+fn the_core_depends_on_nothing_that_does_io() {
+    let (crates, text) = dependencies("switchyard-core");
+    let io = [
+        "tokio",
+        "mio",
+        "socket2",
+        "etcd-client",
+        "tonic",
+        "hyper",
+        "mysql_async",
+        "mongodb",
+        "aws-sdk-route53",
+        "hickory-server",
+        "metrics",
+        "tracing",
+        "libc",
+        "nix",
+        "rand",
+    ];
+    for c in io {
+        assert!(
+            !crates.iter().any(|d| d == c),
+            "switchyard-core depends on {c}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn the_shipping_binary_does_not_link_the_test_fixtures() {
+    let (crates, text) = dependencies("switchyard-controller");
+    let crates: Vec<&str> = crates.iter().map(String::as_str).collect();
     assert!(crates.contains(&"switchyard-labkit"), "{text}");
     assert!(
         !crates.contains(&"switchyard-tests"),

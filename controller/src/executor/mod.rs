@@ -12,7 +12,7 @@
 
 pub mod compaction;
 pub mod guard;
-pub mod journal;
+pub use switchyard_core::journal;
 pub mod step_window;
 
 use std::collections::BTreeMap;

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::step::Step;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchyard_probes::replication::Step;
 
 /// What the executor can do. Serialised into the journal, so a new leader
 /// knows exactly what its predecessor meant to do.
