@@ -16,6 +16,12 @@
 //! Every controller of the region tries to hold the lease; etcd's
 //! create-if-absent compare lets exactly one win, and any of them takes
 //! over when the holder stops renewing.
+//!
+//! The decisions are a state machine of their own ([`standing`]): this
+//! module reads etcd and the primary, feeds what it saw to it, and
+//! performs the move it gets back.
+
+pub mod standing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +37,7 @@ use crate::fence::lease::{Acquired, LeaseValue, PrimaryLease, Renewal};
 use crate::fence::local::{FenceLog, FenceOutcome, FenceRecord, FencedUnder};
 use crate::runtime::control::DatabaseState;
 use crate::store::Store;
+use standing::{Holding, Move, Standing};
 
 /// How often leases are reconciled.
 const TICK: Duration = Duration::from_secs(1);
@@ -164,13 +171,12 @@ impl LeaseKeeper {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut leases: BTreeMap<String, PrimaryLease> = BTreeMap::new();
-        let mut unreadable_since: BTreeMap<String, Instant> = BTreeMap::new();
-        let mut noted: BTreeMap<String, String> = BTreeMap::new();
+        let mut standings: BTreeMap<String, Standing> = BTreeMap::new();
         loop {
             if *etcd_ok.borrow() {
                 for db in self.local_sets.keys() {
-                    self.reconcile(db, &mut leases, &mut unreadable_since, &mut noted)
-                        .await;
+                    let standing = standings.entry(db.clone()).or_insert(Standing::NotOurs);
+                    self.reconcile(db, &mut leases, standing).await;
                 }
             }
             leases.retain(|db, l| {
@@ -205,12 +211,13 @@ impl LeaseKeeper {
         }
     }
 
+    /// One tick for `db`: read the store's record and the primary, move
+    /// the standing, and perform the move [`standing::next`] decides.
     async fn reconcile(
         &self,
         db: &str,
         leases: &mut BTreeMap<String, PrimaryLease>,
-        unreadable_since: &mut BTreeMap<String, Instant>,
-        noted: &mut BTreeMap<String, String>,
+        standing: &mut Standing,
     ) {
         let key = self.store.keys().database(db);
         let state: DatabaseState = match self.store.get_json(&key).await {
@@ -218,102 +225,138 @@ impl LeaseKeeper {
             // Not discovered yet, or etcd trouble: leave things as they are.
             _ => return,
         };
-        let primary_region = self
+        let ours = self
             .member_regions
             .get(db)
-            .and_then(|m| m.get(&state.primary));
-        let ours = primary_region == Some(&self.region);
-        if !ours {
-            if let Some(l) = leases.remove(db) {
+            .and_then(|m| m.get(&state.primary))
+            == Some(&self.region);
+        let (readable, refused) = if ours {
+            self.primary_readable(db, &state.primary).await
+        } else {
+            (false, false)
+        };
+        let now = Instant::now();
+        *standing = standing.after_reading(ours, readable, now);
+        let detection = self
+            .detection
+            .get(db)
+            .copied()
+            .unwrap_or(Duration::from_secs(3));
+        let holding = leases.get(db).map(|l| {
+            let v = l.value();
+            Holding {
+                verified: l.verified(),
+                primary: v.primary,
+                epoch: v.epoch,
+            }
+        });
+        let mv = standing::next(
+            standing,
+            holding.as_ref(),
+            &state.primary,
+            state.epoch,
+            refused,
+            now,
+            detection,
+        );
+        match mv {
+            Move::Wait => {}
+            Move::Release => {
                 // The primary moved out of this region: nothing here can
                 // be a writable primary of it any more.
-                tracing::info!(database = %db, primary = %state.primary, "primary left this region; releasing its lease");
-                if let Err(e) = l.release().await {
-                    tracing::warn!(database = %db, error = %e, "cannot release the primary lease; it will expire");
+                if let Some(l) = leases.remove(db) {
+                    tracing::info!(database = %db, primary = %state.primary, "primary left this region; releasing its lease");
+                    if let Err(e) = l.release().await {
+                        tracing::warn!(database = %db, error = %e, "cannot release the primary lease; it will expire");
+                    }
                 }
             }
-            return;
-        }
-        let (readable, refused) = self.primary_readable(db, &state.primary).await;
-        let now = Instant::now();
-        if readable {
-            unreadable_since.remove(db);
-        } else {
-            let since = *unreadable_since.entry(db.to_string()).or_insert(now);
-            let limit = self
-                .detection
-                .get(db)
-                .copied()
-                .unwrap_or(Duration::from_secs(3));
-            if now.duration_since(since) >= limit
-                && let Some(lease_id) = leases.get(db).map(PrimaryLease::lease_id)
-            {
+            Move::GiveUpIfSafe {
+                refused,
+                unreadable_for,
+            } => {
+                let Some(lease_id) = leases.get(db).map(PrimaryLease::lease_id) else {
+                    return;
+                };
                 let under = FencedUnder {
                     primary: state.primary.clone(),
                     epoch: state.epoch,
                     lease_id: Some(lease_id),
                 };
                 if self
-                    .safe_to_give_up(db, &state.primary, refused, limit, under)
+                    .safe_to_give_up(db, &state.primary, refused, unreadable_for, under)
                     .await
                 {
                     leases.remove(db);
                     tracing::warn!(database = %db, primary = %state.primary,
-                        "local primary unreadable for {limit:?} and fenced or not running: no longer renewing its lease");
+                        "local primary unreadable for {unreadable_for:?} and fenced or not running: no longer renewing its lease");
                     metrics::counter!("switchyard_primary_lease_given_up_total", "database" => db.to_string())
                         .increment(1);
-                } else if noted.get(db).map(String::as_str) != Some("alive-unreadable") {
+                } else if standing.kept_for_an_unreadable_primary() {
                     tracing::error!(database = %db, primary = %state.primary,
                         "local primary unreadable but maybe alive (not refusing connections, and it could not be fenced): \
                          still renewing its lease, so it is not replaced automatically; \
                          `switchyard failover --force` once you know it cannot take writes");
-                    noted.insert(db.to_string(), "alive-unreadable".to_string());
                 }
-                return;
             }
-        }
-        if let Some(l) = leases.get_mut(db)
-            && !l.verified()
-        {
-            // The grant's txn failed or timed out: see whether it applied.
-            match l.key_names_it().await {
-                Some(true) => l.confirm(),
-                Some(false) => {
-                    // Neither the key nor the vouch names it: let it go.
-                    if let Some(l) = leases.remove(db)
-                        && let Err(e) = l.release().await
-                    {
-                        tracing::debug!(database = %db, error = %e, "cannot release an unused lease; it will expire");
+            Move::Verify => {
+                // The grant's txn failed or timed out: see whether it applied.
+                let Some(l) = leases.get_mut(db) else { return };
+                match l.key_names_it().await {
+                    Some(true) => {
+                        l.confirm();
+                        self.rewrite_if_stale(db, l, &state).await;
                     }
-                    return;
+                    Some(false) => {
+                        // Neither the key nor the vouch names it: let it go.
+                        if let Some(l) = leases.remove(db)
+                            && let Err(e) = l.release().await
+                        {
+                            tracing::debug!(database = %db, error = %e, "cannot release an unused lease; it will expire");
+                        }
+                    }
+                    None => {}
                 }
-                None => return,
             }
-        }
-        if let Some(l) = leases.get(db) {
-            let v = l.value();
-            if (v.primary != state.primary || v.epoch != Some(state.epoch))
-                && let Err(e) = l
-                    .set_primary(&state.primary, state.epoch, self.clock.now())
-                    .await
-            {
-                tracing::warn!(database = %db, error = %e, "cannot update the primary lease");
+            Move::Rewrite => {
+                if let Some(l) = leases.get(db) {
+                    self.rewrite_if_stale(db, l, &state).await;
+                }
             }
-            return;
+            Move::Acquire => self.acquire(db, leases, standing, &state).await,
         }
-        if !readable {
-            // Never take a lease for a primary we cannot see.
-            return;
+    }
+
+    /// Rewrites the lease's value when it vouches for another primary or
+    /// epoch than the store records.
+    async fn rewrite_if_stale(&self, db: &str, l: &PrimaryLease, state: &DatabaseState) {
+        let v = l.value();
+        if (v.primary != state.primary || v.epoch != Some(state.epoch))
+            && let Err(e) = l
+                .set_primary(&state.primary, state.epoch, self.clock.now())
+                .await
+        {
+            tracing::warn!(database = %db, error = %e, "cannot update the primary lease");
         }
+    }
+
+    /// Takes the lease of a readable primary nobody holds; notes who holds
+    /// it otherwise.
+    async fn acquire(
+        &self,
+        db: &str,
+        leases: &mut BTreeMap<String, PrimaryLease>,
+        standing: &mut Standing,
+        state: &DatabaseState,
+    ) {
         // Read before granting: while another controller holds the key,
         // trying every second would cost three etcd writes a second.
         let lease_key = self.store.keys().primary_lease(db);
         if let Ok(Some(held)) = self.store.get_json::<LeaseValue>(&lease_key).await
             && held.holder != self.self_id
         {
-            if noted.get(db) != Some(&held.holder) {
+            if standing.held_by(&held.holder) {
                 tracing::info!(database = %db, holder = %held.holder, "primary lease held by another controller");
-                noted.insert(db.to_string(), held.holder);
             }
             return;
         }
@@ -336,13 +379,12 @@ impl LeaseKeeper {
         {
             Ok(Acquired::Held(l)) => {
                 tracing::info!(database = %db, primary = %state.primary, adopted = l.adopted(), ttl = ?l.ttl(), "holding the primary lease");
-                noted.remove(db);
+                standing.holding();
                 leases.insert(db.to_string(), *l);
             }
             Ok(Acquired::HeldBy(v)) => {
-                if noted.get(db) != Some(&v.holder) {
+                if standing.held_by(&v.holder) {
                     tracing::info!(database = %db, holder = %v.holder, "primary lease held by another controller");
-                    noted.insert(db.to_string(), v.holder);
                 }
             }
             Err(e) => {
