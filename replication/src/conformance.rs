@@ -15,6 +15,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::error::ReplError;
+use crate::gtid::Position;
 use crate::guard::Unguarded;
 use crate::replica_set::{FailoverRequest, ReplicaSet};
 use crate::snapshot::{Role, Snapshot};
@@ -125,6 +126,15 @@ async fn settled(
     .await
 }
 
+/// What `member` has applied, as observed now.
+async fn position_of(rs: &dyn ReplicaSet, member: &str) -> Result<Position, Violation> {
+    rs.observe()
+        .await?
+        .member(member)
+        .and_then(|m| m.position.clone())
+        .ok_or_else(|| Violation(format!("no position for {member}")))
+}
+
 /// Runs every check in order.
 pub async fn run(rs: &dyn ReplicaSet, lab: &mut dyn Lab) -> Result<(), Violation> {
     let [a, b, c] = lab.ids();
@@ -219,12 +229,7 @@ pub async fn switching(
     c: &str,
 ) -> Result<(), Violation> {
     lab.write(a).await.map_err(Violation)?;
-    let before = rs
-        .observe()
-        .await?
-        .member(a)
-        .and_then(|m| m.position.clone())
-        .ok_or(Violation("no position for the primary".into()))?;
+    let before = position_of(rs, a).await?;
     let report = rs.switchover(b, Duration::from_secs(10), &FREE).await?;
     ensure!(
         report.new_primary == b,
@@ -258,12 +263,7 @@ pub async fn stopped_applier(
 ) -> Result<(), Violation> {
     lab.stop_applier(c).await.map_err(Violation)?;
     lab.write(a).await.map_err(Violation)?;
-    let target = rs
-        .observe()
-        .await?
-        .member(a)
-        .and_then(|m| m.position.clone())
-        .ok_or(Violation("no position for the primary".into()))?;
+    let target = position_of(rs, a).await?;
     let waited = rs
         .wait_caught_up(c, &target, Duration::from_millis(1500), &FREE)
         .await;

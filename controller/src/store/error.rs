@@ -34,6 +34,18 @@ impl From<etcd_client::Error> for StoreError {
     }
 }
 
+impl From<super::kv::KvError> for StoreError {
+    fn from(e: super::kv::KvError) -> Self {
+        match e {
+            super::kv::KvError::Unavailable(m) => StoreError::Unavailable(m),
+            // StoreError has no class of its own for a lease gone, a
+            // compacted watch or a refusal yet: as with etcd-client's
+            // errors (below), they read as Unavailable, with their words.
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
 impl From<tokio::time::error::Elapsed> for StoreError {
     fn from(_: tokio::time::error::Elapsed) -> Self {
         StoreError::Unavailable("etcd call timed out".into())

@@ -16,6 +16,8 @@ pub mod pages;
 use std::time::Duration;
 
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
+
+use kv::Kv;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -355,60 +357,31 @@ impl Store {
 
     /// Every value put under `prefix` from now on, in order, as (key,
     /// value), until etcd ends the watch (then an error) or the receiver
-    /// is dropped. For the operator API's Watch.
+    /// is dropped. For the operator API's Watch. Deletes are left out.
     pub async fn watch_puts(
         &self,
         prefix: &str,
     ) -> Result<tokio::sync::mpsc::Receiver<Result<(String, Vec<u8>), StoreError>>, StoreError>
     {
-        let mut c = self.client.clone();
-        let mut stream = tokio::time::timeout(
-            CALL_TIMEOUT,
-            c.watch(prefix, Some(etcd_client::WatchOptions::new().with_prefix())),
-        )
-        .await??;
+        let mut events = kv::etcd::EtcdKv::new(self.client.clone())
+            .watch(prefix, None)
+            .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
-            // The stream is the watch: dropped with this task, it ends.
+            // Dropping `events` with this task ends the watch.
             loop {
-                let msg = tokio::select! {
-                    m = stream.message() => m,
+                let event = tokio::select! {
+                    e = events.recv() => e,
                     () = tx.closed() => return,
                 };
-                let resp = match msg {
-                    Ok(Some(resp)) => resp,
-                    Ok(None) => {
-                        let _ = tx
-                            .send(Err(StoreError::Unavailable("etcd ended the watch".into())))
-                            .await;
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into())).await;
-                        return;
-                    }
+                let item = match event {
+                    Some(Ok(kv::WatchEvent::Put(kv))) => Ok((kv.key, kv.value)),
+                    Some(Ok(kv::WatchEvent::Delete { .. })) => continue,
+                    Some(Err(e)) => Err(e.into()),
+                    None => Err(StoreError::Unavailable("etcd ended the watch".into())),
                 };
-                for event in resp.events() {
-                    if event.event_type() != etcd_client::EventType::Put {
-                        continue;
-                    }
-                    if let Some(kv) = event.kv() {
-                        let item = (
-                            String::from_utf8_lossy(kv.key()).into_owned(),
-                            kv.value().to_vec(),
-                        );
-                        if tx.send(Ok(item)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                if resp.canceled() {
-                    let _ = tx
-                        .send(Err(StoreError::Unavailable(format!(
-                            "etcd ended the watch: {}",
-                            resp.cancel_reason()
-                        ))))
-                        .await;
+                let last = item.is_err();
+                if tx.send(item).await.is_err() || last {
                     return;
                 }
             }

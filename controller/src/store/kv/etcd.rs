@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::{
     CmpOp, Compare, KeyValue, Kv, KvError, LeaseId, Op, OpResult, Range, RangeQuery, Revision,
-    Target, Txn, TxnOutcome, WatchEvent, WatchStream,
+    Target, Txn, TxnOutcome, WatchEvent, WatchStream, whole_seconds,
 };
 use crate::store::CALL_TIMEOUT;
 use crate::store::pages::prefix_end;
@@ -223,7 +223,7 @@ impl Kv for EtcdKv {
     }
 
     async fn grant(&self, ttl: Duration) -> Result<LeaseId, KvError> {
-        let secs = ttl.as_secs_f64().ceil().max(1.0) as i64;
+        let secs = whole_seconds(ttl).as_secs() as i64;
         let mut c = self.client();
         let resp = bounded(0, c.lease_grant(secs, None)).await?;
         Ok(resp.id())

@@ -364,6 +364,11 @@ pub trait Kv: Send + Sync {
     async fn watch(&self, prefix: &str, from: Option<Revision>) -> Result<WatchStream, KvError>;
 }
 
+/// A lease TTL as etcd grants it: whole seconds, at least one.
+pub fn whole_seconds(ttl: Duration) -> Duration {
+    Duration::from_secs(ttl.as_secs_f64().ceil().max(1.0) as u64)
+}
+
 /// Whether `key` lies in the range `query` selects.
 pub fn in_range(query: &RangeQuery, key: &str) -> bool {
     key.starts_with(&query.prefix)

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use super::{
     CmpOp, Compare, KeyValue, Kv, KvError, LeaseId, Op, OpResult, Range, RangeQuery, Revision,
-    Target, Txn, TxnOutcome, WatchEvent, WatchStream, in_range,
+    Target, Txn, TxnOutcome, WatchEvent, WatchStream, in_range, whole_seconds,
 };
 
 /// One client's link to an in-memory etcd.
@@ -356,11 +356,6 @@ fn relate<T: Ord + ?Sized>(a: &T, op: CmpOp, b: &T) -> bool {
         CmpOp::Greater => a > b,
         CmpOp::Less => a < b,
     }
-}
-
-/// A TTL as etcd grants it: whole seconds, at least one.
-fn whole_seconds(ttl: Duration) -> Duration {
-    Duration::from_secs(ttl.as_secs_f64().ceil().max(1.0) as u64)
 }
 
 #[async_trait::async_trait]
