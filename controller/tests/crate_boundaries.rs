@@ -67,6 +67,45 @@ fn the_core_depends_on_nothing_that_does_io() {
     }
 }
 
+/// Every `.rs` file under `dir`, test files left out.
+fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read core/src") {
+        let path = entry.expect("dir entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_dir() {
+            if name != "tests" {
+                sources(&path, out);
+            }
+        } else if name.ends_with(".rs") && !name.ends_with("_tests.rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn the_core_reads_no_clock() {
+    // chrono's clock is not a dependency of the core (scripts/test builds
+    // it alone); std's clocks are always there, so the sources are read.
+    let mut files = Vec::new();
+    sources(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../core/src")),
+        &mut files,
+    );
+    assert!(files.len() > 10, "{files:?}");
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read source");
+        // Unit tests at the end of a file may use a clock.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for clock in ["Instant::now", "SystemTime::now", "Utc::now", "Local::now"] {
+            assert!(
+                !code.contains(clock),
+                "{} reads a clock ({clock}): the core is handed `now`",
+                f.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn the_shipping_binary_does_not_link_the_test_fixtures() {
     let (crates, text) = dependencies("switchyard-controller");

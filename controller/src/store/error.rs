@@ -40,7 +40,7 @@ impl From<super::kv::KvError> for StoreError {
             super::kv::KvError::Unavailable(m) => StoreError::Unavailable(m),
             // StoreError has no class of its own for a lease gone, a
             // compacted watch or a refusal yet: as with etcd-client's
-            // errors (below), they read as Unavailable, with their words.
+            // errors (above), they read as Unavailable, with their words.
             other => StoreError::Unavailable(other.to_string()),
         }
     }

@@ -30,6 +30,18 @@
 //! adapter does not send (a statement outside its set is a syntax error,
 //! so a new statement in the adapter fails here until it is modelled).
 //!
+//! Known gaps, each a limit on what a simulation can find:
+//! - shipping is instant: a crash never loses a write the primary
+//!   acknowledged but had not yet sent (MariaDB's asynchronous replication
+//!   can), so "no acknowledged write lost" cannot fail on a crash here;
+//! - a cut is of the server from everyone: no partial partition (one
+//!   controller reaching the primary and another not, replicas losing
+//!   their source while the controllers do not);
+//! - a receiver reconnects at once (MariaDB waits `MASTER_CONNECT_RETRY`);
+//!   its 1236 check is stricter than MariaDB's (every transaction of the
+//!   replica, not the position per domain); `MASTER_GTID_WAIT` compares
+//!   with the binlog, not `gtid_slave_pos`.
+//!
 //! [`MySqlReplicaSet::simulated`]: super::MySqlReplicaSet::simulated
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -288,8 +300,9 @@ impl SimNetwork {
         }
     }
 
-    /// Whether clients could write on the server now (up and writable):
-    /// the simulator's "writable members reachable by clients".
+    /// Whether the server would take writes now: up and writable. A cut
+    /// server counts (clients on its side of the cut may still reach
+    /// it), so "never two writable members" is checked conservatively.
     pub fn writable(&self, address: &str) -> bool {
         self.lock()
             .servers
@@ -303,6 +316,10 @@ impl SimNetwork {
             .servers
             .get(address)
             .map(|s| s.applied().to_string())
+    }
+
+    fn is_cut(&self, address: &str) -> bool {
+        self.lock().servers.get(address).is_some_and(|s| s.cut)
     }
 
     /// Opens a session to `address`, as a connect would.
@@ -421,9 +438,17 @@ impl Net {
         r.relay.extend(new);
     }
 
+    /// The server of an open session. A crash ends its sessions (the
+    /// client sees its connection closed, never "refused": only a new
+    /// connection can be refused); a cut server is the caller's to wait
+    /// on ([`SimSession::run`] hangs on it).
     fn session(&mut self, address: &str, id: u64) -> Result<&mut Server, mysql_async::Error> {
-        let s = self.reachable(address)?;
-        if !s.sessions.contains(&id) {
+        let Some(s) = self.servers.get_mut(address) else {
+            return Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::ConnectionClosed,
+            ));
+        };
+        if !s.up || !s.sessions.contains(&id) {
             return Err(mysql_async::Error::Driver(
                 mysql_async::DriverError::ConnectionClosed,
             ));
@@ -472,11 +497,7 @@ impl SimSession {
         if let Some(args) = sql.strip_prefix("SELECT MASTER_GTID_WAIT(") {
             return self.wait(args).await;
         }
-        let cut = {
-            let net = self.net.lock();
-            net.servers.get(&self.address).is_some_and(|s| s.cut)
-        };
-        if cut {
+        if self.net.is_cut(&self.address) {
             return std::future::pending().await;
         }
         let mut net = self.net.lock();
@@ -594,15 +615,22 @@ impl SimSession {
             let reached = {
                 let mut net = self.net.lock();
                 let s = net.session(&self.address, self.id)?;
-                wanted.gtids().all(|g| s.last_seq(g.domain) >= g.seq)
+                // A cut server's answer never arrives.
+                !s.cut && wanted.gtids().all(|g| s.last_seq(g.domain) >= g.seq)
             };
             if reached {
                 return Ok(vec![row(&[("r", Some("0".into()))])]);
             }
-            if Instant::now() >= until {
+            if Instant::now() >= until && !self.net.is_cut(&self.address) {
                 return Ok(vec![row(&[("r", Some("-1".into()))])]);
             }
-            tokio::time::sleep(Duration::from_millis(10).min(until - Instant::now())).await;
+            let left = until.saturating_duration_since(Instant::now());
+            let nap = if left.is_zero() {
+                Duration::from_millis(10)
+            } else {
+                left.min(Duration::from_millis(10))
+            };
+            tokio::time::sleep(nap).await;
         }
     }
 
@@ -611,6 +639,14 @@ impl SimSession {
         if let Some(s) = self.net.lock().servers.get_mut(&self.address) {
             s.sessions.remove(&self.id);
         }
+    }
+}
+
+impl Drop for SimSession {
+    /// A dropped connection ends its server session, as a real one does
+    /// (a timeout or an error path drops sessions without closing them).
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -647,7 +683,14 @@ fn slave_status(s: &Server, now: Instant) -> Option<Columns> {
     let source = s.repl.source.as_deref()?;
     let (host, port) = source.rsplit_once(':')?;
     let yes = |b: bool| Some(if b { "Yes" } else { "No" }.to_string());
-    let lag = (s.repl.io && s.repl.sql).then(|| {
+    // A receiver without its source says "Connecting", and the lag is
+    // unknown (NULL), as MariaDB reports them.
+    let io_state = match (s.repl.io, s.repl.connected) {
+        (true, true) => "Yes",
+        (true, false) => "Connecting",
+        (false, _) => "No",
+    };
+    let lag = (s.repl.io && s.repl.connected && s.repl.sql).then(|| {
         s.relay
             .first()
             .map_or(0, |t| now.saturating_duration_since(t.committed).as_secs())
@@ -662,7 +705,7 @@ fn slave_status(s: &Server, now: Instant) -> Option<Columns> {
     Some(row(&[
         ("Master_Host", Some(host.to_string())),
         ("Master_Port", Some(port.to_string())),
-        ("Slave_IO_Running", yes(s.repl.io)),
+        ("Slave_IO_Running", Some(io_state.to_string())),
         ("Slave_SQL_Running", yes(s.repl.sql)),
         ("Seconds_Behind_Master", lag),
         ("Last_IO_Errno", Some(io_no.to_string())),

@@ -363,9 +363,11 @@ impl MySqlReplicaSet {
                 // out the rest of it here. Returning at once would have the
                 // caller start its next slice (a new session) at once, in a
                 // tight loop until its end — forever on a paused clock.
-                if until < deadline {
-                    tokio::time::sleep_until(until).await;
-                }
+                // When the slice ends with the step, half of what is left
+                // is slept, so the step's own timeout cannot fire first,
+                // and time still moves on every round.
+                let rest = until.min(deadline).saturating_duration_since(now);
+                tokio::time::sleep(if until < deadline { rest } else { rest / 2 }).await;
                 break Ok(Some(missing.to_string()));
             }
             if spun {

@@ -67,8 +67,8 @@ impl Standing {
         }
     }
 
-    /// The standing once a lease of this controller was given up for an
-    /// unreadable primary that could not be shown dead: alive but
+    /// The standing once this controller kept its lease for an unreadable
+    /// primary that could not be shown unable to take writes: alive but
     /// unreadable. True when that is news (to be said once).
     pub fn kept_for_an_unreadable_primary(&mut self) -> bool {
         let since = self.unreadable_since();
@@ -145,8 +145,10 @@ pub enum Move {
 /// What the keeper does next, from its standing (after this tick's
 /// reading), the lease it holds, the primary and epoch the store records,
 /// whether the primary refused the connection, and the detection time.
-/// A primary it cannot read is never given a lease, and a held lease is
-/// given up only through [`Move::GiveUpIfSafe`].
+/// A primary it cannot read is never given a lease, and a lease vouching
+/// for a primary in this region is given up only through
+/// [`Move::GiveUpIfSafe`] (it is also released when the primary leaves
+/// the region, and dropped when a grant is found not to have applied).
 pub fn next(
     standing: &Standing,
     held: Option<&Holding>,
@@ -305,6 +307,38 @@ mod tests {
                 at(4),
                 true,
                 give_up(true, 4),
+            ),
+            // An unverified grant is verified while the primary is
+            // unreadable within the detection time…
+            (
+                unread.clone(),
+                Some(held(false, "m1", 7)),
+                at(1),
+                false,
+                Move::Verify,
+            ),
+            // …and past it, giving up comes first.
+            (
+                unread.clone(),
+                Some(held(false, "m1", 7)),
+                at(5),
+                false,
+                give_up(false, 5),
+            ),
+            // A stale value is rewritten while unreadable, too.
+            (
+                unread.clone(),
+                Some(held(true, "m0", 7)),
+                at(1),
+                false,
+                Move::Rewrite,
+            ),
+            (
+                Standing::NotOurs,
+                Some(held(false, "m1", 7)),
+                at(0),
+                false,
+                Move::Release,
             ),
             // Alive but unreadable: asked again every tick (a fence may
             // succeed later, or the server stop).

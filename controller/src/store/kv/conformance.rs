@@ -366,9 +366,10 @@ pub async fn watches(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
 
 /// Leases: attachment, keep-alive, revoke, expiry.
 pub async fn leases(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
-    let (held, freed) = (format!("{p}held"), format!("{p}freed"));
+    let (held, also, freed) = (format!("{p}held"), format!("{p}held2"), format!("{p}freed"));
     let lease = kv.grant(TTL).await?;
     kv.put(&held, b"1".to_vec(), Some(lease)).await?;
+    kv.put(&also, b"1".to_vec(), Some(lease)).await?;
     kv.put(&freed, b"1".to_vec(), Some(lease)).await?;
     // Put again without a lease: the key leaves the lease.
     kv.put(&freed, b"2".to_vec(), None).await?;
@@ -394,18 +395,22 @@ pub async fn leases(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
     let before = kv.range(&RangeQuery::prefix(p)).await?.revision;
     kv.revoke(lease).await?;
     ensure!(
-        kv.get(&held).await?.is_none(),
+        kv.get(&held).await?.is_none() && kv.get(&also).await?.is_none(),
         "a revoke deletes the lease's keys"
     );
     ensure!(
         kv.get(&freed).await?.is_some(),
         "a key put again without the lease survives its revoke"
     );
-    let e = next(&mut watch, "revoke").await?;
-    ensure!(
-        matches!(&e, WatchEvent::Delete { key, mod_revision } if *key == held && *mod_revision == before + 1),
-        "a revoke is a delete the watch sees, at the next revision: {e:?}"
-    );
+    for k in [&held, &also] {
+        let e = next(&mut watch, "revoke").await?;
+        ensure!(
+            matches!(&e, WatchEvent::Delete { key, mod_revision } if key == k && *mod_revision == before + 1),
+            "a revoke deletes every key of the lease at one revision, the next, and a watch \
+             sees each: {e:?} (want {k} at {})",
+            before + 1
+        );
+    }
     let again = kv.keep_alive(lease).await;
     ensure!(
         matches!(again, Err(KvError::LeaseNotFound(_))),
@@ -415,6 +420,30 @@ pub async fn leases(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
     ensure!(
         matches!(again, Err(KvError::LeaseNotFound(_))),
         "a revoked lease cannot be revoked again: {again:?}"
+    );
+
+    // Kept alive past its TTL: the key stays.
+    let kept = kv.grant(TTL).await?;
+    let staying = format!("{p}staying");
+    kv.put(&staying, b"1".to_vec(), Some(kept)).await?;
+    for _ in 0..3 {
+        tokio::time::sleep(TTL / 2).await;
+        kv.keep_alive(kept).await?;
+    }
+    ensure!(
+        kv.get(&staying).await?.is_some(),
+        "a lease kept alive outlives its TTL (1.5 TTL here), and so does its key"
+    );
+    kv.revoke(kept).await?;
+    let e = next(&mut watch, "revoke of the kept lease").await?;
+    ensure!(
+        matches!(&e, WatchEvent::Put(kv) if kv.key == staying),
+        "the kept lease's put: {e:?}"
+    );
+    let e = next(&mut watch, "revoke of the kept lease").await?;
+    ensure!(
+        matches!(&e, WatchEvent::Delete { key, .. } if *key == staying),
+        "the kept lease's revoke: {e:?}"
     );
 
     // Not kept alive: its key goes by itself, and a watch sees it go.

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::{
     CmpOp, Compare, KeyValue, Kv, KvError, LeaseId, Op, OpResult, Range, RangeQuery, Revision,
-    Target, Txn, TxnOutcome, WatchEvent, WatchStream, whole_seconds,
+    Target, Txn, TxnOutcome, WATCH_BUFFER, WatchEvent, WatchStream, whole_seconds,
 };
 use crate::store::CALL_TIMEOUT;
 use crate::store::pages::prefix_end;
@@ -258,31 +258,46 @@ impl Kv for EtcdKv {
         }
         let mut c = self.client();
         let mut stream = bounded(0, c.watch(prefix, Some(opts))).await?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        // etcd-client returns once the stream is open, before etcd has
+        // created the watch: wait for etcd's first answer, so that every
+        // change after this call returns is seen.
+        let first = match bounded(0, stream.message()).await? {
+            Some(resp) => resp,
+            None => return Err(KvError::Unavailable("etcd ended the watch".into())),
+        };
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let requested = from.unwrap_or(0);
         tokio::spawn(async move {
             // The stream is the watch: dropped with this task, it ends.
+            let mut pending = Some(first);
             loop {
-                let msg = tokio::select! {
-                    m = stream.message() => m,
-                    () = tx.closed() => return,
+                let msg = match pending.take() {
+                    Some(resp) => Ok(Some(resp)),
+                    None => tokio::select! {
+                        m = stream.message() => m,
+                        () = tx.closed() => return,
+                    },
                 };
                 let resp = match msg {
                     Ok(Some(resp)) => resp,
                     Ok(None) => {
-                        let _ = tx.send(Err(KvError::Unavailable("etcd ended the watch".into())));
+                        let _ = tx
+                            .send(Err(KvError::Unavailable("etcd ended the watch".into())))
+                            .await;
                         return;
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(classify(e, 0)));
+                        let _ = tx.send(Err(classify(e, 0))).await;
                         return;
                     }
                 };
                 if resp.compact_revision() > 0 {
-                    let _ = tx.send(Err(KvError::Compacted {
-                        requested,
-                        compacted: resp.compact_revision(),
-                    }));
+                    let _ = tx
+                        .send(Err(KvError::Compacted {
+                            requested,
+                            compacted: resp.compact_revision(),
+                        }))
+                        .await;
                     return;
                 }
                 for event in resp.events() {
@@ -294,15 +309,17 @@ impl Kv for EtcdKv {
                             mod_revision: kv.mod_revision(),
                         },
                     };
-                    if tx.send(Ok(item)).is_err() {
+                    if tx.send(Ok(item)).await.is_err() {
                         return;
                     }
                 }
                 if resp.canceled() {
-                    let _ = tx.send(Err(KvError::Unavailable(format!(
-                        "etcd ended the watch: {}",
-                        resp.cancel_reason()
-                    ))));
+                    let _ = tx
+                        .send(Err(KvError::Unavailable(format!(
+                            "etcd ended the watch: {}",
+                            resp.cancel_reason()
+                        ))))
+                        .await;
                     return;
                 }
             }

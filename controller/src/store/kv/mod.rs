@@ -290,8 +290,13 @@ impl WatchEvent {
     }
 }
 
-/// The changes of a watch, in revision order; an `Err` ends it.
-pub type WatchStream = mpsc::UnboundedReceiver<Result<WatchEvent, KvError>>;
+/// The changes of a watch, in revision order; an `Err` ends it. Bounded
+/// ([`WATCH_BUFFER`]): a consumer that stops reading holds etcd's stream
+/// back instead of growing memory.
+pub type WatchStream = mpsc::Receiver<Result<WatchEvent, KvError>>;
+
+/// Changes a watch buffers ahead of its consumer.
+pub const WATCH_BUFFER: usize = 64;
 
 /// What can go wrong with a key-value call, classified for retries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

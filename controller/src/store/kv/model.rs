@@ -11,11 +11,16 @@
 //!
 //! Not modelled: etcd's minimum lease TTL (a TTL below it is raised by a
 //! real etcd; the model grants what is asked), compaction (every past
-//! revision can be watched from), and authentication.
+//! revision can be watched from), authentication, a lost answer (a call
+//! on a cut link fails before it takes effect; etcd's can take effect
+//! and lose its answer), etcd's lease timing (a real etcd checks expiry
+//! about every 500 ms and extends leases on a leader change; the model
+//! expires at exactly the TTL), and the duplicate-key check of the branch
+//! not taken.
 //!
 //! [`conformance`]: super::conformance
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -25,7 +30,7 @@ use tokio::time::Instant;
 
 use super::{
     CmpOp, Compare, KeyValue, Kv, KvError, LeaseId, Op, OpResult, Range, RangeQuery, Revision,
-    Target, Txn, TxnOutcome, WatchEvent, WatchStream, in_range, whole_seconds,
+    Target, Txn, TxnOutcome, WATCH_BUFFER, WatchEvent, WatchStream, in_range, whole_seconds,
 };
 
 /// One client's link to an in-memory etcd.
@@ -73,15 +78,19 @@ struct Lease {
 #[derive(Debug)]
 struct Watcher {
     prefix: String,
+    /// The first revision it delivers (a watch may start in the future).
+    from: Revision,
     link: u64,
-    tx: mpsc::UnboundedSender<Result<WatchEvent, KvError>>,
+    tx: mpsc::Sender<Result<WatchEvent, KvError>>,
 }
 
 #[derive(Debug, Default)]
 struct State {
     revision: Revision,
     keys: BTreeMap<String, KeyValue>,
-    leases: HashMap<LeaseId, Lease>,
+    /// Ordered, so leases expiring at one instant go in one order on
+    /// every run.
+    leases: BTreeMap<LeaseId, Lease>,
     granted: i64,
     /// Every change ever made, in revision order, for watches that start
     /// in the past.
@@ -125,7 +134,7 @@ impl MemKv {
             s.watchers.retain(|w| {
                 if w.link == link {
                     let _ =
-                        w.tx.send(Err(KvError::Unavailable("link to etcd cut".into())));
+                        w.tx.try_send(Err(KvError::Unavailable("link to etcd cut".into())));
                     false
                 } else {
                     true
@@ -220,11 +229,15 @@ impl State {
     }
 
     /// Records `events` and sends them to every watcher whose prefix they
-    /// fall under; watchers whose receiver is gone are dropped.
+    /// fall under. A watcher whose receiver is gone, or whose consumer is
+    /// [`WATCH_BUFFER`] changes behind, is dropped: its stream ends (etcd
+    /// would hold a slow watcher back instead; a consumer must keep up).
     fn publish(&mut self, events: Vec<WatchEvent>) {
         for event in events {
             self.watchers.retain(|w| {
-                !event.key().starts_with(&w.prefix) || w.tx.send(Ok(event.clone())).is_ok()
+                !event.key().starts_with(&w.prefix)
+                    || event.revision() < w.from
+                    || w.tx.try_send(Ok(event.clone())).is_ok()
             });
             self.log.push(event);
         }
@@ -468,18 +481,22 @@ impl Kv for MemKv {
 
     async fn watch(&self, prefix: &str, from: Option<Revision>) -> Result<WatchStream, KvError> {
         let mut s = self.reach()?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        if let Some(from) = from.filter(|r| *r > 0) {
-            for event in s
+        let replay: Vec<WatchEvent> = match from.filter(|r| *r > 0) {
+            Some(from) => s
                 .log
                 .iter()
                 .filter(|e| e.revision() >= from && e.key().starts_with(prefix))
-            {
-                let _ = tx.send(Ok(event.clone()));
-            }
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        let (tx, rx) = mpsc::channel(replay.len() + WATCH_BUFFER);
+        for event in replay {
+            let _ = tx.try_send(Ok(event));
         }
         s.watchers.push(Watcher {
             prefix: prefix.to_string(),
+            from: from.unwrap_or(0),
             link: self.link.id,
             tx,
         });
