@@ -174,6 +174,11 @@ async fn a_lagging_only_replica_is_refused_then_forced_saying_how_far_behind() -
     let set = crate::common::replica_set(crate::common::specs(&lab.topo), strict());
     let lock = lag_behind(&lab, &set, 1, Duration::from_secs(3)).await?;
     lab.topo.kill9(0);
+    // Until its receiver notices the primary is gone, the replica still
+    // reports a lag of its own ("behind now"); the judgement this test is
+    // about is the one made from the lag seen while the primary was alive.
+    lab.wait_member(1, "db1 to notice its primary is gone", |m| m.lag.is_none())
+        .await?;
     let e = set
         .failover(&req(None, false, Some("db0")), &FREE)
         .await
