@@ -20,8 +20,17 @@
 //!   log), `CHANGE MASTER TO`, `MASTER_GTID_WAIT`;
 //! - faults: a crash (refused connections, sessions gone, restart
 //!   read-only with replication resumed), a cut (nothing answers: calls
-//!   hang until the caller's timeout), a stopped applier, an apply delay,
-//!   an errant transaction written on a replica.
+//!   hang until the caller's timeout), a partition between two endpoints
+//!   (a server and a client — a controller, the application of a region —
+//!   or two servers: only that link is lost), a stopped applier, an apply
+//!   delay, an errant transaction written on a replica.
+//!
+//! Clients have names: [`SimNetwork::as_client`] gives a view whose
+//! sessions and writes come from one client, so a partition can leave one
+//! controller reaching the primary and another not. A link is lost in
+//! both directions when either direction is dropped
+//! ([`SimNetwork::drop_link`]): every conversation here is TCP, which
+//! needs both.
 //!
 //! Replication is evaluated lazily, whenever the network is touched, from
 //! the clock: a transaction committed at `t` is received at `t` and
@@ -34,9 +43,9 @@
 //! - shipping is instant: a crash never loses a write the primary
 //!   acknowledged but had not yet sent (MariaDB's asynchronous replication
 //!   can), so "no acknowledged write lost" cannot fail on a crash here;
-//! - a cut is of the server from everyone: no partial partition (one
-//!   controller reaching the primary and another not, replicas losing
-//!   their source while the controllers do not);
+//! - a one-way partition acts as a two-way one (TCP needs both ways);
+//!   a view without a client name ([`SimNetwork::new`]'s) is stopped only
+//!   by a server's cut, never by a link's;
 //! - a receiver reconnects at once (MariaDB waits `MASTER_CONNECT_RETRY`);
 //!   its 1236 check is stricter than MariaDB's (every transaction of the
 //!   replica, not the position per domain); `MASTER_GTID_WAIT` compares
@@ -61,6 +70,9 @@ pub const ER_READ_ONLY: u16 = 1290;
 #[derive(Clone, Default)]
 pub struct SimNetwork {
     inner: Arc<Mutex<Net>>,
+    /// Who this view's sessions and writes come from (`None`: from
+    /// everywhere, stopped by no partition).
+    client: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for SimNetwork {
@@ -73,6 +85,8 @@ impl std::fmt::Debug for SimNetwork {
 struct Net {
     servers: BTreeMap<String, Server>,
     next_session: u64,
+    /// Directed links whose packets are lost: `(from, to)`.
+    dropped: BTreeSet<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +190,56 @@ impl SimNetwork {
         Self::default()
     }
 
+    /// This network as `client` sees it: the sessions it opens and the
+    /// writes it makes come from `client`, so a partition between
+    /// `client` and a server stops them.
+    pub fn as_client(&self, client: &str) -> SimNetwork {
+        SimNetwork {
+            inner: self.inner.clone(),
+            client: Some(client.into()),
+        }
+    }
+
+    /// Drops (`true`) or restores the packets from `from` to `to` (a
+    /// server's `host:port` or a client's name). Either direction dropped
+    /// loses the link: open sessions hang, new ones are never answered,
+    /// a replica stops receiving from its source.
+    pub fn drop_link(&self, from: &str, to: &str, dropped: bool) {
+        let mut net = self.lock();
+        let link = (from.to_string(), to.to_string());
+        if dropped {
+            net.dropped.insert(link);
+            for (a, b) in [(from, to), (to, from)] {
+                if let Some(s) = net.servers.get_mut(a)
+                    && s.repl.source.as_deref() == Some(b)
+                {
+                    s.repl.connected = false;
+                }
+            }
+        } else {
+            net.dropped.remove(&link);
+        }
+    }
+
+    /// Partitions `a` from `b` both ways (`true`), or heals the link.
+    pub fn partition(&self, a: &str, b: &str, cut: bool) {
+        self.drop_link(a, b, cut);
+        self.drop_link(b, a, cut);
+    }
+
+    /// Whether `client` could write on `address` now: the server is up,
+    /// writable, not cut, and linked to `client`. The simulator's "two
+    /// writable members reachable by clients" asks this for each region's
+    /// application.
+    pub fn writable_from(&self, client: &str, address: &str) -> bool {
+        let net = self.lock();
+        net.linked(client, address)
+            && net
+                .servers
+                .get(address)
+                .is_some_and(|s| s.up && !s.cut && !s.read_only)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Net> {
         let mut net = self
             .inner
@@ -234,6 +298,12 @@ impl SimNetwork {
 
     fn commit(&self, address: &str, admin: bool) -> Result<String, mysql_async::Error> {
         let mut net = self.lock();
+        if !net.linked_from(self.client.as_deref(), address) {
+            return Err(io_error(
+                std::io::ErrorKind::TimedOut,
+                "Connection timed out (partitioned from this client)",
+            ));
+        }
         let s = net.reachable(address)?;
         if s.read_only && !admin {
             return Err(server_error(
@@ -318,8 +388,12 @@ impl SimNetwork {
             .map(|s| s.applied().to_string())
     }
 
+    /// Whether nothing from `address` reaches this view: the server is
+    /// cut, or partitioned from this view's client.
     fn is_cut(&self, address: &str) -> bool {
-        self.lock().servers.get(address).is_some_and(|s| s.cut)
+        let net = self.lock();
+        !net.linked_from(self.client.as_deref(), address)
+            || net.servers.get(address).is_some_and(|s| s.cut)
     }
 
     /// Opens a session to `address`, as a connect would.
@@ -331,7 +405,7 @@ impl SimNetwork {
                     std::io::ErrorKind::ConnectionRefused,
                     "Connection refused (no simulated server at this address)",
                 )),
-                Some(s) if s.cut => Ok(None),
+                Some(s) if s.cut || !net.linked_from(self.client.as_deref(), address) => Ok(None),
                 Some(s) if !s.up => Err(io_error(
                     std::io::ErrorKind::ConnectionRefused,
                     "Connection refused",
@@ -359,6 +433,18 @@ impl SimNetwork {
 }
 
 impl Net {
+    /// Whether packets flow both ways between `a` and `b`.
+    fn linked(&self, a: &str, b: &str) -> bool {
+        !self.dropped.contains(&(a.to_string(), b.to_string()))
+            && !self.dropped.contains(&(b.to_string(), a.to_string()))
+    }
+
+    /// [`linked`](Self::linked) for a view's client; a view without a
+    /// client is linked to everything.
+    fn linked_from(&self, client: Option<&str>, address: &str) -> bool {
+        client.is_none_or(|c| self.linked(c, address))
+    }
+
     /// The server at `address` if it answers; an error as a driver would
     /// give one otherwise (a cut server is reported by the caller's
     /// timeout, so this is only for calls that do not wait).
@@ -398,8 +484,9 @@ impl Net {
         let Some(src_addr) = r.repl.source.clone() else {
             return;
         };
+        let linked = self.linked(addr, &src_addr);
         let theirs = match self.servers.get(&src_addr) {
-            Some(s) if s.up && !s.cut => s.binlog.clone(),
+            Some(s) if s.up && !s.cut && linked => s.binlog.clone(),
             // The receiver keeps retrying ("Connecting"), no error yet.
             _ => {
                 if let Some(r) = self.servers.get_mut(addr) {
@@ -617,7 +704,7 @@ impl SimSession {
                 let s = net.session(&self.address, self.id)?;
                 // A cut server's answer never arrives.
                 !s.cut && wanted.gtids().all(|g| s.last_seq(g.domain) >= g.seq)
-            };
+            } && !self.net.is_cut(&self.address);
             if reached {
                 return Ok(vec![row(&[("r", Some("0".into()))])]);
             }

@@ -203,3 +203,80 @@ async fn a_lagging_simulated_replica_reports_its_lag_and_catches_up() -> anyhow:
     );
     Ok(())
 }
+
+impl Sim {
+    /// The adapter as controller `client` would run it: its sessions come
+    /// from `client`, so a partition can stop them and not another's.
+    fn adapter_of(&self, client: &str) -> MySqlReplicaSet {
+        let specs = (0..3)
+            .map(|i| {
+                MemberSpec::new(
+                    id(i),
+                    "local",
+                    address(&id(i)),
+                    Credentials::new("admin", "x"),
+                )
+            })
+            .collect();
+        MySqlReplicaSet::new(
+            Flavor::MariaDb,
+            specs,
+            Rules::default(),
+            Credentials::new("repl", "x"),
+        )
+        .expect("valid specs")
+        .simulated(&self.net.as_client(client))
+    }
+}
+
+/// A partition between one controller and the primary leaves another
+/// controller reaching it: what one sees as unreachable the other sees
+/// writable. A global cut could not tell these apart.
+#[tokio::test(start_paused = true)]
+async fn a_partition_hides_the_primary_from_one_controller_only() -> anyhow::Result<()> {
+    use switchyard_replication::ReplicaSet;
+    let (sim, _) = Sim::start();
+    let (a, b) = (sim.adapter_of("ctl-a"), sim.adapter_of("ctl-b"));
+    sim.net.partition("ctl-b", &address("db0"), true);
+    let seen_by_a = a.observe().await?;
+    let seen_by_b = b.observe().await?;
+    let (pa, pb) = (
+        seen_by_a.member("db0").expect("db0"),
+        seen_by_b.member("db0").expect("db0"),
+    );
+    assert!(pa.reachable && pa.read_only == Some(false), "{pa:?}");
+    assert!(!pb.reachable, "{pb:?}");
+    assert!(seen_by_b.member("db1").expect("db1").reachable);
+    // The application on ctl-b's side of the cut cannot write there; on
+    // ctl-a's it can.
+    assert!(sim.net.writable_from("ctl-a", &address("db0")));
+    assert!(!sim.net.writable_from("ctl-b", &address("db0")));
+    assert!(sim.net.as_client("ctl-b").write(&address("db0")).is_err());
+    sim.net.partition("ctl-b", &address("db0"), false);
+    let healed = b.observe().await?;
+    assert!(healed.member("db0").expect("db0").reachable);
+    Ok(())
+}
+
+/// A replica cut from its source (one link, one way dropped) stops
+/// receiving while the controllers still read both, and catches up once
+/// the link heals.
+#[tokio::test(start_paused = true)]
+async fn a_replica_cut_from_its_source_stops_receiving_and_catches_up() -> anyhow::Result<()> {
+    use switchyard_replication::ReplicaSet;
+    let (sim, set) = Sim::start();
+    sim.net.drop_link(&address("db0"), &address("db2"), true);
+    let gtid = sim.net.write(&address("db0"))?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = set.observe().await?;
+    let cut = s.member("db2").expect("db2");
+    assert!(cut.reachable, "{cut:?}");
+    assert_eq!(cut.lag, None, "no source, no lag: {cut:?}");
+    let applied = |m: &str| sim.net.applied(&address(m)).unwrap_or_default();
+    assert!(applied("db1").contains(&gtid), "db1 {}", applied("db1"));
+    assert!(!applied("db2").contains(&gtid), "db2 {}", applied("db2"));
+    sim.net.drop_link(&address("db0"), &address("db2"), false);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(applied("db2").contains(&gtid), "db2 {}", applied("db2"));
+    Ok(())
+}
