@@ -115,7 +115,7 @@ impl Fixture {
             ttl_ms: 0,
         };
         match PrimaryLease::acquire(
-            self.store.client(),
+            self.store.clone(),
             self.store.keys().primary_lease("orders"),
             value,
             ttl,

@@ -30,7 +30,7 @@ fn value(primary: &str, epoch: u64) -> LeaseValue {
 
 /// Takes the (free) lease of `key` for `ctl-east`.
 async fn hold(store: &Store, key: String, ttl: Duration) -> anyhow::Result<PrimaryLease> {
-    match PrimaryLease::acquire(store.client(), key, value("m0", 1), ttl, Utc::now()).await? {
+    match PrimaryLease::acquire(store.clone(), key, value("m0", 1), ttl, Utc::now()).await? {
         Acquired::Held(l) => Ok(*l),
         Acquired::HeldBy(v) => anyhow::bail!("held by {}", v.holder),
     }
@@ -222,8 +222,7 @@ async fn keeper_reports_a_lease_etcd_no_longer_has() -> anyhow::Result<()> {
     let key = store.keys().primary_lease("orders");
     let lease = hold(&store, key, Duration::from_secs(3)).await?;
     // Someone revokes it behind the keeper's back.
-    let mut c = store.client();
-    c.lease_revoke(lease.lease_id()).await?;
+    store.revoke_lease(lease.lease_id()).await?;
     tokio::time::timeout(Duration::from_secs(5), lease.lost()).await?;
     assert!(lease.renewal().lost);
     assert!(matches!(

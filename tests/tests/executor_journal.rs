@@ -9,6 +9,7 @@ use chrono::Utc;
 use switchyard_controller::executor::{
     ActionSpec, Executor, JournalEntry, Status, StepTiming, entry_id,
 };
+use switchyard_controller::store::kv::Op;
 use switchyard_controller::store::{
     ElectionConfig, LEASE_MARGIN, Leadership, Role, Store, StoreError, election,
 };
@@ -34,7 +35,7 @@ impl Node {
             value: value.to_string(),
             ttl: TTL,
         };
-        let task = tokio::spawn(election::run(store.client(), cfg, role_tx, shutdown_rx));
+        let task = tokio::spawn(election::run(store.clone(), cfg, role_tx, shutdown_rx));
         Node {
             role,
             shutdown,
@@ -207,8 +208,7 @@ async fn a_stale_token_is_refused_even_while_the_handle_thinks_it_leads() -> any
     let mut a = Node::start(&store, "ctl-a").await;
     let lead_a = a.leadership().await;
     // Someone deletes the leader key behind A's back (as a lease expiry would).
-    let mut c = store.client();
-    c.delete(lead_a.key().to_vec(), None).await?;
+    store.delete_control(lead_a.key().to_string()).await?;
     assert!(lead_a.is_held(), "A has not noticed yet");
     let r = store.fenced_put(&lead_a, store.keys().pause(), &true).await;
     assert!(matches!(r, Err(StoreError::NotLeader(_))), "{r:?}");
@@ -235,10 +235,9 @@ async fn a_deposed_leader_is_told_so_by_the_request_guarded_write() -> anyhow::R
         if request_present {
             store.put_control(key.clone(), "{}").await?;
         }
-        let mut c = store.client();
-        c.delete(lead_a.key().to_vec(), None).await?;
+        store.delete_control(lead_a.key().to_string()).await?;
         assert!(lead_a.is_held(), "A has not noticed yet");
-        let ops = vec![etcd_client::TxnOp::put(store.keys().pause(), "true", None)];
+        let ops = vec![Op::put(store.keys().pause(), "true")];
         let r = store.fenced_txn_while(&lead_a, &key, ops).await;
         assert!(
             matches!(r, Err(StoreError::NotLeader(_))),

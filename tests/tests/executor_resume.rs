@@ -110,7 +110,7 @@ async fn lead(store: &Store) -> (Leadership, watch::Sender<bool>) {
         value: "ctl-b".into(),
         ttl: TTL,
     };
-    tokio::spawn(election::run(store.client(), cfg, role_tx, stop_rx));
+    tokio::spawn(election::run(store.clone(), cfg, role_tx, stop_rx));
     let r = tokio::time::timeout(
         Duration::from_secs(15),
         role.wait_for(|r| matches!(r, Role::Leader(_))),

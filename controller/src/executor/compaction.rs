@@ -15,12 +15,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use etcd_client::{DeleteOptions, TxnOp};
 
 use super::journal::{JournalEntry, Status};
 use super::{ExecError, Executor};
 use crate::config::Journal;
 use crate::store::Leadership;
+use crate::store::kv::Op;
 use crate::store::pages::{self, Decoded};
 
 /// Operations per fenced txn (etcd refuses more than 128 by default; the
@@ -114,7 +114,7 @@ impl Executor {
         for chunk in p.delete.chunks(MAX_TXN_OPS) {
             let ops = chunk
                 .iter()
-                .map(|id| TxnOp::delete(keys.journal(id), None))
+                .map(|id| Op::delete(keys.journal(id)))
                 .collect();
             self.store.fenced_txn(leader, ops).await?;
         }
@@ -147,10 +147,7 @@ impl Executor {
             .first()
             .is_some_and(|(k, _)| format!("{prefix}{k}") < cutoff);
         if trimmed {
-            let op = TxnOp::delete(
-                prefix.clone(),
-                Some(DeleteOptions::new().with_range(cutoff)),
-            );
+            let op = Op::delete_range(prefix.clone(), cutoff);
             self.store.fenced_txn(leader, vec![op]).await?;
         }
         // By count: up to the excess-th oldest key, a bounded chunk at a
@@ -164,9 +161,9 @@ impl Executor {
             }
             let keys = self.store.page_keys(&prefix, excess).await?;
             let Some(last) = keys.last() else { break };
-            let mut end = format!("{prefix}{last}").into_bytes();
-            end.push(0);
-            let op = TxnOp::delete(prefix.clone(), Some(DeleteOptions::new().with_range(end)));
+            // Up to and including `last`: the first key after it.
+            let end = format!("{prefix}{last}\0");
+            let op = Op::delete_range(prefix.clone(), end);
             self.store.fenced_txn(leader, vec![op]).await?;
             trimmed = true;
         }

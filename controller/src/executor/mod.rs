@@ -23,7 +23,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
-use etcd_client::TxnOp;
 
 use switchyard_probes::replication::{FailoverRequest, ReplError, ReplicaSet};
 
@@ -31,6 +30,7 @@ use crate::fence::gate::{self, FenceAttempt, Gate};
 use crate::fence::lease::{LeaseLife, LeaseObservation, LeaseReader, VouchObservation};
 use crate::fence::local::FenceRecord;
 use crate::runtime::control::DatabaseState;
+use crate::store::kv::Op;
 use crate::store::{LEASE_MARGIN, Leadership, Store, StoreError, encode};
 use crate::traffic::records::RecordBook;
 use crate::traffic::{RecordChange, TrafficBackend, TrafficChange, TrafficError, WriterChange};
@@ -452,11 +452,11 @@ impl Executor {
         };
         let keys = self.store.keys();
         let key = keys.journal(&entry.id);
-        let mut ops = vec![TxnOp::put(key.clone(), encode(&key, &entry)?, None)];
+        let mut ops = vec![Op::put(key.clone(), encode(&key, &entry)?)];
         match &request {
             Some(r) => {
-                ops.push(TxnOp::delete(keys.request(r), None));
-                ops.push(TxnOp::delete(keys.request_waiting(r), None));
+                ops.push(Op::delete(keys.request(r)));
+                ops.push(Op::delete(keys.request_waiting(r)));
                 // Only while the request stands: a cancel that got there
                 // first wins, and nothing is started.
                 if !self
@@ -613,18 +613,10 @@ impl Executor {
         entry.finished_at = Some(now);
 
         let keys = self.store.keys();
-        let mut ops = vec![TxnOp::put(
-            keys.journal(&entry.id),
-            encode(&entry.id, &entry)?,
-            None,
-        )];
+        let mut ops = vec![Op::put(keys.journal(&entry.id), encode(&entry.id, &entry)?)];
         if status == Status::Done {
             for (record, weights) in entry.action.weight_sets() {
-                ops.push(TxnOp::put(
-                    keys.traffic(record),
-                    encode(record, weights)?,
-                    None,
-                ));
+                ops.push(Op::put(keys.traffic(record), encode(record, weights)?));
             }
         }
         if let ActionSpec::Failover { database, .. } | ActionSpec::Switchover { database, .. } =
@@ -646,15 +638,15 @@ impl Executor {
                 },
                 primary,
             };
-            ops.push(TxnOp::put(key.clone(), encode(&key, &state)?, None));
+            ops.push(Op::put(key.clone(), encode(&key, &state)?));
             // A member promoted is no longer fenced: its old record must
             // never open the gate for its own replacement later.
-            ops.push(TxnOp::delete(keys.fence(database, &state.primary), None));
+            ops.push(Op::delete(keys.fence(database, &state.primary)));
         }
         if status == Status::Done
             && let ActionSpec::Unfence { database, member } = &entry.action
         {
-            ops.push(TxnOp::delete(keys.fence(database, member), None));
+            ops.push(Op::delete(keys.fence(database, member)));
         }
         let event = HistoryEvent {
             at: now,
@@ -670,7 +662,7 @@ impl Executor {
             steps: entry.steps.clone(),
         };
         let hid = history_id(now, &entry.id);
-        ops.push(TxnOp::put(keys.history(&hid), encode(&hid, &event)?, None));
+        ops.push(Op::put(keys.history(&hid), encode(&hid, &event)?));
         self.store.fenced_txn(leader, ops).await?;
         tracing::info!(id = %entry.id, status = ?entry.status, outcome = %outcome, "outcome written");
         Ok(entry)

@@ -29,7 +29,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -38,6 +37,7 @@ use crate::fence::gate::Coverage;
 use crate::fence::isolation::FenceDeadline;
 pub use crate::store::keepalive::Renewal;
 use crate::store::keepalive::{PRIMARY_RENEWALS_PER_TTL, keep_alive};
+use crate::store::kv::{CmpOp, Compare, LeaseId, Op, OpResult, Txn};
 use crate::store::{CALL_TIMEOUT, Store, StoreError, encode};
 
 /// The leader may have seen a renewal up to this much "late" relative to the
@@ -91,9 +91,9 @@ impl Vouch {
 /// controller restart must not let the majority promote around a primary
 /// that is still writable).
 pub struct PrimaryLease {
-    client: Client,
+    store: Store,
     key: String,
-    lease: i64,
+    lease: LeaseId,
     ttl: Duration,
     value: Mutex<LeaseValue>,
     status: watch::Receiver<Renewal>,
@@ -133,31 +133,25 @@ impl PrimaryLease {
     /// leaves a gap. When another controller holds it, nothing changes and
     /// its value is returned.
     pub async fn acquire(
-        client: Client,
+        store: Store,
         key: String,
         value: LeaseValue,
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<Acquired, StoreError> {
         let mut value = value;
-        let mut c = client.clone();
-        let secs = ttl.as_secs_f64().ceil().max(1.0) as i64;
         let sent = Instant::now();
-        let grant = tokio::time::timeout(CALL_TIMEOUT, c.lease_grant(secs, None)).await??;
-        let lease = grant.id();
-        let ttl = Duration::from_secs(grant.ttl().max(1) as u64);
+        let grant = store.grant_lease(ttl).await?;
+        let lease = grant.id;
+        let ttl = grant.ttl.max(Duration::from_secs(1));
         value.renewed_at = now;
         value.ttl_ms = ttl.as_millis() as u64;
         let json = encode(&key, &value)?;
-        let put = TxnOp::put(key.clone(), json, Some(PutOptions::new().with_lease(lease)));
+        let put = Op::put_leased(key.clone(), json, lease);
         let vouch = vouch_op(&key, &value, lease)?;
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+        let txn = Txn::when([Compare::create_revision(key.clone(), CmpOp::Equal, 0)])
             .and_then([put, vouch])
-            .or_else([TxnOp::get(key.clone(), None)]);
-        let revoke = |mut c: Client| async move {
-            let _ = tokio::time::timeout(CALL_TIMEOUT, c.lease_revoke(lease)).await;
-        };
+            .or_else([Op::get(key.clone())]);
         // A failed or timed-out txn may still have been applied: the key
         // and the vouch may name this lease, and the gate takes a vouched
         // lease that etcd no longer has as over, its primary fenced. So the
@@ -165,30 +159,24 @@ impl PrimaryLease {
         // alive and handed back as held but *unverified* — the isolation
         // loop fences under it like any other — until the keeper reads the
         // key and either confirms it or lets it go ([`Self::verified`]).
-        let resp = match tokio::time::timeout(CALL_TIMEOUT, c.txn(txn)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                tracing::warn!(key = %key, error = %e, "primary lease txn failed; keeping the lease until the key says whether it was applied");
+        let resp = match store.txn(txn).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "primary lease txn failed or timed out; keeping the lease until the key says whether it was applied");
                 return Ok(Acquired::Held(Box::new(
-                    Self::keep(client, key, lease, ttl, value, sent).unverified(),
-                )));
-            }
-            Err(_) => {
-                tracing::warn!(key = %key, "primary lease txn timed out; keeping the lease until the key says whether it was applied");
-                return Ok(Acquired::Held(Box::new(
-                    Self::keep(client, key, lease, ttl, value, sent).unverified(),
+                    Self::keep(store, key, lease, ttl, value, sent).unverified(),
                 )));
             }
         };
-        if resp.succeeded() {
+        if resp.succeeded {
             return Ok(Acquired::Held(Box::new(Self::keep(
-                client, key, lease, ttl, value, sent,
+                store, key, lease, ttl, value, sent,
             ))));
         }
         // Someone holds the key: give the new lease back, then see who.
-        revoke(c).await;
-        let existing = resp.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| (kv.value().to_vec(), kv.lease())),
+        let _ = store.revoke_lease(lease).await;
+        let existing = resp.results.into_iter().find_map(|op| match op {
+            OpResult::Got(Some(kv)) => Some((kv.value, kv.lease)),
             _ => None,
         });
         let Some((raw, existing_lease)) = existing else {
@@ -209,17 +197,13 @@ impl PrimaryLease {
         // is acknowledged, its deadline is what etcd says is left
         // (truncated to the second), never a fresh TTL from now.
         let ttl = Duration::from_millis(held.ttl_ms).max(Duration::from_secs(1));
-        let mut c = client.clone();
-        let remaining =
-            match tokio::time::timeout(CALL_TIMEOUT, c.lease_time_to_live(existing_lease, None))
-                .await
-            {
-                Ok(Ok(r)) if r.ttl() > 0 => Duration::from_secs(r.ttl() as u64).min(ttl),
-                _ => Duration::ZERO,
-            };
+        let remaining = match store.lease_time_to_live(existing_lease).await {
+            Ok(left) if !left.is_zero() => left.min(ttl),
+            _ => Duration::ZERO,
+        };
         let deadline = sent + remaining;
         let mut adopted = Self::keep(
-            client,
+            store,
             key,
             existing_lease,
             ttl,
@@ -231,9 +215,9 @@ impl PrimaryLease {
     }
 
     fn keep(
-        client: Client,
+        store: Store,
         key: String,
-        lease: i64,
+        lease: LeaseId,
         ttl: Duration,
         value: LeaseValue,
         sent: Instant,
@@ -244,11 +228,11 @@ impl PrimaryLease {
             lost: false,
         });
         let period = ttl / PRIMARY_RENEWALS_PER_TTL;
-        let task = tokio::spawn(keep_alive(client.clone(), lease, period, tx, || {
+        let task = tokio::spawn(keep_alive(store.clone(), lease, period, tx, || {
             metrics::counter!("switchyard_primary_lease_renewals_total").increment(1);
         }));
         Self {
-            client,
+            store,
             key,
             lease,
             ttl,
@@ -281,10 +265,9 @@ impl PrimaryLease {
 
     /// Reads whether the key names this lease now (`None`: etcd unreadable).
     pub async fn key_names_it(&self) -> Option<bool> {
-        let mut c = self.client.clone();
-        match tokio::time::timeout(CALL_TIMEOUT, c.get(self.key.clone(), None)).await {
-            Ok(Ok(r)) => Some(r.kvs().first().is_some_and(|kv| kv.lease() == self.lease)),
-            _ => None,
+        match self.store.get(&self.key).await {
+            Ok(kv) => Some(kv.is_some_and(|kv| kv.lease == self.lease)),
+            Err(_) => None,
         }
     }
 
@@ -360,14 +343,11 @@ impl PrimaryLease {
         value.epoch = Some(epoch);
         value.renewed_at = now;
         let json = encode(&self.key, &value)?;
-        let put = TxnOp::put(
-            self.key.clone(),
-            json,
-            Some(PutOptions::new().with_lease(self.lease)),
-        );
+        let put = Op::put_leased(self.key.clone(), json, self.lease);
         let vouch = vouch_op(&self.key, &value, self.lease)?;
-        let mut c = self.client.clone();
-        tokio::time::timeout(CALL_TIMEOUT, c.txn(Txn::new().and_then([put, vouch]))).await??;
+        self.store
+            .txn(Txn::default().and_then([put, vouch]))
+            .await?;
         *self.value.lock().unwrap_or_else(|e| e.into_inner()) = value;
         Ok(())
     }
@@ -377,9 +357,7 @@ impl PrimaryLease {
     /// (the primary moved to another region): revoking lets the leader
     /// promote without waiting for the TTL.
     pub async fn release(self) -> Result<(), StoreError> {
-        let mut c = self.client.clone();
-        tokio::time::timeout(CALL_TIMEOUT, c.lease_revoke(self.lease)).await??;
-        Ok(())
+        self.store.revoke_lease(self.lease).await
     }
 }
 
@@ -585,13 +563,12 @@ impl LeaseReader {
     /// Asks etcd whether lease `lease_id` (the one a vouch names) still
     /// runs. etcd's own clock decides when a lease expires, so a vouched
     /// lease that etcd no longer has is over for its holder too.
-    pub async fn lease_life(&self, lease_id: i64) -> LeaseLife {
-        let mut c = self.store.client();
-        match tokio::time::timeout(CALL_TIMEOUT, c.lease_time_to_live(lease_id, None)).await {
-            Ok(Ok(r)) if r.ttl() < 0 => LeaseLife::Gone,
+    pub async fn lease_life(&self, lease_id: LeaseId) -> LeaseLife {
+        match tokio::time::timeout(CALL_TIMEOUT, self.store.lease_time_to_live(lease_id)).await {
+            Ok(Err(StoreError::LeaseNotFound(_))) => LeaseLife::Gone,
             // Whole seconds, truncated: the lease may run up to a second more.
-            Ok(Ok(r)) => LeaseLife::Running {
-                left: Duration::from_secs(r.ttl() as u64 + 1),
+            Ok(Ok(left)) => LeaseLife::Running {
+                left: left + Duration::from_secs(1),
             },
             Ok(Err(e)) => LeaseLife::Unknown {
                 error: e.to_string(),
@@ -672,24 +649,21 @@ impl LeaseReader {
 
     async fn read(&self, db: &str) -> Result<Option<ObservedLease>, StoreError> {
         let key = self.store.keys().primary_lease(db);
-        let mut c = self.store.client();
-        let resp = tokio::time::timeout(CALL_TIMEOUT, c.get(key.clone(), None)).await??;
-        let Some(kv) = resp.kvs().first() else {
+        let Some(kv) = self.store.get(&key).await? else {
             return Ok(None);
         };
         let value: LeaseValue =
-            serde_json::from_slice(kv.value()).map_err(|e| StoreError::BadValue {
+            serde_json::from_slice(&kv.value).map_err(|e| StoreError::BadValue {
                 key: key.clone(),
                 reason: e.to_string(),
             })?;
-        let lease_id = kv.lease();
+        let lease_id = kv.lease;
         let full = Duration::from_millis(value.ttl_ms);
         // etcd reports the remaining TTL in whole seconds, truncated.
-        let remaining =
-            match tokio::time::timeout(CALL_TIMEOUT, c.lease_time_to_live(lease_id, None)).await {
-                Ok(Ok(r)) if r.ttl() >= 0 => Duration::from_secs(r.ttl() as u64 + 1).min(full),
-                _ => full,
-            };
+        let remaining = match self.store.lease_time_to_live(lease_id).await {
+            Ok(left) => (left + Duration::from_secs(1)).min(full),
+            Err(_) => full,
+        };
         let seen_at = Instant::now();
         Ok(Some(ObservedLease {
             value,
@@ -701,7 +675,7 @@ impl LeaseReader {
 }
 
 /// The put of `value`'s vouch (for lease key `key`, attached to `lease`).
-fn vouch_op(key: &str, value: &LeaseValue, lease: i64) -> Result<TxnOp, StoreError> {
+fn vouch_op(key: &str, value: &LeaseValue, lease: LeaseId) -> Result<Op, StoreError> {
     let vouch = Vouch {
         lease: value.clone(),
         lease_id: lease,
@@ -711,5 +685,5 @@ fn vouch_op(key: &str, value: &LeaseValue, lease: i64) -> Result<TxnOp, StoreErr
         Some((base, db)) => format!("{base}/vouched/{db}"),
         None => format!("{key}.vouch"),
     };
-    Ok(TxnOp::put(vkey.clone(), encode(&vkey, &vouch)?, None))
+    Ok(Op::put(vkey.clone(), encode(&vkey, &vouch)?))
 }

@@ -11,11 +11,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use etcd_client::{EventType, GetOptions, WatchOptions};
 use tokio::sync::watch;
 
 use crate::runtime::control::DatabaseState;
-use crate::store::{CALL_TIMEOUT, Store};
+use crate::store::Store;
+use crate::store::kv::{RangeQuery, WatchEvent};
 use crate::traffic::embedded::WeightTable;
 use crate::traffic::{RecordChange, TrafficChange, WriterChange};
 
@@ -75,46 +75,21 @@ async fn follow_prefix(
 /// Lists the current values, feeds them, then feeds every change the watch
 /// delivers. Returns when the watch ends or fails.
 async fn follow_once(store: &Store, prefix: &str, on: &impl Fn(&str, &[u8])) -> Result<(), String> {
-    let prefix = prefix.to_string();
-    let mut client = store.client();
-    let listed = tokio::time::timeout(
-        CALL_TIMEOUT,
-        client.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
-    )
-    .await
-    .map_err(|_| "listing weights timed out".to_string())?
-    .map_err(|e| e.to_string())?;
-    let revision = listed.header().map_or(0, |h| h.revision());
-    let suffix = |key: &[u8]| {
-        let key = String::from_utf8_lossy(key);
-        key.strip_prefix(prefix.as_str())
-            .unwrap_or(&key)
-            .to_string()
-    };
-    for kv in listed.kvs() {
-        on(&suffix(kv.key()), kv.value());
+    let listed = store
+        .range(&RangeQuery::prefix(prefix))
+        .await
+        .map_err(|e| format!("listing {prefix}: {e}"))?;
+    let suffix = |key: &str| key.strip_prefix(prefix).unwrap_or(key).to_string();
+    for kv in &listed.kvs {
+        on(&suffix(&kv.key), &kv.value);
     }
-    let mut stream = client
-        .watch(
-            prefix.clone(),
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(revision + 1),
-            ),
-        )
+    let mut stream = store
+        .watch(prefix, Some(listed.revision + 1))
         .await
         .map_err(|e| e.to_string())?;
-    while let Some(resp) = stream.message().await.map_err(|e| e.to_string())? {
-        if resp.canceled() {
-            return Err("watch canceled".into());
-        }
-        for event in resp.events() {
-            if event.event_type() == EventType::Put
-                && let Some(kv) = event.kv()
-            {
-                on(&suffix(kv.key()), kv.value());
-            }
+    while let Some(event) = stream.recv().await {
+        if let WatchEvent::Put(kv) = event.map_err(|e| e.to_string())? {
+            on(&suffix(&kv.key), &kv.value);
         }
     }
     Ok(())

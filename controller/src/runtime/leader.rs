@@ -22,6 +22,7 @@ use crate::runtime::lanes::{Lane, Lanes};
 use crate::runtime::metrics as m;
 use crate::runtime::retry::RetryBook;
 use crate::runtime::{control, rejoin};
+use crate::store::kv::Op;
 use crate::store::{LEASE_MARGIN, Leadership, Role, Store, StoreError};
 use crate::traffic::TrafficBackend;
 
@@ -762,13 +763,8 @@ async fn serve_requests(
                     // Only while the request stands: a cancel in between
                     // must not leave a waiting key behind for ever.
                     let keys = ctx.store.keys();
-                    let put = crate::store::encode(&id, &reason).map(|json| {
-                        vec![etcd_client::TxnOp::put(
-                            keys.request_waiting(&id),
-                            json,
-                            None,
-                        )]
-                    });
+                    let put = crate::store::encode(&id, &reason)
+                        .map(|json| vec![Op::put(keys.request_waiting(&id), json)]);
                     if let Ok(ops) = put
                         && let Ok(true) = ctx
                             .store
@@ -852,9 +848,9 @@ async fn drop_request(
     let hid = crate::executor::history_id(now, &format!("request-{id}"));
     let ops = match crate::store::encode(&hid, &event) {
         Ok(json) => vec![
-            etcd_client::TxnOp::delete(keys.request(id), None),
-            etcd_client::TxnOp::delete(keys.request_waiting(id), None),
-            etcd_client::TxnOp::put(keys.history(&hid), json, None),
+            Op::delete(keys.request(id)),
+            Op::delete(keys.request_waiting(id)),
+            Op::put(keys.history(&hid), json),
         ],
         Err(e) => {
             tracing::warn!(request = %id, error = %e, "cannot record a void request");

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::WatchOptions;
 use tokio::sync::Notify;
 
 use crate::store::Store;
@@ -21,24 +20,15 @@ const REWATCH: Duration = Duration::from_millis(500);
 pub fn watch_primary_leases(store: &Store) -> (Arc<Notify>, AbortOnDrop) {
     let notify = Arc::new(Notify::new());
     let prefix = store.keys().primary_leases_prefix();
-    let client = store.client();
+    let store = store.clone();
     let tx = notify.clone();
     let task = tokio::spawn(async move {
         loop {
-            let mut c = client.clone();
-            if let Ok(mut stream) = c
-                .watch(prefix.clone(), Some(WatchOptions::new().with_prefix()))
-                .await
-            {
-                while let Ok(Some(resp)) = stream.message().await {
-                    if !resp.events().is_empty() {
-                        tx.notify_one();
-                    }
-                    if resp.canceled() {
-                        // etcd ended the watch (compaction, permissions):
-                        // open a new one.
-                        break;
-                    }
+            if let Ok(mut stream) = store.watch(&prefix, None).await {
+                // An error (etcd ended the watch: compaction, permissions,
+                // a lost connection) ends the stream: open a new one.
+                while let Some(Ok(_)) = stream.recv().await {
+                    tx.notify_one();
                 }
             }
             tokio::time::sleep(REWATCH).await;

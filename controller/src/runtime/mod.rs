@@ -446,7 +446,7 @@ pub async fn run(
         ttl: cfg.etcd.lease_ttl,
     };
     let election = tokio::spawn(election::run(
-        store.client(),
+        store.clone(),
         election_cfg,
         role_tx,
         shutdown.clone(),

@@ -1,6 +1,7 @@
-//! Leader election through etcd's election API, with a lease kept alive from
-//! before the campaign starts until leadership ends (etcd-client issue #89:
-//! a lease left alone while `campaign` waits expires and loses the seat).
+//! Leader election by etcd's election protocol ([`super::campaign`]), with a
+//! lease kept alive from before the campaign starts until leadership ends (a
+//! lease left alone while the campaign waits expires and loses the seat:
+//! etcd-client issue #89).
 //!
 //! The leader key's create revision is the fencing token: every write of the
 //! leader is a txn guarded by it (see [`crate::store::Store::fenced_txn`]).
@@ -12,12 +13,13 @@ use crate::task::AbortOnDrop;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, ResignOptions};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::store::StoreError;
+use super::campaign::Candidacy;
+use super::kv::LeaseId;
 use crate::store::keepalive::{Renewal, keep_alive};
+use crate::store::{Store, StoreError};
 
 /// Timeout of one etcd call made by the election loop (not the campaign).
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -50,10 +52,9 @@ pub struct Leadership {
 
 #[derive(Debug)]
 struct Inner {
-    key: Vec<u8>,
-    token: i64,
-    lease: i64,
-    leader_key: etcd_client::LeaderKey,
+    /// The leader key and its create revision (the token).
+    candidacy: Candidacy,
+    lease: LeaseId,
     /// When this node won (local monotonic clock): a new leader counts
     /// from here how long its predecessor may still be inside a step.
     won_at: Instant,
@@ -64,13 +65,13 @@ struct Inner {
 
 impl Leadership {
     /// The leader key (under the election name).
-    pub fn key(&self) -> &[u8] {
-        &self.inner.key
+    pub fn key(&self) -> &str {
+        &self.inner.candidacy.key
     }
 
     /// The fencing token: the leader key's create revision.
     pub fn token(&self) -> i64 {
-        self.inner.token
+        self.inner.candidacy.rev
     }
 
     /// The lease the leader key is attached to.
@@ -127,7 +128,7 @@ impl Leadership {
 /// Runs the election until `shutdown` fires, publishing the role on `role`.
 /// On shutdown it resigns and revokes its lease so a peer takes over at once.
 pub async fn run(
-    client: Client,
+    store: Store,
     config: ElectionConfig,
     role: watch::Sender<Role>,
     mut shutdown: watch::Receiver<bool>,
@@ -137,7 +138,7 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
-        match term(client.clone(), &config, &role, &mut shutdown).await {
+        match term(&store, &config, &role, &mut shutdown).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
                 tracing::warn!(error = %e, "election attempt failed; retrying");
@@ -154,23 +155,24 @@ pub async fn run(
 
 /// One term: lease, campaign, lead until lost; returns to campaign again.
 async fn term(
-    mut client: Client,
+    store: &Store,
     config: &ElectionConfig,
     role: &watch::Sender<Role>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
-    let ttl_secs = config.ttl.as_secs().max(1) as i64;
+    // Whole seconds, rounded down (at least one), as always asked of etcd.
+    let ttl = Duration::from_secs(config.ttl.as_secs().max(1));
     let sent = Instant::now();
-    let lease = tokio::time::timeout(CALL_TIMEOUT, client.lease_grant(ttl_secs, None))
+    let lease = tokio::time::timeout(CALL_TIMEOUT, store.kv.grant(ttl))
         .await??
-        .id();
+        .id;
     let (renewal_tx, renewal) = watch::channel(Renewal {
         last_renewed: sent,
         deadline: sent + config.ttl,
         lost: false,
     });
     let keeper = tokio::spawn(keep_alive(
-        client.clone(),
+        store.clone(),
         lease,
         config.ttl / 4,
         renewal_tx,
@@ -180,28 +182,25 @@ async fn term(
     let _keeper_guard = AbortOnDrop(keeper);
 
     // Campaign while the lease is kept alive; give up if the lease dies
-    // first or shutdown is asked for.
-    let campaign = tokio::select! {
-        r = client.campaign(config.name.clone(), config.value.clone(), lease) => r?,
+    // first or shutdown is asked for. Either way the candidate key goes
+    // with the lease (etcd's API deleted it when its campaign call was
+    // dropped).
+    let candidacy = tokio::select! {
+        r = store.campaign(&config.name, &config.value, lease) => r?,
         _ = lost(&mut expired_rx) => {
+            revoke(store, lease).await;
             return Err(StoreError::Unavailable("lease expired while campaigning".into()));
         }
         _ = flagged(shutdown) => {
-            revoke(&mut client, lease).await;
+            revoke(store, lease).await;
             return Ok(());
         }
     };
-    let leader_key = campaign
-        .leader()
-        .cloned()
-        .ok_or_else(|| StoreError::Unavailable("campaign returned no leader key".into()))?;
     let (lost_tx, _) = watch::channel(false);
     let leadership = Leadership {
         inner: Arc::new(Inner {
-            key: leader_key.key().to_vec(),
-            token: leader_key.rev(),
+            candidacy,
             lease,
-            leader_key: leader_key.clone(),
             won_at: Instant::now(),
             renewal: renewal.clone(),
             lost: lost_tx,
@@ -229,15 +228,14 @@ async fn term(
     leadership.step_down(outcome);
     role.send_replace(Role::Follower);
     // Best effort: resign so a peer wins now, and revoke the lease.
-    let opts = ResignOptions::new().with_leader(leadership.inner.leader_key.clone());
-    let _ = tokio::time::timeout(CALL_TIMEOUT, client.resign(Some(opts))).await;
-    revoke(&mut client, lease).await;
+    let _ = tokio::time::timeout(CALL_TIMEOUT, store.resign(&leadership.inner.candidacy)).await;
+    revoke(store, lease).await;
     tracing::info!(reason = outcome, "leadership ended");
     Ok(())
 }
 
-async fn revoke(client: &mut Client, lease: i64) {
-    let _ = tokio::time::timeout(CALL_TIMEOUT, client.lease_revoke(lease)).await;
+async fn revoke(store: &Store, lease: LeaseId) {
+    let _ = tokio::time::timeout(CALL_TIMEOUT, store.kv.revoke(lease)).await;
 }
 
 /// Resolves once the keeper marks the lease lost (or stops).

@@ -1,5 +1,7 @@
 //! Errors of the etcd store, classified so callers know whether to retry.
 
+use super::kv::{KvError, LeaseId, Revision};
+
 /// What can go wrong talking to etcd.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -18,30 +20,48 @@ pub enum StoreError {
         /// Why it could not be decoded.
         reason: String,
     },
+    /// The lease is gone (expired, revoked, or never granted): it stays
+    /// gone, so a keeper stops and a reader counts it over.
+    #[error("etcd lease {0:x} not found")]
+    LeaseNotFound(LeaseId),
+    /// A watch asked for a revision etcd has compacted away: the caller
+    /// must read the state again and watch from now, not ask again.
+    #[error("etcd revision {requested} compacted (oldest kept {compacted})")]
+    Compacted {
+        /// The revision asked for.
+        requested: Revision,
+        /// The compaction revision.
+        compacted: Revision,
+    },
+    /// etcd refused the request as invalid or not permitted (a login it
+    /// rejects, a role without the key, a txn too large): the same request
+    /// is refused again.
+    #[error("etcd refused the request: {0}")]
+    Refused(String),
 }
 
 impl StoreError {
     /// True when the same call may succeed later (etcd was unreachable);
-    /// false when retrying cannot help (lost leadership, bad data).
+    /// false when retrying cannot help (lost leadership, bad data, a lease
+    /// gone, a revision compacted, a refusal).
     pub fn retryable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
 }
 
-impl From<etcd_client::Error> for StoreError {
-    fn from(e: etcd_client::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
-impl From<super::kv::KvError> for StoreError {
-    fn from(e: super::kv::KvError) -> Self {
+impl From<KvError> for StoreError {
+    fn from(e: KvError) -> Self {
         match e {
-            super::kv::KvError::Unavailable(m) => StoreError::Unavailable(m),
-            // StoreError has no class of its own for a lease gone, a
-            // compacted watch or a refusal yet: as with etcd-client's
-            // errors (above), they read as Unavailable, with their words.
-            other => StoreError::Unavailable(other.to_string()),
+            KvError::Unavailable(m) => StoreError::Unavailable(m),
+            KvError::LeaseNotFound(id) => StoreError::LeaseNotFound(id),
+            KvError::Compacted {
+                requested,
+                compacted,
+            } => StoreError::Compacted {
+                requested,
+                compacted,
+            },
+            KvError::Refused(m) => StoreError::Refused(m),
         }
     }
 }
@@ -49,5 +69,35 @@ impl From<super::kv::KvError> for StoreError {
 impl From<tokio::time::error::Elapsed> for StoreError {
     fn from(_: tokio::time::error::Elapsed) -> Self {
         StoreError::Unavailable("etcd call timed out".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unavailable_store_is_worth_retrying() {
+        let table = [
+            (KvError::Unavailable("down".into()), true),
+            (KvError::LeaseNotFound(7), false),
+            (
+                KvError::Compacted {
+                    requested: 3,
+                    compacted: 9,
+                },
+                false,
+            ),
+            (KvError::Refused("permission denied".into()), false),
+        ];
+        for (kv, retry) in table {
+            let e = StoreError::from(kv.clone());
+            assert_eq!(e.retryable(), retry, "{kv:?} became {e:?}");
+            assert_eq!(e.retryable(), kv.retryable(), "{kv:?}");
+        }
+        assert!(matches!(
+            StoreError::from(KvError::LeaseNotFound(7)),
+            StoreError::LeaseNotFound(7)
+        ));
     }
 }

@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use etcd_client::Client;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::store::CALL_TIMEOUT;
+use super::kv::{KeepAlive, KvError, LeaseId};
+use crate::store::{CALL_TIMEOUT, Store};
 
 /// Where the keeper stands, published on a watch channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,40 +34,46 @@ pub struct Renewal {
 pub const PRIMARY_RENEWALS_PER_TTL: u32 = 8;
 
 /// Renews `lease` every `period` (at least 100 ms; at worst a `period` has
-/// passed since the last renewal when trouble starts) and publishes each
+/// passed since the last renewal when trouble starts) through one
+/// keep-alive stream (a new one after a failure), and publishes each
 /// acknowledged renewal; marks it lost and stops when etcd says it is gone
 /// or the deadline passes.
 pub async fn keep_alive(
-    mut client: Client,
-    lease: i64,
+    store: Store,
+    lease: LeaseId,
     period: Duration,
     status: watch::Sender<Renewal>,
     on_renewal: impl Fn() + Send,
 ) {
     let period = period.max(Duration::from_millis(100));
-    let mut stream_pair = None;
+    let lose = |status: &watch::Sender<Renewal>| {
+        status.send_modify(|r| r.lost = true);
+    };
+    let mut stream: Option<Box<dyn KeepAlive>> = None;
     loop {
         let current = *status.borrow();
-        let lose = |status: &watch::Sender<Renewal>| {
-            status.send_modify(|r| r.lost = true);
-        };
         if Instant::now() >= current.deadline {
             lose(&status);
             return;
         }
-        if stream_pair.is_none() {
+        if stream.is_none() {
             let budget = current.deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(budget.min(CALL_TIMEOUT), client.lease_keep_alive(lease))
+            match tokio::time::timeout(budget.min(CALL_TIMEOUT), store.kv.keep_alive_stream(lease))
                 .await
             {
-                Ok(Ok(pair)) => stream_pair = Some(pair),
+                Ok(Ok(opened)) => stream = Some(opened),
+                // etcd no longer knows the lease: it will not come back.
+                Ok(Err(KvError::LeaseNotFound(_))) => {
+                    lose(&status);
+                    return;
+                }
                 _ => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             }
         }
-        let Some((keeper, stream)) = stream_pair.as_mut() else {
+        let Some(renewals) = stream.as_mut() else {
             continue;
         };
         let sent = Instant::now();
@@ -79,14 +85,9 @@ pub async fn keep_alive(
             .deadline
             .saturating_duration_since(sent)
             .min((period * 2).max(Duration::from_millis(500)));
-        let renewed = tokio::time::timeout(budget, async {
-            keeper.keep_alive().await?;
-            stream.message().await
-        })
-        .await;
-        match renewed {
-            Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
-                let deadline = sent + Duration::from_secs(resp.ttl() as u64);
+        match tokio::time::timeout(budget, renewals.renew()).await {
+            Ok(Ok(ttl)) => {
+                let deadline = sent + ttl;
                 status.send_modify(|r| {
                     if deadline > r.deadline {
                         r.last_renewed = sent;
@@ -95,13 +96,12 @@ pub async fn keep_alive(
                 });
                 on_renewal();
             }
-            Ok(Ok(Some(_))) => {
-                // TTL 0: etcd no longer knows the lease.
+            Ok(Err(KvError::LeaseNotFound(_))) => {
                 lose(&status);
                 return;
             }
             _ => {
-                stream_pair = None;
+                stream = None;
                 continue;
             }
         }

@@ -4,10 +4,10 @@
 //! would mean a leader stuck while it holds the lease. Pages keep each
 //! answer small whatever the prefix holds.
 
-use etcd_client::{GetOptions, SortOrder, SortTarget};
 use serde::de::DeserializeOwned;
 
-use super::{CALL_TIMEOUT, Store, StoreError, decode};
+use super::kv::RangeQuery;
+use super::{Store, StoreError, bounded, decode};
 
 /// Keys per page: at a few hundred bytes per value, well under the cap.
 pub const PAGE: i64 = 256;
@@ -63,44 +63,28 @@ impl Store {
         direction: Direction,
         limit: i64,
     ) -> Result<Page, StoreError> {
-        let end = prefix_end(prefix);
-        let (start, range_end): (Vec<u8>, Vec<u8>) = match (direction, cursor) {
-            (Direction::Forward, None) => (prefix.as_bytes().to_vec(), end),
-            (Direction::Forward, Some(after)) => {
-                let mut k = format!("{prefix}{after}").into_bytes();
-                k.push(0);
-                (k, end)
-            }
-            (Direction::Backward, None) => (prefix.as_bytes().to_vec(), end),
-            (Direction::Backward, Some(before)) => (
-                prefix.as_bytes().to_vec(),
-                format!("{prefix}{before}").into_bytes(),
-            ),
+        let (from, to) = match (direction, cursor) {
+            (_, None) => (None, None),
+            (Direction::Forward, Some(after)) => (Some(format!("{prefix}{after}\0")), None),
+            (Direction::Backward, Some(before)) => (None, Some(format!("{prefix}{before}"))),
         };
-        let order = match direction {
-            Direction::Forward => SortOrder::Ascend,
-            Direction::Backward => SortOrder::Descend,
+        let query = RangeQuery {
+            prefix: prefix.to_string(),
+            from,
+            to,
+            limit: usize::try_from(limit).unwrap_or(0),
+            descending: direction == Direction::Backward,
+            keys_only: false,
         };
-        let options = GetOptions::new()
-            .with_range(range_end)
-            .with_limit(limit)
-            .with_sort(SortTarget::Key, order);
-        let mut c = self.client.clone();
-        let resp = tokio::time::timeout(CALL_TIMEOUT, c.get(start, Some(options))).await??;
-        let entries = resp
-            .kvs()
-            .iter()
-            .map(|kv| {
-                let key = String::from_utf8_lossy(kv.key());
-                (
-                    key[prefix.len().min(key.len())..].to_string(),
-                    kv.value().to_vec(),
-                )
-            })
+        let range = bounded(self.kv.range(&query)).await?;
+        let entries = range
+            .kvs
+            .into_iter()
+            .map(|kv| (strip(prefix, &kv.key), kv.value))
             .collect();
         Ok(Page {
             entries,
-            more: resp.more(),
+            more: range.more,
         })
     }
 
@@ -149,36 +133,31 @@ impl Store {
 
     /// The first `limit` keys under `prefix` (prefix removed), keys only.
     pub async fn page_keys(&self, prefix: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        let options = GetOptions::new()
-            .with_range(prefix_end(prefix))
-            .with_limit(limit)
-            .with_keys_only()
-            .with_sort(SortTarget::Key, SortOrder::Ascend);
-        let mut c = self.client.clone();
-        let resp = tokio::time::timeout(CALL_TIMEOUT, c.get(prefix, Some(options))).await??;
-        Ok(resp
-            .kvs()
-            .iter()
-            .map(|kv| {
-                let key = String::from_utf8_lossy(kv.key());
-                key[prefix.len().min(key.len())..].to_string()
-            })
-            .collect())
+        let query = RangeQuery {
+            prefix: prefix.to_string(),
+            limit: usize::try_from(limit).unwrap_or(0),
+            keys_only: true,
+            ..RangeQuery::default()
+        };
+        let range = bounded(self.kv.range(&query)).await?;
+        Ok(range.kvs.iter().map(|kv| strip(prefix, &kv.key)).collect())
     }
 
-    /// How many keys lie under `prefix` (one count-only read).
+    /// How many keys lie under `prefix` (one read of a single key).
     pub async fn count(&self, prefix: &str) -> Result<i64, StoreError> {
-        let mut c = self.client.clone();
-        let resp = tokio::time::timeout(
-            CALL_TIMEOUT,
-            c.get(
-                prefix,
-                Some(GetOptions::new().with_prefix().with_count_only()),
-            ),
-        )
-        .await??;
-        Ok(resp.count())
+        let query = RangeQuery {
+            prefix: prefix.to_string(),
+            limit: 1,
+            keys_only: true,
+            ..RangeQuery::default()
+        };
+        Ok(bounded(self.kv.range(&query)).await?.count)
     }
+}
+
+/// `key` without `prefix`.
+fn strip(prefix: &str, key: &str) -> String {
+    key.get(prefix.len()..).unwrap_or_default().to_string()
 }
 
 #[cfg(test)]

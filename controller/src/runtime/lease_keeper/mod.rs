@@ -369,7 +369,7 @@ impl LeaseKeeper {
             ttl_ms: 0,
         };
         match PrimaryLease::acquire(
-            self.store.client(),
+            self.store.clone(),
             lease_key,
             value,
             self.ttl,

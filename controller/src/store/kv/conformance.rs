@@ -4,8 +4,9 @@
 //! get wrong everywhere, so the suite pins down the behaviour the safety
 //! argument uses, including etcd's corners: a delete of nothing does not
 //! advance the revision, a value compare never holds for a missing key,
-//! a transaction writes every key at one revision, a revoke deletes a
-//! lease's keys at one revision.
+//! a transaction writes every key at one revision (a range delete's
+//! keys too), a revoke deletes a lease's keys at one revision, a count is
+//! of every key selected whatever the limit.
 //!
 //! [`run`] needs an empty `prefix` of its own; every key it writes lies
 //! under it.
@@ -129,9 +130,29 @@ pub async fn ranges(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
     );
     let everything = kv.range(&RangeQuery::prefix(p)).await?;
     ensure!(
-        everything.kvs.len() == 6,
-        "a prefix range gives every key under it: {:?}",
-        keys(&everything)
+        everything.kvs.len() == 6 && everything.count == 6,
+        "a prefix range gives every key under it, and counts them: {:?} (count {})",
+        keys(&everything),
+        everything.count
+    );
+    let counted = kv
+        .range(&RangeQuery {
+            prefix: p.to_string(),
+            limit: 1,
+            keys_only: true,
+            ..RangeQuery::default()
+        })
+        .await?;
+    ensure!(
+        counted.count == 6 && counted.more,
+        "the count is of every key selected, the limit aside: {}",
+        counted.count
+    );
+    ensure!(
+        matches!(counted.kvs.as_slice(), [first] if first.key == format!("{p}/before")
+            && first.value.is_empty() && first.mod_revision == last && first.version == 1),
+        "a keys-only read gives keys and their metadata, no values: {:?}",
+        counted.kvs
     );
     let first_two = kv
         .range(&RangeQuery {
@@ -142,7 +163,7 @@ pub async fn ranges(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
         })
         .await?;
     ensure!(
-        keys(&first_two) == digits[..2] && first_two.more,
+        keys(&first_two) == digits[..2] && first_two.more && first_two.count == 5,
         "a limit gives the first keys and says more lie beyond: {:?} more={}",
         keys(&first_two),
         first_two.more
@@ -303,6 +324,60 @@ pub async fn transactions(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
         matches!(twice, Err(KvError::Refused(_))),
         "a txn writing one key twice is refused: {twice:?}"
     );
+    range_deletes(kv, &format!("{p}range/")).await
+}
+
+/// A range delete in a transaction: every key in `[from, to)`, at one
+/// revision, seen by a watch; a put inside the range in the same
+/// transaction is refused.
+async fn range_deletes(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
+    for k in ["a", "b", "c", "d"] {
+        kv.put(&format!("{p}{k}"), b"1".to_vec(), None).await?;
+    }
+    let mut watch = kv.watch(p, None).await?;
+    let (b, c) = (format!("{p}b"), format!("{p}c"));
+    let trimmed = kv
+        .txn(Txn::default().and_then([Op::delete_range(&b, format!("{p}d"))]))
+        .await?;
+    ensure!(
+        trimmed.succeeded && trimmed.results == [OpResult::Deleted(2)],
+        "a range delete removes the keys from `from` up to `to`: {trimmed:?}"
+    );
+    let left: Vec<String> = kv
+        .range(&RangeQuery::prefix(p))
+        .await?
+        .kvs
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect();
+    ensure!(
+        left == [format!("{p}a"), format!("{p}d")],
+        "`from` is inclusive, `to` exclusive: left {left:?}"
+    );
+    for k in [&b, &c] {
+        let e = next(&mut watch, "range delete").await?;
+        ensure!(
+            matches!(&e, WatchEvent::Delete { key, mod_revision } if key == k && *mod_revision == trimmed.revision),
+            "a range delete deletes each key at the txn's revision, in key order: {e:?} (want {k})"
+        );
+    }
+    let nothing = kv
+        .txn(Txn::default().and_then([Op::delete_range(format!("{p}x"), format!("{p}z"))]))
+        .await?;
+    ensure!(
+        nothing.results == [OpResult::Deleted(0)] && nothing.revision == trimmed.revision,
+        "a range delete of nothing leaves the revision alone: {nothing:?}"
+    );
+    let clash = kv
+        .txn(Txn::default().and_then([
+            Op::delete_range(format!("{p}a"), format!("{p}z")),
+            Op::put(format!("{p}a"), b"2".to_vec()),
+        ]))
+        .await;
+    ensure!(
+        matches!(clash, Err(KvError::Refused(_))),
+        "a put inside a range the same txn deletes is refused: {clash:?}"
+    );
     Ok(())
 }
 
@@ -367,7 +442,12 @@ pub async fn watches(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
 /// Leases: attachment, keep-alive, revoke, expiry.
 pub async fn leases(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
     let (held, also, freed) = (format!("{p}held"), format!("{p}held2"), format!("{p}freed"));
-    let lease = kv.grant(TTL).await?;
+    let granted = kv.grant(TTL).await?;
+    ensure!(
+        granted.ttl == TTL,
+        "a grant says the TTL granted: {granted:?}"
+    );
+    let lease = granted.id;
     kv.put(&held, b"1".to_vec(), Some(lease)).await?;
     kv.put(&also, b"1".to_vec(), Some(lease)).await?;
     kv.put(&freed, b"1".to_vec(), Some(lease)).await?;
@@ -382,6 +462,11 @@ pub async fn leases(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
     ensure!(
         ttl == TTL,
         "a keep-alive renews for the TTL granted: {ttl:?}"
+    );
+    let left = kv.time_to_live(lease).await?;
+    ensure!(
+        left <= TTL && left + Duration::from_secs(1) >= TTL,
+        "a lease just renewed has its TTL left, in whole seconds rounded down: {left:?}"
     );
     let bogus = kv
         .put(&format!("{p}bogus"), b"1".to_vec(), Some(0x0BAD_1EA5E))
@@ -421,20 +506,37 @@ pub async fn leases(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
         matches!(again, Err(KvError::LeaseNotFound(_))),
         "a revoked lease cannot be revoked again: {again:?}"
     );
+    let again = kv.time_to_live(lease).await;
+    ensure!(
+        matches!(again, Err(KvError::LeaseNotFound(_))),
+        "a revoked lease has no time left: {again:?}"
+    );
 
-    // Kept alive past its TTL: the key stays.
-    let kept = kv.grant(TTL).await?;
+    // Kept alive past its TTL through one stream: the key stays.
+    let kept = kv.grant(TTL).await?.id;
     let staying = format!("{p}staying");
     kv.put(&staying, b"1".to_vec(), Some(kept)).await?;
+    let mut renewals = kv.keep_alive_stream(kept).await?;
     for _ in 0..3 {
         tokio::time::sleep(TTL / 2).await;
-        kv.keep_alive(kept).await?;
+        let ttl = renewals.renew().await?;
+        ensure!(ttl == TTL, "each renewal says the TTL: {ttl:?}");
     }
     ensure!(
         kv.get(&staying).await?.is_some(),
         "a lease kept alive outlives its TTL (1.5 TTL here), and so does its key"
     );
     kv.revoke(kept).await?;
+    let after = renewals.renew().await;
+    ensure!(
+        matches!(after, Err(KvError::LeaseNotFound(_))),
+        "a keep-alive stream of a revoked lease says it is gone: {after:?}"
+    );
+    let reopened = kv.keep_alive_stream(kept).await.map(|_| ());
+    ensure!(
+        matches!(reopened, Err(KvError::LeaseNotFound(_))),
+        "a keep-alive stream of a revoked lease cannot be opened: {reopened:?}"
+    );
     let e = next(&mut watch, "revoke of the kept lease").await?;
     ensure!(
         matches!(&e, WatchEvent::Put(kv) if kv.key == staying),
@@ -449,7 +551,7 @@ pub async fn leases(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
     // Not kept alive: its key goes by itself, and a watch sees it go.
     // Taken before the grant: the lease's clock starts no earlier.
     let granted_at = tokio::time::Instant::now();
-    let short = kv.grant(TTL).await?;
+    let short = kv.grant(TTL).await?.id;
     let expiring = format!("{p}expiring");
     kv.put(&expiring, b"1".to_vec(), Some(short)).await?;
     ensure!(
@@ -477,6 +579,11 @@ pub async fn leases(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
     ensure!(
         matches!(late, Err(KvError::LeaseNotFound(_))),
         "an expired lease cannot be kept alive: {late:?}"
+    );
+    let late = kv.time_to_live(short).await;
+    ensure!(
+        matches!(late, Err(KvError::LeaseNotFound(_))),
+        "an expired lease has no time left: {late:?}"
     );
     Ok(())
 }

@@ -5,14 +5,16 @@
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare as EtcdCompare, CompareOp, DeleteOptions, EventType, GetOptions, PutOptions,
-    SortOrder, SortTarget, Txn as EtcdTxn, TxnOp, TxnOpResponse, WatchOptions,
+    Client, Compare as EtcdCompare, CompareOp, ConnectOptions, DeleteOptions, EventType,
+    GetOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions, SortOrder, SortTarget,
+    Txn as EtcdTxn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use tokio::sync::mpsc;
 
 use super::{
-    CmpOp, Compare, KeyValue, Kv, KvError, LeaseId, Op, OpResult, Range, RangeQuery, Revision,
-    Target, Txn, TxnOutcome, WATCH_BUFFER, WatchEvent, WatchStream, whole_seconds,
+    CmpOp, Compare, Granted, KeepAlive, KeyValue, Kv, KvError, LeaseId, Op, OpResult, Range,
+    RangeQuery, Revision, Target, Txn, TxnOutcome, WATCH_BUFFER, WatchEvent, WatchStream,
+    whole_seconds,
 };
 use crate::store::CALL_TIMEOUT;
 use crate::store::pages::prefix_end;
@@ -38,7 +40,17 @@ impl EtcdKv {
     /// Connects to `endpoints` in plaintext, without a login (tests; the
     /// controller connects through [`crate::store::Store::connect_with`]).
     pub async fn connect(endpoints: &[String]) -> Result<Self, KvError> {
-        let client = Client::connect(endpoints, None)
+        Self::connect_with(endpoints, None).await
+    }
+
+    /// Connects to `endpoints` with `options` (timeouts, TLS, a login:
+    /// what [`crate::store::Store::connect_with`] sets). A login that etcd
+    /// refuses is [`KvError::Refused`]: trying again cannot help.
+    pub async fn connect_with(
+        endpoints: &[String],
+        options: Option<ConnectOptions>,
+    ) -> Result<Self, KvError> {
+        let client = Client::connect(endpoints, options)
             .await
             .map_err(|e| classify(e, 0))?;
         Ok(EtcdKv { client })
@@ -131,6 +143,9 @@ fn txn_op(op: Op) -> TxnOp {
         }
         Op::Delete { key } => TxnOp::delete(key, None::<DeleteOptions>),
         Op::Get { key } => TxnOp::get(key, None::<GetOptions>),
+        Op::DeleteRange { from, to } => {
+            TxnOp::delete(from, Some(DeleteOptions::new().with_range(to)))
+        }
     }
 }
 
@@ -142,6 +157,31 @@ fn lease_in(ops: &[Op]) -> LeaseId {
             _ => None,
         })
         .unwrap_or(0)
+}
+
+/// One lease's keep-alive stream on etcd.
+struct EtcdKeepAlive {
+    lease: LeaseId,
+    keeper: LeaseKeeper,
+    stream: LeaseKeepAliveStream,
+}
+
+#[async_trait::async_trait]
+impl KeepAlive for EtcdKeepAlive {
+    async fn renew(&mut self) -> Result<Duration, KvError> {
+        let (keeper, stream) = (&mut self.keeper, &mut self.stream);
+        let answer = bounded(self.lease, async move {
+            keeper.keep_alive().await?;
+            stream.message().await
+        })
+        .await?;
+        match answer {
+            // TTL 0: etcd no longer knows the lease.
+            Some(r) if r.ttl() <= 0 => Err(KvError::LeaseNotFound(self.lease)),
+            Some(r) => Ok(Duration::from_secs(r.ttl() as u64)),
+            None => Err(KvError::Unavailable("etcd ended the keep-alive".into())),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -166,6 +206,9 @@ impl Kv for EtcdKv {
         let mut opts = GetOptions::new()
             .with_range(end)
             .with_limit(query.limit as i64);
+        if query.keys_only {
+            opts = opts.with_keys_only();
+        }
         if query.descending {
             opts = opts.with_sort(SortTarget::Key, SortOrder::Descend);
         }
@@ -174,6 +217,7 @@ impl Kv for EtcdKv {
         Ok(Range {
             kvs: resp.kvs().iter().map(key_value).collect(),
             more: resp.more(),
+            count: resp.count(),
             revision: revision_of(resp.header()),
         })
     }
@@ -222,27 +266,36 @@ impl Kv for EtcdKv {
         })
     }
 
-    async fn grant(&self, ttl: Duration) -> Result<LeaseId, KvError> {
+    async fn grant(&self, ttl: Duration) -> Result<Granted, KvError> {
         let secs = whole_seconds(ttl).as_secs() as i64;
         let mut c = self.client();
         let resp = bounded(0, c.lease_grant(secs, None)).await?;
-        Ok(resp.id())
+        Ok(Granted {
+            id: resp.id(),
+            ttl: Duration::from_secs(resp.ttl().max(1) as u64),
+        })
     }
 
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, KvError> {
+    async fn keep_alive_stream(&self, lease: LeaseId) -> Result<Box<dyn KeepAlive>, KvError> {
         let mut c = self.client();
-        let ttl = bounded(lease, async move {
-            // Opening the stream renews once already (and fails if the
-            // lease is gone); the second renewal's answer carries the TTL.
-            let (mut keeper, mut stream) = c.lease_keep_alive(lease).await?;
-            keeper.keep_alive().await?;
-            Ok(stream.message().await?.map_or(0, |r| r.ttl()))
-        })
-        .await?;
-        if ttl <= 0 {
+        // Opening the stream renews once already (and fails if the lease
+        // is gone); etcd-client keeps that answer to itself.
+        let (keeper, stream) = bounded(lease, c.lease_keep_alive(lease)).await?;
+        Ok(Box::new(EtcdKeepAlive {
+            lease,
+            keeper,
+            stream,
+        }))
+    }
+
+    async fn time_to_live(&self, lease: LeaseId) -> Result<Duration, KvError> {
+        let mut c = self.client();
+        let resp = bounded(lease, c.lease_time_to_live(lease, None)).await?;
+        // etcd answers -1 for a lease it does not have.
+        if resp.ttl() < 0 {
             return Err(KvError::LeaseNotFound(lease));
         }
-        Ok(Duration::from_secs(ttl as u64))
+        Ok(Duration::from_secs(resp.ttl() as u64))
     }
 
     async fn revoke(&self, lease: LeaseId) -> Result<(), KvError> {

@@ -143,6 +143,15 @@ pub enum Op {
         /// The key.
         key: String,
     },
+    /// Deletes every key from `from` (inclusive) to `to` (exclusive) at
+    /// one revision: trimming a prefix that grew large costs one operation
+    /// whatever it holds.
+    DeleteRange {
+        /// The first key deleted, if it exists.
+        from: String,
+        /// The first key after the range.
+        to: String,
+    },
 }
 
 impl Op {
@@ -164,6 +173,23 @@ impl Op {
     pub fn get(key: impl Into<String>) -> Self {
         Op::Get { key: key.into() }
     }
+
+    /// A put attached to `lease`: the key goes when the lease does.
+    pub fn put_leased(key: impl Into<String>, value: impl Into<Vec<u8>>, lease: LeaseId) -> Self {
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            lease: Some(lease),
+        }
+    }
+
+    /// A delete of every key in `[from, to)`.
+    pub fn delete_range(from: impl Into<String>, to: impl Into<String>) -> Self {
+        Op::DeleteRange {
+            from: from.into(),
+            to: to.into(),
+        }
+    }
 }
 
 /// What one operation of the branch taken gave back.
@@ -171,7 +197,7 @@ impl Op {
 pub enum OpResult {
     /// A put went through.
     Put,
-    /// How many keys a delete removed (0 or 1).
+    /// How many keys a delete removed (0 or 1; any number for a range).
     Deleted(i64),
     /// What a get read: the key, if it existed.
     Got(Option<KeyValue>),
@@ -235,6 +261,9 @@ pub struct RangeQuery {
     pub limit: usize,
     /// Last key first.
     pub descending: bool,
+    /// Keys and metadata only, values left empty: a read of many keys
+    /// (to count or trim them) stays far under gRPC's message cap.
+    pub keys_only: bool,
 }
 
 impl RangeQuery {
@@ -254,6 +283,9 @@ pub struct Range {
     pub kvs: Vec<KeyValue>,
     /// True when the limit left matching keys out.
     pub more: bool,
+    /// How many keys the query selects, the limit aside: a count costs a
+    /// read of one key.
+    pub count: i64,
     /// The store's revision the read saw.
     pub revision: Revision,
 }
@@ -297,6 +329,28 @@ pub type WatchStream = mpsc::Receiver<Result<WatchEvent, KvError>>;
 
 /// Changes a watch buffers ahead of its consumer.
 pub const WATCH_BUFFER: usize = 64;
+
+/// A lease as granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Granted {
+    /// Its id.
+    pub id: LeaseId,
+    /// The TTL granted: etcd raises one below its minimum (which grows
+    /// with its election timeout), and a holder must count with the TTL
+    /// the lease really has.
+    pub ttl: Duration,
+}
+
+/// An open keep-alive stream of one lease: renewals without a new stream
+/// per renewal, as etcd's keep-alive is meant to be used (a renewal every
+/// 250 ms must not cost a stream setup each).
+#[async_trait::async_trait]
+pub trait KeepAlive: Send {
+    /// Renews the lease for its whole TTL; the TTL granted.
+    /// [`KvError::LeaseNotFound`] when the lease is gone; after any other
+    /// error the stream is spent and a new one must be opened.
+    async fn renew(&mut self) -> Result<Duration, KvError>;
+}
 
 /// What can go wrong with a key-value call, classified for retries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -355,11 +409,25 @@ pub trait Kv: Send + Sync {
     /// Runs a transaction.
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, KvError>;
 
-    /// Grants a lease of `ttl` (whole seconds, at least one).
-    async fn grant(&self, ttl: Duration) -> Result<LeaseId, KvError>;
+    /// Grants a lease of `ttl` (rounded up to whole seconds, at least
+    /// one; the store may raise it further).
+    async fn grant(&self, ttl: Duration) -> Result<Granted, KvError>;
 
-    /// Renews `lease` for its whole TTL; the TTL granted.
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, KvError>;
+    /// Opens a keep-alive stream of `lease`; opening renews it once.
+    /// [`KvError::LeaseNotFound`] when the lease is gone.
+    async fn keep_alive_stream(&self, lease: LeaseId) -> Result<Box<dyn KeepAlive>, KvError>;
+
+    /// Renews `lease` for its whole TTL; the TTL granted. A one-off: a
+    /// lease renewed over and over is renewed through
+    /// [`keep_alive_stream`](Kv::keep_alive_stream).
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, KvError> {
+        self.keep_alive_stream(lease).await?.renew().await
+    }
+
+    /// How long `lease` has left unless renewed, in whole seconds rounded
+    /// down (as etcd answers). [`KvError::LeaseNotFound`] when it is gone:
+    /// what a leader asks to learn that a lease is over by etcd's clock.
+    async fn time_to_live(&self, lease: LeaseId) -> Result<Duration, KvError>;
 
     /// Revokes `lease`, deleting every key attached to it.
     async fn revoke(&self, lease: LeaseId) -> Result<(), KvError>;

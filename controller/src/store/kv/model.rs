@@ -15,8 +15,10 @@
 //! on a cut link fails before it takes effect; etcd's can take effect
 //! and lose its answer), etcd's lease timing (a real etcd checks expiry
 //! about every 500 ms and extends leases on a leader change; the model
-//! expires at exactly the TTL), and the duplicate-key check of the branch
-//! not taken.
+//! expires at exactly the TTL), the duplicate-key check of the branch
+//! not taken, and a keep-alive stream breaking: the model's fails each
+//! renewal while its link is cut and works again once it heals, where
+//! etcd's stream ends and a new one must be opened.
 //!
 //! [`conformance`]: super::conformance
 
@@ -29,8 +31,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{
-    CmpOp, Compare, KeyValue, Kv, KvError, LeaseId, Op, OpResult, Range, RangeQuery, Revision,
-    Target, Txn, TxnOutcome, WATCH_BUFFER, WatchEvent, WatchStream, in_range, whole_seconds,
+    CmpOp, Compare, Granted, KeepAlive, KeyValue, Kv, KvError, LeaseId, Op, OpResult, Range,
+    RangeQuery, Revision, Target, Txn, TxnOutcome, WATCH_BUFFER, WatchEvent, WatchStream, in_range,
+    whole_seconds,
 };
 
 /// One client's link to an in-memory etcd.
@@ -175,6 +178,21 @@ impl MemKv {
         Ok(self.lock())
     }
 
+    /// Renews `lease` for its TTL; the TTL.
+    fn renew(&self, lease: LeaseId) -> Result<Duration, KvError> {
+        let (ttl, deadline) = {
+            let mut s = self.reach()?;
+            let l = s
+                .leases
+                .get_mut(&lease)
+                .ok_or(KvError::LeaseNotFound(lease))?;
+            l.deadline = Instant::now() + l.ttl;
+            (l.ttl, l.deadline)
+        };
+        self.reap_at(deadline);
+        Ok(ttl)
+    }
+
     /// Expires `lease` when its deadline comes, even if nobody calls.
     fn reap_at(&self, deadline: Instant) {
         let store: Weak<Mutex<State>> = Arc::downgrade(&self.store);
@@ -261,14 +279,26 @@ impl State {
         }
     }
 
-    /// Checks what etcd checks before a branch runs: no key written twice,
-    /// every lease named exists. Nothing is applied when this fails.
+    /// Checks what etcd checks before a branch runs: no key written twice
+    /// (a put inside a deleted range counts), every lease named exists.
+    /// Nothing is applied when this fails.
     fn check(&self, ops: &[Op]) -> Result<(), KvError> {
         let mut written = BTreeSet::new();
+        let deleted_ranges: Vec<(&str, &str)> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::DeleteRange { from, to } => Some((from.as_str(), to.as_str())),
+                _ => None,
+            })
+            .collect();
         for op in ops {
             match op {
                 Op::Put { key, lease, .. } => {
-                    if !written.insert(key.as_str()) {
+                    if !written.insert(key.as_str())
+                        || deleted_ranges
+                            .iter()
+                            .any(|(from, to)| (*from..*to).contains(&key.as_str()))
+                    {
                         return Err(KvError::Refused(
                             "etcdserver: duplicate key given in txn request".into(),
                         ));
@@ -286,7 +316,7 @@ impl State {
                         ));
                     }
                 }
-                Op::Get { .. } => {}
+                Op::Get { .. } | Op::DeleteRange { .. } => {}
             }
         }
         Ok(())
@@ -351,6 +381,32 @@ impl State {
                     None => results.push(OpResult::Deleted(0)),
                 },
                 Op::Get { key } => results.push(OpResult::Got(self.keys.get(&key).cloned())),
+                Op::DeleteRange { from, to } => {
+                    let doomed: Vec<String> = if from < to {
+                        self.keys
+                            .range::<str, _>((
+                                std::ops::Bound::Included(from.as_str()),
+                                std::ops::Bound::Excluded(to.as_str()),
+                            ))
+                            .map(|(k, _)| k.clone())
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    for key in &doomed {
+                        if let Some(old) = self.keys.remove(key)
+                            && let Some(l) = self.leases.get_mut(&old.lease)
+                        {
+                            l.keys.remove(key);
+                        }
+                        events.push(WatchEvent::Delete {
+                            key: key.clone(),
+                            mod_revision: rev,
+                        });
+                    }
+                    changed |= !doomed.is_empty();
+                    results.push(OpResult::Deleted(doomed.len() as i64));
+                }
             }
         }
         if changed {
@@ -358,6 +414,20 @@ impl State {
             self.publish(events);
         }
         results
+    }
+}
+
+/// A keep-alive stream on the model: each renewal goes through the link,
+/// so a cut link fails it as a broken stream would.
+struct MemKeepAlive {
+    kv: MemKv,
+    lease: LeaseId,
+}
+
+#[async_trait::async_trait]
+impl KeepAlive for MemKeepAlive {
+    async fn renew(&mut self) -> Result<Duration, KvError> {
+        self.kv.renew(self.lease)
     }
 }
 
@@ -385,13 +455,20 @@ impl Kv for MemKv {
         } else {
             matching.cloned().collect()
         };
+        let count = kvs.len() as i64;
         let more = query.limit > 0 && kvs.len() > query.limit;
         if more {
             kvs.truncate(query.limit);
         }
+        if query.keys_only {
+            for kv in &mut kvs {
+                kv.value.clear();
+            }
+        }
         Ok(Range {
             kvs,
             more,
+            count,
             revision: s.revision,
         })
     }
@@ -434,7 +511,7 @@ impl Kv for MemKv {
         })
     }
 
-    async fn grant(&self, ttl: Duration) -> Result<LeaseId, KvError> {
+    async fn grant(&self, ttl: Duration) -> Result<Granted, KvError> {
         let ttl = whole_seconds(ttl);
         let deadline = Instant::now() + ttl;
         let id = {
@@ -454,21 +531,23 @@ impl Kv for MemKv {
             id
         };
         self.reap_at(deadline);
-        Ok(id)
+        Ok(Granted { id, ttl })
     }
 
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, KvError> {
-        let (ttl, deadline) = {
-            let mut s = self.reach()?;
-            let l = s
-                .leases
-                .get_mut(&lease)
-                .ok_or(KvError::LeaseNotFound(lease))?;
-            l.deadline = Instant::now() + l.ttl;
-            (l.ttl, l.deadline)
-        };
-        self.reap_at(deadline);
-        Ok(ttl)
+    async fn keep_alive_stream(&self, lease: LeaseId) -> Result<Box<dyn KeepAlive>, KvError> {
+        // Opening renews once, as etcd's does.
+        self.renew(lease)?;
+        Ok(Box::new(MemKeepAlive {
+            kv: self.clone(),
+            lease,
+        }))
+    }
+
+    async fn time_to_live(&self, lease: LeaseId) -> Result<Duration, KvError> {
+        let s = self.reach()?;
+        let l = s.leases.get(&lease).ok_or(KvError::LeaseNotFound(lease))?;
+        let left = l.deadline.saturating_duration_since(Instant::now());
+        Ok(Duration::from_secs(left.as_secs()))
     }
 
     async fn revoke(&self, lease: LeaseId) -> Result<(), KvError> {
