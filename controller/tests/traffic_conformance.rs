@@ -1,6 +1,6 @@
 //! The `TrafficBackend` contract (`traffic::conformance`), run against
-//! every backend: the JSON file, Route 53 through moto, and the embedded
-//! DNS server.
+//! every backend: the JSON file, Route 53 through moto, the embedded DNS
+//! server, and the simulator's in-memory backend.
 
 mod traffic_support;
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 use switchyard_controller::traffic::conformance::{Subject, run};
 use switchyard_controller::traffic::embedded::{EmbeddedBackend, NameServer};
 use switchyard_controller::traffic::file::FileBackend;
+use switchyard_controller::traffic::memory::MemoryBackend;
 use switchyard_tests::Route53Api;
 
 const ZONE: &str = "example.com.";
@@ -20,6 +21,13 @@ async fn file_backend_conforms() -> anyhow::Result<()> {
     let s = Subject::new(ZONE);
     let b = FileBackend::with_records(dir.path().join("weights.json"), s.book());
     run(&b, &s).await?;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_backend_conforms() -> anyhow::Result<()> {
+    let s = Subject::new(ZONE);
+    run(&MemoryBackend::with_records(s.book()), &s).await?;
     Ok(())
 }
 

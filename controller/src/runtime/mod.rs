@@ -10,6 +10,7 @@ pub mod lanes;
 pub mod leader;
 pub mod lease_keeper;
 pub mod lease_watch;
+pub mod loops;
 pub mod metrics;
 pub mod model;
 pub mod peers;
@@ -30,10 +31,7 @@ use crate::api::ingest::{Aggregator, IngestService};
 use crate::api::peer::PeerService;
 use crate::clock::Clock;
 use crate::config::{Config, Controller, Dns};
-use crate::executor::{Executor, StepTiming};
-use crate::fence::lease::{DEFAULT_DRIFT_MARGIN, LeaseReader};
-use crate::fence::local::{FenceLog, LocalFencer};
-use crate::store::{ElectionConfig, LEASE_MARGIN, Role, Store, election};
+use crate::store::Store;
 use crate::traffic::embedded::EmbeddedBackend;
 use crate::traffic::file::FileBackend;
 use crate::traffic::records::RecordBook;
@@ -283,7 +281,7 @@ pub async fn run(
     let local_sets = model::local_replica_sets(&cfg, &me.region)?;
     let policy = model::policy(&cfg);
     let known = Arc::new(model::known_names(&topology, &cfg.cluster));
-    let aggregator = Arc::new(Aggregator::new(policy.clone()));
+    let aggregator = Arc::new(Aggregator::new(policy));
     let store = connect_store(&cfg, &access, shutdown.clone()).await?;
     metrics::set_leader(false);
 
@@ -300,19 +298,7 @@ pub async fn run(
         tasks.spawn(metrics::serve(l, handle, shutdown.clone()));
     }
 
-    // Split-brain protection: etcd reachability, peer checks, primary
-    // leases of this region, and the isolation loop that fences.
-    let timing = isolation::Timing::for_ttl(cfg.etcd.primary_lease_ttl());
-    let (last_ok_tx, last_ok_rx) = watch::channel(tokio::time::Instant::now());
-    let (etcd_ok_tx, etcd_ok_rx) = watch::channel(true);
-    tasks.spawn(isolation::probe_etcd(
-        store.clone(),
-        timing.probe_timeout,
-        last_ok_tx,
-        etcd_ok_tx,
-        timing.etcd_silence,
-        shutdown.clone(),
-    ));
+    // Which peers answer the gRPC pings, and which of those reach etcd.
     let (peers_tx, peers_rx) = watch::channel(Default::default());
     let (with_etcd_tx, with_etcd_rx) = watch::channel(Default::default());
     let advertised = peers::advertised(bound.grpc, me.listen);
@@ -333,55 +319,26 @@ pub async fn run(
         },
         shutdown.clone(),
     ));
-    let log = Arc::new(FenceLog::new(state_dir.join("isolation-fences.jsonl")));
-    let (held_tx, held_rx) = watch::channel(Default::default());
-    let keeper = lease_keeper::LeaseKeeper::from_config(
-        &cfg,
-        store.clone(),
-        &me.id,
-        &me.region,
-        local_sets.clone(),
-        clock.clone(),
-        log.clone(),
-    );
-    tasks.spawn(keeper.run(held_tx, etcd_ok_rx.clone(), shutdown.clone()));
-    let fencers = local_sets
-        .iter()
-        .map(|(db, set)| {
-            let members = cfg
-                .databases
-                .iter()
-                .filter(|d| &d.name == db)
-                .flat_map(|d| d.members.iter())
-                .filter(|m| m.region == me.region)
-                .map(|m| m.id.clone());
-            LocalFencer::with_log(db.clone(), members, set.clone(), log.clone())
-        })
-        .collect();
-    let isolation_loop = isolation::IsolationLoop {
-        store: store.clone(),
-        self_id: me.id.clone(),
-        controllers: cfg.controllers.iter().map(|c| c.id.clone()).collect(),
-        fencers,
-        timing,
-        clock: clock.clone(),
-    };
-    tasks.spawn(isolation_loop.run(
-        isolation::Inputs {
-            last_etcd_ok: last_ok_rx,
-            peers: peers_rx,
-            peers_with_etcd: with_etcd_rx,
-            held: held_rx,
+    let running = loops::spawn(
+        loops::Parts {
+            cfg: cfg.clone(),
+            me: me.clone(),
+            store,
+            traffic,
+            databases,
+            local_sets,
+            aggregator: aggregator.clone(),
+            clock: clock.clone(),
+            state_dir,
+            advertised: advertised.to_string(),
         },
+        loops::PeerInputs {
+            reachable: peers_rx,
+            with_etcd: with_etcd_rx,
+        },
+        &mut tasks,
         shutdown.clone(),
-    ));
-    tasks.spawn(isolation::flush_records(
-        store.clone(),
-        me.id.clone(),
-        log,
-        etcd_ok_rx.clone(),
-        shutdown.clone(),
-    ));
+    );
 
     // gRPC: ingest + health + peer pings.
     let mut ingest = IngestService::new(aggregator.clone(), known, clock.clone());
@@ -389,7 +346,7 @@ pub async fn run(
         ingest = ingest.certified_vantages_only();
     }
     let mut server = tonic::transport::Server::builder();
-    let peer = PeerService::new(me.id.clone(), cfg.cluster.clone(), etcd_ok_rx.clone());
+    let peer = PeerService::new(me.id.clone(), cfg.cluster.clone(), running.etcd_ok.clone());
     let operator = crate::api::operator::proto::operator_server::OperatorServer::new(
         crate::api::operator::OperatorService::new(
             Arc::new(cfg.clone()),
@@ -437,53 +394,11 @@ pub async fn run(
             tracing::error!(error = %e, "gRPC server failed");
         }
     });
-
-    // Election: the value is our gRPC address, so peers and the CLI find the leader.
-    let (role_tx, role_rx) = watch::channel(Role::Follower);
-    let election_cfg = ElectionConfig {
-        name: store.keys().leader(),
-        value: advertised.to_string(),
-        ttl: cfg.etcd.lease_ttl,
-    };
-    let election = tokio::spawn(election::run(
-        store.clone(),
-        election_cfg,
-        role_tx,
-        shutdown.clone(),
-    ));
-
-    // The gate's lease reader forgets what it saw whenever this controller
-    // loses etcd (it then tells its peers "no etcd", which may let a lease
-    // holder fail static).
-    let leases = Arc::new(
-        LeaseReader::new(store.clone(), DEFAULT_DRIFT_MARGIN)
-            .with_lease_ttl(cfg.etcd.primary_lease_ttl())
-            .with_etcd_reach(etcd_ok_rx)
-            .with_coverage(crate::fence::gate::Coverage::from_config(&cfg)),
-    );
-    let ctx = leader::LeaderContext {
-        executor: Arc::new(
-            Executor::with_databases(store.clone(), traffic.clone(), databases.clone(), &me.id)
-                .with_gate(leases)
-                .with_timing(StepTiming::for_lease(cfg.etcd.lease_ttl, LEASE_MARGIN))
-                .with_writers(
-                    crate::traffic::records::RecordBook::from_config(&cfg),
-                    crate::traffic::records::writer_records(&cfg),
-                ),
-        ),
-        store,
-        traffic,
-        databases,
-        topology,
-        policy,
-        aggregator,
-        clock,
-        id: me.id.clone(),
-        retention: cfg.journal.clone(),
-        drift_check: cfg.policy.drift_check,
-        gate_alarm_after: cfg.policy.gate_alarm_after,
-    };
-    let leader_loop = tokio::spawn(leader::run(ctx, role_rx, shutdown.clone()));
+    let loops::Running {
+        election,
+        leader: leader_loop,
+        ..
+    } = running;
 
     let mut shutdown_wait = shutdown.clone();
     let _ = shutdown_wait.wait_for(|s| *s).await;

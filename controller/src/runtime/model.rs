@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use switchyard_probes::replication::mysql::sim::SimNetwork;
 use switchyard_probes::replication::{
     Credentials, Flavor, MemberSpec, MongoReplicaSet, MySqlReplicaSet, ReplicaSet, Rules, Timeouts,
 };
@@ -180,7 +181,18 @@ pub enum AdapterError {
 pub fn replica_sets(
     cfg: &Config,
 ) -> Result<BTreeMap<String, std::sync::Arc<dyn ReplicaSet>>, AdapterError> {
-    replica_sets_where(cfg, |_| true)
+    replica_sets_where(cfg, |_| true, None)
+}
+
+/// [`replica_sets`] (every member) or, with `region`, [`local_replica_sets`],
+/// whose MariaDB and MySQL members are the simulated servers of `network`
+/// (the simulator's; MongoDB sets stay as they are).
+pub fn simulated_replica_sets(
+    cfg: &Config,
+    region: Option<&str>,
+    network: &SimNetwork,
+) -> Result<BTreeMap<String, std::sync::Arc<dyn ReplicaSet>>, AdapterError> {
+    replica_sets_where(cfg, |m| region.is_none_or(|r| m.region == r), Some(network))
 }
 
 /// One adapter per database that has members in `region`, holding only
@@ -191,12 +203,13 @@ pub fn local_replica_sets(
     cfg: &Config,
     region: &str,
 ) -> Result<BTreeMap<String, std::sync::Arc<dyn ReplicaSet>>, AdapterError> {
-    replica_sets_where(cfg, |m| m.region == region)
+    replica_sets_where(cfg, |m| m.region == region, None)
 }
 
 fn replica_sets_where(
     cfg: &Config,
     keep: impl Fn(&config::Member) -> bool,
+    network: Option<&SimNetwork>,
 ) -> Result<BTreeMap<String, std::sync::Arc<dyn ReplicaSet>>, AdapterError> {
     let mut out: BTreeMap<String, std::sync::Arc<dyn ReplicaSet>> = BTreeMap::new();
     for db in &cfg.databases {
@@ -243,14 +256,16 @@ fn replica_sets_where(
                 // as the probes do: a member that cannot be reached within
                 // it is Down to them, and a failover's observation of a
                 // dead, cut-off old primary should not wait longer for it.
-                std::sync::Arc::new(
-                    MySqlReplicaSet::new(flavor, members, rules, repl)
-                        .map_err(spec_err)?
-                        .with_timeouts(Timeouts {
-                            connect: db.check.timeout,
-                            ..Timeouts::default()
-                        }),
-                )
+                let set = MySqlReplicaSet::new(flavor, members, rules, repl)
+                    .map_err(spec_err)?
+                    .with_timeouts(Timeouts {
+                        connect: db.check.timeout,
+                        ..Timeouts::default()
+                    });
+                std::sync::Arc::new(match network {
+                    Some(net) => set.simulated(net),
+                    None => set,
+                })
             }
             config::DatabaseKind::Mongodb => std::sync::Arc::new(
                 MongoReplicaSet::new(members, rules, db.check.timeout).map_err(spec_err)?,

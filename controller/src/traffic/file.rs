@@ -17,10 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::records::{RecordBook, RecordSpec};
-use super::{
-    Applied, RecordState, Target, TrafficBackend, TrafficChange, TrafficError, Weights, validate,
-};
+use super::records::RecordBook;
+use super::stored::{merge, stored_state};
+use super::{Applied, RecordState, TrafficBackend, TrafficChange, TrafficError, Weights, validate};
 
 /// Weights in a JSON file: `{ "record": { "region": weight } }` (a writer
 /// record is kept as `{ "member id": 1 }`).
@@ -88,42 +87,7 @@ fn io(path: &Path, e: std::io::Error) -> TrafficError {
 impl TrafficBackend for FileBackend {
     async fn read(&self, record: &str) -> Result<RecordState, TrafficError> {
         let stored = self.load()?.remove(record).unwrap_or_default();
-        let targets = match self.book.as_ref().and_then(|b| b.get(record)) {
-            None => stored
-                .into_iter()
-                .map(|(region, weight)| {
-                    (
-                        region,
-                        Target {
-                            value: None,
-                            weight,
-                        },
-                    )
-                })
-                .collect(),
-            Some(RecordSpec::Weighted(rec)) => stored
-                .into_iter()
-                .map(|(region, weight)| {
-                    let value = rec.values.get(&region).cloned();
-                    (region, Target { value, weight })
-                })
-                .collect(),
-            Some(RecordSpec::Writer(rec)) => stored
-                .into_iter()
-                .filter(|(_, w)| *w > 0)
-                .filter_map(|(member, _)| rec.members.get(&member))
-                .map(|t| {
-                    (
-                        t.region.clone(),
-                        Target {
-                            value: Some(t.value.clone()),
-                            weight: 1,
-                        },
-                    )
-                })
-                .collect(),
-        };
-        Ok(RecordState(targets))
+        Ok(stored_state(self.book.as_ref(), record, stored))
     }
 
     async fn apply_change(&self, change: &TrafficChange) -> Result<Applied, TrafficError> {
@@ -155,32 +119,6 @@ impl Drop for AbandonOnDrop {
 
 /// How often a waiting apply tries the lock again.
 const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// The file's content after `change`: each named record's complete weight
-/// set (regions it held and the change leaves out go to 0), each writer
-/// record pointing at its one member. Returns how many records differ.
-fn merge(all: &mut BTreeMap<String, Weights>, change: &TrafficChange) -> usize {
-    let mut changed = 0;
-    for c in &change.records {
-        let mut next: Weights = all
-            .get(&c.record)
-            .map(|old| old.keys().map(|r| (r.clone(), 0)).collect())
-            .unwrap_or_default();
-        next.extend(c.weights.iter().map(|(r, w)| (r.clone(), *w)));
-        if all.get(&c.record) != Some(&next) {
-            changed += 1;
-        }
-        all.insert(c.record.clone(), next);
-    }
-    for w in &change.writers {
-        let next: Weights = [(w.member.clone(), 1)].into();
-        if all.get(&w.record) != Some(&next) {
-            changed += 1;
-        }
-        all.insert(w.record.clone(), next);
-    }
-    changed
-}
 
 fn apply_locked(
     path: &Path,

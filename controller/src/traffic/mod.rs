@@ -20,9 +20,11 @@
 pub mod conformance;
 pub mod embedded;
 pub mod file;
+pub mod memory;
 pub mod records;
 pub mod route53;
 pub mod scale;
+mod stored;
 
 use std::collections::{BTreeMap, BTreeSet};
 

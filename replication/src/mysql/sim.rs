@@ -380,6 +380,15 @@ impl SimNetwork {
             .is_some_and(|s| s.up && !s.read_only)
     }
 
+    /// Whether the server answers at all (up, not cut): what a probe on
+    /// its side of every partition sees.
+    pub fn answers(&self, address: &str) -> bool {
+        self.lock()
+            .servers
+            .get(address)
+            .is_some_and(|s| s.up && !s.cut)
+    }
+
     /// The GTIDs the server has applied (its binlog state).
     pub fn applied(&self, address: &str) -> Option<String> {
         self.lock()
@@ -394,6 +403,13 @@ impl SimNetwork {
         let net = self.lock();
         !net.linked_from(self.client.as_deref(), address)
             || net.servers.get(address).is_some_and(|s| s.cut)
+    }
+
+    /// Waits while nothing from `address` reaches this view.
+    async fn until_answered(&self, address: &str) {
+        while self.is_cut(address) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Opens a session to `address`, as a connect would.
@@ -426,8 +442,12 @@ impl SimNetwork {
                 address: address.to_string(),
                 id,
             }),
-            // Nothing answers a cut server: the caller's timeout ends this.
-            None => std::future::pending().await,
+            // Nothing answers a cut server until the cut heals (TCP
+            // retries its SYN); the caller's timeout may end this first.
+            None => {
+                self.until_answered(address).await;
+                Box::pin(self.open(address)).await
+            }
         }
     }
 }
@@ -584,9 +604,9 @@ impl SimSession {
         if let Some(args) = sql.strip_prefix("SELECT MASTER_GTID_WAIT(") {
             return self.wait(args).await;
         }
-        if self.net.is_cut(&self.address) {
-            return std::future::pending().await;
-        }
+        // A statement sent across a cut arrives once it heals (TCP
+        // retransmits); the caller's timeout may end the wait first.
+        self.net.until_answered(&self.address).await;
         let mut net = self.net.lock();
         let id = self.id;
         let s = net.session(&self.address, id)?;

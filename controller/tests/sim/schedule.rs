@@ -1,0 +1,95 @@
+//! A seeded fault schedule: which faults, where, when and for how long.
+//! The same seed gives the same schedule on every machine (the generator
+//! is `StdRng` of the locked `rand`), so a failing seed is replayed with
+//! `SIM_SEED=<seed>`.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::world::REGIONS;
+
+/// One fault, started at `at` and healed `lasts` later (a crash is
+/// healed by a restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// When it starts, from the simulation's start.
+    pub at: Duration,
+    /// How long until it heals.
+    pub lasts: Duration,
+    /// What it is.
+    pub kind: Kind,
+}
+
+/// The faults the simulator injects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// The member that is writable at `at` crashes (restarted when the
+    /// fault heals).
+    CrashPrimary,
+    /// Two regions lose each other: controllers, probes, applications,
+    /// members.
+    Cut(&'static str, &'static str),
+    /// A region loses both others.
+    Isolate(&'static str),
+    /// A region's controller loses etcd.
+    EtcdCut(&'static str),
+    /// A region loses both others and etcd: a region outage as the rest
+    /// sees it, with everything inside still running.
+    Sever(&'static str),
+    /// A region's service endpoint fails its checks.
+    ServiceDown(&'static str),
+}
+
+/// When every fault has healed, at the latest.
+pub const FAULTS_END: Duration = Duration::from_secs(45);
+
+/// The schedule of `seed`: one to four faults in the first 40 s, each
+/// healed by [`FAULTS_END`].
+pub fn schedule(seed: u64) -> Vec<Fault> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = rng.random_range(1..=4);
+    let mut faults: Vec<Fault> = (0..n)
+        .map(|_| {
+            let at = Duration::from_millis(rng.random_range(5_000..40_000));
+            let most = FAULTS_END.saturating_sub(at).as_millis() as u64;
+            let lasts = Duration::from_millis(rng.random_range(500..=most.max(501)));
+            let region = |rng: &mut StdRng| REGIONS[rng.random_range(0..REGIONS.len())];
+            let kind = match rng.random_range(0..6) {
+                0 => Kind::CrashPrimary,
+                1 => {
+                    let a = region(&mut rng);
+                    let b = loop {
+                        let b = region(&mut rng);
+                        if b != a {
+                            break b;
+                        }
+                    };
+                    Kind::Cut(a, b)
+                }
+                2 => Kind::Isolate(region(&mut rng)),
+                3 => Kind::EtcdCut(region(&mut rng)),
+                4 => Kind::Sever(region(&mut rng)),
+                _ => Kind::ServiceDown(region(&mut rng)),
+            };
+            Fault { at, lasts, kind }
+        })
+        .collect();
+    faults.sort_by_key(|f| f.at);
+    faults
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_always_gives_the_same_schedule() {
+        for seed in 0..50 {
+            assert_eq!(schedule(seed), schedule(seed));
+            assert!(schedule(seed).iter().all(|f| f.at + f.lasts <= FAULTS_END));
+        }
+        assert_ne!(schedule(1), schedule(2));
+    }
+}

@@ -1,0 +1,407 @@
+//! One simulated cluster: three regions, each with a controller, a probe
+//! and a MariaDB member; the in-memory etcd ([`MemKv`]), the simulated
+//! MariaDB servers ([`SimNetwork`]) and the in-memory DNS provider
+//! ([`MemoryBackend`]). The controllers run their real control loops
+//! ([`loops::spawn`]); only what is outside them is simulated: the network
+//! (who reaches whom), the probes' reports, and the peers' pings.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use switchyard_controller::api::ingest::Aggregator;
+use switchyard_controller::clock::Clock;
+use switchyard_controller::config::{self, Config};
+use switchyard_controller::engine::{Observation, TargetId};
+use switchyard_controller::runtime::{loops, model};
+use switchyard_controller::store::Store;
+use switchyard_controller::store::kv::model::MemKv;
+use switchyard_controller::traffic::memory::MemoryBackend;
+use switchyard_controller::traffic::records::RecordBook;
+use switchyard_controller::traffic::{RecordChange, TrafficBackend};
+use switchyard_probes::replication::mysql::sim::SimNetwork;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The regions, in priority order.
+pub const REGIONS: [&str; 3] = ["a", "b", "c"];
+/// The weighted record.
+pub const RECORD: &str = "api.sim.test.";
+/// How often the simulated probes report.
+pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+/// A member's address.
+pub fn member(region: &str) -> String {
+    format!("db-{region}:3306")
+}
+
+/// A controller's id.
+pub fn controller(region: &str) -> String {
+    format!("ctl-{region}")
+}
+
+/// The application of a region: the client whose reach decides whether
+/// a writable member is "reachable by clients".
+pub fn app(region: &str) -> String {
+    format!("app-{region}")
+}
+
+/// Wall-clock time that moves with tokio's (paused) clock.
+#[derive(Debug)]
+pub struct SimClock {
+    start: tokio::time::Instant,
+    at: DateTime<Utc>,
+}
+
+impl SimClock {
+    fn new() -> Self {
+        SimClock {
+            start: tokio::time::Instant::now(),
+            at: DateTime::from_timestamp(1_800_000_000, 0).expect("a valid time"),
+        }
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.at + chrono::TimeDelta::from_std(self.start.elapsed()).unwrap_or_default()
+    }
+}
+
+/// The cluster's config: lease TTLs as production's defaults would have
+/// them, automatic database failover.
+fn config_text(dir: &Path) -> String {
+    std::fs::write(dir.join("admin.secret"), "x").expect("secret");
+    let mut t = format!(
+        r#"cluster = "sim"
+
+[etcd]
+endpoints = ["http://etcd.sim:2379"]
+lease_ttl = "3s"
+
+[dns]
+backend = "file"
+path = "{weights}"
+
+[policy]
+fall = 2
+rise = 2
+quorum = 2
+stale_after = "8s"
+max_evacuated = 1
+failback = "manual"
+db_failover = "auto"
+
+[credentials.admin]
+user = "admin"
+password = {{ file = "{secret}" }}
+"#,
+        weights = dir.join("weights.json").display(),
+        secret = dir.join("admin.secret").display(),
+    );
+    for (i, r) in REGIONS.iter().enumerate() {
+        t.push_str(&format!(
+            "\n[[regions]]\nname = \"{r}\"\nweight = 100\npriority = {}\n\
+             \n[[controllers]]\nid = \"{}\"\nregion = \"{r}\"\nlisten = \"127.0.0.1:{}\"\n",
+            i + 1,
+            controller(r),
+            7400 + i
+        ));
+    }
+    t.push_str(&format!(
+        "\n[[services]]\nname = \"api\"\nrecord = \"{RECORD}\"\nttl = 30\n"
+    ));
+    for (i, r) in REGIONS.iter().enumerate() {
+        t.push_str(&format!(
+            "\n[[services.endpoints]]\nregion = \"{r}\"\nvalue = \"192.0.2.{}\"\ntarget = \"10.0.{i}.1:80\"\n",
+            i + 1
+        ));
+    }
+    t.push_str("\n[[services.checks]]\nkind = \"tcp\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n");
+    t.push_str(
+        "\n[[databases]]\nname = \"orders\"\nkind = \"mariadb\"\nmax_lag = \"10s\"\n\
+         credentials = \"admin\"\n",
+    );
+    for r in REGIONS {
+        t.push_str(&format!(
+            "\n[[databases.members]]\nid = \"m-{r}\"\nregion = \"{r}\"\naddress = \"{}\"\n",
+            member(r)
+        ));
+    }
+    t
+}
+
+/// One controller as the simulation runs it.
+struct Node {
+    region: &'static str,
+    link: Arc<MemKv>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    running: Option<loops::Running>,
+    peers: watch::Sender<BTreeSet<String>>,
+    with_etcd: watch::Sender<BTreeSet<String>>,
+    aggregator: Arc<Aggregator>,
+}
+
+/// The simulated cluster and its network.
+pub struct World {
+    cfg: Config,
+    /// etcd.
+    pub kv: MemKv,
+    /// The MariaDB servers.
+    pub net: SimNetwork,
+    /// The DNS provider.
+    pub dns: MemoryBackend,
+    clock: Arc<SimClock>,
+    nodes: Vec<Node>,
+    /// Regions whose service endpoint is down.
+    pub service_down: BTreeSet<&'static str>,
+    /// Pairs of regions cut from each other (both ways).
+    pub cut: BTreeSet<(&'static str, &'static str)>,
+    /// Controllers cut from etcd.
+    pub etcd_cut: BTreeSet<&'static str>,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    /// Builds the cluster with the member of `primary` primary (the others
+    /// replicating from it) and the weights at 100 each, and starts the
+    /// controllers (`ctl-a` campaigns first and leads).
+    pub async fn start(primary: &str) -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config::parse(&config_text(dir.path()))
+            .unwrap_or_else(|d| panic!("the simulation's config: {d:?}"))
+            .config;
+        let net = SimNetwork::new();
+        for (i, r) in REGIONS.iter().enumerate() {
+            net.add_server(&member(r), 1 + i as u32);
+        }
+        for r in REGIONS.iter().filter(|r| **r != primary) {
+            net.replicate(&member(r), &member(primary));
+        }
+        let dns = MemoryBackend::with_records(RecordBook::from_config(&cfg));
+        dns.apply(&[RecordChange {
+            record: RECORD.into(),
+            weights: REGIONS.iter().map(|r| (r.to_string(), 100)).collect(),
+        }])
+        .await
+        .expect("initial weights");
+        let mut world = World {
+            cfg,
+            kv: MemKv::new(),
+            net,
+            dns,
+            clock: Arc::new(SimClock::new()),
+            nodes: Vec::new(),
+            service_down: BTreeSet::new(),
+            cut: BTreeSet::new(),
+            etcd_cut: BTreeSet::new(),
+            _dir: dir,
+        };
+        for r in REGIONS {
+            let node = world.node(r);
+            world.nodes.push(node);
+        }
+        world.publish_peers();
+        world
+    }
+
+    fn node(&self, region: &'static str) -> Node {
+        let id = controller(region);
+        let me = self
+            .cfg
+            .controllers
+            .iter()
+            .find(|c| c.id == id)
+            .expect("declared")
+            .clone();
+        let link = Arc::new(self.kv.connect());
+        let store = Store::on(link.clone(), &self.cfg.cluster);
+        let client = self.net.as_client(&id);
+        let databases =
+            model::simulated_replica_sets(&self.cfg, None, &client).expect("replica sets");
+        let local_sets = model::simulated_replica_sets(&self.cfg, Some(region), &client)
+            .expect("local replica sets");
+        let aggregator = Arc::new(Aggregator::new(model::policy(&self.cfg)));
+        let (stop, shutdown) = watch::channel(false);
+        let (peers, peers_rx) = watch::channel(BTreeSet::new());
+        let (with_etcd, with_etcd_rx) = watch::channel(BTreeSet::new());
+        let state_dir = self._dir.path().join(&id);
+        std::fs::create_dir_all(&state_dir).expect("state dir");
+        let mut tasks = JoinSet::new();
+        let running = loops::spawn(
+            loops::Parts {
+                cfg: self.cfg.clone(),
+                me,
+                store,
+                traffic: Arc::new(self.dns.clone()),
+                databases,
+                local_sets,
+                aggregator: aggregator.clone(),
+                clock: self.clock.clone(),
+                state_dir,
+                advertised: format!("{id}.sim:7400"),
+            },
+            loops::PeerInputs {
+                reachable: peers_rx,
+                with_etcd: with_etcd_rx,
+            },
+            &mut tasks,
+            shutdown,
+        );
+        Node {
+            region,
+            link,
+            stop,
+            tasks,
+            running: Some(running),
+            peers,
+            with_etcd,
+            aggregator,
+        }
+    }
+
+    /// Whether regions `a` and `b` reach each other.
+    pub fn linked(&self, a: &str, b: &str) -> bool {
+        a == b
+            || !self
+                .cut
+                .iter()
+                .any(|(x, y)| (*x == a && *y == b) || (*x == b && *y == a))
+    }
+
+    /// Cuts region `a` from region `b` (or heals the cut): their
+    /// controllers, probes, applications and members lose each other.
+    pub fn set_cut(&mut self, a: &'static str, b: &'static str, cut: bool) {
+        let pair = if a < b { (a, b) } else { (b, a) };
+        if cut {
+            self.cut.insert(pair);
+        } else {
+            self.cut.remove(&pair);
+        }
+        let side = |r: &str| [controller(r), app(r), member(r)];
+        for x in side(a) {
+            for y in side(b) {
+                self.net.partition(&x, &y, cut);
+            }
+        }
+        self.publish_peers();
+    }
+
+    /// Cuts a region's controller from etcd (or heals it).
+    pub fn set_etcd_cut(&mut self, region: &'static str, cut: bool) {
+        if cut {
+            self.etcd_cut.insert(region);
+        } else {
+            self.etcd_cut.remove(region);
+        }
+        if let Some(n) = self.nodes.iter().find(|n| n.region == region) {
+            n.link.set_reachable(!cut);
+        }
+        self.publish_peers();
+    }
+
+    /// What each controller's pings would say now: the peers it reaches,
+    /// and which of those reach etcd.
+    fn publish_peers(&self) {
+        for n in &self.nodes {
+            let reachable: BTreeSet<String> = self
+                .nodes
+                .iter()
+                .filter(|p| p.region != n.region && self.linked(n.region, p.region))
+                .map(|p| controller(p.region))
+                .collect();
+            let with_etcd = self
+                .nodes
+                .iter()
+                .filter(|p| reachable.contains(&controller(p.region)))
+                .filter(|p| !self.etcd_cut.contains(p.region))
+                .map(|p| controller(p.region))
+                .collect();
+            n.peers.send_replace(reachable);
+            n.with_etcd.send_replace(with_etcd);
+        }
+    }
+
+    /// One round of probe reports: each region's probe checks every
+    /// service endpoint and member it can reach, and its report reaches
+    /// the controllers it can reach.
+    pub fn probe_round(&self) {
+        let at = self.clock.now();
+        for vantage in REGIONS {
+            let mut seen = Vec::new();
+            for r in REGIONS {
+                let reach = self.linked(vantage, r);
+                seen.push(Observation {
+                    target: TargetId::service("api", r),
+                    vantage: vantage.to_string(),
+                    ok: reach && !self.service_down.contains(r),
+                    observed_at: at,
+                });
+                seen.push(Observation {
+                    target: TargetId::db_member("orders", &format!("m-{r}")),
+                    vantage: vantage.to_string(),
+                    ok: reach && self.net.answers(&member(r)),
+                    observed_at: at,
+                });
+            }
+            for n in &self.nodes {
+                if self.linked(vantage, n.region) {
+                    for o in &seen {
+                        n.aggregator.record(o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The members some region's application can write on now.
+    pub fn writable_by_clients(&self) -> BTreeSet<String> {
+        REGIONS
+            .iter()
+            .flat_map(|a| {
+                REGIONS
+                    .iter()
+                    .filter(move |m| self.net.writable_from(&app(a), &member(m)))
+                    .map(|m| member(m))
+            })
+            .collect()
+    }
+
+    /// The primary of `orders` as etcd records it.
+    pub async fn recorded_primary(&self) -> Option<String> {
+        use switchyard_controller::store::kv::Kv;
+        let kv = self
+            .kv
+            .get(&format!(
+                "/switchyard/{}/state/databases/orders",
+                self.cfg.cluster
+            ))
+            .await
+            .ok()??;
+        let v: serde_json::Value = serde_json::from_slice(&kv.value).ok()?;
+        v.get("primary")?.as_str().map(str::to_string)
+    }
+
+    /// Every record's weights as the DNS provider holds them.
+    pub fn weights(&self) -> BTreeMap<String, BTreeMap<String, u32>> {
+        self.dns.snapshot()
+    }
+
+    /// Stops every controller (they resign), and waits for them.
+    pub async fn stop(mut self) {
+        for n in &self.nodes {
+            n.stop.send_replace(true);
+        }
+        for n in &mut self.nodes {
+            if let Some(r) = n.running.take() {
+                let _ = r.leader.await;
+                let _ = r.election.await;
+            }
+            n.tasks.abort_all();
+            while n.tasks.join_next().await.is_some() {}
+        }
+    }
+}
