@@ -657,3 +657,46 @@ async fn writer_scenario(
     );
     Ok(())
 }
+
+/// A primary that comes back read-only with no fence recorded — a server
+/// restarted with `read_only = ON` in its own config, as `SAFETY.md` asks
+/// members to be configured, before anyone replaced it; here the variable
+/// is set by hand, which leaves the same state — takes writes again: the
+/// leader lifts it through a journaled unfence, and it stays the primary.
+/// Found by the simulator (`docs/SIMULATION.md`); before, every write was
+/// refused until a person acted, because the probes see such a primary up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_back_read_only_without_a_fence_takes_writes_again() -> anyhow::Result<()> {
+    let db = MariaDbTopology::start(2)
+        .await
+        .map_err(|e| e.context("starting the MariaDB topology"))?;
+    let cl = cluster_for(&db).await?;
+    let _fleet = all_up(&cl);
+    let store = Store::connect(&cl.etcd.endpoints(), &cl.cluster).await?;
+    let result = async {
+        wait_lease(&store, "ctl-a", "m0").await?;
+        db.exec(0, "SET GLOBAL read_only = ON").await?;
+        wait_for(
+            "the leader to make m0 writable again",
+            Duration::from_secs(40),
+            || async {
+                match db.variable(0, "read_only").await {
+                    Ok(v) if v == "0" => Ok(()),
+                    other => Err(format!("read_only {other:?}")),
+                }
+            },
+        )
+        .await?;
+        let state = db_state(&store).await.map_err(anyhow::Error::msg)?;
+        assert_eq!(state["primary"], "m0", "{state}");
+        db.exec(0, "CREATE DATABASE back_in_business").await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if result.is_err() {
+        for c in &cl.controllers {
+            eprintln!("--- {} log ---\n{}", c.id(), c.log());
+        }
+    }
+    result
+}

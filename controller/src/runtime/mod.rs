@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod peers;
 pub mod probe_plan;
+pub mod read_only_primary;
 pub mod rejoin;
 pub mod retry;
 
