@@ -25,6 +25,17 @@ const TTL: Duration = Duration::from_secs(2);
 /// Longest (virtual) wait for a role change.
 const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Node A leads and has written the pause key under its fence; node B
+/// campaigns behind it: where both fencing tests start.
+async fn a_leads_b_waits(etcd: &MemKv) -> anyhow::Result<(Node, Leadership, Node, String)> {
+    let mut a = Node::start(etcd, "a:7000");
+    let lead_a = a.leads().await;
+    let b = Node::start(etcd, "b:7000");
+    let pause = a.store.keys().pause();
+    a.store.fenced_put(&lead_a, pause.clone(), &"a").await?;
+    Ok((a, lead_a, b, pause))
+}
+
 /// A controller's election on its own link to the model.
 struct Node {
     link: MemKv,
@@ -126,11 +137,7 @@ async fn one_node_leads_and_the_next_takes_over_when_it_resigns() -> anyhow::Res
 #[tokio::test(start_paused = true)]
 async fn a_leader_cut_off_past_its_lease_is_fenced_out() -> anyhow::Result<()> {
     let etcd = MemKv::new();
-    let mut a = Node::start(&etcd, "a:7000");
-    let lead_a = a.leads().await;
-    let mut b = Node::start(&etcd, "b:7000");
-    let pause = a.store.keys().pause();
-    a.store.fenced_put(&lead_a, pause.clone(), &"a").await?;
+    let (a, lead_a, mut b, pause) = a_leads_b_waits(&etcd).await?;
 
     // A loses etcd: its lease runs out on etcd's clock, and B wins.
     a.link.set_reachable(false);
@@ -161,11 +168,7 @@ async fn a_leader_cut_off_past_its_lease_is_fenced_out() -> anyhow::Result<()> {
 #[tokio::test(start_paused = true)]
 async fn the_fence_refuses_a_leader_whose_key_another_node_took() -> anyhow::Result<()> {
     let etcd = MemKv::new();
-    let mut a = Node::start(&etcd, "a:7000");
-    let lead_a = a.leads().await;
-    let mut b = Node::start(&etcd, "b:7000");
-    let pause = a.store.keys().pause();
-    a.store.fenced_put(&lead_a, pause.clone(), &"a").await?;
+    let (a, lead_a, mut b, pause) = a_leads_b_waits(&etcd).await?;
 
     // A's lease ends behind its back (etcd lost it); B takes the seat
     // before A's keeper notices.

@@ -21,7 +21,7 @@ use crate::fence::local::FenceRecord;
 use crate::runtime::lanes::{Lane, Lanes};
 use crate::runtime::metrics as m;
 use crate::runtime::retry::RetryBook;
-use crate::runtime::{control, read_only_primary, rejoin};
+use crate::runtime::{control, rejoin};
 use crate::store::kv::Op;
 use crate::store::{LEASE_MARGIN, Leadership, Role, Store, StoreError};
 use crate::traffic::TrafficBackend;
@@ -380,9 +380,6 @@ struct Term {
     /// Whether this term has taken over the gate waits its predecessor
     /// published.
     inherited_holds: bool,
-    /// Per database, the watch for a recorded primary that came back
-    /// read-only ([`read_only_primary`]).
-    read_only: BTreeMap<String, read_only_primary::Watch>,
 }
 
 /// Who started an action, to know what to do with its outcome.
@@ -931,9 +928,8 @@ async fn discover_primaries(
 /// Lifts the fence of a recorded primary whose region's controller fenced
 /// it (an isolation that healed before anyone was promoted) once its region
 /// is healthy or recovering again: otherwise it would stay read-only with nobody to
-/// replace it. The same for a recorded primary that restarted read-only
-/// with no fence to explain it ([`read_only_primary`]). Through the
-/// journal, in the database's lane, like every action.
+/// replace it. Through the journal, in the database's lane, like every
+/// action.
 async fn lift_fences(
     ctx: &LeaderContext,
     leader: &Leadership,
@@ -959,7 +955,6 @@ async fn lift_fences(
             .and_then(|m| control.regions.get(&m.region))
             .is_some_and(|r| matches!(r.status, RegionStatus::Healthy | RegionStatus::Recovering));
         if !healthy {
-            st.read_only.remove(db);
             continue;
         }
         let record: Option<FenceRecord> = match ctx
@@ -970,34 +965,20 @@ async fn lift_fences(
             Ok(r) => r,
             Err(_) => continue,
         };
-        let reasons = match record {
-            Some(record) => {
-                st.read_only.remove(db);
-                vec![
-                    format!(
-                        "{} was fenced at {}: {}",
-                        d.primary,
-                        record.at.to_rfc3339(),
-                        record.reason
-                    ),
-                    "it is still the recorded primary and its region is healthy again".to_string(),
-                ]
-            }
-            None => {
-                if !restarted_read_only(ctx, st, db, &d.primary).await {
-                    continue;
-                }
-                vec![
-                    format!(
-                        "{} is the recorded primary, up and read-only for {:?} with no fence \
-                         recorded (restarted with read_only = ON before anyone replaced it)",
-                        d.primary,
-                        read_only_primary::HOLD
-                    ),
-                    "every other member is read-only and its region is healthy".to_string(),
-                ]
-            }
-        };
+        // No record, no lift: a primary read-only without one may be
+        // fenced by its region's controller, cut from etcd, whose record
+        // has not arrived yet (docs/SIMULATION.md, seed 1721).
+        let Some(record) = record else { continue };
+        let reasons = vec![
+            format!(
+                "{} was fenced at {}: {}",
+                d.primary,
+                record.at.to_rfc3339(),
+                record.reason
+            ),
+            "it is still the recorded primary and its region is healthy or recovering again"
+                .to_string(),
+        ];
         let action = ActionSpec::Unfence {
             database: db.clone(),
             member: d.primary.clone(),
@@ -1013,26 +994,6 @@ async fn lift_fences(
         );
     }
     Ok(())
-}
-
-/// Looks at `db` when due; true once its recorded primary `primary` has
-/// been seen restarted read-only for [`read_only_primary::HOLD`].
-async fn restarted_read_only(ctx: &LeaderContext, st: &mut Term, db: &str, primary: &str) -> bool {
-    let now = tokio::time::Instant::now();
-    let watch = st.read_only.get(db).copied().unwrap_or_default();
-    if !read_only_primary::due(&watch, now) {
-        return false;
-    }
-    let Some(set) = ctx.databases.get(db) else {
-        return false;
-    };
-    let seen = match tokio::time::timeout(read_only_primary::CHECK_EVERY, set.observe()).await {
-        Ok(Ok(snapshot)) => read_only_primary::restarted_read_only(&snapshot, primary),
-        _ => false,
-    };
-    let (watch, act) = read_only_primary::after_look(watch, seen, tokio::time::Instant::now());
-    st.read_only.insert(db.to_string(), watch);
-    act
 }
 
 /// Points every writer record that does not name its database's recorded

@@ -15,7 +15,6 @@ pub mod metrics;
 pub mod model;
 pub mod peers;
 pub mod probe_plan;
-pub mod read_only_primary;
 pub mod rejoin;
 pub mod retry;
 

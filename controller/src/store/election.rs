@@ -186,7 +186,15 @@ async fn term(
     // with the lease (etcd's API deleted it when its campaign call was
     // dropped).
     let candidacy = tokio::select! {
-        r = store.campaign(&config.name, &config.value, lease) => r?,
+        r = store.campaign(&config.name, &config.value, lease) => match r {
+            Ok(c) => c,
+            Err(e) => {
+                // The next term campaigns under a new lease: this one's
+                // key must not stay queued ahead of it until its TTL.
+                revoke(store, lease).await;
+                return Err(e);
+            }
+        },
         _ = lost(&mut expired_rx) => {
             revoke(store, lease).await;
             return Err(StoreError::Unavailable("lease expired while campaigning".into()));

@@ -25,6 +25,8 @@ struct Shared {
     records: Mutex<BTreeMap<String, Weights>>,
     down: AtomicBool,
     applied: AtomicU64,
+    /// Counts applied changes, for whoever checks after each one.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl MemoryBackend {
@@ -47,6 +49,12 @@ impl MemoryBackend {
     /// member): what the simulator's invariants read.
     pub fn snapshot(&self) -> BTreeMap<String, Weights> {
         self.lock().clone()
+    }
+
+    /// The applied changes as a counter that moves on each: wait on it to
+    /// check the weights after every change.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 
     /// How many changes were applied (whole, each counted once).
@@ -87,6 +95,7 @@ impl TrafficBackend for MemoryBackend {
         }
         let changed = merge(&mut self.lock(), change);
         self.inner.applied.fetch_add(1, Ordering::SeqCst);
+        self.inner.changes.send_modify(|n| *n += 1);
         Ok(Applied { changed })
     }
 }

@@ -70,8 +70,8 @@ impl Clock for SimClock {
     }
 }
 
-/// The cluster's config: lease TTLs as production's defaults would have
-/// them, automatic database failover.
+/// The cluster's config: a 3 s election lease (so a 6 s primary lease),
+/// shorter than production's 5 s, automatic database failover.
 fn config_text(dir: &Path) -> String {
     std::fs::write(dir.join("admin.secret"), "x").expect("secret");
     let mut t = format!(
@@ -133,6 +133,28 @@ password = {{ file = "{secret}" }}
     t
 }
 
+/// Counts one more fault holding `key` (`on`) or one fewer; true when
+/// that changed whether any holds it.
+fn hold<K: Ord>(counts: &mut BTreeMap<K, u32>, key: K, on: bool) -> bool {
+    if on {
+        let n = counts.entry(key).or_insert(0);
+        *n += 1;
+        *n == 1
+    } else {
+        match counts.get_mut(&key) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                counts.remove(&key);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// One controller as the simulation runs it.
 struct Node {
     region: &'static str,
@@ -156,12 +178,14 @@ pub struct World {
     pub dns: MemoryBackend,
     clock: Arc<SimClock>,
     nodes: Vec<Node>,
-    /// Regions whose service endpoint is down.
-    pub service_down: BTreeSet<&'static str>,
-    /// Pairs of regions cut from each other (both ways).
-    pub cut: BTreeSet<(&'static str, &'static str)>,
-    /// Controllers cut from etcd.
-    pub etcd_cut: BTreeSet<&'static str>,
+    /// Regions whose service endpoint is down, with how many faults hold
+    /// it down (overlapping faults heal one at a time).
+    pub service_down: BTreeMap<&'static str, u32>,
+    /// Pairs of regions cut from each other (both ways), with how many
+    /// faults hold the cut.
+    pub cut: BTreeMap<(&'static str, &'static str), u32>,
+    /// Controllers cut from etcd, with how many faults hold the cut.
+    pub etcd_cut: BTreeMap<&'static str, u32>,
     _dir: tempfile::TempDir,
 }
 
@@ -195,9 +219,9 @@ impl World {
             dns,
             clock: Arc::new(SimClock::new()),
             nodes: Vec::new(),
-            service_down: BTreeSet::new(),
-            cut: BTreeSet::new(),
-            etcd_cut: BTreeSet::new(),
+            service_down: BTreeMap::new(),
+            cut: BTreeMap::new(),
+            etcd_cut: BTreeMap::new(),
             _dir: dir,
         };
         for r in REGIONS {
@@ -268,7 +292,7 @@ impl World {
         a == b
             || !self
                 .cut
-                .iter()
+                .keys()
                 .any(|(x, y)| (*x == a && *y == b) || (*x == b && *y == a))
     }
 
@@ -276,10 +300,8 @@ impl World {
     /// controllers, probes, applications and members lose each other.
     pub fn set_cut(&mut self, a: &'static str, b: &'static str, cut: bool) {
         let pair = if a < b { (a, b) } else { (b, a) };
-        if cut {
-            self.cut.insert(pair);
-        } else {
-            self.cut.remove(&pair);
+        if !hold(&mut self.cut, pair, cut) {
+            return;
         }
         let side = |r: &str| [controller(r), app(r), member(r)];
         for x in side(a) {
@@ -290,12 +312,16 @@ impl World {
         self.publish_peers();
     }
 
+    /// Takes a region's service endpoint down (or brings it back, once no
+    /// other fault holds it down).
+    pub fn set_service_down(&mut self, region: &'static str, down: bool) {
+        hold(&mut self.service_down, region, down);
+    }
+
     /// Cuts a region's controller from etcd (or heals it).
     pub fn set_etcd_cut(&mut self, region: &'static str, cut: bool) {
-        if cut {
-            self.etcd_cut.insert(region);
-        } else {
-            self.etcd_cut.remove(region);
+        if !hold(&mut self.etcd_cut, region, cut) {
+            return;
         }
         if let Some(n) = self.nodes.iter().find(|n| n.region == region) {
             n.link.set_reachable(!cut);
@@ -317,7 +343,7 @@ impl World {
                 .nodes
                 .iter()
                 .filter(|p| reachable.contains(&controller(p.region)))
-                .filter(|p| !self.etcd_cut.contains(p.region))
+                .filter(|p| !self.etcd_cut.contains_key(p.region))
                 .map(|p| controller(p.region))
                 .collect();
             n.peers.send_replace(reachable);
@@ -337,7 +363,7 @@ impl World {
                 seen.push(Observation {
                     target: TargetId::service("api", r),
                     vantage: vantage.to_string(),
-                    ok: reach && !self.service_down.contains(r),
+                    ok: reach && !self.service_down.contains_key(r),
                     observed_at: at,
                 });
                 seen.push(Observation {

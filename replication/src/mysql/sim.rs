@@ -70,6 +70,10 @@ pub const ER_READ_ONLY: u16 = 1290;
 #[derive(Clone, Default)]
 pub struct SimNetwork {
     inner: Arc<Mutex<Net>>,
+    /// Bumped on every change of who is writable or reachable
+    /// (`read_only`, crash, restart, cut, link): a simulator checks its
+    /// invariants after each, not on a sampling period.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
     /// Who this view's sessions and writes come from (`None`: from
     /// everywhere, stopped by no partition).
     client: Option<Arc<str>>,
@@ -196,8 +200,19 @@ impl SimNetwork {
     pub fn as_client(&self, client: &str) -> SimNetwork {
         SimNetwork {
             inner: self.inner.clone(),
+            changes: self.changes.clone(),
             client: Some(client.into()),
         }
+    }
+
+    /// Changes of who is writable or reachable, as a counter that moves on
+    /// each: wait on it to check after every change.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// Drops (`true`) or restores the packets from `from` to `to` (a
@@ -219,6 +234,8 @@ impl SimNetwork {
         } else {
             net.dropped.remove(&link);
         }
+        drop(net);
+        self.changed();
     }
 
     /// Partitions `a` from `b` both ways (`true`), or heals the link.
@@ -331,6 +348,7 @@ impl SimNetwork {
             s.repl.connected = false;
             s.sessions.clear();
         }
+        self.changed();
     }
 
     /// Restarts a crashed server as its configuration has it: read-only,
@@ -345,6 +363,7 @@ impl SimNetwork {
                 s.repl.io_error = None;
             }
         }
+        self.changed();
     }
 
     /// Cuts (`true`) or heals the server's network: while cut nothing
@@ -354,6 +373,7 @@ impl SimNetwork {
             s.cut = cut;
             s.repl.connected &= !cut;
         }
+        self.changed();
     }
 
     /// Stops the server's applier (`STOP SLAVE SQL_THREAD`).
@@ -614,10 +634,14 @@ impl SimSession {
         match sql {
             "SET GLOBAL read_only = ON" => {
                 s.read_only = true;
+                drop(net);
+                self.net.changed();
                 none
             }
             "SET GLOBAL read_only = OFF" => {
                 s.read_only = false;
+                drop(net);
+                self.net.changed();
                 none
             }
             "STOP SLAVE" => {

@@ -83,6 +83,20 @@ fn address(member: &str) -> String {
     format!("sim-{member}:3306")
 }
 
+/// The three simulated members as the adapter is given them.
+fn specs() -> Vec<MemberSpec> {
+    (0..3)
+        .map(|i| {
+            MemberSpec::new(
+                id(i),
+                "local",
+                address(&id(i)),
+                Credentials::new("admin", "x"),
+            )
+        })
+        .collect()
+}
+
 impl Sim {
     /// db0 writable, db1 and db2 replicating from it; and the adapter.
     fn start() -> (Sim, MySqlReplicaSet) {
@@ -93,16 +107,7 @@ impl Sim {
         for i in 1..3 {
             net.replicate(&address(&id(i)), &address(&id(0)));
         }
-        let specs = (0..3)
-            .map(|i| {
-                MemberSpec::new(
-                    id(i),
-                    "local",
-                    address(&id(i)),
-                    Credentials::new("admin", "x"),
-                )
-            })
-            .collect();
+        let specs = specs();
         let rules = Rules {
             max_lag: Duration::from_secs(10),
             catch_up_timeout: Duration::from_secs(5),
@@ -208,16 +213,7 @@ impl Sim {
     /// The adapter as controller `client` would run it: its sessions come
     /// from `client`, so a partition can stop them and not another's.
     fn adapter_of(&self, client: &str) -> MySqlReplicaSet {
-        let specs = (0..3)
-            .map(|i| {
-                MemberSpec::new(
-                    id(i),
-                    "local",
-                    address(&id(i)),
-                    Credentials::new("admin", "x"),
-                )
-            })
-            .collect();
+        let specs = specs();
         MySqlReplicaSet::new(
             Flavor::MariaDb,
             specs,
