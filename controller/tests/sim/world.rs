@@ -411,6 +411,30 @@ impl World {
         v.get("primary")?.as_str().map(str::to_string)
     }
 
+    /// Whether etcd holds a fence record for `orders` member `id` (an
+    /// isolation fence whose record arrived).
+    pub async fn fence_recorded(&self, id: &str) -> bool {
+        use switchyard_controller::store::Keys;
+        use switchyard_controller::store::kv::Kv;
+        let key = Keys::new(&self.cfg.cluster).fence("orders", id);
+        matches!(self.kv.get(&key).await, Ok(Some(_)))
+    }
+
+    /// Whether history holds an `unfence` refused as a conflict (another
+    /// member unreadable, so maybe writable): the leader retries it on the
+    /// slow backoff of refusals (30 s, doubling to 10 min).
+    pub async fn unfence_refused(&self) -> bool {
+        use switchyard_controller::store::kv::{Kv, RangeQuery};
+        let prefix = format!("/switchyard/{}/history/", self.cfg.cluster);
+        let Ok(range) = self.kv.range(&RangeQuery::prefix(prefix)).await else {
+            return false;
+        };
+        range.kvs.iter().any(|kv| {
+            let v = String::from_utf8_lossy(&kv.value);
+            v.contains("\"unfence orders: conflict")
+        })
+    }
+
     /// Every record's weights as the DNS provider holds them.
     pub fn weights(&self) -> BTreeMap<String, BTreeMap<String, u32>> {
         self.dns.snapshot()
