@@ -79,8 +79,6 @@ pub struct Running {
     pub leader: JoinHandle<()>,
     /// Whether this controller reaches etcd now.
     pub etcd_ok: watch::Receiver<bool>,
-    /// Whether this controller leads.
-    pub role: watch::Receiver<Role>,
 }
 
 /// Starts the loops: the helpers go into `tasks`, the election and the
@@ -214,11 +212,10 @@ pub fn spawn(
         drift_check: cfg.policy.drift_check,
         gate_alarm_after: cfg.policy.gate_alarm_after,
     };
-    let leader = tokio::spawn(leader::run(ctx, role_rx.clone(), shutdown));
+    let leader = tokio::spawn(leader::run(ctx, role_rx, shutdown));
     Running {
         election,
         leader,
         etcd_ok: etcd_ok_rx,
-        role: role_rx,
     }
 }
