@@ -12,7 +12,8 @@
 //! phase also reads the server's CPU time (`/proc/<pid>/stat`, the server
 //! and its children) and reports CPU seconds per million answers.
 //!
-//! Per round and server: (1) saturation, `-q 100`: QPS and CPU/query;
+//! Per round and server: (1) saturation, `-q 100`: QPS and CPU/query,
+//! in four slices with the servers taking turns;
 //! (2) fixed rate, `-Q <rate> -v`: p50/p99 from per-query latencies and
 //! CPU/query. `DNS_BENCH_ROUNDS` rounds (default 3), servers interleaved.
 //!
@@ -22,7 +23,9 @@
 //!
 //! Run: `cargo bench -p switchyard-controller --bench dns`
 //! (`DNS_BENCH_SECONDS`, default 8, each phase's length;
-//! `DNS_BENCH_RATE`, default 20000, the fixed rate.)
+//! `DNS_BENCH_RATE`, default 20000, the fixed rate; `DNS_BENCH_HOLD=<s>`
+//! starts the servers, prints their addresses and pids and keeps them up
+//! that long without measuring, for `perf` or a hand-run client.)
 //! Needs `dnsperf`, `nsd`, `gdnsd`, `etcd`, `taskset` (scripts/setup)
 //! and moto for the Route 53 line (skipped without it).
 
@@ -68,6 +71,9 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
 
+/// Slices a saturation phase is cut into, the servers taking turns.
+const SAT_SLICES: u64 = 4;
+
 /// One round's figures per server (embedded, nsd, gdnsd).
 struct Round {
     sat: Vec<Run>,
@@ -79,9 +85,17 @@ async fn round(peers: &[Peer], queries: &Path, secs: u64, rate: u64) -> anyhow::
         sat: Vec::new(),
         lat: Vec::new(),
     };
-    for p in peers {
-        r.sat
-            .push(perf::dnsperf(p.addr, p.pid()?, queries, secs, None).await?);
+    // Saturation in slices, the servers taking turns: the host's noise
+    // (other guests, steal) drifts over seconds, so a server measured in
+    // one 8 s block can meet a different machine than the next one did.
+    // Interleaved 2 s slices give every server the same mix of it.
+    let slices = SAT_SLICES.min(secs.max(1));
+    r.sat = vec![Run::default(); peers.len()];
+    for _ in 0..slices {
+        for (k, p) in peers.iter().enumerate() {
+            let slice = perf::dnsperf(p.addr, p.pid()?, queries, secs / slices, None).await?;
+            r.sat[k].add(&slice, slices);
+        }
     }
     for p in peers {
         r.lat
@@ -92,11 +106,13 @@ async fn round(peers: &[Peer], queries: &Path, secs: u64, rate: u64) -> anyhow::
 
 fn print_round(i: usize, peers: &[Peer], r: &Round, rate: u64) {
     println!("\nround {i}");
-    println!("server      sat QPS  CPU s/Mq   lost | {rate} qps: p50 ms  p99 ms  CPU s/Mq  lost");
+    println!(
+        "server      sat QPS  CPU s/Mq   lost | {rate} qps: p50 ms  p99 ms  CPU s/Mq  lost  steal % (server CPU / client CPU)"
+    );
     for (k, p) in peers.iter().enumerate() {
         let (s, l) = (&r.sat[k], &r.lat[k]);
         println!(
-            "{:<9} {:>9.0} {:>9.2} {:>6} | {:>14.3} {:>7.3} {:>9.2} {:>5}",
+            "{:<9} {:>9.0} {:>9.2} {:>6} | {:>14.3} {:>7.3} {:>9.2} {:>5}  {:>4.1} / {:.1}",
             p.name,
             s.qps,
             s.cpu_per_million(),
@@ -104,7 +120,9 @@ fn print_round(i: usize, peers: &[Peer], r: &Round, rate: u64) {
             l.p50_ms,
             l.p99_ms,
             l.cpu_per_million(),
-            l.lost
+            l.lost,
+            l.steal[0] * 100.0,
+            l.steal[1] * 100.0
         );
     }
     let (e, n, g) = (&r.sat[0], &r.sat[1], &r.sat[2]);
@@ -114,6 +132,12 @@ fn print_round(i: usize, peers: &[Peer], r: &Round, rate: u64) {
         n.cpu_per_million() / e.cpu_per_million(),
         e.qps / g.qps,
         e.qps / n.qps
+    );
+    println!(
+        "embedded query threads only (dns-*): {:.2} CPU s/Mq of its {:.2}; vs gdnsd {:.2}×",
+        e.dns_threads_per_million(),
+        e.cpu_per_million(),
+        g.cpu_per_million() / e.dns_threads_per_million()
     );
 }
 
@@ -274,6 +298,15 @@ async fn bench() -> anyhow::Result<()> {
     let gdnsd = peers::gdnsd(&sub("gdnsd")?).await?;
     let peers = [embedded, nsd, gdnsd];
 
+    let hold = env_u64("DNS_BENCH_HOLD", 0);
+    if hold > 0 {
+        for p in &peers {
+            println!("hold: {} {} pid {}", p.name, p.addr, p.pid()?);
+        }
+        tokio::time::sleep(Duration::from_secs(hold)).await;
+        return Ok(());
+    }
+
     println!(
         "dns bench: {rounds} rounds, {secs}s per phase, fixed rate {rate} qps, dnsperf -c 4 on CPU {}, servers on CPU {}; query mix: api A (weighted 60/30/10), web A, SOA, NXDOMAIN",
         perf::CLIENT_CPU,
@@ -290,11 +323,19 @@ async fn bench() -> anyhow::Result<()> {
         .map(|r| r.sat[2].cpu_per_million() / r.sat[0].cpu_per_million())
         .collect();
     let p99: Vec<f64> = all.iter().map(|r| r.lat[0].p99_ms).collect();
+    let threads: Vec<f64> = all
+        .iter()
+        .map(|r| r.sat[2].cpu_per_million() / r.sat[0].dns_threads_per_million())
+        .collect();
     println!("\nsummary over {rounds} rounds");
     println!(
         "CPU per query ≤ gdnsd's (efficiency ≥ 1.0 in every round): {} — {eff:.2?}, median {:.2}",
         verdict(eff.iter().all(|e| *e >= 1.0)),
         median(eff.clone())
+    );
+    println!(
+        "  (the embedded server's query threads alone against gdnsd's process: {threads:.2?}, median {:.2})",
+        median(threads.clone())
     );
     println!(
         "embedded p99 < 1 ms at {rate} qps in every round: {} — {p99:.3?} ms",

@@ -38,12 +38,39 @@ pub struct Run {
     pub p99_ms: f64,
     /// Server CPU seconds (user + system) during the run.
     pub cpu_s: f64,
+    /// Of those, the seconds of the server's threads whose name starts
+    /// with `dns-` (the embedded server's UDP workers: its query work
+    /// without the controller's own loops). Zero for the peers.
+    pub dns_threads_s: f64,
+    /// Share of the run the hypervisor kept the server's and the client's
+    /// CPU from running (`steal` in `/proc/stat`): time no process in the
+    /// guest can use, and the first suspect for a latency tail.
+    pub steal: [f64; 2],
 }
 
 impl Run {
+    /// Adds one of `slices` equal slices of a phase: counts and CPU sum,
+    /// QPS and steal average.
+    pub fn add(&mut self, slice: &Run, slices: u64) {
+        let w = 1.0 / slices as f64;
+        self.qps += slice.qps * w;
+        self.completed += slice.completed;
+        self.lost += slice.lost;
+        self.cpu_s += slice.cpu_s;
+        self.dns_threads_s += slice.dns_threads_s;
+        for (mine, theirs) in self.steal.iter_mut().zip(slice.steal) {
+            *mine += theirs * w;
+        }
+    }
+
     /// Server CPU seconds per million answered queries.
     pub fn cpu_per_million(&self) -> f64 {
         self.cpu_s / self.completed.max(1) as f64 * 1e6
+    }
+
+    /// The `dns-` threads' CPU seconds per million answered queries.
+    pub fn dns_threads_per_million(&self) -> f64 {
+        self.dns_threads_s / self.completed.max(1) as f64 * 1e6
     }
 }
 
@@ -66,6 +93,51 @@ fn stat(pid: u32) -> Option<(u32, u64)> {
     let utime: u64 = f.get(11)?.parse().ok()?;
     let stime: u64 = f.get(12)?.parse().ok()?;
     Some((ppid, utime + stime))
+}
+
+/// CPU ticks of `pid`'s threads named `dns-…`.
+fn dns_thread_ticks(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let text = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let name = &text[text.find('(')? + 1..text.rfind(')')?];
+            if !name.starts_with("dns-") {
+                return None;
+            }
+            let f: Vec<&str> = text[text.rfind(')')? + 2..].split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+/// (steal, total) ticks of CPUs 0 and 1 from `/proc/stat`.
+fn cpu_ticks() -> [(u64, u64); 2] {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let mut out = [(0, 0); 2];
+    for (i, cpu) in ["cpu0 ", "cpu1 "].iter().enumerate() {
+        if let Some(line) = text.lines().find(|l| l.starts_with(cpu)) {
+            let v: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal …
+            out[i] = (v.get(7).copied().unwrap_or(0), v.iter().take(8).sum());
+        }
+    }
+    out
+}
+
+fn steal_share(before: [(u64, u64); 2], after: [(u64, u64); 2]) -> [f64; 2] {
+    std::array::from_fn(|i| {
+        let steal = after[i].0.saturating_sub(before[i].0) as f64;
+        let total = after[i].1.saturating_sub(before[i].1).max(1) as f64;
+        steal / total
+    })
 }
 
 /// CPU ticks of `root` and every descendant (NSD serves from a child).
@@ -143,8 +215,12 @@ pub async fn dnsperf(
     };
     let ticks = clock_ticks()?;
     let before = tree_ticks(pid);
+    let dns_before = dns_thread_ticks(pid);
+    let cpus_before = cpu_ticks();
     let status = cmd.status().await.context("running dnsperf")?;
     let after = tree_ticks(pid);
+    let dns_after = dns_thread_ticks(pid);
+    let steal = steal_share(cpus_before, cpu_ticks());
     let output = std::fs::read_to_string(&out_path).context("dnsperf output")?;
     let mut latencies = Vec::new();
     let mut text = String::new();
@@ -171,5 +247,7 @@ pub async fn dnsperf(
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
         cpu_s: after.saturating_sub(before) as f64 / ticks,
+        dns_threads_s: dns_after.saturating_sub(dns_before) as f64 / ticks,
+        steal,
     })
 }
