@@ -145,6 +145,36 @@ pub async fn run(rs: &dyn ReplicaSet, lab: &mut dyn Lab) -> Result<(), Violation
     let new = failing_over(rs, lab, &a, &b, &c).await?;
     let other = if new == b { &c } else { &b };
     errant(rs, lab, &new, other).await?;
+    unfence_held_back(rs, lab, &new, &a).await?;
+    Ok(())
+}
+
+/// A fenced primary is not unfenced while another member (`down`, crashed)
+/// cannot be read — it may be writable — and the refusal is retryable, so
+/// the lift is tried again soon once that member answers, not on the
+/// backoff of errors that need a person.
+pub async fn unfence_held_back(
+    rs: &dyn ReplicaSet,
+    lab: &dyn Lab,
+    primary: &str,
+    down: &str,
+) -> Result<(), Violation> {
+    rs.fence(primary).await?;
+    let refused = rs.unfence(primary, &FREE).await;
+    ensure!(
+        refused.as_ref().is_err_and(ReplError::retryable),
+        "unfencing while {down} cannot be read is refused, retryably: {refused:?}"
+    );
+    ensure!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains(&format!("{primary} stays fenced"))),
+        "the refusal says what it holds back: {refused:?}"
+    );
+    ensure!(
+        lab.write(primary).await.is_err(),
+        "the fenced primary still refuses the application's writes"
+    );
     Ok(())
 }
 

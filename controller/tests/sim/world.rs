@@ -186,6 +186,13 @@ pub struct World {
     pub cut: BTreeMap<(&'static str, &'static str), u32>,
     /// Controllers cut from etcd, with how many faults hold the cut.
     pub etcd_cut: BTreeMap<&'static str, u32>,
+    /// Controllers crashed, with how many faults hold them down.
+    pub controller_down: BTreeMap<&'static str, u32>,
+    /// Regions outside the safety argument (docs/SAFETY.md, "Outside the
+    /// argument"): their controller was down while the region was cut off,
+    /// so nobody could fence their primary. Cleared once the region is
+    /// whole again, its controller up and none of its members writable.
+    pub unguarded: BTreeSet<&'static str>,
     _dir: tempfile::TempDir,
 }
 
@@ -222,6 +229,8 @@ impl World {
             service_down: BTreeMap::new(),
             cut: BTreeMap::new(),
             etcd_cut: BTreeMap::new(),
+            controller_down: BTreeMap::new(),
+            unguarded: BTreeSet::new(),
             _dir: dir,
         };
         for r in REGIONS {
@@ -323,10 +332,55 @@ impl World {
         if !hold(&mut self.etcd_cut, region, cut) {
             return;
         }
-        if let Some(n) = self.nodes.iter().find(|n| n.region == region) {
+        if let Some(n) = self.nodes.iter().find(|n| n.region == region)
+            && !self.controller_down.contains_key(region)
+        {
             n.link.set_reachable(!cut);
         }
         self.publish_peers();
+    }
+
+    /// Crashes a region's controller (or starts it again once no other
+    /// fault holds it down). A crash aborts its tasks where they are:
+    /// nothing resigns, its etcd leases run out by their TTL, a statement
+    /// half-sent is dropped. The restart is a new process on the same
+    /// state directory (its fence log survives) and the same network.
+    pub fn set_controller_down(&mut self, region: &'static str, down: bool) {
+        if !hold(&mut self.controller_down, region, down) {
+            return;
+        }
+        let Some(i) = self.nodes.iter().position(|n| n.region == region) else {
+            return;
+        };
+        if down {
+            let n = &mut self.nodes[i];
+            n.link.set_reachable(false);
+            if let Some(r) = n.running.take() {
+                r.leader.abort();
+                r.election.abort();
+            }
+            n.tasks.abort_all();
+        } else {
+            let node = self.node(region);
+            node.link.set_reachable(!self.etcd_cut.contains_key(region));
+            // The old process's tasks are gone; dropping it drops them.
+            self.nodes[i] = node;
+        }
+        self.publish_peers();
+    }
+
+    /// Updates [`World::unguarded`]; called after every fault's start or
+    /// heal and every check.
+    pub fn note_unguarded(&mut self) {
+        for r in REGIONS {
+            let cut_off = REGIONS.iter().any(|o| !self.linked(r, o));
+            let down = self.controller_down.contains_key(r);
+            if down && cut_off {
+                self.unguarded.insert(r);
+            } else if !down && !cut_off && !self.net.writable(&member(r)) {
+                self.unguarded.remove(r);
+            }
+        }
     }
 
     /// What each controller's pings would say now: the peers it reaches,
@@ -337,6 +391,7 @@ impl World {
                 .nodes
                 .iter()
                 .filter(|p| p.region != n.region && self.linked(n.region, p.region))
+                .filter(|p| !self.controller_down.contains_key(p.region))
                 .map(|p| controller(p.region))
                 .collect();
             let with_etcd = self
@@ -418,21 +473,6 @@ impl World {
         use switchyard_controller::store::kv::Kv;
         let key = Keys::new(&self.cfg.cluster).fence("orders", id);
         matches!(self.kv.get(&key).await, Ok(Some(_)))
-    }
-
-    /// Whether history holds an `unfence` refused as a conflict (another
-    /// member unreadable, so maybe writable): the leader retries it on the
-    /// slow backoff of refusals (30 s, doubling to 10 min).
-    pub async fn unfence_refused(&self) -> bool {
-        use switchyard_controller::store::kv::{Kv, RangeQuery};
-        let prefix = format!("/switchyard/{}/history/", self.cfg.cluster);
-        let Ok(range) = self.kv.range(&RangeQuery::prefix(prefix)).await else {
-            return false;
-        };
-        range.kvs.iter().any(|kv| {
-            let v = String::from_utf8_lossy(&kv.value);
-            v.contains("\"unfence orders: conflict")
-        })
     }
 
     /// Every record's weights as the DNS provider holds them.

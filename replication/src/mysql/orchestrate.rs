@@ -241,20 +241,20 @@ impl MySqlReplicaSet {
             .iter()
             .find(|o| o.id != member && o.read_only != Some(true))
         {
-            let why = if o.read_only == Some(false) {
-                "is writable".to_string()
-            } else {
-                format!(
-                    "cannot be read ({}), so it may be writable",
-                    o.last_error().unwrap_or_else(|| "read_only unknown".into())
-                )
-            };
-            return Err(ReplError::Conflict {
-                detail: format!(
-                    "{} {why}: {member} stays fenced (two writable members otherwise)",
-                    o.id
-                ),
-            });
+            if o.read_only == Some(false) {
+                return Err(ReplError::Conflict {
+                    detail: format!(
+                        "{} is writable: {member} stays fenced (two writable members otherwise)",
+                        o.id
+                    ),
+                });
+            }
+            // Not known either way: refused all the same, but classed as
+            // the member's read failed (retryable unless its credentials
+            // are refused), so the lift is tried again on the short
+            // backoff once the member answers — not after a person's
+            // 30 s-to-10 min wait (docs/SIMULATION.md, seed 4885).
+            return Err(self.unreadable_other(o, member));
         }
         if m.read_only == Some(false) {
             return Ok(false);
@@ -299,6 +299,48 @@ impl MySqlReplicaSet {
                 member: m.id.clone(),
                 address: m.address.clone(),
                 detail,
+            },
+        }
+    }
+
+    /// The error to return when `fenced` may not be unfenced because `o`
+    /// could not be read: `o`'s read error, saying what it holds back.
+    pub(super) fn unreadable_other(&self, o: &MemberState, fenced: &str) -> ReplError {
+        let held = format!("{} may be writable, so {fenced} stays fenced", o.id);
+        let read_only_unknown = o.contact_error.is_none();
+        match self.unreadable(o) {
+            ReplError::AccessDenied {
+                member,
+                user,
+                detail,
+            } => ReplError::AccessDenied {
+                member,
+                user,
+                detail: format!("{detail}; {held}"),
+            },
+            ReplError::Command {
+                member,
+                statement,
+                detail,
+            } => ReplError::Command {
+                member,
+                statement,
+                detail: format!("{detail}; {held}"),
+            },
+            ReplError::Unreachable {
+                member,
+                address,
+                detail,
+            } if !read_only_unknown => ReplError::Unreachable {
+                member,
+                address,
+                detail: format!("{detail}; {held}"),
+            },
+            // Reached, but its read_only was not in the answer.
+            _ => ReplError::Command {
+                member: o.id.clone(),
+                statement: "observe".into(),
+                detail: format!("read_only unknown; {held}"),
             },
         }
     }
