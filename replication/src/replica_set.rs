@@ -76,8 +76,10 @@ pub trait ReplicaSet: Send + Sync {
 
     /// Lifts a fence: makes the fenced `member` writable again. Refuses
     /// ([`ReplError::Conflict`]) when another reachable member is writable
-    /// or when `member` replicates from another member. `Ok(false)`: it
-    /// was already writable.
+    /// or when `member` replicates from another member; refuses with the
+    /// other member's read error (retryable unless its credentials are
+    /// refused) when another member cannot be read, as it may be
+    /// writable. `Ok(false)`: it was already writable.
     async fn unfence(&self, member: &str, guard: &dyn StepGuard) -> Result<bool, ReplError>;
 
     /// Makes `member` the writable primary. MySQL/MariaDB: stop replication,

@@ -6,7 +6,9 @@
 //! writable or reachable, every weight change, every fault and every probe
 //! round, the invariants are checked:
 //!
-//! - never two writable members that the applications can reach;
+//! - never two writable members that the applications can reach (but
+//!   for the case docs/SAFETY.md leaves outside the argument — no live
+//!   controller in a cut-off region — counted apart);
 //! - never every weight of a record at zero;
 //! - liveness: once every fault has healed, exactly one writable member
 //!   within [`LIVENESS`].
@@ -65,8 +67,8 @@ async fn run(seed: u64) -> Outcome {
     let mut dns_changes = world.dns.changes();
     let mut next_probe = Duration::ZERO;
     let mut breach = None;
-    // Two writable members in the case the safety argument excludes.
-    let mut outside: Option<String> = None;
+    // The writable members of the case the safety argument excludes.
+    let mut outside: Option<std::collections::BTreeSet<String>> = None;
     // Since when exactly the recorded primary is writable (and nothing
     // else), once every fault has healed.
     let mut settled: Option<Duration> = None;
@@ -128,31 +130,40 @@ async fn run(seed: u64) -> Outcome {
                 }
             }
         }
-        world.note_unguarded();
         let writable = world.writable_by_clients();
         if writable.len() > 1 {
             let what = format!("two writable members reachable by clients: {writable:?}");
-            // A writable member in a region whose controller was down
-            // while the region was cut off: nobody could fence it, the
-            // case docs/SAFETY.md lists outside the argument. Counted and
-            // traced, not failed; any other pair fails.
-            let unguarded: Vec<&str> = world
-                .unguarded
-                .iter()
-                .copied()
-                .filter(|r| writable.contains(&member(r)))
-                .collect();
-            if unguarded.is_empty() {
-                breach = Some(what);
-            } else if outside.is_none() {
-                note(
-                    &mut trace,
-                    now,
-                    format!(
-                        "OUTSIDE THE ARGUMENT (no live controller in cut-off {unguarded:?}) {what}"
-                    ),
-                );
-                outside = Some(what);
+            match &outside {
+                // After the case outside the argument began, the same
+                // members writable is that case going on; anything more
+                // fails.
+                Some(pair) if writable.is_subset(pair) => {}
+                Some(_) => breach = Some(what),
+                None => {
+                    // Excused only as docs/SAFETY.md's case: one member in
+                    // a region cut off from all others whose controller is
+                    // down (or just restarted), the other the recorded
+                    // primary a leader promoted.
+                    let unguarded = world.unguarded();
+                    let (theirs, rest): (Vec<&String>, Vec<&String>) = writable
+                        .iter()
+                        .partition(|m| unguarded.iter().any(|r| member(r) == **m));
+                    let recorded = world.recorded_primary().await;
+                    let promoted = rest.len() == 1
+                        && recorded.is_some_and(|p| *rest[0] == member(p.trim_start_matches("m-")));
+                    if theirs.len() == 1 && promoted {
+                        note(
+                            &mut trace,
+                            now,
+                            format!(
+                                "OUTSIDE THE ARGUMENT (no live controller in cut-off {unguarded:?}) {what}"
+                            ),
+                        );
+                        outside = Some(writable.clone());
+                    } else {
+                        breach = Some(what);
+                    }
+                }
             }
         }
         for (record, weights) in world.weights() {
@@ -193,9 +204,9 @@ async fn run(seed: u64) -> Outcome {
     let now = start.elapsed();
     let mut known = None;
     let stable = settled.is_some_and(|since| now.saturating_sub(since) >= STABLE);
-    if let Some(what) = &outside {
+    if let Some(pair) = &outside {
         // Liveness is not judged after a case outside the argument.
-        known = Some(format!("outside the argument: {what}"));
+        known = Some(format!("outside the argument: {pair:?} writable"));
     } else if breach.is_none() && !stable {
         let recorded = world.recorded_primary().await;
         let what = format!(
@@ -246,7 +257,8 @@ struct Outcome {
     breach: Option<String>,
     /// A liveness failure of the known gap (docs/SIMULATION.md): the
     /// recorded primary restarted read-only before any failover and
-    /// nothing makes it writable again.
+    /// nothing makes it writable again; or the case outside the safety
+    /// argument (then liveness is not judged).
     known: Option<String>,
 }
 
@@ -433,6 +445,14 @@ fn the_invariants_hold_on_every_seed() {
     known.sort_unstable();
     let (outside, gap): (Vec<_>, Vec<_>) = known.iter().partition(|(_, o)| *o);
     let first = |v: &[&(u64, bool)]| v.iter().take(20).map(|(s, _)| *s).collect::<Vec<_>>();
+    // A regression that lands in the excused bucket must not pass
+    // unseen: today 16 of 3,000 seeds (0.5 %) reach it.
+    assert!(
+        outside.len() as u64 <= (seeds / 50).max(2),
+        "{} seeds outside the safety argument, more than 2 %: {:?}",
+        outside.len(),
+        first(&outside)
+    );
     println!(
         "{seeds} seeds in {:.1}s on {workers} threads; the known liveness gap in {}: {:?}; \
          outside the safety argument (no live controller in a cut-off region) in {}: {:?}",

@@ -49,8 +49,9 @@ pub enum Kind {
 /// When every fault has healed, at the latest.
 pub const FAULTS_END: Duration = Duration::from_secs(45);
 
-/// The schedule of `seed`: one to four faults in the first 40 s, each
-/// healed by [`FAULTS_END`].
+/// The schedule of `seed`: one to four faults in the first 40 s (and up
+/// to two controller crashes for one seed in four), each healed by
+/// [`FAULTS_END`].
 pub fn schedule(seed: u64) -> Vec<Fault> {
     let mut rng = StdRng::seed_from_u64(seed);
     let n = rng.random_range(1..=4);

@@ -155,6 +155,11 @@ fn hold<K: Ord>(counts: &mut BTreeMap<K, u32>, key: K, on: bool) -> bool {
     }
 }
 
+/// How long a restarted controller of a cut-off region may take to fence
+/// its primary (isolation noticed within a lease of 3 s, then the fence
+/// budget): until then its region counts as unguarded.
+pub const FENCE_GRACE: Duration = Duration::from_secs(10);
+
 /// One controller as the simulation runs it.
 struct Node {
     region: &'static str,
@@ -188,11 +193,8 @@ pub struct World {
     pub etcd_cut: BTreeMap<&'static str, u32>,
     /// Controllers crashed, with how many faults hold them down.
     pub controller_down: BTreeMap<&'static str, u32>,
-    /// Regions outside the safety argument (docs/SAFETY.md, "Outside the
-    /// argument"): their controller was down while the region was cut off,
-    /// so nobody could fence their primary. Cleared once the region is
-    /// whole again, its controller up and none of its members writable.
-    pub unguarded: BTreeSet<&'static str>,
+    /// When each crashed controller last started again.
+    restarted_at: BTreeMap<&'static str, tokio::time::Instant>,
     _dir: tempfile::TempDir,
 }
 
@@ -230,7 +232,7 @@ impl World {
             cut: BTreeMap::new(),
             etcd_cut: BTreeMap::new(),
             controller_down: BTreeMap::new(),
-            unguarded: BTreeSet::new(),
+            restarted_at: BTreeMap::new(),
             _dir: dir,
         };
         for r in REGIONS {
@@ -365,22 +367,34 @@ impl World {
             node.link.set_reachable(!self.etcd_cut.contains_key(region));
             // The old process's tasks are gone; dropping it drops them.
             self.nodes[i] = node;
+            self.restarted_at
+                .insert(region, tokio::time::Instant::now());
         }
         self.publish_peers();
     }
 
-    /// Updates [`World::unguarded`]; called after every fault's start or
-    /// heal and every check.
-    pub fn note_unguarded(&mut self) {
-        for r in REGIONS {
-            let cut_off = REGIONS.iter().any(|o| !self.linked(r, o));
-            let down = self.controller_down.contains_key(r);
-            if down && cut_off {
-                self.unguarded.insert(r);
-            } else if !down && !cut_off && !self.net.writable(&member(r)) {
-                self.unguarded.remove(r);
-            }
-        }
+    /// Regions outside the safety argument now (docs/SAFETY.md, "Outside
+    /// the argument"): cut from a region whose controller is up (one that
+    /// may lead and promote without reaching their primary) while their
+    /// own controller is down, or restarted less than [`FENCE_GRACE`] ago
+    /// — nobody there can have fenced their primary yet.
+    pub fn unguarded(&self) -> BTreeSet<&'static str> {
+        REGIONS
+            .iter()
+            .copied()
+            .filter(|r| {
+                REGIONS
+                    .iter()
+                    .any(|o| !self.linked(r, o) && !self.controller_down.contains_key(o))
+            })
+            .filter(|r| {
+                self.controller_down.contains_key(r)
+                    || self
+                        .restarted_at
+                        .get(r)
+                        .is_some_and(|t| t.elapsed() < FENCE_GRACE)
+            })
+            .collect()
     }
 
     /// What each controller's pings would say now: the peers it reaches,
