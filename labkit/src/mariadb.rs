@@ -473,6 +473,7 @@ async fn start_member(root: &Path, i: usize, placement: &Placement<'_>) -> anyho
             "--log-slave-updates=ON".to_string(),
             "--gtid-strict-mode=ON".to_string(),
             "--read-only=ON".to_string(),
+            "--event-scheduler=ON".to_string(),
             "--skip-name-resolve".to_string(),
             "--slave-net-timeout=4".to_string(),
             "--performance-schema=OFF".to_string(),

@@ -8,7 +8,8 @@
 //! the application, to write past `read_only` as an admin, to crash a
 //! member and to stop a replica's applier. It runs its checks in one
 //! order, each leaving a topology the next starts from:
-//! reading, replication, fencing, switchover (there and back), a stopped
+//! reading, replication, the dead-man switch (a firing, a restart),
+//! fencing, switchover (there and back), a stopped
 //! applier, failover of a crashed primary, and an errant transaction.
 
 use std::future::Future;
@@ -55,6 +56,10 @@ pub trait Lab: Send + Sync {
 
     /// Kills `member` (SIGKILL).
     async fn crash(&mut self, member: &str) -> Result<(), String>;
+
+    /// Shuts `member` down cleanly and starts it again; it comes back
+    /// read-only, as its configuration says.
+    async fn restart(&mut self, member: &str) -> Result<(), String>;
 
     /// Stops `member`'s applier (`STOP SLAVE SQL_THREAD`).
     async fn stop_applier(&self, member: &str) -> Result<(), String>;
@@ -139,6 +144,8 @@ async fn position_of(rs: &dyn ReplicaSet, member: &str) -> Result<Position, Viol
 pub async fn run(rs: &dyn ReplicaSet, lab: &mut dyn Lab) -> Result<(), Violation> {
     let [a, b, c] = lab.ids();
     reading(rs, lab, &a, &b, &c).await?;
+    dead_man(rs, lab, &a, &b, &c).await?;
+    dead_man_restart(rs, lab, &a, &b, &c).await?;
     fencing(rs, lab, &a, &b).await?;
     switching(rs, lab, &a, &b, &c).await?;
     stopped_applier(rs, lab, &a, &c).await?;
@@ -175,6 +182,118 @@ pub async fn unfence_held_back(
         lab.write(primary).await.is_err(),
         "the fenced primary still refuses the application's writes"
     );
+    Ok(())
+}
+
+/// The dead-man switch on the primary `a`: renewed, `a` takes writes;
+/// left unrenewed, it makes itself read-only by the deadline it was given
+/// and says it fired; a lift pushes the deadline out and clears the
+/// firing; disarmed, it no longer fires. Nothing of it replicates: the
+/// replicas `b` and `c` have no errant transaction after it.
+pub async fn dead_man(
+    rs: &dyn ReplicaSet,
+    lab: &dyn Lab,
+    a: &str,
+    b: &str,
+    c: &str,
+) -> Result<(), Violation> {
+    use tokio::time::Instant;
+    // How late past its deadline a firing may be seen: the event's
+    // statement and this poll, on a loaded machine.
+    const SEEN_WITHIN: Duration = Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_millis(2100);
+    let held = rs.hold_dead_man(a, deadline).await?;
+    ensure!(
+        held.scheduler_on && held.fired.is_none(),
+        "a renewed switch can fire and has not: {held:?}"
+    );
+    ensure!(
+        lab.write(a).await.is_ok(),
+        "an armed, renewed primary takes the application's writes"
+    );
+    until("the unrenewed switch fires", || async {
+        match lab.write(a).await {
+            Err(_) => Ok(()),
+            Ok(()) => Err(format!("{a} still takes writes")),
+        }
+    })
+    .await?;
+    let late = Instant::now().saturating_duration_since(deadline);
+    ensure!(
+        late <= SEEN_WITHIN,
+        "{a} turned read-only {late:?} after its deadline (allowed: {SEEN_WITHIN:?})"
+    );
+    let fired = rs
+        .hold_dead_man(a, Instant::now() + Duration::from_secs(60))
+        .await?;
+    ensure!(fired.fired.is_some(), "the switch says it fired: {fired:?}");
+    ensure!(
+        rs.unfence(a, &FREE).await? && lab.write(a).await.is_ok(),
+        "a lift makes the fired member writable again"
+    );
+    let lifted = rs
+        .hold_dead_man(a, Instant::now() + Duration::from_secs(60))
+        .await?;
+    ensure!(
+        lifted.fired.is_none(),
+        "a lift clears the firing: {lifted:?}"
+    );
+    // Disarmed with a deadline about to pass: it never fires.
+    rs.hold_dead_man(a, Instant::now() + Duration::from_millis(1700))
+        .await?;
+    rs.disarm_dead_man(a).await?;
+    rs.disarm_dead_man(a).await?;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    ensure!(
+        lab.write(a).await.is_ok(),
+        "a disarmed switch does not fire"
+    );
+    let s = settled(rs, a, &[b, c]).await?;
+    ensure!(
+        s.members.iter().all(|m| m.errant.is_empty()),
+        "nothing of the switch replicates: {s:?}"
+    );
+    Ok(())
+}
+
+/// A writable primary `a` with its switch armed restarts (cleanly) and
+/// comes back read-only, as its configuration says: the switch's renewal
+/// reports it restarted read-only, never as fired. After a lift it no
+/// longer does.
+pub async fn dead_man_restart(
+    rs: &dyn ReplicaSet,
+    lab: &mut dyn Lab,
+    a: &str,
+    b: &str,
+    c: &str,
+) -> Result<(), Violation> {
+    use tokio::time::Instant;
+    let far = || Instant::now() + Duration::from_secs(60);
+    let held = rs.hold_dead_man(a, far()).await?;
+    ensure!(
+        held.restarted_read_only.is_none() && held.fired.is_none(),
+        "a writable, renewed primary did not restart read-only: {held:?}"
+    );
+    // The boot time is read in whole seconds: restart a second later.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    lab.restart(a).await.map_err(Violation)?;
+    let back = until(&format!("{a} answering after its restart"), || async {
+        rs.hold_dead_man(a, far()).await.map_err(|e| e.to_string())
+    })
+    .await?;
+    ensure!(
+        back.restarted_read_only.is_some() && back.fired.is_none(),
+        "the renewal says {a} restarted read-only: {back:?}"
+    );
+    ensure!(lab.write(a).await.is_err(), "{a} came back read-only");
+    ensure!(rs.unfence(a, &FREE).await?, "the lift makes {a} writable");
+    let lifted = rs.hold_dead_man(a, far()).await?;
+    ensure!(
+        lifted.restarted_read_only.is_none(),
+        "after the lift {a} is not reported restarted: {lifted:?}"
+    );
+    rs.disarm_dead_man(a).await?;
+    settled(rs, a, &[b, c]).await?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::error::ReplError;
 use crate::gtid::Position;
@@ -39,6 +40,24 @@ impl FailoverRequest {
             ..FailoverRequest::default()
         }
     }
+}
+
+/// What a renewal of a member's dead-man switch found
+/// ([`ReplicaSet::hold_dead_man`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadMan {
+    /// The server runs its event scheduler: the switch can fire. `false`
+    /// means the deadline is kept but nothing acts on it.
+    pub scheduler_on: bool,
+    /// When the switch last turned the member read-only (the server's
+    /// clock, as it prints it), until a lift or promotion clears it.
+    pub fired: Option<String>,
+    /// The member is read-only, its switch never fired, and it was last
+    /// seen writable before the server's latest boot (that time, as the
+    /// server prints it): it crashed as a writable primary and restarted
+    /// read-only, as its own configuration says. Evidence from its own
+    /// region that a lift would only undo the restart.
+    pub restarted_read_only: Option<String>,
 }
 
 /// One replicated database: read it, and change its primary.
@@ -148,4 +167,28 @@ pub trait ReplicaSet: Send + Sync {
         req: &FailoverRequest,
         guard: &dyn StepGuard,
     ) -> Result<Report, ReplError>;
+
+    /// Arms `member`'s dead-man switch if needed and renews it, so that the
+    /// member makes itself read-only by `until` (this process's clock)
+    /// unless renewed again: the fence that needs no live controller
+    /// (`docs/SAFETY.md`). Unguarded, like [`ReplicaSet::fence`]: it only
+    /// ever moves a member towards read-only. A promotion or a lift of a
+    /// fence on an armed member pushes its deadline out and clears
+    /// [`DeadMan::fired`] before read-only goes off. Engines that elect
+    /// their own primaries (MongoDB steps a primary down without a
+    /// majority) have no switch: [`ReplError::InvalidSpec`].
+    async fn hold_dead_man(&self, member: &str, until: Instant) -> Result<DeadMan, ReplError> {
+        let _ = until;
+        Err(ReplError::InvalidSpec {
+            detail: format!("{member}: this engine has no dead-man switch"),
+        })
+    }
+
+    /// Removes `member`'s dead-man switch, if it has one (idempotent): what
+    /// a controller configured without the switch does, so a switch armed
+    /// under an older configuration does not fire once nobody renews it.
+    async fn disarm_dead_man(&self, member: &str) -> Result<(), ReplError> {
+        let _ = member;
+        Ok(())
+    }
 }

@@ -401,6 +401,15 @@ fn cases() -> Vec<Case> {
             (5, 15),
         ),
         case(
+            "dead-man switch on mongodb",
+            DATABASE
+                .replace("kind = \"mariadb\"", "kind = \"mongodb\"")
+                .replace("max_lag = \"5s\"", "max_lag = \"5s\"\ndead_man = true"),
+            "databases[0].dead_man",
+            "dead_man applies to mysql and mariadb; a MongoDB primary steps down by itself once it cannot see a majority",
+            (5, 12),
+        ),
+        case(
             "database with no members",
             "[[databases]]\nname = \"x\"\nkind = \"mysql\"\nmax_lag = \"1s\"\n",
             "databases[0].members",

@@ -192,7 +192,7 @@ password = {{ file = "{repl}" }}
         "\n[[services.checks]]\nkind = \"http\"\ninterval = \"1s\"\ntimeout = \"500ms\"\npath = \"/health\"\n",
     );
     t.push_str(
-        "\n[[databases]]\nname = \"orders\"\nkind = \"mariadb\"\nmax_lag = \"10s\"\ncredentials = \"admin\"\nreplication_credentials = \"repl\"\nwriter_record = \"orders-writer.lab.test.\"\n\n[databases.check]\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
+        "\n[[databases]]\nname = \"orders\"\nkind = \"mariadb\"\nmax_lag = \"10s\"\ndead_man = true\ncredentials = \"admin\"\nreplication_credentials = \"repl\"\nwriter_record = \"orders-writer.lab.test.\"\n\n[databases.check]\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
     );
     for (i, r) in REGIONS.iter().enumerate() {
         t.push_str(&format!(

@@ -260,8 +260,10 @@ fn replica_sets_where(
                     .map_err(spec_err)?
                     .with_timeouts(Timeouts {
                         connect: db.check.timeout,
+                        dead_man_grace: dead_man_grace(cfg.etcd.primary_lease_ttl()),
                         ..Timeouts::default()
-                    });
+                    })
+                    .with_dead_man(db.dead_man);
                 std::sync::Arc::new(match network {
                     Some(net) => set.simulated(net),
                     None => set,
@@ -274,6 +276,15 @@ fn replica_sets_where(
         out.insert(db.name.clone(), set);
     }
     Ok(out)
+}
+
+/// How long a promotion or a lift holds an armed dead-man switch before the
+/// region's lease keeper must have renewed it: half the primary lease.
+/// Shorter than the lease, so a primary promoted into a region that dies
+/// at once has fenced itself before the first lease taken for it (which
+/// the promotion gate waits for) can run out.
+pub fn dead_man_grace(primary_lease_ttl: std::time::Duration) -> std::time::Duration {
+    primary_lease_ttl / 2
 }
 
 fn resolve(

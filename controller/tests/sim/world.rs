@@ -124,6 +124,9 @@ password = {{ file = "{secret}" }}
         "\n[[databases]]\nname = \"orders\"\nkind = \"mariadb\"\nmax_lag = \"10s\"\n\
          credentials = \"admin\"\n",
     );
+    if dead_man() {
+        t.push_str("dead_man = true\n");
+    }
     for r in REGIONS {
         t.push_str(&format!(
             "\n[[databases.members]]\nid = \"m-{r}\"\nregion = \"{r}\"\naddress = \"{}\"\n",
@@ -131,6 +134,12 @@ password = {{ file = "{secret}" }}
         ));
     }
     t
+}
+
+/// Whether the primary carries its dead-man switch (docs/SAFETY.md, S1):
+/// on unless `SIM_DEAD_MAN=off`, which shows what the switch prevents.
+pub fn dead_man() -> bool {
+    std::env::var("SIM_DEAD_MAN").map_or(true, |v| v != "off")
 }
 
 /// Counts one more fault holding `key` (`on`) or one fewer; true when
@@ -154,11 +163,6 @@ fn hold<K: Ord>(counts: &mut BTreeMap<K, u32>, key: K, on: bool) -> bool {
         }
     }
 }
-
-/// How long a restarted controller of a cut-off region may take to fence
-/// its primary (isolation noticed within a lease of 3 s, then the fence
-/// budget): until then its region counts as unguarded.
-pub const FENCE_GRACE: Duration = Duration::from_secs(10);
 
 /// One controller as the simulation runs it.
 struct Node {
@@ -193,8 +197,6 @@ pub struct World {
     pub etcd_cut: BTreeMap<&'static str, u32>,
     /// Controllers crashed, with how many faults hold them down.
     pub controller_down: BTreeMap<&'static str, u32>,
-    /// When each crashed controller last started again.
-    restarted_at: BTreeMap<&'static str, tokio::time::Instant>,
     _dir: tempfile::TempDir,
 }
 
@@ -232,7 +234,6 @@ impl World {
             cut: BTreeMap::new(),
             etcd_cut: BTreeMap::new(),
             controller_down: BTreeMap::new(),
-            restarted_at: BTreeMap::new(),
             _dir: dir,
         };
         for r in REGIONS {
@@ -367,34 +368,8 @@ impl World {
             node.link.set_reachable(!self.etcd_cut.contains_key(region));
             // The old process's tasks are gone; dropping it drops them.
             self.nodes[i] = node;
-            self.restarted_at
-                .insert(region, tokio::time::Instant::now());
         }
         self.publish_peers();
-    }
-
-    /// Regions outside the safety argument now (docs/SAFETY.md, "Outside
-    /// the argument"): cut from a region whose controller is up (one that
-    /// may lead and promote without reaching their primary) while their
-    /// own controller is down, or restarted less than [`FENCE_GRACE`] ago
-    /// — nobody there can have fenced their primary yet.
-    pub fn unguarded(&self) -> BTreeSet<&'static str> {
-        REGIONS
-            .iter()
-            .copied()
-            .filter(|r| {
-                REGIONS
-                    .iter()
-                    .any(|o| !self.linked(r, o) && !self.controller_down.contains_key(o))
-            })
-            .filter(|r| {
-                self.controller_down.contains_key(r)
-                    || self
-                        .restarted_at
-                        .get(r)
-                        .is_some_and(|t| t.elapsed() < FENCE_GRACE)
-            })
-            .collect()
     }
 
     /// What each controller's pings would say now: the peers it reaches,
@@ -478,15 +453,6 @@ impl World {
             .ok()??;
         let v: serde_json::Value = serde_json::from_slice(&kv.value).ok()?;
         v.get("primary")?.as_str().map(str::to_string)
-    }
-
-    /// Whether etcd holds a fence record for `orders` member `id` (an
-    /// isolation fence whose record arrived).
-    pub async fn fence_recorded(&self, id: &str) -> bool {
-        use switchyard_controller::store::Keys;
-        use switchyard_controller::store::kv::Kv;
-        let key = Keys::new(&self.cfg.cluster).fence("orders", id);
-        matches!(self.kv.get(&key).await, Ok(Some(_)))
     }
 
     /// Every record's weights as the DNS provider holds them.

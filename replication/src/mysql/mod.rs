@@ -12,6 +12,7 @@
 //! kills their sessions, but cannot stop them reconnecting and writing.
 
 pub mod bypass;
+pub mod dead_man;
 mod failover;
 pub mod flavor;
 mod observe;
@@ -53,6 +54,9 @@ pub struct MySqlReplicaSet {
     /// Each replica's lag as last seen while the primary was alive (shared
     /// by clones: they are the same replica set).
     seen: LagMemory,
+    /// Whether members carry the dead-man switch ([`dead_man`]): a
+    /// promotion or a lift then arms it on a member that lacks it.
+    dead_man: bool,
 }
 
 impl MySqlReplicaSet {
@@ -94,13 +98,24 @@ impl MySqlReplicaSet {
             timeouts: Timeouts::default(),
             servers: Servers::Real,
             seen: LagMemory::default(),
+            dead_man: false,
         })
     }
 
-    /// Replaces the default connect (2 s), statement (10 s) and fence (1 s)
-    /// timeouts.
+    /// Replaces the default connect (2 s), statement (10 s), fence (1 s)
+    /// timeouts and dead-man grace (5 s).
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = timeouts;
+        self
+    }
+
+    /// Arms the dead-man switch ([`dead_man`]) on every member it promotes
+    /// or unfences, from the moment it becomes writable, for
+    /// [`Timeouts::dead_man_grace`]; the region's controller renews it
+    /// from there ([`ReplicaSet::hold_dead_man`]). Without it, a switch
+    /// found armed is still pushed out before read-only goes off.
+    pub fn with_dead_man(mut self, armed: bool) -> Self {
+        self.dead_man = armed;
         self
     }
 
@@ -168,6 +183,19 @@ impl ReplicaSet for MySqlReplicaSet {
 
     async fn unfence(&self, member: &str, guard: &dyn StepGuard) -> Result<bool, ReplError> {
         self.run_unfence(member, guard).await
+    }
+
+    async fn hold_dead_man(
+        &self,
+        member: &str,
+        until: tokio::time::Instant,
+    ) -> Result<crate::replica_set::DeadMan, ReplError> {
+        self.do_hold_dead_man(member, until).await
+    }
+
+    async fn disarm_dead_man(&self, member: &str) -> Result<(), ReplError> {
+        self.spec(member)?;
+        self.do_disarm_dead_man(member).await
     }
 
     async fn promote(&self, member: &str, guard: &dyn StepGuard) -> Result<(), ReplError> {

@@ -35,6 +35,10 @@ pub struct Timeouts {
     /// Inside an orchestration the smaller of this and the step's budget
     /// applies.
     pub fence: Duration,
+    /// How long a promotion or a lift of a fence holds an armed member's
+    /// dead-man switch ([`super::dead_man`]) before its region's controller
+    /// must have renewed it (default 5 s).
+    pub dead_man_grace: Duration,
 }
 
 impl Default for Timeouts {
@@ -43,6 +47,7 @@ impl Default for Timeouts {
             connect: Duration::from_secs(2),
             statement: Duration::from_secs(10),
             fence: Duration::from_secs(1),
+            dead_man_grace: Duration::from_secs(5),
         }
     }
 }

@@ -18,6 +18,9 @@
 //!   that applies relayed transactions after the member's apply delay
 //!   (its lag); `STOP`/`START`/`RESET SLAVE ALL` (which drops the relay
 //!   log), `CHANGE MASTER TO`, `MASTER_GTID_WAIT`;
+//! - the dead-man switch ([`super::dead_man`]): its table, row and event,
+//!   the event acting one period after the deadline passed (the latest a
+//!   real scheduler would), on a scheduler that is always on;
 //! - faults: a crash (refused connections, sessions gone, restart
 //!   read-only with replication resumed), a cut (nothing answers: calls
 //!   hang until the caller's timeout), a partition between two endpoints
@@ -129,6 +132,40 @@ struct Server {
     repl: Replication,
     apply_delay: Duration,
     sessions: BTreeSet<u64>,
+    dead_man: DeadManState,
+    /// When the server last started.
+    booted: Instant,
+}
+
+/// A server's dead-man switch ([`super::dead_man`]): the table, its row
+/// and the event, run by a scheduler that is always on.
+#[derive(Debug, Clone, Default)]
+struct DeadManState {
+    table: bool,
+    event: bool,
+    /// The row's deadline (`None`: no row).
+    expires: Option<Instant>,
+    /// When the event last turned the server read-only.
+    fired: Option<Instant>,
+    /// When a renewal or a lift last found the server writable.
+    writable_at: Option<Instant>,
+}
+
+impl DeadManState {
+    /// The event's verdict at `now` on a writable server: it runs every
+    /// [`super::dead_man::EVENT_PERIOD`], so a lapsed deadline is acted on
+    /// one period after it passed (the latest a real scheduler would).
+    fn fires(&self, now: Instant) -> Option<Instant> {
+        if !self.table || !self.event {
+            return None;
+        }
+        let period = super::dead_man::EVENT_PERIOD;
+        match self.expires {
+            Some(e) if e + period > now => None,
+            Some(e) => Some(e + period),
+            None => Some(now),
+        }
+    }
 }
 
 impl Server {
@@ -281,6 +318,8 @@ impl SimNetwork {
                 repl: Replication::default(),
                 apply_delay: Duration::ZERO,
                 sessions: BTreeSet::new(),
+                dead_man: DeadManState::default(),
+                booted: Instant::now(),
             },
         );
     }
@@ -357,6 +396,7 @@ impl SimNetwork {
         if let Some(s) = self.lock().servers.get_mut(address) {
             s.up = true;
             s.read_only = true;
+            s.booted = Instant::now();
             if s.repl.source.is_some() {
                 s.repl.io = true;
                 s.repl.sql = true;
@@ -504,12 +544,20 @@ impl Net {
 
     /// Brings every replica up to `now`: receive what its source has, then
     /// apply what is due.
+    /// Also runs each writable server's dead-man event.
     fn replicate(&mut self, now: Instant) {
         let addresses: Vec<String> = self.servers.keys().cloned().collect();
         for addr in addresses {
             self.receive(&addr);
             if let Some(s) = self.servers.get_mut(&addr) {
                 apply_due(s, now);
+                if s.up
+                    && !s.read_only
+                    && let Some(at) = s.dead_man.fires(now)
+                {
+                    s.read_only = true;
+                    s.dead_man.fired = Some(at);
+                }
             }
         }
     }
@@ -604,6 +652,18 @@ fn apply_due(s: &mut Server, now: Instant) {
     }
 }
 
+/// MariaDB's answer to a statement on the dead-man table before it exists.
+fn no_such_table(s: &Server) -> Result<(), mysql_async::Error> {
+    if s.dead_man.table {
+        Ok(())
+    } else {
+        Err(server_error(
+            1146,
+            "Table 'switchyard.dead_man' doesn't exist",
+        ))
+    }
+}
+
 /// One open session to a simulated server.
 #[derive(Debug)]
 pub(super) struct SimSession {
@@ -689,6 +749,73 @@ impl SimSession {
                 })
                 .collect()),
             _ if sql.starts_with("SET SESSION ") => none,
+            _ if sql.starts_with("SELECT COUNT(*) AS armed FROM information_schema.TABLES") => {
+                Ok(vec![row(&[(
+                    "armed",
+                    Some(u8::from(s.dead_man.table).to_string()),
+                )])])
+            }
+            "CREATE DATABASE IF NOT EXISTS switchyard" => none,
+            _ if sql.starts_with("CREATE TABLE IF NOT EXISTS switchyard.dead_man ") => {
+                s.dead_man.table = true;
+                none
+            }
+            _ if sql.starts_with("CREATE EVENT IF NOT EXISTS switchyard.dead_man ") => {
+                s.dead_man.event = true;
+                none
+            }
+            "DROP EVENT IF EXISTS switchyard.dead_man" => {
+                s.dead_man.event = false;
+                none
+            }
+            _ if sql.starts_with("INSERT INTO switchyard.dead_man ")
+                || sql.starts_with("UPDATE switchyard.dead_man ") =>
+            {
+                no_such_table(s)?;
+                let micros: u64 = sql
+                    .split_once("INTERVAL ")
+                    .and_then(|(_, r)| r.split_once(" MICROSECOND"))
+                    .and_then(|(n, _)| n.parse().ok())
+                    .ok_or_else(|| syntax(sql))?;
+                // An UPDATE finds no row to change where there is none.
+                let now = Instant::now();
+                if sql.starts_with("INSERT") || s.dead_man.expires.is_some() {
+                    s.dead_man.expires = Some(now + Duration::from_micros(micros));
+                    // A renewal notes the time only while writable; a
+                    // lift, about to make it writable, always.
+                    if !s.read_only || sql.starts_with("UPDATE") {
+                        s.dead_man.writable_at = Some(now);
+                    }
+                }
+                if sql.contains("fired = NULL") {
+                    s.dead_man.fired = None;
+                }
+                none
+            }
+            _ if sql.starts_with("SELECT @@GLOBAL.event_scheduler AS scheduler") => {
+                no_such_table(s)?;
+                Ok(s.dead_man
+                    .expires
+                    .map(|_| {
+                        row(&[
+                            ("scheduler", Some("ON".into())),
+                            ("read_only", Some(u8::from(s.read_only).to_string())),
+                            ("fired", s.dead_man.fired.map(|t| format!("{t:?}"))),
+                            (
+                                "writable_at",
+                                s.dead_man.writable_at.map(|t| format!("{t:?}")),
+                            ),
+                            (
+                                "restarted",
+                                s.dead_man
+                                    .writable_at
+                                    .map(|t| u8::from(t < s.booted).to_string()),
+                            ),
+                        ])
+                    })
+                    .into_iter()
+                    .collect())
+            }
             _ if sql.starts_with("SELECT @@server_id AS origin") => Ok(vec![row(&[
                 ("origin", Some(s.server_id.to_string())),
                 ("read_only", Some(u8::from(s.read_only).to_string())),

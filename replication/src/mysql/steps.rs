@@ -158,13 +158,20 @@ impl MySqlReplicaSet {
     }
 
     /// Read-only off: lifts a fence.
+    /// An armed dead-man switch is pushed out first, or it would turn the
+    /// member straight back.
     pub(super) async fn do_unfence(&self, id: &str, deadline: Instant) -> Result<(), ReplError> {
         let mut s = self.session_until(id, deadline).await?;
-        for sql in self.flavor.unfence_statements() {
-            s.exec(sql).await?;
+        let r = async {
+            self.extend_dead_man(&mut s).await?;
+            for sql in self.flavor.unfence_statements() {
+                s.exec(sql).await?;
+            }
+            Ok(())
         }
+        .await;
         s.close().await;
-        Ok(())
+        r
     }
 
     /// Makes `id` the writable primary; returns whether anything changed.
@@ -212,6 +219,7 @@ impl MySqlReplicaSet {
             s.exec(self.flavor.reset_replica_all()).await?;
             failpoint!(&format!("{op}::after_reset_replica"));
         }
+        self.extend_dead_man(s).await?;
         progress.maybe_writable = true;
         for sql in self.flavor.unfence_statements() {
             s.exec(sql).await?;

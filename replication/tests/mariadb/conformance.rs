@@ -53,6 +53,12 @@ impl ConformanceLab for Real {
         Ok(())
     }
 
+    async fn restart(&mut self, member: &str) -> Result<(), String> {
+        let i = Self::index(member)?;
+        self.lab.topo.stop(i).await;
+        self.lab.topo.restart(i).await.map_err(|e| e.to_string())
+    }
+
     async fn stop_applier(&self, member: &str) -> Result<(), String> {
         self.lab
             .topo
@@ -143,6 +149,12 @@ impl ConformanceLab for Sim {
 
     async fn crash(&mut self, member: &str) -> Result<(), String> {
         self.net.crash(&address(member));
+        Ok(())
+    }
+
+    async fn restart(&mut self, member: &str) -> Result<(), String> {
+        self.net.crash(&address(member));
+        self.net.restart(&address(member));
         Ok(())
     }
 

@@ -25,6 +25,14 @@ pub struct Database {
     /// majority is gone (default false).
     #[serde(default)]
     pub allow_data_loss: bool,
+    /// MySQL/MariaDB: arm a dead-man switch on the primary (default false):
+    /// a server-side event that turns it read-only unless its region's
+    /// controller renewed a deadline, so a primary whose region has no live
+    /// controller fences itself before anyone can promote around it. Needs
+    /// `event_scheduler = ON` on every member and `EVENT`, `CREATE` on the
+    /// controller's account; turned off, the controller removes the event.
+    #[serde(default)]
+    pub dead_man: bool,
     /// Default credential set (a `[credentials.<name>]`) for members.
     #[serde(default)]
     pub credentials: Option<String>,

@@ -66,6 +66,14 @@ fn one(v: &mut Validator<'_>, at: &KeyPath, db: &Database) {
             ),
         );
     }
+    if db.dead_man && db.kind == DatabaseKind::Mongodb {
+        v.error(
+            at.key("dead_man"),
+            "dead_man applies to mysql and mariadb; a MongoDB primary steps down by itself \
+             once it cannot see a majority"
+                .to_string(),
+        );
+    }
     if let Some(name) = &db.credentials {
         credential_ref(v, at.key("credentials"), name);
     }

@@ -21,6 +21,7 @@
 //! module reads etcd and the primary, feeds what it saw to it, and
 //! performs the move it gets back.
 
+pub mod dead_man;
 pub mod standing;
 
 use std::collections::BTreeMap;
@@ -107,6 +108,9 @@ pub struct LeaseKeeper {
     /// Where a fence done before giving a lease up is recorded (it reaches
     /// history and the promotion gate like an isolation fence).
     pub log: Arc<FenceLog>,
+    /// The databases whose primary carries a dead-man switch
+    /// ([`dead_man`]); the others' switches are removed.
+    pub dead_man: std::collections::BTreeSet<String>,
 }
 
 impl std::fmt::Debug for LeaseKeeper {
@@ -153,6 +157,12 @@ impl LeaseKeeper {
                 .iter()
                 .map(|d| (d.name.clone(), d.check.interval * fall))
                 .collect(),
+            dead_man: cfg
+                .databases
+                .iter()
+                .filter(|d| d.dead_man)
+                .map(|d| d.name.clone())
+                .collect(),
             local_sets,
             clock,
             log,
@@ -172,11 +182,13 @@ impl LeaseKeeper {
     ) {
         let mut leases: BTreeMap<String, PrimaryLease> = BTreeMap::new();
         let mut standings: BTreeMap<String, Standing> = BTreeMap::new();
+        let mut switches = dead_man::DeadManMemory::default();
         loop {
             if *etcd_ok.borrow() {
                 for db in self.local_sets.keys() {
                     let standing = standings.entry(db.clone()).or_insert(Standing::NotOurs);
-                    self.reconcile(db, &mut leases, standing).await;
+                    self.reconcile(db, &mut leases, standing, &mut switches)
+                        .await;
                 }
             }
             leases.retain(|db, l| {
@@ -211,13 +223,14 @@ impl LeaseKeeper {
         }
     }
 
-    /// One tick for `db`: read the store's record and the primary, move
-    /// the standing, and perform the move [`standing::next`] decides.
+    /// One tick for `db`: read the store's record, keep the lease, then
+    /// the primary's dead-man switch under it.
     async fn reconcile(
         &self,
         db: &str,
         leases: &mut BTreeMap<String, PrimaryLease>,
         standing: &mut Standing,
+        switches: &mut dead_man::DeadManMemory,
     ) {
         let key = self.store.keys().database(db);
         let state: DatabaseState = match self.store.get_json(&key).await {
@@ -225,11 +238,51 @@ impl LeaseKeeper {
             // Not discovered yet, or etcd trouble: leave things as they are.
             _ => return,
         };
-        let ours = self
-            .member_regions
-            .get(db)
-            .and_then(|m| m.get(&state.primary))
-            == Some(&self.region);
+        self.keep_lease(db, &state, leases, standing).await;
+        if !self.is_ours(db, &state.primary) {
+            return;
+        }
+        let Some(set) = self.local_sets.get(db) else {
+            return;
+        };
+        let work = dead_man::work(
+            self.dead_man.contains(db),
+            leases.get(db),
+            &state.primary,
+            state.epoch,
+        );
+        if let Some(record) = switches
+            .perform(
+                db,
+                &state.primary,
+                work,
+                set.as_ref(),
+                self.clock.now(),
+                &self.self_id,
+            )
+            .await
+            && let Err(e) = self.log.append(std::slice::from_ref(&record)).await
+        {
+            tracing::error!(error = %e, "cannot record the dead-man switch's fence locally");
+            switches.forget_report(db);
+        }
+    }
+
+    /// Whether `member` of `db` is in this controller's region.
+    fn is_ours(&self, db: &str, member: &str) -> bool {
+        self.member_regions.get(db).and_then(|m| m.get(member)) == Some(&self.region)
+    }
+
+    /// Reads the primary, moves the standing, and performs the move
+    /// [`standing::next`] decides.
+    async fn keep_lease(
+        &self,
+        db: &str,
+        state: &DatabaseState,
+        leases: &mut BTreeMap<String, PrimaryLease>,
+        standing: &mut Standing,
+    ) {
+        let ours = self.is_ours(db, &state.primary);
         let (readable, refused) = if ours {
             self.primary_readable(db, &state.primary).await
         } else {
@@ -305,7 +358,7 @@ impl LeaseKeeper {
                 match l.key_names_it().await {
                     Some(true) => {
                         l.confirm();
-                        self.rewrite_if_stale(db, l, &state).await;
+                        self.rewrite_if_stale(db, l, state).await;
                     }
                     Some(false) => {
                         // Neither the key nor the vouch names it: let it go.
@@ -320,10 +373,10 @@ impl LeaseKeeper {
             }
             Move::Rewrite => {
                 if let Some(l) = leases.get(db) {
-                    self.rewrite_if_stale(db, l, &state).await;
+                    self.rewrite_if_stale(db, l, state).await;
                 }
             }
-            Move::Acquire => self.acquire(db, leases, standing, &state).await,
+            Move::Acquire => self.acquire(db, leases, standing, state).await,
         }
     }
 
