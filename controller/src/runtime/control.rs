@@ -91,15 +91,142 @@ async fn approvals(store: &Store) -> Result<BTreeMap<String, DateTime<Utc>>, Sto
         .collect())
 }
 
-/// Re-reads the operator's switches (pause, drains) into `control`.
-pub async fn refresh_switches(store: &Store, control: &mut ControlState) -> Result<(), StoreError> {
-    let keys = store.keys();
-    control.paused = store.exists(&keys.pause()).await?;
-    control.drained = store
-        .list_keys(&keys.drains_prefix())
-        .await?
-        .into_iter()
-        .collect();
-    control.failback_approvals = approvals(store).await?;
-    Ok(())
+/// Everything under `control/` as one range read saw it: the operator's
+/// switches and pending requests. The leader reads it once a tick (one
+/// etcd call where there were four: an idle leader's etcd traffic is
+/// mostly these reads).
+#[derive(Debug, Default)]
+pub struct ControlSnapshot {
+    /// The control prefix, for naming keys in errors.
+    prefix: String,
+    /// Entries by key below the prefix (`pause`, `drain/<region>`, …).
+    entries: Vec<(String, Vec<u8>)>,
+}
+
+impl ControlSnapshot {
+    /// Reads the whole `control/` prefix.
+    pub async fn read(store: &Store) -> Result<Self, StoreError> {
+        let prefix = store.keys().control_prefix();
+        let entries = store.scan(&prefix).await?;
+        Ok(Self { prefix, entries })
+    }
+
+    /// The entries below `section/`, with that part of the key removed.
+    fn section<'a>(&'a self, section: &'a str) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        self.entries.iter().filter_map(move |(k, v)| {
+            k.strip_prefix(section)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .map(|rest| (rest, v.as_slice()))
+        })
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        section: &str,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<T, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::BadValue {
+            key: format!("{}{section}/{key}", self.prefix),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Sets the operator's switches (pause, drains, failback approvals) in
+    /// `control`; leaves it as it was when an approval cannot be decoded.
+    pub fn apply_switches(&self, control: &mut ControlState) -> Result<(), StoreError> {
+        let mut approvals = BTreeMap::new();
+        for (region, bytes) in self.section("failback") {
+            let at: String = self.decode("failback", region, bytes)?;
+            // An undecodable time counts as no approval.
+            if let Ok(t) = DateTime::parse_from_rfc3339(&at) {
+                approvals.insert(region.to_string(), t.with_timezone(&Utc));
+            }
+        }
+        control.paused = self.entries.iter().any(|(k, _)| k == "pause");
+        control.drained = self.section("drain").map(|(r, _)| r.to_string()).collect();
+        control.failback_approvals = approvals;
+        Ok(())
+    }
+
+    /// The pending operator requests, by id; fails when one cannot be
+    /// decoded (no request is served past one the leader cannot read).
+    pub fn requests<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<(String, T)>, StoreError> {
+        self.section("requests")
+            .map(|(id, bytes)| Ok((id.to_string(), self.decode("requests", id, bytes)?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(entries: &[(&str, &str)]) -> ControlSnapshot {
+        ControlSnapshot {
+            prefix: "/switchyard/t/control/".into(),
+            entries: entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_read_gives_every_switch_and_request() {
+        let s = snapshot(&[
+            ("drain/eu-west", ""),
+            ("failback/us-east", "\"2026-12-04T03:00:00Z\""),
+            ("failback/ap-south", "\"not a time\""),
+            ("pause", ""),
+            ("requests/r1", "{\"n\": 1}"),
+            ("waiting/r1", "\"gate\""),
+        ]);
+        let mut control = ControlState::default();
+        s.apply_switches(&mut control).unwrap();
+        assert!(control.paused);
+        assert_eq!(control.drained, ["eu-west".to_string()].into());
+        assert_eq!(
+            control.failback_approvals.keys().collect::<Vec<_>>(),
+            ["us-east"],
+            "an undecodable time is no approval"
+        );
+        let requests: Vec<(String, serde_json::Value)> = s.requests().unwrap();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].0, "r1");
+    }
+
+    #[test]
+    fn nothing_set_reads_as_nothing_set() {
+        let mut control = ControlState {
+            paused: true,
+            drained: ["eu-west".to_string()].into(),
+            ..ControlState::default()
+        };
+        snapshot(&[]).apply_switches(&mut control).unwrap();
+        assert!(!control.paused && control.drained.is_empty());
+        assert!(
+            snapshot(&[])
+                .requests::<serde_json::Value>()
+                .unwrap()
+                .is_empty()
+        );
+        // A key that merely starts like a section is not in it.
+        let s = snapshot(&[("pauses", ""), ("drainage/x", "")]);
+        s.apply_switches(&mut control).unwrap();
+        assert!(!control.paused && control.drained.is_empty());
+    }
+
+    #[test]
+    fn an_undecodable_request_or_approval_is_an_error_naming_its_key() {
+        let s = snapshot(&[("requests/r9", "{")]);
+        let e = s.requests::<serde_json::Value>().unwrap_err();
+        assert!(
+            e.to_string().contains("/switchyard/t/control/requests/r9"),
+            "{e}"
+        );
+        let s = snapshot(&[("failback/us-east", "{")]);
+        let mut control = ControlState::default();
+        assert!(s.apply_switches(&mut control).is_err());
+    }
 }

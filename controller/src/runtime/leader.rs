@@ -220,13 +220,28 @@ async fn lead_term(
         }
         // What the lanes finished since the last tick.
         harvest(ctx, st, &mut control, &mut topology).await?;
-        // The operator's switches and requests, every tick.
-        if let Err(e) = control::refresh_switches(&ctx.store, &mut control).await {
+        // The operator's switches and requests, every tick, in one read.
+        let controls = control::ControlSnapshot::read(&ctx.store).await;
+        let refreshed = match &controls {
+            Ok(c) => c.apply_switches(&mut control).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = refreshed {
             tracing::debug!(error = %e, "cannot refresh operator switches");
         }
         m::set_switches(control.paused, control.drained.len());
-        if st.resume_at.is_none() {
-            serve_requests(ctx, leader, st, &topology, &avoid_regions(&control)).await;
+        if st.resume_at.is_none()
+            && let Ok(controls) = &controls
+        {
+            serve_requests(
+                ctx,
+                leader,
+                st,
+                controls,
+                &topology,
+                &avoid_regions(&control),
+            )
+            .await;
         }
         // Keep the lease reader's memory current, so a gate decision
         // knows when each lease was last seen.
@@ -702,14 +717,11 @@ async fn serve_requests(
     ctx: &LeaderContext,
     leader: &Leadership,
     st: &mut Term,
+    controls: &control::ControlSnapshot,
     topology: &Topology,
     avoid: &std::collections::BTreeSet<String>,
 ) {
-    let requests: Vec<(String, OperatorRequest)> = match ctx
-        .store
-        .list_json(&ctx.store.keys().requests_prefix())
-        .await
-    {
+    let requests: Vec<(String, OperatorRequest)> = match controls.requests() {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(error = %e, "cannot list operator requests");

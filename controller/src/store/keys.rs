@@ -95,6 +95,13 @@ impl Keys {
         format!("{}/history/", self.prefix)
     }
 
+    /// Prefix of every operator switch and request (pause, drains,
+    /// failback approvals, requests and their waits): what the leader reads
+    /// in one range each tick.
+    pub fn control_prefix(&self) -> String {
+        format!("{}/control/", self.prefix)
+    }
+
     /// Present when automation is paused.
     pub fn pause(&self) -> String {
         format!("{}/control/pause", self.prefix)
