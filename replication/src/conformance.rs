@@ -188,7 +188,8 @@ pub async fn unfence_held_back(
 /// The dead-man switch on the primary `a`: renewed, `a` takes writes;
 /// left unrenewed, it makes itself read-only by the deadline it was given
 /// and says it fired; a lift pushes the deadline out and clears the
-/// firing; disarmed, it no longer fires. Nothing of it replicates: the
+/// firing; disarmed, it no longer fires. Nothing of it is binlogged:
+/// arming and renewing leave `a`'s GTID position where it was, and the
 /// replicas `b` and `c` have no errant transaction after it.
 pub async fn dead_man(
     rs: &dyn ReplicaSet,
@@ -201,11 +202,17 @@ pub async fn dead_man(
     // How late past its deadline a firing may be seen: the event's
     // statement and this poll, on a loaded machine.
     const SEEN_WITHIN: Duration = Duration::from_secs(3);
+    let before = position_of(rs, a).await?;
     let deadline = Instant::now() + Duration::from_millis(2100);
     let held = rs.hold_dead_man(a, deadline).await?;
     ensure!(
         held.scheduler_on && held.fired.is_none(),
         "a renewed switch can fire and has not: {held:?}"
+    );
+    let after = position_of(rs, a).await?;
+    ensure!(
+        after == before,
+        "arming and renewing the switch wrote nothing to the binlog: {before} then {after}"
     );
     ensure!(
         lab.write(a).await.is_ok(),
@@ -259,7 +266,8 @@ pub async fn dead_man(
 /// A writable primary `a` with its switch armed restarts (cleanly) and
 /// comes back read-only, as its configuration says: the switch's renewal
 /// reports it restarted read-only, never as fired. After a lift it no
-/// longer does.
+/// longer does; nor after a restart of a member that was fenced (and seen
+/// fenced) before it.
 pub async fn dead_man_restart(
     rs: &dyn ReplicaSet,
     lab: &mut dyn Lab,
@@ -274,8 +282,6 @@ pub async fn dead_man_restart(
         held.restarted_read_only.is_none() && held.fired.is_none(),
         "a writable, renewed primary did not restart read-only: {held:?}"
     );
-    // The boot time is read in whole seconds: restart a second later.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     lab.restart(a).await.map_err(Violation)?;
     let back = until(&format!("{a} answering after its restart"), || async {
         rs.hold_dead_man(a, far()).await.map_err(|e| e.to_string())
@@ -292,6 +298,20 @@ pub async fn dead_man_restart(
         lifted.restarted_read_only.is_none(),
         "after the lift {a} is not reported restarted: {lifted:?}"
     );
+    // Fenced (by an operator, or its isolated controller), renewed once
+    // while fenced, then restarted: a fence, not a restart to undo.
+    rs.fence(a).await?;
+    rs.hold_dead_man(a, far()).await?;
+    lab.restart(a).await.map_err(Violation)?;
+    let fenced = until(&format!("{a} answering after its restart"), || async {
+        rs.hold_dead_man(a, far()).await.map_err(|e| e.to_string())
+    })
+    .await?;
+    ensure!(
+        fenced.restarted_read_only.is_none(),
+        "a member fenced before its restart is not reported restarted: {fenced:?}"
+    );
+    ensure!(rs.unfence(a, &FREE).await?, "the lift makes {a} writable");
     rs.disarm_dead_man(a).await?;
     settled(rs, a, &[b, c]).await?;
     Ok(())

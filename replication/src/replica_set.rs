@@ -171,10 +171,12 @@ pub trait ReplicaSet: Send + Sync {
     /// Arms `member`'s dead-man switch if needed and renews it, so that the
     /// member makes itself read-only by `until` (this process's clock)
     /// unless renewed again: the fence that needs no live controller
-    /// (`docs/SAFETY.md`). Unguarded, like [`ReplicaSet::fence`]: it only
-    /// ever moves a member towards read-only. A promotion or a lift of a
-    /// fence on an armed member pushes its deadline out and clears
-    /// [`DeadMan::fired`] before read-only goes off. Engines that elect
+    /// (`docs/SAFETY.md`). Unguarded, like [`ReplicaSet::fence`]: it never
+    /// makes a member writable, it only postpones the member's own fence,
+    /// and only the holder of the member's primary lease calls it. A
+    /// promotion or a lift of a fence on an armed member pushes its
+    /// deadline out and clears [`DeadMan::fired`] before read-only goes
+    /// off. Engines that elect
     /// their own primaries (MongoDB steps a primary down without a
     /// majority) have no switch: [`ReplError::InvalidSpec`].
     async fn hold_dead_man(&self, member: &str, until: Instant) -> Result<DeadMan, ReplError> {

@@ -406,8 +406,18 @@ fn cases() -> Vec<Case> {
                 .replace("kind = \"mariadb\"", "kind = \"mongodb\"")
                 .replace("max_lag = \"5s\"", "max_lag = \"5s\"\ndead_man = true"),
             "databases[0].dead_man",
-            "dead_man applies to mysql and mariadb; a MongoDB primary steps down by itself once it cannot see a majority",
+            "dead_man applies to mariadb; a MongoDB primary steps down by itself once it cannot see a majority",
             (5, 12),
+        ),
+        case(
+            "dead-man switch with a short primary lease",
+            format!(
+                "[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nprimary_lease_ttl = \"5s\"\n\n{}",
+                DATABASE.replace("max_lag = \"5s\"", "max_lag = \"5s\"\ndead_man = true")
+            ),
+            "databases[0].dead_man",
+            "dead_man needs etcd.primary_lease_ttl of at least 6s (it is 5s)",
+            (9, 12),
         ),
         case(
             "database with no members",

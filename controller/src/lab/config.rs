@@ -140,6 +140,8 @@ cluster = "{CLUSTER}"
 [etcd]
 endpoints = [{etcd}]
 lease_ttl = "2s"
+# The dead-man switch (orders, below) needs at least 6 s.
+primary_lease_ttl = "6s"
 
 [dns]
 backend = "embedded"

@@ -133,8 +133,11 @@ impl ControlSnapshot {
     }
 
     /// Sets the operator's switches (pause, drains, failback approvals) in
-    /// `control`; leaves it as it was when an approval cannot be decoded.
+    /// `control`; when an approval cannot be decoded, the approvals are
+    /// left as they were (pause and drains are set all the same).
     pub fn apply_switches(&self, control: &mut ControlState) -> Result<(), StoreError> {
+        control.paused = self.entries.iter().any(|(k, _)| k == "pause");
+        control.drained = self.section("drain").map(|(r, _)| r.to_string()).collect();
         let mut approvals = BTreeMap::new();
         for (region, bytes) in self.section("failback") {
             let at: String = self.decode("failback", region, bytes)?;
@@ -143,8 +146,6 @@ impl ControlSnapshot {
                 approvals.insert(region.to_string(), t.with_timezone(&Utc));
             }
         }
-        control.paused = self.entries.iter().any(|(k, _)| k == "pause");
-        control.drained = self.section("drain").map(|(r, _)| r.to_string()).collect();
         control.failback_approvals = approvals;
         Ok(())
     }
@@ -225,8 +226,14 @@ mod tests {
             e.to_string().contains("/switchyard/t/control/requests/r9"),
             "{e}"
         );
-        let s = snapshot(&[("failback/us-east", "{")]);
+        // An undecodable approval does not hide a pause or a drain.
+        let s = snapshot(&[
+            ("drain/eu-west", ""),
+            ("failback/us-east", "{"),
+            ("pause", ""),
+        ]);
         let mut control = ControlState::default();
         assert!(s.apply_switches(&mut control).is_err());
+        assert!(control.paused && control.drained.contains("eu-west"));
     }
 }

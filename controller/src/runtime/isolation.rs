@@ -74,7 +74,7 @@ impl Timing {
         Self {
             etcd_silence: eighth,
             grace: eighth,
-            margin: (ttl / 4).max(Duration::from_millis(500)),
+            margin: super::lease_keeper::dead_man::margin(ttl),
             fence_budget: (ttl / 4).clamp(Duration::from_millis(250), Duration::from_secs(2)),
             probe_timeout: eighth,
             first_round: crate::runtime::peers::first_round(ttl),

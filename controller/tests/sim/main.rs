@@ -9,6 +9,9 @@
 //! - never two writable members that the applications can reach (with
 //!   the primary's dead-man switch on; `SIM_DEAD_MAN=off` shows what it
 //!   prevents: a primary in a cut-off region whose controller is down);
+//! - a database's primary or replication changed only by the controller
+//!   that leads at that moment (promotion, repointing and lifting a fence
+//!   are the leader's journaled steps; fences are anyone's);
 //! - never every weight of a record at zero;
 //! - liveness: once every fault has healed, exactly one writable member
 //!   within [`LIVENESS`] (nothing excused: a primary that restarted
@@ -135,6 +138,9 @@ async fn run(seed: u64) -> Outcome {
             breach = Some(format!(
                 "two writable members reachable by clients: {writable:?}"
             ));
+        }
+        if let Some(first) = world.deposed_steps().first() {
+            breach = Some(format!("a step taken by a controller not leading: {first}"));
         }
         for (record, weights) in world.weights() {
             if !weights.is_empty() && weights.values().all(|w| *w == 0) {

@@ -197,7 +197,37 @@ pub struct World {
     pub etcd_cut: BTreeMap<&'static str, u32>,
     /// Controllers crashed, with how many faults hold them down.
     pub controller_down: BTreeMap<&'static str, u32>,
+    /// Changes of a database's primary or replication sent by a controller
+    /// that was not the leader at that moment (docs/SAFETY.md, S2).
+    deposed_steps: Arc<std::sync::Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
+}
+
+/// The statements only a leader's journaled steps send (promotion,
+/// repointing, lifting a fence): what S2 says a controller sends only
+/// while it leads. Fences (read-only on, sessions ended) and the dead-man
+/// switch's renewals are every controller's to send.
+const LEADER_ONLY: [&str; 6] = [
+    "SET GLOBAL read_only = OFF",
+    "STOP SLAVE",
+    "START SLAVE",
+    "RESET SLAVE ALL",
+    "CHANGE MASTER TO ",
+    "UPDATE switchyard.dead_man ",
+];
+
+/// The controller whose candidate key leads the election in `kv` now (its
+/// value is `<id>.sim:7400`), read past every link.
+fn leader_now(kv: &MemKv, prefix: &str) -> Option<String> {
+    kv.snapshot()
+        .into_iter()
+        .filter(|k| k.key.starts_with(prefix))
+        .min_by_key(|k| k.create_revision)
+        .map(|k| {
+            let v = String::from_utf8_lossy(&k.value).into_owned();
+            v.split_once('.')
+                .map_or(v.clone(), |(id, _)| id.to_string())
+        })
 }
 
 impl World {
@@ -234,8 +264,36 @@ impl World {
             cut: BTreeMap::new(),
             etcd_cut: BTreeMap::new(),
             controller_down: BTreeMap::new(),
+            deposed_steps: Arc::default(),
             _dir: dir,
         };
+        {
+            let kv = world.kv.connect();
+            let prefix = format!(
+                "{}/",
+                switchyard_controller::store::Keys::new(&world.cfg.cluster).leader()
+            );
+            let found = world.deposed_steps.clone();
+            let start = tokio::time::Instant::now();
+            world
+                .net
+                .observe_statements(Arc::new(move |client, address, sql| {
+                    let Some(client) = client else { return };
+                    if !LEADER_ONLY.iter().any(|p| sql.starts_with(p)) {
+                        return;
+                    }
+                    let leader = leader_now(&kv, &prefix);
+                    if leader.as_deref() != Some(client) {
+                        found
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(format!(
+                                "{:.3}s: {client} sent `{sql}` to {address} while {leader:?} led",
+                                start.elapsed().as_secs_f64()
+                            ));
+                    }
+                }));
+        }
         for r in REGIONS {
             let node = world.node(r);
             world.nodes.push(node);
@@ -370,6 +428,14 @@ impl World {
             self.nodes[i] = node;
         }
         self.publish_peers();
+    }
+
+    /// Steps a controller took on a database while not leading, so far.
+    pub fn deposed_steps(&self) -> Vec<String> {
+        self.deposed_steps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// What each controller's pings would say now: the peers it reaches,

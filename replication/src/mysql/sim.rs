@@ -88,8 +88,14 @@ impl std::fmt::Debug for SimNetwork {
     }
 }
 
+/// Sees every statement as it reaches its server: who sent it (the view's
+/// client, if named), the server's address, the statement.
+pub type StatementObserver = Arc<dyn Fn(Option<&str>, &str, &str) + Send + Sync>;
+
 #[derive(Default)]
 struct Net {
+    /// Told of every statement ([`SimNetwork::observe_statements`]).
+    observer: Option<StatementObserver>,
     servers: BTreeMap<String, Server>,
     next_session: u64,
     /// Directed links whose packets are lost: `(from, to)`.
@@ -133,8 +139,6 @@ struct Server {
     apply_delay: Duration,
     sessions: BTreeSet<u64>,
     dead_man: DeadManState,
-    /// When the server last started.
-    booted: Instant,
 }
 
 /// A server's dead-man switch ([`super::dead_man`]): the table, its row
@@ -149,6 +153,10 @@ struct DeadManState {
     fired: Option<Instant>,
     /// When a renewal or a lift last found the server writable.
     writable_at: Option<Instant>,
+    /// Whether the last renewal that saw the server found it writable.
+    was_writable: Option<bool>,
+    /// The boot marker (a MEMORY table's row: a restart empties it).
+    marked: bool,
 }
 
 impl DeadManState {
@@ -294,6 +302,13 @@ impl SimNetwork {
                 .is_some_and(|s| s.up && !s.cut && !s.read_only)
     }
 
+    /// Calls `observer` with every statement from now on, as it reaches
+    /// its server (before it takes effect): a simulator checks who acts
+    /// on the databases, and when.
+    pub fn observe_statements(&self, observer: StatementObserver) {
+        self.lock().observer = Some(observer);
+    }
+
     fn lock(&self) -> MutexGuard<'_, Net> {
         let mut net = self
             .inner
@@ -319,7 +334,6 @@ impl SimNetwork {
                 apply_delay: Duration::ZERO,
                 sessions: BTreeSet::new(),
                 dead_man: DeadManState::default(),
-                booted: Instant::now(),
             },
         );
     }
@@ -396,7 +410,7 @@ impl SimNetwork {
         if let Some(s) = self.lock().servers.get_mut(address) {
             s.up = true;
             s.read_only = true;
-            s.booted = Instant::now();
+            s.dead_man.marked = false;
             if s.repl.source.is_some() {
                 s.repl.io = true;
                 s.repl.sql = true;
@@ -687,6 +701,10 @@ impl SimSession {
         // A statement sent across a cut arrives once it heals (TCP
         // retransmits); the caller's timeout may end the wait first.
         self.net.until_answered(&self.address).await;
+        let observer = self.net.lock().observer.clone();
+        if let Some(o) = observer {
+            o(self.net.client.as_deref(), &self.address, sql);
+        }
         let mut net = self.net.lock();
         let id = self.id;
         let s = net.session(&self.address, id)?;
@@ -760,6 +778,30 @@ impl SimSession {
                 s.dead_man.table = true;
                 none
             }
+            _ if sql.starts_with("CREATE TABLE IF NOT EXISTS switchyard.dead_man_boot ") => none,
+            "REPLACE INTO switchyard.dead_man_boot (id) VALUES (1)" => {
+                s.dead_man.marked = true;
+                none
+            }
+            _ if sql.starts_with(
+                "SELECT (SELECT COUNT(*) FROM switchyard.dead_man_boot) AS marked",
+            ) =>
+            {
+                no_such_table(s)?;
+                let d = &s.dead_man;
+                Ok(d.expires
+                    .map(|_| {
+                        row(&[
+                            ("marked", Some(u8::from(d.marked).to_string())),
+                            (
+                                "was_writable",
+                                d.was_writable.map(|w| u8::from(w).to_string()),
+                            ),
+                        ])
+                    })
+                    .into_iter()
+                    .collect())
+            }
             _ if sql.starts_with("CREATE EVENT IF NOT EXISTS switchyard.dead_man ") => {
                 s.dead_man.event = true;
                 none
@@ -768,27 +810,28 @@ impl SimSession {
                 s.dead_man.event = false;
                 none
             }
-            _ if sql.starts_with("INSERT INTO switchyard.dead_man ")
-                || sql.starts_with("UPDATE switchyard.dead_man ") =>
-            {
+            _ if sql.starts_with("INSERT INTO switchyard.dead_man ") => {
                 no_such_table(s)?;
                 let micros: u64 = sql
                     .split_once("INTERVAL ")
                     .and_then(|(_, r)| r.split_once(" MICROSECOND"))
                     .and_then(|(n, _)| n.parse().ok())
                     .ok_or_else(|| syntax(sql))?;
-                // An UPDATE finds no row to change where there is none.
                 let now = Instant::now();
-                if sql.starts_with("INSERT") || s.dead_man.expires.is_some() {
-                    s.dead_man.expires = Some(now + Duration::from_micros(micros));
-                    // A renewal notes the time only while writable; a
-                    // lift, about to make it writable, always.
-                    if !s.read_only || sql.starts_with("UPDATE") {
-                        s.dead_man.writable_at = Some(now);
-                    }
-                }
-                if sql.contains("fired = NULL") {
+                let new_row = s.dead_man.expires.is_none();
+                s.dead_man.expires = Some(now + Duration::from_micros(micros));
+                // A lift or promotion (`fired = NULL`), about to make the
+                // member writable, notes the time and clears the firing;
+                // a renewal only while the member is writable.
+                if sql.contains("fired = NULL") || !s.read_only {
+                    s.dead_man.writable_at = Some(now);
                     s.dead_man.fired = None;
+                    s.dead_man.was_writable = Some(true);
+                } else if new_row {
+                    s.dead_man.was_writable = None;
+                } else if sql.ends_with("IF(@@GLOBAL.read_only = 0, 1, 0)") {
+                    // Read-only within a marked boot.
+                    s.dead_man.was_writable = Some(false);
                 }
                 none
             }
@@ -804,12 +847,6 @@ impl SimSession {
                             (
                                 "writable_at",
                                 s.dead_man.writable_at.map(|t| format!("{t:?}")),
-                            ),
-                            (
-                                "restarted",
-                                s.dead_man
-                                    .writable_at
-                                    .map(|t| u8::from(t < s.booted).to_string()),
                             ),
                         ])
                     })

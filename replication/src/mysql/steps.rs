@@ -163,7 +163,8 @@ impl MySqlReplicaSet {
     pub(super) async fn do_unfence(&self, id: &str, deadline: Instant) -> Result<(), ReplError> {
         let mut s = self.session_until(id, deadline).await?;
         let r = async {
-            self.extend_dead_man(&mut s).await?;
+            self.extend_dead_man(&mut s, self.timeouts.dead_man_grace)
+                .await?;
             for sql in self.flavor.unfence_statements() {
                 s.exec(sql).await?;
             }
@@ -219,7 +220,8 @@ impl MySqlReplicaSet {
             s.exec(self.flavor.reset_replica_all()).await?;
             failpoint!(&format!("{op}::after_reset_replica"));
         }
-        self.extend_dead_man(s).await?;
+        self.extend_dead_man(s, super::dead_man::PROMOTION_HOLD)
+            .await?;
         progress.maybe_writable = true;
         for sql in self.flavor.unfence_statements() {
             s.exec(sql).await?;

@@ -25,7 +25,7 @@ pub struct Database {
     /// majority is gone (default false).
     #[serde(default)]
     pub allow_data_loss: bool,
-    /// MySQL/MariaDB: arm a dead-man switch on the primary (default false):
+    /// MariaDB: arm a dead-man switch on the primary (default false):
     /// a server-side event that turns it read-only unless its region's
     /// controller renewed a deadline, so a primary whose region has no live
     /// controller fences itself before anyone can promote around it. Needs

@@ -66,13 +66,8 @@ fn one(v: &mut Validator<'_>, at: &KeyPath, db: &Database) {
             ),
         );
     }
-    if db.dead_man && db.kind == DatabaseKind::Mongodb {
-        v.error(
-            at.key("dead_man"),
-            "dead_man applies to mysql and mariadb; a MongoDB primary steps down by itself \
-             once it cannot see a majority"
-                .to_string(),
-        );
+    if db.dead_man {
+        dead_man(v, at, db);
     }
     if let Some(name) = &db.credentials {
         credential_ref(v, at.key("credentials"), name);
@@ -83,6 +78,48 @@ fn one(v: &mut Validator<'_>, at: &KeyPath, db: &Database) {
     timing(v, &at.key("check"), db.check.interval, db.check.timeout);
     members(v, at, db);
 }
+
+/// The dead-man switch: MariaDB only (MySQL 8 has no
+/// `information_schema.GLOBAL_STATUS` for its restart evidence, and its
+/// `super_read_only` stops the event's own note), and a primary lease
+/// long enough that the renewals, once a second, keep well ahead of the
+/// deadline (`P − P/4 − 1.5 s − P/8` must leave two seconds).
+fn dead_man(v: &mut Validator<'_>, at: &KeyPath, db: &Database) {
+    match db.kind {
+        DatabaseKind::Mariadb => {}
+        DatabaseKind::Mongodb => {
+            v.error(
+                at.key("dead_man"),
+                "dead_man applies to mariadb; a MongoDB primary steps down by itself once it \
+                 cannot see a majority"
+                    .to_string(),
+            );
+        }
+        DatabaseKind::Mysql => {
+            v.error(
+                at.key("dead_man"),
+                "dead_man is built for mariadb only so far; on mysql, fence with the isolation \
+                 loop alone (dead_man = false)"
+                    .to_string(),
+            );
+        }
+    }
+    let p = v.config.etcd.primary_lease_ttl();
+    if p < MIN_DEAD_MAN_LEASE {
+        v.error(
+            at.key("dead_man"),
+            format!(
+                "dead_man needs etcd.primary_lease_ttl of at least {}s (it is {}s): the switch \
+                 must be renewed well before it fires, once a second",
+                MIN_DEAD_MAN_LEASE.as_secs(),
+                p.as_secs()
+            ),
+        );
+    }
+}
+
+/// The shortest primary lease the dead-man switch works with.
+const MIN_DEAD_MAN_LEASE: std::time::Duration = std::time::Duration::from_secs(6);
 
 fn members(v: &mut Validator<'_>, at: &KeyPath, db: &Database) {
     let path = at.key("members");

@@ -1,4 +1,4 @@
-//! The keeper's part in the dead-man switch (`docs/SAFETY.md`, S1): while
+//! The keeper's part in the dead-man switch (`docs/SAFETY.md`, S4): while
 //! it holds a primary's lease, it renews the switch on that primary so
 //! that the primary turns itself read-only by the time the lease can run
 //! out — the fence that still happens when every controller of the region
@@ -29,11 +29,18 @@ pub struct DeadManMemory {
 }
 
 /// When, on this process's clock, the primary must be read-only if not
-/// renewed again: when `lease` can run out at the earliest. etcd counts a
-/// lease's TTL from when it received the last keep-alive, which was after
-/// this process sent it.
+/// renewed again: the margin `m = max(P/4, 500 ms)` before `lease` can run
+/// out at the earliest — the same margin the isolation loop's own fence
+/// keeps. etcd counts a lease's TTL from when it received the last
+/// keep-alive, which was after this process sent it.
 pub fn deadline(lease: &PrimaryLease) -> Instant {
-    lease.renewal().last_renewed + lease.ttl()
+    let ttl = lease.ttl();
+    lease.renewal().last_renewed + ttl - margin(ttl)
+}
+
+/// The margin a fence keeps before its lease can end.
+pub fn margin(ttl: std::time::Duration) -> std::time::Duration {
+    (ttl / 4).max(std::time::Duration::from_millis(500))
 }
 
 /// What one tick does with the switch of `primary`, the primary of `db`,
@@ -58,8 +65,9 @@ pub fn work<'a>(armed: bool, lease: Option<&PrimaryLease>, primary: &str, epoch:
         return Work::Nothing("no lease held");
     };
     let renewal = l.renewal();
-    if !l.verified() || renewal.lost || l.value().primary != primary {
-        return Work::Nothing("the lease held does not vouch for this primary");
+    let value = l.value();
+    if !l.verified() || renewal.lost || value.primary != primary || value.epoch != Some(epoch) {
+        return Work::Nothing("the lease held does not vouch for this primary and epoch");
     }
     if !armed {
         return Work::Disarm;
@@ -122,7 +130,7 @@ impl DeadManMemory {
                         (Some(fired), _) => (
                             format!("fired {fired}"),
                             format!(
-                                "its dead-man switch fired at {fired} (server time): {self_id} \
+                                "its dead-man switch fired at {fired} (server time, UTC): {self_id} \
                                  had not renewed it in time"
                             ),
                         ),
@@ -130,7 +138,7 @@ impl DeadManMemory {
                             format!("restarted {writable_at}"),
                             format!(
                                 "it restarted read-only (as its configuration says) after it was \
-                                 last seen writable at {writable_at} (server time), while \
+                                 last seen writable at {writable_at} (server time, UTC), while \
                                  {self_id} kept its lease: nobody replaced it"
                             ),
                         ),
