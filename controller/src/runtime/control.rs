@@ -20,15 +20,10 @@ pub async fn load(
     records: impl Iterator<Item = &String>,
 ) -> Result<ControlState, StoreError> {
     let keys = store.keys();
-    let mut control = ControlState {
-        paused: store.exists(&keys.pause()).await?,
-        drained: store
-            .list_keys(&keys.drains_prefix())
-            .await?
-            .into_iter()
-            .collect(),
-        ..ControlState::default()
-    };
+    let mut control = ControlState::default();
+    ControlSnapshot::read(store)
+        .await?
+        .apply_switches(&mut control)?;
     let stored: Vec<(String, BTreeMap<String, u32>)> =
         store.list_json(&keys.traffic_prefix()).await?;
     let stored: BTreeMap<String, BTreeMap<String, u32>> = stored.into_iter().collect();
@@ -51,7 +46,6 @@ pub async fn load(
     }
     let regions: Vec<(String, RegionState)> = store.list_json(&keys.regions_prefix()).await?;
     control.regions = regions.into_iter().collect();
-    control.failback_approvals = approvals(store).await?;
     for (db, state) in databases(store).await? {
         if let Some(t) = state.last_failover {
             control.last_failover.insert(db, t);
@@ -76,19 +70,6 @@ pub async fn databases(store: &Store) -> Result<BTreeMap<String, DatabaseState>,
     let all: Vec<(String, DatabaseState)> =
         store.list_json(&store.keys().databases_prefix()).await?;
     Ok(all.into_iter().collect())
-}
-
-/// Failback approvals by region; an undecodable time counts as no approval.
-async fn approvals(store: &Store) -> Result<BTreeMap<String, DateTime<Utc>>, StoreError> {
-    let all: Vec<(String, String)> = store.list_json(&store.keys().failbacks_prefix()).await?;
-    Ok(all
-        .into_iter()
-        .filter_map(|(region, at)| {
-            DateTime::parse_from_rfc3339(&at)
-                .ok()
-                .map(|t| (region, t.with_timezone(&Utc)))
-        })
-        .collect())
 }
 
 /// Everything under `control/` as one range read saw it: the operator's

@@ -216,8 +216,8 @@ impl MySqlReplicaSet {
         if !armed {
             s.exec(CREATE_SCHEMA).await?;
             s.exec(CREATE_TABLE).await?;
+            s.exec(CREATE_MARKER).await?;
         }
-        s.exec(CREATE_MARKER).await?;
         let (restarted, marked) = parse_evidence(&s.rows(EVIDENCE_QUERY).await?);
         // Computed last, just before it is sent: everything before it only
         // shortens the deadline's reach.
@@ -286,8 +286,8 @@ impl MySqlReplicaSet {
         if !armed {
             s.exec(CREATE_SCHEMA).await?;
             s.exec(CREATE_TABLE).await?;
+            s.exec(CREATE_MARKER).await?;
         }
-        s.exec(CREATE_MARKER).await?;
         s.exec(&extend(hold)).await?;
         s.exec(MARK_BOOT).await?;
         if self.dead_man {

@@ -34,8 +34,9 @@ pub struct DeadManMemory {
 /// keeps. etcd counts a lease's TTL from when it received the last
 /// keep-alive, which was after this process sent it.
 pub fn deadline(lease: &PrimaryLease) -> Instant {
-    let ttl = lease.ttl();
-    lease.renewal().last_renewed + ttl - margin(ttl)
+    lease
+        .fence_deadline(margin(lease.ttl()), std::time::Duration::ZERO)
+        .done_by
 }
 
 /// The margin a fence keeps before its lease can end.
@@ -45,7 +46,7 @@ pub fn margin(ttl: std::time::Duration) -> std::time::Duration {
 
 /// What one tick does with the switch of `primary`, the primary of `db`,
 /// under `lease` (which this controller holds, verified, for it).
-pub enum Work<'a> {
+pub enum Work {
     /// Renew it (the database is configured with the switch).
     Renew {
         /// Its deadline.
@@ -55,19 +56,20 @@ pub enum Work<'a> {
     },
     /// Remove it once per process (configured without).
     Disarm,
-    /// Nothing to do (not holding a verified lease for this primary).
-    Nothing(&'a str),
+    /// Nothing to do (not holding a verified lease for this primary and
+    /// epoch).
+    Nothing,
 }
 
 /// The tick's work: pure, from the lease held and the configuration.
-pub fn work<'a>(armed: bool, lease: Option<&PrimaryLease>, primary: &str, epoch: u64) -> Work<'a> {
+pub fn work(armed: bool, lease: Option<&PrimaryLease>, primary: &str, epoch: u64) -> Work {
     let Some(l) = lease else {
-        return Work::Nothing("no lease held");
+        return Work::Nothing;
     };
     let renewal = l.renewal();
     let value = l.value();
     if !l.verified() || renewal.lost || value.primary != primary || value.epoch != Some(epoch) {
-        return Work::Nothing("the lease held does not vouch for this primary and epoch");
+        return Work::Nothing;
     }
     if !armed {
         return Work::Disarm;
@@ -89,13 +91,13 @@ impl DeadManMemory {
         &mut self,
         db: &str,
         primary: &str,
-        work: Work<'_>,
+        work: Work,
         set: &dyn ReplicaSet,
         now: chrono::DateTime<chrono::Utc>,
         self_id: &str,
     ) -> Option<FenceRecord> {
         match work {
-            Work::Nothing(_) => None,
+            Work::Nothing => None,
             Work::Disarm => {
                 let key = (db.to_string(), primary.to_string());
                 if !self.disarmed.contains(&key) {
