@@ -228,7 +228,7 @@ impl PrimaryLease {
             lost: false,
         });
         let period = ttl / PRIMARY_RENEWALS_PER_TTL;
-        let task = tokio::spawn(keep_alive(store.clone(), lease, period, tx, || {
+        let task = crate::task::spawn(keep_alive(store.clone(), lease, period, tx, || {
             metrics::counter!("switchyard_primary_lease_renewals_total").increment(1);
         }));
         Self {

@@ -85,16 +85,23 @@ pub async fn run(
     mut role: watch::Receiver<Role>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // The term last led: never led twice. Waiting for `Follower` between
+    // terms instead missed a term won again before this loop looked (a
+    // process paused past its lease wakes, loses the key and wins it again
+    // at once): it then held the key and decided nothing.
+    let mut ended: Option<i64> = None;
     loop {
+        let fresh = |r: &Role| matches!(r, Role::Leader(l) if Some(l.token()) != ended);
         let leadership = tokio::select! {
-            r = role.wait_for(|r| matches!(r, Role::Leader(_))) => match r.map(|r| r.clone()) {
+            r = role.wait_for(fresh) => match r.map(|r| r.clone()) {
                 Ok(Role::Leader(l)) => l,
                 _ => return,
             },
             _ = shutdown.wait_for(|s| *s) => return,
         };
+        ended = Some(leadership.token());
         m::set_leader(true);
-        let rejoin = tokio::spawn(rejoin::watch(
+        let rejoin = crate::task::spawn(rejoin::watch(
             ctx.store.clone(),
             ctx.databases.clone(),
             leadership.clone(),
@@ -113,7 +120,6 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
-        let _ = role.wait_for(|r| matches!(r, Role::Follower)).await;
     }
 }
 
@@ -450,7 +456,7 @@ impl Term {
         let executor = ctx.executor.clone();
         let leader = leader.clone();
         tracing::debug!(%lane, action = spec.kind(), subject = spec.subject(), "starting in its lane");
-        let task = tokio::spawn(async move {
+        let task = crate::task::spawn(async move {
             executor
                 .execute_request(&leader, spec, reasons, request, now)
                 .await
@@ -488,7 +494,7 @@ impl Term {
         if !self.retries.ready(&key, tokio::time::Instant::now()) {
             return;
         }
-        let task = tokio::spawn(async move {
+        let task = crate::task::spawn(async move {
             let (records, reasons) =
                 match tokio::time::timeout(DRIFT_READ, drifted(traffic.as_ref(), &desired)).await {
                     Ok(found) => found,

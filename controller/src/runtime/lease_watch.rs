@@ -22,7 +22,7 @@ pub fn watch_primary_leases(store: &Store) -> (Arc<Notify>, AbortOnDrop) {
     let prefix = store.keys().primary_leases_prefix();
     let store = store.clone();
     let tx = notify.clone();
-    let task = tokio::spawn(async move {
+    let task = crate::task::spawn(async move {
         loop {
             if let Ok(mut stream) = store.watch(&prefix, None).await {
                 // An error (etcd ended the watch: compaction, permissions,

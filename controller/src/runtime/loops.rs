@@ -106,14 +106,17 @@ pub fn spawn(
     let timing = isolation::Timing::for_ttl(cfg.etcd.primary_lease_ttl());
     let (last_ok_tx, last_ok_rx) = watch::channel(tokio::time::Instant::now());
     let (etcd_ok_tx, etcd_ok_rx) = watch::channel(true);
-    tasks.spawn(isolation::probe_etcd(
-        store.clone(),
-        timing.probe_timeout,
-        last_ok_tx,
-        etcd_ok_tx,
-        timing.etcd_silence,
-        shutdown.clone(),
-    ));
+    crate::task::spawn_in(
+        tasks,
+        isolation::probe_etcd(
+            store.clone(),
+            timing.probe_timeout,
+            last_ok_tx,
+            etcd_ok_tx,
+            timing.etcd_silence,
+            shutdown.clone(),
+        ),
+    );
     let log = Arc::new(FenceLog::new(state_dir.join("isolation-fences.jsonl")));
     let (held_tx, held_rx) = watch::channel(Default::default());
     let keeper = lease_keeper::LeaseKeeper::from_config(
@@ -125,7 +128,10 @@ pub fn spawn(
         clock.clone(),
         log.clone(),
     );
-    tasks.spawn(keeper.run(held_tx, etcd_ok_rx.clone(), shutdown.clone()));
+    crate::task::spawn_in(
+        tasks,
+        keeper.run(held_tx, etcd_ok_rx.clone(), shutdown.clone()),
+    );
     let fencers = local_sets
         .iter()
         .map(|(db, set)| {
@@ -147,22 +153,28 @@ pub fn spawn(
         timing,
         clock: clock.clone(),
     };
-    tasks.spawn(isolation_loop.run(
-        isolation::Inputs {
-            last_etcd_ok: last_ok_rx,
-            peers: peers.reachable,
-            peers_with_etcd: peers.with_etcd,
-            held: held_rx,
-        },
-        shutdown.clone(),
-    ));
-    tasks.spawn(isolation::flush_records(
-        store.clone(),
-        me.id.clone(),
-        log,
-        etcd_ok_rx.clone(),
-        shutdown.clone(),
-    ));
+    crate::task::spawn_in(
+        tasks,
+        isolation_loop.run(
+            isolation::Inputs {
+                last_etcd_ok: last_ok_rx,
+                peers: peers.reachable,
+                peers_with_etcd: peers.with_etcd,
+                held: held_rx,
+            },
+            shutdown.clone(),
+        ),
+    );
+    crate::task::spawn_in(
+        tasks,
+        isolation::flush_records(
+            store.clone(),
+            me.id.clone(),
+            log,
+            etcd_ok_rx.clone(),
+            shutdown.clone(),
+        ),
+    );
 
     // Election: the value is our gRPC address, so peers and the CLI find
     // the leader.
@@ -172,7 +184,7 @@ pub fn spawn(
         value: advertised,
         ttl: cfg.etcd.lease_ttl,
     };
-    let election = tokio::spawn(election::run(
+    let election = crate::task::spawn(election::run(
         store.clone(),
         election_cfg,
         role_tx,
@@ -212,7 +224,7 @@ pub fn spawn(
         drift_check: cfg.policy.drift_check,
         gate_alarm_after: cfg.policy.gate_alarm_after,
     };
-    let leader = tokio::spawn(leader::run(ctx, role_rx, shutdown));
+    let leader = crate::task::spawn(leader::run(ctx, role_rx, shutdown));
     Running {
         election,
         leader,

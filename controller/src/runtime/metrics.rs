@@ -65,7 +65,7 @@ pub async fn serve(
             continue;
         };
         let handle = handle.clone();
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let handle = handle.clone();
                 async move {

@@ -209,7 +209,7 @@ pub async fn run(
 fn forward(p: &PeerProber, views: std::sync::Arc<PeerViews>) -> tokio::task::JoinHandle<()> {
     let mut reachable = p.subscribe();
     let mut with_etcd = p.subscribe_etcd();
-    tokio::spawn(async move {
+    crate::task::spawn(async move {
         loop {
             let r = reachable.borrow_and_update().clone();
             let e = with_etcd.borrow_and_update().clone();

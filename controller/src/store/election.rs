@@ -171,7 +171,7 @@ async fn term(
         deadline: sent + config.ttl,
         lost: false,
     });
-    let keeper = tokio::spawn(keep_alive(
+    let keeper = crate::task::spawn(keep_alive(
         store.clone(),
         lease,
         config.ttl / 4,

@@ -27,7 +27,7 @@ impl Store {
     ) -> Result<mpsc::Receiver<Result<(String, Vec<u8>), StoreError>>, StoreError> {
         let mut events = self.watch(prefix, None).await?;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             // Dropping `events` with this task ends the watch.
             loop {
                 let event = tokio::select! {

@@ -44,6 +44,15 @@ pub enum Kind {
     /// run out) and starts again, with its state directory, when the
     /// fault heals.
     CrashController(&'static str),
+    /// A region's controller process stops (`SIGSTOP`: none of its tasks
+    /// runs, its timers do not fire, its leases run out) and goes on where
+    /// it stood when the fault heals.
+    PauseController(&'static str),
+    /// Whichever controller next sends a leader's statement (a promotion,
+    /// a repointing, a lift) at or after `at` stops right after the server
+    /// ran it, for `lasts`: a leader paused in the middle of a step. Not
+    /// armed past [`FAULTS_END`]` - lasts`.
+    PauseMidStep,
 }
 
 /// When every fault has healed, at the latest.
@@ -82,6 +91,7 @@ pub fn schedule(seed: u64) -> Vec<Fault> {
         })
         .collect();
     faults.extend(controller_crashes(seed));
+    faults.extend(controller_pauses(seed));
     faults.sort_by_key(|f| f.at);
     faults
 }
@@ -116,6 +126,37 @@ fn controller_crashes(seed: u64) -> Vec<Fault> {
         .collect()
 }
 
+/// Seeds that also pause controllers: one in four, from a stream of their
+/// own (as [`crashes_controllers`]); none of the seeds docs/SIMULATION.md
+/// cites from before pauses existed is among them.
+pub fn pauses_controllers(seed: u64) -> bool {
+    seed % 4 == 2
+}
+
+/// One or two pauses for such a seed, from half a second to past the
+/// election lease, the quiet period and the primary lease (3 s, 4.5 s and
+/// 6 s here), each a scheduled pause of one controller or a pause in the
+/// middle of a leader's step.
+fn controller_pauses(seed: u64) -> Vec<Fault> {
+    if !pauses_controllers(seed) {
+        return Vec::new();
+    }
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x051C_570B_ED0F_F1CE);
+    (0..rng.random_range(1..=2))
+        .map(|_| {
+            let lasts = Duration::from_millis(rng.random_range(500..=15_000));
+            let latest = FAULTS_END.saturating_sub(lasts).as_millis() as u64;
+            let at = Duration::from_millis(rng.random_range(5_000..latest.max(5_001)));
+            let kind = if rng.random_bool(0.5) {
+                Kind::PauseMidStep
+            } else {
+                Kind::PauseController(REGIONS[rng.random_range(0..REGIONS.len())])
+            };
+            Fault { at, lasts, kind }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn controller_crashes_come_on_one_seed_in_four_and_leave_the_rest_alone() {
+    fn crashes_and_pauses_come_on_one_seed_in_four_each_and_leave_the_rest_alone() {
         let crashing = |seed| {
             schedule(seed)
                 .iter()
@@ -139,11 +180,22 @@ mod tests {
         for seed in 0..200 {
             assert_eq!(crashing(seed), crashes_controllers(seed), "seed {seed}");
         }
+        let pausing = |seed| {
+            schedule(seed)
+                .iter()
+                .any(|f| matches!(f.kind, Kind::PauseController(_) | Kind::PauseMidStep))
+        };
+        for seed in 0..200 {
+            assert_eq!(pausing(seed), pauses_controllers(seed), "seed {seed}");
+        }
         // What a seed cited in docs/SIMULATION.md starts with is unchanged.
         assert!(
             schedule(1721)
                 .iter()
                 .all(|f| !matches!(f.kind, Kind::CrashController(_)))
         );
+        for cited in [1, 4, 5, 187, 291, 1721, 4885, 7960] {
+            assert!(!pausing(cited), "seed {cited}");
+        }
     }
 }

@@ -18,6 +18,7 @@ use switchyard_controller::engine::{Observation, TargetId};
 use switchyard_controller::runtime::{loops, model};
 use switchyard_controller::store::Store;
 use switchyard_controller::store::kv::model::MemKv;
+use switchyard_controller::task::Freeze;
 use switchyard_controller::traffic::memory::MemoryBackend;
 use switchyard_controller::traffic::records::RecordBook;
 use switchyard_controller::traffic::{RecordChange, TrafficBackend};
@@ -174,6 +175,31 @@ struct Node {
     peers: watch::Sender<BTreeSet<String>>,
     with_etcd: watch::Sender<BTreeSet<String>>,
     aggregator: Arc<Aggregator>,
+    /// The process's `SIGSTOP`.
+    freeze: Freeze,
+}
+
+/// A pause armed to stop the next sender of a leader's statement
+/// ([`super::schedule::Kind::PauseMidStep`]), and the pauses it started.
+#[derive(Default)]
+struct MidStep {
+    /// How long the armed pause lasts, while armed.
+    armed: Option<Duration>,
+    /// Pauses started: the controller, when, for how long, after what.
+    started: Vec<MidStepPause>,
+}
+
+/// A pause started in the middle of a step.
+#[derive(Debug, Clone)]
+pub struct MidStepPause {
+    /// The controller paused.
+    pub controller: String,
+    /// When, from the simulation's start.
+    pub at: Duration,
+    /// For how long.
+    pub lasts: Duration,
+    /// The statement it had just sent, and where.
+    pub after: String,
 }
 
 /// The simulated cluster and its network.
@@ -197,17 +223,25 @@ pub struct World {
     pub etcd_cut: BTreeMap<&'static str, u32>,
     /// Controllers crashed, with how many faults hold them down.
     pub controller_down: BTreeMap<&'static str, u32>,
+    /// Controllers paused, with how many faults hold them.
+    pub paused: BTreeMap<&'static str, u32>,
+    /// Each controller's freeze switch, by id, for the statement observer.
+    freezes: Arc<std::sync::Mutex<BTreeMap<String, Freeze>>>,
+    mid_step: Arc<std::sync::Mutex<MidStep>>,
     /// Changes of a database's primary or replication sent by a controller
     /// that was not the leader at that moment (docs/SAFETY.md, S2).
     deposed_steps: Arc<std::sync::Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
-/// The statements only a leader's journaled steps send (promotion,
-/// repointing, lifting a fence): what S2 says a controller sends only
-/// while it leads. Fences (read-only on, sessions ended) and the dead-man
-/// switch's renewals are every controller's to send.
-const LEADER_ONLY: [&str; 6] = [
+/// The statements that change a member: sent by a controller's leader
+/// part (`ctl-x`: the executor, the rejoin watcher) only while it leads,
+/// as S2 says — a failover's fence, a promotion, a repointing, a lift.
+/// Its local part (`ctl-x/local`: the isolation fences, the lease keeper
+/// and its dead-man switch's renewals) is every controller's.
+const LEADER_ONLY: [&str; 8] = [
+    "SET GLOBAL read_only = ON",
+    "KILL ",
     "SET GLOBAL read_only = OFF",
     "STOP SLAVE",
     "START SLAVE",
@@ -264,6 +298,9 @@ impl World {
             cut: BTreeMap::new(),
             etcd_cut: BTreeMap::new(),
             controller_down: BTreeMap::new(),
+            paused: BTreeMap::new(),
+            freezes: Arc::default(),
+            mid_step: Arc::default(),
             deposed_steps: Arc::default(),
             _dir: dir,
         };
@@ -274,14 +311,24 @@ impl World {
                 switchyard_controller::store::Keys::new(&world.cfg.cluster).leader()
             );
             let found = world.deposed_steps.clone();
+            let freezes = world.freezes.clone();
+            let mid_step = world.mid_step.clone();
             let start = tokio::time::Instant::now();
+            let show_statements = std::env::var_os("SIM_STATEMENTS").is_some();
             world
                 .net
                 .observe_statements(Arc::new(move |client, address, sql| {
-                    let Some(client) = client else { return };
-                    if !LEADER_ONLY.iter().any(|p| sql.starts_with(p)) {
-                        return;
+                    let Some(client) = client else { return false };
+                    if show_statements {
+                        println!(
+                            "{:>9.3}s {client} -> {address}: {sql}",
+                            start.elapsed().as_secs_f64()
+                        );
                     }
+                    if client.contains('/') || !LEADER_ONLY.iter().any(|p| sql.starts_with(p)) {
+                        return false;
+                    }
+                    let at = start.elapsed();
                     let leader = leader_now(&kv, &prefix);
                     if leader.as_deref() != Some(client) {
                         found
@@ -289,9 +336,29 @@ impl World {
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
                             .push(format!(
                                 "{:.3}s: {client} sent `{sql}` to {address} while {leader:?} led",
-                                start.elapsed().as_secs_f64()
+                                at.as_secs_f64()
                             ));
                     }
+                    let mut m = mid_step
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let Some(lasts) = m.armed.take() else {
+                        return false;
+                    };
+                    if let Some(f) = freezes
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get(client)
+                    {
+                        f.set(true);
+                    }
+                    m.started.push(MidStepPause {
+                        controller: client.to_string(),
+                        at,
+                        lasts,
+                        after: format!("`{sql}` on {address}"),
+                    });
+                    true
                 }));
         }
         for r in REGIONS {
@@ -316,8 +383,16 @@ impl World {
         let client = self.net.as_client(&id);
         let databases =
             model::simulated_replica_sets(&self.cfg, None, &client).expect("replica sets");
-        let local_sets = model::simulated_replica_sets(&self.cfg, Some(region), &client)
-            .expect("local replica sets");
+        // The lease keeper's and the isolation fences' sessions come from
+        // `ctl-x/local`, the leader's (the executor's, the rejoin
+        // watcher's) from `ctl-x`: a fence is anyone's, a failover's is
+        // the leader's.
+        let local_sets = model::simulated_replica_sets(
+            &self.cfg,
+            Some(region),
+            &self.net.as_client(&format!("{id}/local")),
+        )
+        .expect("local replica sets");
         let aggregator = Arc::new(Aggregator::new(model::policy(&self.cfg)));
         let (stop, shutdown) = watch::channel(false);
         let (peers, peers_rx) = watch::channel(BTreeSet::new());
@@ -325,26 +400,33 @@ impl World {
         let state_dir = self._dir.path().join(&id);
         std::fs::create_dir_all(&state_dir).expect("state dir");
         let mut tasks = JoinSet::new();
-        let running = loops::spawn(
-            loops::Parts {
-                cfg: self.cfg.clone(),
-                me,
-                store,
-                traffic: Arc::new(self.dns.clone()),
-                databases,
-                local_sets,
-                aggregator: aggregator.clone(),
-                clock: self.clock.clone(),
-                state_dir,
-                advertised: format!("{id}.sim:7400"),
-            },
-            loops::PeerInputs {
-                reachable: peers_rx,
-                with_etcd: with_etcd_rx,
-            },
-            &mut tasks,
-            shutdown,
-        );
+        let freeze = Freeze::new();
+        self.freezes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.clone(), freeze.clone());
+        let running = freeze.enter(|| {
+            loops::spawn(
+                loops::Parts {
+                    cfg: self.cfg.clone(),
+                    me,
+                    store,
+                    traffic: Arc::new(self.dns.clone()),
+                    databases,
+                    local_sets,
+                    aggregator: aggregator.clone(),
+                    clock: self.clock.clone(),
+                    state_dir,
+                    advertised: format!("{id}.sim:7400"),
+                },
+                loops::PeerInputs {
+                    reachable: peers_rx,
+                    with_etcd: with_etcd_rx,
+                },
+                &mut tasks,
+                shutdown,
+            )
+        });
         Node {
             region,
             link,
@@ -354,6 +436,7 @@ impl World {
             peers,
             with_etcd,
             aggregator,
+            freeze,
         }
     }
 
@@ -430,6 +513,39 @@ impl World {
         self.publish_peers();
     }
 
+    /// Pauses a region's controller (`SIGSTOP`) or lets it go on once no
+    /// other fault holds it. A process started after the pause began (a
+    /// crashed one restarted) is not paused.
+    pub fn set_paused(&mut self, region: &'static str, paused: bool) {
+        if !hold(&mut self.paused, region, paused) {
+            return;
+        }
+        if let Some(n) = self.nodes.iter().find(|n| n.region == region) {
+            n.freeze.set(paused);
+        }
+        self.publish_peers();
+    }
+
+    /// Arms a pause of the next sender of a leader's statement, for
+    /// `lasts` (or disarms it: `None`).
+    pub fn arm_mid_step(&self, lasts: Option<Duration>) {
+        self.mid_step
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .armed = lasts;
+    }
+
+    /// The pauses started in the middle of a step since the last call.
+    pub fn take_mid_step_pauses(&self) -> Vec<MidStepPause> {
+        std::mem::take(
+            &mut self
+                .mid_step
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .started,
+        )
+    }
+
     /// Steps a controller took on a database while not leading, so far.
     pub fn deposed_steps(&self) -> Vec<String> {
         self.deposed_steps
@@ -447,6 +563,7 @@ impl World {
                 .iter()
                 .filter(|p| p.region != n.region && self.linked(n.region, p.region))
                 .filter(|p| !self.controller_down.contains_key(p.region))
+                .filter(|p| !p.freeze.is_frozen())
                 .map(|p| controller(p.region))
                 .collect();
             let with_etcd = self
@@ -529,6 +646,7 @@ impl World {
     /// Stops every controller (they resign), and waits for them.
     pub async fn stop(mut self) {
         for n in &self.nodes {
+            n.freeze.set(false);
             n.stop.send_replace(true);
         }
         for n in &mut self.nodes {

@@ -89,8 +89,11 @@ impl std::fmt::Debug for SimNetwork {
 }
 
 /// Sees every statement as it reaches its server: who sent it (the view's
-/// client, if named), the server's address, the statement.
-pub type StatementObserver = Arc<dyn Fn(Option<&str>, &str, &str) + Send + Sync>;
+/// client, if named), the server's address, the statement. It answers
+/// whether the sender yields once the statement has run (a simulator that
+/// freezes the sender there pauses it between a step's statement and the
+/// rest of the step).
+pub type StatementObserver = Arc<dyn Fn(Option<&str>, &str, &str) -> bool + Send + Sync>;
 
 #[derive(Default)]
 struct Net {
@@ -241,7 +244,9 @@ impl SimNetwork {
 
     /// This network as `client` sees it: the sessions it opens and the
     /// writes it makes come from `client`, so a partition between
-    /// `client` and a server stops them.
+    /// `client` and a server stops them. `host/part` names one part of a
+    /// process on `host` (its partitions are `host`'s), so an observer
+    /// tells the parts apart.
     pub fn as_client(&self, client: &str) -> SimNetwork {
         SimNetwork {
             inner: self.inner.clone(),
@@ -527,10 +532,12 @@ impl SimNetwork {
 }
 
 impl Net {
-    /// Whether packets flow both ways between `a` and `b`.
+    /// Whether packets flow both ways between `a` and `b`. A client named
+    /// `host/part` is on `host`: one process's parts share its links.
     fn linked(&self, a: &str, b: &str) -> bool {
-        !self.dropped.contains(&(a.to_string(), b.to_string()))
-            && !self.dropped.contains(&(b.to_string(), a.to_string()))
+        let host = |n: &str| n.split_once('/').map_or(n, |(h, _)| h).to_string();
+        let (a, b) = (host(a), host(b));
+        !self.dropped.contains(&(a.clone(), b.clone())) && !self.dropped.contains(&(b, a))
     }
 
     /// [`linked`](Self::linked) for a view's client; a view without a
@@ -702,9 +709,18 @@ impl SimSession {
         // retransmits); the caller's timeout may end the wait first.
         self.net.until_answered(&self.address).await;
         let observer = self.net.lock().observer.clone();
-        if let Some(o) = observer {
-            o(self.net.client.as_deref(), &self.address, sql);
+        let pause = observer.is_some_and(|o| o(self.net.client.as_deref(), &self.address, sql));
+        let result = self.execute(sql);
+        if pause {
+            // The sender stops here, after the server ran the statement and
+            // before it reads the answer: a frozen task is not polled again.
+            tokio::task::yield_now().await;
         }
+        result
+    }
+
+    /// Runs `sql` (not `MASTER_GTID_WAIT`, which waits) on the server, now.
+    fn execute(&self, sql: &str) -> Result<Vec<Columns>, mysql_async::Error> {
         let mut net = self.net.lock();
         let id = self.id;
         let s = net.session(&self.address, id)?;

@@ -320,7 +320,7 @@ impl Kv for EtcdKv {
         };
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let requested = from.unwrap_or(0);
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             // The stream is the watch: dropped with this task, it ends.
             let mut pending = Some(first);
             loop {

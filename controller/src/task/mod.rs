@@ -1,4 +1,7 @@
 //! Background tasks tied to the value that owns them.
+//!
+//! Every task a controller's loops start goes through [`spawn`] or
+//! [`spawn_in`], so the simulator can pause one process ([`Freeze`]).
 
 /// Aborts its task when dropped: a keep-alive, a ping loop or a watch lives
 /// exactly as long as the handle, lease or term that started it, whichever
@@ -11,3 +14,7 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+mod freeze;
+
+pub use freeze::{Freeze, spawn, spawn_in};
