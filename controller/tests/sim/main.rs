@@ -13,6 +13,8 @@
 //!   that leads at that moment (promotion, repointing and lifting a fence
 //!   are the leader's journaled steps; fences are anyone's);
 //! - never every weight of a record at zero;
+//! - the weights converge: at the end, the DNS provider serves what the
+//!   leader's desired weights in etcd say;
 //! - liveness: once every fault has healed, exactly one writable member
 //!   within [`LIVENESS`] (nothing excused: a primary that restarted
 //!   read-only is made writable again through its switch's evidence, which
@@ -35,7 +37,7 @@ use world::{PROBE_EVERY, World, member};
 const DEFAULT_SEEDS: u64 = 100;
 /// Seeds docs/SIMULATION.md cites, each the find of a bug since fixed (or
 /// of a fix reverted): run with the default seeds too, so CI replays them.
-const CITED_SEEDS: [u64; 10] = [1, 4, 5, 134, 170, 187, 291, 1721, 4885, 7960];
+const CITED_SEEDS: [u64; 11] = [1, 4, 5, 108, 134, 170, 187, 291, 1721, 4885, 7960];
 /// How long after the last fault heals the run goes on: by its end the
 /// recorded primary, and only it, must have been writable for [`STABLE`].
 const LIVENESS: Duration = Duration::from_secs(80);
@@ -62,7 +64,7 @@ async fn run(seed: u64) -> Outcome {
     // The primary starts in any region, so the leader (ctl-a) is in
     // another region for two seeds in three.
     let primary = world::REGIONS[(seed % 3) as usize];
-    let mut world = World::start(primary).await;
+    let mut world = World::start(primary, seed).await;
     note(
         &mut trace,
         Duration::ZERO,
@@ -220,6 +222,21 @@ async fn run(seed: u64) -> Outcome {
             world.writable_by_clients()
         ));
     }
+    if breach.is_none() {
+        // The weights converge: what the DNS provider serves is what the
+        // leader wants, once every fault has long healed.
+        for (record, served) in world.weights() {
+            // None: the leader never changed them (it adopts the served).
+            let desired = world.desired_weights(&record).await;
+            if desired.as_ref().is_some_and(|d| *d != served) {
+                breach = Some(format!(
+                    "weights: {record} served {served:?}, desired {desired:?}, {:?} after every \
+                     fault healed",
+                    now.saturating_sub(FAULTS_END)
+                ));
+            }
+        }
+    }
     if let Some(b) = &breach {
         note(&mut trace, now, format!("BREACH {b}"));
     }
@@ -283,6 +300,32 @@ fn begin(world: &mut World, f: &Fault) -> Option<String> {
             world.arm_mid_step(Some(f.lasts));
             None
         }
+        Kind::EtcdDown => {
+            for r in world::REGIONS {
+                world.set_etcd_cut(r, true);
+            }
+            None
+        }
+        Kind::SlowSql(r, d) => {
+            world.set_slow_sql(r, d, true);
+            None
+        }
+        Kind::ProbeLoss(r, p) => {
+            world.set_probe_loss(r, p, true);
+            None
+        }
+        Kind::ProbeDelay(r, d) => {
+            world.set_probe_delay(r, d, true);
+            None
+        }
+        Kind::DnsOutage => {
+            world.set_dns_outage(true);
+            None
+        }
+        Kind::DnsEdit(r, w) => {
+            world.edit_weight(r, w);
+            None
+        }
     }
 }
 
@@ -311,6 +354,16 @@ fn heal(world: &mut World, f: &Fault, crashed: Option<&str>) {
         Kind::CrashController(r) => world.set_controller_down(r, false),
         Kind::PauseController(r) => world.set_paused(r, false),
         Kind::PauseMidStep => {}
+        Kind::EtcdDown => {
+            for r in world::REGIONS {
+                world.set_etcd_cut(r, false);
+            }
+        }
+        Kind::SlowSql(r, d) => world.set_slow_sql(r, d, false),
+        Kind::ProbeLoss(r, p) => world.set_probe_loss(r, p, false),
+        Kind::ProbeDelay(r, d) => world.set_probe_delay(r, d, false),
+        Kind::DnsOutage => world.set_dns_outage(false),
+        Kind::DnsEdit(..) => {}
     }
 }
 

@@ -165,6 +165,23 @@ fn hold<K: Ord>(counts: &mut BTreeMap<K, u32>, key: K, on: bool) -> bool {
     }
 }
 
+/// Adds (`on`) or removes one fault's `value` for `key`; the values still
+/// held.
+fn held_values<K: Ord, V: PartialEq + Copy>(
+    held: &mut BTreeMap<K, Vec<V>>,
+    key: K,
+    value: V,
+    on: bool,
+) -> Vec<V> {
+    let values = held.entry(key).or_default();
+    if on {
+        values.push(value);
+    } else if let Some(i) = values.iter().position(|v| *v == value) {
+        values.remove(i);
+    }
+    values.clone()
+}
+
 /// One controller as the simulation runs it.
 struct Node {
     region: &'static str,
@@ -225,6 +242,18 @@ pub struct World {
     pub controller_down: BTreeMap<&'static str, u32>,
     /// Controllers paused, with how many faults hold them.
     pub paused: BTreeMap<&'static str, u32>,
+    /// Members answering late: the latency of each fault holding it.
+    slow_sql: BTreeMap<&'static str, Vec<Duration>>,
+    /// How many faults hold the DNS provider down.
+    dns_down: BTreeMap<(), u32>,
+    /// Probes whose reports are lost: each fault's chance in a hundred.
+    probe_loss: BTreeMap<&'static str, Vec<u32>>,
+    /// Probes whose reports arrive late: each fault's delay.
+    probe_delay: BTreeMap<&'static str, Vec<Duration>>,
+    /// Reports on their way: when due, to which node, what.
+    in_flight: Vec<(tokio::time::Instant, usize, Vec<Observation>)>,
+    /// Decides which reports are lost (drawn only while some are).
+    rng: rand::rngs::StdRng,
     /// Each controller's freeze switch, by id, for the statement observer.
     freezes: Arc<std::sync::Mutex<BTreeMap<String, Freeze>>>,
     mid_step: Arc<std::sync::Mutex<MidStep>>,
@@ -268,7 +297,7 @@ impl World {
     /// Builds the cluster with the member of `primary` primary (the others
     /// replicating from it) and the weights at 100 each, and starts the
     /// controllers (`ctl-a` campaigns first and leads).
-    pub async fn start(primary: &str) -> World {
+    pub async fn start(primary: &str, seed: u64) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = config::parse(&config_text(dir.path()))
             .unwrap_or_else(|d| panic!("the simulation's config: {d:?}"))
@@ -299,6 +328,12 @@ impl World {
             etcd_cut: BTreeMap::new(),
             controller_down: BTreeMap::new(),
             paused: BTreeMap::new(),
+            slow_sql: BTreeMap::new(),
+            dns_down: BTreeMap::new(),
+            probe_loss: BTreeMap::new(),
+            probe_delay: BTreeMap::new(),
+            in_flight: Vec::new(),
+            rng: rand::SeedableRng::seed_from_u64(seed),
             freezes: Arc::default(),
             mid_step: Arc::default(),
             deposed_steps: Arc::default(),
@@ -526,6 +561,48 @@ impl World {
         self.publish_peers();
     }
 
+    /// Makes a region's member answer every statement `latency` late (or
+    /// heals one such fault: the slowest still holding wins).
+    pub fn set_slow_sql(&mut self, region: &'static str, latency: Duration, on: bool) {
+        let now = held_values(&mut self.slow_sql, region, latency, on);
+        let slowest = now.into_iter().max().unwrap_or_default();
+        self.net.set_latency(&member(region), slowest);
+    }
+
+    /// Loses each of a region's probe reports with `percent` in a hundred
+    /// chance (or heals one such fault).
+    pub fn set_probe_loss(&mut self, region: &'static str, percent: u32, on: bool) {
+        held_values(&mut self.probe_loss, region, percent, on);
+    }
+
+    /// Delays a region's probe reports by `delay` (or heals one such
+    /// fault).
+    pub fn set_probe_delay(&mut self, region: &'static str, delay: Duration, on: bool) {
+        held_values(&mut self.probe_delay, region, delay, on);
+    }
+
+    /// Fails every call to the DNS provider (or heals one such fault).
+    pub fn set_dns_outage(&mut self, on: bool) {
+        if hold(&mut self.dns_down, (), on) {
+            self.dns.set_available(!on);
+        }
+    }
+
+    /// Sets `region`'s weight of the record by hand at the provider, past
+    /// the controllers (a console edit). Lost if the provider is down.
+    pub fn edit_weight(&self, region: &str, weight: u32) {
+        let mut weights = self.dns.snapshot().remove(RECORD).unwrap_or_default();
+        weights.insert(region.to_string(), weight);
+        let change = RecordChange {
+            record: RECORD.into(),
+            weights,
+        };
+        let dns = self.dns.clone();
+        tokio::spawn(async move {
+            let _ = dns.apply(&[change]).await;
+        });
+    }
+
     /// Arms a pause of the next sender of a leader's statement, for
     /// `lasts` (or disarms it: `None`).
     pub fn arm_mid_step(&self, lasts: Option<Duration>) {
@@ -581,7 +658,14 @@ impl World {
     /// One round of probe reports: each region's probe checks every
     /// service endpoint and member it can reach, and its report reaches
     /// the controllers it can reach.
-    pub fn probe_round(&self) {
+    pub fn probe_round(&mut self) {
+        use rand::Rng;
+        let now = tokio::time::Instant::now();
+        for (_, i, seen) in self.in_flight.extract_if(.., |(due, ..)| *due <= now) {
+            for o in &seen {
+                self.nodes[i].aggregator.record(o);
+            }
+        }
         let at = self.clock.now();
         for vantage in REGIONS {
             let mut seen = Vec::new();
@@ -600,10 +684,27 @@ impl World {
                     observed_at: at,
                 });
             }
-            for n in &self.nodes {
-                if self.linked(vantage, n.region) {
-                    for o in &seen {
-                        n.aggregator.record(o);
+            let loss = self
+                .probe_loss
+                .get(vantage)
+                .and_then(|v| v.iter().copied().max());
+            let delay = self
+                .probe_delay
+                .get(vantage)
+                .and_then(|v| v.iter().copied().max());
+            for (i, n) in self.nodes.iter().enumerate() {
+                if !self.linked(vantage, n.region) {
+                    continue;
+                }
+                if loss.is_some_and(|p| self.rng.random_range(0..100) < p) {
+                    continue;
+                }
+                match delay {
+                    Some(d) => self.in_flight.push((now + d, i, seen.clone())),
+                    None => {
+                        for o in &seen {
+                            n.aggregator.record(o);
+                        }
                     }
                 }
             }
@@ -636,6 +737,14 @@ impl World {
             .ok()??;
         let v: serde_json::Value = serde_json::from_slice(&kv.value).ok()?;
         v.get("primary")?.as_str().map(str::to_string)
+    }
+
+    /// The weights the leader wants for `record`, as etcd holds them.
+    pub async fn desired_weights(&self, record: &str) -> Option<BTreeMap<String, u32>> {
+        use switchyard_controller::store::kv::Kv;
+        let key = switchyard_controller::store::Keys::new(&self.cfg.cluster).traffic(record);
+        let kv = self.kv.get(&key).await.ok()??;
+        serde_json::from_slice(&kv.value).ok()
     }
 
     /// Every record's weights as the DNS provider holds them.

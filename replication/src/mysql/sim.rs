@@ -140,6 +140,8 @@ struct Server {
     relay: Vec<Txn>,
     repl: Replication,
     apply_delay: Duration,
+    /// How late every statement is answered ([`SimNetwork::set_latency`]).
+    latency: Duration,
     sessions: BTreeSet<u64>,
     dead_man: DeadManState,
 }
@@ -337,6 +339,7 @@ impl SimNetwork {
                 relay: Vec::new(),
                 repl: Replication::default(),
                 apply_delay: Duration::ZERO,
+                latency: Duration::ZERO,
                 sessions: BTreeSet::new(),
                 dead_man: DeadManState::default(),
             },
@@ -446,6 +449,15 @@ impl SimNetwork {
     pub fn set_apply_delay(&self, address: &str, delay: Duration) {
         if let Some(s) = self.lock().servers.get_mut(address) {
             s.apply_delay = delay;
+        }
+    }
+
+    /// Makes the server answer every statement `latency` late (a slow
+    /// disk, a busy server; zero: at once). The wait comes before the
+    /// statement runs, so a caller that gives up first has sent nothing.
+    pub fn set_latency(&self, address: &str, latency: Duration) {
+        if let Some(s) = self.lock().servers.get_mut(address) {
+            s.latency = latency;
         }
     }
 
@@ -708,6 +720,15 @@ impl SimSession {
         // A statement sent across a cut arrives once it heals (TCP
         // retransmits); the caller's timeout may end the wait first.
         self.net.until_answered(&self.address).await;
+        let latency = self
+            .net
+            .lock()
+            .servers
+            .get(&self.address)
+            .map_or(Duration::ZERO, |s| s.latency);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         let observer = self.net.lock().observer.clone();
         let pause = observer.is_some_and(|o| o(self.net.client.as_deref(), &self.address, sql));
         let result = self.execute(sql);
