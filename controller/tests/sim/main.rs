@@ -13,6 +13,9 @@
 //!   that leads at that moment (promotion, repointing and lifting a fence
 //!   are the leader's journaled steps; fences are anyone's);
 //! - never every weight of a record at zero;
+//! - a switchover loses nothing: the member it promotes has every
+//!   transaction of the primary it replaces (the applications write on
+//!   the seeds with operator requests);
 //! - the weights converge: at the end, the DNS provider serves what the
 //!   leader's desired weights in etcd say;
 //! - liveness: once every fault has healed, exactly one writable member
@@ -97,6 +100,9 @@ async fn run(seed: u64) -> Outcome {
             let (_, event) = pending.remove(0);
             match event {
                 Event::Start(f) => {
+                    if let Kind::Switchover(to) = f.kind {
+                        world.request_switchover(to).await;
+                    }
                     let crashed = begin(&mut world, &f);
                     note(
                         &mut trace,
@@ -171,6 +177,12 @@ async fn run(seed: u64) -> Outcome {
         if writable.len() > 1 {
             breach = Some(format!(
                 "two writable members reachable by clients: {writable:?}"
+            ));
+        }
+        if let Some((to, from, missing)) = world.switchover_losses().first() {
+            breach = Some(format!(
+                "a switchover promoted {to} without {} transaction(s) of {from}: {missing:?}",
+                missing.len()
             ));
         }
         if let Some(first) = world.deposed_steps().first() {
@@ -326,6 +338,11 @@ fn begin(world: &mut World, f: &Fault) -> Option<String> {
             world.edit_weight(r, w);
             None
         }
+        Kind::Switchover(_) => None,
+        Kind::Lag(r, d) => {
+            world.set_lag(r, d, true);
+            None
+        }
     }
 }
 
@@ -363,7 +380,8 @@ fn heal(world: &mut World, f: &Fault, crashed: Option<&str>) {
         Kind::ProbeLoss(r, p) => world.set_probe_loss(r, p, false),
         Kind::ProbeDelay(r, d) => world.set_probe_delay(r, d, false),
         Kind::DnsOutage => world.set_dns_outage(false),
-        Kind::DnsEdit(..) => {}
+        Kind::DnsEdit(..) | Kind::Switchover(_) => {}
+        Kind::Lag(r, d) => world.set_lag(r, d, false),
     }
 }
 

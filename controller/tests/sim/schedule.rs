@@ -67,6 +67,12 @@ pub enum Kind {
     /// Somebody sets a region's weight by hand at the provider (never to
     /// zero): drift the leader must find and undo.
     DnsEdit(&'static str, u32),
+    /// An operator asks for a switchover to a region's member (`switchyard
+    /// switchover`), naming the primary recorded at that moment.
+    Switchover(&'static str),
+    /// A region's member applies what it receives this late (replication
+    /// lag).
+    Lag(&'static str, Duration),
 }
 
 /// When every fault has healed, at the latest.
@@ -107,6 +113,7 @@ pub fn schedule(seed: u64) -> Vec<Fault> {
     faults.extend(controller_crashes(seed));
     faults.extend(controller_pauses(seed));
     faults.extend(slow_parts(seed));
+    faults.extend(operator_requests(seed));
     faults.sort_by_key(|f| f.at);
     faults
 }
@@ -208,6 +215,43 @@ fn slow_parts(seed: u64) -> Vec<Fault> {
         .collect()
 }
 
+/// Seeds with operator requests (and the applications writing, so a
+/// switchover has something to lose): one in four (`seed % 4 == 1`), from
+/// a stream of their own, but for the four such seeds docs/SIMULATION.md
+/// cited before requests existed (1, 5, 1721, 4885).
+pub fn requests_switchovers(seed: u64) -> bool {
+    seed % 4 == 1 && ![1, 5, 1721, 4885].contains(&seed)
+}
+
+/// One or two switchovers, each to a member that lags (half the time)
+/// from a little before it.
+fn operator_requests(seed: u64) -> Vec<Fault> {
+    if !requests_switchovers(seed) {
+        return Vec::new();
+    }
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0BE5_A7E5_5A1E_C0DE);
+    let mut faults = Vec::new();
+    for _ in 0..rng.random_range(1..=2) {
+        let at = Duration::from_millis(rng.random_range(5_000..40_000));
+        let to = REGIONS[rng.random_range(0..REGIONS.len())];
+        faults.push(Fault {
+            at,
+            lasts: Duration::from_millis(1),
+            kind: Kind::Switchover(to),
+        });
+        if rng.random_bool(0.5) {
+            let from = at.saturating_sub(Duration::from_millis(rng.random_range(0..3_000)));
+            let most = FAULTS_END.saturating_sub(from).as_millis() as u64;
+            faults.push(Fault {
+                at: from,
+                lasts: Duration::from_millis(rng.random_range(500..=most.max(501))),
+                kind: Kind::Lag(to, Duration::from_millis(rng.random_range(100..=5_000))),
+            });
+        }
+    }
+    faults
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +310,17 @@ mod tests {
         }
         for cited in [1, 4, 5, 134, 170, 187, 291, 1721, 4885, 7960] {
             assert!(!slowing(cited), "seed {cited}");
+        }
+        let requesting = |seed| {
+            schedule(seed)
+                .iter()
+                .any(|f| matches!(f.kind, Kind::Switchover(_)))
+        };
+        for seed in 0..200 {
+            assert_eq!(requesting(seed), requests_switchovers(seed), "seed {seed}");
+        }
+        for cited in [1, 4, 5, 108, 134, 170, 187, 291, 1721, 4885, 7960] {
+            assert!(!requesting(cited), "seed {cited}");
         }
     }
 }

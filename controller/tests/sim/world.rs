@@ -254,6 +254,12 @@ pub struct World {
     in_flight: Vec<(tokio::time::Instant, usize, Vec<Observation>)>,
     /// Decides which reports are lost (drawn only while some are).
     rng: rand::rngs::StdRng,
+    /// Whether each region's application writes, every probe round, on
+    /// every member it can write on (seeds with operator requests).
+    app_writes: bool,
+    /// Switchovers promoting a member: (the member promoted, the primary
+    /// recorded when it was), to check for lost writes.
+    promotions: Arc<std::sync::Mutex<Vec<(String, String)>>>,
     /// Each controller's freeze switch, by id, for the statement observer.
     freezes: Arc<std::sync::Mutex<BTreeMap<String, Freeze>>>,
     mid_step: Arc<std::sync::Mutex<MidStep>>,
@@ -291,6 +297,34 @@ fn leader_now(kv: &MemKv, prefix: &str) -> Option<String> {
             v.split_once('.')
                 .map_or(v.clone(), |(id, _)| id.to_string())
         })
+}
+
+/// When a switchover to the member at `address` is under way (its intent
+/// pending in etcd's journal): the address of the primary etcd records,
+/// which it replaces.
+fn switchover_to(
+    kv: &MemKv,
+    keys: &switchyard_controller::store::Keys,
+    address: &str,
+) -> Option<String> {
+    use switchyard_controller::executor::{ActionSpec, JournalEntry, Status};
+    let all = kv.snapshot();
+    let to = all
+        .iter()
+        .filter(|k| k.key.starts_with(&keys.journal_prefix()))
+        .filter_map(|k| serde_json::from_slice::<JournalEntry>(&k.value).ok())
+        .filter(|e| e.status == Status::Pending)
+        .find_map(|e| match e.action {
+            ActionSpec::Switchover { to_member, .. } => Some(to_member),
+            _ => None,
+        })?;
+    if member(to.trim_start_matches("m-")) != address {
+        return None;
+    }
+    let state = all.iter().find(|k| k.key == keys.database("orders"))?;
+    let v: serde_json::Value = serde_json::from_slice(&state.value).ok()?;
+    let primary = v.get("primary")?.as_str()?;
+    Some(member(primary.trim_start_matches("m-")))
 }
 
 impl World {
@@ -334,6 +368,8 @@ impl World {
             probe_delay: BTreeMap::new(),
             in_flight: Vec::new(),
             rng: rand::SeedableRng::seed_from_u64(seed),
+            app_writes: super::schedule::requests_switchovers(seed),
+            promotions: Arc::default(),
             freezes: Arc::default(),
             mid_step: Arc::default(),
             deposed_steps: Arc::default(),
@@ -346,6 +382,8 @@ impl World {
                 switchyard_controller::store::Keys::new(&world.cfg.cluster).leader()
             );
             let found = world.deposed_steps.clone();
+            let promotions = world.promotions.clone();
+            let keys = switchyard_controller::store::Keys::new(&world.cfg.cluster);
             let freezes = world.freezes.clone();
             let mid_step = world.mid_step.clone();
             let start = tokio::time::Instant::now();
@@ -364,6 +402,14 @@ impl World {
                         return false;
                     }
                     let at = start.elapsed();
+                    if sql == "SET GLOBAL read_only = OFF"
+                        && let Some(from) = switchover_to(&kv, &keys, address)
+                    {
+                        promotions
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push((address.to_string(), from));
+                    }
                     let leader = leader_now(&kv, &prefix);
                     if leader.as_deref() != Some(client) {
                         found
@@ -603,6 +649,61 @@ impl World {
         });
     }
 
+    /// Hands the leader an operator's switchover to `region`'s member, as
+    /// `switchyard switchover` does: naming the primary recorded now, to
+    /// be started within a minute.
+    pub async fn request_switchover(&self, region: &str) {
+        use switchyard_controller::executor::ActionSpec;
+        use switchyard_controller::executor::journal::OperatorRequest;
+        use switchyard_controller::store::kv::Kv;
+        let now = self.clock.now();
+        let expected = self.recorded_primary().await;
+        let request = OperatorRequest {
+            action: ActionSpec::Switchover {
+                database: "orders".into(),
+                to_member: format!("m-{region}"),
+            },
+            requested_by: "sim".into(),
+            requested_at: now,
+            reason: Some("a planned move".into()),
+            origin: None,
+            expected_primary: expected,
+            expires_at: Some(now + chrono::TimeDelta::seconds(60)),
+        };
+        let id = format!("{:013}-sim", now.timestamp_millis());
+        let key = switchyard_controller::store::Keys::new(&self.cfg.cluster).request(&id);
+        let json = serde_json::to_vec(&request).expect("a request encodes");
+        let _ = self.kv.connect().put(&key, json, None).await;
+    }
+
+    /// Makes a region's member apply what it receives `delay` late (or
+    /// heals the lag).
+    pub fn set_lag(&self, region: &str, delay: Duration, on: bool) {
+        self.net
+            .set_apply_delay(&member(region), if on { delay } else { Duration::ZERO });
+    }
+
+    /// Writes each switchover promoted that lacks a transaction of the
+    /// primary it replaced, since the last call: `(promoted, replaced,
+    /// missing)`.
+    pub fn switchover_losses(&self) -> Vec<(String, String, Vec<String>)> {
+        let promoted = std::mem::take(
+            &mut *self
+                .promotions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        promoted
+            .into_iter()
+            .filter(|(to, from)| to != from)
+            .map(|(to, from)| {
+                let missing = self.net.missing(&from, &to);
+                (to, from, missing)
+            })
+            .filter(|(.., missing)| !missing.is_empty())
+            .collect()
+    }
+
     /// Arms a pause of the next sender of a leader's statement, for
     /// `lasts` (or disarms it: `None`).
     pub fn arm_mid_step(&self, lasts: Option<Duration>) {
@@ -661,6 +762,15 @@ impl World {
     pub fn probe_round(&mut self) {
         use rand::Rng;
         let now = tokio::time::Instant::now();
+        if self.app_writes {
+            for r in REGIONS {
+                for m in REGIONS.map(member) {
+                    if self.net.writable_from(&app(r), &m) {
+                        let _ = self.net.as_client(&app(r)).write(&m);
+                    }
+                }
+            }
+        }
         for (_, i, seen) in self.in_flight.extract_if(.., |(due, ..)| *due <= now) {
             for o in &seen {
                 self.nodes[i].aggregator.record(o);

@@ -126,6 +126,9 @@ struct Replication {
     current_pos: bool,
     io_error: Option<(u16, String)>,
     sql_error: Option<(u16, String)>,
+    /// How much of which source's binlog the receiver has been through
+    /// while connected: only what follows is new (binlogs only grow).
+    seen: Option<(String, usize)>,
 }
 
 #[derive(Debug)]
@@ -461,6 +464,21 @@ impl SimNetwork {
         }
     }
 
+    /// The transactions in `have`'s binlog that `lacks` has not applied
+    /// (up or down, reachable or not): what promoting `lacks` over `have`
+    /// would lose.
+    pub fn missing(&self, have: &str, lacks: &str) -> Vec<String> {
+        let net = self.lock();
+        let (Some(h), Some(l)) = (net.servers.get(have), net.servers.get(lacks)) else {
+            return Vec::new();
+        };
+        h.binlog
+            .iter()
+            .filter(|t| !l.binlog.iter().any(|a| a.gtid == t.gtid))
+            .map(|t| t.gtid.to_string())
+            .collect()
+    }
+
     /// Whether the server would take writes now: up and writable. A cut
     /// server counts (clients on its side of the cut may still reach
     /// it), so "never two writable members" is checked conservatively.
@@ -606,8 +624,16 @@ impl Net {
             return;
         };
         let linked = self.linked(addr, &src_addr);
-        let theirs = match self.servers.get(&src_addr) {
-            Some(s) if s.up && !s.cut && linked => s.binlog.clone(),
+        // Only what the receiver has not been through yet, while it stays
+        // connected to the same source; everything on a (re)connect.
+        let from = match &r.repl.seen {
+            Some((src, n)) if r.repl.connected && *src == src_addr => *n,
+            _ => 0,
+        };
+        let (theirs, total) = match self.servers.get(&src_addr) {
+            Some(s) if s.up && !s.cut && linked => {
+                (s.binlog[from.min(s.binlog.len())..].to_vec(), s.binlog.len())
+            }
             // The receiver keeps retrying ("Connecting"), no error yet.
             _ => {
                 if let Some(r) = self.servers.get_mut(addr) {
@@ -617,6 +643,7 @@ impl Net {
             }
         };
         let r = self.servers.get_mut(addr).expect("looked up above");
+        r.repl.seen = Some((src_addr, total));
         if !r.repl.connected {
             let own = r.server_id;
             let asked = r
