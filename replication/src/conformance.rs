@@ -9,7 +9,8 @@
 //! member and to stop a replica's applier. It runs its checks in one
 //! order, each leaving a topology the next starts from:
 //! reading, replication, the dead-man switch (a firing, a restart),
-//! fencing, switchover (there and back), a stopped
+//! fencing, switchover (there and back, and resumed after its target
+//! restarted), a stopped
 //! applier, failover of a crashed primary, and an errant transaction.
 
 use std::future::Future;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use crate::error::ReplError;
 use crate::gtid::Position;
-use crate::guard::Unguarded;
+use crate::guard::{Step, StepGuard, Unguarded};
 use crate::replica_set::{FailoverRequest, ReplicaSet};
 use crate::snapshot::{Role, Snapshot};
 
@@ -148,6 +149,7 @@ pub async fn run(rs: &dyn ReplicaSet, lab: &mut dyn Lab) -> Result<(), Violation
     dead_man_restart(rs, lab, &a, &b, &c).await?;
     fencing(rs, lab, &a, &b).await?;
     switching(rs, lab, &a, &b, &c).await?;
+    switchover_resumed(rs, lab, &a, &b, &c).await?;
     stopped_applier(rs, lab, &a, &c).await?;
     let new = failing_over(rs, lab, &a, &b, &c).await?;
     let other = if new == b { &c } else { &b };
@@ -417,6 +419,78 @@ pub async fn switching(
     );
     rs.switchover(b, Duration::from_secs(10), &FREE).await?;
     settled(rs, b, &[a, c]).await?;
+    rs.switchover(a, Duration::from_secs(10), &FREE).await?;
+    settled(rs, a, &[b, c]).await?;
+    Ok(())
+}
+
+/// Allows every step and remembers the finished ones, as the leader's
+/// journal does: a second run with it resumes the first.
+#[derive(Default)]
+struct Recording(std::sync::Mutex<Vec<Step>>);
+
+#[async_trait::async_trait]
+impl StepGuard for Recording {
+    async fn begin(&self, _step: &Step) -> Result<Duration, ReplError> {
+        Ok(Duration::from_secs(30))
+    }
+
+    async fn done(&self, step: &Step) -> Result<(), ReplError> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(step.clone());
+        Ok(())
+    }
+
+    fn finished(&self) -> Vec<Step> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// A switchover to `b` whose promoted target restarts (and so comes back
+/// read-only) before its outcome is recorded: resumed, it finishes
+/// forward — `b` writable again with every write, the others following
+/// it — instead of failing `b` as "not a replica" and leaving no member
+/// writable (docs/SIMULATION.md, seed 4681). Ends with `a` primary again.
+pub async fn switchover_resumed(
+    rs: &dyn ReplicaSet,
+    lab: &mut dyn Lab,
+    a: &str,
+    b: &str,
+    c: &str,
+) -> Result<(), Violation> {
+    let journal = Recording::default();
+    lab.write(a).await.map_err(Violation)?;
+    let before = position_of(rs, a).await?;
+    rs.switchover(b, Duration::from_secs(10), &journal).await?;
+    lab.restart(b).await.map_err(Violation)?;
+    until(
+        &format!("{b} answering, read-only, after its restart"),
+        || async {
+            let s = rs.observe().await.map_err(|e| e.to_string())?;
+            match s.member(b) {
+                Some(m) if m.reachable && m.read_only == Some(true) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+    let report = rs.switchover(b, Duration::from_secs(10), &journal).await?;
+    ensure!(
+        report.new_primary == b,
+        "the resumed switchover finishes on {b}: {report:?}"
+    );
+    let s = settled(rs, b, &[a, c]).await?;
+    let now = s.member(b).and_then(|m| m.position.clone());
+    ensure!(
+        now.as_ref().is_some_and(|p| p.contains(&before)),
+        "{b} kept every write {a} acknowledged: {now:?} ⊉ {before}"
+    );
+    lab.write(b).await.map_err(Violation)?;
     rs.switchover(a, Duration::from_secs(10), &FREE).await?;
     settled(rs, a, &[b, c]).await?;
     Ok(())

@@ -66,6 +66,13 @@ impl<'g> Steps<'g> {
         })
     }
 
+    /// Whether an earlier run of this orchestration promoted `member`.
+    pub(crate) fn promoted(&self, member: &str) -> bool {
+        self.finished
+            .iter()
+            .any(|s| matches!(s, Step::Promote { member: m } if m == member))
+    }
+
     /// Asks to start `step`: its deadline and budget, or the refusal. The
     /// deadline handed to the work is a tenth of the budget (at most
     /// 200 ms) before the budget's end, so reads bounded by it (an

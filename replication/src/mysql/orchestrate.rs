@@ -233,29 +233,7 @@ impl MySqlReplicaSet {
         if !m.reachable {
             return Err(self.unreadable(m));
         }
-        // Every other member must be known read-only: one that cannot be
-        // read now may be a writable primary (a promotion whose outcome
-        // was lost), and lifting this fence would make two writers.
-        if let Some(o) = snap
-            .members
-            .iter()
-            .find(|o| o.id != member && o.read_only != Some(true))
-        {
-            if o.read_only == Some(false) {
-                return Err(ReplError::Conflict {
-                    detail: format!(
-                        "{} is writable: {member} stays fenced (two writable members otherwise)",
-                        o.id
-                    ),
-                });
-            }
-            // Not known either way: refused all the same, but classed as
-            // the member's read failed (retryable unless its credentials
-            // are refused), so the lift is tried again on the short
-            // backoff once the member answers — not after a person's
-            // 30 s-to-10 min wait (docs/SIMULATION.md, seed 4885).
-            return Err(self.unreadable_other(o, member));
-        }
+        self.others_read_only(&snap, member)?;
         if m.read_only == Some(false) {
             return Ok(false);
         }
@@ -272,6 +250,34 @@ impl MySqlReplicaSet {
         };
         steps.run(step, |d| self.do_unfence(member, d)).await?;
         Ok(true)
+    }
+
+    /// Refuses to make `member` writable unless every other member is
+    /// known read-only: one that cannot be read now may be a writable
+    /// primary (a promotion whose outcome was lost), and `member` writable
+    /// would make two writers.
+    pub(super) fn others_read_only(&self, snap: &Snapshot, member: &str) -> Result<(), ReplError> {
+        let Some(o) = snap
+            .members
+            .iter()
+            .find(|o| o.id != member && o.read_only != Some(true))
+        else {
+            return Ok(());
+        };
+        if o.read_only == Some(false) {
+            return Err(ReplError::Conflict {
+                detail: format!(
+                    "{} is writable: {member} stays fenced (two writable members otherwise)",
+                    o.id
+                ),
+            });
+        }
+        // Not known either way: refused all the same, but classed as the
+        // member's read failed (retryable unless its credentials are
+        // refused), so it is tried again on the short backoff once the
+        // member answers — not after a person's 30 s-to-10 min wait
+        // (docs/SIMULATION.md, seed 4885).
+        Err(self.unreadable_other(o, member))
     }
 
     /// The error to return for a member that could not be read.

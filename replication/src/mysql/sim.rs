@@ -631,9 +631,10 @@ impl Net {
             _ => 0,
         };
         let (theirs, total) = match self.servers.get(&src_addr) {
-            Some(s) if s.up && !s.cut && linked => {
-                (s.binlog[from.min(s.binlog.len())..].to_vec(), s.binlog.len())
-            }
+            Some(s) if s.up && !s.cut && linked => (
+                s.binlog[from.min(s.binlog.len())..].to_vec(),
+                s.binlog.len(),
+            ),
             // The receiver keeps retrying ("Connecting"), no error yet.
             _ => {
                 if let Some(r) = self.servers.get_mut(addr) {

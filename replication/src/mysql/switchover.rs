@@ -14,7 +14,8 @@
 //! A failure in 3–5 before the target's read-only off was sent is undone
 //! (target re-fenced and replicating again, old primary unfenced); after
 //! it, nothing is undone and a repeated call finishes (see
-//! [`super::orchestrate`]).
+//! [`super::orchestrate`]) — also when the target has come back read-only
+//! since (a restart), once every other member is known read-only.
 
 use std::time::Duration;
 
@@ -42,6 +43,16 @@ impl MySqlReplicaSet {
             return Err(self.unreadable(target));
         }
         if target.is_writable_primary() {
+            return self.finish_switchover(&steps, &snap, to).await;
+        }
+        // An earlier run promoted the target, which has lost its read_only
+        // off since (a restart brings it back read-only): past the point of
+        // no return — the old primary fenced, the target holding all of it
+        // — the switchover finishes forward, once every other member is
+        // known read-only. Vetting it again as a replica failed it instead
+        // and left no member writable (docs/SIMULATION.md, seed 4681).
+        if steps.promoted(to) {
+            self.others_read_only(&snap, to)?;
             return self.finish_switchover(&steps, &snap, to).await;
         }
         let primary = match snap.primary_state() {
