@@ -401,18 +401,7 @@ pub async fn switching(
 ) -> Result<(), Violation> {
     lab.write(a).await.map_err(Violation)?;
     let before = position_of(rs, a).await?;
-    let report = rs.switchover(b, Duration::from_secs(10), &FREE).await?;
-    ensure!(
-        report.new_primary == b,
-        "the switchover reports {b}: {report:?}"
-    );
-    let s = settled(rs, b, &[a, c]).await?;
-    let now = s.member(b).and_then(|m| m.position.clone());
-    ensure!(
-        now.as_ref().is_some_and(|p| p.contains(&before)),
-        "the new primary has every write the old one acknowledged: {now:?} ⊉ {before}"
-    );
-    lab.write(b).await.map_err(Violation)?;
+    switched_with_every_write(rs, lab, &FREE, a, b, c, &before).await?;
     ensure!(
         lab.write(a).await.is_err(),
         "the old primary refuses writes after the switchover"
@@ -422,6 +411,32 @@ pub async fn switching(
     rs.switchover(a, Duration::from_secs(10), &FREE).await?;
     settled(rs, a, &[b, c]).await?;
     Ok(())
+}
+
+/// Switches over from `a` to `b` under `guard`: the report names `b`,
+/// which leads `a` and `c`, has every write `a` acknowledged (`before`)
+/// and takes the application's writes.
+async fn switched_with_every_write(
+    rs: &dyn ReplicaSet,
+    lab: &dyn Lab,
+    guard: &dyn StepGuard,
+    a: &str,
+    b: &str,
+    c: &str,
+    before: &Position,
+) -> Result<(), Violation> {
+    let report = rs.switchover(b, Duration::from_secs(10), guard).await?;
+    ensure!(
+        report.new_primary == b,
+        "the switchover reports {b}: {report:?}"
+    );
+    let s = settled(rs, b, &[a, c]).await?;
+    let now = s.member(b).and_then(|m| m.position.clone());
+    ensure!(
+        now.as_ref().is_some_and(|p| p.contains(before)),
+        "{b} has every write {a} acknowledged: {now:?} ⊉ {before}"
+    );
+    lab.write(b).await.map_err(Violation)
 }
 
 /// Allows every step and remembers the finished ones, as the leader's
@@ -479,18 +494,7 @@ pub async fn switchover_resumed(
         },
     )
     .await?;
-    let report = rs.switchover(b, Duration::from_secs(10), &journal).await?;
-    ensure!(
-        report.new_primary == b,
-        "the resumed switchover finishes on {b}: {report:?}"
-    );
-    let s = settled(rs, b, &[a, c]).await?;
-    let now = s.member(b).and_then(|m| m.position.clone());
-    ensure!(
-        now.as_ref().is_some_and(|p| p.contains(&before)),
-        "{b} kept every write {a} acknowledged: {now:?} ⊉ {before}"
-    );
-    lab.write(b).await.map_err(Violation)?;
+    switched_with_every_write(rs, &*lab, &journal, a, b, c, &before).await?;
     rs.switchover(a, Duration::from_secs(10), &FREE).await?;
     settled(rs, a, &[b, c]).await?;
     Ok(())

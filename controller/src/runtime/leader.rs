@@ -320,6 +320,13 @@ async fn lead_term(
         {
             st.start(ctx, leader, spec, reasons, None, Origin::Engine(key), now);
         }
+        // A weight change that failed and that the engine no longer wants
+        // (what it reacted to passed) is no longer failing: left in the
+        // book, it held the drift check off for good, and a hand edit at
+        // the provider was never undone (docs/SIMULATION.md, seed 8032).
+        if traffic.is_none() {
+            st.retries.forget_where(|k| k.starts_with("weights/"));
+        }
         // Drift is checked only when the engine wants no weight change and
         // none is failing: the desired weights are then settled, and the
         // check never holds the lane an evacuation needs.

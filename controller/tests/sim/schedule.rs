@@ -78,17 +78,41 @@ pub enum Kind {
 /// When every fault has healed, at the latest.
 pub const FAULTS_END: Duration = Duration::from_secs(45);
 
-/// The schedule of `seed`: one to four faults in the first 40 s (and up
-/// to two controller crashes for one seed in four), each healed by
-/// [`FAULTS_END`].
+/// A fault's start, 5 s to 40 s in, and how long it lasts, 0.5 s to
+/// what is left until [`FAULTS_END`] (drawn in that order).
+fn window(rng: &mut StdRng) -> (Duration, Duration) {
+    let at = Duration::from_millis(rng.random_range(5_000..40_000));
+    let most = FAULTS_END.saturating_sub(at).as_millis() as u64;
+    let lasts = Duration::from_millis(rng.random_range(500..=most.max(501)));
+    (at, lasts)
+}
+
+/// One or two faults from `draw`, on a stream of their own (`seed ^
+/// salt`), for a seed of a class (`member`); none otherwise.
+fn one_or_two(
+    seed: u64,
+    member: bool,
+    salt: u64,
+    mut draw: impl FnMut(&mut StdRng) -> Vec<Fault>,
+) -> Vec<Fault> {
+    if !member {
+        return Vec::new();
+    }
+    let mut rng = StdRng::seed_from_u64(seed ^ salt);
+    (0..rng.random_range(1..=2))
+        .flat_map(|_| draw(&mut rng))
+        .collect()
+}
+
+/// The schedule of `seed`: one to four faults in the first 40 s, and one
+/// or two of the class its residue mod 4 picks (crashes, pauses, slow or
+/// failing parts, operator requests), each healed by [`FAULTS_END`].
 pub fn schedule(seed: u64) -> Vec<Fault> {
     let mut rng = StdRng::seed_from_u64(seed);
     let n = rng.random_range(1..=4);
     let mut faults: Vec<Fault> = (0..n)
         .map(|_| {
-            let at = Duration::from_millis(rng.random_range(5_000..40_000));
-            let most = FAULTS_END.saturating_sub(at).as_millis() as u64;
-            let lasts = Duration::from_millis(rng.random_range(500..=most.max(501)));
+            let (at, lasts) = window(&mut rng);
             let region = |rng: &mut StdRng| REGIONS[rng.random_range(0..REGIONS.len())];
             let kind = match rng.random_range(0..6) {
                 0 => Kind::CrashPrimary,
@@ -129,23 +153,20 @@ pub fn crashes_controllers(seed: u64) -> bool {
 /// One or two controller crashes for such a seed, each restarted within
 /// [`FAULTS_END`].
 fn controller_crashes(seed: u64) -> Vec<Fault> {
-    if !crashes_controllers(seed) {
-        return Vec::new();
-    }
-    let mut rng = StdRng::seed_from_u64(seed ^ 0xC0_11_C7_A5_4E_D0_0D);
-    (0..rng.random_range(1..=2))
-        .map(|_| {
-            let at = Duration::from_millis(rng.random_range(5_000..40_000));
-            let most = FAULTS_END.saturating_sub(at).as_millis() as u64;
-            let lasts = Duration::from_millis(rng.random_range(500..=most.max(501)));
+    one_or_two(
+        seed,
+        crashes_controllers(seed),
+        0xC0_11_C7_A5_4E_D0_0D,
+        |rng| {
+            let (at, lasts) = window(rng);
             let region = REGIONS[rng.random_range(0..REGIONS.len())];
-            Fault {
+            vec![Fault {
                 at,
                 lasts,
                 kind: Kind::CrashController(region),
-            }
-        })
-        .collect()
+            }]
+        },
+    )
 }
 
 /// Seeds that also pause controllers: one in four, from a stream of their
@@ -160,12 +181,11 @@ pub fn pauses_controllers(seed: u64) -> bool {
 /// 6 s here), each a scheduled pause of one controller or a pause in the
 /// middle of a leader's step.
 fn controller_pauses(seed: u64) -> Vec<Fault> {
-    if !pauses_controllers(seed) {
-        return Vec::new();
-    }
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x051C_570B_ED0F_F1CE);
-    (0..rng.random_range(1..=2))
-        .map(|_| {
+    one_or_two(
+        seed,
+        pauses_controllers(seed),
+        0x051C_570B_ED0F_F1CE,
+        |rng| {
             let lasts = Duration::from_millis(rng.random_range(500..=15_000));
             let latest = FAULTS_END.saturating_sub(lasts).as_millis() as u64;
             let at = Duration::from_millis(rng.random_range(5_000..latest.max(5_001)));
@@ -174,14 +194,14 @@ fn controller_pauses(seed: u64) -> Vec<Fault> {
             } else {
                 Kind::PauseController(REGIONS[rng.random_range(0..REGIONS.len())])
             };
-            Fault { at, lasts, kind }
-        })
-        .collect()
+            vec![Fault { at, lasts, kind }]
+        },
+    )
 }
 
 /// Seeds that also get an etcd outage, slow SQL, lost and late probe
-/// reports, a DNS provider outage or a weight edited by hand: one in four (`seed % 4 == 0`), from a stream of their own,
-/// but for the two such seeds docs/SIMULATION.md cited before these
+/// reports, a DNS provider outage or a weight edited by hand: one in
+/// four (`seed % 4 == 0`), from a stream of their own, but for the two such seeds docs/SIMULATION.md cited before these
 /// faults existed (4 and 7960), which keep their schedules.
 pub fn slows_parts(seed: u64) -> bool {
     seed.is_multiple_of(4) && ![4, 7960].contains(&seed)
@@ -189,30 +209,22 @@ pub fn slows_parts(seed: u64) -> bool {
 
 /// One or two such faults, each healed by [`FAULTS_END`].
 fn slow_parts(seed: u64) -> Vec<Fault> {
-    if !slows_parts(seed) {
-        return Vec::new();
-    }
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x0510_3D0A_7E57_0B1E);
-    (0..rng.random_range(1..=2))
-        .map(|_| {
-            let at = Duration::from_millis(rng.random_range(5_000..40_000));
-            let most = FAULTS_END.saturating_sub(at).as_millis() as u64;
-            let lasts = Duration::from_millis(rng.random_range(500..=most.max(501)));
-            let region = REGIONS[rng.random_range(0..REGIONS.len())];
-            let kind = match rng.random_range(0..6) {
-                0 => Kind::EtcdDown,
-                4 => Kind::DnsOutage,
-                5 => Kind::DnsEdit(region, rng.random_range(1..=200)),
-                1 => Kind::SlowSql(region, Duration::from_millis(rng.random_range(20..=3_000))),
-                2 => Kind::ProbeLoss(region, rng.random_range(10..=100)),
-                _ => Kind::ProbeDelay(
-                    region,
-                    Duration::from_millis(rng.random_range(100..=10_000)),
-                ),
-            };
-            Fault { at, lasts, kind }
-        })
-        .collect()
+    one_or_two(seed, slows_parts(seed), 0x0510_3D0A_7E57_0B1E, |rng| {
+        let (at, lasts) = window(rng);
+        let region = REGIONS[rng.random_range(0..REGIONS.len())];
+        let kind = match rng.random_range(0..6) {
+            0 => Kind::EtcdDown,
+            4 => Kind::DnsOutage,
+            5 => Kind::DnsEdit(region, rng.random_range(1..=200)),
+            1 => Kind::SlowSql(region, Duration::from_millis(rng.random_range(20..=3_000))),
+            2 => Kind::ProbeLoss(region, rng.random_range(10..=100)),
+            _ => Kind::ProbeDelay(
+                region,
+                Duration::from_millis(rng.random_range(100..=10_000)),
+            ),
+        };
+        vec![Fault { at, lasts, kind }]
+    })
 }
 
 /// Seeds with operator requests (and the applications writing, so a
@@ -226,30 +238,30 @@ pub fn requests_switchovers(seed: u64) -> bool {
 /// One or two switchovers, each to a member that lags (half the time)
 /// from a little before it.
 fn operator_requests(seed: u64) -> Vec<Fault> {
-    if !requests_switchovers(seed) {
-        return Vec::new();
-    }
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x0BE5_A7E5_5A1E_C0DE);
-    let mut faults = Vec::new();
-    for _ in 0..rng.random_range(1..=2) {
-        let at = Duration::from_millis(rng.random_range(5_000..40_000));
-        let to = REGIONS[rng.random_range(0..REGIONS.len())];
-        faults.push(Fault {
-            at,
-            lasts: Duration::from_millis(1),
-            kind: Kind::Switchover(to),
-        });
-        if rng.random_bool(0.5) {
-            let from = at.saturating_sub(Duration::from_millis(rng.random_range(0..3_000)));
-            let most = FAULTS_END.saturating_sub(from).as_millis() as u64;
-            faults.push(Fault {
-                at: from,
-                lasts: Duration::from_millis(rng.random_range(500..=most.max(501))),
-                kind: Kind::Lag(to, Duration::from_millis(rng.random_range(100..=5_000))),
-            });
-        }
-    }
-    faults
+    one_or_two(
+        seed,
+        requests_switchovers(seed),
+        0x0BE5_A7E5_5A1E_C0DE,
+        |rng| {
+            let at = Duration::from_millis(rng.random_range(5_000..40_000));
+            let to = REGIONS[rng.random_range(0..REGIONS.len())];
+            let mut faults = vec![Fault {
+                at,
+                lasts: Duration::from_millis(1),
+                kind: Kind::Switchover(to),
+            }];
+            if rng.random_bool(0.5) {
+                let from = at.saturating_sub(Duration::from_millis(rng.random_range(0..3_000)));
+                let most = FAULTS_END.saturating_sub(from).as_millis() as u64;
+                faults.push(Fault {
+                    at: from,
+                    lasts: Duration::from_millis(rng.random_range(500..=most.max(501))),
+                    kind: Kind::Lag(to, Duration::from_millis(rng.random_range(100..=5_000))),
+                });
+            }
+            faults
+        },
+    )
 }
 
 #[cfg(test)]
@@ -265,37 +277,34 @@ mod tests {
         assert_ne!(schedule(1), schedule(2));
     }
 
+    /// A class of faults comes on exactly the seeds `class` names, and
+    /// never on the seeds cited before it existed (`cited`).
+    fn comes_on_its_class(has: impl Fn(&Kind) -> bool, class: fn(u64) -> bool, cited: &[u64]) {
+        let having = |seed| schedule(seed).iter().any(|f| has(&f.kind));
+        for seed in 0..200 {
+            assert_eq!(having(seed), class(seed), "seed {seed}");
+        }
+        for &seed in cited {
+            assert!(!having(seed), "cited seed {seed}");
+        }
+    }
+
     #[test]
-    fn crashes_and_pauses_come_on_one_seed_in_four_each_and_leave_the_rest_alone() {
-        let crashing = |seed| {
-            schedule(seed)
-                .iter()
-                .any(|f| matches!(f.kind, Kind::CrashController(_)))
-        };
-        for seed in 0..200 {
-            assert_eq!(crashing(seed), crashes_controllers(seed), "seed {seed}");
-        }
-        let pausing = |seed| {
-            schedule(seed)
-                .iter()
-                .any(|f| matches!(f.kind, Kind::PauseController(_) | Kind::PauseMidStep))
-        };
-        for seed in 0..200 {
-            assert_eq!(pausing(seed), pauses_controllers(seed), "seed {seed}");
-        }
-        // What a seed cited in docs/SIMULATION.md starts with is unchanged.
-        assert!(
-            schedule(1721)
-                .iter()
-                .all(|f| !matches!(f.kind, Kind::CrashController(_)))
+    fn each_class_comes_on_one_seed_in_four_and_leaves_the_rest_alone() {
+        comes_on_its_class(
+            |k| matches!(k, Kind::CrashController(_)),
+            crashes_controllers,
+            &[1721],
         );
-        for cited in [1, 4, 5, 187, 291, 1721, 4885, 7960] {
-            assert!(!pausing(cited), "seed {cited}");
-        }
-        let slowing = |seed| {
-            schedule(seed).iter().any(|f| {
+        comes_on_its_class(
+            |k| matches!(k, Kind::PauseController(_) | Kind::PauseMidStep),
+            pauses_controllers,
+            &[1, 4, 5, 187, 291, 1721, 4885, 7960],
+        );
+        comes_on_its_class(
+            |k| {
                 matches!(
-                    f.kind,
+                    k,
                     Kind::EtcdDown
                         | Kind::SlowSql(..)
                         | Kind::ProbeLoss(..)
@@ -303,24 +312,14 @@ mod tests {
                         | Kind::DnsOutage
                         | Kind::DnsEdit(..)
                 )
-            })
-        };
-        for seed in 0..200 {
-            assert_eq!(slowing(seed), slows_parts(seed), "seed {seed}");
-        }
-        for cited in [1, 4, 5, 134, 170, 187, 291, 1721, 4885, 7960] {
-            assert!(!slowing(cited), "seed {cited}");
-        }
-        let requesting = |seed| {
-            schedule(seed)
-                .iter()
-                .any(|f| matches!(f.kind, Kind::Switchover(_)))
-        };
-        for seed in 0..200 {
-            assert_eq!(requesting(seed), requests_switchovers(seed), "seed {seed}");
-        }
-        for cited in [1, 4, 5, 108, 134, 170, 187, 291, 1721, 4885, 7960] {
-            assert!(!requesting(cited), "seed {cited}");
-        }
+            },
+            slows_parts,
+            &[1, 4, 5, 134, 170, 187, 291, 1721, 4885, 7960],
+        );
+        comes_on_its_class(
+            |k| matches!(k, Kind::Switchover(_)),
+            requests_switchovers,
+            &[1, 4, 5, 108, 134, 170, 187, 291, 1721, 4885, 7960],
+        );
     }
 }
