@@ -320,19 +320,14 @@ async fn lead_term(
         {
             st.start(ctx, leader, spec, reasons, None, Origin::Engine(key), now);
         }
-        // A weight change that failed and that the engine no longer wants
-        // (what it reacted to passed) is no longer failing: left in the
-        // book, it held the drift check off for good, and a hand edit at
-        // the provider was never undone (docs/SIMULATION.md, seed 8032).
-        if traffic.is_none() {
-            st.retries.forget_where(|k| k.starts_with("weights/"));
-        }
-        // Drift is checked only when the engine wants no weight change and
-        // none is failing: the desired weights are then settled, and the
-        // check never holds the lane an evacuation needs.
+        // Drift is checked only when the engine wants no weight change: the
+        // desired weights are then settled, and the check never holds the
+        // lane an evacuation needs. A failed change the engine no longer
+        // wants does not hold it off (it did: a hand edit at the provider
+        // was then never undone, docs/SIMULATION.md, seed 8032); its
+        // failure stays alarmed until a weight change succeeds.
         if traffic.is_none()
             && st.lanes.is_free(&Lane::Traffic)
-            && !st.retries.any_failing(|k| k.starts_with("weights/"))
             && last_drift_check.elapsed() >= ctx.drift_check
         {
             last_drift_check = tokio::time::Instant::now();

@@ -40,7 +40,9 @@ use world::{PROBE_EVERY, World, member};
 const DEFAULT_SEEDS: u64 = 100;
 /// Seeds docs/SIMULATION.md cites, each the find of a bug since fixed (or
 /// of a fix reverted): run with the default seeds too, so CI replays them.
-const CITED_SEEDS: [u64; 13] = [1, 4, 5, 108, 134, 170, 187, 291, 1721, 4681, 4885, 7960, 8032];
+const CITED_SEEDS: [u64; 14] = [
+    1, 4, 5, 9, 108, 134, 170, 187, 291, 1721, 4681, 4885, 7960, 8032,
+];
 /// How long after the last fault heals the run goes on: by its end the
 /// recorded primary, and only it, must have been writable for [`STABLE`].
 const LIVENESS: Duration = Duration::from_secs(80);

@@ -367,7 +367,7 @@ impl World {
             probe_loss: BTreeMap::new(),
             probe_delay: BTreeMap::new(),
             in_flight: Vec::new(),
-            rng: rand::SeedableRng::seed_from_u64(seed),
+            rng: rand::SeedableRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15),
             app_writes: super::schedule::requests_switchovers(seed),
             promotions: Arc::default(),
             freezes: Arc::default(),

@@ -43,17 +43,21 @@ impl MySqlReplicaSet {
             return Err(self.unreadable(target));
         }
         if target.is_writable_primary() {
-            return self.finish_switchover(&steps, &snap, to).await;
+            let why = format!("{to} is already the writable primary");
+            return self.finish_switchover(&steps, &snap, to, why).await;
         }
         // An earlier run promoted the target, which has lost its read_only
         // off since (a restart brings it back read-only): past the point of
         // no return — the old primary fenced, the target holding all of it
-        // — the switchover finishes forward, once every other member is
-        // known read-only. Vetting it again as a replica failed it instead
-        // and left no member writable (docs/SIMULATION.md, seed 4681).
+        // — the switchover finishes forward. Vetting it again as a replica
+        // failed it instead and left no member writable
+        // (docs/SIMULATION.md, seed 4681).
         if steps.promoted(to) {
-            self.others_read_only(&snap, to)?;
-            return self.finish_switchover(&steps, &snap, to).await;
+            self.may_promote_again(&snap, to)?;
+            let why = format!(
+                "{to} was promoted by an earlier run of this switchover and is read-only now                  (restarted): made writable again"
+            );
+            return self.finish_switchover(&steps, &snap, to, why).await;
         }
         let primary = match snap.primary_state() {
             Some(p) if p.reachable => p,
@@ -173,9 +177,10 @@ impl MySqlReplicaSet {
         steps: &Steps<'_>,
         snap: &Snapshot,
         to: &str,
+        why: String,
     ) -> Result<Report, ReplError> {
         let mut report = Report::new(Operation::Switchover, None, to);
-        report.noted(format!("{to} is already the writable primary"));
+        report.noted(why);
         let step = Step::Promote {
             member: to.to_string(),
         };
@@ -193,6 +198,43 @@ impl MySqlReplicaSet {
             report.noted("every reachable member already follows it: nothing to do");
         }
         Ok(report)
+    }
+}
+
+impl MySqlReplicaSet {
+    /// Whether `to`, promoted by an earlier run and read-only now, may be
+    /// made writable again: every other member known read-only (none may
+    /// be a writer), `to` replicating from no one (a relay log it has not
+    /// applied would be dropped), and `to` holding every transaction any
+    /// other member has (a restart that lost data, or writes taken
+    /// elsewhere since, must not be lost by finishing): a conflict for a
+    /// person otherwise.
+    fn may_promote_again(&self, snap: &Snapshot, to: &str) -> Result<(), ReplError> {
+        self.others_read_only(snap, to)?;
+        let target = snap.member(to).expect("checked by the caller");
+        if let Some(src) = &target.source {
+            return Err(ReplError::Conflict {
+                detail: format!(
+                    "{to} was promoted by this switchover but replicates from {src} again:                      not finished (a person decides)"
+                ),
+            });
+        }
+        let Some(have) = &target.position else {
+            return Err(self.no_position(to));
+        };
+        if let Some(o) = snap
+            .members
+            .iter()
+            .find(|o| o.id != to && o.position.as_ref().is_some_and(|p| !have.contains(p)))
+        {
+            return Err(ReplError::Conflict {
+                detail: format!(
+                    "{to} was promoted by this switchover but lacks transactions {} has: not                      finished, so nothing is lost (a person decides)",
+                    o.id
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
