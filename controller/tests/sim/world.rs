@@ -22,7 +22,7 @@ use switchyard_controller::task::Freeze;
 use switchyard_controller::traffic::memory::MemoryBackend;
 use switchyard_controller::traffic::records::RecordBook;
 use switchyard_controller::traffic::{RecordChange, TrafficBackend};
-use switchyard_probes::replication::mysql::sim::SimNetwork;
+use switchyard_probes::replication::mysql::sim::{SimNetwork, StatementObserver};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -286,17 +286,129 @@ const LEADER_ONLY: [&str; 8] = [
 ];
 
 /// The controller whose candidate key leads the election in `kv` now (its
-/// value is `<id>.sim:7400`), read past every link.
-fn leader_now(kv: &MemKv, prefix: &str) -> Option<String> {
+/// value is `<id>.sim:7400`), and its term (the key's create revision),
+/// read past every link.
+fn leader_now(kv: &MemKv, prefix: &str) -> Option<(String, u64)> {
     kv.snapshot()
         .into_iter()
         .filter(|k| k.key.starts_with(prefix))
         .min_by_key(|k| k.create_revision)
         .map(|k| {
             let v = String::from_utf8_lossy(&k.value).into_owned();
-            v.split_once('.')
-                .map_or(v.clone(), |(id, _)| id.to_string())
+            let id = v
+                .split_once('.')
+                .map_or(v.clone(), |(id, _)| id.to_string());
+            (id, k.create_revision as u64)
         })
+}
+
+/// Watches every statement (`SimNetwork::observe_statements`): who sends
+/// a leader's statement and in which term, switchovers' promotions, and
+/// the pause armed for the middle of a step.
+struct Watcher {
+    kv: MemKv,
+    keys: switchyard_controller::store::Keys,
+    prefix: String,
+    found: Arc<std::sync::Mutex<Vec<String>>>,
+    promotions: Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    freezes: Arc<std::sync::Mutex<BTreeMap<String, Freeze>>>,
+    mid_step: Arc<std::sync::Mutex<MidStep>>,
+    start: tokio::time::Instant,
+    show: bool,
+    /// The latest term (the leader key's create revision) whose leader's
+    /// statement has reached a member.
+    latest_term: std::sync::atomic::AtomicU64,
+}
+
+impl Watcher {
+    /// A statement of a controller's leader part that changes a member.
+    fn leaders(client: Option<&str>, sql: &str) -> Option<String> {
+        let client = client?;
+        (!client.contains('/') && LEADER_ONLY.iter().any(|p| sql.starts_with(p)))
+            .then(|| client.to_string())
+    }
+
+    fn breach(&self, what: String) {
+        self.found
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(what);
+    }
+}
+
+impl StatementObserver for Watcher {
+    /// S2: the sender leads when it sends; the tag is its term.
+    fn sent(&self, client: Option<&str>, address: &str, sql: &str) -> u64 {
+        let Some(client) = Self::leaders(client, sql) else {
+            return 0;
+        };
+        match leader_now(&self.kv, &self.prefix) {
+            Some((id, term)) if id == client => term,
+            leader => {
+                self.breach(format!(
+                    "{:.3}s: {client} sent `{sql}` to {address} while {:?} led",
+                    self.start.elapsed().as_secs_f64(),
+                    leader.map(|(id, _)| id)
+                ));
+                0
+            }
+        }
+    }
+
+    /// S2 for statements in flight: none of an earlier term reaches a
+    /// member after one of a later term did (what the quiet period a new
+    /// leader keeps is for); switchovers' promotions; the mid-step pause.
+    fn landed(&self, client: Option<&str>, address: &str, sql: &str, term: u64) -> bool {
+        let at = self.start.elapsed();
+        if self.show
+            && let Some(c) = client
+        {
+            println!("{:>9.3}s {c} -> {address}: {sql}", at.as_secs_f64());
+        }
+        let Some(client) = Self::leaders(client, sql) else {
+            return false;
+        };
+        let latest = self
+            .latest_term
+            .fetch_max(term, std::sync::atomic::Ordering::SeqCst);
+        if term < latest {
+            self.breach(format!(
+                "{:.3}s: `{sql}` from {client}'s term {term} reached {address} after a statement \
+                 of term {latest}",
+                at.as_secs_f64()
+            ));
+        }
+        if sql == "SET GLOBAL read_only = OFF"
+            && let Some(from) = switchover_to(&self.kv, &self.keys, address)
+        {
+            self.promotions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((address.to_string(), from));
+        }
+        let mut m = self
+            .mid_step
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(lasts) = m.armed.take() else {
+            return false;
+        };
+        if let Some(f) = self
+            .freezes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&client)
+        {
+            f.set(true);
+        }
+        m.started.push(MidStepPause {
+            controller: client,
+            at,
+            lasts,
+            after: format!("`{sql}` on {address}"),
+        });
+        true
+    }
 }
 
 /// When a switchover to the member at `address` is under way (its intent
@@ -376,71 +488,19 @@ impl World {
             _dir: dir,
         };
         {
-            let kv = world.kv.connect();
-            let prefix = format!(
-                "{}/",
-                switchyard_controller::store::Keys::new(&world.cfg.cluster).leader()
-            );
-            let found = world.deposed_steps.clone();
-            let promotions = world.promotions.clone();
             let keys = switchyard_controller::store::Keys::new(&world.cfg.cluster);
-            let freezes = world.freezes.clone();
-            let mid_step = world.mid_step.clone();
-            let start = tokio::time::Instant::now();
-            let show_statements = std::env::var_os("SIM_STATEMENTS").is_some();
-            world
-                .net
-                .observe_statements(Arc::new(move |client, address, sql| {
-                    let Some(client) = client else { return false };
-                    if show_statements {
-                        println!(
-                            "{:>9.3}s {client} -> {address}: {sql}",
-                            start.elapsed().as_secs_f64()
-                        );
-                    }
-                    if client.contains('/') || !LEADER_ONLY.iter().any(|p| sql.starts_with(p)) {
-                        return false;
-                    }
-                    let at = start.elapsed();
-                    if sql == "SET GLOBAL read_only = OFF"
-                        && let Some(from) = switchover_to(&kv, &keys, address)
-                    {
-                        promotions
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push((address.to_string(), from));
-                    }
-                    let leader = leader_now(&kv, &prefix);
-                    if leader.as_deref() != Some(client) {
-                        found
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(format!(
-                                "{:.3}s: {client} sent `{sql}` to {address} while {leader:?} led",
-                                at.as_secs_f64()
-                            ));
-                    }
-                    let mut m = mid_step
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let Some(lasts) = m.armed.take() else {
-                        return false;
-                    };
-                    if let Some(f) = freezes
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .get(client)
-                    {
-                        f.set(true);
-                    }
-                    m.started.push(MidStepPause {
-                        controller: client.to_string(),
-                        at,
-                        lasts,
-                        after: format!("`{sql}` on {address}"),
-                    });
-                    true
-                }));
+            world.net.observe_statements(Arc::new(Watcher {
+                kv: world.kv.connect(),
+                prefix: format!("{}/", keys.leader()),
+                keys,
+                found: world.deposed_steps.clone(),
+                promotions: world.promotions.clone(),
+                freezes: world.freezes.clone(),
+                mid_step: world.mid_step.clone(),
+                start: tokio::time::Instant::now(),
+                show: std::env::var_os("SIM_STATEMENTS").is_some(),
+                latest_term: std::sync::atomic::AtomicU64::new(0),
+            }));
         }
         for r in REGIONS {
             let node = world.node(r);

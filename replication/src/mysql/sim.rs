@@ -88,17 +88,25 @@ impl std::fmt::Debug for SimNetwork {
     }
 }
 
-/// Sees every statement as it reaches its server: who sent it (the view's
-/// client, if named), the server's address, the statement. It answers
-/// whether the sender yields once the statement has run (a simulator that
-/// freezes the sender there pauses it between a step's statement and the
-/// rest of the step).
-pub type StatementObserver = Arc<dyn Fn(Option<&str>, &str, &str) -> bool + Send + Sync>;
+/// Sees every statement twice: as its client sends it, and as it reaches
+/// its server (later on a slow server, and then even if the client gave
+/// up meanwhile: a statement in flight still runs).
+pub trait StatementObserver: Send + Sync {
+    /// A statement leaves its client (the view's client, if named) for the
+    /// server at `address`; the tag returned travels with it.
+    fn sent(&self, client: Option<&str>, address: &str, sql: &str) -> u64;
+
+    /// It reaches the server, with the tag it was sent with. The answer:
+    /// whether the sender yields once it has run (a simulator that freezes
+    /// the sender there pauses it between a step's statement and the rest
+    /// of the step).
+    fn landed(&self, client: Option<&str>, address: &str, sql: &str, tag: u64) -> bool;
+}
 
 #[derive(Default)]
 struct Net {
     /// Told of every statement ([`SimNetwork::observe_statements`]).
-    observer: Option<StatementObserver>,
+    observer: Option<Arc<dyn StatementObserver>>,
     servers: BTreeMap<String, Server>,
     next_session: u64,
     /// Directed links whose packets are lost: `(from, to)`.
@@ -315,7 +323,7 @@ impl SimNetwork {
     /// Calls `observer` with every statement from now on, as it reaches
     /// its server (before it takes effect): a simulator checks who acts
     /// on the databases, and when.
-    pub fn observe_statements(&self, observer: StatementObserver) {
+    pub fn observe_statements(&self, observer: Arc<dyn StatementObserver>) {
         self.lock().observer = Some(observer);
     }
 
@@ -550,6 +558,7 @@ impl SimNetwork {
                 net: self.clone(),
                 address: address.to_string(),
                 id,
+                closes: true,
             }),
             // Nothing answers a cut server until the cut heals (TCP
             // retries its SYN); the caller's timeout may end this first.
@@ -731,6 +740,9 @@ pub(super) struct SimSession {
     net: SimNetwork,
     address: String,
     id: u64,
+    /// Whether dropping it ends the server session (not for the copy that
+    /// carries a statement in flight).
+    closes: bool,
 }
 
 impl SimSession {
@@ -748,18 +760,52 @@ impl SimSession {
         // A statement sent across a cut arrives once it heals (TCP
         // retransmits); the caller's timeout may end the wait first.
         self.net.until_answered(&self.address).await;
-        let latency = self
-            .net
-            .lock()
-            .servers
-            .get(&self.address)
-            .map_or(Duration::ZERO, |s| s.latency);
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-        let observer = self.net.lock().observer.clone();
-        let pause = observer.is_some_and(|o| o(self.net.client.as_deref(), &self.address, sql));
-        let result = self.execute(sql);
+        let (latency, observer) = {
+            let net = self.net.lock();
+            let latency = net
+                .servers
+                .get(&self.address)
+                .map_or(Duration::ZERO, |s| s.latency);
+            (latency, net.observer.clone())
+        };
+        let client = self.net.client.as_deref();
+        let tag = observer
+            .as_ref()
+            .map_or(0, |o| o.sent(client, &self.address, sql));
+        let (result, pause) = if latency.is_zero() {
+            let pause = observer
+                .as_ref()
+                .is_some_and(|o| o.landed(client, &self.address, sql, tag));
+            (self.execute(sql), pause)
+        } else {
+            // In flight: it runs when it arrives, whether or not this
+            // caller still waits for the answer (its timeout drops only
+            // the wait; the session's close travels behind it).
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let wire = SimSession {
+                net: self.net.clone(),
+                address: self.address.clone(),
+                id: self.id,
+                closes: false,
+            };
+            let sql = sql.to_string();
+            tokio::spawn(async move {
+                tokio::time::sleep(latency).await;
+                let client = wire.net.client.clone();
+                let pause = observer
+                    .as_ref()
+                    .is_some_and(|o| o.landed(client.as_deref(), &wire.address, &sql, tag));
+                let _ = tx.send((wire.execute(&sql), pause));
+            });
+            rx.await.unwrap_or_else(|_| {
+                (
+                    Err(mysql_async::Error::Driver(
+                        mysql_async::DriverError::ConnectionClosed,
+                    )),
+                    false,
+                )
+            })
+        };
         if pause {
             // The sender stops here, after the server ran the statement and
             // before it reads the answer: a frozen task is not polled again.
@@ -996,8 +1042,33 @@ impl SimSession {
 
     /// Ends the session.
     pub(super) fn close(&self) {
-        if let Some(s) = self.net.lock().servers.get_mut(&self.address) {
-            s.sessions.remove(&self.id);
+        let latency = {
+            let mut net = self.net.lock();
+            match net.servers.get_mut(&self.address) {
+                Some(s) if s.latency.is_zero() => {
+                    s.sessions.remove(&self.id);
+                    return;
+                }
+                Some(s) => s.latency,
+                None => return,
+            }
+        };
+        // On a slow server the close arrives as late as a statement sent
+        // now would: behind the ones in flight, which still run.
+        let (net, address, id) = (self.net.clone(), self.address.clone(), self.id);
+        let end = move || {
+            if let Some(s) = net.lock().servers.get_mut(&address) {
+                s.sessions.remove(&id);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    tokio::time::sleep(latency).await;
+                    end();
+                });
+            }
+            Err(_) => end(),
         }
     }
 }
@@ -1006,7 +1077,9 @@ impl Drop for SimSession {
     /// A dropped connection ends its server session, as a real one does
     /// (a timeout or an error path drops sessions without closing them).
     fn drop(&mut self) {
-        self.close();
+        if self.closes {
+            self.close();
+        }
     }
 }
 
