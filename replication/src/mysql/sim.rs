@@ -21,6 +21,8 @@
 //! - the dead-man switch ([`super::dead_man`]): its table, row and event,
 //!   the event acting one period after the deadline passed (the latest a
 //!   real scheduler would), on a scheduler that is always on;
+//! - statements in flight: on a server with a latency, a statement runs
+//!   when it arrives, whether or not its caller still waits;
 //! - faults: a crash (refused connections, sessions gone, restart
 //!   read-only with replication resumed), a cut (nothing answers: calls
 //!   hang until the caller's timeout), a partition between two endpoints
@@ -320,9 +322,9 @@ impl SimNetwork {
                 .is_some_and(|s| s.up && !s.cut && !s.read_only)
     }
 
-    /// Calls `observer` with every statement from now on, as it reaches
-    /// its server (before it takes effect): a simulator checks who acts
-    /// on the databases, and when.
+    /// Tells `observer` of every statement from now on, as it is sent and
+    /// as it reaches its server (before it takes effect): a simulator
+    /// checks who acts on the databases, and when.
     pub fn observe_statements(&self, observer: Arc<dyn StatementObserver>) {
         self.lock().observer = Some(observer);
     }
@@ -463,9 +465,10 @@ impl SimNetwork {
         }
     }
 
-    /// Makes the server answer every statement `latency` late (a slow
-    /// disk, a busy server; zero: at once). The wait comes before the
-    /// statement runs, so a caller that gives up first has sent nothing.
+    /// Makes the server take every statement `latency` after it was sent
+    /// (a slow network or server; zero: at once). A statement in flight
+    /// runs when it arrives even if its caller gave up meanwhile, and the
+    /// session's close arrives behind it.
     pub fn set_latency(&self, address: &str, latency: Duration) {
         if let Some(s) = self.lock().servers.get_mut(address) {
             s.latency = latency;

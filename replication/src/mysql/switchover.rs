@@ -55,7 +55,8 @@ impl MySqlReplicaSet {
         if steps.promoted(to) {
             self.may_promote_again(&snap, to)?;
             let why = format!(
-                "{to} was promoted by an earlier run of this switchover and is read-only now                  (restarted): made writable again"
+                "{to} was promoted by an earlier run of this switchover and is read-only now \
+                 (restarted): made writable again"
             );
             return self.finish_switchover(&steps, &snap, to, why).await;
         }
@@ -199,9 +200,7 @@ impl MySqlReplicaSet {
         }
         Ok(report)
     }
-}
 
-impl MySqlReplicaSet {
     /// Whether `to`, promoted by an earlier run and read-only now, may be
     /// made writable again: every other member known read-only (none may
     /// be a writer), `to` replicating from no one (a relay log it has not
@@ -215,7 +214,8 @@ impl MySqlReplicaSet {
         if let Some(src) = &target.source {
             return Err(ReplError::Conflict {
                 detail: format!(
-                    "{to} was promoted by this switchover but replicates from {src} again:                      not finished (a person decides)"
+                    "{to} was promoted by this switchover but replicates from {src} again: \
+                     not finished (a person decides)"
                 ),
             });
         }
@@ -229,7 +229,8 @@ impl MySqlReplicaSet {
         {
             return Err(ReplError::Conflict {
                 detail: format!(
-                    "{to} was promoted by this switchover but lacks transactions {} has: not                      finished, so nothing is lost (a person decides)",
+                    "{to} was promoted by this switchover but lacks transactions {} has: not \
+                     finished, so nothing is lost (a person decides)",
                     o.id
                 ),
             });
