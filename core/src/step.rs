@@ -68,6 +68,46 @@ impl Step {
     }
 }
 
+impl Step {
+    /// Whether performing the step again is in its nature: reading the
+    /// members, one slice of waiting for a candidate.
+    pub fn repeatable(&self) -> bool {
+        matches!(self, Step::Observe | Step::CatchUp { .. })
+    }
+
+    /// Whether `self` undoes what `earlier` did to its member, so that
+    /// performing `earlier` again after it is no blind repeat: a fence
+    /// lifted (an aborted switchover undone) and fenced again on the retry,
+    /// a promotion fenced away, a repoint overtaken by a promotion.
+    pub fn undoes(&self, earlier: &Step) -> bool {
+        if self.member() != earlier.member() {
+            return false;
+        }
+        match earlier {
+            Step::Fence { .. } => matches!(self, Step::Unfence { .. } | Step::Promote { .. }),
+            Step::Unfence { .. } | Step::Promote { .. } => {
+                matches!(self, Step::Fence { .. } | Step::Repoint { .. })
+            }
+            Step::Repoint { .. } => matches!(self, Step::Promote { .. } | Step::Unfence { .. }),
+            Step::Observe | Step::Chosen { .. } | Step::CatchUp { .. } => false,
+        }
+    }
+}
+
+/// The first step of a cursor performed again with nothing between that
+/// undid it: what a resumed run must never do (it continues from the
+/// cursor). `None` when every repeat is a read, a wait or a redo after an
+/// undo.
+pub fn blind_repeat(steps: &[Step]) -> Option<&Step> {
+    steps.iter().enumerate().find_map(|(i, s)| {
+        if s.repeatable() {
+            return None;
+        }
+        let j = steps[..i].iter().rposition(|e| e == s)?;
+        (!steps[j + 1..i].iter().any(|b| b.undoes(s))).then_some(s)
+    })
+}
+
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -83,5 +123,48 @@ impl std::fmt::Display for Step {
             Step::Repoint { member, to } => write!(f, "repoint {member} to {to}"),
             Step::Unfence { member } => write!(f, "unfence {member}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fence(m: &str) -> Step {
+        Step::Fence { member: m.into() }
+    }
+    fn unfence(m: &str) -> Step {
+        Step::Unfence { member: m.into() }
+    }
+    fn promote(m: &str) -> Step {
+        Step::Promote { member: m.into() }
+    }
+
+    #[test]
+    fn a_step_done_twice_with_nothing_between_is_a_blind_repeat() {
+        let s = [fence("a"), Step::Observe, promote("b"), promote("b")];
+        assert_eq!(blind_repeat(&s), Some(&promote("b")));
+        let s = [fence("a"), Step::Observe, fence("a")];
+        assert_eq!(blind_repeat(&s), Some(&fence("a")));
+    }
+
+    #[test]
+    fn reads_waits_and_redos_after_an_undo_are_not() {
+        let wait = Step::CatchUp { member: "b".into() };
+        let s = [
+            Step::Observe,
+            wait.clone(),
+            fence("a"),
+            unfence("a"),
+            Step::Observe,
+            wait.clone(),
+            fence("a"),
+            wait,
+            promote("b"),
+        ];
+        assert_eq!(blind_repeat(&s), None);
+        // An undo of another member does not count.
+        let s = [fence("a"), unfence("c"), fence("a")];
+        assert_eq!(blind_repeat(&s), Some(&fence("a")));
     }
 }

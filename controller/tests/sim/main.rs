@@ -18,6 +18,9 @@
 //!   the seeds with operator requests);
 //! - the weights converge: at the end, the DNS provider serves what the
 //!   leader's desired weights in etcd say;
+//! - no step of an intent performed twice: at the end, no intent's step
+//!   cursor (journal or history) holds a step again with nothing between
+//!   that undid it;
 //! - liveness: once every fault has healed, exactly one writable member
 //!   within [`LIVENESS`] (nothing excused: a primary that restarted
 //!   read-only is made writable again through its switch's evidence, which
@@ -34,20 +37,51 @@ mod world;
 use std::time::Duration;
 
 use schedule::{FAULTS_END, Fault, Kind, schedule};
+use switchyard_core::step::{Step, blind_repeat};
 use world::{PROBE_EVERY, World, member};
 
 /// Seeds run when `SIM_SEEDS` is not set.
 const DEFAULT_SEEDS: u64 = 100;
 /// Seeds docs/SIMULATION.md cites, each the find of a bug since fixed (or
 /// of a fix reverted): run with the default seeds too, so CI replays them.
-const CITED_SEEDS: [u64; 14] = [
-    1, 4, 5, 9, 108, 134, 170, 187, 291, 1721, 4681, 4885, 7960, 8032,
+const CITED_SEEDS: [u64; 17] = [
+    1, 4, 5, 9, 108, 134, 170, 187, 291, 506, 1181, 1721, 3633, 4681, 4885, 7960, 8032,
 ];
 /// How long after the last fault heals the run goes on: by its end the
 /// recorded primary, and only it, must have been writable for [`STABLE`].
 const LIVENESS: Duration = Duration::from_secs(80);
 /// How long the end state must have held.
 const STABLE: Duration = Duration::from_secs(10);
+
+/// A step some intent performed twice, if any: the journal and the history
+/// keep each intent's step cursor, and a resumed run continues from it
+/// instead of performing a step again ([`blind_repeat`]: reads, waits and
+/// a redo after an undo may recur).
+async fn doubled_step(world: &World) -> Option<String> {
+    use switchyard_controller::store::kv::{Kv, RangeQuery};
+    let r = world.kv.range(&RangeQuery::prefix("")).await.ok()?;
+    for kv in r.kvs {
+        if !(kv.key.contains("/journal/") || kv.key.contains("/history/")) {
+            continue;
+        }
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&kv.value) else {
+            continue;
+        };
+        let steps: Vec<Step> = serde_json::from_value(v["steps"].clone()).unwrap_or_default();
+        if let Some(s) = blind_repeat(&steps) {
+            return Some(format!(
+                "{} performed the step {s} again with nothing between that undid it: {}",
+                kv.key,
+                steps
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    None
+}
 
 /// One line of a run's trace.
 fn note(trace: &mut Vec<String>, at: Duration, what: impl std::fmt::Display) {
@@ -250,6 +284,9 @@ async fn run(seed: u64) -> Outcome {
                 ));
             }
         }
+    }
+    if breach.is_none() {
+        breach = doubled_step(&world).await;
     }
     if let Some(b) = &breach {
         note(&mut trace, now, format!("BREACH {b}"));

@@ -118,6 +118,15 @@ impl MySqlReplicaSet {
                 member: m.id.clone(),
                 to: to.to_string(),
             };
+            // Repointed by an earlier run of this orchestration and still
+            // following: performing it again would run that step twice.
+            if steps.finished_before(&step)
+                && m.source.as_deref() == Some(to)
+                && m.io_running
+                && m.sql_running
+            {
+                continue;
+            }
             match steps.run(step, |d| self.do_repoint(&m.id, to, d)).await {
                 Ok(true) => report.did(format!("{} now replicates from {to}", m.id)),
                 Ok(false) => {}

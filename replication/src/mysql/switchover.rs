@@ -123,20 +123,37 @@ impl MySqlReplicaSet {
             .expect("a switchover has an old primary");
         let mut clock = WindowClock::default();
         clock.fenced();
-        let step = Step::Fence {
-            member: old.clone(),
-        };
-        let fenced = steps.run(step, |d| self.do_fence(&old, d)).await?;
-        attempt.fenced_from_writable = !fenced.was_read_only;
-        if fenced.was_read_only {
+        let old_state = snap.member(&old);
+        let final_pos = if steps.fenced(&old)
+            && old_state.is_some_and(|o| o.reachable && o.read_only == Some(true))
+        {
+            // An earlier run of this switchover fenced it and it still is
+            // read-only: fencing it again would perform that step twice.
+            // Its position, read at the start of this run, is final while
+            // it is read-only, as the fence's answer would have been.
             clock.forget();
-        }
-        report.did(format!(
-            "fenced {old}: read_only on, {} client sessions killed",
-            fenced.killed
-        ));
+            report.noted(format!(
+                "{old} was fenced by an earlier run of this switchover and still is"
+            ));
+            old_state
+                .and_then(|o| o.position.clone())
+                .ok_or_else(|| self.no_position(&old))?
+        } else {
+            let step = Step::Fence {
+                member: old.clone(),
+            };
+            let fenced = steps.run(step, |d| self.do_fence(&old, d)).await?;
+            attempt.fenced_from_writable = !fenced.was_read_only;
+            if fenced.was_read_only {
+                clock.forget();
+            }
+            report.did(format!(
+                "fenced {old}: read_only on, {} client sessions killed",
+                fenced.killed
+            ));
+            fenced.position.ok_or_else(|| self.no_position(&old))?
+        };
         failpoint!("switchover::after_fence");
-        let final_pos = fenced.position.ok_or_else(|| self.no_position(&old))?;
         self.catch_up(steps, &to, &final_pos, timeout).await?;
         report.noted(format!(
             "{to} has applied every transaction of {old} ({final_pos})"
@@ -182,17 +199,31 @@ impl MySqlReplicaSet {
     ) -> Result<Report, ReplError> {
         let mut report = Report::new(Operation::Switchover, None, to);
         report.noted(why);
-        let step = Step::Promote {
-            member: to.to_string(),
-        };
-        let mut progress = Promoting::default();
-        if steps
-            .run(step, |d| {
-                self.do_promote(to, d, &mut progress, "switchover")
-            })
-            .await?
-        {
-            report.did(format!("finished promoting {to}: forgot its old source"));
+        if steps.promoted(to) {
+            // The cursor says an earlier run promoted it whole: performing
+            // the promotion again would run one step of the intent twice.
+            // Read-only again since (a restart), it is made writable again
+            // as a step of its own.
+            if !snap.member(to).is_some_and(|m| m.is_writable_primary()) {
+                let step = Step::Unfence {
+                    member: to.to_string(),
+                };
+                steps.run(step, |d| self.do_unfence(to, d)).await?;
+                report.did(format!("made {to} writable again"));
+            }
+        } else {
+            let step = Step::Promote {
+                member: to.to_string(),
+            };
+            let mut progress = Promoting::default();
+            if steps
+                .run(step, |d| {
+                    self.do_promote(to, d, &mut progress, "switchover")
+                })
+                .await?
+            {
+                report.did(format!("finished promoting {to}: forgot its old source"));
+            }
         }
         self.follow(steps, snap, to, &[], &mut report).await?;
         if !report.changed {
