@@ -51,6 +51,7 @@ fn settings(primary_ttl_s: u64) -> Settings {
         primary_ttl_s,
         report_every: Duration::from_millis(500),
         fall: 3,
+        ..Settings::default()
     }
 }
 

@@ -81,6 +81,23 @@ impl ControllerProcess {
         ns: usize,
         extra_args: &[String],
     ) -> anyhow::Result<Self> {
+        Self::start_in_with_env(bin, config, id, dir, net, ns, extra_args, &[]).await
+    }
+
+    /// Like [`start_in`](Self::start_in), with `env` set for the process
+    /// only (through `env(1)` inside the namespace, which execs the
+    /// controller in place): credentials for a test server, say.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_in_with_env(
+        bin: &Path,
+        config: &Path,
+        id: &str,
+        dir: &Path,
+        net: &NetNs,
+        ns: usize,
+        extra_args: &[String],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(
             ns < net.len(),
             "namespace {ns} does not exist (there are {})",
@@ -89,7 +106,14 @@ impl ControllerProcess {
         let name = net.name(ns).to_string();
         let mut args = Self::args(config, id, net.addr(ns), dir, extra_args);
         args.extend(extra_args.iter().cloned());
-        let (program, args) = crate::netns::exec_in(Some(&name), bin, &args)?;
+        let (program, args) = if env.is_empty() {
+            crate::netns::exec_in(Some(&name), bin, &args)?
+        } else {
+            let mut with_env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            with_env.push(bin.display().to_string());
+            with_env.extend(args);
+            crate::netns::exec_in(Some(&name), &system_bin("env")?, &with_env)?
+        };
         Self::spawn(&program, &args, id, dir, Some(name)).await
     }
 

@@ -15,6 +15,8 @@
 
 #![allow(dead_code)]
 
+pub mod monitor;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -42,7 +44,7 @@ const REPORT_EVERY: Duration = Duration::from_millis(200);
 
 /// What a lab may be started with other than the defaults the split-brain
 /// tests use (the `rto` benchmark's settings).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// `etcd.primary_lease_ttl`, whole seconds.
     pub primary_ttl_s: u64,
@@ -50,7 +52,30 @@ pub struct Settings {
     pub report_every: Duration,
     /// `policy.fall` (and `rise`).
     pub fall: u32,
+    /// The database's `max_lag`, whole seconds.
+    pub max_lag_s: u64,
+    /// Route 53 as the DNS backend instead of the weights file.
+    pub route53: Option<Route53At>,
 }
+
+/// A Route 53 API (moto, behind a proxy) the lab's controllers use.
+#[derive(Debug, Clone)]
+pub struct Route53At {
+    /// The proxy's port, listening on every address of the host (the
+    /// controllers reach it at the bridge's).
+    pub port: u16,
+    /// The hosted zone.
+    pub zone_id: String,
+    /// A client of the API itself (moto), for reading what it serves.
+    pub client: aws_sdk_route53::Client,
+}
+
+/// The environment a controller on Route 53 needs: moto's credentials.
+pub const ROUTE53_ENV: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -58,6 +83,8 @@ impl Default for Settings {
             primary_ttl_s: PRIMARY_TTL_S,
             report_every: REPORT_EVERY,
             fall: 2,
+            max_lag_s: 30,
+            route53: None,
         }
     }
 }
@@ -135,14 +162,25 @@ impl SplitLab {
             .prefix("switchyard-fixture-split-")
             .tempdir()?;
         let cluster = format!("sb{}", std::process::id());
-        let (config, weights) =
-            write_config(dir.path(), &etcd.endpoints(), &cluster, &net, &db, settings);
+        let (config, weights) = write_config(
+            dir.path(),
+            &etcd.endpoints(),
+            &cluster,
+            &net,
+            &db,
+            &settings,
+        );
         let mut controllers = Vec::new();
         for (i, r) in REGIONS.iter().enumerate() {
             let id = format!("ctl-{r}");
             let state = dir.path().join(format!("{id}-state"));
+            let env: &[(&str, &str)] = if settings.route53.is_some() {
+                &ROUTE53_ENV
+            } else {
+                &[]
+            };
             controllers.push(
-                ControllerProcess::start_in(
+                ControllerProcess::start_in_with_env(
                     Path::new(env!("CARGO_BIN_EXE_switchyard")),
                     &config,
                     &id,
@@ -150,6 +188,7 @@ impl SplitLab {
                     &net,
                     i,
                     &["--state-dir".to_string(), state.display().to_string()],
+                    env,
                 )
                 .await?,
             );
@@ -308,6 +347,25 @@ impl SplitLab {
         .await
     }
 
+    /// Sets what each of `vantages` reports of `target` to every
+    /// controller still hearing its probes.
+    pub fn set_seen(&self, target: &str, vantages: &[&str], up: bool) {
+        if let Some(f) = &self.fleet_a {
+            f.set_all(target, vantages, up);
+        }
+        self.fleet_bc.set_all(target, vantages, up);
+    }
+
+    /// The index of the controller that says it leads, if one does.
+    pub async fn leader(&self) -> Option<usize> {
+        for (i, c) in self.controllers.iter().enumerate() {
+            if c.metric("switchyard_leader").await.ok().flatten() == Some(1.0) {
+                return Some(i);
+            }
+        }
+        None
+    }
+
     /// Rejoins region a: the links come back and every vantage sees it up.
     pub fn heal_a(&mut self) -> anyhow::Result<()> {
         self.net.heal(0).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -400,7 +458,7 @@ fn write_config(
     cluster: &str,
     net: &NetNs,
     db: &MariaDbTopology,
-    settings: Settings,
+    settings: &Settings,
 ) -> (PathBuf, PathBuf) {
     let weights = dir.join("weights.json");
     std::fs::write(dir.join("admin.secret"), ADMIN_PASSWORD).expect("secret");
@@ -415,8 +473,7 @@ lease_ttl = "{LEASE_TTL_S}s"
 primary_lease_ttl = "{primary_ttl_s}s"
 
 [dns]
-backend = "file"
-path = "{weights}"
+{dns}
 
 [policy]
 fall = {fall}
@@ -432,7 +489,16 @@ db_failover = "auto"
             .map(|e| format!("\"{e}\""))
             .collect::<Vec<_>>()
             .join(", "),
-        weights = weights.display(),
+        dns = match &settings.route53 {
+            Some(r) => format!(
+                "backend = \"route53\"\nhosted_zone_id = \"{}\"\nendpoint = \"http://{}:{}\"\n\
+                 max_requests_per_second = 50",
+                r.zone_id,
+                net.host_addr(),
+                r.port
+            ),
+            None => format!("backend = \"file\"\npath = \"{}\"", weights.display()),
+        },
         primary_ttl_s = settings.primary_ttl_s,
         fall = settings.fall,
     );
@@ -462,11 +528,12 @@ db_failover = "auto"
     t.push_str(&format!(
         "\n[credentials.admin]\nuser = \"{ADMIN_USER}\"\npassword = {{ file = \"{}\" }}\n\
          \n[credentials.repl]\nuser = \"{REPL_USER}\"\npassword = {{ file = \"{}\" }}\n\
-         \n[[databases]]\nname = \"orders\"\nkind = \"mariadb\"\nmax_lag = \"30s\"\n\
+         \n[[databases]]\nname = \"orders\"\nkind = \"mariadb\"\nmax_lag = \"{max_lag}s\"\n\
          credentials = \"admin\"\nreplication_credentials = \"repl\"\n\
          \n[databases.check]\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
         dir.join("admin.secret").display(),
-        dir.join("repl.secret").display()
+        dir.join("repl.secret").display(),
+        max_lag = settings.max_lag_s,
     ));
     for (i, r) in REGIONS.iter().enumerate() {
         t.push_str(&format!(

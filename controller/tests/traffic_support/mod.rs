@@ -24,7 +24,13 @@ pub async fn create_zone(api: &Route53Api, name: &str) -> anyhow::Result<String>
         .client()
         .create_hosted_zone()
         .name(name)
-        .caller_reference(format!("switchyard-test-{name}-{}", std::process::id()))
+        .caller_reference(format!(
+            "switchyard-test-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ))
         .send()
         .await?;
     let id = out

@@ -53,7 +53,13 @@ impl Drop for Proxy {
 impl Proxy {
     /// Listens on a free loopback port and forwards to `upstream`.
     pub async fn start(upstream: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST.into(), upstream).await
+    }
+
+    /// Like [`start`](Self::start), listening on `host` (every address of
+    /// the host, for controllers in network namespaces).
+    pub async fn start_on(host: std::net::IpAddr, upstream: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::new(host, 0)).await?;
         let addr = listener.local_addr()?;
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
@@ -85,6 +91,11 @@ impl Proxy {
     /// The endpoint URL for the backend's `endpoint` override.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// `ChangeResourceRecordSets` requests received (throttled ones too).
