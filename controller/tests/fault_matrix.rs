@@ -9,8 +9,9 @@
 //! While a trial runs, a [`Monitor`] samples every member's `read_only`,
 //! the record's weights and the journal every 10 ms and fails the trial on
 //! any breach: two writable members, every weight at 0, an intent's step
-//! performed twice or undone. Each row also asserts what must come of its
-//! fault (a new primary, or none; the acknowledged write kept; the failover
+//! performed again with nothing between that undid it. Each row also
+//! asserts that its fault was seen and what must come of it (a new primary
+//! after m0's fence, or none; the acknowledged write kept; the failover
 //! finished by a new leader), so that no trial passes by doing nothing.
 //!
 //! Every trial prints one line `fault-matrix: <row> trial i/n ...`; with
@@ -56,7 +57,7 @@ async fn row(
         let mut lab = SplitLab::start_with(settings.clone()).await?;
         let monitor = watch(&lab);
         let outcome = trial(&mut lab, &monitor, t).await;
-        conclude(name, t, n, &lab, monitor, outcome)?;
+        conclude(name, t, n, &lab, monitor, outcome).await?;
     }
     Ok(())
 }
@@ -68,7 +69,7 @@ fn watch(lab: &SplitLab) -> Monitor {
 
 /// Ends trial `t` of `n`: prints and records its line, and fails when the
 /// trial erred, the monitor saw a breach, or the monitor hardly watched.
-fn conclude(
+async fn conclude(
     name: &str,
     t: usize,
     n: usize,
@@ -76,7 +77,7 @@ fn conclude(
     monitor: Monitor,
     outcome: anyhow::Result<String>,
 ) -> anyhow::Result<()> {
-    let report = monitor.finish();
+    let report = monitor.finish(&lab.store).await;
     let rate = report.samples as f64 / report.ran.as_secs_f64();
     let line = format!(
         "fault-matrix: {name} trial {t}/{n}: {:.1} s, {} samples ({rate:.0}/s, two or more \
@@ -158,6 +159,27 @@ async fn new_primary(lab: &SplitLab, old: &str) -> anyhow::Result<String> {
         },
     )
     .await
+}
+
+/// m0 was seen read-only before `new` was seen writable: the fence came
+/// first, as the samples show it (each sample reads the members one after
+/// another, within milliseconds; the gate holds promotion back seconds).
+fn fenced_first(monitor: &Monitor, new: &str) -> anyhow::Result<String> {
+    let i: usize = new[1..].parse()?;
+    let fenced = monitor
+        .first_read_only(0)
+        .ok_or_else(|| anyhow::anyhow!("m0 was never seen read-only"))?;
+    let promoted = monitor
+        .first_writable(i)
+        .ok_or_else(|| anyhow::anyhow!("{new} was never seen writable"))?;
+    anyhow::ensure!(
+        fenced < promoted,
+        "{new} writable at {promoted} ms, m0 read-only only at {fenced} ms"
+    );
+    Ok(format!(
+        "m0 fenced {:.1} s before {new} was writable",
+        (promoted - fenced) as f64 / 1000.0
+    ))
 }
 
 /// Waits until region `r`'s weight is `w`.
@@ -306,10 +328,19 @@ async fn region_outage() -> anyhow::Result<()> {
             let new = new_primary(lab, "m0").await?;
             let took = cut.elapsed();
             weight_is(lab, "a", 0).await?;
+            let i: usize = new[1..].parse()?;
+            wait_for(
+                "the new primary to be seen writable",
+                Duration::from_secs(20),
+                || async { monitor.first_writable(i).map(|_| ()).ok_or("not yet") },
+            )
+            .await?;
+            let first = fenced_first(monitor, &new)?;
             lab.heal_a()?;
             stays_out(lab, monitor, &new).await?;
             Ok(format!(
-                "{new} primary {:.1} s after the cut, a evacuated; healed, m0 stays read-only",
+                "{new} primary {:.1} s after the cut ({first}), a evacuated; healed, m0 stays \
+                 read-only",
                 took.as_secs_f64()
             ))
         })
@@ -436,7 +467,19 @@ async fn leader_stopped_mid_failover(
         .iter()
         .map(|s| s["step"].as_str().unwrap_or("?").to_string())
         .collect();
-    let status_then = at_stop.map_or("compacted".to_string(), |e| e["status"].to_string());
+    let status_then = at_stop.map_or("compacted".to_string(), |e| {
+        e["status"].as_str().unwrap_or("?").to_string()
+    });
+    // The fault must have landed mid-failover: the intent still open, and
+    // (even trials) before the promotion.
+    anyhow::ensure!(
+        status_then == "pending",
+        "{who} was stopped after its intent closed ({status_then}): nothing to resume"
+    );
+    anyhow::ensure!(
+        after_promote || !steps_then.iter().any(|s| s == "promote"),
+        "{who} was stopped after the promotion, not while catching up: {steps_then:?}"
+    );
     let done = wait_for(
         "the intent to be finished",
         Duration::from_secs(60),
@@ -461,7 +504,23 @@ async fn leader_stopped_mid_failover(
     has_the_write(lab, &new).await?;
     let f = failovers(lab).await?;
     anyhow::ensure!(f.len() <= 1, "one failover intent, not {}", f.len());
-    let finisher = done["finished_by"].as_str().unwrap_or("(compacted)");
+    // Who closed the intent: the entry says, or (compacted) its history.
+    let finisher = match done["finished_by"].as_str() {
+        Some(f) => f.to_string(),
+        None => lab
+            .history()
+            .await?
+            .iter()
+            .filter(|e| e["journal_id"] == id.as_str())
+            .filter_map(|e| e["by"].as_str())
+            .next_back()
+            .unwrap_or("?")
+            .to_string(),
+    };
+    anyhow::ensure!(
+        finisher != who && finisher != "?",
+        "the intent was finished by {finisher}, not by a new leader"
+    );
     Ok(format!(
         "{who} {} {} with the intent {status_then} at [{}]; finished by {finisher}; {new} primary with the write",
         if kill { "killed" } else { "paused 6 s" },
@@ -526,28 +585,42 @@ async fn etcd_quorum_loss() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asymmetric_partition() -> anyhow::Result<()> {
-    row("asymmetric partition", Settings::default(), |lab, _, _| {
-        Box::pin(async move {
-            // a and b lose c; then b, then a lose etcd: a still reaches b,
-            // a majority, but c alone has etcd, leads and promotes m2.
-            for i in [0, 1] {
-                lab.cut_link(i, 2)?;
-            }
-            lab.wait_peers(0, 1).await?;
-            lab.wait_peers(1, 1).await?;
-            lab.cut_etcd_from(1)?;
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let cut = Instant::now();
-            lab.cut_etcd_from(0)?;
-            lab.fleet_bc.set_all(&db_target(0), &["b", "c"], false);
-            let new = new_primary(lab, "m0").await?;
-            anyhow::ensure!(new == "m2", "only m2 is reachable from c, got {new}");
-            Ok(format!(
-                "m2 primary {:.1} s after a lost etcd; m0 fenced first",
-                cut.elapsed().as_secs_f64()
-            ))
-        })
-    })
+    row(
+        "asymmetric partition",
+        Settings::default(),
+        |lab, monitor, _| {
+            Box::pin(async move {
+                // a and b lose c; then b, then a lose etcd: a still reaches b,
+                // a majority, but c alone has etcd, leads and promotes m2.
+                for i in [0, 1] {
+                    lab.cut_link(i, 2)?;
+                }
+                lab.wait_peers(0, 1).await?;
+                lab.wait_peers(1, 1).await?;
+                lab.cut_etcd_from(1)?;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let cut = Instant::now();
+                lab.cut_etcd_from(0)?;
+                lab.fleet_bc.set_all(&db_target(0), &["b", "c"], false);
+                let new = new_primary(lab, "m0").await?;
+                anyhow::ensure!(new == "m2", "only m2 is reachable from c, got {new}");
+                let took = cut.elapsed();
+                // The new primary's first writable sample comes after the
+                // record: wait for it.
+                wait_for(
+                    "m2 to be seen writable",
+                    Duration::from_secs(20),
+                    || async { monitor.first_writable(2).map(|_| ()).ok_or("not yet") },
+                )
+                .await?;
+                Ok(format!(
+                    "m2 primary {:.1} s after a lost etcd; {}",
+                    took.as_secs_f64(),
+                    fenced_first(monitor, "m2")?
+                ))
+            })
+        },
+    )
     .await
 }
 
@@ -573,6 +646,12 @@ async fn flapping_target() -> anyhow::Result<()> {
                 .iter()
                 .filter(|e| e["what"].as_str().is_some_and(|w| w.contains("weight")))
                 .count();
+            // The flapping was seen (b evacuated once), and damped: failback
+            // is manual, so b does not come back on its own.
+            anyhow::ensure!(
+                (1..=2).contains(&changes),
+                "{changes} weight changes in 8 s of flapping"
+            );
             Ok(format!(
                 "8 s of flapping: {changes} weight changes, b ends at {:?}",
                 lab.weights().get("b")
@@ -590,8 +669,23 @@ async fn every_region_down() -> anyhow::Result<()> {
                 lab.set_seen(&svc(r), &REGIONS, false);
             }
             tokio::time::sleep(Duration::from_secs(6)).await;
+            // The leader saw every service Down (the fault reached it)...
+            let leader = lab
+                .leader()
+                .await
+                .ok_or_else(|| anyhow::anyhow!("no controller says it leads"))?;
+            for r in REGIONS {
+                let v = lab.controllers[leader]
+                    .metric(&format!(
+                        "switchyard_target_verdict{{target=\"{}\"}}",
+                        svc(r)
+                    ))
+                    .await?;
+                anyhow::ensure!(v == Some(0.0), "the leader's verdict on {}: {v:?}", svc(r));
+            }
+            // ...and evacuated nothing: a global outage is not a region's.
             let w = lab.weights();
-            anyhow::ensure!(w.values().any(|w| *w > 0), "every weight 0: {w:?}");
+            anyhow::ensure!(w.values().all(|w| *w == 100), "weights moved: {w:?}");
             anyhow::ensure!(lab.primary().await?.as_deref() == Some("m0"));
             for r in REGIONS {
                 lab.set_seen(&svc(r), &REGIONS, true);
@@ -670,7 +764,7 @@ async fn route53_throttling() -> anyhow::Result<()> {
         let monitor = watch(&lab);
         let outcome = throttled(&mut lab, &monitor, &proxy).await;
         proxy.throttle_all_changes(false);
-        conclude(name, t, n, &lab, monitor, outcome)?;
+        conclude(name, t, n, &lab, monitor, outcome).await?;
     }
     Ok(())
 }

@@ -69,27 +69,39 @@ impl Step {
 }
 
 impl Step {
-    /// Whether performing the step again is in its nature: reading the
-    /// members, one slice of waiting for a candidate.
+    /// Whether performing the step again is in its nature, or the safe
+    /// side: reading the members, one slice of waiting for a candidate,
+    /// and a fence. A resumed run fences the old primary again even when
+    /// an earlier run did and it is still read-only: the fence ends the
+    /// sessions of accounts that write past `read_only` (`SUPER`,
+    /// `READ_ONLY ADMIN`) and reads the position the catch-up needs after
+    /// that, which a read taken before it cannot promise; it only ever
+    /// takes writes away.
     pub fn repeatable(&self) -> bool {
-        matches!(self, Step::Observe | Step::CatchUp { .. })
+        matches!(
+            self,
+            Step::Observe | Step::CatchUp { .. } | Step::Fence { .. }
+        )
     }
 
     /// Whether `self` undoes what `earlier` did to its member, so that
     /// performing `earlier` again after it is no blind repeat: a fence
-    /// lifted (an aborted switchover undone) and fenced again on the retry,
-    /// a promotion fenced away, a repoint overtaken by a promotion.
+    /// lifted (an aborted switchover undone), a promotion fenced away or
+    /// turned back into a replica, a repoint overtaken by a promotion or by
+    /// a repoint to another source.
     pub fn undoes(&self, earlier: &Step) -> bool {
         if self.member() != earlier.member() {
             return false;
         }
-        match earlier {
-            Step::Fence { .. } => matches!(self, Step::Unfence { .. } | Step::Promote { .. }),
-            Step::Unfence { .. } | Step::Promote { .. } => {
-                matches!(self, Step::Fence { .. } | Step::Repoint { .. })
-            }
-            Step::Repoint { .. } => matches!(self, Step::Promote { .. } | Step::Unfence { .. }),
-            Step::Observe | Step::Chosen { .. } | Step::CatchUp { .. } => false,
+        match (earlier, self) {
+            (Step::Fence { .. }, Step::Unfence { .. } | Step::Promote { .. }) => true,
+            (Step::Unfence { .. } | Step::Promote { .. }, Step::Fence { .. }) => true,
+            (Step::Unfence { .. } | Step::Promote { .. }, Step::Repoint { .. }) => true,
+            (Step::Repoint { .. }, Step::Promote { .. }) => true,
+            // Pointed elsewhere since: following the first source again
+            // is a redo.
+            (Step::Repoint { to: first, .. }, Step::Repoint { to: then, .. }) => first != then,
+            _ => false,
         }
     }
 }
@@ -144,8 +156,15 @@ mod tests {
     fn a_step_done_twice_with_nothing_between_is_a_blind_repeat() {
         let s = [fence("a"), Step::Observe, promote("b"), promote("b")];
         assert_eq!(blind_repeat(&s), Some(&promote("b")));
-        let s = [fence("a"), Step::Observe, fence("a")];
-        assert_eq!(blind_repeat(&s), Some(&fence("a")));
+        let repoint = |to: &str| Step::Repoint {
+            member: "c".into(),
+            to: to.into(),
+        };
+        let s = [repoint("b"), Step::Observe, repoint("b")];
+        assert_eq!(blind_repeat(&s), Some(&repoint("b")));
+        // Pointed elsewhere between: a redo.
+        let s = [repoint("b"), repoint("a"), repoint("b")];
+        assert_eq!(blind_repeat(&s), None);
     }
 
     #[test]
@@ -163,8 +182,11 @@ mod tests {
             promote("b"),
         ];
         assert_eq!(blind_repeat(&s), None);
+        // A fence again, even with nothing between, is the safe side.
+        let s = [fence("a"), Step::Observe, fence("a")];
+        assert_eq!(blind_repeat(&s), None);
         // An undo of another member does not count.
-        let s = [fence("a"), unfence("c"), fence("a")];
-        assert_eq!(blind_repeat(&s), Some(&fence("a")));
+        let s = [unfence("a"), fence("c"), unfence("a")];
+        assert_eq!(blind_repeat(&s), Some(&unfence("a")));
     }
 }

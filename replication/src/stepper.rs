@@ -71,13 +71,6 @@ impl<'g> Steps<'g> {
         self.finished.contains(step)
     }
 
-    /// Whether an earlier run of this orchestration fenced `member`.
-    pub(crate) fn fenced(&self, member: &str) -> bool {
-        self.finished
-            .iter()
-            .any(|s| matches!(s, Step::Fence { member: m } if m == member))
-    }
-
     /// Whether an earlier run of this orchestration promoted `member`.
     pub(crate) fn promoted(&self, member: &str) -> bool {
         self.finished

@@ -28,8 +28,9 @@ const READ_TIMEOUT: Duration = Duration::from_millis(150);
 pub enum WeightsAt {
     /// The file backend's weights file, read every sample.
     File(PathBuf),
-    /// A Route 53 API (moto), read every tenth sample (100 ms): a list
-    /// call every 10 ms would load the API more than the controllers do.
+    /// A Route 53 API (moto), read every tenth sample (100 ms, each read
+    /// given up to 1 s): a list call every 10 ms would load the API more
+    /// than the controllers do.
     Route53 {
         /// Its client.
         client: aws_sdk_route53::Client,
@@ -57,7 +58,7 @@ impl WeightsAt {
             WeightsAt::Route53 { .. } if !sample.is_multiple_of(10) => None,
             WeightsAt::Route53 { client, zone } => {
                 let out = tokio::time::timeout(
-                    READ_TIMEOUT,
+                    Duration::from_secs(1),
                     client
                         .list_resource_record_sets()
                         .hosted_zone_id(zone)
@@ -134,15 +135,7 @@ impl Checker {
             let Some(id) = e["id"].as_str() else { continue };
             let status = e["status"].as_str().unwrap_or_default().to_string();
             let steps: Vec<serde_json::Value> = e["steps"].as_array().cloned().unwrap_or_default();
-            let typed: Vec<Step> = serde_json::from_value(e["steps"].clone()).unwrap_or_default();
-            if let Some(s) = blind_repeat(&typed)
-                && self.doubled.insert((id.to_string(), s.to_string()))
-            {
-                out.push(format!(
-                    "{} ms: intent {id} performed {s} twice, nothing between undid it",
-                    obs.at_ms
-                ));
-            }
+            out.extend(self.cursor(id, e, obs.at_ms));
             if let Some((was, before)) = self.entries.get(id) {
                 if !steps.starts_with(before) {
                     out.push(format!(
@@ -163,6 +156,31 @@ impl Checker {
     }
 }
 
+impl Checker {
+    /// The breach in one intent's step cursor (`entry`: a journal entry or
+    /// a history event), if any: a step performed again with nothing
+    /// between that undid it, or a cursor that cannot be read (which would
+    /// hide one). Each is reported once.
+    pub fn cursor(&mut self, id: &str, entry: &serde_json::Value, at_ms: u64) -> Option<String> {
+        let steps = entry.get("steps").cloned().unwrap_or(serde_json::json!([]));
+        let typed: Vec<Step> = match serde_json::from_value(steps) {
+            Ok(t) => t,
+            Err(e) => {
+                return self
+                    .doubled
+                    .insert((id.to_string(), "unreadable".to_string()))
+                    .then(|| format!("{at_ms} ms: intent {id}'s steps cannot be read: {e}"));
+            }
+        };
+        let s = blind_repeat(&typed)?;
+        self.doubled
+            .insert((id.to_string(), s.to_string()))
+            .then(|| {
+                format!("{at_ms} ms: intent {id} performed {s} twice, nothing between undid it")
+            })
+    }
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     samples: u64,
@@ -171,6 +189,10 @@ struct Shared {
     two_read: u64,
     breaches: Vec<String>,
     last: Observation,
+    /// Per member, the first sample (ms) that read it read-only.
+    first_read_only: [Option<u64>; 3],
+    /// Per member, the first sample (ms) that read it writable.
+    first_writable: [Option<u64>; 3],
 }
 
 /// Samples the lab every [`EVERY`] until dropped.
@@ -241,6 +263,14 @@ impl Monitor {
                     s.two_read += 1;
                 }
                 s.breaches.extend(breaches);
+                for (i, ro) in obs.read_only.iter().enumerate() {
+                    let first = match ro {
+                        Some(true) => &mut s.first_read_only[i],
+                        Some(false) => &mut s.first_writable[i],
+                        None => continue,
+                    };
+                    first.get_or_insert(obs.at_ms);
+                }
                 s.last = obs;
             }
         });
@@ -260,15 +290,51 @@ impl Monitor {
             .clone()
     }
 
-    /// Stops sampling; what it saw.
-    pub fn finish(self) -> Report {
+    /// When (ms since the monitor started) member `i` was first read
+    /// read-only.
+    pub fn first_read_only(&self, i: usize) -> Option<u64> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first_read_only[i]
+    }
+
+    /// When member `i` was first read writable.
+    pub fn first_writable(&self, i: usize) -> Option<u64> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first_writable[i]
+    }
+
+    /// Stops sampling and checks, once more, every intent's cursor the
+    /// history holds (an intent compacted between two samples leaves the
+    /// journal with its last steps unseen); what it saw.
+    pub async fn finish(self, store: &Store) -> Report {
         self.task.abort();
+        let ran = self.started.elapsed();
+        let mut checker = Checker::default();
+        let mut late = Vec::new();
+        match store
+            .list_json::<serde_json::Value>(&store.keys().history_prefix())
+            .await
+        {
+            Ok(events) => {
+                for (key, e) in events {
+                    let id = e["journal_id"].as_str().unwrap_or(key.as_str()).to_string();
+                    late.extend(checker.cursor(&id, &e, ran.as_millis() as u64));
+                }
+            }
+            Err(e) => late.push(format!("the history could not be read at the end: {e}")),
+        }
         let s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let mut breaches = s.breaches.clone();
+        breaches.extend(late);
         Report {
             samples: s.samples,
             two_read: s.two_read,
-            ran: self.started.elapsed(),
-            breaches: s.breaches.clone(),
+            ran,
+            breaches,
         }
     }
 }

@@ -207,22 +207,6 @@ impl MySqlReplicaSet {
         failpoint!("failover::before_fence");
         let old_state = old.as_deref().and_then(|o| snap.member(o));
         match old_state {
-            // An earlier run of this failover fenced it and it still is
-            // read-only: fencing it again would perform that step twice.
-            // What it holds (read now, final while it is read-only) joins
-            // the catch-up target, as the fence's answer would have.
-            Some(o) if o.reachable && o.read_only == Some(true) && steps.fenced(&o.id) => {
-                if let Some(p) = &o.position {
-                    wait_for = Some(match wait_for {
-                        Some(w) => w.union(p),
-                        None => p.clone(),
-                    });
-                }
-                report.noted(format!(
-                    "old primary {} was fenced by an earlier run of this failover and still is",
-                    o.id
-                ));
-            }
             Some(o) if o.reachable => {
                 clock.fenced();
                 let step = Step::Fence {

@@ -211,7 +211,8 @@ impl MySqlReplicaSet {
         let step = Step::Unfence {
             member: old.to_string(),
         };
-        if let Err(e) = steps.run(step, |d| self.do_unfence(old, d)).await {
+        let grace = self.timeouts.dead_man_grace;
+        if let Err(e) = steps.run(step, |d| self.do_unfence(old, d, grace)).await {
             if steps.refused() {
                 return e;
             }
@@ -257,7 +258,10 @@ impl MySqlReplicaSet {
         let step = Step::Unfence {
             member: member.to_string(),
         };
-        steps.run(step, |d| self.do_unfence(member, d)).await?;
+        let grace = self.timeouts.dead_man_grace;
+        steps
+            .run(step, |d| self.do_unfence(member, d, grace))
+            .await?;
         Ok(true)
     }
 

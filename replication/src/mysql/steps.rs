@@ -160,11 +160,15 @@ impl MySqlReplicaSet {
     /// Read-only off: lifts a fence.
     /// An armed dead-man switch is pushed out first, or it would turn the
     /// member straight back.
-    pub(super) async fn do_unfence(&self, id: &str, deadline: Instant) -> Result<(), ReplError> {
+    pub(super) async fn do_unfence(
+        &self,
+        id: &str,
+        deadline: Instant,
+        hold: Duration,
+    ) -> Result<(), ReplError> {
         let mut s = self.session_until(id, deadline).await?;
         let r = async {
-            self.extend_dead_man(&mut s, self.timeouts.dead_man_grace)
-                .await?;
+            self.extend_dead_man(&mut s, hold).await?;
             for sql in self.flavor.unfence_statements() {
                 s.exec(sql).await?;
             }

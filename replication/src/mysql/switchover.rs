@@ -123,37 +123,20 @@ impl MySqlReplicaSet {
             .expect("a switchover has an old primary");
         let mut clock = WindowClock::default();
         clock.fenced();
-        let old_state = snap.member(&old);
-        let final_pos = if steps.fenced(&old)
-            && old_state.is_some_and(|o| o.reachable && o.read_only == Some(true))
-        {
-            // An earlier run of this switchover fenced it and it still is
-            // read-only: fencing it again would perform that step twice.
-            // Its position, read at the start of this run, is final while
-            // it is read-only, as the fence's answer would have been.
-            clock.forget();
-            report.noted(format!(
-                "{old} was fenced by an earlier run of this switchover and still is"
-            ));
-            old_state
-                .and_then(|o| o.position.clone())
-                .ok_or_else(|| self.no_position(&old))?
-        } else {
-            let step = Step::Fence {
-                member: old.clone(),
-            };
-            let fenced = steps.run(step, |d| self.do_fence(&old, d)).await?;
-            attempt.fenced_from_writable = !fenced.was_read_only;
-            if fenced.was_read_only {
-                clock.forget();
-            }
-            report.did(format!(
-                "fenced {old}: read_only on, {} client sessions killed",
-                fenced.killed
-            ));
-            fenced.position.ok_or_else(|| self.no_position(&old))?
+        let step = Step::Fence {
+            member: old.clone(),
         };
+        let fenced = steps.run(step, |d| self.do_fence(&old, d)).await?;
+        attempt.fenced_from_writable = !fenced.was_read_only;
+        if fenced.was_read_only {
+            clock.forget();
+        }
+        report.did(format!(
+            "fenced {old}: read_only on, {} client sessions killed",
+            fenced.killed
+        ));
         failpoint!("switchover::after_fence");
+        let final_pos = fenced.position.ok_or_else(|| self.no_position(&old))?;
         self.catch_up(steps, &to, &final_pos, timeout).await?;
         report.noted(format!(
             "{to} has applied every transaction of {old} ({final_pos})"
@@ -208,7 +191,11 @@ impl MySqlReplicaSet {
                 let step = Step::Unfence {
                     member: to.to_string(),
                 };
-                steps.run(step, |d| self.do_unfence(to, d)).await?;
+                // Held as a promotion holds it: the grace of a lifted
+                // fence could end before the target's region takes over
+                // its lease.
+                let hold = super::dead_man::PROMOTION_HOLD;
+                steps.run(step, |d| self.do_unfence(to, d, hold)).await?;
                 report.did(format!("made {to} writable again"));
             }
         } else {
