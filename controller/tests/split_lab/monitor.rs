@@ -229,6 +229,10 @@ impl Monitor {
             let mut tick = tokio::time::interval(EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let prefix = store.keys().journal_prefix();
+            // Samples taken, and the weights last read (a Route 53 sample
+            // reads them only every tenth time).
+            let mut taken = 0u64;
+            let mut last_weights = BTreeMap::new();
             loop {
                 tick.tick().await;
                 let mut obs = Observation {
@@ -238,16 +242,11 @@ impl Monitor {
                 for (i, conn) in conns.iter_mut().enumerate() {
                     obs.read_only[i] = read_only(conn, &opts[i]).await;
                 }
-                let sample = out.lock().unwrap_or_else(|e| e.into_inner()).samples;
-                obs.weights = match weights.read(&record, sample).await {
-                    Some(w) => w,
-                    None => out
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .last
-                        .weights
-                        .clone(),
-                };
+                if let Some(w) = weights.read(&record, taken).await {
+                    last_weights = w;
+                }
+                obs.weights = last_weights.clone();
+                taken += 1;
                 obs.journal = tokio::time::timeout(
                     READ_TIMEOUT,
                     store.list_json::<serde_json::Value>(&prefix),
