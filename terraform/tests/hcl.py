@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Parses every Terraform file (.tf, .tfvars) under a directory with
 python-hcl2 (pinned in scripts/setup) and prints one JSON object
-{relative path: parsed file}, so controller/tests/terraform.rs can check
+{relative path: parsed file}, so switchyard/tests/terraform.rs can check
 the modules without a Terraform binary. Files that do not parse are listed
 on stderr, each with its error, and the exit code is 1.
 

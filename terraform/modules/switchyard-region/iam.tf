@@ -5,7 +5,7 @@
 # records of the config, their record types and the actions the controller
 # uses (UPSERT, and DELETE of a stale writer record). With the embedded
 # backend the role has no policy at all. The probe has no role.
-# terraform/tests (run by controller/tests/terraform.rs) asserts this.
+# terraform/tests (run by switchyard/tests/terraform.rs) asserts this.
 
 data "aws_partition" "current" {}
 

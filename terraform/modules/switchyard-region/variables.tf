@@ -191,7 +191,7 @@ variable "vpc_id" {
 }
 
 variable "package_url" {
-  description = "HTTPS URL of the switchyard Debian package (`cargo deb -p switchyard-controller`) that cloud-init downloads and installs."
+  description = "HTTPS URL of the switchyard Debian package (`cargo deb -p switchyard`) that cloud-init downloads and installs."
   type        = string
 
   validation {

@@ -1,5 +1,5 @@
 //! The contract of [`Kv`], as one suite both implementations run: a real
-//! etcd (`controller/tests/store_conformance.rs` starts one) and the
+//! etcd (`switchyard/tests/store_conformance.rs` starts one) and the
 //! in-memory model. What the model gets wrong here, the simulator would
 //! get wrong everywhere, so the suite pins down the behaviour the safety
 //! argument uses, including etcd's corners: a delete of nothing does not

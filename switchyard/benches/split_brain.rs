@@ -6,7 +6,7 @@
 //! from outside every network, and the cut made at a random moment within
 //! a second. Leader lease 2 s, primary lease 4 s.
 //!
-//! Run (as root, like the tests): `cargo bench -p switchyard-controller
+//! Run (as root, like the tests): `cargo bench -p switchyard
 //! --bench split_brain` (`SPLIT_TRIALS=N` for other than 10 trials).
 
 #[path = "../tests/split_lab/mod.rs"]

@@ -21,7 +21,7 @@
 //! round; answers no larger than gdnsd's; shares within ±2 % over 100 k
 //! answers; a weight change visible within 100 ms of reaching etcd.
 //!
-//! Run: `cargo bench -p switchyard-controller --bench dns`
+//! Run: `cargo bench -p switchyard --bench dns`
 //! (`DNS_BENCH_SECONDS`, default 8, each phase's length;
 //! `DNS_BENCH_RATE`, default 20000, the fixed rate; `DNS_BENCH_HOLD=<s>`
 //! starts the servers, prints their addresses and pids and keeps them up

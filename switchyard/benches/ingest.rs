@@ -6,7 +6,7 @@
 //! naming every vantage it reports for), each on a fresh controller, and
 //! the ratio: what TLS costs ingest.
 //!
-//! Run: `cargo bench -p switchyard-controller --bench ingest`
+//! Run: `cargo bench -p switchyard --bench ingest`
 //! (`INGEST_MODES=plain` or `tls` for one of them).
 
 use std::path::Path;

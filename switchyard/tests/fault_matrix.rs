@@ -715,6 +715,122 @@ async fn errant_replica() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn divergent_replicas() -> anyhow::Result<()> {
+    row(
+        "divergent replicas",
+        Settings::default(),
+        |lab, monitor, _| {
+            Box::pin(async move {
+                table(lab).await?;
+                // m2 stops following m0, which then commits row 1: m1 has it.
+                lab.db.exec(2, "STOP SLAVE").await?;
+                lab.db.exec(0, "INSERT INTO app.t VALUES (1)").await?;
+                has_eventually(lab, 1, 1).await?;
+                // m2 takes a transaction of another origin (server 4004: a
+                // short-lived second writer it followed for a while, as a
+                // split brain leaves it). Not m2's own, so not errant: neither
+                // replica now has everything the other has.
+                lab.db
+                    .exec(
+                        2,
+                        "SET SESSION server_id = 4004; INSERT INTO app.t VALUES (2)",
+                    )
+                    .await?;
+                lab.db.kill9(0);
+                member_seen(lab, 0, false);
+                // The leader refuses to pick: an automatic failover that failed
+                // naming the divergence, and nobody promoted.
+                let refused = wait_for(
+                    "the leader to refuse the automatic failover",
+                    Duration::from_secs(60),
+                    || async {
+                        // Finished intents stay in the journal until compacted
+                        // into the history.
+                        let mut h = lab.journal().await.map_err(|e| e.to_string())?;
+                        h.extend(lab.history().await.map_err(|e| e.to_string())?);
+                        h.iter()
+                            .find(|e| {
+                                e["action"]["kind"] == "failover"
+                                    && e["status"] == "failed"
+                                    && e["outcome"]
+                                        .as_str()
+                                        .is_some_and(|o| o.contains("divergent replicas"))
+                            })
+                            .and_then(|e| e["outcome"].as_str().map(str::to_string))
+                            .ok_or_else(|| "not yet".to_string())
+                    },
+                )
+                .await?;
+                anyhow::ensure!(
+                    refused.contains("0-4004-"),
+                    "the refusal does not name m2's transaction: {refused}"
+                );
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let last = monitor.last();
+                anyhow::ensure!(
+                    last.read_only[1] == Some(true) && last.read_only[2] == Some(true),
+                    "a divergent replica was made writable: {:?}",
+                    last.read_only
+                );
+                anyhow::ensure!(
+                    lab.primary().await?.as_deref() == Some("m0"),
+                    "the recorded primary moved without an operator"
+                );
+                // The operator keeps m1's history with a forced failover naming it.
+                let urls: Vec<String> = lab.controllers.iter().map(|c| c.grpc_url()).collect();
+                let out = common::cli_command(lab.dir.path(), &urls)
+                    .args(["failover", "--config"])
+                    .arg(&lab.config)
+                    .args([
+                        "--reason",
+                        "fault matrix: divergent replicas, keep m1",
+                        "--database",
+                        "orders",
+                        "--to",
+                        "m1",
+                        "--force",
+                        "--wait",
+                        "60",
+                    ])
+                    .output()?;
+                anyhow::ensure!(
+                    out.status.success(),
+                    "the forced failover to m1 failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let new = new_primary(lab, "m0").await?;
+                anyhow::ensure!(new == "m1", "{new} promoted, the operator named m1");
+                has_the_write(lab, "m1").await?;
+                Ok(format!(
+                    "automatic failover refused ({}); the operator's forced failover promoted m1",
+                    refused.split(": ").nth(1).unwrap_or(&refused)
+                ))
+            })
+        },
+    )
+    .await
+}
+
+/// Waits until member `i` has row `id` of `app.t`.
+async fn has_eventually(lab: &SplitLab, i: usize, id: i64) -> anyhow::Result<()> {
+    wait_for(
+        "the row to replicate",
+        Duration::from_secs(20),
+        || async move {
+            lab.db
+                .query_first::<i64>(i, &format!("SELECT COUNT(*) FROM app.t WHERE id = {id}"))
+                .await
+                .map_err(|e| e.to_string())?
+                .filter(|n| *n == 1)
+                .map(|_| ())
+                .ok_or_else(|| format!("m{i} lacks row {id}"))
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lagging_only_candidate() -> anyhow::Result<()> {
     let settings = Settings {
         max_lag_s: 2,

@@ -108,7 +108,7 @@ fn the_core_reads_no_clock() {
 
 #[test]
 fn the_shipping_binary_does_not_link_the_test_fixtures() {
-    let (crates, text) = dependencies("switchyard-controller");
+    let (crates, text) = dependencies("switchyard");
     let crates: Vec<&str> = crates.iter().map(String::as_str).collect();
     assert!(crates.contains(&"switchyard-labkit"), "{text}");
     assert!(

@@ -12,7 +12,7 @@
 //! ever writable. Half the trials kill the region that hosts the leader;
 //! in the others the leader is moved away first.
 //!
-//! Run (as root, like the tests): `cargo bench -p switchyard-controller
+//! Run (as root, like the tests): `cargo bench -p switchyard
 //! --bench rto` (`RTO_TRIALS=N` for other than 20 trials per primary lease,
 //! `RTO_PRIMARY_TTLS=2,4` for other primary leases, in seconds; `RTO_LOGS=1`
 //! prints the surviving controllers' logs after each trial).

@@ -3,7 +3,7 @@
 //! call), and `HealthBook::record` over 2,000,000 reports (target ≥ 200,000
 //! reports/s on one core).
 //!
-//! Run: `cargo bench -p switchyard-controller --bench decide`.
+//! Run: `cargo bench -p switchyard --bench decide`.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;

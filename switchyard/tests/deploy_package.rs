@@ -78,7 +78,7 @@ fn the_package_builds_installs_and_its_units_verify() {
         .args([
             "deb",
             "-p",
-            "switchyard-controller",
+            "switchyard",
             "--profile",
             "dev",
             "--no-build",
