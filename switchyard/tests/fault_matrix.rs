@@ -243,26 +243,30 @@ async fn table(lab: &SplitLab) -> anyhow::Result<()> {
         .exec(0, "CREATE TABLE app.t (id INT PRIMARY KEY)")
         .await?;
     for i in 1..3 {
-        wait_for(
+        counts_one(
+            lab,
+            i,
             "app.t to replicate",
-            Duration::from_secs(20),
-            || async move {
-                lab.db
-                    .query_first::<i64>(
-                        i,
-                        "SELECT COUNT(*) FROM information_schema.tables \
-                     WHERE table_schema = 'app' AND table_name = 't'",
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .filter(|n| *n == 1)
-                    .map(|_| ())
-                    .ok_or_else(|| "not yet".to_string())
-            },
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = 'app' AND table_name = 't'",
         )
         .await?;
     }
     Ok(())
+}
+
+/// Waits until `sql` (a `COUNT(*)`) counts one on member `i`.
+async fn counts_one(lab: &SplitLab, i: usize, what: &str, sql: &str) -> anyhow::Result<()> {
+    wait_for(what, Duration::from_secs(20), || async move {
+        lab.db
+            .query_first::<i64>(i, sql)
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|n| *n == 1)
+            .map(|_| ())
+            .ok_or_else(|| format!("m{i}: not yet"))
+    })
+    .await
 }
 
 /// Makes m1 and m2 apply what they receive `secs` late (`MASTER_DELAY`),
@@ -725,7 +729,13 @@ async fn divergent_replicas() -> anyhow::Result<()> {
                 // m2 stops following m0, which then commits row 1: m1 has it.
                 lab.db.exec(2, "STOP SLAVE").await?;
                 lab.db.exec(0, "INSERT INTO app.t VALUES (1)").await?;
-                has_eventually(lab, 1, 1).await?;
+                counts_one(
+                    lab,
+                    1,
+                    "row 1 to reach m1",
+                    "SELECT COUNT(*) FROM app.t WHERE id = 1",
+                )
+                .await?;
                 // m2 takes a transaction of another origin (server 4004: a
                 // short-lived second writer it followed for a while, as a
                 // split brain leaves it). Not m2's own, so not errant: neither
@@ -807,24 +817,6 @@ async fn divergent_replicas() -> anyhow::Result<()> {
                     refused.split(": ").nth(1).unwrap_or(&refused)
                 ))
             })
-        },
-    )
-    .await
-}
-
-/// Waits until member `i` has row `id` of `app.t`.
-async fn has_eventually(lab: &SplitLab, i: usize, id: i64) -> anyhow::Result<()> {
-    wait_for(
-        "the row to replicate",
-        Duration::from_secs(20),
-        || async move {
-            lab.db
-                .query_first::<i64>(i, &format!("SELECT COUNT(*) FROM app.t WHERE id = {id}"))
-                .await
-                .map_err(|e| e.to_string())?
-                .filter(|n| *n == 1)
-                .map(|_| ())
-                .ok_or_else(|| format!("m{i} lacks row {id}"))
         },
     )
     .await
