@@ -41,7 +41,7 @@ use switchyard_core::step::{Step, blind_repeat};
 use world::{PROBE_EVERY, World, member};
 
 /// Seeds run when `SIM_SEEDS` is not set: the whole suite runs this many
-/// (about 2.5 minutes on two cores; docs/SIMULATION.md).
+/// (about 3 minutes on two cores; docs/BENCHMARKS.md).
 const DEFAULT_SEEDS: u64 = 10_000;
 /// Seeds docs/SIMULATION.md cites, each the find of a bug since fixed (or
 /// of a fix reverted): run with the default seeds too, so CI replays them.
