@@ -1,4 +1,4 @@
-//! The deterministic simulator (issue 15), first cut: three controllers
+//! The deterministic simulator (issue 15): three controllers
 //! running their real control loops on the in-memory etcd, three simulated
 //! MariaDB servers under the real adapter, the in-memory DNS provider, all
 //! on one current-thread runtime with tokio's paused clock. Faults come
@@ -24,7 +24,8 @@
 //! - liveness: once every fault has healed, exactly one writable member
 //!   within [`LIVENESS`] (nothing excused: a primary that restarted
 //!   read-only is made writable again through its switch's evidence, which
-//!   `SIM_DEAD_MAN=off` also takes away).
+//!   `SIM_DEAD_MAN=off` also takes away); a seed ends early once quiet
+//!   ([`full_window`]).
 //!
 //! `SIM_SEEDS=<n>` runs seeds `0..n` (default: [`DEFAULT_SEEDS`] and the
 //! seeds the docs cite, [`CITED_SEEDS`]);
@@ -95,18 +96,26 @@ fn full_window(seed: u64) -> bool {
     seed.is_multiple_of(FULL_WINDOW_EVERY)
 }
 
+/// A record whose served weights are not what the leader wants, if any
+/// (a record whose desired weights etcd lacks is one the leader never
+/// changed: it adopts what is served).
+async fn weights_off(world: &World) -> Option<String> {
+    for (record, served) in world.weights() {
+        if let Some(desired) = world.desired_weights(&record).await
+            && desired != served
+        {
+            return Some(format!("{record} served {served:?}, desired {desired:?}"));
+        }
+    }
+    None
+}
+
 /// Whether nothing is left to happen: what the DNS provider serves is what
 /// the leader wants, and no intent is pending in the journal.
 async fn quiet(world: &World) -> bool {
     use switchyard_controller::store::kv::{Kv, RangeQuery};
-    for (record, served) in world.weights() {
-        if world
-            .desired_weights(&record)
-            .await
-            .is_some_and(|d| d != served)
-        {
-            return false;
-        }
+    if weights_off(world).await.is_some() {
+        return false;
     }
     let Ok(r) = world.kv.range(&RangeQuery::prefix("")).await else {
         return false;
@@ -132,7 +141,8 @@ enum Event {
     Disarm,
 }
 
-/// Runs seed `seed` to the end of its liveness window.
+/// Runs seed `seed` until it is quiet (see [`full_window`]) or its
+/// liveness window ends.
 async fn run(seed: u64) -> Outcome {
     let mut trace = Vec::new();
     // The primary starts in any region, so the leader (ctl-a) is in
@@ -323,16 +333,11 @@ async fn run(seed: u64) -> Outcome {
     if breach.is_none() {
         // The weights converge: what the DNS provider serves is what the
         // leader wants, once every fault has long healed.
-        for (record, served) in world.weights() {
-            // None: the leader never changed them (it adopts the served).
-            let desired = world.desired_weights(&record).await;
-            if desired.as_ref().is_some_and(|d| *d != served) {
-                breach = Some(format!(
-                    "weights: {record} served {served:?}, desired {desired:?}, {:?} after every \
-                     fault healed",
-                    now.saturating_sub(FAULTS_END)
-                ));
-            }
+        if let Some(off) = weights_off(&world).await {
+            breach = Some(format!(
+                "weights: {off}, {:?} after every fault healed",
+                now.saturating_sub(FAULTS_END)
+            ));
         }
     }
     if breach.is_none() {
