@@ -4,7 +4,7 @@
 //! leader takes the standing alarm over without raising it again; when the
 //! regions come back it is cleared the same way, once.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

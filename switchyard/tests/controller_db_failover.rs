@@ -6,8 +6,8 @@
 //! refusing connections) while its region still vouches for it is not
 //! replaced: the promotion gate holds the failover.
 
-mod common;
-mod traffic_support;
+use crate::common;
+use crate::traffic_support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! desired weights to etcd once; every controller's own DNS server follows
 //! them, so an evacuated region disappears from every server's answers.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::process::Command;

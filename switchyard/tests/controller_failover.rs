@@ -3,7 +3,7 @@
 //! finished exactly once by the next leader; a deposed leader acts on
 //! nothing; an etcd outage freezes action (fail static).
 
-mod common;
+use crate::common;
 
 use std::fs::OpenOptions;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! stream goes on: the good reports around it still count.
 //! `/metrics` exposes the controller's state.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

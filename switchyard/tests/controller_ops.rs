@@ -2,7 +2,7 @@
 //! takes a healthy region out of traffic; a pause stops actions but not
 //! plans; resume acts; every switch is idempotent and lands in history.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,8 +5,8 @@
 //! and a weight edited behind the controllers' back (as in the console) is
 //! found by the drift check and put back, journaled with why.
 
-mod common;
-mod traffic_support;
+use crate::common;
+use crate::traffic_support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! steady reports at 1,000/s into each of three controllers, with nothing
 //! changing, cause no more etcd writes than lease keep-alives (in fact none).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -9,8 +9,7 @@
 //! region keeps its lease is reported the same way and made writable
 //! again.
 
-mod common;
-mod traffic_support;
+use crate::common;
 
 use std::time::Duration;
 

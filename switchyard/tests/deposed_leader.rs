@@ -11,7 +11,7 @@
 //! moment no statement of its user reaches any member, and at every 10 ms
 //! sample at most one member was writable.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

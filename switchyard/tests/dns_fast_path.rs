@@ -6,7 +6,7 @@
 //! cases the fast path itself answered, so a battery that only exercised
 //! hickory on both sides would fail.
 
-mod fast_support;
+use crate::fast_support;
 
 use fast_support::{Match, Pair, ZONE, differ, edns, query};
 use hickory_server::proto::op::{Edns, OpCode};

@@ -6,7 +6,7 @@
 //! answers), an unparsable packet gets a FORMERR or nothing, and after
 //! every packet — and after a flood of them — the server still answers.
 
-mod fast_support;
+use crate::fast_support;
 
 use std::time::Duration;
 

@@ -17,7 +17,7 @@
 //!   a real MariaDB primary dies and is failed over, and the operator
 //!   sees it and switches over through the API.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -16,7 +16,7 @@
 //! - a renewed certificate written over the old files is served from the
 //!   next handshake on, without a restart.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

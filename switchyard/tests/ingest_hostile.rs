@@ -4,7 +4,7 @@
 //! summary or a status that says what failed, and the server keeps
 //! accepting good reports after each.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! leader's compaction brings both down to the configured retention without
 //! touching what it cannot decode.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

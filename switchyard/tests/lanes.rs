@@ -6,7 +6,7 @@
 //! the leader ran its actions one after another, the evacuation waited for
 //! the whole catch-up.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 //! that are never re-aimed at another primary, expire, and can be
 //! cancelled before they start.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! and otherwise refused with INVALID_ARGUMENT naming a field that is in
 //! fact wrong; the service answers a good call after each.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

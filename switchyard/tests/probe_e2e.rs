@@ -7,7 +7,7 @@
 //!   refuses), while the probes in b and c see it fine: b is not evacuated.
 //! - When b's endpoint really fails (refuses every probe), b is evacuated.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -14,7 +14,7 @@
 //! pending); replacing a follower never moves leadership; replacing the
 //! leader moves it exactly once.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -25,8 +25,8 @@
 //!   again with the shortest primary lease (2 s), where the gate opens on
 //!   etcd's end of the lease.
 
-mod common;
-mod split_lab;
+use crate::common;
+use crate::split_lab;
 
 use std::time::Duration;
 

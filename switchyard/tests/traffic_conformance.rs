@@ -2,7 +2,7 @@
 //! every backend: the JSON file, Route 53 through moto, the embedded DNS
 //! server, and the simulator's in-memory backend.
 
-mod traffic_support;
+use crate::traffic_support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! SOA/NS, NXDOMAIN, NODATA, REFUSED, TTL from the config, TCP, the
 //! "all records" answer mode and a writer record moved to a CNAME.
 
-mod traffic_support;
+use crate::traffic_support;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

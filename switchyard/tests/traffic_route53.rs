@@ -10,7 +10,7 @@
 //! the all-or-nothing refusal and the retries are Switchyard's and are
 //! checked here without relying on moto for them.
 
-mod traffic_support;
+use crate::traffic_support;
 
 use std::time::{Duration, Instant};
 
