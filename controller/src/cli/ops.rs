@@ -9,7 +9,7 @@
 
 use std::io::Write;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config;
@@ -167,13 +167,15 @@ pub struct Actor {
     pub origin: Option<String>,
 }
 
-/// Applies a switch as `actor`: whether it changed anything, and what
-/// holds now in words.
+/// Applies a switch as `actor` at `now` (the time the switch and its
+/// history event carry): whether it changed anything, and what holds now
+/// in words.
 pub async fn apply_switch(
     cfg: &config::Config,
     store: &Store,
     which: &Switch,
     actor: &Actor,
+    now: DateTime<Utc>,
 ) -> Result<(bool, String), OpsError> {
     let keys = store.keys().clone();
     let (key, on, what) = match which {
@@ -181,7 +183,6 @@ pub async fn apply_switch(
         Switch::Resume => (keys.pause(), false, "automation resumed".to_string()),
         Switch::Failback(r) => {
             check_region(cfg, r)?;
-            let now = Utc::now();
             let json = encode(r, &now.to_rfc3339())?;
             let what = format!("failback of region {r} approved");
             store
@@ -193,7 +194,7 @@ pub async fn apply_switch(
                             keys.failback(r),
                             String::from_utf8_lossy(&json).into_owned(),
                         ),
-                        history_entry(store, &what, actor)?,
+                        history_entry(store, &what, actor, now)?,
                     ],
                 )
                 .await?;
@@ -208,12 +209,12 @@ pub async fn apply_switch(
     };
     // The switch and its history event in one transaction that goes
     // through only if it changes something.
-    let value = Utc::now().to_rfc3339();
+    let value = now.to_rfc3339();
     let changed = store
         .switch_control(
             key,
             on.then_some(value.as_str()),
-            history_entry(store, &what, actor)?,
+            history_entry(store, &what, actor, now)?,
         )
         .await?;
     Ok((changed, what))
@@ -255,8 +256,12 @@ fn check_region(cfg: &config::Config, r: &str) -> Result<(), OpsError> {
 
 /// An operator event for history — who, why, and from where — as the
 /// (key, value) to write with the change it records.
-fn history_entry(store: &Store, what: &str, actor: &Actor) -> Result<(String, String), OpsError> {
-    let now = Utc::now();
+fn history_entry(
+    store: &Store,
+    what: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(String, String), OpsError> {
     let mut reasons = vec![actor.reason.clone()];
     if let Some(origin) = &actor.origin {
         reasons.push(format!("from {origin}"));
@@ -937,7 +942,7 @@ pub async fn cancel_request(
         .control_txn(
             Some(keys.request(id)),
             vec![keys.request(id), keys.request_waiting(id)],
-            vec![history_entry(store, &what, actor)?],
+            vec![history_entry(store, &what, actor, Utc::now())?],
         )
         .await?;
     if !withdrawn {

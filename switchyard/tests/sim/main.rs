@@ -38,6 +38,7 @@ mod world;
 use std::time::Duration;
 
 use schedule::{FAULTS_END, Fault, Kind, schedule};
+use switchyard_controller::cli::ops::Switch;
 use switchyard_core::step::{Step, blind_repeat};
 use world::{PROBE_EVERY, World, member};
 
@@ -46,7 +47,7 @@ use world::{PROBE_EVERY, World, member};
 const DEFAULT_SEEDS: u64 = 10_000;
 /// Seeds docs/SIMULATION.md cites, each the find of a bug since fixed (or
 /// of a fix reverted): run with the default seeds too, so CI replays them.
-const CITED_SEEDS: [u64; 15] = [
+pub const CITED_SEEDS: [u64; 15] = [
     1, 4, 5, 9, 108, 134, 170, 187, 291, 1721, 3633, 4681, 4885, 7960, 8032,
 ];
 /// How long after the last fault heals the run goes on: by its end the
@@ -185,6 +186,9 @@ async fn run(seed: u64) -> Outcome {
                     if let Kind::Switchover(to) = f.kind {
                         world.request_switchover(to).await;
                     }
+                    if let Some(which) = switch_on(&f.kind) {
+                        world.operator_switch(which, true).await;
+                    }
                     let crashed = begin(&mut world, &f);
                     note(
                         &mut trace,
@@ -208,9 +212,15 @@ async fn run(seed: u64) -> Outcome {
                 Event::Disarm => world.arm_mid_step(None),
                 Event::Heal(f, crashed) => {
                     heal(&mut world, &f, crashed.as_deref());
+                    if let Some(which) = switch_off(&f.kind) {
+                        world.operator_switch(which, false).await;
+                    }
                     note(&mut trace, now, format!("heal {:?}", f.kind));
                 }
             }
+        }
+        for line in world.take_notes() {
+            note(&mut trace, now, line);
         }
         for p in world.take_mid_step_pauses() {
             let region = world::REGIONS
@@ -358,6 +368,25 @@ struct Outcome {
     breach: Option<String>,
 }
 
+/// The operator's switch that starts `kind`, if it is one.
+fn switch_on(kind: &Kind) -> Option<Switch> {
+    match *kind {
+        Kind::Drain(r) => Some(Switch::Drain(r.to_string())),
+        Kind::PauseAutomation => Some(Switch::Pause),
+        Kind::ApproveFailback(r) => Some(Switch::Failback(r.to_string())),
+        _ => None,
+    }
+}
+
+/// The operator's switch that undoes `kind` when it heals, if any.
+fn switch_off(kind: &Kind) -> Option<Switch> {
+    match *kind {
+        Kind::Drain(r) => Some(Switch::Undrain(r.to_string())),
+        Kind::PauseAutomation => Some(Switch::Resume),
+        _ => None,
+    }
+}
+
 /// Starts `f`; for a crash, the member it crashed.
 fn begin(world: &mut World, f: &Fault) -> Option<String> {
     match f.kind {
@@ -437,6 +466,12 @@ fn begin(world: &mut World, f: &Fault) -> Option<String> {
             world.set_lag(r, d, true);
             None
         }
+        Kind::ClockDrift(r, ppm) => {
+            world.set_clock_drift(r, ppm, true);
+            None
+        }
+        // Operator switches are applied by the run (they are async).
+        Kind::Drain(_) | Kind::PauseAutomation | Kind::ApproveFailback(_) => None,
     }
 }
 
@@ -476,6 +511,8 @@ fn heal(world: &mut World, f: &Fault, crashed: Option<&str>) {
         Kind::DnsOutage => world.set_dns_outage(false),
         Kind::DnsEdit(..) | Kind::Switchover(_) => {}
         Kind::Lag(r, d) => world.set_lag(r, d, false),
+        Kind::ClockDrift(r, ppm) => world.set_clock_drift(r, ppm, false),
+        Kind::Drain(_) | Kind::PauseAutomation | Kind::ApproveFailback(_) => {}
     }
 }
 

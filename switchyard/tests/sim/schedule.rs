@@ -8,6 +8,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::CITED_SEEDS;
 use super::world::REGIONS;
 
 /// One fault, started at `at` and healed `lasts` later (a crash is
@@ -73,6 +74,18 @@ pub enum Kind {
     /// A region's member applies what it receives this late (replication
     /// lag).
     Lag(&'static str, Duration),
+    /// A region's host clock (its controller's and its probe's wall
+    /// time) gains (or, negative, loses) this many microseconds a second,
+    /// and is stepped back to true time when the fault heals.
+    ClockDrift(&'static str, i64),
+    /// An operator drains a region (`switchyard drain`) and undrains it
+    /// when the fault heals.
+    Drain(&'static str),
+    /// An operator pauses automation (`switchyard pause`) and resumes it
+    /// when the fault heals.
+    PauseAutomation,
+    /// An operator approves a region's failback (`switchyard failback`).
+    ApproveFailback(&'static str),
 }
 
 /// When every fault has healed, at the latest.
@@ -138,6 +151,8 @@ pub fn schedule(seed: u64) -> Vec<Fault> {
     faults.extend(controller_pauses(seed));
     faults.extend(slow_parts(seed));
     faults.extend(operator_requests(seed));
+    faults.extend(operator_switches(seed));
+    faults.extend(clock_drifts(seed));
     faults.sort_by_key(|f| f.at);
     faults
 }
@@ -264,6 +279,58 @@ fn operator_requests(seed: u64) -> Vec<Fault> {
     )
 }
 
+/// Seeds with operator switches: those with operator requests, but for
+/// the seeds docs/SIMULATION.md cites.
+pub fn switches_operators(seed: u64) -> bool {
+    requests_switchovers(seed) && !CITED_SEEDS.contains(&seed)
+}
+
+/// One or two operator switches for such a seed, from a stream of their
+/// own (so its switchovers are what they were before switches existed):
+/// a drain, a pause of automation (each undone when it heals) or a
+/// failback approval, at a random moment.
+fn operator_switches(seed: u64) -> Vec<Fault> {
+    one_or_two(
+        seed,
+        switches_operators(seed),
+        0x5A1C_4E50_0FF1_CE00,
+        |rng| {
+            let (at, lasts) = window(rng);
+            let region = REGIONS[rng.random_range(0..REGIONS.len())];
+            let kind = match rng.random_range(0..3) {
+                0 => Kind::Drain(region),
+                1 => Kind::PauseAutomation,
+                _ => Kind::ApproveFailback(region),
+            };
+            vec![Fault { at, lasts, kind }]
+        },
+    )
+}
+
+/// Seeds whose host clocks drift: one in three (`seed % 3 == 0`), across
+/// the other classes, from a stream of their own, but for the seeds
+/// docs/SIMULATION.md cites (each replays a finding as it was found).
+pub fn drifts_clocks(seed: u64) -> bool {
+    seed.is_multiple_of(3) && !CITED_SEEDS.contains(&seed)
+}
+
+/// One or two host clocks drifting, from 0.1 % to 20 % fast or slow (a
+/// clock 20 % fast is 8 s ahead after 40 s: past the report staleness and
+/// the ingest's future allowance both), each stepped back by
+/// [`FAULTS_END`].
+fn clock_drifts(seed: u64) -> Vec<Fault> {
+    one_or_two(seed, drifts_clocks(seed), 0xC10C_D21F_7000_0001, |rng| {
+        let (at, lasts) = window(rng);
+        let region = REGIONS[rng.random_range(0..REGIONS.len())];
+        let ppm = rng.random_range(1_000..=200_000) * if rng.random_bool(0.5) { 1 } else { -1 };
+        vec![Fault {
+            at,
+            lasts,
+            kind: Kind::ClockDrift(region, ppm),
+        }]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,7 +357,7 @@ mod tests {
     }
 
     #[test]
-    fn each_class_comes_on_one_seed_in_four_and_leaves_the_rest_alone() {
+    fn each_class_comes_on_its_seeds_and_leaves_the_cited_ones_alone() {
         comes_on_its_class(
             |k| matches!(k, Kind::CrashController(_)),
             crashes_controllers,
@@ -320,6 +387,21 @@ mod tests {
             |k| matches!(k, Kind::Switchover(_)),
             requests_switchovers,
             &[1, 4, 5, 108, 134, 170, 187, 291, 1721, 4885, 7960],
+        );
+        comes_on_its_class(
+            |k| matches!(k, Kind::ClockDrift(..)),
+            drifts_clocks,
+            &CITED_SEEDS,
+        );
+        comes_on_its_class(
+            |k| {
+                matches!(
+                    k,
+                    Kind::Drain(_) | Kind::PauseAutomation | Kind::ApproveFailback(_)
+                )
+            },
+            switches_operators,
+            &CITED_SEEDS,
         );
     }
 }

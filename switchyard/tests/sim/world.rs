@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use switchyard_controller::api::ingest::Aggregator;
+use switchyard_controller::api::ingest::{Aggregator, KnownNames, check_report};
+use switchyard_controller::cli::ops::{self, Actor, Switch};
 use switchyard_controller::clock::Clock;
 use switchyard_controller::config::{self, Config};
 use switchyard_controller::engine::{Observation, TargetId};
@@ -22,6 +23,7 @@ use switchyard_controller::task::Freeze;
 use switchyard_controller::traffic::memory::MemoryBackend;
 use switchyard_controller::traffic::records::RecordBook;
 use switchyard_controller::traffic::{RecordChange, TrafficBackend};
+use switchyard_probes::proto::{Outcome, ProbeReport};
 use switchyard_probes::replication::mysql::sim::{SimNetwork, StatementObserver};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -49,25 +51,82 @@ pub fn app(region: &str) -> String {
     format!("app-{region}")
 }
 
-/// Wall-clock time that moves with tokio's (paused) clock.
+/// A host's wall clock: tokio's (paused) clock, plus an error that grows
+/// at a drift rate while a clock fault holds
+/// ([`super::schedule::Kind::ClockDrift`]) and is stepped back to nothing
+/// when it heals, as chrony steps a clock it finds far off. Timers are not
+/// drifted: tokio's clock stands for every host's monotonic clock, whose
+/// rate NTP bounds to 500 ppm; wall time is what hosts disagree on.
 #[derive(Debug)]
 pub struct SimClock {
     start: tokio::time::Instant,
     at: DateTime<Utc>,
+    drift: std::sync::Mutex<Drift>,
+}
+
+/// A wall clock's error: `base` when the rate last changed (`since`),
+/// growing by `ppm` microseconds a second from then.
+#[derive(Debug, Clone, Copy)]
+struct Drift {
+    base_us: i64,
+    since: tokio::time::Instant,
+    ppm: i64,
 }
 
 impl SimClock {
     fn new() -> Self {
+        let start = tokio::time::Instant::now();
         SimClock {
-            start: tokio::time::Instant::now(),
+            start,
             at: DateTime::from_timestamp(1_800_000_000, 0).expect("a valid time"),
+            drift: std::sync::Mutex::new(Drift {
+                base_us: 0,
+                since: start,
+                ppm: 0,
+            }),
         }
+    }
+
+    /// The error now, in microseconds (positive: ahead of true time).
+    fn error_us(d: &Drift, now: tokio::time::Instant) -> i64 {
+        let run = now.saturating_duration_since(d.since).as_micros() as i64;
+        d.base_us + run * d.ppm / 1_000_000
+    }
+
+    /// Lets the error grow at `ppm` from now on (`Some`), or steps the
+    /// clock back to true time (`None`).
+    pub fn set_drift(&self, ppm: Option<i64>) {
+        let now = tokio::time::Instant::now();
+        let mut d = self
+            .drift
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let base_us = match ppm {
+            Some(_) => Self::error_us(&d, now),
+            None => 0,
+        };
+        *d = Drift {
+            base_us,
+            since: now,
+            ppm: ppm.unwrap_or(0),
+        };
     }
 }
 
 impl Clock for SimClock {
     fn now(&self) -> DateTime<Utc> {
-        self.at + chrono::TimeDelta::from_std(self.start.elapsed()).unwrap_or_default()
+        let now = tokio::time::Instant::now();
+        let error = {
+            let d = self
+                .drift
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Self::error_us(&d, now)
+        };
+        self.at
+            + chrono::TimeDelta::from_std(now.saturating_duration_since(self.start))
+                .unwrap_or_default()
+            + chrono::TimeDelta::microseconds(error)
     }
 }
 
@@ -228,7 +287,24 @@ pub struct World {
     pub net: SimNetwork,
     /// The DNS provider.
     pub dns: MemoryBackend,
+    /// True time: the operator's, and the start of every host's clock.
     clock: Arc<SimClock>,
+    /// Each region's host clock, shared by its controller (across
+    /// restarts) and its probe.
+    clocks: BTreeMap<&'static str, Arc<SimClock>>,
+    /// Regions whose host clock drifts: each fault's rate, in ppm.
+    drift: BTreeMap<&'static str, Vec<i64>>,
+    /// What a probe report may name: reports reach a controller through
+    /// the ingest service's own check, against its host's clock.
+    known: KnownNames,
+    /// (vantage, controller) pairs whose reports the controller refuses
+    /// now, so the trace shows when refusing starts and ends.
+    refusing: BTreeSet<(String, usize)>,
+    /// Lines for the trace, taken by the run each step.
+    notes: Vec<String>,
+    /// Operator switches (a region's drain, the pause) with how many
+    /// faults hold them.
+    switches: BTreeMap<String, u32>,
     nodes: Vec<Node>,
     /// Regions whose service endpoint is down, with how many faults hold
     /// it down (overlapping faults heal one at a time).
@@ -463,11 +539,17 @@ impl World {
         .await
         .expect("initial weights");
         let mut world = World {
-            cfg,
+            cfg: cfg.clone(),
             kv: MemKv::new(),
             net,
             dns,
             clock: Arc::new(SimClock::new()),
+            clocks: REGIONS.map(|r| (r, Arc::new(SimClock::new()))).into(),
+            drift: BTreeMap::new(),
+            known: model::known_names(&model::topology(&cfg), &cfg.cluster),
+            refusing: BTreeSet::new(),
+            notes: Vec::new(),
+            switches: BTreeMap::new(),
             nodes: Vec::new(),
             service_down: BTreeMap::new(),
             cut: BTreeMap::new(),
@@ -556,7 +638,7 @@ impl World {
                     databases,
                     local_sets,
                     aggregator: aggregator.clone(),
-                    clock: self.clock.clone(),
+                    clock: self.clocks[region].clone(),
                     state_dir,
                     advertised: format!("{id}.sim:7400"),
                 },
@@ -685,6 +767,42 @@ impl World {
     /// fault).
     pub fn set_probe_delay(&mut self, region: &'static str, delay: Duration, on: bool) {
         held_values(&mut self.probe_delay, region, delay, on);
+    }
+
+    /// Applies an operator's switch (`switchyard drain`, `pause`,
+    /// `failback`, ...) as the operator API does, at true time. A drain or
+    /// a pause held by overlapping faults is undone when the last heals.
+    pub async fn operator_switch(&mut self, which: Switch, on: bool) {
+        let key = match &which {
+            Switch::Drain(r) | Switch::Undrain(r) => Some(format!("drain {r}")),
+            Switch::Pause | Switch::Resume => Some("pause".to_string()),
+            Switch::Failback(_) => None,
+        };
+        if let Some(key) = key
+            && !hold(&mut self.switches, key, on)
+        {
+            return;
+        }
+        let store = Store::on(Arc::new(self.kv.connect()), &self.cfg.cluster);
+        let actor = Actor {
+            by: "sim".into(),
+            reason: "an operator at a random moment".into(),
+            origin: None,
+        };
+        let done = ops::apply_switch(&self.cfg, &store, &which, &actor, self.clock.now()).await;
+        self.notes.push(match done {
+            Ok((_, what)) => format!("operator: {what}"),
+            Err(e) => format!("operator: {which:?} failed: {e}"),
+        });
+    }
+
+    /// Lets a region's host clock drift at `ppm` (or heals one such
+    /// fault: the fastest drift still holding wins; with none left the
+    /// clock is stepped back to true time).
+    pub fn set_clock_drift(&mut self, region: &'static str, ppm: i64, on: bool) {
+        let now = held_values(&mut self.drift, region, ppm, on);
+        let fastest = now.into_iter().max_by_key(|p| p.abs());
+        self.clocks[region].set_drift(fastest);
     }
 
     /// Fails every call to the DNS provider (or heals one such fault).
@@ -831,13 +949,15 @@ impl World {
                 }
             }
         }
-        for (_, i, seen) in self.in_flight.extract_if(.., |(due, ..)| *due <= now) {
-            for o in &seen {
-                self.nodes[i].aggregator.record(o);
-            }
+        let due: Vec<_> = self
+            .in_flight
+            .extract_if(.., |(due, ..)| *due <= now)
+            .collect();
+        for (_, i, seen) in due {
+            self.deliver(i, &seen);
         }
-        let at = self.clock.now();
         for vantage in REGIONS {
+            let at = self.clocks[vantage].now();
             let mut seen = Vec::new();
             for r in REGIONS {
                 let reach = self.linked(vantage, r);
@@ -862,8 +982,8 @@ impl World {
                 .probe_delay
                 .get(vantage)
                 .and_then(|v| v.iter().copied().max());
-            for (i, n) in self.nodes.iter().enumerate() {
-                if !self.linked(vantage, n.region) {
+            for i in 0..self.nodes.len() {
+                if !self.linked(vantage, self.nodes[i].region) {
                     continue;
                 }
                 if loss.is_some_and(|p| self.rng.random_range(0..100) < p) {
@@ -871,14 +991,54 @@ impl World {
                 }
                 match delay {
                     Some(d) => self.in_flight.push((now + d, i, seen.clone())),
-                    None => {
-                        for o in &seen {
-                            n.aggregator.record(o);
-                        }
-                    }
+                    None => self.deliver(i, &seen),
                 }
             }
         }
+    }
+
+    /// Hands reports to controller `i` as its ingest service takes them:
+    /// each checked against its host's clock (one stamped too far ahead
+    /// is refused), then folded into its view.
+    fn deliver(&mut self, i: usize, seen: &[Observation]) {
+        let n = &self.nodes[i];
+        let now = self.clocks[n.region].now();
+        let mut refused = None;
+        for o in seen {
+            let mut report = ProbeReport {
+                vantage_region: o.vantage.clone(),
+                target: o.target.as_str().to_string(),
+                outcome: if o.ok { Outcome::Up } else { Outcome::Down } as i32,
+                observed_at_unix_ms: o.observed_at.timestamp_millis(),
+                cluster: self.known.cluster.clone(),
+                ..Default::default()
+            };
+            match check_report(&mut report, &self.known, now) {
+                Ok(checked) => {
+                    n.aggregator.record(&checked);
+                }
+                Err(why) => refused = Some(why),
+            }
+        }
+        let Some(vantage) = seen.first().map(|o| o.vantage.clone()) else {
+            return;
+        };
+        let who = controller(n.region);
+        let key = (vantage.clone(), i);
+        match refused {
+            Some(why) if self.refusing.insert(key.clone()) => self
+                .notes
+                .push(format!("{who} refuses {vantage}'s reports: {why}")),
+            None if self.refusing.remove(&key) => self
+                .notes
+                .push(format!("{who} takes {vantage}'s reports again")),
+            _ => {}
+        }
+    }
+
+    /// The lines the world has for the trace since the last call.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     /// The members some region's application can write on now.
@@ -936,5 +1096,30 @@ impl World {
             n.tasks.abort_all();
             while n.tasks.join_next().await.is_some() {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A drifting host clock gains at its rate, keeps what it gained when
+    /// the rate changes, and is stepped back to true time when the last
+    /// drift heals: the clock fault is real, not a label in the trace.
+    #[tokio::test(start_paused = true)]
+    async fn a_drifting_clock_gains_then_is_stepped_back() {
+        let truth = SimClock::new();
+        let host = SimClock::new();
+        let ahead = |host: &SimClock| (host.now() - truth.now()).num_milliseconds();
+        host.set_drift(Some(100_000));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(ahead(&host), 1_000, "10 % fast for 10 s");
+        host.set_drift(Some(-50_000));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(ahead(&host), 500, "then 5 % slow for 10 s");
+        host.set_drift(None);
+        assert_eq!(ahead(&host), 0, "stepped back");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(ahead(&host), 0, "and true from then on");
     }
 }

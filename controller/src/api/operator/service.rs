@@ -329,8 +329,14 @@ impl Operator for OperatorService {
         };
         let why = reason(&r.reason)?;
         let store = self.store().await?;
-        let applied =
-            ops::apply_switch(&self.cfg, &store, &which, &actor(&who, &request, why)).await;
+        let applied = ops::apply_switch(
+            &self.cfg,
+            &store,
+            &which,
+            &actor(&who, &request, why),
+            chrono::Utc::now(),
+        )
+        .await;
         let (changed, what) = match applied {
             Ok(a) => a,
             Err(e) => return Err(self.failed(e).await),
