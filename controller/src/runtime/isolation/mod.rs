@@ -15,6 +15,11 @@
 //!   the bounded fence ends a margin before the lease can expire), every
 //!   local member that may take writes is fenced, and a record of it is
 //!   kept on local disk.
+//!
+//! The decisions are a state machine of their own ([`standing`]); this
+//! module's [`IsolationLoop`] feeds it and performs the fences it orders.
+
+pub mod standing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -25,19 +30,16 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::executor::{HistoryEvent, history_id};
-use crate::fence::isolation::{Assessment, Connectivity, EtcdReach, FenceDeadline, Reach, assess};
+use crate::fence::isolation::{Assessment, Connectivity, FenceDeadline};
 use crate::fence::local::{FenceLog, FenceOutcome, FenceRecord, LocalFencer};
 use crate::runtime::lease_keeper::HeldLease;
 use crate::store::{Store, StoreError};
+use standing::{Isolation, Seen};
 
 /// How often the loop looks.
 const TICK: Duration = Duration::from_millis(100);
 /// How often etcd is asked whether it answers.
 const ETCD_PROBE: Duration = Duration::from_millis(250);
-/// How long a failed fence waits before it is tried again.
-const FENCE_RETRY: Duration = Duration::from_secs(1);
-/// While isolated, how often the local members are checked again.
-const RECHECK: Duration = Duration::from_secs(2);
 /// How often pending fence records are looked for.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts to write them while etcd fails.
@@ -166,104 +168,48 @@ pub struct Inputs {
 }
 
 impl IsolationLoop {
-    /// Runs until `shutdown`.
+    /// Runs until `shutdown`: every [`TICK`], one look at the inputs
+    /// through the state machine, and the fence pass it orders.
     pub async fn run(self, inputs: Inputs, mut shutdown: watch::Receiver<bool>) {
-        let started = Instant::now();
-        let mut state: Option<Connectivity> = None;
-        let mut isolated_since: Option<Instant> = None;
-        let mut fenced_at: Option<Instant> = None;
-        let mut fence_ok = false;
-        // What the last fence covered (`None`: every database).
-        let mut scope: Option<BTreeSet<String>> = None;
-        // The leases as last seen while connected: a lease the keeper lost
-        // because etcd is gone still bounds when to fence.
-        let mut leases: BTreeMap<String, HeldLease> = BTreeMap::new();
+        let mut machine = Isolation::new(
+            self.self_id.clone(),
+            self.controllers.clone(),
+            self.timing,
+            Instant::now(),
+        );
         metrics::gauge!("switchyard_isolated").set(0.0);
         metrics::gauge!("switchyard_peers_reachable").set(0.0);
         let mut shown_peers = 0usize;
         loop {
             let now = Instant::now();
-            let since_ok = now.saturating_duration_since(*inputs.last_etcd_ok.borrow());
-            let etcd = if since_ok < self.timing.etcd_silence {
-                EtcdReach::Reachable
-            } else {
-                EtcdReach::Unreachable { for_: since_ok }
-            };
             let reachable = inputs.peers.borrow().clone();
             let with_etcd = inputs.peers_with_etcd.borrow().clone();
+            let held = inputs.held.borrow().clone();
             if reachable.len() != shown_peers {
                 shown_peers = reachable.len();
                 metrics::gauge!("switchyard_peers_reachable").set(shown_peers as f64);
             }
-            let a = assess(&Reach {
-                self_id: &self.self_id,
-                controllers: &self.controllers,
-                peers_reachable: &reachable,
-                peers_with_etcd: &with_etcd,
-                etcd,
+            let effects = machine.step(Seen {
+                now,
+                etcd_silent_for: now.saturating_duration_since(*inputs.last_etcd_ok.borrow()),
+                reachable: &reachable,
+                with_etcd: &with_etcd,
+                held: &held,
             });
-            // Until the first round of pings is in, an unanswered peer is
-            // unknown, not gone: decide nothing yet.
-            if a.is_isolated() && now.duration_since(started) < self.timing.first_round {
-                tokio::select! {
-                    _ = tokio::time::sleep(TICK) => {}
-                    _ = shutdown.wait_for(|s| *s) => return,
-                }
-                continue;
-            }
-            if state != Some(a.connectivity) {
-                self.log_change(state, &a);
-                state = Some(a.connectivity);
+            if let Some((before, a)) = &effects.changed {
+                self.log_change(*before, a);
                 metrics::gauge!("switchyard_isolated").set(if a.is_isolated() { 1.0 } else { 0.0 });
             }
-            let due = match a.connectivity {
-                Connectivity::Connected => {
-                    isolated_since = None;
-                    leases = inputs.held.borrow().clone();
-                    overdue(&leases, now, &self.timing).map(|(dbs, reason)| (Some(dbs), reason))
-                }
-                Connectivity::EtcdOutage => {
-                    isolated_since = None;
-                    None
-                }
-                Connectivity::Isolated => {
-                    let since = *isolated_since.get_or_insert(now);
-                    let deadline = fence_deadline(&leases, since, &self.timing);
-                    deadline
-                        .must_fence(now, since, self.timing.grace)
-                        .then(|| (None, a.reason.clone()))
-                }
-            };
-            match due {
-                None => {
-                    fenced_at = None;
-                    fence_ok = false;
-                }
-                Some((only, reason)) => {
-                    let again = fenced_at.is_some_and(|t| {
-                        let wait = if fence_ok { RECHECK } else { FENCE_RETRY };
-                        t.elapsed() >= wait
-                    });
-                    // A wider scope than the last fence's is a first pass.
-                    let widened = match (&scope, &only) {
-                        (Some(_), None) => true,
-                        (Some(last), Some(now)) => !now.is_subset(last),
-                        (None, _) => false,
-                    };
-                    if widened {
-                        fenced_at = None;
-                    }
-                    scope.clone_from(&only);
-                    if fenced_at.is_none() || again {
-                        // The first pass also tries members it cannot read;
-                        // later passes re-check the readable ones (a member
-                        // restarted writable, or unfenced by hand).
-                        fence_ok = self
-                            .fence(&reason, only.as_ref(), &leases, fenced_at.is_none())
-                            .await;
-                        fenced_at = Some(Instant::now());
-                    }
-                }
+            if let Some(order) = effects.fence {
+                let ok = self
+                    .fence(
+                        &order.reason,
+                        order.only.as_ref(),
+                        machine.leases(),
+                        order.first,
+                    )
+                    .await;
+                machine.fenced(&order, Instant::now(), ok);
             }
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
@@ -519,7 +465,7 @@ mod tests {
         }
     }
 
-    fn held(last_renewed: Instant) -> HeldLease {
+    pub(super) fn held(last_renewed: Instant) -> HeldLease {
         let ttl = Duration::from_secs(4);
         let (_, renewal) = watch::channel(crate::fence::lease::Renewal {
             last_renewed,
