@@ -186,6 +186,9 @@ async fn run(seed: u64) -> Outcome {
                     if let Kind::Switchover(to) = f.kind {
                         world.request_switchover(to).await;
                     }
+                    if let Kind::ManualFailover(to) = f.kind {
+                        world.request_failover(to).await;
+                    }
                     if let Some(which) = switch_on(&f.kind) {
                         world.operator_switch(which, true).await;
                     }
@@ -470,8 +473,12 @@ fn begin(world: &mut World, f: &Fault) -> Option<String> {
             world.set_clock_drift(r, ppm, true);
             None
         }
-        // Operator switches are applied by the run (they are async).
-        Kind::Drain(_) | Kind::PauseAutomation | Kind::ApproveFailback(_) => None,
+        // Operator switches and requests are applied by the run (they are
+        // async).
+        Kind::Drain(_)
+        | Kind::PauseAutomation
+        | Kind::ApproveFailback(_)
+        | Kind::ManualFailover(_) => None,
     }
 }
 
@@ -512,7 +519,10 @@ fn heal(world: &mut World, f: &Fault, crashed: Option<&str>) {
         Kind::DnsEdit(..) | Kind::Switchover(_) => {}
         Kind::Lag(r, d) => world.set_lag(r, d, false),
         Kind::ClockDrift(r, ppm) => world.set_clock_drift(r, ppm, false),
-        Kind::Drain(_) | Kind::PauseAutomation | Kind::ApproveFailback(_) => {}
+        Kind::Drain(_)
+        | Kind::PauseAutomation
+        | Kind::ApproveFailback(_)
+        | Kind::ManualFailover(_) => {}
     }
 }
 

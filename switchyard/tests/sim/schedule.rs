@@ -86,6 +86,11 @@ pub enum Kind {
     PauseAutomation,
     /// An operator approves a region's failback (`switchyard failback`).
     ApproveFailback(&'static str),
+    /// An operator asks for a failover of the database, not forced, to a
+    /// region's member or (`None`) to the member candidate selection
+    /// picks (`switchyard failover [--to]`), naming the primary recorded
+    /// at that moment.
+    ManualFailover(Option<&'static str>),
 }
 
 /// When every fault has healed, at the latest.
@@ -287,8 +292,8 @@ pub fn switches_operators(seed: u64) -> bool {
 
 /// One or two operator switches for such a seed, from a stream of their
 /// own (so its switchovers are what they were before switches existed):
-/// a drain, a pause of automation (each undone when it heals) or a
-/// failback approval, at a random moment.
+/// a drain, a pause of automation (each undone when it heals), a failback
+/// approval or a manual failover, at a random moment.
 fn operator_switches(seed: u64) -> Vec<Fault> {
     one_or_two(
         seed,
@@ -297,10 +302,11 @@ fn operator_switches(seed: u64) -> Vec<Fault> {
         |rng| {
             let (at, lasts) = window(rng);
             let region = REGIONS[rng.random_range(0..REGIONS.len())];
-            let kind = match rng.random_range(0..3) {
+            let kind = match rng.random_range(0..4) {
                 0 => Kind::Drain(region),
                 1 => Kind::PauseAutomation,
-                _ => Kind::ApproveFailback(region),
+                2 => Kind::ApproveFailback(region),
+                _ => Kind::ManualFailover(rng.random_bool(0.5).then_some(region)),
             };
             vec![Fault { at, lasts, kind }]
         },
@@ -397,7 +403,10 @@ mod tests {
             |k| {
                 matches!(
                     k,
-                    Kind::Drain(_) | Kind::PauseAutomation | Kind::ApproveFailback(_)
+                    Kind::Drain(_)
+                        | Kind::PauseAutomation
+                        | Kind::ApproveFailback(_)
+                        | Kind::ManualFailover(_)
                 )
             },
             switches_operators,

@@ -832,15 +832,37 @@ impl World {
     /// be started within a minute.
     pub async fn request_switchover(&self, region: &str) {
         use switchyard_controller::executor::ActionSpec;
+        self.request(ActionSpec::Switchover {
+            database: "orders".into(),
+            to_member: format!("m-{region}"),
+        })
+        .await;
+    }
+
+    /// Hands the leader an operator's failover (not forced), to `region`'s
+    /// member or to the member candidate selection picks, as `switchyard
+    /// failover [--to]` does.
+    pub async fn request_failover(&self, region: Option<&str>) {
+        use switchyard_controller::executor::ActionSpec;
+        self.request(ActionSpec::Failover {
+            database: "orders".into(),
+            from_member: String::new(),
+            to_member: region.map(|r| format!("m-{r}")),
+            force: false,
+            avoid_regions: Default::default(),
+        })
+        .await;
+    }
+
+    /// Writes an operator's request for `action` as the operator API does:
+    /// naming the primary recorded now, to be started within a minute.
+    async fn request(&self, action: switchyard_controller::executor::ActionSpec) {
         use switchyard_controller::executor::journal::OperatorRequest;
         use switchyard_controller::store::kv::Kv;
         let now = self.clock.now();
         let expected = self.recorded_primary().await;
         let request = OperatorRequest {
-            action: ActionSpec::Switchover {
-                database: "orders".into(),
-                to_member: format!("m-{region}"),
-            },
+            action,
             requested_by: "sim".into(),
             requested_at: now,
             reason: Some("a planned move".into()),
