@@ -47,7 +47,7 @@ use world::{PROBE_EVERY, World, member};
 const DEFAULT_SEEDS: u64 = 10_000;
 /// Seeds docs/SIMULATION.md cites, each the find of a bug since fixed (or
 /// of a fix reverted): run with the default seeds too, so CI replays them.
-pub const CITED_SEEDS: [u64; 15] = [
+const CITED_SEEDS: [u64; 15] = [
     1, 4, 5, 9, 108, 134, 170, 187, 291, 1721, 3633, 4681, 4885, 7960, 8032,
 ];
 /// How long after the last fault heals the run goes on: by its end the

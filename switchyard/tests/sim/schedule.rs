@@ -8,8 +8,15 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::CITED_SEEDS;
 use super::world::REGIONS;
+
+/// The seeds docs/SIMULATION.md cited when host clocks, operator switches
+/// and manual failovers joined the schedule: those classes leave them
+/// alone, so each still replays its finding as found. Frozen: a seed
+/// cited later keeps the faults it was found with.
+const CITED_BEFORE_CLOCKS: [u64; 15] = [
+    1, 4, 5, 9, 108, 134, 170, 187, 291, 1721, 3633, 4681, 4885, 7960, 8032,
+];
 
 /// One fault, started at `at` and healed `lasts` later (a crash is
 /// healed by a restart).
@@ -285,9 +292,9 @@ fn operator_requests(seed: u64) -> Vec<Fault> {
 }
 
 /// Seeds with operator switches: those with operator requests, but for
-/// the seeds docs/SIMULATION.md cites.
+/// [`CITED_BEFORE_CLOCKS`].
 pub fn switches_operators(seed: u64) -> bool {
-    requests_switchovers(seed) && !CITED_SEEDS.contains(&seed)
+    requests_switchovers(seed) && !CITED_BEFORE_CLOCKS.contains(&seed)
 }
 
 /// One or two operator switches for such a seed, from a stream of their
@@ -314,10 +321,10 @@ fn operator_switches(seed: u64) -> Vec<Fault> {
 }
 
 /// Seeds whose host clocks drift: one in three (`seed % 3 == 0`), across
-/// the other classes, from a stream of their own, but for the seeds
-/// docs/SIMULATION.md cites (each replays a finding as it was found).
+/// the other classes, from a stream of their own, but for
+/// [`CITED_BEFORE_CLOCKS`].
 pub fn drifts_clocks(seed: u64) -> bool {
-    seed.is_multiple_of(3) && !CITED_SEEDS.contains(&seed)
+    seed.is_multiple_of(3) && !CITED_BEFORE_CLOCKS.contains(&seed)
 }
 
 /// One or two host clocks drifting, from 0.1 % to 20 % fast or slow (a
@@ -397,7 +404,7 @@ mod tests {
         comes_on_its_class(
             |k| matches!(k, Kind::ClockDrift(..)),
             drifts_clocks,
-            &CITED_SEEDS,
+            &CITED_BEFORE_CLOCKS,
         );
         comes_on_its_class(
             |k| {
@@ -410,7 +417,7 @@ mod tests {
                 )
             },
             switches_operators,
-            &CITED_SEEDS,
+            &CITED_BEFORE_CLOCKS,
         );
     }
 }

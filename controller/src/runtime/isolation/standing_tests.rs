@@ -210,40 +210,68 @@ fn an_etcd_outage_fences_nothing_and_ends_the_fence_due() {
 
 proptest! {
     /// Over any run of looks (each after 0-3 s, connected, in an etcd
-    /// outage or cut off; each fence pass ordered reported fenced or not):
-    /// nothing is fenced in an outage or while connected without a lease
-    /// overdue, and a controller cut off past its grace always has a
-    /// fence pass ordered or one that ended within the last RECHECK.
+    /// outage or cut off), with or without a lease on `orders` renewed
+    /// last at some moment, each fence pass ordered reported fenced or
+    /// not, a fence is ordered exactly when one is due, counted here
+    /// independently of the machine: while connected, when the lease's
+    /// fence must start (4 s TTL - 1 s margin - 1 s budget after its
+    /// renewal), for `orders` alone; while cut off, after the grace or,
+    /// sooner, the lease's start as last seen connected, for everything;
+    /// never in an outage. And while one is due there is always a pass
+    /// ordered or one within the last RECHECK.
     #[test]
-    fn a_cut_off_controller_keeps_fencing_and_nothing_else_fences(
+    fn a_fence_is_ordered_exactly_when_due_and_kept_up(
+        renewed in proptest::option::of(0u64..20_000),
         looks in proptest::collection::vec((0u64..3_000, 0u8..3, any::<bool>()), 1..60)
     ) {
         let t0 = Instant::now();
         let mut m = machine(t0);
+        let held: BTreeMap<String, HeldLease> = renewed
+            .map(|at| ("orders".to_string(), held(t0 + ms(at))))
+            .into_iter()
+            .collect();
+        let lease_start = renewed.map(|at| t0 + ms(at) + ms(2_000));
         let mut now = t0;
+        let mut seen_connected = false;
         let mut last_pass: Option<Instant> = None;
         for (gap, net, ok) in looks {
             now += ms(gap);
             let net = [Net::Connected, Net::Outage, Net::Cut][net as usize];
-            let e = look(&mut m, net, now);
-            match (net, &e.fence) {
-                (Net::Connected | Net::Outage, Some(o)) => {
-                    prop_assert!(false, "fenced while {net:?}: {o:?}");
-                }
-                (Net::Cut, None) => {
-                    if let Standing::Isolated { since } = m.standing()
-                        && now >= since + timing().grace
-                    {
-                        prop_assert!(
-                            last_pass.is_some_and(|p| now < p + RECHECK),
-                            "cut off past the grace at {:?} with no fence",
-                            now - since
-                        );
-                    }
-                }
-                _ => {}
+            let e = m.step(Look::new(net, held.clone()).at(now));
+            if net == Net::Cut && now < t0 + timing().first_round {
+                prop_assert!(e.changed.is_none() && e.fence.is_none(), "first round");
+                continue;
             }
-            if net != Net::Cut {
+            seen_connected |= net == Net::Connected;
+            let due = match net {
+                Net::Connected => lease_start.is_some_and(|s| now >= s),
+                Net::Outage => false,
+                Net::Cut => match m.standing() {
+                    Standing::Isolated { since } => {
+                        let mut act = since + timing().grace;
+                        if let (true, Some(s)) = (seen_connected, lease_start) {
+                            act = act.min(s);
+                        }
+                        now >= act
+                    }
+                    _ => false,
+                },
+            };
+            match &e.fence {
+                Some(o) => {
+                    prop_assert!(due, "fenced while {net:?} with nothing due: {o:?}");
+                    let scope = (net == Net::Connected).then(|| names(&["orders"]));
+                    prop_assert_eq!(&o.only, &scope);
+                }
+                None if due => {
+                    prop_assert!(
+                        last_pass.is_some_and(|p| now < p + RECHECK),
+                        "{net:?}, a fence due and none ordered or recent"
+                    );
+                }
+                None => {}
+            }
+            if !due {
                 last_pass = None;
             }
             if let Some(order) = &e.fence {

@@ -84,7 +84,12 @@ pub fn report(f: &Finding, by: &str, epoch: u64, now: DateTime<Utc>) -> (String,
         journal_id: None,
         steps: Vec::new(),
     };
-    let hid = history_id(now, &format!("rejoin-{}-{}", f.database, f.member));
+    // The kind is in the id: one member can be errant and writable at
+    // once, and both reports go out in the same millisecond.
+    let hid = history_id(
+        now,
+        &format!("rejoin-{}-{}-{}", f.database, f.member, f.what),
+    );
     (hid, event)
 }
 

@@ -77,7 +77,16 @@ fn a_report_names_the_member_the_leader_and_the_epoch() {
         .single()
         .expect("a time");
     let (hid, event) = report(&f, "ctl-a", 7, now);
-    assert!(hid.contains("rejoin-orders-m1"), "{hid}");
+    assert!(hid.contains("rejoin-orders-m1-errant"), "{hid}");
+    let writable = Finding {
+        what: "writable",
+        ..f.clone()
+    };
+    assert_ne!(
+        report(&writable, "ctl-a", 7, now).0,
+        hid,
+        "two findings of one member in one millisecond are two history events"
+    );
     assert_eq!(event.by, "ctl-a");
     assert_eq!(event.what, "rejoin orders/m1: member m1 has transactions");
     assert_eq!(
