@@ -927,12 +927,14 @@ pub async fn request_state(store: &Store, id: &str) -> Result<RequestState, OpsE
     })
 }
 
-/// Withdraws request `id` if the leader has not started it: whether it
-/// was withdrawn, and what holds, in words.
+/// Withdraws request `id` if the leader has not started it, recording it
+/// in history at `now`: whether it was withdrawn, and what holds, in
+/// words.
 pub async fn cancel_request(
     store: &Store,
     id: &str,
     actor: &Actor,
+    now: DateTime<Utc>,
 ) -> Result<(bool, String), OpsError> {
     let keys = store.keys();
     let what = format!("request {id} cancelled before it started");
@@ -942,7 +944,7 @@ pub async fn cancel_request(
         .control_txn(
             Some(keys.request(id)),
             vec![keys.request(id), keys.request_waiting(id)],
-            vec![history_entry(store, &what, actor, Utc::now())?],
+            vec![history_entry(store, &what, actor, now)?],
         )
         .await?;
     if !withdrawn {

@@ -183,15 +183,7 @@ async fn run(seed: u64) -> Outcome {
             let (_, event) = pending.remove(0);
             match event {
                 Event::Start(f) => {
-                    if let Kind::Switchover(to) = f.kind {
-                        world.request_switchover(to).await;
-                    }
-                    if let Kind::ManualFailover(to) = f.kind {
-                        world.request_failover(to).await;
-                    }
-                    if let Some(which) = switch_on(&f.kind) {
-                        world.operator_switch(which, true).await;
-                    }
+                    operator_begins(&mut world, &f.kind).await;
                     let crashed = begin(&mut world, &f);
                     note(
                         &mut trace,
@@ -371,13 +363,21 @@ struct Outcome {
     breach: Option<String>,
 }
 
-/// The operator's switch that starts `kind`, if it is one.
-fn switch_on(kind: &Kind) -> Option<Switch> {
+/// What an operator does when `kind` starts, if it is an operator's act:
+/// a request to the leader, or a switch (these are async, so the run does
+/// them, not [`begin`]).
+async fn operator_begins(world: &mut World, kind: &Kind) {
     match *kind {
-        Kind::Drain(r) => Some(Switch::Drain(r.to_string())),
-        Kind::PauseAutomation => Some(Switch::Pause),
-        Kind::ApproveFailback(r) => Some(Switch::Failback(r.to_string())),
-        _ => None,
+        Kind::Switchover(to) => world.request_switchover(to).await,
+        Kind::ManualFailover(to) => world.request_failover(to).await,
+        Kind::Drain(r) => world.operator_switch(Switch::Drain(r.into()), true).await,
+        Kind::PauseAutomation => world.operator_switch(Switch::Pause, true).await,
+        Kind::ApproveFailback(r) => {
+            world
+                .operator_switch(Switch::Failback(r.into()), true)
+                .await
+        }
+        _ => {}
     }
 }
 

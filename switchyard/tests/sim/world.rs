@@ -538,15 +538,16 @@ impl World {
         }])
         .await
         .expect("initial weights");
+        let known = model::known_names(&model::topology(&cfg), &cfg.cluster);
         let mut world = World {
-            cfg: cfg.clone(),
+            cfg,
             kv: MemKv::new(),
             net,
             dns,
             clock: Arc::new(SimClock::new()),
             clocks: REGIONS.map(|r| (r, Arc::new(SimClock::new()))).into(),
             drift: BTreeMap::new(),
-            known: model::known_names(&model::topology(&cfg), &cfg.cluster),
+            known,
             refusing: BTreeSet::new(),
             notes: Vec::new(),
             switches: BTreeMap::new(),
@@ -832,10 +833,13 @@ impl World {
     /// be started within a minute.
     pub async fn request_switchover(&self, region: &str) {
         use switchyard_controller::executor::ActionSpec;
-        self.request(ActionSpec::Switchover {
-            database: "orders".into(),
-            to_member: format!("m-{region}"),
-        })
+        self.request(
+            ActionSpec::Switchover {
+                database: "orders".into(),
+                to_member: format!("m-{region}"),
+            },
+            "a planned move",
+        )
         .await;
     }
 
@@ -844,19 +848,23 @@ impl World {
     /// failover [--to]` does.
     pub async fn request_failover(&self, region: Option<&str>) {
         use switchyard_controller::executor::ActionSpec;
-        self.request(ActionSpec::Failover {
-            database: "orders".into(),
-            from_member: String::new(),
-            to_member: region.map(|r| format!("m-{r}")),
-            force: false,
-            avoid_regions: Default::default(),
-        })
+        self.request(
+            ActionSpec::Failover {
+                database: "orders".into(),
+                from_member: String::new(),
+                to_member: region.map(|r| format!("m-{r}")),
+                force: false,
+                avoid_regions: Default::default(),
+            },
+            "a failover by hand",
+        )
         .await;
     }
 
-    /// Writes an operator's request for `action` as the operator API does:
-    /// naming the primary recorded now, to be started within a minute.
-    async fn request(&self, action: switchyard_controller::executor::ActionSpec) {
+    /// Writes an operator's request for `action`, for `reason`, as the
+    /// operator API does: naming the primary recorded now, to be started
+    /// within a minute.
+    async fn request(&self, action: switchyard_controller::executor::ActionSpec, reason: &str) {
         use switchyard_controller::executor::journal::OperatorRequest;
         use switchyard_controller::store::kv::Kv;
         let now = self.clock.now();
@@ -865,7 +873,7 @@ impl World {
             action,
             requested_by: "sim".into(),
             requested_at: now,
-            reason: Some("a planned move".into()),
+            reason: Some(reason.into()),
             origin: None,
             expected_primary: expected,
             expires_at: Some(now + chrono::TimeDelta::seconds(60)),

@@ -453,7 +453,9 @@ impl Operator for OperatorService {
         let why = reason(&r.reason)?;
         let store = self.store().await?;
         let (cancelled, what) =
-            match ops::cancel_request(&store, &id, &actor(&who, &request, why)).await {
+            match ops::cancel_request(&store, &id, &actor(&who, &request, why), chrono::Utc::now())
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => return Err(self.failed(e).await),
             };

@@ -182,20 +182,24 @@ impl IsolationLoop {
         let mut shown_peers = 0usize;
         loop {
             let now = Instant::now();
-            let reachable = inputs.peers.borrow().clone();
-            let with_etcd = inputs.peers_with_etcd.borrow().clone();
-            let held = inputs.held.borrow().clone();
-            if reachable.len() != shown_peers {
-                shown_peers = reachable.len();
-                metrics::gauge!("switchyard_peers_reachable").set(shown_peers as f64);
-            }
-            let effects = machine.step(Seen {
-                now,
-                etcd_silent_for: now.saturating_duration_since(*inputs.last_etcd_ok.borrow()),
-                reachable: &reachable,
-                with_etcd: &with_etcd,
-                held: &held,
-            });
+            // The inputs are borrowed for the step only (it copies what it
+            // keeps), never across the fence's await.
+            let effects = {
+                let reachable = inputs.peers.borrow();
+                let with_etcd = inputs.peers_with_etcd.borrow();
+                let held = inputs.held.borrow();
+                if reachable.len() != shown_peers {
+                    shown_peers = reachable.len();
+                    metrics::gauge!("switchyard_peers_reachable").set(shown_peers as f64);
+                }
+                machine.step(Seen {
+                    now,
+                    etcd_silent_for: now.saturating_duration_since(*inputs.last_etcd_ok.borrow()),
+                    reachable: &reachable,
+                    with_etcd: &with_etcd,
+                    held: &held,
+                })
+            };
             if let Some((before, a)) = &effects.changed {
                 self.log_change(*before, a);
                 metrics::gauge!("switchyard_isolated").set(if a.is_isolated() { 1.0 } else { 0.0 });
