@@ -28,6 +28,9 @@ const ATTEMPTS: usize = 3;
 struct Member {
     name: String,
     client_url: String,
+    /// Its peer URL: how a ready check knows the etcd answering at
+    /// `client_url` is this member and not another test's.
+    peer_url: String,
     process: FixtureProcess,
     dir: PathBuf,
 }
@@ -199,6 +202,7 @@ impl Etcd {
             members.push(Member {
                 name,
                 client_url,
+                peer_url: format!("http://{host}:{peer}"),
                 process,
                 dir: mdir,
             });
@@ -240,6 +244,7 @@ impl Etcd {
         let tls = self.tls.clone();
         let url = self.members[i].client_url.clone();
         let name = self.members[i].name.clone();
+        let peer = self.members[i].peer_url.clone();
         let result = {
             let member = &mut self.members[i];
             wait_for(
@@ -248,6 +253,7 @@ impl Etcd {
                 || {
                     let exited = member.process.exited();
                     let url = url.clone();
+                    let peer = peer.clone();
                     let opts = Self::secure(
                         tls.as_ref(),
                         None,
@@ -259,10 +265,21 @@ impl Etcd {
                         if let Some(status) = exited {
                             return Err(format!("exited with {status}"));
                         }
-                        let mut c = Client::connect([url], Some(opts))
+                        let mut c = Client::connect([url.clone()], Some(opts))
                             .await
                             .map_err(|e| e.to_string())?;
-                        c.status().await.map(|_| ()).map_err(|e| e.to_string())
+                        // Every fixture etcd answers the same way: the
+                        // member list says whether this one does (another
+                        // test's may hold the port, this one then exits).
+                        let list = c.member_list().await.map_err(|e| e.to_string())?;
+                        if list.members().iter().any(|m| m.peer_urls().contains(&peer)) {
+                            Ok(())
+                        } else {
+                            Err(format!(
+                                "another etcd answers at {url}: the port was taken \
+                                 before this member bound it"
+                            ))
+                        }
                     }
                 },
             )

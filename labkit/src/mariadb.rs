@@ -379,8 +379,8 @@ impl MariaDbTopology {
     pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         let m = &mut self.members[i];
         m.process.restart(&m.dir)?;
-        let (opts, what) = (m.fixture_opts(), m.describe());
-        wait_ready(&mut m.process, opts, &what).await
+        let (opts, what, data) = (m.fixture_opts(), m.describe(), m.dir.join("data"));
+        wait_ready(&mut m.process, opts, &what, &data).await
     }
 
     /// True while member `i`'s process runs.
@@ -507,7 +507,7 @@ async fn start_member(root: &Path, i: usize, placement: &Placement<'_>) -> anyho
             process,
         };
         let (opts, what) = (member.fixture_opts(), member.describe());
-        match wait_ready(&mut member.process, opts, &what).await {
+        match wait_ready(&mut member.process, opts, &what, &data).await {
             Ok(()) => return Ok(member),
             Err(e) => {
                 let tail = member.process.log_tail(4000);
@@ -543,18 +543,42 @@ fn run_as_user() -> Option<String> {
 
 /// Waits until the server answers on `opts` (the way the fixture will talk
 /// to it), failing fast if it exits.
-async fn wait_ready(process: &mut FixtureProcess, opts: Opts, what: &str) -> anyhow::Result<()> {
+/// Waits until this member's server answers at `opts`. The answer must
+/// come from the server on `datadir`: every fixture member shares its
+/// credentials, so when another test's server took the port first (this
+/// one then fails to bind and exits), a bare "answers" was that other
+/// server, and the caller configured the wrong one.
+async fn wait_ready(
+    process: &mut FixtureProcess,
+    opts: Opts,
+    what: &str,
+    datadir: &Path,
+) -> anyhow::Result<()> {
     let log = process.log_path().to_path_buf();
+    // As the server reports it: resolved, without the trailing slash.
+    let resolved = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let want = resolved(datadir);
     let r = wait_for(&format!("mariadbd at {what}"), READY_TIMEOUT, || {
         let exited = process.exited();
         let opts = opts.clone();
+        let want = want.clone();
         async move {
             if let Some(s) = exited {
                 return Err(format!("exited with {s}"));
             }
             let mut c = Conn::new(opts).await.map_err(|e| e.to_string())?;
-            c.query_drop("DO 1").await.map_err(|e| e.to_string())?;
+            let dir: Option<String> = c
+                .query_first("SELECT @@datadir")
+                .await
+                .map_err(|e| e.to_string())?;
             c.disconnect().await.ok();
+            let dir = dir.unwrap_or_default();
+            if resolved(Path::new(dir.trim_end_matches('/'))) != want {
+                return Err(format!(
+                    "another server answers there (its data dir is {dir}): \
+                     the port was taken before this one bound it"
+                ));
+            }
             Ok::<_, String>(())
         }
     })
