@@ -81,18 +81,9 @@ impl<T> Lanes<T> {
         Ok(())
     }
 
-    /// Takes out every lane's work for which `done` holds, freeing them.
-    pub fn take_where(&mut self, mut done: impl FnMut(&T) -> bool) -> Vec<(Lane, T)> {
-        let lanes: Vec<Lane> = self
-            .busy
-            .iter()
-            .filter(|(_, t)| done(t))
-            .map(|(l, _)| l.clone())
-            .collect();
-        lanes
-            .into_iter()
-            .filter_map(|l| self.busy.remove(&l).map(|t| (l, t)))
-            .collect()
+    /// Takes out `lane`'s work, freeing it.
+    pub fn take(&mut self, lane: &Lane) -> Option<T> {
+        self.busy.remove(lane)
     }
 
     /// How many lanes are busy.
@@ -168,8 +159,8 @@ mod tests {
         assert!(lanes.is_free(&Lane::Database("users".into())));
         assert_eq!(lanes.occupy(Lane::Traffic, "evacuate"), Ok(()));
         assert_eq!(lanes.len(), 2);
-        let done = lanes.take_where(|t| *t == "evacuate");
-        assert_eq!(done, vec![(Lane::Traffic, "evacuate")]);
+        assert_eq!(lanes.take(&Lane::Traffic), Some("evacuate"));
+        assert_eq!(lanes.take(&Lane::Traffic), None);
         assert!(lanes.is_free(&Lane::Traffic));
         assert!(!lanes.is_free(&orders));
         assert!(!lanes.is_idle());
