@@ -18,6 +18,9 @@
 //!   the seeds with operator requests);
 //! - the weights converge: at the end, the DNS provider serves what the
 //!   leader's desired weights in etcd say;
+//! - a request whose withdrawal `switchyard cancel` confirmed is never
+//!   carried out: at the end, no intent in the journal names it (on the
+//!   seeds that withdraw requests, [`schedule::withdraws_requests`]);
 //! - no step of an intent performed twice: at the end, no intent's step
 //!   cursor (journal or history) holds a step again with nothing between
 //!   that undid it;
@@ -47,8 +50,8 @@ use world::{PROBE_EVERY, World, member};
 const DEFAULT_SEEDS: u64 = 10_000;
 /// Seeds docs/SIMULATION.md cites, each the find of a bug since fixed (or
 /// of a fix reverted): run with the default seeds too, so CI replays them.
-const CITED_SEEDS: [u64; 15] = [
-    1, 4, 5, 9, 108, 134, 170, 187, 291, 1721, 3633, 4681, 4885, 7960, 8032,
+const CITED_SEEDS: [u64; 16] = [
+    1, 4, 5, 9, 108, 134, 170, 187, 291, 1721, 3245, 3633, 4681, 4885, 7960, 8032,
 ];
 /// How long after the last fault heals the run goes on: by its end the
 /// recorded primary, and only it, must have been writable for [`STABLE`].
@@ -133,13 +136,16 @@ fn note(trace: &mut Vec<String>, at: Duration, what: impl std::fmt::Display) {
     trace.push(format!("{:>9.3}s {what}", at.as_secs_f64()));
 }
 
-/// What happened when: a fault starting or healing.
+/// What happened when: a fault starting or healing, an operator
+/// withdrawing a request.
 #[derive(Debug)]
 enum Event {
     Start(Fault),
     Heal(Fault, Option<String>),
     /// An armed pause in the middle of a step that no step met in time.
     Disarm,
+    /// The operator withdraws the request of this id.
+    Withdraw(String),
 }
 
 /// Runs seed `seed` until it is quiet (see [`full_window`]) or its
@@ -165,6 +171,8 @@ async fn run(seed: u64) -> Outcome {
     let mut dns_changes = world.dns.changes();
     let mut next_probe = Duration::ZERO;
     let mut breach = None;
+    // Operator requests written so far.
+    let mut requests = 0;
     // Since when exactly the recorded primary is writable (and nothing
     // else), once every fault has healed.
     let mut settled: Option<Duration> = None;
@@ -183,7 +191,12 @@ async fn run(seed: u64) -> Outcome {
             let (_, event) = pending.remove(0);
             match event {
                 Event::Start(f) => {
-                    operator_begins(&mut world, &f.kind).await;
+                    if let Some(id) = operator_begins(&mut world, &f.kind).await {
+                        if let Some(after) = schedule::withdrawal(seed, requests) {
+                            pending.push((now + after, Event::Withdraw(id)));
+                        }
+                        requests += 1;
+                    }
                     let crashed = begin(&mut world, &f);
                     note(
                         &mut trace,
@@ -205,6 +218,7 @@ async fn run(seed: u64) -> Outcome {
                     }
                 }
                 Event::Disarm => world.arm_mid_step(None),
+                Event::Withdraw(id) => world.withdraw(&id).await,
                 Event::Heal(f, crashed) => {
                     heal(&mut world, &f, crashed.as_deref());
                     if let Some(which) = switch_off(&f.kind) {
@@ -348,6 +362,9 @@ async fn run(seed: u64) -> Outcome {
     if breach.is_none() {
         breach = doubled_step(&world).await;
     }
+    if breach.is_none() {
+        breach = world.withdrawn_carried_out().await;
+    }
     if let Some(b) = &breach {
         note(&mut trace, now, format!("BREACH {b}"));
     }
@@ -364,12 +381,12 @@ struct Outcome {
 }
 
 /// What an operator does when `kind` starts, if it is an operator's act:
-/// a request to the leader, or a switch (these are async, so the run does
-/// them, not [`begin`]).
-async fn operator_begins(world: &mut World, kind: &Kind) {
+/// a request to the leader (its id returned), or a switch (these are
+/// async, so the run does them, not [`begin`]).
+async fn operator_begins(world: &mut World, kind: &Kind) -> Option<String> {
     match *kind {
-        Kind::Switchover(to) => world.request_switchover(to).await,
-        Kind::ManualFailover(to) => world.request_failover(to).await,
+        Kind::Switchover(to) => return Some(world.request_switchover(to).await),
+        Kind::ManualFailover(to) => return Some(world.request_failover(to).await),
         Kind::Drain(r) => world.operator_switch(Switch::Drain(r.into()), true).await,
         Kind::PauseAutomation => world.operator_switch(Switch::Pause, true).await,
         Kind::ApproveFailback(r) => {
@@ -379,6 +396,7 @@ async fn operator_begins(world: &mut World, kind: &Kind) {
         }
         _ => {}
     }
+    None
 }
 
 /// The operator's switch that undoes `kind` when it heals, if any.

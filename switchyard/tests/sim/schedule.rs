@@ -262,6 +262,27 @@ pub fn requests_switchovers(seed: u64) -> bool {
     seed % 4 == 1 && ![1, 5, 1721, 4885].contains(&seed)
 }
 
+/// Seeds whose operator withdraws requests: half of those with requests
+/// (`seed % 8 == 1`), but for the seeds the docs cite (each replays its
+/// finding as found).
+pub fn withdraws_requests(seed: u64) -> bool {
+    requests_switchovers(seed) && seed % 8 == 1 && !super::CITED_SEEDS.contains(&seed)
+}
+
+/// When the operator withdraws the `n`-th request of `seed` (`switchyard
+/// cancel`), after writing it: within half a second (the leader looks at
+/// requests every 250 ms tick, so about half are withdrawn before it
+/// starts them, the rest race it or find them done), for two requests in
+/// three of such a seed, from a stream of its own; `None`: it stands.
+pub fn withdrawal(seed: u64, n: u64) -> Option<Duration> {
+    if !withdraws_requests(seed) {
+        return None;
+    }
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xCA9C_E11E_D0FF_0000 ^ n);
+    rng.random_bool(2.0 / 3.0)
+        .then(|| Duration::from_millis(rng.random_range(0..500)))
+}
+
 /// One or two switchovers, each to a member that lags (half the time)
 /// from a little before it.
 fn operator_requests(seed: u64) -> Vec<Fault> {
@@ -419,5 +440,35 @@ mod tests {
             switches_operators,
             &CITED_BEFORE_CLOCKS,
         );
+    }
+
+    #[test]
+    fn withdrawals_come_on_their_seeds_and_leave_the_cited_ones_alone() {
+        for seed in super::super::CITED_SEEDS {
+            assert!(!withdraws_requests(seed), "cited seed {seed}");
+            assert_eq!(withdrawal(seed, 0), None, "cited seed {seed}");
+        }
+        let withdrawing: Vec<u64> = (0..200).filter(|s| withdraws_requests(*s)).collect();
+        assert!(withdrawing.iter().all(|s| requests_switchovers(*s)));
+        assert!(withdrawing.len() >= 20, "{withdrawing:?}");
+        // Two requests in three are withdrawn, within half a second, the
+        // same on every call.
+        let drawn: Vec<Option<Duration>> = withdrawing
+            .iter()
+            .flat_map(|s| (0..3).map(|n| withdrawal(*s, n)))
+            .collect();
+        let withdrawn = drawn.iter().flatten().count();
+        assert!(
+            withdrawn * 2 > drawn.len() && withdrawn < drawn.len(),
+            "{withdrawn} of {}",
+            drawn.len()
+        );
+        assert!(
+            drawn
+                .iter()
+                .flatten()
+                .all(|d| *d < Duration::from_millis(500))
+        );
+        assert_eq!(withdrawal(withdrawing[0], 0), withdrawal(withdrawing[0], 0));
     }
 }

@@ -305,6 +305,8 @@ pub struct World {
     /// Operator switches (a region's drain, the pause) with how many
     /// faults hold them.
     switches: BTreeMap<String, u32>,
+    /// Requests whose withdrawal `cancel_request` confirmed.
+    withdrawn: Vec<String>,
     nodes: Vec<Node>,
     /// Regions whose service endpoint is down, with how many faults hold
     /// it down (overlapping faults heal one at a time).
@@ -551,6 +553,7 @@ impl World {
             refusing: BTreeSet::new(),
             notes: Vec::new(),
             switches: BTreeMap::new(),
+            withdrawn: Vec::new(),
             nodes: Vec::new(),
             service_down: BTreeMap::new(),
             cut: BTreeMap::new(),
@@ -831,7 +834,7 @@ impl World {
     /// Hands the leader an operator's switchover to `region`'s member, as
     /// `switchyard switchover` does: naming the primary recorded now, to
     /// be started within a minute.
-    pub async fn request_switchover(&self, region: &str) {
+    pub async fn request_switchover(&self, region: &str) -> String {
         use switchyard_controller::executor::ActionSpec;
         self.request(
             ActionSpec::Switchover {
@@ -840,13 +843,13 @@ impl World {
             },
             "a planned move",
         )
-        .await;
+        .await
     }
 
     /// Hands the leader an operator's failover (not forced), to `region`'s
     /// member or to the member candidate selection picks, as `switchyard
     /// failover [--to]` does.
-    pub async fn request_failover(&self, region: Option<&str>) {
+    pub async fn request_failover(&self, region: Option<&str>) -> String {
         use switchyard_controller::executor::ActionSpec;
         self.request(
             ActionSpec::Failover {
@@ -858,13 +861,17 @@ impl World {
             },
             "a failover by hand",
         )
-        .await;
+        .await
     }
 
     /// Writes an operator's request for `action`, for `reason`, as the
     /// operator API does: naming the primary recorded now, to be started
-    /// within a minute.
-    async fn request(&self, action: switchyard_controller::executor::ActionSpec, reason: &str) {
+    /// within a minute. Returns its id.
+    async fn request(
+        &self,
+        action: switchyard_controller::executor::ActionSpec,
+        reason: &str,
+    ) -> String {
         use switchyard_controller::executor::journal::OperatorRequest;
         use switchyard_controller::store::kv::Kv;
         let now = self.clock.now();
@@ -882,6 +889,53 @@ impl World {
         let key = switchyard_controller::store::Keys::new(&self.cfg.cluster).request(&id);
         let json = serde_json::to_vec(&request).expect("a request encodes");
         let _ = self.kv.connect().put(&key, json, None).await;
+        id
+    }
+
+    /// Withdraws request `id` as `switchyard cancel` does, through the
+    /// operator API's own `cancel_request`; a withdrawal it confirms is
+    /// remembered, for [`Self::withdrawn_carried_out`].
+    pub async fn withdraw(&mut self, id: &str) {
+        let store = Store::on(Arc::new(self.kv.connect()), &self.cfg.cluster);
+        let actor = Actor {
+            by: "sim".into(),
+            reason: "the operator changed their mind".into(),
+            origin: None,
+        };
+        let note = match ops::cancel_request(&store, id, &actor, self.clock.now()).await {
+            Ok((true, what)) => {
+                self.withdrawn.push(id.to_string());
+                format!("operator: {what}")
+            }
+            Ok((false, what)) => format!("operator: {what}"),
+            Err(e) => format!("operator: cancelling request {id} failed: {e}"),
+        };
+        self.notes.push(note);
+    }
+
+    /// An intent that carries out a request whose withdrawal was
+    /// confirmed, if any: a confirmed cancel means nothing was or will be
+    /// done for it.
+    pub async fn withdrawn_carried_out(&self) -> Option<String> {
+        use switchyard_controller::executor::JournalEntry;
+        use switchyard_controller::store::kv::{Kv, RangeQuery};
+        if self.withdrawn.is_empty() {
+            return None;
+        }
+        let r = self.kv.range(&RangeQuery::prefix("")).await.ok()?;
+        r.kvs
+            .iter()
+            .filter(|kv| kv.key.contains("/journal/"))
+            .filter_map(|kv| serde_json::from_slice::<JournalEntry>(&kv.value).ok())
+            .find_map(|e| {
+                let id = e.request.as_ref().filter(|r| self.withdrawn.contains(*r))?;
+                Some(format!(
+                    "request {id} was cancelled, yet intent {} ({} of {}) carries it out",
+                    e.id,
+                    e.action.kind(),
+                    e.action.subject()
+                ))
+            })
     }
 
     /// Makes a region's member apply what it receives `delay` late (or
