@@ -16,7 +16,7 @@ use crate::netns::NetNs;
 use crate::paths::{fixture_dir, system_bin};
 use crate::ports::{free_port, looks_like_port_clash};
 use crate::process::FixtureProcess;
-use crate::wait::wait_for;
+use crate::wait::{NotReady, wait_for, wait_for_or_fail};
 
 /// How long a member may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -247,7 +247,7 @@ impl Etcd {
         let peer = self.members[i].peer_url.clone();
         let result = {
             let member = &mut self.members[i];
-            wait_for(
+            wait_for_or_fail(
                 &format!("etcd member {name} at {url}"),
                 READY_TIMEOUT,
                 || {
@@ -263,22 +263,23 @@ impl Etcd {
                     );
                     async move {
                         if let Some(status) = exited {
-                            return Err(format!("exited with {status}"));
+                            return Err(NotReady::Never(format!("exited with {status}")));
                         }
+                        let yet = |e: etcd_client::Error| NotReady::Yet(e.to_string());
                         let mut c = Client::connect([url.clone()], Some(opts))
                             .await
-                            .map_err(|e| e.to_string())?;
+                            .map_err(yet)?;
                         // Every fixture etcd answers the same way: the
                         // member list says whether this one does (another
                         // test's may hold the port, this one then exits).
-                        let list = c.member_list().await.map_err(|e| e.to_string())?;
+                        let list = c.member_list().await.map_err(yet)?;
                         if list.members().iter().any(|m| m.peer_urls().contains(&peer)) {
                             Ok(())
                         } else {
-                            Err(format!(
+                            Err(NotReady::Yet(format!(
                                 "another etcd answers at {url}: the port was taken \
                                  before this member bound it"
-                            ))
+                            )))
                         }
                     }
                 },

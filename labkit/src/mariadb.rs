@@ -24,7 +24,7 @@ use crate::netns::NetNs;
 use crate::paths::{fixture_dir, system_bin};
 use crate::ports::{free_port, looks_like_port_clash};
 use crate::process::FixtureProcess;
-use crate::wait::wait_for;
+use crate::wait::{NotReady, wait_for, wait_for_or_fail};
 
 /// Administrative user the fixture creates on every member.
 pub const ADMIN_USER: &str = "switchyard";
@@ -541,9 +541,8 @@ fn run_as_user() -> Option<String> {
         })
 }
 
-/// Waits until the server answers on `opts` (the way the fixture will talk
-/// to it), failing fast if it exits.
-/// Waits until this member's server answers at `opts`. The answer must
+/// Waits until this member's server answers at `opts` (the way the
+/// fixture will talk to it), failing at once if it exits. The answer must
 /// come from the server on `datadir`: every fixture member shares its
 /// credentials, so when another test's server took the port first (this
 /// one then fails to bind and exits), a bare "answers" was that other
@@ -558,28 +557,27 @@ async fn wait_ready(
     // As the server reports it: resolved, without the trailing slash.
     let resolved = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let want = resolved(datadir);
-    let r = wait_for(&format!("mariadbd at {what}"), READY_TIMEOUT, || {
+    let r = wait_for_or_fail(&format!("mariadbd at {what}"), READY_TIMEOUT, || {
         let exited = process.exited();
         let opts = opts.clone();
         let want = want.clone();
         async move {
             if let Some(s) = exited {
-                return Err(format!("exited with {s}"));
+                return Err(NotReady::Never(format!("exited with {s}")));
             }
-            let mut c = Conn::new(opts).await.map_err(|e| e.to_string())?;
-            let dir: Option<String> = c
-                .query_first("SELECT @@datadir")
-                .await
-                .map_err(|e| e.to_string())?;
+            let yet = |e: mysql_async::Error| NotReady::Yet(e.to_string());
+            let mut c = Conn::new(opts).await.map_err(yet)?;
+            let dir: Option<String> = c.query_first("SELECT @@datadir").await.map_err(yet)?;
             c.disconnect().await.ok();
             let dir = dir.unwrap_or_default();
             if resolved(Path::new(dir.trim_end_matches('/'))) != want {
-                return Err(format!(
+                // Ours fails to bind and exits: the next look says so.
+                return Err(NotReady::Yet(format!(
                     "another server answers there (its data dir is {dir}): \
                      the port was taken before this one bound it"
-                ));
+                )));
             }
-            Ok::<_, String>(())
+            Ok(())
         }
     })
     .await;

@@ -37,3 +37,41 @@ where
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// What a check of [`wait_for_or_fail`] found when its condition does not
+/// hold.
+#[derive(Debug)]
+pub enum NotReady<E> {
+    /// Not yet: check again.
+    Yet(E),
+    /// Never will (the server exited): stop waiting.
+    Never(E),
+}
+
+/// Like [`wait_for`], but a check that answers [`NotReady::Never`] ends
+/// the wait at once: a server that exited (a port taken before it bound
+/// it, say) is retried at once rather than after the whole timeout.
+pub async fn wait_for_or_fail<T, E, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, NotReady<E>>>,
+    E: std::fmt::Display,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return Ok(v),
+            Err(NotReady::Never(e)) => anyhow::bail!("gave up waiting for {what}: {e}"),
+            Err(NotReady::Yet(e)) => {
+                if Instant::now() >= deadline {
+                    anyhow::bail!("timed out after {timeout:?} waiting for {what}: {e}");
+                }
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
