@@ -81,6 +81,11 @@ impl<T> Lanes<T> {
         Ok(())
     }
 
+    /// What runs in `lane`, if anything.
+    pub fn get(&self, lane: &Lane) -> Option<&T> {
+        self.busy.get(lane)
+    }
+
     /// Takes out `lane`'s work, freeing it.
     pub fn take(&mut self, lane: &Lane) -> Option<T> {
         self.busy.remove(lane)

@@ -157,6 +157,8 @@ async fn lead(
     };
     let result = lead_ticks(ctx, leader, shutdown, &mut st, control, topology).await;
     drain(st.tasks).await;
+    // Nor the actions that keep failing: the next leader counts its own.
+    m::set_failing_actions(&[]);
     // Only the leader exports alarms: a node that no longer leads cannot
     // see them clear.
     if let Some(standing) = &st.term.published.alarms {
@@ -458,7 +460,17 @@ impl Lead {
                 .await
                 .map(Some)
         });
-        self.tasks.insert(lane, task);
+        self.run(lane, task);
+    }
+
+    /// Keeps `task`'s handle for `lane`, which the term just gave it.
+    fn run(&mut self, lane: Lane, task: Task) {
+        if let Some(old) = self.tasks.insert(lane.clone(), task) {
+            // Never: the term refuses a busy lane. Do not leave it running
+            // unaccounted for.
+            old.abort();
+            tracing::error!(%lane, "a lane held a task the term did not know of; aborted it");
+        }
     }
 
     /// Reads every record with desired weights back from the backend, in
@@ -507,7 +519,7 @@ impl Lead {
                 .await
                 .map(Some)
         });
-        self.tasks.insert(Lane::Traffic, task);
+        self.run(Lane::Traffic, task);
     }
 }
 
@@ -556,7 +568,9 @@ async fn harvest(
         {
             tracing::info!(request = %id, status = ?entry.status, outcome = ?entry.outcome, "operator request carried out");
         }
+        let origin = st.term.origin(&lane).cloned();
         let Some(followup) = st.term.ended(&lane, how, Instant::now()) else {
+            tracing::error!(%lane, "a task ended in a lane the term did not know of");
             continue;
         };
         match followup {
@@ -572,7 +586,7 @@ async fn harvest(
             }
             Followup::Resume { interrupted: false } => {
                 let e = error.map(|e| e.to_string()).unwrap_or_default();
-                tracing::warn!(%lane, error = %e, "etcd trouble while executing; settling the journal before anything else");
+                tracing::warn!(%lane, ?origin, error = %e, "etcd trouble (or an abnormal end) while executing; settling the journal before anything else");
             }
             Followup::Done { engine, primaries } => {
                 let Some(entry) = entry else { continue };
@@ -592,7 +606,7 @@ async fn harvest(
                 let outcome = entry.outcome.as_deref().unwrap_or_default();
                 let retryable = entry.retryable.unwrap_or(true);
                 match retry_in {
-                    None => tracing::warn!(id = %entry.id, outcome, "action failed"),
+                    None => tracing::warn!(id = %entry.id, ?origin, outcome, "action failed"),
                     Some(wait) if alarmed => {
                         tracing::error!(id = %entry.id, outcome, retryable, retry_in_ms = wait.as_millis() as u64, "action keeps failing: it needs a person (switchyard_actions_failing)")
                     }

@@ -112,7 +112,8 @@ pub enum Ended {
     /// etcd trouble while executing: the action may have been carried out
     /// and its outcome left unwritten.
     Unsettled,
-    /// Its task ended abnormally (a panic, an abort).
+    /// Its task ended abnormally (a panic, an abort): its intent may be
+    /// left pending, so it is settled by a resume like an unsettled one.
     Aborted,
 }
 
@@ -303,9 +304,9 @@ impl Term {
         self.retries.alarms()
     }
 
-    /// True when nothing runs in `lane`.
-    pub fn lane_free(&self, lane: &Lane) -> bool {
-        self.lanes.is_free(lane)
+    /// Who started what runs in `lane`, if anything.
+    pub fn origin(&self, lane: &Lane) -> Option<&Origin> {
+        self.lanes.get(lane)
     }
 
     /// True when an action under backoff `key` may start in `lane` at
@@ -468,13 +469,12 @@ impl Term {
                 }
                 return Followup::Nothing;
             }
-            Ended::Aborted => return Followup::Nothing,
             Ended::LostLeadership => return Followup::Lost,
             Ended::Withdrawn(id) => {
                 self.waiting.remove(&id);
                 return Followup::Withdrawn;
             }
-            Ended::Interrupted | Ended::Unsettled => {
+            Ended::Interrupted | Ended::Unsettled | Ended::Aborted => {
                 // The action may have been carried out and its intent left
                 // pending (its outcome write failed): settle it before
                 // anything else starts, so it is never re-run later over

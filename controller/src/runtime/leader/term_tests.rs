@@ -53,9 +53,14 @@ fn action_in(lane: &Lane) -> ActionSpec {
 
 /// A journal entry for an action of `lane`'s kind that ended `status`.
 fn entry(lane: &Lane, status: Status, retryable: bool) -> Ended {
+    entry_of(action_in(lane), status, retryable)
+}
+
+/// A journal entry for `action` that ended `status`.
+fn entry_of(action: ActionSpec, status: Status, retryable: bool) -> Ended {
     Ended::Journaled(Box::new(JournalEntry {
         id: "000000000001-1".into(),
-        action: action_in(lane),
+        action,
         reasons: vec![],
         status,
         created_by: "c-a".into(),
@@ -171,7 +176,7 @@ fn an_outcome_that_may_be_unwritten_is_settled_before_anything_else() {
     );
     assert!(matches!(term.phase(), Phase::Resuming { .. }));
     // A lane that was never started ends nothing.
-    assert_eq!(term.ended(&db("orders"), Ended::Aborted, t0), None);
+    assert_eq!(term.ended(&db("users"), Ended::Aborted, t0), None);
 }
 
 #[test]
@@ -248,21 +253,80 @@ fn failures_back_off_and_a_success_forgets_what_it_superseded() {
             .failovers
             .is_empty()
     );
-    // An unfence of the same database that succeeds supersedes it; a
-    // failover or switchover done reads the primaries again.
+    // An unfence of the same database that succeeds supersedes it (and
+    // reads no primaries: it moved none).
+    let unfence = ActionSpec::Unfence {
+        database: "orders".into(),
+        member: "m0".into(),
+    };
     assert!(term.start(db("orders"), Origin::Unfence("unfence:orders".into())));
     assert_eq!(
         term.ended(
             &db("orders"),
-            entry(&db("orders"), Status::Done, true),
+            entry_of(unfence, Status::Done, true),
             at(4_100)
         ),
+        Some(Followup::Done {
+            engine: false,
+            primaries: false
+        })
+    );
+    assert!(term.failing().is_empty());
+    // A failover done (the engine's) reads the primaries again and feeds
+    // the engine's memory.
+    assert!(term.start(db("orders"), Origin::Engine(fk)));
+    assert_eq!(
+        term.ended(
+            &db("orders"),
+            entry(&db("orders"), Status::Done, true),
+            at(4_200)
+        ),
+        Some(Followup::Done {
+            engine: true,
+            primaries: true
+        })
+    );
+}
+
+#[test]
+fn an_operators_request_done_is_not_the_engines_and_a_busy_lane_refuses() {
+    let t0 = Instant::now();
+    let mut term = Term::new(t0);
+    assert!(term.start(db("orders"), Origin::Request("r1".into())));
+    // The lane is busy: nothing else starts in it, whoever asks.
+    assert!(!term.may_start(&db("orders"), None, t0));
+    assert!(!term.start(db("orders"), Origin::Writer));
+    assert_eq!(
+        term.origin(&db("orders")),
+        Some(&Origin::Request("r1".into()))
+    );
+    // A request carried out moves the primary but is not the engine's
+    // decision: its anti-flap memory is left alone.
+    assert_eq!(
+        term.ended(&db("orders"), entry(&db("orders"), Status::Done, true), t0),
         Some(Followup::Done {
             engine: false,
             primaries: true
         })
     );
-    assert!(term.failing().is_empty());
+    assert!(term.start(db("orders"), Origin::Writer));
+}
+
+#[test]
+fn a_task_that_ended_abnormally_is_settled_by_a_resume() {
+    let t0 = Instant::now();
+    let mut term = Term::new(t0);
+    assert!(term.start(db("orders"), Origin::Engine(failover_key("orders"))));
+    assert_eq!(
+        term.ended(&db("orders"), Ended::Aborted, t0),
+        Some(Followup::Resume { interrupted: false })
+    );
+    assert_eq!(
+        term.phase(),
+        Phase::Resuming {
+            at: t0 + RETRY_AFTER
+        }
+    );
 }
 
 #[test]
@@ -374,20 +438,29 @@ fn drift_is_checked_when_no_weight_changes_and_on_schedule() {
         d.drift_every = every;
         assert_eq!(acts(term.next(&d)).drift, drift, "at {t} ms");
     }
-    // A drift check that keeps failing backs off like any action.
+    // A drift check that fails for good backs off like any action: 30 s,
+    // past its next two turns.
     assert!(term.start(Lane::Traffic, Origin::Drift(DRIFT.into())));
     let failed = term.ended(
         &Lane::Traffic,
-        entry(&Lane::Traffic, Status::Failed, true),
+        entry(&Lane::Traffic, Status::Failed, false),
         at(30_000),
     );
-    assert!(matches!(failed, Some(Followup::Failed { .. })));
-    let mut d = decided(at(40_000), None, &[]);
-    d.drift_every = every;
-    assert!(acts(term.next(&d)).drift, "its 1 s backoff is over");
+    assert!(matches!(
+        failed,
+        Some(Followup::Failed {
+            retry_in: Some(_),
+            alarmed: true
+        })
+    ));
+    for (t, drift) in [(40_000, false), (50_000, false), (60_000, true)] {
+        let mut d = decided(at(t), None, &[]);
+        d.drift_every = every;
+        assert_eq!(acts(term.next(&d)).drift, drift, "at {t} ms");
+    }
     // Found nothing to correct: its failures are forgotten.
     assert!(term.start(Lane::Traffic, Origin::Drift(DRIFT.into())));
-    term.ended(&Lane::Traffic, Ended::NothingToDo, at(40_000));
+    term.ended(&Lane::Traffic, Ended::NothingToDo, at(60_000));
     assert!(term.failing().is_empty());
 }
 
@@ -472,31 +545,40 @@ enum Event {
     /// A tick: the plan changes weights (`traffic`) and fails over the
     /// databases of `failovers` (bits: orders, users); the gate opens
     /// for those of `open`; a resume the term orders goes through when
-    /// `resume_ok`.
+    /// `resume_ok`; automation is `paused` or not.
     Tick {
         traffic: bool,
         failovers: u8,
         open: u8,
         resume_ok: bool,
+        paused: bool,
     },
     /// The action in lane `lane` (0 traffic, 1 orders, 2 users) ends as
     /// `how` (0 done, 1 failed, 2 failed for good, 3 interrupted, 4
-    /// unsettled, 5 nothing to do).
+    /// unsettled, 5 nothing to do, 6 ended abnormally).
     End { lane: u8, how: u8 },
 }
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
         (0u64..8_000).prop_map(Event::Advance),
-        (any::<bool>(), 0u8..4, 0u8..4, any::<bool>()).prop_map(
-            |(traffic, failovers, open, resume_ok)| Event::Tick {
-                traffic,
-                failovers,
-                open,
-                resume_ok
-            }
-        ),
-        (0u8..3, 0u8..6).prop_map(|(lane, how)| Event::End { lane, how }),
+        (
+            any::<bool>(),
+            0u8..4,
+            0u8..4,
+            any::<bool>(),
+            proptest::bool::weighted(0.2)
+        )
+            .prop_map(
+                |(traffic, failovers, open, resume_ok, paused)| Event::Tick {
+                    traffic,
+                    failovers,
+                    open,
+                    resume_ok,
+                    paused,
+                }
+            ),
+        (0u8..3, 0u8..7).prop_map(|(lane, how)| Event::End { lane, how }),
     ]
 }
 
@@ -509,15 +591,26 @@ fn lane_of(i: u8) -> Lane {
     }
 }
 
+// The model's own timings, written out rather than taken from the code
+// under test.
+/// How long an interrupted intent waits before it is resumed.
+const MODEL_RESUME: Duration = Duration::from_secs(5);
+/// The first backoff of a failure that may pass by itself.
+const MODEL_FIRST: Duration = Duration::from_secs(1);
+/// The first backoff of a failure that cannot.
+const MODEL_FIRST_PERMANENT: Duration = Duration::from_secs(30);
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// Over any run of ticks, action ends and resumes, counted by a model
-    /// of its own: once an intent was interrupted or left unsettled,
-    /// nothing starts until a resume went through; a resume is ordered
-    /// exactly when one is pending, due, and every lane is idle; nothing
-    /// is ordered into a busy lane; and a failed action is not tried again
-    /// before its first backoff.
+    /// Over any run of ticks (automation paused or not), action ends and
+    /// resumes, counted by a model of its own: once an intent was
+    /// interrupted, left unsettled or its task ended abnormally, nothing
+    /// starts until a resume went through, and pause does not hold the
+    /// resume off; a resume is ordered exactly when one is pending, due,
+    /// and every lane is idle; only what the plan holds is ordered, never
+    /// into a busy lane, never past a shut gate, and a failed action is not
+    /// tried again before its first backoff.
     #[test]
     fn nothing_starts_before_an_interrupted_intent_is_resumed(
         events in proptest::collection::vec(event(), 1..80)
@@ -533,19 +626,22 @@ proptest! {
         for e in events {
             match e {
                 Event::Advance(n) => now += ms(n),
-                Event::Tick { traffic, failovers, open, resume_ok } => {
-                    let chores = term.chores(now, false);
+                Event::Tick { traffic, failovers, open, resume_ok, paused } => {
+                    let chores = term.chores(now, paused);
                     let pending = resume_due.is_some();
                     prop_assert_eq!(chores.requests, !pending);
-                    prop_assert_eq!(chores.lift_fences, !pending);
+                    prop_assert_eq!(chores.lift_fences, !pending && !paused);
                     prop_assert!(!(pending && chores.check_writers));
-                    let lanes: Vec<(String, Lane)> = DATABASES
+                    let planned: Vec<&str> = DATABASES
                         .iter()
                         .enumerate()
                         .filter(|(i, _)| failovers & (1 << i) != 0)
-                        .map(|(_, d)| (failover_key(d), db(d)))
+                        .map(|(_, d)| *d)
                         .collect();
-                    let d = decided(now, traffic.then_some(tk.as_str()), &lanes);
+                    let lanes: Vec<(String, Lane)> =
+                        planned.iter().map(|d| (failover_key(d), db(d))).collect();
+                    let mut d = decided(now, traffic.then_some(tk.as_str()), &lanes);
+                    d.paused = paused;
                     let next = term.next(&d);
                     let idle = running.is_empty();
                     match resume_due {
@@ -553,14 +649,18 @@ proptest! {
                             let want = if now >= at && idle { Next::Resume } else { Next::Hold };
                             prop_assert_eq!(&next, &want);
                         }
+                        None if paused => prop_assert_eq!(&next, &Next::Paused),
                         None => prop_assert!(matches!(next, Next::Act(_)), "{:?}", next),
                     }
                     match next {
                         Next::Resume => {
                             term.resumed(resume_ok, now);
-                            resume_due = (!resume_ok).then_some(now + RETRY_AFTER);
+                            resume_due = (!resume_ok).then_some(now + MODEL_RESUME);
                         }
                         Next::Act(acts) => {
+                            prop_assert!(!acts.traffic || traffic, "weights nobody planned");
+                            prop_assert!(!(acts.traffic && acts.drift));
+                            prop_assert!(!acts.drift || !traffic, "a drift check while weights change");
                             let mut ordered: Vec<(Lane, Origin, String)> = Vec::new();
                             if acts.traffic {
                                 ordered.push((Lane::Traffic, Origin::Engine(tk.clone()), tk.clone()));
@@ -568,14 +668,17 @@ proptest! {
                             if acts.drift {
                                 ordered.push((Lane::Traffic, Origin::Drift(DRIFT.into()), DRIFT.into()));
                             }
-                            for (i, d) in DATABASES.iter().enumerate() {
-                                let k = failover_key(d);
-                                if !acts.failovers.contains(&k) {
-                                    continue;
-                                }
+                            for k in &acts.failovers {
+                                let Some(i) = DATABASES.iter().position(|d| failover_key(d) == *k) else {
+                                    return Err(TestCaseError::fail(format!("unknown failover {k}")));
+                                };
+                                let d = DATABASES[i];
+                                prop_assert!(planned.contains(&d), "a failover nobody planned: {}", k);
                                 let shut = (open & (1 << i) == 0).then_some("lease held");
-                                if term.gate_answered(&k, d, shut, now, wall()) == GateStep::Start {
-                                    ordered.push((db(d), Origin::Engine(k.clone()), k));
+                                let step = term.gate_answered(k, d, shut, now, wall());
+                                prop_assert_eq!(step == GateStep::Start, shut.is_none());
+                                if step == GateStep::Start {
+                                    ordered.push((db(d), Origin::Engine(k.clone()), k.clone()));
                                 }
                             }
                             for (lane, origin, key) in ordered {
@@ -600,7 +703,8 @@ proptest! {
                         2 => entry(&lane, Status::Failed, false),
                         3 => Ended::Interrupted,
                         4 => Ended::Unsettled,
-                        _ => Ended::NothingToDo,
+                        5 => Ended::NothingToDo,
+                        _ => Ended::Aborted,
                     };
                     let followup = term.ended(&lane, ended, now);
                     prop_assert!(followup.is_some());
@@ -615,9 +719,9 @@ proptest! {
                                 not_before.retain(|k, _| !k.starts_with(&failover));
                             }
                         },
-                        1 => { not_before.insert(key, now + retry::FIRST); }
-                        2 => { not_before.insert(key, now + retry::FIRST_PERMANENT); }
-                        3 | 4 => resume_due = Some(now + RETRY_AFTER),
+                        1 => { not_before.insert(key, now + MODEL_FIRST); }
+                        2 => { not_before.insert(key, now + MODEL_FIRST_PERMANENT); }
+                        3 | 4 | 6 => resume_due = Some(now + MODEL_RESUME),
                         _ => { not_before.remove(&key); }
                     }
                     // While a resume is pending nothing may start, in any
