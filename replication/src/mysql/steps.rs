@@ -372,7 +372,11 @@ impl MySqlReplicaSet {
                 .min(deadline)
                 .saturating_duration_since(now)
                 .saturating_sub(Duration::from_millis(100));
-            if left.is_zero() {
+            // The wait is sent in milliseconds (`wait_query`): less than
+            // one would be a wait of 0 s, answered at once, and this loop
+            // would send it again at once until real time moved on — on a
+            // paused clock, for ever (the simulator found this, seed 6085).
+            if left < Duration::from_millis(1) {
                 // Too little of the slice left to wait on the server: sit
                 // out the rest of it here. Returning at once would have the
                 // caller start its next slice (a new session) at once, in a

@@ -50,8 +50,8 @@ use world::{PROBE_EVERY, World, member};
 const DEFAULT_SEEDS: u64 = 10_000;
 /// Seeds docs/SIMULATION.md cites, each the find of a bug since fixed (or
 /// of a fix reverted): run with the default seeds too, so CI replays them.
-const CITED_SEEDS: [u64; 16] = [
-    1, 4, 5, 9, 108, 134, 170, 187, 291, 1721, 3245, 3633, 4681, 4885, 7960, 8032,
+const CITED_SEEDS: [u64; 17] = [
+    1, 4, 5, 9, 108, 134, 170, 187, 291, 1721, 3245, 3633, 4681, 4885, 6085, 7960, 8032,
 ];
 /// How long after the last fault heals the run goes on: by its end the
 /// recorded primary, and only it, must have been writable for [`STABLE`].
@@ -562,6 +562,20 @@ impl tracing_subscriber::fmt::time::FormatTime for SimTime {
     }
 }
 
+/// How long one seed may run in real time before the run is stopped as
+/// stuck: seeds take milliseconds to a few seconds.
+const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+/// Counts a worker as finished however it ends (a panic included), so the
+/// watchdog stops.
+struct Finished<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// One seed on a runtime of its own, with the paused clock.
 fn run_seed(seed: u64) -> Outcome {
     tokio::runtime::Builder::new_current_thread()
@@ -619,9 +633,44 @@ fn the_invariants_hold_on_every_seed() {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed: std::sync::Mutex<Option<(u64, String)>> = std::sync::Mutex::new(None);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Each worker's seed and when it began, for the watchdog.
+    let running: std::sync::Mutex<Vec<Option<(u64, std::time::Instant)>>> =
+        std::sync::Mutex::new(vec![None; workers]);
+    let done = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
+        // A seed whose simulated clock stopped (a task that never yields
+        // keeps the paused clock from moving) would run until the suite's
+        // timeout ends the test with no word of which seed: name it and
+        // stop the run instead. Its thread cannot be unwound, so the
+        // process exits.
+        scope.spawn(|| {
+            while done.load(std::sync::atomic::Ordering::SeqCst) < workers {
+                std::thread::sleep(Duration::from_millis(200));
+                let stuck = running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .iter()
+                    .flatten()
+                    .find(|(_, since)| since.elapsed() >= STUCK_AFTER)
+                    .map(|(seed, _)| *seed);
+                if let Some(seed) = stuck {
+                    eprintln!(
+                        "seed {seed} has run for {STUCK_AFTER:?} of real time: its simulated \
+                         clock is stuck (a task that never yields)\nreplay: SIM_SEED={seed} \
+                         cargo nextest run -p switchyard --test sim --no-capture"
+                    );
+                    std::process::exit(101);
+                }
+            }
+        });
+        for w in 0..workers {
+            let running = &running;
+            let done = &done;
+            let next = &next;
+            let failed = &failed;
+            let list = &list;
+            scope.spawn(move || {
+                let _finished = Finished(done);
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let stop = failed
@@ -632,7 +681,14 @@ fn the_invariants_hold_on_every_seed() {
                     if stop {
                         return;
                     }
+                    running
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)[w] =
+                        Some((seed, std::time::Instant::now()));
                     let o = run_seed(seed);
+                    running
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)[w] = None;
                     if let Some(b) = o.breach {
                         let mut f = failed
                             .lock()

@@ -18,6 +18,14 @@ const CITED_BEFORE_CLOCKS: [u64; 15] = [
     1, 4, 5, 9, 108, 134, 170, 187, 291, 1721, 3633, 4681, 4885, 7960, 8032,
 ];
 
+/// The seeds docs/SIMULATION.md cited before withdrawals of requests and
+/// the aim at a new leader's quiet period existed: neither class comes on
+/// them, so each replays its finding as found. Frozen: a seed cited later
+/// was found with these classes and keeps them.
+const CITED_BEFORE_WITHDRAWALS: [u64; 16] = [
+    1, 4, 5, 9, 108, 134, 170, 187, 291, 1721, 3245, 3633, 4681, 4885, 7960, 8032,
+];
+
 /// One fault, started at `at` and healed `lasts` later (a crash is
 /// healed by a restart).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +173,7 @@ pub fn schedule(seed: u64) -> Vec<Fault> {
     faults.extend(operator_requests(seed));
     faults.extend(operator_switches(seed));
     faults.extend(clock_drifts(seed));
+    faults.extend(takeover_aims(seed));
     faults.sort_by_key(|f| f.at);
     faults
 }
@@ -262,11 +271,59 @@ pub fn requests_switchovers(seed: u64) -> bool {
     seed % 4 == 1 && ![1, 5, 1721, 4885].contains(&seed)
 }
 
+/// Seeds aimed at a new leader's quiet period: the other half of those
+/// with requests (`seed % 8 == 5`), but for the seeds the docs cited
+/// before this class existed.
+pub fn aims_at_takeover(seed: u64) -> bool {
+    requests_switchovers(seed) && seed % 8 == 5 && !CITED_BEFORE_WITHDRAWALS.contains(&seed)
+}
+
+/// For such a seed, around its first switchover: the target's server
+/// answers 1–5 s late from a second before it, and region a (the
+/// leader's, unless faults moved it) is cut from etcd up to 3 s after it,
+/// for 4–10 s, from a stream of its own. A leader's statement is then
+/// in flight on a slow member as its lease ends, which a new leader's
+/// quiet period must outwait; random faults rarely line up so.
+fn takeover_aims(seed: u64) -> Vec<Fault> {
+    if !aims_at_takeover(seed) {
+        return Vec::new();
+    }
+    let first = operator_requests(seed)
+        .into_iter()
+        .filter_map(|f| match f.kind {
+            Kind::Switchover(to) => Some((f.at, to)),
+            _ => None,
+        })
+        .min_by_key(|(at, _)| *at);
+    let Some((at, to)) = first else {
+        return Vec::new();
+    };
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x9E7A_0A7E_0F1E_ADE5);
+    let slow = Duration::from_millis(rng.random_range(1_000..=5_000));
+    let cut_at = at + Duration::from_millis(rng.random_range(0..3_000));
+    // Healed by FAULTS_END, like every fault.
+    let cut_for = Duration::from_millis(rng.random_range(4_000..=10_000))
+        .min(FAULTS_END.saturating_sub(cut_at + Duration::from_millis(500)));
+    let from = at.saturating_sub(Duration::from_secs(1));
+    vec![
+        Fault {
+            at: from,
+            lasts: (cut_at + cut_for + Duration::from_millis(500)).saturating_sub(from),
+            kind: Kind::SlowSql(to, slow),
+        },
+        Fault {
+            at: cut_at,
+            lasts: cut_for,
+            kind: Kind::EtcdCut("a"),
+        },
+    ]
+}
+
 /// Seeds whose operator withdraws requests: half of those with requests
-/// (`seed % 8 == 1`), but for the seeds the docs cite (each replays its
-/// finding as found).
+/// (`seed % 8 == 1`), but for the seeds the docs cited before
+/// withdrawals existed (each replays its finding as found).
 pub fn withdraws_requests(seed: u64) -> bool {
-    requests_switchovers(seed) && seed % 8 == 1 && !super::CITED_SEEDS.contains(&seed)
+    requests_switchovers(seed) && seed % 8 == 1 && !CITED_BEFORE_WITHDRAWALS.contains(&seed)
 }
 
 /// When the operator withdraws the `n`-th request of `seed` (`switchyard
@@ -414,7 +471,8 @@ mod tests {
                         | Kind::DnsEdit(..)
                 )
             },
-            slows_parts,
+            // The aim at the quiet period slows a member too.
+            |s| slows_parts(s) || aims_at_takeover(s),
             &[1, 4, 5, 134, 170, 187, 291, 1721, 4885, 7960],
         );
         comes_on_its_class(
@@ -444,8 +502,9 @@ mod tests {
 
     #[test]
     fn withdrawals_come_on_their_seeds_and_leave_the_cited_ones_alone() {
-        for seed in super::super::CITED_SEEDS {
+        for seed in CITED_BEFORE_WITHDRAWALS {
             assert!(!withdraws_requests(seed), "cited seed {seed}");
+            assert!(!aims_at_takeover(seed), "cited seed {seed}");
             assert_eq!(withdrawal(seed, 0), None, "cited seed {seed}");
         }
         let withdrawing: Vec<u64> = (0..200).filter(|s| withdraws_requests(*s)).collect();
@@ -470,5 +529,28 @@ mod tests {
                 .all(|d| *d < Duration::from_millis(500))
         );
         assert_eq!(withdrawal(withdrawing[0], 0), withdrawal(withdrawing[0], 0));
+        // The aim at the quiet period: the other half of the seeds with
+        // requests, a slow member and region a cut from etcd around the
+        // first switchover, healed by the end of the faults.
+        let aimed: Vec<u64> = (0..200).filter(|s| aims_at_takeover(*s)).collect();
+        assert!(aimed.len() >= 20 && aimed.iter().all(|s| !withdraws_requests(*s)));
+        for seed in aimed {
+            let faults = schedule(seed);
+            let first = faults
+                .iter()
+                .find(|f| matches!(f.kind, Kind::Switchover(_)))
+                .map(|f| f.at)
+                .expect("a seed with requests has a switchover");
+            assert!(
+                faults.iter().any(|f| matches!(f.kind, Kind::EtcdCut("a"))
+                    && f.at >= first
+                    && f.at < first + Duration::from_secs(3)),
+                "seed {seed}"
+            );
+            assert!(
+                faults.iter().all(|f| f.at + f.lasts <= FAULTS_END),
+                "seed {seed}"
+            );
+        }
     }
 }
