@@ -1,8 +1,8 @@
 //! The real-process fault matrix (issue 15): each row is one fault made on
 //! the lab's network namespaces (real etcd, MariaDB replicating with GTID,
 //! the controllers as processes, iptables partitions, SIGKILL and SIGSTOP),
-//! run `FAULT_TRIALS` times (default 3: `scripts/fault-matrix`; 1 in the
-//! whole suite, `scripts/test`, for its time budget; 20 in
+//! run `FAULT_TRIALS` times (default 3, as in the whole suite,
+//! `scripts/test`, and `scripts/fault-matrix`; 20 in
 //! `scripts/fault-matrix 20`, the nightly run), each trial on a fresh lab,
 //! with m0 in region a the primary at the start.
 //!
