@@ -24,18 +24,11 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: std::fmt::Display,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                if Instant::now() >= deadline {
-                    anyhow::bail!("timed out after {timeout:?} waiting for {what}: {e}");
-                }
-            }
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    wait_for_or_fail(what, timeout, || {
+        let answer = check();
+        async move { answer.await.map_err(NotReady::Yet) }
+    })
+    .await
 }
 
 /// What a check of [`wait_for_or_fail`] found when its condition does not

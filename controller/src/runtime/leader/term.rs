@@ -408,11 +408,9 @@ impl Term {
         now: Instant,
         wall: DateTime<Utc>,
     ) -> GateStep {
-        let Some(reason) = shut else {
-            self.gate_waits.opened(database);
+        if self.gate_seen(database, shut, wall).is_none() {
             return GateStep::Start;
-        };
-        self.gate_waits.shut(database, reason, wall);
+        }
         let log = self
             .gate_said
             .get(key)
@@ -434,14 +432,28 @@ impl Term {
         shut: Option<&str>,
         wall: DateTime<Utc>,
     ) -> RequestStep {
-        let Some(reason) = shut else {
-            self.gate_waits.opened(database);
+        if self.gate_seen(database, shut, wall).is_none() {
             return RequestStep::Start;
-        };
-        self.gate_waits.shut(database, reason, wall);
+        }
         RequestStep::Wait {
             note: !self.waiting.contains(id),
         }
+    }
+
+    /// Counts the gate's answer for `database` in its gate wait (a shut
+    /// gate's wait goes on, an open one's ends); gives back why it is
+    /// shut, if it is.
+    fn gate_seen<'a>(
+        &mut self,
+        database: &str,
+        shut: Option<&'a str>,
+        wall: DateTime<Utc>,
+    ) -> Option<&'a str> {
+        match shut {
+            Some(reason) => self.gate_waits.shut(database, reason, wall),
+            None => self.gate_waits.opened(database),
+        }
+        shut
     }
 
     /// The operator was told request `id` waits.
