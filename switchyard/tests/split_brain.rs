@@ -454,15 +454,26 @@ async fn etcd_alone(lab: &mut SplitLab) -> anyhow::Result<()> {
         assert_ne!(s.read_only[2], Some(false), "m2 writable");
     }
     assert_eq!(lab.primary().await?.as_deref(), Some("m0"));
-    let journal = lab.journal().await?;
-    let kinds: Vec<_> = journal
-        .iter()
-        .map(|e| (e["action"]["kind"].to_string(), e["status"].to_string()))
-        .collect();
-    assert!(
-        kinds.contains(&("\"unfence\"".to_string(), "\"done\"".to_string())),
-        "{kinds:?}"
-    );
+    // The lift's outcome is written after its step: read_only off and
+    // the writer back do not mean the intent is closed yet (a busy
+    // machine once read it still pending).
+    let kinds = wait_for(
+        "the unfence intent to be done",
+        Duration::from_secs(10),
+        || async {
+            let journal = lab.journal().await.map_err(|e| e.to_string())?;
+            let kinds: Vec<_> = journal
+                .iter()
+                .map(|e| (e["action"]["kind"].to_string(), e["status"].to_string()))
+                .collect();
+            if kinds.contains(&("\"unfence\"".to_string(), "\"done\"".to_string())) {
+                Ok(kinds)
+            } else {
+                Err(format!("{kinds:?}"))
+            }
+        },
+    )
+    .await?;
     assert!(!kinds.iter().any(|(k, _)| k == "\"failover\""), "{kinds:?}");
     let history = serde_json::to_string(&lab.history().await?)?;
     assert!(
