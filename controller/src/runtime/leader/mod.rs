@@ -556,20 +556,16 @@ async fn harvest(
             }
         };
         let entry = match &how {
-            Ended::Journaled(entry) => Some(entry.as_ref().clone()),
+            Ended::Journaled(entry) => Some(entry.as_ref()),
             _ => None,
         };
-        let withdrawn = match &how {
-            Ended::Withdrawn(id) => Some(id.clone()),
-            _ => None,
-        };
-        if let Some(entry) = &entry
+        if let Some(entry) = entry
             && let Some(id) = &entry.request
         {
             tracing::info!(request = %id, status = ?entry.status, outcome = ?entry.outcome, "operator request carried out");
         }
         let origin = st.term.origin(&lane).cloned();
-        let Some(followup) = st.term.ended(&lane, how, Instant::now()) else {
+        let Some(followup) = st.term.ended(&lane, &how, Instant::now()) else {
             tracing::error!(%lane, "a task ended in a lane the term did not know of");
             continue;
         };
@@ -577,8 +573,9 @@ async fn harvest(
             Followup::Nothing => {}
             Followup::Lost => lost = error,
             Followup::Withdrawn => {
-                let id = withdrawn.unwrap_or_default();
-                tracing::info!(request = %id, "operator request withdrawn before it started");
+                if let Ended::Withdrawn(id) = &how {
+                    tracing::info!(request = %id, "operator request withdrawn before it started");
+                }
             }
             Followup::Resume { interrupted: true } => {
                 let e = error.map(|e| e.to_string()).unwrap_or_default();

@@ -468,12 +468,12 @@ impl Term {
 
     /// The action in `lane` ended at `now`: frees the lane and says what
     /// follows. `None` when nothing ran there.
-    pub fn ended(&mut self, lane: &Lane, how: Ended, now: Instant) -> Option<Followup> {
+    pub fn ended(&mut self, lane: &Lane, how: &Ended, now: Instant) -> Option<Followup> {
         let origin = self.lanes.take(lane)?;
         Some(self.follow(origin, how, now))
     }
 
-    fn follow(&mut self, origin: Origin, how: Ended, now: Instant) -> Followup {
+    fn follow(&mut self, origin: Origin, how: &Ended, now: Instant) -> Followup {
         let entry = match how {
             Ended::NothingToDo => {
                 if let Origin::Drift(k) = &origin {
@@ -483,7 +483,7 @@ impl Term {
             }
             Ended::LostLeadership => return Followup::Lost,
             Ended::Withdrawn(id) => {
-                self.waiting.remove(&id);
+                self.waiting.remove(id);
                 return Followup::Withdrawn;
             }
             Ended::Interrupted | Ended::Unsettled | Ended::Aborted => {

@@ -118,7 +118,7 @@ fn an_interrupted_intent_is_resumed_first_and_alone() {
     // The failover is interrupted after some steps.
     let t1 = t0 + ms(1_000);
     assert_eq!(
-        term.ended(&db("orders"), Ended::Interrupted, t1),
+        term.ended(&db("orders"), &Ended::Interrupted, t1),
         Some(Followup::Resume { interrupted: true })
     );
     assert_eq!(
@@ -140,7 +140,7 @@ fn an_interrupted_intent_is_resumed_first_and_alone() {
     assert!(matches!(
         term.ended(
             &Lane::Traffic,
-            entry(&Lane::Traffic, Status::Done, true),
+            &entry(&Lane::Traffic, Status::Done, true),
             due
         ),
         Some(Followup::Done { engine: true, .. })
@@ -171,12 +171,12 @@ fn an_outcome_that_may_be_unwritten_is_settled_before_anything_else() {
     let mut term = Term::new(t0);
     assert!(term.start(db("orders"), Origin::Request("r1".into())));
     assert_eq!(
-        term.ended(&db("orders"), Ended::Unsettled, t0),
+        term.ended(&db("orders"), &Ended::Unsettled, t0),
         Some(Followup::Resume { interrupted: false })
     );
     assert!(matches!(term.phase(), Phase::Resuming { .. }));
     // A lane that was never started ends nothing.
-    assert_eq!(term.ended(&db("users"), Ended::Aborted, t0), None);
+    assert_eq!(term.ended(&db("users"), &Ended::Aborted, t0), None);
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn failures_back_off_and_a_success_forgets_what_it_superseded() {
         assert_eq!(
             term.ended(
                 &Lane::Traffic,
-                entry(&Lane::Traffic, Status::Failed, retryable),
+                &entry(&Lane::Traffic, Status::Failed, retryable),
                 at(t)
             ),
             Some(Followup::Failed {
@@ -221,7 +221,7 @@ fn failures_back_off_and_a_success_forgets_what_it_superseded() {
     assert_eq!(
         term.ended(
             &Lane::Traffic,
-            entry(&Lane::Traffic, Status::Done, true),
+            &entry(&Lane::Traffic, Status::Done, true),
             at(3_600)
         ),
         Some(Followup::Done {
@@ -239,7 +239,7 @@ fn failures_back_off_and_a_success_forgets_what_it_superseded() {
     assert_eq!(
         term.ended(
             &db("orders"),
-            entry(&db("orders"), Status::Failed, false),
+            &entry(&db("orders"), Status::Failed, false),
             at(4_000)
         ),
         Some(Followup::Failed {
@@ -263,7 +263,7 @@ fn failures_back_off_and_a_success_forgets_what_it_superseded() {
     assert_eq!(
         term.ended(
             &db("orders"),
-            entry_of(unfence, Status::Done, true),
+            &entry_of(unfence, Status::Done, true),
             at(4_100)
         ),
         Some(Followup::Done {
@@ -278,7 +278,7 @@ fn failures_back_off_and_a_success_forgets_what_it_superseded() {
     assert_eq!(
         term.ended(
             &db("orders"),
-            entry(&db("orders"), Status::Done, true),
+            &entry(&db("orders"), Status::Done, true),
             at(4_200)
         ),
         Some(Followup::Done {
@@ -303,7 +303,7 @@ fn an_operators_request_done_is_not_the_engines_and_a_busy_lane_refuses() {
     // A request carried out moves the primary but is not the engine's
     // decision: its anti-flap memory is left alone.
     assert_eq!(
-        term.ended(&db("orders"), entry(&db("orders"), Status::Done, true), t0),
+        term.ended(&db("orders"), &entry(&db("orders"), Status::Done, true), t0),
         Some(Followup::Done {
             engine: false,
             primaries: true
@@ -318,7 +318,7 @@ fn a_task_that_ended_abnormally_is_settled_by_a_resume() {
     let mut term = Term::new(t0);
     assert!(term.start(db("orders"), Origin::Engine(failover_key("orders"))));
     assert_eq!(
-        term.ended(&db("orders"), Ended::Aborted, t0),
+        term.ended(&db("orders"), &Ended::Aborted, t0),
         Some(Followup::Resume { interrupted: false })
     );
     assert_eq!(
@@ -338,7 +338,7 @@ fn what_the_loop_does_not_retry_fails_without_a_wait() {
         assert_eq!(
             term.ended(
                 &db("orders"),
-                entry(&db("orders"), Status::Failed, true),
+                &entry(&db("orders"), Status::Failed, true),
                 t0
             ),
             Some(Followup::Failed {
@@ -443,7 +443,7 @@ fn drift_is_checked_when_no_weight_changes_and_on_schedule() {
     assert!(term.start(Lane::Traffic, Origin::Drift(DRIFT.into())));
     let failed = term.ended(
         &Lane::Traffic,
-        entry(&Lane::Traffic, Status::Failed, false),
+        &entry(&Lane::Traffic, Status::Failed, false),
         at(30_000),
     );
     assert!(matches!(
@@ -460,7 +460,7 @@ fn drift_is_checked_when_no_weight_changes_and_on_schedule() {
     }
     // Found nothing to correct: its failures are forgotten.
     assert!(term.start(Lane::Traffic, Origin::Drift(DRIFT.into())));
-    term.ended(&Lane::Traffic, Ended::NothingToDo, at(60_000));
+    term.ended(&Lane::Traffic, &Ended::NothingToDo, at(60_000));
     assert!(term.failing().is_empty());
 }
 
@@ -518,7 +518,7 @@ fn an_operator_is_told_once_that_a_request_waits() {
     // Withdrawn (or dropped): a request of the same id is told again.
     assert!(term.start(db("orders"), Origin::Request("r1".into())));
     assert_eq!(
-        term.ended(&db("orders"), Ended::Withdrawn("r1".into()), t0),
+        term.ended(&db("orders"), &Ended::Withdrawn("r1".into()), t0),
         Some(Followup::Withdrawn)
     );
     assert_eq!(
@@ -531,7 +531,7 @@ fn an_operator_is_told_once_that_a_request_waits() {
         RequestStep::Start
     );
     assert_eq!(
-        term.ended(&Lane::Traffic, Ended::LostLeadership, t0),
+        term.ended(&Lane::Traffic, &Ended::LostLeadership, t0),
         None,
         "nothing ran in the traffic lane"
     );
@@ -694,7 +694,7 @@ proptest! {
                 Event::End { lane, how } => {
                     let lane = lane_of(lane);
                     let Some(key) = running.remove(&lane) else {
-                        prop_assert_eq!(term.ended(&lane, Ended::Aborted, now), None);
+                        prop_assert_eq!(term.ended(&lane, &Ended::Aborted, now), None);
                         continue;
                     };
                     let ended = match how {
@@ -706,7 +706,7 @@ proptest! {
                         5 => Ended::NothingToDo,
                         _ => Ended::Aborted,
                     };
-                    let followup = term.ended(&lane, ended, now);
+                    let followup = term.ended(&lane, &ended, now);
                     prop_assert!(followup.is_some());
                     match how {
                         // Done: its own failures and those of what it
