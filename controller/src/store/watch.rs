@@ -6,10 +6,11 @@ use super::kv::{Revision, WatchEvent, WatchStream};
 use super::{Store, StoreError};
 
 impl Store {
-    /// Every change under `prefix` after the call returns, or from
-    /// revision `from` on (inclusive) when given, in revision order; an
-    /// `Err` item ends it (then watch again, after reading the state
-    /// again). Dropping the receiver ends the watch.
+    /// Every change under `prefix` from the serving member's revision
+    /// on (which may be a little behind the cluster's), or from revision
+    /// `from` on (inclusive) when given, in revision order; an `Err` item
+    /// ends it (then read the state again and watch from that read's
+    /// revision + 1). Dropping the receiver ends the watch.
     pub async fn watch(
         &self,
         prefix: &str,

@@ -331,10 +331,13 @@ pub async fn transactions(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
 /// revision, seen by a watch; a put inside the range in the same
 /// transaction is refused.
 async fn range_deletes(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
+    let mut last = 0;
     for k in ["a", "b", "c", "d"] {
-        kv.put(&format!("{p}{k}"), b"1".to_vec(), None).await?;
+        last = kv.put(&format!("{p}{k}"), b"1".to_vec(), None).await?;
     }
-    let mut watch = kv.watch(p, None).await?;
+    // From the next revision: a follower that has not yet applied the
+    // last put would otherwise deliver it first.
+    let mut watch = kv.watch(p, Some(last + 1)).await?;
     let (b, c) = (format!("{p}b"), format!("{p}c"));
     let trimmed = kv
         .txn(Txn::default().and_then([Op::delete_range(&b, format!("{p}d"))]))
@@ -476,8 +479,8 @@ pub async fn leases(kv: &dyn Kv, p: &str) -> Result<(), Violation> {
         "a put naming a missing lease is refused: {bogus:?}"
     );
 
-    let mut watch = kv.watch(p, None).await?;
     let before = kv.range(&RangeQuery::prefix(p)).await?.revision;
+    let mut watch = kv.watch(p, Some(before + 1)).await?;
     kv.revoke(lease).await?;
     ensure!(
         kv.get(&held).await?.is_none() && kv.get(&also).await?.is_none(),

@@ -313,7 +313,8 @@ impl Kv for EtcdKv {
         let mut stream = bounded(0, c.watch(prefix, Some(opts))).await?;
         // etcd-client returns once the stream is open, before etcd has
         // created the watch: wait for etcd's first answer, so that every
-        // change after this call returns is seen.
+        // change after this call returns is seen (and, on a follower that
+        // lags, a few just before it too).
         let first = match bounded(0, stream.message()).await? {
             Some(resp) => resp,
             None => return Err(KvError::Unavailable("etcd ended the watch".into())),

@@ -434,6 +434,9 @@ pub trait Kv: Send + Sync {
 
     /// Every change under `prefix` after the watch starts, or from
     /// revision `from` on (inclusive) when given, in revision order.
+    /// Without `from`, "starts" is the serving member's revision: a
+    /// follower that has not applied a write acknowledged a moment ago
+    /// delivers it too. Pass `from` whenever the first event matters.
     async fn watch(&self, prefix: &str, from: Option<Revision>) -> Result<WatchStream, KvError>;
 }
 
