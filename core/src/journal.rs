@@ -51,6 +51,12 @@ pub enum ActionSpec {
         database: String,
         /// The member to promote.
         to_member: String,
+        /// The primary on record when the intent was written: the
+        /// switchover is refused if the members show another. Empty in
+        /// intents written before it was kept (then the members' primary
+        /// is taken, as those versions did).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        from_member: String,
     },
     /// Lift the fence its region's controller put on the recorded primary
     /// (an isolation that healed before anyone was promoted): it takes

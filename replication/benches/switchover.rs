@@ -44,7 +44,7 @@ async fn run() -> anyhow::Result<()> {
         writer.reset_gap().await;
         let report = lab
             .set
-            .switchover(&to, Duration::from_secs(10), &FREE)
+            .switchover(&to, None, Duration::from_secs(10), &FREE)
             .await?;
         anyhow::ensure!(
             report.changed && report.not_repointed.is_empty(),

@@ -406,9 +406,21 @@ pub async fn switching(
         lab.write(a).await.is_err(),
         "the old primary refuses writes after the switchover"
     );
-    rs.switchover(b, Duration::from_secs(10), &FREE).await?;
+    rs.switchover(b, None, Duration::from_secs(10), &FREE)
+        .await?;
     settled(rs, b, &[a, c]).await?;
-    rs.switchover(a, Duration::from_secs(10), &FREE).await?;
+    // Named with a primary the members do not show (the caller's record
+    // is stale, or the members are): refused, nothing changed.
+    let stale = rs
+        .switchover(a, Some(c), Duration::from_secs(10), &FREE)
+        .await;
+    ensure!(
+        matches!(stale, Err(ReplError::Conflict { .. })),
+        "a switchover expecting {c} as the old primary while {b} is refuses: {stale:?}"
+    );
+    settled(rs, b, &[a, c]).await?;
+    rs.switchover(a, Some(b), Duration::from_secs(10), &FREE)
+        .await?;
     settled(rs, a, &[b, c]).await?;
     Ok(())
 }
@@ -425,7 +437,9 @@ async fn switched_with_every_write(
     c: &str,
     before: &Position,
 ) -> Result<(), Violation> {
-    let report = rs.switchover(b, Duration::from_secs(10), guard).await?;
+    let report = rs
+        .switchover(b, None, Duration::from_secs(10), guard)
+        .await?;
     ensure!(
         report.new_primary == b,
         "the switchover reports {b}: {report:?}"
@@ -481,7 +495,8 @@ pub async fn switchover_resumed(
     let journal = Recording::default();
     lab.write(a).await.map_err(Violation)?;
     let before = position_of(rs, a).await?;
-    rs.switchover(b, Duration::from_secs(10), &journal).await?;
+    rs.switchover(b, None, Duration::from_secs(10), &journal)
+        .await?;
     lab.restart(b).await.map_err(Violation)?;
     until(
         &format!("{b} answering, read-only, after its restart"),
@@ -495,7 +510,8 @@ pub async fn switchover_resumed(
     )
     .await?;
     switched_with_every_write(rs, &*lab, &journal, a, b, c, &before).await?;
-    rs.switchover(a, Duration::from_secs(10), &FREE).await?;
+    rs.switchover(a, None, Duration::from_secs(10), &FREE)
+        .await?;
     settled(rs, a, &[b, c]).await?;
     Ok(())
 }

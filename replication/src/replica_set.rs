@@ -135,9 +135,18 @@ pub trait ReplicaSet: Send + Sync {
     /// Once `to` may have been writable the old primary is never unfenced;
     /// a repeated call finishes the job. A no-op when `to` is already the
     /// primary and everyone follows it.
+    ///
+    /// `expected_old_primary` is the primary the caller has on record (the
+    /// controller's, when the intent was written). When the members show
+    /// another one — writable, or the source the replicas follow while
+    /// none is writable — nothing is done ([`ReplError::Conflict`]): the
+    /// member holding the latest writes may be the recorded one, fenced,
+    /// and a catch-up to the other would promote a target without them.
+    /// `None` takes the primary the members show.
     async fn switchover(
         &self,
         to: &str,
+        expected_old_primary: Option<&str>,
         timeout: Duration,
         guard: &dyn StepGuard,
     ) -> Result<Report, ReplError>;
@@ -192,5 +201,26 @@ pub trait ReplicaSet: Send + Sync {
     async fn disarm_dead_man(&self, member: &str) -> Result<(), ReplError> {
         let _ = member;
         Ok(())
+    }
+}
+
+/// What [`ReplicaSet::switchover`] does with its `expected_old_primary`:
+/// refuses when the members show another primary (`observed`), so a
+/// switchover never catches its target up to, and fences, a member that is
+/// not the one the caller's record says holds the latest writes. Nothing
+/// observed is left to the adapter's own check (no primary, no switchover).
+pub(crate) fn switchover_from(
+    expected: Option<&str>,
+    observed: Option<&str>,
+) -> Result<(), ReplError> {
+    match (expected, observed) {
+        (Some(e), Some(o)) if e != o => Err(ReplError::Conflict {
+            detail: format!(
+                "the primary on record is {e}, but the members show {o} as the primary \
+                 (writable, or the source its replicas follow): nothing done; the \
+                 record and the members must agree before a switchover"
+            ),
+        }),
+        _ => Ok(()),
     }
 }

@@ -69,6 +69,7 @@ impl ReplicaSet for CountingSet {
     async fn switchover(
         &self,
         _: &str,
+        _: Option<&str>,
         _: Duration,
         _: &dyn StepGuard,
     ) -> Result<Report, ReplError> {

@@ -772,6 +772,9 @@ pub async fn submit_request(
         DbRequest::Switchover { database, to } => ActionSpec::Switchover {
             database,
             to_member: to,
+            // The leader fills it from its record, which it has compared
+            // with `expected_primary`.
+            from_member: String::new(),
         },
     };
     let now = Utc::now();

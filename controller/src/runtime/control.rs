@@ -59,7 +59,8 @@ pub async fn load(
 pub struct DatabaseState {
     /// The member id of the current primary.
     pub primary: String,
-    /// Bumped at every change of primary.
+    /// Bumped at every change of primary and every lift of its fence: each
+    /// time a member starts taking writes under the controllers' say.
     pub epoch: u64,
     /// When the last automatic failover was done (drives anti-flap).
     pub last_failover: Option<DateTime<Utc>>,

@@ -217,10 +217,12 @@ impl ReplicaSet for MongoReplicaSet {
     async fn switchover(
         &self,
         to: &str,
+        expected_old_primary: Option<&str>,
         timeout: Duration,
         guard: &dyn StepGuard,
     ) -> Result<Report, ReplError> {
-        self.run_switchover(to, timeout, guard).await
+        self.run_switchover(to, expected_old_primary, timeout, guard)
+            .await
     }
 
     async fn failover(
@@ -304,7 +306,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, ReplError::Deposed { .. }), "{e}");
         for r in [
-            set.switchover("m1", Duration::from_secs(1), &Deposed)
+            set.switchover("m1", None, Duration::from_secs(1), &Deposed)
                 .await
                 .map(|_| ()),
             set.unfence("m0", &Deposed).await.map(|_| ()),
@@ -318,6 +320,7 @@ mod tests {
         assert!(matches!(
             set.switchover(
                 "nobody",
+                None,
                 Duration::from_secs(1),
                 &crate::guard::Unguarded::default()
             )

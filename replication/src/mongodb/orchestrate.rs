@@ -6,7 +6,7 @@ use super::plan::{self, FailoverPlan};
 use super::{ELECTION, MongoReplicaSet, commands};
 use crate::error::ReplError;
 use crate::guard::{Step, StepGuard};
-use crate::replica_set::FailoverRequest;
+use crate::replica_set::{FailoverRequest, switchover_from};
 use crate::report::{Operation, Report};
 use crate::snapshot::{ContactError, ContactErrorKind, Role};
 use crate::spec::Promotion;
@@ -16,10 +16,14 @@ impl MongoReplicaSet {
     pub(super) async fn run_switchover(
         &self,
         to: &str,
+        expected_old_primary: Option<&str>,
         timeout: Duration,
         guard: &dyn StepGuard,
     ) -> Result<Report, ReplError> {
         self.index(to)?;
+        if let Some(e) = expected_old_primary {
+            self.index(e)?;
+        }
         let steps = Steps::new(guard);
         let obs = self.observe_step(&steps).await?;
         let t = obs.snap.member(to).expect("checked above");
@@ -36,6 +40,7 @@ impl MongoReplicaSet {
             report.noted(format!("{to} is already the primary: nothing to do"));
             return Ok(report);
         }
+        switchover_from(expected_old_primary, old.as_deref())?;
         if t.role != Role::Replica {
             return Err(ReplError::NotAReplica {
                 member: to.to_string(),

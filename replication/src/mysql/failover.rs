@@ -247,6 +247,34 @@ impl MySqlReplicaSet {
             failpoint!("failover::after_chosen");
         }
 
+        // The candidate lacks some of the old primary's transactions and
+        // does not follow it: an earlier run of this failover began the
+        // promotion (its first statement stops replication) and went no
+        // further (docs/SIMULATION.md, seed 1245), or it still follows a
+        // primary from before the old one (seed 11053). Its catch-up would
+        // wait for ever: it follows the old primary, fenced, first (refused
+        // if it has transactions the old primary lacks).
+        if let (Some(o), Some(c), Some(p)) = (
+            old_state.filter(|o| o.reachable),
+            snap.member(new),
+            &wait_for,
+        ) && c.read_only == Some(true)
+            && (c.source.as_deref() != Some(o.id.as_str()) || !(c.io_running && c.sql_running))
+            && c.position
+                .as_ref()
+                .is_none_or(|have| !p.missing_from(have).is_empty())
+        {
+            let step = Step::Repoint {
+                member: new.to_string(),
+                to: o.id.clone(),
+            };
+            steps.run(step, |d| self.do_repoint(new, &o.id, d)).await?;
+            report.did(format!(
+                "{new} follows {} to catch up with it: it lacked some of its transactions and \
+                 did not replicate from it",
+                o.id
+            ));
+        }
         if let Some(p) = &wait_for {
             self.catch_up(steps, new, p, self.rules.catch_up_timeout)
                 .await?;
@@ -254,17 +282,35 @@ impl MySqlReplicaSet {
         }
         failpoint!("failover::after_catch_up");
 
-        let step = Step::Promote {
-            member: new.to_string(),
-        };
-        let promoting = &mut attempt.promoting;
-        steps
-            .run(step, |d| self.do_promote(new, d, promoting, "failover"))
-            .await?;
-        report.read_only_window = clock.writable();
-        report.did(format!(
-            "promoted {new}: replication stopped and reset, read_only off"
-        ));
+        if steps.promoted(new) {
+            // An earlier run promoted it whole, and it is read-only again
+            // since (its region fenced it while cut off, or it restarted):
+            // past the point of no return, it is made writable again as a
+            // step of its own, never promoted a second time, and the old
+            // primary is never unfenced (docs/SIMULATION.md, seed 9917).
+            attempt.promoting.maybe_writable = true;
+            let step = Step::Unfence {
+                member: new.to_string(),
+            };
+            let hold = super::dead_man::PROMOTION_HOLD;
+            steps.run(step, |d| self.do_unfence(new, d, hold)).await?;
+            report.read_only_window = clock.writable();
+            report.did(format!(
+                "made {new} writable again: an earlier run promoted it, and it was read-only since"
+            ));
+        } else {
+            let step = Step::Promote {
+                member: new.to_string(),
+            };
+            let promoting = &mut attempt.promoting;
+            steps
+                .run(step, |d| self.do_promote(new, d, promoting, "failover"))
+                .await?;
+            report.read_only_window = clock.writable();
+            report.did(format!(
+                "promoted {new}: replication stopped and reset, read_only off"
+            ));
+        }
         failpoint!("failover::after_promote");
 
         if let Some(o) = old_state.filter(|o| o.reachable) {

@@ -247,10 +247,12 @@ impl ReplicaSet for MySqlReplicaSet {
     async fn switchover(
         &self,
         to: &str,
+        expected_old_primary: Option<&str>,
         timeout: Duration,
         guard: &dyn StepGuard,
     ) -> Result<Report, ReplError> {
-        self.run_switchover(to, timeout, guard).await
+        self.run_switchover(to, expected_old_primary, timeout, guard)
+            .await
     }
 
     async fn failover(

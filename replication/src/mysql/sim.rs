@@ -103,6 +103,14 @@ pub trait StatementObserver: Send + Sync {
     /// the sender there pauses it between a step's statement and the rest
     /// of the step).
     fn landed(&self, client: Option<&str>, address: &str, sql: &str, tag: u64) -> bool;
+
+    /// How long the statement just [`sent`](Self::sent) (with `tag`) is
+    /// held in the network on top of its server's latency: one packet
+    /// delayed in flight while the rest of the link is fine. It runs when
+    /// it arrives, as any statement in flight. None by default.
+    fn held(&self, _client: Option<&str>, _address: &str, _sql: &str, _tag: u64) -> Duration {
+        Duration::ZERO
+    }
 }
 
 #[derive(Default)]
@@ -775,6 +783,10 @@ impl SimSession {
         let tag = observer
             .as_ref()
             .map_or(0, |o| o.sent(client, &self.address, sql));
+        let latency = latency
+            + observer
+                .as_ref()
+                .map_or(Duration::ZERO, |o| o.held(client, &self.address, sql, tag));
         let (result, pause) = if latency.is_zero() {
             let pause = observer
                 .as_ref()

@@ -24,6 +24,7 @@ use super::orchestrate::Attempt;
 use super::steps::Promoting;
 use crate::error::ReplError;
 use crate::guard::{Step, StepGuard};
+use crate::replica_set::switchover_from;
 use crate::report::{Operation, Report, WindowClock};
 use crate::snapshot::{MemberState, Role, Snapshot};
 use crate::stepper::{Steps, failpoint};
@@ -32,10 +33,14 @@ impl MySqlReplicaSet {
     pub(super) async fn run_switchover(
         &self,
         to: &str,
+        expected_old_primary: Option<&str>,
         timeout: Duration,
         guard: &dyn StepGuard,
     ) -> Result<Report, ReplError> {
         self.spec(to)?;
+        if let Some(e) = expected_old_primary {
+            self.spec(e)?;
+        }
         let steps = Steps::new(guard);
         let snap = self.observe_step(&steps).await?;
         let target = snap.member(to).expect("checked above");
@@ -60,6 +65,9 @@ impl MySqlReplicaSet {
             );
             return self.finish_switchover(&steps, &snap, to, why).await;
         }
+        // Past the two ways an earlier run is finished (above): the old
+        // primary must be the one on record (docs/SIMULATION.md, seed 3781).
+        switchover_from(expected_old_primary, snap.primary.as_deref())?;
         let primary = match snap.primary_state() {
             Some(p) if p.reachable => p,
             Some(p) => {

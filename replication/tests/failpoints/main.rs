@@ -185,7 +185,7 @@ async fn switchover_failpoints_leave_one_writer_and_resume() -> anyhow::Result<(
         fail::cfg(point, "return").expect("failpoint");
         let r = lab
             .set
-            .switchover(&id(to), Duration::from_secs(10), &journal)
+            .switchover(&id(to), None, Duration::from_secs(10), &journal)
             .await;
         fail::remove(point);
         let e = r.expect_err(&format!("{point}: the injected failure must surface"));
@@ -197,7 +197,7 @@ async fn switchover_failpoints_leave_one_writer_and_resume() -> anyhow::Result<(
 
         let report = lab
             .set
-            .switchover(&id(to), Duration::from_secs(10), &journal)
+            .switchover(&id(to), None, Duration::from_secs(10), &journal)
             .await
             .map_err(|e| anyhow::anyhow!("{point}: resumed run: {e}"))?;
         assert_eq!(report.new_primary, id(to), "{point}");

@@ -26,7 +26,7 @@ async fn bad_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
         assert!(c.detail.contains("1045"), "{}", c.detail);
     }
     let e = wrong
-        .switchover("db1", Duration::from_secs(5), &FREE)
+        .switchover("db1", None, Duration::from_secs(5), &FREE)
         .await
         .unwrap_err();
     assert!(
@@ -67,7 +67,7 @@ async fn bad_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
         "the others are read fine"
     );
     let e = set
-        .switchover("ghost", Duration::from_secs(5), &FREE)
+        .switchover("ghost", None, Duration::from_secs(5), &FREE)
         .await
         .unwrap_err();
     assert!(
@@ -83,7 +83,7 @@ async fn bad_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
     // Unknown members.
     let e = lab
         .set
-        .switchover("db9", Duration::from_secs(5), &FREE)
+        .switchover("db9", None, Duration::from_secs(5), &FREE)
         .await
         .unwrap_err();
     assert!(
@@ -123,7 +123,7 @@ async fn bad_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
     let before = lab.fingerprint().await?;
     let e = lab
         .set
-        .switchover("db2", Duration::from_secs(5), &FREE)
+        .switchover("db2", None, Duration::from_secs(5), &FREE)
         .await
         .unwrap_err();
     assert!(

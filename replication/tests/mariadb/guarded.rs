@@ -37,7 +37,7 @@ async fn a_refused_first_step_sends_nothing() -> anyhow::Result<()> {
     assert!(matches!(e, ReplError::Deposed { .. }), "{e}");
     let e = lab
         .set
-        .switchover("db1", std::time::Duration::from_secs(5), &deposed)
+        .switchover("db1", None, std::time::Duration::from_secs(5), &deposed)
         .await
         .unwrap_err();
     assert!(matches!(e, ReplError::Deposed { .. }), "{e}");

@@ -39,7 +39,7 @@ async fn lagging_replica_is_waited_for_then_refused() -> anyhow::Result<()> {
     let started = Instant::now();
     let e = lab
         .set
-        .switchover("db2", Duration::from_secs(2), &FREE)
+        .switchover("db2", None, Duration::from_secs(2), &FREE)
         .await
         .unwrap_err();
     let waited = started.elapsed();

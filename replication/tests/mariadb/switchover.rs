@@ -18,7 +18,7 @@ async fn switchover_under_load_loses_no_acknowledged_write() -> anyhow::Result<(
 
     let report = lab
         .set
-        .switchover("db1", Duration::from_secs(10), &FREE)
+        .switchover("db1", None, Duration::from_secs(10), &FREE)
         .await?;
     writer.wait_more(100).await?;
     let writes = writer.stop().await;
@@ -107,7 +107,7 @@ async fn switchover_again_changes_nothing_and_back_works() -> anyhow::Result<()>
     let lab = Lab::start().await?;
     let first = lab
         .set
-        .switchover("db2", Duration::from_secs(10), &FREE)
+        .switchover("db2", None, Duration::from_secs(10), &FREE)
         .await?;
     assert!(first.changed);
     let before = lab.fingerprint().await?;
@@ -115,7 +115,7 @@ async fn switchover_again_changes_nothing_and_back_works() -> anyhow::Result<()>
     // Repeating it (an executor retrying after a crash) changes nothing.
     let again = lab
         .set
-        .switchover("db2", Duration::from_secs(10), &FREE)
+        .switchover("db2", None, Duration::from_secs(10), &FREE)
         .await?;
     assert!(!again.changed, "{:?}", again.steps);
     assert!(
@@ -131,7 +131,7 @@ async fn switchover_again_changes_nothing_and_back_works() -> anyhow::Result<()>
         .await?;
     let back = lab
         .set
-        .switchover("db0", Duration::from_secs(10), &FREE)
+        .switchover("db0", None, Duration::from_secs(10), &FREE)
         .await?;
     assert_eq!(back.new_primary, "db0");
     crate::common::app_insert(lab.topo.port(0), 42).await?;

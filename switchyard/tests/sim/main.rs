@@ -144,6 +144,8 @@ enum Event {
     Heal(Fault, Option<String>),
     /// An armed pause in the middle of a step that no step met in time.
     Disarm,
+    /// An armed pause right after sending that no statement met in time.
+    DisarmInFlight,
     /// The operator withdraws the request of this id.
     Withdraw(String),
 }
@@ -213,11 +215,15 @@ async fn run(seed: u64) -> Outcome {
                     );
                     if f.kind == Kind::PauseMidStep {
                         pending.push((FAULTS_END.saturating_sub(f.lasts), Event::Disarm));
+                    } else if let Kind::PauseInFlight(_) = f.kind {
+                        let end = FAULTS_END.saturating_sub(f.lasts);
+                        pending.push((end, Event::DisarmInFlight));
                     } else {
                         pending.push((f.at + f.lasts, Event::Heal(f, crashed)));
                     }
                 }
                 Event::Disarm => world.arm_mid_step(None),
+                Event::DisarmInFlight => world.arm_in_flight(None),
                 Event::Withdraw(id) => world.withdraw(&id).await,
                 Event::Heal(f, crashed) => {
                     heal(&mut world, &f, crashed.as_deref());
@@ -456,6 +462,10 @@ fn begin(world: &mut World, f: &Fault) -> Option<String> {
             world.arm_mid_step(Some(f.lasts));
             None
         }
+        Kind::PauseInFlight(late) => {
+            world.arm_in_flight(Some((f.lasts, late)));
+            None
+        }
         Kind::EtcdDown => {
             for r in world::REGIONS {
                 world.set_etcd_cut(r, true);
@@ -524,7 +534,7 @@ fn heal(world: &mut World, f: &Fault, crashed: Option<&str>) {
         Kind::ServiceDown(r) => world.set_service_down(r, false),
         Kind::CrashController(r) => world.set_controller_down(r, false),
         Kind::PauseController(r) => world.set_paused(r, false),
-        Kind::PauseMidStep => {}
+        Kind::PauseMidStep | Kind::PauseInFlight(_) => {}
         Kind::EtcdDown => {
             for r in world::REGIONS {
                 world.set_etcd_cut(r, false);

@@ -69,6 +69,14 @@ pub enum Kind {
     /// ran it, for `lasts`: a leader paused in the middle of a step. Not
     /// armed past [`FAULTS_END`]` - lasts`.
     PauseMidStep,
+    /// Whichever controller next sends a leader's statement at or after
+    /// `at` stops right after sending it, for `lasts`, and the statement
+    /// reaches its server this late (a packet held in the network): the
+    /// two things a client-side timeout cannot bound (docs/SAFETY.md),
+    /// which the quiet period a new leader keeps is for. `lasts` is longer
+    /// than the hold, so the sender's session cannot close before it
+    /// lands. Not armed past [`FAULTS_END`]` - lasts`.
+    PauseInFlight(Duration),
     /// Every controller loses etcd: an outage of the whole cluster.
     EtcdDown,
     /// A region's member answers every statement this late.
@@ -278,30 +286,110 @@ pub fn aims_at_takeover(seed: u64) -> bool {
     requests_switchovers(seed) && seed % 8 == 5 && !CITED_BEFORE_WITHDRAWALS.contains(&seed)
 }
 
-/// For such a seed, around its first switchover: the target's server
-/// answers 1–5 s late from a second before it, and region a (the
-/// leader's, unless faults moved it) is cut from etcd up to 3 s after it,
-/// for 4–10 s, from a stream of its own. A leader's statement is then
-/// in flight on a slow member as its lease ends, which a new leader's
-/// quiet period must outwait; random faults rarely line up so.
+/// For such a seed, around its first switchover (from a stream of its
+/// own): the target lags 0.5–2.5 s from a second before it, which
+/// stretches the switchover's two catch-ups; within them one member (the
+/// target, or a region's drawn at random) stalls for 50 ms–2 s, and every
+/// statement sent to it meanwhile lands 2–5 s late; and region a (the
+/// leader's, unless faults moved it) is cut from etcd around the stall,
+/// for 4–10 s. A deposed leader's statement is then in flight, and lands
+/// after its lease ended, past what its step guard allowed for; the quiet
+/// period a new leader keeps must outwait it. Seed 6085 keeps the shape
+/// it was found with ([`takeover_aims_as_first_drawn`]).
 fn takeover_aims(seed: u64) -> Vec<Fault> {
     if !aims_at_takeover(seed) {
         return Vec::new();
     }
-    let first = operator_requests(seed)
+    let Some((at, to)) = first_switchover(seed) else {
+        return Vec::new();
+    };
+    if seed == 6085 {
+        return takeover_aims_as_first_drawn(seed, at, to);
+    }
+    let ms = Duration::from_millis;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x57A1_1ED0_5E4D_7E2D);
+    let lag = rng.random_range(500..=2_500);
+    let stalled = if rng.random_bool(0.5) {
+        to
+    } else {
+        REGIONS[rng.random_range(0..REGIONS.len())]
+    };
+    let stall_at = at + ms(rng.random_range(0..=2 * lag));
+    let stall_for = ms(rng.random_range(50..=2_000));
+    let late = ms(rng.random_range(2_000..=5_000));
+    let cut_at = (stall_at + ms(rng.random_range(0..=2_500))).saturating_sub(ms(1_500));
+    // Healed by FAULTS_END, like every fault.
+    let cut_for =
+        ms(rng.random_range(4_000..=10_000)).min(FAULTS_END.saturating_sub(cut_at + ms(500)));
+    let from = at.saturating_sub(ms(1_000));
+    let mut faults = in_flight(seed, at, lag);
+    faults.extend([
+        Fault {
+            at: from,
+            lasts: (cut_at + cut_for).saturating_sub(from).max(ms(500)),
+            kind: Kind::Lag(to, ms(lag)),
+        },
+        Fault {
+            at: stall_at,
+            lasts: stall_for,
+            kind: Kind::SlowSql(stalled, late),
+        },
+        Fault {
+            at: cut_at,
+            lasts: cut_for,
+            kind: Kind::EtcdCut("a"),
+        },
+    ]);
+    faults
+}
+
+/// For a seed aimed at the quiet period, from a stream of its own: the
+/// leader pauses right after sending one of the switchover's statements
+/// (the first at or after 0–`2·lag + 500` ms past the request), for 4–10
+/// s, past its lease, and that statement lands 2–5 s late — later than
+/// its step guard allowed for, which only the new leader's quiet period
+/// outwaits. Not for the seeds cited before it existed.
+fn in_flight(seed: u64, at: Duration, lag: u64) -> Vec<Fault> {
+    if CITED_BEFORE_IN_FLIGHT.contains(&seed) {
+        return Vec::new();
+    }
+    let ms = Duration::from_millis;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x1F11_6470_5EAD_0A7E);
+    let armed = at + ms(rng.random_range(0..=2 * lag + 500));
+    let late = rng.random_range(2_000..=5_000);
+    let lasts = ms(rng.random_range((late + 500).max(4_000)..=10_000));
+    vec![Fault {
+        at: armed,
+        lasts,
+        kind: Kind::PauseInFlight(ms(late)),
+    }]
+}
+
+/// Seeds of the class aimed at the quiet period that docs/SIMULATION.md
+/// cited before the pause in flight existed: each keeps the schedule it
+/// was found with.
+pub const CITED_BEFORE_IN_FLIGHT: [u64; 0] = [];
+
+/// When and to which region a seed's first switchover is asked for.
+fn first_switchover(seed: u64) -> Option<(Duration, &'static str)> {
+    operator_requests(seed)
         .into_iter()
         .filter_map(|f| match f.kind {
             Kind::Switchover(to) => Some((f.at, to)),
             _ => None,
         })
-        .min_by_key(|(at, _)| *at);
-    let Some((at, to)) = first else {
-        return Vec::new();
-    };
+        .min_by_key(|(at, _)| *at)
+}
+
+/// The class's first shape: the target's server answers 1–5 s late from
+/// a second before the switchover until after the cut, and region a is
+/// cut from etcd up to 3 s after it, for 4–10 s. Its slowness outlasts
+/// the takeover, so a new leader's statements land as late as the old
+/// one's; it found seed 6085's spin.
+fn takeover_aims_as_first_drawn(seed: u64, at: Duration, to: &'static str) -> Vec<Fault> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x9E7A_0A7E_0F1E_ADE5);
     let slow = Duration::from_millis(rng.random_range(1_000..=5_000));
     let cut_at = at + Duration::from_millis(rng.random_range(0..3_000));
-    // Healed by FAULTS_END, like every fault.
     let cut_for = Duration::from_millis(rng.random_range(4_000..=10_000))
         .min(FAULTS_END.saturating_sub(cut_at + Duration::from_millis(500)));
     let from = at.saturating_sub(Duration::from_secs(1));

@@ -261,6 +261,12 @@ struct Node {
 struct MidStep {
     /// How long the armed pause lasts, while armed.
     armed: Option<Duration>,
+    /// An armed pause right after sending ([`super::schedule::Kind::PauseInFlight`]):
+    /// how long it lasts, and how late the statement lands.
+    in_flight: Option<(Duration, Duration)>,
+    /// The hold [`Watcher::sent`] just gave the statement it paused after,
+    /// for [`Watcher::held`] (called next, with no await between).
+    hold: Option<Duration>,
     /// Pauses started: the controller, when, for how long, after what.
     started: Vec<MidStepPause>,
 }
@@ -406,6 +412,34 @@ impl Watcher {
             .then(|| client.to_string())
     }
 
+    /// The armed pause right after sending, if any: freezes `client` now
+    /// (its task stops at its next yield, while its statement is in
+    /// flight) and holds the statement.
+    fn pause_in_flight(&self, client: &str, address: &str, sql: &str) {
+        let mut m = self
+            .mid_step
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some((lasts, late)) = m.in_flight.take() else {
+            return;
+        };
+        if let Some(f) = self
+            .freezes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(client)
+        {
+            f.set(true);
+        }
+        m.hold = Some(late);
+        m.started.push(MidStepPause {
+            controller: client.to_string(),
+            at: self.start.elapsed(),
+            lasts,
+            after: format!("sending `{sql}` to {address}, which lands {late:?} later"),
+        });
+    }
+
     fn breach(&self, what: String) {
         self.found
             .lock()
@@ -420,7 +454,7 @@ impl StatementObserver for Watcher {
         let Some(client) = Self::leaders(client, sql) else {
             return 0;
         };
-        match leader_now(&self.kv, &self.prefix) {
+        let term = match leader_now(&self.kv, &self.prefix) {
             Some((id, term)) if id == client => term,
             leader => {
                 self.breach(format!(
@@ -430,7 +464,18 @@ impl StatementObserver for Watcher {
                 ));
                 0
             }
-        }
+        };
+        self.pause_in_flight(&client, address, sql);
+        term
+    }
+
+    fn held(&self, _: Option<&str>, _: &str, _: &str, _: u64) -> Duration {
+        self.mid_step
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .hold
+            .take()
+            .unwrap_or_default()
     }
 
     /// S2 for statements in flight: none of an earlier term reaches a
@@ -840,6 +885,7 @@ impl World {
             ActionSpec::Switchover {
                 database: "orders".into(),
                 to_member: format!("m-{region}"),
+                from_member: String::new(),
             },
             "a planned move",
         )
@@ -973,6 +1019,16 @@ impl World {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .armed = lasts;
+    }
+
+    /// Arms a pause of the next sender of a leader's statement right after
+    /// it sent it, for `lasts`, its statement landing `late` (or disarms
+    /// it: `None`).
+    pub fn arm_in_flight(&self, armed: Option<(Duration, Duration)>) {
+        self.mid_step
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .in_flight = armed;
     }
 
     /// The pauses started in the middle of a step since the last call.

@@ -45,21 +45,27 @@ pub(super) async fn serve_requests(
         if !st.term.may_start(&Lane::of(&action), None, Instant::now()) {
             continue;
         }
+        if let ActionSpec::Failover { avoid_regions, .. } = &mut action
+            && avoid_regions.is_empty()
+        {
+            avoid_regions.clone_from(avoid);
+        }
+        // The primary the intent replaces is the one on record now, which
+        // `request_void` has just compared with the operator's.
         if let ActionSpec::Failover {
             database,
             from_member,
-            avoid_regions,
+            ..
+        }
+        | ActionSpec::Switchover {
+            database,
+            from_member,
             ..
         } = &mut action
+            && from_member.is_empty()
+            && let Some(db) = topology.databases.get(database.as_str())
         {
-            if avoid_regions.is_empty() {
-                avoid_regions.clone_from(avoid);
-            }
-            if from_member.is_empty()
-                && let Some(db) = topology.databases.get(database.as_str())
-            {
-                from_member.clone_from(&db.primary);
-            }
+            from_member.clone_from(&db.primary);
         }
         let mut reasons = vec![format!(
             "requested by {} at {}",
@@ -211,6 +217,7 @@ mod tests {
             action: ActionSpec::Switchover {
                 database: "orders".into(),
                 to_member: "m1".into(),
+                from_member: String::new(),
             },
             requested_by: "otto".into(),
             requested_at: at(0),
