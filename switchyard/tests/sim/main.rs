@@ -50,8 +50,9 @@ use world::{PROBE_EVERY, World, member};
 const DEFAULT_SEEDS: u64 = 10_000;
 /// Seeds docs/SIMULATION.md cites, each the find of a bug since fixed (or
 /// of a fix reverted): run with the default seeds too, so CI replays them.
-const CITED_SEEDS: [u64; 17] = [
-    1, 4, 5, 9, 108, 134, 170, 187, 291, 1721, 3245, 3633, 4681, 4885, 6085, 7960, 8032,
+const CITED_SEEDS: [u64; 23] = [
+    1, 4, 5, 9, 45, 108, 134, 170, 187, 291, 1245, 1721, 3245, 3633, 4681, 4885, 6085, 7960, 8032,
+    9917, 11053, 24709, 24906,
 ];
 /// How long after the last fault heals the run goes on: by its end the
 /// recorded primary, and only it, must have been writable for [`STABLE`].

@@ -315,7 +315,8 @@ fn takeover_aims(seed: u64) -> Vec<Fault> {
         REGIONS[rng.random_range(0..REGIONS.len())]
     };
     let stall_at = at + ms(rng.random_range(0..=2 * lag));
-    let stall_for = ms(rng.random_range(50..=2_000));
+    // Healed by FAULTS_END, like every fault.
+    let stall_for = ms(rng.random_range(50..=2_000)).min(FAULTS_END.saturating_sub(stall_at));
     let late = ms(rng.random_range(2_000..=5_000));
     let cut_at = (stall_at + ms(rng.random_range(0..=2_500))).saturating_sub(ms(1_500));
     // Healed by FAULTS_END, like every fault.
@@ -358,6 +359,11 @@ fn in_flight(seed: u64, at: Duration, lag: u64) -> Vec<Fault> {
     let armed = at + ms(rng.random_range(0..=2 * lag + 500));
     let late = rng.random_range(2_000..=5_000);
     let lasts = ms(rng.random_range((late + 500).max(4_000)..=10_000));
+    // Over by FAULTS_END, like every fault, and longer than the hold.
+    let lasts = lasts.min(FAULTS_END.saturating_sub(armed));
+    if lasts < ms(late + 500) {
+        return Vec::new();
+    }
     vec![Fault {
         at: armed,
         lasts,
@@ -618,27 +624,50 @@ mod tests {
         );
         assert_eq!(withdrawal(withdrawing[0], 0), withdrawal(withdrawing[0], 0));
         // The aim at the quiet period: the other half of the seeds with
-        // requests, a slow member and region a cut from etcd around the
-        // first switchover, healed by the end of the faults.
-        let aimed: Vec<u64> = (0..200).filter(|s| aims_at_takeover(*s)).collect();
-        assert!(aimed.len() >= 20 && aimed.iter().all(|s| !withdraws_requests(*s)));
+        // requests; around the first switchover, a lagging target, a
+        // stalled member, region a cut from etcd and (on most) a leader
+        // paused with its statement in flight, longer than the hold; all
+        // over by the end of the faults.
+        let aimed: Vec<u64> = (0..400).filter(|s| aims_at_takeover(*s)).collect();
+        assert!(aimed.len() >= 40 && aimed.iter().all(|s| !withdraws_requests(*s)));
+        let mut in_flight = 0;
         for seed in aimed {
             let faults = schedule(seed);
-            let first = faults
-                .iter()
-                .find(|f| matches!(f.kind, Kind::Switchover(_)))
-                .map(|f| f.at)
-                .expect("a seed with requests has a switchover");
+            let (first, to) =
+                first_switchover(seed).expect("a seed with requests has a switchover");
+            let s = Duration::from_secs;
+            let near = |f: &Fault| f.at + s(2) >= first && f.at <= first + s(7);
             assert!(
-                faults.iter().any(|f| matches!(f.kind, Kind::EtcdCut("a"))
-                    && f.at >= first
-                    && f.at < first + Duration::from_secs(3)),
+                faults
+                    .iter()
+                    .any(|f| f.kind == Kind::EtcdCut("a") && near(f)),
                 "seed {seed}"
             );
+            assert!(
+                faults
+                    .iter()
+                    .any(|f| matches!(f.kind, Kind::SlowSql(..)) && near(f)),
+                "seed {seed}"
+            );
+            if seed != 6085 {
+                assert!(
+                    faults
+                        .iter()
+                        .any(|f| matches!(f.kind, Kind::Lag(r, _) if r == to) && near(f)),
+                    "seed {seed}"
+                );
+            }
+            for f in &faults {
+                if let Kind::PauseInFlight(late) = f.kind {
+                    assert!(near(f) && f.lasts > late, "seed {seed}: {f:?}");
+                    in_flight += 1;
+                }
+            }
             assert!(
                 faults.iter().all(|f| f.at + f.lasts <= FAULTS_END),
                 "seed {seed}"
             );
         }
+        assert!(in_flight >= 30, "{in_flight}");
     }
 }
