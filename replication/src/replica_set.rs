@@ -142,7 +142,9 @@ pub trait ReplicaSet: Send + Sync {
     /// none is writable — nothing is done ([`ReplError::Conflict`]): the
     /// member holding the latest writes may be the recorded one, fenced,
     /// and a catch-up to the other would promote a target without them.
-    /// `None` takes the primary the members show.
+    /// `None` takes the primary the members show. MongoDB's adapter takes
+    /// it always: its members elect their own primary, and an election
+    /// keeps every majority-committed write.
     async fn switchover(
         &self,
         to: &str,
@@ -222,5 +224,36 @@ pub(crate) fn switchover_from(
             ),
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_switchover_refuses_only_when_the_members_show_another_primary() {
+        // (expected, observed, refused)
+        let cases = [
+            (None, None, false),
+            (None, Some("m1"), false),
+            (Some("m1"), None, false),
+            (Some("m1"), Some("m1"), false),
+            (Some("m1"), Some("m2"), true),
+        ];
+        for (expected, observed, refused) in cases {
+            let got = switchover_from(expected, observed);
+            assert_eq!(got.is_err(), refused, "{expected:?} {observed:?}: {got:?}");
+            if let Err(e) = got {
+                assert!(
+                    matches!(e, ReplError::Conflict { .. }) && !e.retryable(),
+                    "{e}"
+                );
+                assert!(
+                    e.to_string().contains("m1") && e.to_string().contains("m2"),
+                    "{e}"
+                );
+            }
+        }
     }
 }

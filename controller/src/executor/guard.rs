@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use switchyard_probes::replication::{ReplError, Step, StepGuard};
 
-use super::journal::JournalEntry;
+use super::journal::{ActionSpec, JournalEntry};
 use super::step_window::{Permit, StepTiming, permit};
+use crate::runtime::control::DatabaseState;
 use crate::store::{Leadership, Store, StoreError};
 
 /// Guards the steps of one journal entry for one leadership term.
@@ -83,6 +84,49 @@ impl<'a> LeaderGuard<'a> {
     }
 }
 
+impl LeaderGuard<'_> {
+    /// Before the statements of a lift (an `Unfence` intent's own step),
+    /// bumps the recorded primary's epoch, durably. A lifted primary takes
+    /// writes again as a promoted one does, so the lease that ended before
+    /// the lift (whose holder fenced it, which the lift undoes) must no
+    /// longer open the gate for its replacement: only a lease its region
+    /// holds at the new epoch vouches for it. Bumped when the step begins,
+    /// not with the outcome: a lift whose statement landed and whose run
+    /// was cut short can end `Failed` on resume (the member out of reach)
+    /// and leave it writable all the same; and not with the intent: a lift
+    /// refused before it sends anything (the member unreachable) must
+    /// leave the fence record it was about good for the gate
+    /// (docs/SIMULATION.md, seeds 7581 and 24906).
+    async fn lift_epoch(&self, step: &Step) -> Result<(), StoreError> {
+        let Step::Unfence { member } = step else {
+            return Ok(());
+        };
+        let database = match &self.lock().action {
+            ActionSpec::Unfence {
+                database,
+                member: lifted,
+            } if lifted == member => database.clone(),
+            _ => return Ok(()),
+        };
+        let key = self.store.keys().database(&database);
+        let Some(old) = self
+            .store
+            .get_json::<DatabaseState>(&key)
+            .await?
+            .filter(|o| o.primary == *member)
+        else {
+            return Ok(());
+        };
+        let state = DatabaseState {
+            epoch: old.epoch + 1,
+            ..old
+        };
+        self.store.fenced_put(self.leader, key, &state).await?;
+        tracing::info!(%database, %member, epoch = state.epoch, "epoch bumped before a lift");
+        Ok(())
+    }
+}
+
 fn deposed(step: &Step, e: StoreError) -> ReplError {
     ReplError::Deposed {
         step: step.to_string(),
@@ -93,9 +137,12 @@ fn deposed(step: &Step, e: StoreError) -> ReplError {
 #[async_trait::async_trait]
 impl StepGuard for LeaderGuard<'_> {
     async fn begin(&self, step: &Step) -> Result<Duration, ReplError> {
-        self.budget(&step.to_string())
+        let budget = self
+            .budget(&step.to_string())
             .await
-            .map_err(|e| deposed(step, e))
+            .map_err(|e| deposed(step, e))?;
+        self.lift_epoch(step).await.map_err(|e| deposed(step, e))?;
+        Ok(budget)
     }
 
     async fn done(&self, step: &Step) -> Result<(), ReplError> {

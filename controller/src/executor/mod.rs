@@ -453,7 +453,6 @@ impl Executor {
         let keys = self.store.keys();
         let key = keys.journal(&entry.id);
         let mut ops = vec![Op::put(key.clone(), encode(&key, &entry)?)];
-        ops.extend(self.lift_epoch(&entry.action).await?);
         match &request {
             Some(r) => {
                 ops.push(Op::delete(keys.request(r)));
@@ -472,36 +471,6 @@ impl Executor {
         }
         tracing::info!(id = %entry.id, action = entry.action.kind(), subject = entry.action.subject(), "intent written");
         self.complete(leader, entry, now).await
-    }
-
-    /// For a lift of a fence (an `Unfence` intent): the recorded primary's
-    /// epoch, bumped, written with the intent, before any statement of
-    /// the lift can be sent. A lifted primary takes writes again as a
-    /// promoted one does, so the lease that ended before the lift (whose
-    /// holder fenced it, which the lift undoes) must no longer open the
-    /// gate for its replacement: only a lease its region takes for the new
-    /// epoch vouches for it. Written with the intent, not its outcome: a
-    /// lift whose statement landed and whose run was cut short can end
-    /// `Failed` on resume (the member out of reach), and the member is
-    /// writable all the same (docs/SIMULATION.md, seeds 7581 and 24906).
-    async fn lift_epoch(&self, action: &ActionSpec) -> Result<Vec<Op>, ExecError> {
-        let ActionSpec::Unfence { database, member } = action else {
-            return Ok(Vec::new());
-        };
-        let key = self.store.keys().database(database);
-        let Some(old) = self
-            .store
-            .get_json::<DatabaseState>(&key)
-            .await?
-            .filter(|o| o.primary == *member)
-        else {
-            return Ok(Vec::new());
-        };
-        let state = DatabaseState {
-            epoch: old.epoch + 1,
-            ..old
-        };
-        Ok(vec![Op::put(key.clone(), encode(&key, &state)?)])
     }
 
     /// Completes every intent left `pending` (by this or an earlier leader),

@@ -6,7 +6,7 @@ use super::plan::{self, FailoverPlan};
 use super::{ELECTION, MongoReplicaSet, commands};
 use crate::error::ReplError;
 use crate::guard::{Step, StepGuard};
-use crate::replica_set::{FailoverRequest, switchover_from};
+use crate::replica_set::FailoverRequest;
 use crate::report::{Operation, Report};
 use crate::snapshot::{ContactError, ContactErrorKind, Role};
 use crate::spec::Promotion;
@@ -21,6 +21,11 @@ impl MongoReplicaSet {
         guard: &dyn StepGuard,
     ) -> Result<Report, ReplError> {
         self.index(to)?;
+        // Checked for a known member only: MongoDB's members elect their
+        // own primary and an election keeps every majority-committed
+        // write, so the primary they show is the one to switch from, even
+        // when it is not the one on record (a step-down that elected
+        // another member, then resumed); see `ReplicaSet::switchover`.
         if let Some(e) = expected_old_primary {
             self.index(e)?;
         }
@@ -40,7 +45,6 @@ impl MongoReplicaSet {
             report.noted(format!("{to} is already the primary: nothing to do"));
             return Ok(report);
         }
-        switchover_from(expected_old_primary, old.as_deref())?;
         if t.role != Role::Replica {
             return Err(ReplError::NotAReplica {
                 member: to.to_string(),

@@ -204,6 +204,14 @@ impl MySqlReplicaSet {
         let old = attempt.old.clone();
         let mut clock = WindowClock::default();
         let mut wait_for: Option<Position> = choice.catch_up_to.clone();
+        // An earlier run promoted the candidate whole: past the point of no
+        // return, the old primary is never unfenced, and the candidate is
+        // neither repointed nor caught up again (what the old primary took
+        // since is reported lost below).
+        let promoted_before = steps.promoted(new);
+        if promoted_before {
+            attempt.promoting.maybe_writable = true;
+        }
         failpoint!("failover::before_fence");
         let old_state = old.as_deref().and_then(|o| snap.member(o));
         match old_state {
@@ -254,12 +262,15 @@ impl MySqlReplicaSet {
         // primary from before the old one (seed 11053). Its catch-up would
         // wait for ever: it follows the old primary, fenced, first (refused
         // if it has transactions the old primary lacks).
-        if let (Some(o), Some(c), Some(p)) = (
-            old_state.filter(|o| o.reachable),
-            snap.member(new),
-            &wait_for,
-        ) && c.read_only == Some(true)
-            && (c.source.as_deref() != Some(o.id.as_str()) || !(c.io_running && c.sql_running))
+        if !promoted_before
+            && let (Some(o), Some(c), Some(p)) = (
+                old_state.filter(|o| o.reachable),
+                snap.member(new),
+                &wait_for,
+            )
+            && c.read_only == Some(true)
+            && (c.source.as_deref() != Some(o.id.as_str())
+                || !((c.io_running || c.state.as_deref() == Some("Connecting")) && c.sql_running))
             && c.position
                 .as_ref()
                 .is_none_or(|have| !p.missing_from(have).is_empty())
@@ -275,20 +286,19 @@ impl MySqlReplicaSet {
                 o.id
             ));
         }
-        if let Some(p) = &wait_for {
+        if let Some(p) = wait_for.as_ref().filter(|_| !promoted_before) {
             self.catch_up(steps, new, p, self.rules.catch_up_timeout)
                 .await?;
             report.noted(format!("{new} has applied everything it received ({p})"));
         }
         failpoint!("failover::after_catch_up");
 
-        if steps.promoted(new) {
+        if promoted_before {
             // An earlier run promoted it whole, and it is read-only again
             // since (its region fenced it while cut off, or it restarted):
             // past the point of no return, it is made writable again as a
             // step of its own, never promoted a second time, and the old
             // primary is never unfenced (docs/SIMULATION.md, seed 9917).
-            attempt.promoting.maybe_writable = true;
             let step = Step::Unfence {
                 member: new.to_string(),
             };
