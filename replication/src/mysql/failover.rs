@@ -257,9 +257,11 @@ impl MySqlReplicaSet {
 
         // The candidate lacks some of the old primary's transactions and
         // does not follow it: an earlier run of this failover began the
-        // promotion (its first statement stops replication) and went no
-        // further (docs/SIMULATION.md, seed 1245), or it still follows a
-        // primary from before the old one (seed 11053). Its catch-up would
+        // promotion (its first statement stops both replication threads)
+        // and went no further (docs/SIMULATION.md, seed 1245), or it still
+        // follows a primary from before the old one (seed 11053). An
+        // applier stopped alone (a person's `STOP SLAVE SQL_THREAD`) is
+        // left as it is: the catch-up waits for it, as before. Its catch-up would
         // wait for ever: it follows the old primary, fenced, first (refused
         // if it has transactions the old primary lacks).
         if !promoted_before
@@ -270,7 +272,7 @@ impl MySqlReplicaSet {
             )
             && c.read_only == Some(true)
             && (c.source.as_deref() != Some(o.id.as_str())
-                || !((c.io_running || c.state.as_deref() == Some("Connecting")) && c.sql_running))
+                || !(c.io_running || c.state.as_deref() == Some("Connecting") || c.sql_running))
             && c.position
                 .as_ref()
                 .is_none_or(|have| !p.missing_from(have).is_empty())
