@@ -175,6 +175,13 @@ impl MemberState {
             .or_else(|| self.io_error.clone())
     }
 
+    /// Its receiver runs, or is `Connecting` (its source out of reach for
+    /// now): it retries by itself, and a new `CHANGE MASTER` would reach
+    /// the source no sooner, so a resumed run does not repoint it again.
+    pub fn receiving(&self) -> bool {
+        self.io_running || self.state.as_deref() == Some("Connecting")
+    }
+
     /// Writable primary the controller can reach.
     pub fn is_writable_primary(&self) -> bool {
         self.reachable && self.role == Role::Primary && self.read_only == Some(false)

@@ -209,9 +209,7 @@ impl MySqlReplicaSet {
         // neither repointed nor caught up again (what the old primary took
         // since is reported lost below).
         let promoted_before = steps.promoted(new);
-        if promoted_before {
-            attempt.promoting.maybe_writable = true;
-        }
+        attempt.promoting.maybe_writable |= promoted_before;
         failpoint!("failover::before_fence");
         let old_state = old.as_deref().and_then(|o| snap.member(o));
         match old_state {
@@ -271,8 +269,7 @@ impl MySqlReplicaSet {
                 &wait_for,
             )
             && c.read_only == Some(true)
-            && (c.source.as_deref() != Some(o.id.as_str())
-                || !(c.io_running || c.state.as_deref() == Some("Connecting") || c.sql_running))
+            && (c.source.as_deref() != Some(o.id.as_str()) || !(c.receiving() || c.sql_running))
             && c.position
                 .as_ref()
                 .is_none_or(|have| !p.missing_from(have).is_empty())

@@ -124,10 +124,9 @@ impl MySqlReplicaSet {
             // now) follows too: it retries by itself, and a new `CHANGE
             // MASTER` would reach the source no sooner (docs/SIMULATION.md,
             // seed 24709).
-            let receiving = m.io_running || m.state.as_deref() == Some("Connecting");
             if steps.finished_before(&step)
                 && m.source.as_deref() == Some(to)
-                && receiving
+                && m.receiving()
                 && m.sql_running
             {
                 continue;
