@@ -150,7 +150,7 @@ pub(crate) fn every_reload_tick(
     mut look: impl FnMut() + Send + 'static,
 ) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(RELOAD_EVERY);
+        let mut tick = switchyard_host::time::interval(RELOAD_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {

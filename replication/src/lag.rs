@@ -194,7 +194,7 @@ pub struct LagMemory(Arc<Mutex<LastSeen>>);
 impl LagMemory {
     /// Takes an observation in.
     pub fn remember(&self, snap: &Snapshot) {
-        let now = tokio::time::Instant::now().into_std();
+        let now = switchyard_host::time::now().into_std();
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -203,7 +203,7 @@ impl LagMemory {
 
     /// What it holds, aged to now.
     pub fn history(&self) -> LagHistory {
-        let now = tokio::time::Instant::now().into_std();
+        let now = switchyard_host::time::now().into_std();
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

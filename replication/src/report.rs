@@ -1,6 +1,8 @@
 //! What a switchover or failover did, for the journal, history and the CLI.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -93,7 +95,8 @@ pub(crate) struct WindowClock {
 
 impl WindowClock {
     pub(crate) fn fenced(&mut self) {
-        self.fenced_at.get_or_insert_with(Instant::now);
+        self.fenced_at
+            .get_or_insert_with(switchyard_host::time::now);
     }
 
     /// The member fenced was read-only already: the window began before
@@ -103,6 +106,7 @@ impl WindowClock {
     }
 
     pub(crate) fn writable(&self) -> Option<Duration> {
-        self.fenced_at.map(|t| t.elapsed())
+        self.fenced_at
+            .map(|t| switchyard_host::time::now().saturating_duration_since(t))
     }
 }

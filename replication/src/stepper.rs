@@ -86,7 +86,7 @@ impl<'g> Steps<'g> {
         match self.guard.begin(step).await {
             Ok(budget) => {
                 let slack = (budget / 10).min(Duration::from_millis(200));
-                Ok((Instant::now() + budget - slack, budget))
+                Ok((switchyard_host::time::now() + budget - slack, budget))
             }
             Err(e) => {
                 self.refused.store(true, Ordering::SeqCst);
@@ -126,7 +126,7 @@ pub(crate) async fn bounded<T>(
     budget: Duration,
     fut: impl Future<Output = Result<T, ReplError>>,
 ) -> Result<T, ReplError> {
-    match tokio::time::timeout(budget, fut).await {
+    match switchyard_host::time::timeout(budget, fut).await {
         Ok(r) => r,
         Err(_) => Err(ReplError::StepTimeout {
             step: step.to_string(),

@@ -116,3 +116,77 @@ fn the_shipping_binary_does_not_link_the_test_fixtures() {
         "the binary links the test fixtures:\n{text}"
     );
 }
+
+/// The code a controller runs in its loops, outside the stand-ins the
+/// simulator puts in for etcd and MariaDB (which keep true time) and the
+/// conformance suites: every file of `dirs` under the workspace, less
+/// `except`, each cut at its unit tests.
+fn loop_code(dirs: &[&str], except: &[&str]) -> Vec<(std::path::PathBuf, String)> {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut files = Vec::new();
+    for d in dirs {
+        sources(&root.join(d), &mut files);
+    }
+    files
+        .into_iter()
+        .filter(|f| {
+            let name = f.to_string_lossy();
+            !except.iter().any(|e| name.ends_with(e))
+                && !name.ends_with("_tests.rs")
+                && !name.ends_with("/tests.rs")
+        })
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).expect("read source");
+            let code = text.split("#[cfg(test)]").next().unwrap_or("").to_string();
+            (f, code)
+        })
+        .collect()
+}
+
+#[test]
+fn the_loops_read_their_hosts_clock_and_spawn_on_their_host() {
+    // A timer on tokio's clock, or a task spawned off its host, runs at
+    // true time and on through a pause in the simulator, where each
+    // controller's clock has a rate of its own and can be frozen: a step's
+    // deadline read on one clock and checked on the other was cut by the
+    // clocks' gap (docs/SIMULATION.md, "Host clocks at rates of their own").
+    let files = loop_code(
+        &[
+            "replication/src",
+            "controller/src/runtime",
+            "controller/src/executor",
+            "controller/src/store",
+            "controller/src/fence",
+        ],
+        &[
+            "mysql/sim.rs",
+            "replication/src/conformance.rs",
+            "kv/model.rs",
+            "kv/conformance.rs",
+            // The shipping controller's assembly: no host there.
+            "controller/src/runtime/mod.rs",
+        ],
+    );
+    assert!(files.len() > 40, "{}", files.len());
+    let mut found = Vec::new();
+    for (f, code) in files {
+        for off_host in [
+            "Instant::now",
+            "tokio::time::sleep",
+            "tokio::time::timeout",
+            "tokio::time::interval",
+            "tokio::spawn",
+            "tasks.spawn(",
+            "set.spawn(",
+        ] {
+            if code.contains(off_host) {
+                found.push(format!("{} uses {off_host}", f.display()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the loops read switchyard_host::time and spawn with switchyard_host::spawn:\n{}",
+        found.join("\n")
+    );
+}

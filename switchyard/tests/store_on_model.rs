@@ -349,3 +349,43 @@ async fn a_primary_lease_is_kept_alive_and_ends_when_its_holder_is_cut_off() -> 
     ));
     Ok(())
 }
+
+/// The model's etcd counts a lease's TTL on its own clock: one running
+/// 10 % fast ends a 10 s lease after 10/1.1 s of tokio's, and says what
+/// is left on its clock (the simulator gives etcd a rate of its own,
+/// docs/SIMULATION.md).
+#[tokio::test(start_paused = true)]
+async fn a_lease_runs_out_on_etcds_own_clock() -> anyhow::Result<()> {
+    let etcd = MemKv::new();
+    etcd.set_clock_rate(100_000);
+    let granted = etcd.grant(Duration::from_secs(10)).await?;
+    etcd.put("k", b"v".to_vec(), Some(granted.id)).await?;
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    // 4.59 s of tokio's left: 5.05 s on etcd's clock.
+    assert_eq!(etcd.time_to_live(granted.id).await?, Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_millis(4_550)).await;
+    assert!(etcd.get("k").await?.is_some(), "9.05 s: still held");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        etcd.get("k").await?.is_none(),
+        "9.15 s: 10 s on etcd's clock"
+    );
+
+    // A renewal counts on the same clock.
+    let slow = MemKv::new();
+    slow.set_clock_rate(-100_000);
+    let granted = slow.grant(Duration::from_secs(10)).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    slow.keep_alive(granted.id).await?;
+    tokio::time::sleep(Duration::from_millis(11_050)).await;
+    assert!(
+        slow.time_to_live(granted.id).await.is_ok(),
+        "renewed 11.05 s ago"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        slow.time_to_live(granted.id).await.is_err(),
+        "11.15 s: 10 s on a slow clock"
+    );
+    Ok(())
+}

@@ -296,7 +296,7 @@ impl ProbeIngest for IngestService {
                         .increment(1);
                     if let Some(held) = self
                         .log_limit
-                        .allow(why.label(), tokio::time::Instant::now())
+                        .allow(why.label(), switchyard_host::time::now())
                     {
                         tracing::warn!(
                             probe = %report.probe_id,
@@ -460,7 +460,7 @@ mod tests {
     #[test]
     fn rejections_are_logged_once_per_period_and_the_rest_counted() {
         let log = RateLimitedLog::new(Duration::from_secs(10));
-        let t0 = tokio::time::Instant::now();
+        let t0 = switchyard_host::time::now();
         assert_eq!(log.allow("a", t0), Some(0));
         assert_eq!(log.allow("a", t0 + Duration::from_secs(1)), None);
         assert_eq!(log.allow("a", t0 + Duration::from_secs(2)), None);

@@ -216,7 +216,7 @@ pub async fn ping_once(
         from: from.to_string(),
         cluster: cluster.to_string(),
     };
-    match tokio::time::timeout(timeout, PeerClient::new(channel).ping(request)).await {
+    match switchyard_host::time::timeout(timeout, PeerClient::new(channel).ping(request)).await {
         Ok(Ok(reply)) => Ok(reply.into_inner()),
         Ok(Err(status)) => Err(status.message().to_string()),
         Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
@@ -266,7 +266,7 @@ async fn ping_loop(
     reachable: watch::Sender<BTreeSet<String>>,
     with_etcd: watch::Sender<BTreeSet<String>>,
 ) {
-    let mut tick = tokio::time::interval(config.interval);
+    let mut tick = switchyard_host::time::interval(config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut misses = 0u32;
     loop {
@@ -275,7 +275,7 @@ async fn ping_loop(
             from: config.self_id.clone(),
             cluster: config.cluster.clone(),
         };
-        let answered = tokio::time::timeout(config.timeout, client.ping(request)).await;
+        let answered = switchyard_host::time::timeout(config.timeout, client.ping(request)).await;
         let (ok, etcd) = match answered {
             Ok(Ok(reply)) => {
                 let reply = reply.into_inner();

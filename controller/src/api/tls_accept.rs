@@ -39,7 +39,7 @@ pub fn incoming(
                 Err(e) => {
                     // Out of descriptors and the like: back off, do not spin.
                     tracing::warn!(error = %e, "gRPC accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    switchyard_host::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             };
@@ -47,7 +47,7 @@ pub fn incoming(
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.borrow().server_config());
             let tx = tx.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                match switchyard_host::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;
                     }

@@ -165,7 +165,7 @@ pub async fn request(
     }
     // Live phases on a terminal (nothing on a pipe, nothing for JSON).
     let progress = (output == Output::Table).then(|| super::progress::Progress::start(&label));
-    let deadline = tokio::time::Instant::now() + opts.wait;
+    let deadline = switchyard_host::time::now() + opts.wait;
     let last = follow(remote, &id, deadline, |state| {
         if let Some(p) = &progress {
             p.phase(super::progress::phase(state));
@@ -245,7 +245,7 @@ async fn follow(
     // it may have lost etcd.
     let mut start = 0;
     loop {
-        let stream = tokio::time::timeout_at(
+        let stream = switchyard_host::time::timeout_at(
             deadline,
             remote.call_from(start, async |mut api| api.follow(request.clone()).await),
         )
@@ -255,23 +255,23 @@ async fn follow(
             Ok(Ok(s)) => s,
             // Passing trouble: try again until the deadline.
             Ok(Err(OpsError::Unreachable(_))) => {
-                if tokio::time::Instant::now() + REFOLLOW >= deadline {
+                if switchyard_host::time::now() + REFOLLOW >= deadline {
                     return Ok(last);
                 }
-                tokio::time::sleep(REFOLLOW).await;
+                switchyard_host::time::sleep(REFOLLOW).await;
                 continue;
             }
             Ok(Err(OpsError::Api(s))) if s.code() == tonic::Code::Unavailable => {
-                if tokio::time::Instant::now() + REFOLLOW >= deadline {
+                if switchyard_host::time::now() + REFOLLOW >= deadline {
                     return Ok(last);
                 }
-                tokio::time::sleep(REFOLLOW).await;
+                switchyard_host::time::sleep(REFOLLOW).await;
                 continue;
             }
             Ok(Err(e)) => return Err(e),
         };
         loop {
-            match tokio::time::timeout_at(deadline, stream.message()).await {
+            match switchyard_host::time::timeout_at(deadline, stream.message()).await {
                 Err(_) => return Ok(last),
                 Ok(Ok(Some(s))) => {
                     let state = state_of(s);
@@ -290,8 +290,8 @@ async fn follow(
             }
         }
         start = (from + 1) % remote.servers().max(1);
-        tokio::time::sleep(
-            REFOLLOW.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+        switchyard_host::time::sleep(
+            REFOLLOW.min(deadline.saturating_duration_since(switchyard_host::time::now())),
         )
         .await;
     }

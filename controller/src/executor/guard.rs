@@ -63,13 +63,13 @@ impl<'a> LeaderGuard<'a> {
                 &self.timing,
                 self.leader.is_held(),
                 self.leader.deadline(),
-                tokio::time::Instant::now(),
+                switchyard_host::time::now(),
             ) {
                 Permit::Start(b) => return Ok(b),
                 Permit::WaitRenewal => {
                     tokio::select! {
                         _ = self.leader.renewed() => {}
-                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                        _ = switchyard_host::time::sleep(Duration::from_millis(20)) => {}
                         _ = self.leader.lost() => {}
                     }
                 }

@@ -159,7 +159,7 @@ impl Executor {
         let Some(record) = self.writers.get(database) else {
             return false;
         };
-        match tokio::time::timeout(budget, self.writer_names(record, member)).await {
+        match switchyard_host::time::timeout(budget, self.writer_names(record, member)).await {
             Ok(Ok(names)) => !names,
             Ok(Err(e)) => {
                 tracing::debug!(record = %record, error = %e, "cannot read the writer record");
@@ -199,10 +199,11 @@ impl Executor {
             return Ok(None);
         };
         let budget = guard.budget("read the writer record").await?;
-        let names = match tokio::time::timeout(budget, self.writer_names(record, member)).await {
-            Ok(r) => r?,
-            Err(_) => false,
-        };
+        let names =
+            match switchyard_host::time::timeout(budget, self.writer_names(record, member)).await {
+                Ok(r) => r?,
+                Err(_) => false,
+            };
         if names {
             return Ok(Some(format!(
                 "writer record {record} already names {member}"
@@ -347,7 +348,7 @@ impl Executor {
                 vouched_lease: &vouched_lease,
                 unseen_wait: leases.unseen_wait(ttl),
             };
-            gate::may_promote(old_primary, &evidence, false, Instant::now())
+            gate::may_promote(old_primary, &evidence, false, switchyard_host::time::now())
         };
         let pair = (database.to_string(), old_primary.to_string());
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
@@ -359,7 +360,7 @@ impl Executor {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(
                         database.to_string(),
-                        (old_primary.to_string(), Instant::now()),
+                        (old_primary.to_string(), switchyard_host::time::now()),
                     );
             }
             Gate::Wait { .. } => {
@@ -517,12 +518,12 @@ impl Executor {
         entry: &JournalEntry,
     ) -> Result<(), ExecError> {
         let until = leader.won_at() + self.timing.takeover_quiet();
-        let left = until.saturating_duration_since(Instant::now());
+        let left = until.saturating_duration_since(switchyard_host::time::now());
         if !left.is_zero() {
             tracing::info!(id = %entry.id, by = %entry.created_by, wait_ms = left.as_millis() as u64,
                 "waiting out the previous leader's lease and longest step before resuming its intent");
             tokio::select! {
-                _ = tokio::time::sleep_until(until) => {}
+                _ = switchyard_host::time::sleep_until(until) => {}
                 _ = leader.lost() => {
                     return Err(StoreError::NotLeader("lost while waiting out the previous leader".into()).into());
                 }
@@ -541,7 +542,7 @@ impl Executor {
             leader.step_down("lease too close to expiry to start an action");
             return Err(StoreError::NotLeader("lease too close to expiry".into()).into());
         }
-        let started = Instant::now();
+        let started = switchyard_host::time::now();
         let guard = LeaderGuard::new(leader, &self.store, self.timing, entry.clone());
         // An intent with steps done passed the gate when it started (and
         // may have fenced or promoted since): asking again would only be
@@ -857,7 +858,7 @@ async fn bounded<T>(
     what: &str,
     call: impl std::future::Future<Output = Result<T, TrafficError>>,
 ) -> Result<T, ActionError> {
-    match tokio::time::timeout(budget, call).await {
+    match switchyard_host::time::timeout(budget, call).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(ActionError::Traffic(TrafficError::Unavailable(format!(
             "{what} took longer than its {budget:?} budget"

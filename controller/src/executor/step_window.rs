@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn budget_is_what_the_lease_has_left_beyond_the_margin_capped_at_half_the_ttl() {
         let t = timing();
-        let now = Instant::now();
+        let now = switchyard_host::time::now();
         let ms = Duration::from_millis;
         let cases = [
             // (held, deadline - now, expected)
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn a_deadline_in_the_past_is_refused() {
         let t = timing();
-        let now = Instant::now() + Duration::from_secs(10);
+        let now = switchyard_host::time::now() + Duration::from_secs(10);
         assert!(matches!(
             permit(&t, true, now - Duration::from_secs(5), now),
             Permit::Refuse(_)
@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn every_granted_step_ends_a_margin_before_the_deadline() {
         let t = timing();
-        let now = Instant::now();
+        let now = switchyard_host::time::now();
         for left_ms in 0..3000u64 {
             let deadline = now + Duration::from_millis(left_ms);
             if let Permit::Start(b) = permit(&t, true, deadline, now) {

@@ -140,7 +140,7 @@ impl PrimaryLease {
         now: DateTime<Utc>,
     ) -> Result<Acquired, StoreError> {
         let mut value = value;
-        let sent = Instant::now();
+        let sent = switchyard_host::time::now();
         let grant = store.grant_lease(ttl).await?;
         let lease = grant.id;
         let ttl = grant.ttl.max(Duration::from_secs(1));
@@ -472,7 +472,7 @@ impl LeaseReader {
             drift,
             ttl: Duration::ZERO,
             memory: Mutex::new(BTreeMap::new()),
-            watching_since: Mutex::new(Instant::now()),
+            watching_since: Mutex::new(switchyard_host::time::now()),
             etcd_reach: None,
             coverage: Coverage::default(),
         }
@@ -544,7 +544,9 @@ impl LeaseReader {
                     .unwrap_or_else(|e| e.into_inner());
                 let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
                 let m = memory.entry(db.to_string()).or_default();
-                let since = *m.absent_since.get_or_insert_with(Instant::now);
+                let since = *m
+                    .absent_since
+                    .get_or_insert_with(switchyard_host::time::now);
                 LeaseObservation::Absent {
                     last_seen: m.last_seen.clone(),
                     since,
@@ -564,7 +566,9 @@ impl LeaseReader {
     /// runs. etcd's own clock decides when a lease expires, so a vouched
     /// lease that etcd no longer has is over for its holder too.
     pub async fn lease_life(&self, lease_id: LeaseId) -> LeaseLife {
-        match tokio::time::timeout(CALL_TIMEOUT, self.store.lease_time_to_live(lease_id)).await {
+        match switchyard_host::time::timeout(CALL_TIMEOUT, self.store.lease_time_to_live(lease_id))
+            .await
+        {
             Ok(Err(StoreError::LeaseNotFound(_))) => LeaseLife::Gone,
             // Whole seconds, truncated: the lease may run up to a second more.
             Ok(Ok(left)) => LeaseLife::Running {
@@ -644,7 +648,7 @@ impl LeaseReader {
         *self
             .watching_since
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            .unwrap_or_else(|e| e.into_inner()) = switchyard_host::time::now();
     }
 
     async fn read(&self, db: &str) -> Result<Option<ObservedLease>, StoreError> {
@@ -664,7 +668,7 @@ impl LeaseReader {
             Ok(left) => (left + Duration::from_secs(1)).min(full),
             Err(_) => full,
         };
-        let seen_at = Instant::now();
+        let seen_at = switchyard_host::time::now();
         Ok(Some(ObservedLease {
             value,
             lease_id,

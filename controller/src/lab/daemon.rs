@@ -81,7 +81,7 @@ async fn handle(
 ) -> anyhow::Result<bool> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    tokio::time::timeout(
+    switchyard_host::time::timeout(
         Duration::from_secs(10),
         BufReader::new(read).read_line(&mut line),
     )
@@ -285,10 +285,11 @@ async fn steady(lab: &Lab) -> anyhow::Result<()> {
 /// The leader's address right now, if any (no waiting).
 async fn leader_now(lab: &Lab) -> Option<String> {
     let mut c = lab.etcd().client().await.ok()?;
-    let r = tokio::time::timeout(Duration::from_secs(2), c.leader("/switchyard/lab/leader"))
-        .await
-        .ok()?
-        .ok()?;
+    let r =
+        switchyard_host::time::timeout(Duration::from_secs(2), c.leader("/switchyard/lab/leader"))
+            .await
+            .ok()?
+            .ok()?;
     r.kv()
         .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
 }

@@ -66,7 +66,7 @@ async fn follow_prefix(
             _ = shutdown.wait_for(|s| *s) => return,
         }
         tokio::select! {
-            _ = tokio::time::sleep(RETRY) => {}
+            _ = switchyard_host::time::sleep(RETRY) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
     }

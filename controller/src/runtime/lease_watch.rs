@@ -31,7 +31,7 @@ pub fn watch_primary_leases(store: &Store) -> (Arc<Notify>, AbortOnDrop) {
                     tx.notify_one();
                 }
             }
-            tokio::time::sleep(REWATCH).await;
+            switchyard_host::time::sleep(REWATCH).await;
         }
     });
     (notify, AbortOnDrop(task))

@@ -104,7 +104,7 @@ pub fn spawn(
     // Split-brain protection: etcd reachability, primary leases of this
     // region, and the isolation loop that fences.
     let timing = isolation::Timing::for_ttl(cfg.etcd.primary_lease_ttl());
-    let (last_ok_tx, last_ok_rx) = watch::channel(tokio::time::Instant::now());
+    let (last_ok_tx, last_ok_rx) = watch::channel(switchyard_host::time::now());
     let (etcd_ok_tx, etcd_ok_rx) = watch::channel(true);
     crate::task::spawn_in(
         tasks,

@@ -113,7 +113,7 @@ async fn connect_store(
             Err(e) if access.logs_in() && e.retryable() => {
                 tracing::warn!(error = %e, "cannot log in to etcd yet; retrying every second");
                 tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = switchyard_host::time::sleep(std::time::Duration::from_secs(1)) => {}
                     _ = shutdown.wait_for(|s| *s) => return Err(e.into()),
                 }
             }
@@ -408,7 +408,10 @@ pub async fn run(
     // Probe streams never end by themselves: give open calls a moment to
     // finish, then close what is left.
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+    if switchyard_host::time::timeout(SHUTDOWN_GRACE, drain)
+        .await
+        .is_err()
+    {
         tasks.shutdown().await;
     }
     Ok(())
@@ -449,7 +452,7 @@ mod operator_health_tests {
                     if status(service).await == Some(want) {
                         return;
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    switchyard_host::time::sleep(std::time::Duration::from_millis(5)).await;
                 }
                 panic!("never {want:?}");
             }

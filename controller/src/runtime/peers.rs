@@ -191,7 +191,7 @@ pub async fn run(
             }
         };
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = switchyard_host::time::sleep(every) => {}
             true = rotated => {
                 // New certificates: new connections to every peer.
                 restart(&mut running, &addresses, client(&tls));

@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn an_action_waits_its_turn_and_alarms_when_it_keeps_failing() {
-        let t0 = Instant::now();
+        let t0 = switchyard_host::time::now();
         let mut book = RetryBook::default();
         assert!(book.ready("failover:orders", t0));
         let w = book.failed("failover:orders", true, "no candidate", t0);
@@ -181,7 +181,7 @@ mod tests {
     fn an_hour_of_failing_writes_a_bounded_number_of_attempts() {
         for (retryable, most) in [(true, 66), (false, 10)] {
             let mut book = RetryBook::default();
-            let mut now = Instant::now();
+            let mut now = switchyard_host::time::now();
             let end = now + Duration::from_secs(3600);
             let mut attempts = 0;
             while now < end {

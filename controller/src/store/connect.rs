@@ -52,7 +52,8 @@ impl Store {
             futures_util::future::join_all(endpoints.iter().map(|e| async move {
                 let addr = host_port(e)?;
                 matches!(
-                    tokio::time::timeout(probe, tokio::net::TcpStream::connect(&addr)).await,
+                    switchyard_host::time::timeout(probe, tokio::net::TcpStream::connect(&addr))
+                        .await,
                     Ok(Ok(_))
                 )
                 .then(|| e.clone())
@@ -71,7 +72,7 @@ impl Store {
                         .ok()?;
                     c.status().await.ok()
                 };
-                match tokio::time::timeout(probe, status).await {
+                match switchyard_host::time::timeout(probe, status).await {
                     Ok(Some(s)) if s.leader() != 0 => {
                         Some((e.clone(), s.raft_index(), s.raft_applied_index()))
                     }

@@ -107,7 +107,7 @@ impl Leadership {
     /// every external action so a node that slept (SIGSTOP, GC pause) does
     /// not act on leadership it may have lost.
     pub fn safe_for(&self, margin: Duration) -> bool {
-        self.is_held() && Instant::now() + margin < self.deadline()
+        self.is_held() && switchyard_host::time::now() + margin < self.deadline()
     }
 
     /// Gives up leadership now (the fence refused a write, or the lease is
@@ -144,7 +144,7 @@ pub async fn run(
                 tracing::warn!(error = %e, "election attempt failed; retrying");
                 role.send_replace(Role::Follower);
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = switchyard_host::time::sleep(backoff) => {}
                     _ = shutdown.changed() => {}
                 }
                 backoff = (backoff * 2).min(config.ttl / 2);
@@ -162,8 +162,8 @@ async fn term(
 ) -> Result<(), StoreError> {
     // Whole seconds, rounded down (at least one), as always asked of etcd.
     let ttl = Duration::from_secs(config.ttl.as_secs().max(1));
-    let sent = Instant::now();
-    let lease = tokio::time::timeout(CALL_TIMEOUT, store.kv.grant(ttl))
+    let sent = switchyard_host::time::now();
+    let lease = switchyard_host::time::timeout(CALL_TIMEOUT, store.kv.grant(ttl))
         .await??
         .id;
     let (renewal_tx, renewal) = watch::channel(Renewal {
@@ -209,7 +209,7 @@ async fn term(
         inner: Arc::new(Inner {
             candidacy,
             lease,
-            won_at: Instant::now(),
+            won_at: switchyard_host::time::now(),
             renewal: renewal.clone(),
             lost: lost_tx,
         }),
@@ -218,11 +218,11 @@ async fn term(
     role.send_replace(Role::Leader(leadership.clone()));
 
     // Lead until the lease expires, someone steps down, or shutdown.
-    let mut tick = tokio::time::interval(config.ttl / 10);
+    let mut tick = switchyard_host::time::interval(config.ttl / 10);
     let outcome = loop {
         tokio::select! {
             _ = tick.tick() => {
-                if Instant::now() >= leadership.deadline() {
+                if switchyard_host::time::now() >= leadership.deadline() {
                     leadership.step_down("lease deadline passed without renewal");
                 }
             }
@@ -236,14 +236,15 @@ async fn term(
     leadership.step_down(outcome);
     role.send_replace(Role::Follower);
     // Best effort: resign so a peer wins now, and revoke the lease.
-    let _ = tokio::time::timeout(CALL_TIMEOUT, store.resign(&leadership.inner.candidacy)).await;
+    let _ = switchyard_host::time::timeout(CALL_TIMEOUT, store.resign(&leadership.inner.candidacy))
+        .await;
     revoke(store, lease).await;
     tracing::info!(reason = outcome, "leadership ended");
     Ok(())
 }
 
 async fn revoke(store: &Store, lease: LeaseId) {
-    let _ = tokio::time::timeout(CALL_TIMEOUT, store.kv.revoke(lease)).await;
+    let _ = switchyard_host::time::timeout(CALL_TIMEOUT, store.kv.revoke(lease)).await;
 }
 
 /// Resolves once the keeper marks the lease lost (or stops).

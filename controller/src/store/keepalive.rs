@@ -52,14 +52,19 @@ pub async fn keep_alive(
     let mut stream: Option<Box<dyn KeepAlive>> = None;
     loop {
         let current = *status.borrow();
-        if Instant::now() >= current.deadline {
+        if switchyard_host::time::now() >= current.deadline {
             lose(&status);
             return;
         }
         if stream.is_none() {
-            let budget = current.deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(budget.min(CALL_TIMEOUT), store.kv.keep_alive_stream(lease))
-                .await
+            let budget = current
+                .deadline
+                .saturating_duration_since(switchyard_host::time::now());
+            match switchyard_host::time::timeout(
+                budget.min(CALL_TIMEOUT),
+                store.kv.keep_alive_stream(lease),
+            )
+            .await
             {
                 Ok(Ok(opened)) => stream = Some(opened),
                 // etcd no longer knows the lease: it will not come back.
@@ -68,7 +73,7 @@ pub async fn keep_alive(
                     return;
                 }
                 _ => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    switchyard_host::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             }
@@ -76,7 +81,7 @@ pub async fn keep_alive(
         let Some(renewals) = stream.as_mut() else {
             continue;
         };
-        let sent = Instant::now();
+        let sent = switchyard_host::time::now();
         // A reply may take longer than the period (a far or busy etcd
         // leader): only one slower than two periods (at least 500 ms)
         // drops the stream, so frequent renewals do not make a slow etcd
@@ -85,7 +90,7 @@ pub async fn keep_alive(
             .deadline
             .saturating_duration_since(sent)
             .min((period * 2).max(Duration::from_millis(500)));
-        match tokio::time::timeout(budget, renewals.renew()).await {
+        match switchyard_host::time::timeout(budget, renewals.renew()).await {
             Ok(Ok(ttl)) => {
                 let deadline = sent + ttl;
                 status.send_modify(|r| {
@@ -105,6 +110,6 @@ pub async fn keep_alive(
                 continue;
             }
         }
-        tokio::time::sleep_until(sent + period).await;
+        switchyard_host::time::sleep_until(sent + period).await;
     }
 }

@@ -77,7 +77,7 @@ impl Store {
 /// Runs one key-value call within [`CALL_TIMEOUT`] (a backstop: `EtcdKv`
 /// bounds its own calls the same way), with its error classified.
 async fn bounded<T>(call: impl Future<Output = Result<T, KvError>>) -> Result<T, StoreError> {
-    Ok(tokio::time::timeout(CALL_TIMEOUT, call).await??)
+    Ok(switchyard_host::time::timeout(CALL_TIMEOUT, call).await??)
 }
 
 /// Encodes a value as JSON for etcd.

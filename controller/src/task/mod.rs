@@ -1,7 +1,8 @@
 //! Background tasks tied to the value that owns them.
 //!
 //! Every task a controller's loops start goes through [`spawn`] or
-//! [`spawn_in`], so the simulator can pause one process ([`Freeze`]).
+//! [`spawn_in`], so the simulator can pause one process and run its
+//! clock at a rate of its own ([`Host`]).
 
 /// Aborts its task when dropped: a keep-alive, a ping loop or a watch lives
 /// exactly as long as the handle, lease or term that started it, whichever
@@ -15,6 +16,4 @@ impl Drop for AbortOnDrop {
     }
 }
 
-mod freeze;
-
-pub use freeze::{Freeze, spawn, spawn_in};
+pub use switchyard_host::{Host, spawn, spawn_in};

@@ -233,7 +233,7 @@ mod tests {
             .expect("lock file");
         lock.lock().expect("lock");
         for _ in 0..3 {
-            let timed_out = tokio::time::timeout(
+            let timed_out = switchyard_host::time::timeout(
                 std::time::Duration::from_millis(100),
                 b.apply(&[change("api.", &[("a", 100), ("b", 0)])]),
             )
@@ -242,7 +242,7 @@ mod tests {
         }
         drop(lock);
         // Longer than any abandoned apply needs to notice and give up.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        switchyard_host::time::sleep(std::time::Duration::from_millis(300)).await;
         assert!(!b.calls_path().exists(), "an abandoned apply was written");
         assert!(b.read("api.").await.expect("read").is_empty());
         // The next apply goes through.

@@ -74,7 +74,7 @@ impl MemberClient {
         let name = command.keys().next().cloned().unwrap_or_default();
         let limit = self.timeout + extra;
         let db = self.client.database("admin");
-        match tokio::time::timeout(limit, db.run_command(command)).await {
+        match switchyard_host::time::timeout(limit, db.run_command(command)).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => Err(self.classify(&name, &e)),
             Err(_) => Err(ReplError::Unreachable {

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::observe::Observed;
 use super::{ELECTION, MongoReplicaSet, POLL, commands, plan};
 use crate::error::ReplError;
@@ -24,7 +22,7 @@ impl MongoReplicaSet {
         id: &str,
         limit: Duration,
     ) -> Result<(), ReplError> {
-        let end = Instant::now() + limit;
+        let end = switchyard_host::time::now() + limit;
         loop {
             let (deadline, budget) = steps.begin(&Step::Observe).await?;
             let until = end.min(deadline);
@@ -33,10 +31,10 @@ impl MongoReplicaSet {
                     if self.hello(id).await.is_ok_and(|h| h.writable_primary) {
                         return Ok(true);
                     }
-                    if Instant::now() + POLL >= until {
+                    if switchyard_host::time::now() + POLL >= until {
                         return Ok(false);
                     }
-                    tokio::time::sleep(POLL).await;
+                    switchyard_host::time::sleep(POLL).await;
                 }
             })
             .await?;
@@ -44,7 +42,7 @@ impl MongoReplicaSet {
             if found {
                 return Ok(());
             }
-            if Instant::now() >= end {
+            if switchyard_host::time::now() >= end {
                 return Err(ReplError::Command {
                     member: id.to_string(),
                     statement: "hello".into(),
@@ -63,7 +61,7 @@ impl MongoReplicaSet {
         position: &Position,
         timeout: Duration,
     ) -> Result<(), ReplError> {
-        let started = Instant::now();
+        let started = switchyard_host::time::now();
         let end = started + timeout;
         let step = Step::CatchUp {
             member: id.to_string(),
@@ -76,11 +74,11 @@ impl MongoReplicaSet {
                     let h = self.hello(id).await?;
                     let have = h.last_write.map(Position::OpTime);
                     if have.as_ref().is_some_and(|p| p.contains(position))
-                        || Instant::now() + POLL >= until
+                        || switchyard_host::time::now() + POLL >= until
                     {
                         return Ok(have);
                     }
-                    tokio::time::sleep(POLL).await;
+                    switchyard_host::time::sleep(POLL).await;
                 }
             })
             .await?;
@@ -88,7 +86,7 @@ impl MongoReplicaSet {
                 steps.done(&step).await?;
                 return Ok(());
             }
-            if Instant::now() >= end {
+            if switchyard_host::time::now() >= end {
                 return Err(ReplError::CatchUpTimeout {
                     member: id.to_string(),
                     waited: started.elapsed(),
@@ -162,7 +160,7 @@ impl MongoReplicaSet {
             .min(catch_up.as_secs().max(1));
         let stepped = bounded(
             &step,
-            deadline.saturating_duration_since(Instant::now()),
+            deadline.saturating_duration_since(switchyard_host::time::now()),
             p.run(
                 commands::step_down(secs + 10, secs),
                 Duration::from_secs(secs),
@@ -224,7 +222,7 @@ impl MongoReplicaSet {
         steps: &Steps<'_>,
         limit: Duration,
     ) -> Result<String, ReplError> {
-        let end = Instant::now() + limit;
+        let end = switchyard_host::time::now() + limit;
         loop {
             let (deadline, budget) = steps.begin(&Step::Observe).await?;
             let until = end.min(deadline);
@@ -239,10 +237,10 @@ impl MongoReplicaSet {
                             return Ok(Some(c.spec().id.clone()));
                         }
                     }
-                    if Instant::now() + POLL >= until {
+                    if switchyard_host::time::now() + POLL >= until {
                         return Ok(None);
                     }
-                    tokio::time::sleep(POLL).await;
+                    switchyard_host::time::sleep(POLL).await;
                 }
             })
             .await?;
@@ -250,7 +248,7 @@ impl MongoReplicaSet {
             if let Some(id) = found {
                 return Ok(id);
             }
-            if Instant::now() >= end {
+            if switchyard_host::time::now() >= end {
                 return Err(ReplError::NoPrimaryElected { waited: limit });
             }
         }

@@ -239,7 +239,6 @@ mod tests {
     use super::*;
     use crate::snapshot::ContactErrorKind;
     use crate::spec::Credentials;
-    use tokio::time::Instant;
 
     /// The network path without a server: closed loopback ports answer
     /// nothing, and every member must come back unreachable, quickly.
@@ -265,7 +264,7 @@ mod tests {
             .collect();
         let set =
             MongoReplicaSet::new(members, Rules::default(), Duration::from_millis(300)).unwrap();
-        let started = Instant::now();
+        let started = switchyard_host::time::now();
         let snap = set.observe().await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(snap.members.iter().all(|m| !m.reachable));
@@ -299,7 +298,7 @@ mod tests {
                 Vec::new()
             }
         }
-        let started = Instant::now();
+        let started = switchyard_host::time::now();
         let e = set
             .failover(&FailoverRequest::replacing("m0"), &Deposed)
             .await

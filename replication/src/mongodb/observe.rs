@@ -40,7 +40,7 @@ impl MongoReplicaSet {
         let mut tasks = JoinSet::new();
         for (i, c) in self.members.iter().enumerate() {
             let c = c.clone();
-            tasks.spawn(async move {
+            switchyard_host::spawn_in(&mut tasks, async move {
                 let r = c
                     .run(commands::hello(), Duration::ZERO)
                     .await

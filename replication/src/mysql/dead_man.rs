@@ -198,7 +198,7 @@ impl MySqlReplicaSet {
         let last_useful = until
             .checked_sub(EVENT_PERIOD + RENEW_BUDGET)
             .unwrap_or(until)
-            .min(Instant::now() + self.timeouts.statement);
+            .min(switchyard_host::time::now() + self.timeouts.statement);
         let mut s = self.session_until(member, last_useful).await?;
         let r = self.hold_on(&mut s, &spec.id, until).await;
         s.close().await;
@@ -222,7 +222,7 @@ impl MySqlReplicaSet {
         // Computed last, just before it is sent: everything before it only
         // shortens the deadline's reach.
         let valid_for = until
-            .checked_duration_since(Instant::now() + EVENT_PERIOD + RENEW_BUDGET)
+            .checked_duration_since(switchyard_host::time::now() + EVENT_PERIOD + RENEW_BUDGET)
             .filter(|d| !d.is_zero())
             .ok_or_else(|| ReplError::Command {
                 member: member.to_string(),
@@ -245,7 +245,7 @@ impl MySqlReplicaSet {
     /// never armed is left untouched (an account without `EVENT` never
     /// sees an error for a switch it does not use).
     pub(super) async fn do_disarm_dead_man(&self, member: &str) -> Result<(), ReplError> {
-        let deadline = Instant::now() + self.timeouts.statement;
+        let deadline = switchyard_host::time::now() + self.timeouts.statement;
         let mut s = self.session_until(member, deadline).await?;
         let r = async {
             if !self.is_armed(&mut s).await? {

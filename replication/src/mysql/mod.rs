@@ -172,7 +172,7 @@ impl ReplicaSet for MySqlReplicaSet {
     }
 
     async fn fence(&self, member: &str) -> Result<(), ReplError> {
-        let deadline = tokio::time::Instant::now() + self.timeouts.fence;
+        let deadline = switchyard_host::time::now() + self.timeouts.fence;
         let step = Step::Fence {
             member: member.to_string(),
         };

@@ -23,7 +23,7 @@ pub(super) async fn observe_all(
     let mut tasks = JoinSet::new();
     for (i, spec) in members.iter().enumerate() {
         let (spec, all, servers) = (spec.clone(), members.to_vec(), servers.clone());
-        tasks.spawn(async move {
+        switchyard_host::spawn_in(&mut tasks, async move {
             (
                 i,
                 read_member(&servers, flavor, &spec, &all, timeouts, deadline).await,

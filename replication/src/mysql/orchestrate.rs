@@ -15,8 +15,6 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::MySqlReplicaSet;
 use super::steps::Promoting;
 use crate::error::ReplError;
@@ -50,7 +48,7 @@ impl MySqlReplicaSet {
         position: &Position,
         timeout: Duration,
     ) -> Result<(), ReplError> {
-        let started = Instant::now();
+        let started = switchyard_host::time::now();
         let end = started + timeout;
         let step = Step::CatchUp {
             member: id.to_string(),
@@ -67,7 +65,7 @@ impl MySqlReplicaSet {
                 steps.done(&step).await?;
                 return Ok(());
             };
-            let now = Instant::now();
+            let now = switchyard_host::time::now();
             if now >= end {
                 return Err(ReplError::CatchUpTimeout {
                     member: id.to_string(),

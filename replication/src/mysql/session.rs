@@ -111,7 +111,7 @@ impl Session {
         flavor: Flavor,
         deadline: Instant,
     ) -> Result<Session, ReplError> {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(switchyard_host::time::now());
         let mut s = Self::connect(
             servers,
             spec,
@@ -120,7 +120,7 @@ impl Session {
             Some(deadline),
         )
         .await?;
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(switchyard_host::time::now());
         s.exec(&flavor.bound_session(left)).await?;
         Ok(s)
     }
@@ -150,7 +150,7 @@ impl Session {
                 Servers::Sim(net) => net.open(&spec.address).await.map(Link::Sim),
             }
         };
-        let conn = match tokio::time::timeout(connect, attempt).await {
+        let conn = match switchyard_host::time::timeout(connect, attempt).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(classify(spec, "connect", &e)),
             Err(_) => {
@@ -176,7 +176,7 @@ impl Session {
     /// `t`, cut to what is left before the deadline.
     fn limit(&self, t: Duration) -> Duration {
         match self.deadline {
-            Some(d) => t.min(d.saturating_duration_since(Instant::now())),
+            Some(d) => t.min(d.saturating_duration_since(switchyard_host::time::now())),
             None => t,
         }
     }
@@ -229,7 +229,7 @@ impl Session {
         let t = self.limit(Duration::from_secs(1));
         match self.conn {
             Link::Real(c) => {
-                let _ = tokio::time::timeout(t, c.disconnect()).await;
+                let _ = switchyard_host::time::timeout(t, c.disconnect()).await;
             }
             Link::Sim(s) => s.close(),
         }
@@ -251,7 +251,7 @@ async fn bounded<T>(
             detail: "not sent: the step's deadline has passed".into(),
         });
     }
-    match tokio::time::timeout(t, fut).await {
+    match switchyard_host::time::timeout(t, fut).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(command_error(who, shown, &e)),
         Err(_) => Err(ReplError::Command {

@@ -165,6 +165,10 @@ struct Server {
     latency: Duration,
     sessions: BTreeSet<u64>,
     dead_man: DeadManState,
+    /// How fast the server's clock runs against tokio's
+    /// ([`SimNetwork::set_clock_rate`]): what it counts in a statement's
+    /// own time (the dead-man switch's deadline, a GTID wait).
+    clock_rate: f64,
 }
 
 /// A server's dead-man switch ([`super::dead_man`]): the table, its row
@@ -363,6 +367,7 @@ impl SimNetwork {
                 latency: Duration::ZERO,
                 sessions: BTreeSet::new(),
                 dead_man: DeadManState::default(),
+                clock_rate: 1.0,
             },
         );
     }
@@ -470,6 +475,21 @@ impl SimNetwork {
     pub fn set_apply_delay(&self, address: &str, delay: Duration) {
         if let Some(s) = self.lock().servers.get_mut(address) {
             s.apply_delay = delay;
+        }
+    }
+
+    /// Makes the server's clock gain `ppm` microseconds a second on
+    /// tokio's (lose them, negative): the dead-man switch's deadline and a
+    /// GTID wait's timeout are counted on it, as a real server counts them
+    /// on its host's clock.
+    ///
+    /// # Panics
+    ///
+    /// If the clock would stand still or run backwards (`ppm ≤ −10⁶`).
+    pub fn set_clock_rate(&self, address: &str, ppm: i64) {
+        assert!(ppm > -1_000_000, "a clock must run forwards: {ppm} ppm");
+        if let Some(s) = self.lock().servers.get_mut(address) {
+            s.clock_rate = 1.0 + ppm as f64 / 1e6;
         }
     }
 
@@ -945,7 +965,8 @@ impl SimSession {
                     .ok_or_else(|| syntax(sql))?;
                 let now = Instant::now();
                 let new_row = s.dead_man.expires.is_none();
-                s.dead_man.expires = Some(now + Duration::from_micros(micros));
+                s.dead_man.expires =
+                    Some(now + Duration::from_micros(micros).div_f64(s.clock_rate));
                 // A lift or promotion (`fired = NULL`), about to make the
                 // member writable, notes the time and clears the firing;
                 // a renewal only while the member is writable.
@@ -1031,7 +1052,11 @@ impl SimSession {
             .parse()
             .map_err(|_| syntax(args))?;
         let wanted: MariaDbGtids = pos.parse().map_err(|_| syntax(args))?;
-        let until = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
+        let rate = {
+            let mut net = self.net.lock();
+            net.session(&self.address, self.id)?.clock_rate
+        };
+        let until = Instant::now() + Duration::from_secs_f64(secs.max(0.0) / rate);
         loop {
             let reached = {
                 let mut net = self.net.lock();

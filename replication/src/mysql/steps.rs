@@ -88,7 +88,7 @@ impl MySqlReplicaSet {
     /// sessions ended once more (any that slipped in); read-only read back.
     /// Fails unless read-only reads back on.
     pub(super) async fn do_fence(&self, id: &str, deadline: Instant) -> Result<Fenced, ReplError> {
-        let deadline = deadline.min(Instant::now() + self.timeouts.fence);
+        let deadline = deadline.min(switchyard_host::time::now() + self.timeouts.fence);
         let spec = self.spec(id)?;
         let mut s = self.session_until(id, deadline).await?;
         let r = self.fence_on(&mut s, spec, deadline).await;
@@ -107,17 +107,18 @@ impl MySqlReplicaSet {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(switchyard_host::time::now());
             match self.fence_attempt(s, FENCE_ATTEMPT.min(left)).await {
                 Ok(()) => break,
                 // A lock wait cut short (or another refusal): end the
                 // sessions again and retry while the budget lasts.
                 Err(ReplError::Command { detail, .. })
-                    if deadline.saturating_duration_since(Instant::now()) > POLL * 5 =>
+                    if deadline.saturating_duration_since(switchyard_host::time::now())
+                        > POLL * 5 =>
                 {
                     tracing::warn!(member = %spec.id, %detail, attempts, "read-only not set yet; ending sessions again");
                     killed += self.kill_clients(s).await?;
-                    tokio::time::sleep(POLL).await;
+                    switchyard_host::time::sleep(POLL).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -308,7 +309,7 @@ impl MySqlReplicaSet {
         deadline: Instant,
     ) -> Result<(), ReplError> {
         let spec = self.spec(id)?;
-        let until = deadline.min(Instant::now() + START_GRACE);
+        let until = deadline.min(switchyard_host::time::now() + START_GRACE);
         loop {
             let m = read_on(s, self.flavor, spec, &self.members).await?;
             if m.io_running && m.sql_running {
@@ -328,10 +329,10 @@ impl MySqlReplicaSet {
             }
             // Still connecting near the deadline: not an error yet; observe
             // will tell.
-            if Instant::now() + POLL * 10 >= until {
+            if switchyard_host::time::now() + POLL * 10 >= until {
                 return Ok(());
             }
-            tokio::time::sleep(POLL).await;
+            switchyard_host::time::sleep(POLL).await;
         }
     }
 
@@ -366,7 +367,7 @@ impl MySqlReplicaSet {
                     ),
                 });
             }
-            let now = Instant::now();
+            let now = switchyard_host::time::now();
             // Leave room to read and close within the step's deadline.
             let left = until
                 .min(deadline)
@@ -385,13 +386,13 @@ impl MySqlReplicaSet {
                 // is slept, so the step's own timeout cannot fire first,
                 // and time still moves on every round.
                 let rest = until.min(deadline).saturating_duration_since(now);
-                tokio::time::sleep(if until < deadline { rest } else { rest / 2 }).await;
+                switchyard_host::time::sleep(if until < deadline { rest } else { rest / 2 }).await;
                 break Ok(Some(missing.to_string()));
             }
             if spun {
                 // The server says the position is reached but a GTID is still
                 // missing (e.g. a same-seq GTID from another server): poll.
-                tokio::time::sleep(POLL).await;
+                switchyard_host::time::sleep(POLL).await;
             }
             let chunk = left.min(Duration::from_secs(1));
             match self.flavor.wait_query(&missing, chunk) {
@@ -404,7 +405,7 @@ impl MySqlReplicaSet {
                         .unwrap_or(-1);
                     spun = self.flavor.wait_reached(v);
                 }
-                None => tokio::time::sleep(POLL).await,
+                None => switchyard_host::time::sleep(POLL).await,
             }
         };
         s.close().await;

@@ -288,3 +288,33 @@ async fn a_replica_cut_from_its_source_stops_receiving_and_catches_up() -> anyho
     assert!(applied("db2").contains(&gtid), "db2 {}", applied("db2"));
     Ok(())
 }
+
+/// A simulated server counts its dead-man switch's deadline on its own
+/// clock: a server 10 % fast fires a switch held for 11 s (less the
+/// event's period and the renewal's budget) a tenth early on tokio's
+/// clock, as a real host whose crystal runs fast would (the simulator
+/// gives every member a rate, docs/SIMULATION.md).
+#[tokio::test(start_paused = true)]
+async fn a_simulated_servers_dead_man_counts_on_its_own_clock() -> anyhow::Result<()> {
+    use switchyard_replication::ReplicaSet;
+    use tokio::time::Instant;
+    let (sim, set) = Sim::start();
+    let db0 = address("db0");
+    sim.net.set_clock_rate(&db0, 100_000);
+    let start = Instant::now();
+    set.hold_dead_man("db0", start + Duration::from_secs(11))
+        .await?;
+    let fired = loop {
+        if !sim.net.writable(&db0) {
+            break start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // On a clock at tokio's rate it fires by the 11 s asked for, and not
+    // much before: here a tenth of what it counted goes.
+    assert!(
+        fired < Duration::from_millis(10_300) && fired > Duration::from_millis(8_000),
+        "fired after {fired:?}"
+    );
+    Ok(())
+}

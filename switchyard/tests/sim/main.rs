@@ -33,11 +33,15 @@
 //! `SIM_SEEDS=<n>` runs seeds `0..n` (default: [`DEFAULT_SEEDS`] and the
 //! seeds the docs cite, [`CITED_SEEDS`]);
 //! `SIM_SEED=<s>` replays one seed and prints its trace. A failing seed
-//! prints the command that replays it.
+//! prints the command that replays it. Every host's clock runs at a rate
+//! of its own within the safety argument's bound, ±1 %
+//! ([`schedule::rates`]); `SIM_RHO_PPM=<n>` widens or narrows that bound,
+//! to see what a bound the argument does not assume breaks.
 
 mod schedule;
 mod world;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use schedule::{FAULTS_END, Fault, Kind, schedule};
@@ -50,9 +54,9 @@ use world::{PROBE_EVERY, World, member};
 const DEFAULT_SEEDS: u64 = 10_000;
 /// Seeds docs/SIMULATION.md cites, each the find of a bug since fixed (or
 /// of a fix reverted): run with the default seeds too, so CI replays them.
-const CITED_SEEDS: [u64; 23] = [
+const CITED_SEEDS: [u64; 24] = [
     1, 4, 5, 9, 45, 108, 134, 170, 187, 291, 1245, 1721, 3245, 3633, 4681, 4885, 6085, 7960, 8032,
-    9917, 11053, 24709, 24906,
+    9184, 9917, 11053, 24709, 24906,
 ];
 /// How long after the last fault heals the run goes on: by its end the
 /// recorded primary, and only it, must have been writable for [`STABLE`].
@@ -91,6 +95,22 @@ async fn doubled_step(world: &World) -> Option<String> {
         }
     }
     None
+}
+
+/// The id of a forced failover that ended without promoting anyone, if
+/// any, from the journal (finished intents stay there until compaction).
+async fn forced_failover_failed(world: &World) -> Option<String> {
+    use switchyard_controller::executor::{ActionSpec, JournalEntry, Status};
+    use switchyard_controller::store::kv::{Kv, RangeQuery};
+    let r = world.kv.range(&RangeQuery::prefix("")).await.ok()?;
+    r.kvs
+        .iter()
+        .filter(|kv| kv.key.contains("/journal/"))
+        .filter_map(|kv| serde_json::from_slice::<JournalEntry>(&kv.value).ok())
+        .find(|e| {
+            matches!(e.action, ActionSpec::Failover { force: true, .. }) && e.status != Status::Done
+        })
+        .map(|e| e.id)
 }
 
 /// Whether seed `seed` runs its whole liveness window: one seed in
@@ -164,6 +184,17 @@ async fn run(seed: u64) -> Outcome {
         Duration::ZERO,
         format!("primary {}", member(primary)),
     );
+    let rates = schedule::rates(seed);
+    if rates != schedule::Rates::default() {
+        note(
+            &mut trace,
+            Duration::ZERO,
+            format!(
+                "clock rates (ppm): etcd {}, controllers {:?}, members {:?}",
+                rates.etcd, rates.controllers, rates.members
+            ),
+        );
+    }
     let start = tokio::time::Instant::now();
     let mut pending: Vec<(Duration, Event)> = Vec::new();
     for f in schedule(seed) {
@@ -179,6 +210,8 @@ async fn run(seed: u64) -> Outcome {
     // Since when exactly the recorded primary is writable (and nothing
     // else), once every fault has healed.
     let mut settled: Option<Duration> = None;
+    // Old primaries a forced failover replaced, as last noted.
+    let mut excused_seen = BTreeSet::new();
     while breach.is_none() {
         let now = start.elapsed();
         if now >= end {
@@ -281,7 +314,20 @@ async fn run(seed: u64) -> Outcome {
                 }
             }
         }
-        let writable = world.writable_by_clients();
+        let excused = world.excused().await;
+        for m in excused.difference(&excused_seen) {
+            note(
+                &mut trace,
+                now,
+                format!("{m} replaced by a forced failover: its writes excused"),
+            );
+        }
+        excused_seen.clone_from(&excused);
+        let writable: BTreeSet<String> = world
+            .writable_by_clients()
+            .into_iter()
+            .filter(|m| !excused.contains(m))
+            .collect();
         if writable.len() > 1 {
             breach = Some(format!(
                 "two writable members reachable by clients: {writable:?}"
@@ -347,7 +393,21 @@ async fn run(seed: u64) -> Outcome {
     }
     let now = start.elapsed();
     let stable = settled.is_some_and(|since| now.saturating_sub(since) >= STABLE);
-    if breach.is_none() && !stable {
+    let failed_forcing = if breach.is_none() && !stable {
+        forced_failover_failed(&world).await
+    } else {
+        None
+    };
+    if let Some(id) = &failed_forcing {
+        // The operator forced a failover (against the runbook, perhaps,
+        // at a random moment) and it failed: whatever it left — its old
+        // primary fenced with nobody promoted — is theirs to resolve.
+        note(
+            &mut trace,
+            now,
+            format!("liveness not checked: the forced failover {id} failed"),
+        );
+    } else if breach.is_none() && !stable {
         let recorded = world.recorded_primary().await;
         breach = Some(format!(
             "liveness: {:?} after every fault healed, writable: {:?} (since {settled:?}), recorded \
@@ -376,7 +436,11 @@ async fn run(seed: u64) -> Outcome {
         note(&mut trace, now, format!("BREACH {b}"));
     }
     world.stop().await;
-    Outcome { trace, breach }
+    Outcome {
+        trace,
+        breach,
+        unchecked_liveness: failed_forcing.is_some(),
+    }
 }
 
 /// How one seed ended.
@@ -385,6 +449,8 @@ struct Outcome {
     trace: Vec<String>,
     /// The first invariant broken.
     breach: Option<String>,
+    /// Liveness was not checked: a forced failover failed.
+    unchecked_liveness: bool,
 }
 
 /// What an operator does when `kind` starts, if it is an operator's act:
@@ -393,7 +459,8 @@ struct Outcome {
 async fn operator_begins(world: &mut World, kind: &Kind) -> Option<String> {
     match *kind {
         Kind::Switchover(to) => return Some(world.request_switchover(to).await),
-        Kind::ManualFailover(to) => return Some(world.request_failover(to).await),
+        Kind::ManualFailover(to) => return Some(world.request_failover(to, false).await),
+        Kind::ForcedFailover(to) => return Some(world.request_failover(to, true).await),
         Kind::Drain(r) => world.operator_switch(Switch::Drain(r.into()), true).await,
         Kind::PauseAutomation => world.operator_switch(Switch::Pause, true).await,
         Kind::ApproveFailback(r) => {
@@ -507,7 +574,8 @@ fn begin(world: &mut World, f: &Fault) -> Option<String> {
         Kind::Drain(_)
         | Kind::PauseAutomation
         | Kind::ApproveFailback(_)
-        | Kind::ManualFailover(_) => None,
+        | Kind::ManualFailover(_)
+        | Kind::ForcedFailover(_) => None,
     }
 }
 
@@ -551,7 +619,8 @@ fn heal(world: &mut World, f: &Fault, crashed: Option<&str>) {
         Kind::Drain(_)
         | Kind::PauseAutomation
         | Kind::ApproveFailback(_)
-        | Kind::ManualFailover(_) => {}
+        | Kind::ManualFailover(_)
+        | Kind::ForcedFailover(_) => {}
     }
 }
 
@@ -603,6 +672,14 @@ fn run_seed(seed: u64) -> Outcome {
         })
 }
 
+/// `SIM_RHO_PPM=<n> ` when the clock rates' bound was set for the run, so
+/// a replay draws the same rates.
+fn rho_prefix() -> String {
+    std::env::var("SIM_RHO_PPM")
+        .map(|v| format!("SIM_RHO_PPM={v} "))
+        .unwrap_or_default()
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
@@ -648,6 +725,7 @@ fn the_invariants_hold_on_every_seed() {
     let running: std::sync::Mutex<Vec<Option<(u64, std::time::Instant)>>> =
         std::sync::Mutex::new(vec![None; workers]);
     let done = std::sync::atomic::AtomicUsize::new(0);
+    let unchecked = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         // A seed whose simulated clock stopped (a task that never yields
         // keeps the paused clock from moving) would run until the suite's
@@ -667,8 +745,9 @@ fn the_invariants_hold_on_every_seed() {
                 if let Some(seed) = stuck {
                     eprintln!(
                         "seed {seed} has run for {STUCK_AFTER:?} of real time: its simulated \
-                         clock is stuck (a task that never yields)\nreplay: SIM_SEED={seed} \
-                         cargo nextest run -p switchyard --test sim --no-capture"
+                         clock is stuck (a task that never yields)\nreplay: {}SIM_SEED={seed} \
+                         cargo nextest run -p switchyard --test sim --no-capture",
+                        rho_prefix()
                     );
                     std::process::exit(101);
                 }
@@ -680,6 +759,7 @@ fn the_invariants_hold_on_every_seed() {
             let next = &next;
             let failed = &failed;
             let list = &list;
+            let unchecked = &unchecked;
             scope.spawn(move || {
                 let _finished = Finished(done);
                 loop {
@@ -700,6 +780,9 @@ fn the_invariants_hold_on_every_seed() {
                     running
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)[w] = None;
+                    if o.unchecked_liveness {
+                        unchecked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     if let Some(b) = o.breach {
                         let mut f = failed
                             .lock()
@@ -717,13 +800,16 @@ fn the_invariants_hold_on_every_seed() {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
     {
         panic!(
-            "seed {seed} broke an invariant: {what}\nreplay: SIM_SEED={seed} cargo nextest run \
-             -p switchyard --test sim --no-capture"
+            "seed {seed} broke an invariant: {what}\nreplay: {}SIM_SEED={seed} cargo nextest run \
+             -p switchyard --test sim --no-capture",
+            rho_prefix()
         );
     }
     println!(
-        "{} seeds in {:.1}s on {workers} threads: every invariant held",
+        "{} seeds in {:.1}s on {workers} threads: every invariant held ({} where a forced \
+         failover failed, whose liveness is the operator's)",
         list.len(),
-        began.elapsed().as_secs_f64()
+        began.elapsed().as_secs_f64(),
+        unchecked.into_inner()
     );
 }

@@ -114,6 +114,14 @@ pub enum Kind {
     /// picks (`switchyard failover [--to]`), naming the primary recorded
     /// at that moment.
     ManualFailover(Option<&'static str>),
+    /// An operator forces a failover (`switchyard failover --force
+    /// [--to]`) to a region's member or to the one candidate selection
+    /// picks, naming the primary recorded at that moment. The gate's
+    /// evidence is skipped on the operator's word: an old primary the
+    /// leader could not fence and that stays writable beside its
+    /// replacement is the operator's choice, excused by the checks
+    /// (docs/SIMULATION.md).
+    ForcedFailover(Option<&'static str>),
 }
 
 /// When every fault has healed, at the latest.
@@ -182,6 +190,7 @@ pub fn schedule(seed: u64) -> Vec<Fault> {
     faults.extend(operator_switches(seed));
     faults.extend(clock_drifts(seed));
     faults.extend(takeover_aims(seed));
+    faults.extend(forced_failovers(seed));
     faults.sort_by_key(|f| f.at);
     faults
 }
@@ -492,6 +501,29 @@ fn operator_switches(seed: u64) -> Vec<Fault> {
     )
 }
 
+/// Seeds on which an operator forces a failover: one in five (`seed % 5
+/// == 4`), across the other classes, from a stream of their own, but for
+/// [`CITED_BEFORE_RATES`].
+pub fn forces_failovers(seed: u64) -> bool {
+    seed % 5 == 4 && !CITED_BEFORE_RATES.contains(&seed)
+}
+
+/// One forced failover for such a seed, at a random moment, to a given
+/// member half the time.
+fn forced_failovers(seed: u64) -> Vec<Fault> {
+    if !forces_failovers(seed) {
+        return Vec::new();
+    }
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xF0DC_ED0F_A110_7E55);
+    let (at, lasts) = window(&mut rng);
+    let region = REGIONS[rng.random_range(0..REGIONS.len())];
+    vec![Fault {
+        at,
+        lasts,
+        kind: Kind::ForcedFailover(rng.random_bool(0.5).then_some(region)),
+    }]
+}
+
 /// Seeds whose host clocks drift: one in three (`seed % 3 == 0`), across
 /// the other classes, from a stream of their own, but for
 /// [`CITED_BEFORE_CLOCKS`].
@@ -516,9 +548,112 @@ fn clock_drifts(seed: u64) -> Vec<Fault> {
     })
 }
 
+/// The seeds docs/SIMULATION.md cited before hosts' clocks ran at rates
+/// of their own and operators forced failovers: they keep every clock at
+/// tokio's rate and force nothing, so each replays its finding as found.
+/// Frozen: a seed cited later keeps its rates and its forced failover.
+const CITED_BEFORE_RATES: [u64; 23] = [
+    1, 4, 5, 9, 45, 108, 134, 170, 187, 291, 1245, 1721, 3245, 3633, 4681, 4885, 6085, 7960, 8032,
+    9917, 11053, 24709, 24906,
+];
+
+/// The bound on a host clock's rate error the safety argument assumes
+/// (docs/SAFETY.md, "Clocks": `ρ ≤ 1 %`), in ppm.
+pub const RHO_PPM: i64 = 10_000;
+
+/// How fast each host's monotonic clock runs against true time, in ppm
+/// gained a second (negative: lost), for the whole run: a crystal's
+/// error does not come and go. Every timer of a controller, the lease
+/// TTLs etcd counts and the dead-man deadlines a member counts run on
+/// them. Wall clocks drift apart from this ([`Kind::ClockDrift`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rates {
+    /// etcd's (one clock: its leader's).
+    pub etcd: i64,
+    /// Each region's controller host's.
+    pub controllers: [i64; 3],
+    /// Each region's database member's host's.
+    pub members: [i64; 3],
+}
+
+impl Rates {
+    /// The controller host's rate of `region`.
+    pub fn controller(&self, region: &str) -> i64 {
+        self.controllers[region_index(region)]
+    }
+
+    /// The member host's rate of `region`.
+    pub fn member(&self, region: &str) -> i64 {
+        self.members[region_index(region)]
+    }
+}
+
+fn region_index(region: &str) -> usize {
+    REGIONS
+        .iter()
+        .position(|r| *r == region)
+        .expect("a simulated region")
+}
+
+/// The clock rates of `seed` within the bound [`RHO_PPM`], or within
+/// `SIM_RHO_PPM` when that is set (to see what a bound the argument does
+/// not assume breaks).
+pub fn rates(seed: u64) -> Rates {
+    let rho = std::env::var("SIM_RHO_PPM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(RHO_PPM);
+    rates_within(seed, rho)
+}
+
+/// The clock rates of `seed`, from a stream of their own: each host's is
+/// at the bound `rho` fast or slow one time in three each, and anywhere
+/// within it otherwise (the extremes are where a margin is tested).
+/// Every clock keeps true time on [`CITED_BEFORE_RATES`].
+fn rates_within(seed: u64, rho: i64) -> Rates {
+    if CITED_BEFORE_RATES.contains(&seed) {
+        return Rates::default();
+    }
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x7A7E_5C10_C4A7_E5ED);
+    let mut draw = || match rng.random_range(0..3) {
+        0 => -rho,
+        1 => rho,
+        _ => rng.random_range(-rho..=rho),
+    };
+    Rates {
+        etcd: draw(),
+        controllers: [draw(), draw(), draw()],
+        members: [draw(), draw(), draw()],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_rates_stay_within_the_bound_and_leave_the_cited_seeds_alone() {
+        let rates = |seed| rates_within(seed, RHO_PPM);
+        for seed in 0..500 {
+            let r = rates(seed);
+            assert_eq!(r, rates(seed));
+            let all = [r.etcd].into_iter().chain(r.controllers).chain(r.members);
+            assert!(
+                all.clone().all(|ppm| ppm.abs() <= RHO_PPM),
+                "seed {seed}: {r:?}"
+            );
+            if !CITED_BEFORE_RATES.contains(&seed) {
+                assert!(all.clone().any(|ppm| ppm != 0), "seed {seed}: {r:?}");
+            }
+        }
+        // Both extremes come, and apart.
+        let fast = (0..100).filter(|s| rates(*s).etcd == RHO_PPM).count();
+        let slow = (0..100).filter(|s| rates(*s).etcd == -RHO_PPM).count();
+        assert!(fast > 15 && slow > 15, "{fast} fast, {slow} slow");
+        for seed in CITED_BEFORE_RATES {
+            assert_eq!(rates(seed), Rates::default(), "cited seed {seed}");
+        }
+    }
 
     #[test]
     fn a_seed_always_gives_the_same_schedule() {
@@ -591,6 +726,11 @@ mod tests {
             },
             switches_operators,
             &CITED_BEFORE_CLOCKS,
+        );
+        comes_on_its_class(
+            |k| matches!(k, Kind::ForcedFailover(_)),
+            forces_failovers,
+            &CITED_BEFORE_RATES,
         );
     }
 

@@ -19,7 +19,7 @@ use switchyard_controller::engine::{Observation, TargetId};
 use switchyard_controller::runtime::{loops, model};
 use switchyard_controller::store::Store;
 use switchyard_controller::store::kv::model::MemKv;
-use switchyard_controller::task::Freeze;
+use switchyard_controller::task::Host;
 use switchyard_controller::traffic::memory::MemoryBackend;
 use switchyard_controller::traffic::records::RecordBook;
 use switchyard_controller::traffic::{RecordChange, TrafficBackend};
@@ -252,7 +252,7 @@ struct Node {
     with_etcd: watch::Sender<BTreeSet<String>>,
     aggregator: Arc<Aggregator>,
     /// The process's `SIGSTOP`.
-    freeze: Freeze,
+    host: Host,
 }
 
 /// A pause armed to stop the next sender of a leader's statement
@@ -300,6 +300,9 @@ pub struct World {
     clocks: BTreeMap<&'static str, Arc<SimClock>>,
     /// Regions whose host clock drifts: each fault's rate, in ppm.
     drift: BTreeMap<&'static str, Vec<i64>>,
+    /// How fast each host's monotonic clock runs, for the whole run (a
+    /// controller restarted keeps its host's).
+    rates: super::schedule::Rates,
     /// What a probe report may name: reports reach a controller through
     /// the ingest service's own check, against its host's clock.
     known: KnownNames,
@@ -344,8 +347,11 @@ pub struct World {
     /// Switchovers promoting a member: (the member promoted, the primary
     /// recorded when it was), to check for lost writes.
     promotions: Arc<std::sync::Mutex<Vec<(String, String)>>>,
-    /// Each controller's freeze switch, by id, for the statement observer.
-    freezes: Arc<std::sync::Mutex<BTreeMap<String, Freeze>>>,
+    /// Old primaries a forced failover replaced: writable beside their
+    /// replacement on the operator's word ([`World::excused`]).
+    forced: Arc<std::sync::Mutex<BTreeSet<String>>>,
+    /// Each controller's host, by id, for the statement observer to pause.
+    hosts: Arc<std::sync::Mutex<BTreeMap<String, Host>>>,
     mid_step: Arc<std::sync::Mutex<MidStep>>,
     /// Changes of a database's primary or replication sent by a controller
     /// that was not the leader at that moment (docs/SAFETY.md, S2).
@@ -395,7 +401,8 @@ struct Watcher {
     prefix: String,
     found: Arc<std::sync::Mutex<Vec<String>>>,
     promotions: Arc<std::sync::Mutex<Vec<(String, String)>>>,
-    freezes: Arc<std::sync::Mutex<BTreeMap<String, Freeze>>>,
+    forced: Arc<std::sync::Mutex<BTreeSet<String>>>,
+    hosts: Arc<std::sync::Mutex<BTreeMap<String, Host>>>,
     mid_step: Arc<std::sync::Mutex<MidStep>>,
     start: tokio::time::Instant,
     show: bool,
@@ -424,12 +431,12 @@ impl Watcher {
             return;
         };
         if let Some(f) = self
-            .freezes
+            .hosts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(client)
         {
-            f.set(true);
+            f.set_frozen(true);
         }
         m.hold = Some(late);
         m.started.push(MidStepPause {
@@ -509,6 +516,14 @@ impl StatementObserver for Watcher {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push((address.to_string(), from));
         }
+        if sql == "SET GLOBAL read_only = OFF"
+            && let Some(old) = forced_from(&self.kv, &self.keys, address)
+        {
+            self.forced
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(old);
+        }
         let mut m = self
             .mid_step
             .lock()
@@ -517,12 +532,12 @@ impl StatementObserver for Watcher {
             return false;
         };
         if let Some(f) = self
-            .freezes
+            .hosts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&client)
         {
-            f.set(true);
+            f.set_frozen(true);
         }
         m.started.push(MidStepPause {
             controller: client,
@@ -537,6 +552,30 @@ impl StatementObserver for Watcher {
 /// When a switchover to the member at `address` is under way (its intent
 /// pending in etcd's journal): the address of the primary etcd records,
 /// which it replaces.
+/// The old primary a pending forced failover replaces, when `address`
+/// is not it: the member whose replacement `address` is becoming.
+fn forced_from(
+    kv: &MemKv,
+    keys: &switchyard_controller::store::Keys,
+    address: &str,
+) -> Option<String> {
+    use switchyard_controller::executor::{ActionSpec, JournalEntry, Status};
+    kv.snapshot()
+        .iter()
+        .filter(|k| k.key.starts_with(&keys.journal_prefix()))
+        .filter_map(|k| serde_json::from_slice::<JournalEntry>(&k.value).ok())
+        .filter(|e| e.status == Status::Pending)
+        .find_map(|e| match e.action {
+            ActionSpec::Failover {
+                from_member,
+                force: true,
+                ..
+            } if !from_member.is_empty() => Some(member(from_member.trim_start_matches("m-"))),
+            _ => None,
+        })
+        .filter(|old| old != address)
+}
+
 fn switchover_to(
     kv: &MemKv,
     keys: &switchyard_controller::store::Keys,
@@ -571,10 +610,14 @@ impl World {
         let cfg = config::parse(&config_text(dir.path()))
             .unwrap_or_else(|d| panic!("the simulation's config: {d:?}"))
             .config;
+        let rates = super::schedule::rates(seed);
         let net = SimNetwork::new();
         for (i, r) in REGIONS.iter().enumerate() {
             net.add_server(&member(r), 1 + i as u32);
+            net.set_clock_rate(&member(r), rates.member(r));
         }
+        let kv = MemKv::new();
+        kv.set_clock_rate(rates.etcd);
         for r in REGIONS.iter().filter(|r| **r != primary) {
             net.replicate(&member(r), &member(primary));
         }
@@ -588,8 +631,9 @@ impl World {
         let known = model::known_names(&model::topology(&cfg), &cfg.cluster);
         let mut world = World {
             cfg,
-            kv: MemKv::new(),
+            kv,
             net,
+            rates,
             dns,
             clock: Arc::new(SimClock::new()),
             clocks: REGIONS.map(|r| (r, Arc::new(SimClock::new()))).into(),
@@ -613,7 +657,8 @@ impl World {
             rng: rand::SeedableRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15),
             app_writes: super::schedule::requests_switchovers(seed),
             promotions: Arc::default(),
-            freezes: Arc::default(),
+            forced: Arc::default(),
+            hosts: Arc::default(),
             mid_step: Arc::default(),
             deposed_steps: Arc::default(),
             _dir: dir,
@@ -626,7 +671,8 @@ impl World {
                 keys,
                 found: world.deposed_steps.clone(),
                 promotions: world.promotions.clone(),
-                freezes: world.freezes.clone(),
+                forced: world.forced.clone(),
+                hosts: world.hosts.clone(),
                 mid_step: world.mid_step.clone(),
                 start: tokio::time::Instant::now(),
                 show: std::env::var_os("SIM_STATEMENTS").is_some(),
@@ -672,12 +718,12 @@ impl World {
         let state_dir = self._dir.path().join(&id);
         std::fs::create_dir_all(&state_dir).expect("state dir");
         let mut tasks = JoinSet::new();
-        let freeze = Freeze::new();
-        self.freezes
+        let host = Host::with_rate_ppm(self.rates.controller(region));
+        self.hosts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id.clone(), freeze.clone());
-        let running = freeze.enter(|| {
+            .insert(id.clone(), host.clone());
+        let running = host.enter(|| {
             loops::spawn(
                 loops::Parts {
                     cfg: self.cfg.clone(),
@@ -708,7 +754,7 @@ impl World {
             peers,
             with_etcd,
             aggregator,
-            freeze,
+            host,
         }
     }
 
@@ -793,7 +839,7 @@ impl World {
             return;
         }
         if let Some(n) = self.nodes.iter().find(|n| n.region == region) {
-            n.freeze.set(paused);
+            n.host.set_frozen(paused);
         }
         self.publish_peers();
     }
@@ -891,21 +937,24 @@ impl World {
         )
         .await
     }
-
-    /// Hands the leader an operator's failover (not forced), to `region`'s
-    /// member or to the member candidate selection picks, as `switchyard
-    /// failover [--to]` does.
-    pub async fn request_failover(&self, region: Option<&str>) -> String {
+    /// Hands the leader an operator's failover, forced or not, to
+    /// `region`'s member or to the member candidate selection picks, as
+    /// `switchyard failover [--force] [--to]` does.
+    pub async fn request_failover(&self, region: Option<&str>, force: bool) -> String {
         use switchyard_controller::executor::ActionSpec;
         self.request(
             ActionSpec::Failover {
                 database: "orders".into(),
                 from_member: String::new(),
                 to_member: region.map(|r| format!("m-{r}")),
-                force: false,
+                force,
                 avoid_regions: Default::default(),
             },
-            "a failover by hand",
+            if force {
+                "a forced failover by hand"
+            } else {
+                "a failover by hand"
+            },
         )
         .await
     }
@@ -991,6 +1040,31 @@ impl World {
             .set_apply_delay(&member(region), if on { delay } else { Duration::ZERO });
     }
 
+    /// The writable members the checks pass over: old primaries a forced
+    /// failover replaced, while another member is the recorded primary.
+    /// Forcing skips the gate's evidence on the operator's word, so an
+    /// old primary the leader could not fence, writable beside its
+    /// replacement, is the operator's choice (the runbook has them fence
+    /// it by hand), not the controller's breach.
+    pub async fn excused(&self) -> BTreeSet<String> {
+        let forced = self
+            .forced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if forced.is_empty() {
+            return forced;
+        }
+        let recorded = self
+            .recorded_primary()
+            .await
+            .map(|m| member(m.trim_start_matches("m-")));
+        forced
+            .into_iter()
+            .filter(|m| Some(m) != recorded.as_ref())
+            .collect()
+    }
+
     /// Writes each switchover promoted that lacks a transaction of the
     /// primary it replaced, since the last call: `(promoted, replaced,
     /// missing)`.
@@ -1059,7 +1133,7 @@ impl World {
                 .iter()
                 .filter(|p| p.region != n.region && self.linked(n.region, p.region))
                 .filter(|p| !self.controller_down.contains_key(p.region))
-                .filter(|p| !p.freeze.is_frozen())
+                .filter(|p| !p.host.is_frozen())
                 .map(|p| controller(p.region))
                 .collect();
             let with_etcd = self
@@ -1225,7 +1299,7 @@ impl World {
     /// Stops every controller (they resign), and waits for them.
     pub async fn stop(mut self) {
         for n in &self.nodes {
-            n.freeze.set(false);
+            n.host.set_frozen(false);
             n.stop.send_replace(true);
         }
         for n in &mut self.nodes {

@@ -59,7 +59,7 @@ impl EtcdReach {
         }
         let store =
             Store::connect_reachable(&self.endpoints, &self.cluster, &self.access, PROBE).await?;
-        *cached = Some((Instant::now(), store.clone()));
+        *cached = Some((switchyard_host::time::now(), store.clone()));
         Ok(store)
     }
 

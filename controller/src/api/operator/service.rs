@@ -207,7 +207,7 @@ impl Operator for OperatorService {
                     return;
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(FOLLOW_EVERY) => {}
+                    () = switchyard_host::time::sleep(FOLLOW_EVERY) => {}
                     () = tx.closed() => return,
                 }
             }

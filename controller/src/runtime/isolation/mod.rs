@@ -133,9 +133,9 @@ pub async fn probe_etcd(
 ) {
     let key = store.keys().leader();
     loop {
-        let sent = Instant::now();
+        let sent = switchyard_host::time::now();
         let ok = matches!(
-            tokio::time::timeout(timeout, store.exists(&key)).await,
+            switchyard_host::time::timeout(timeout, store.exists(&key)).await,
             Ok(Ok(_))
         );
         if ok {
@@ -148,7 +148,7 @@ pub async fn probe_etcd(
             changed
         });
         tokio::select! {
-            _ = tokio::time::sleep_until(sent + ETCD_PROBE) => {}
+            _ = switchyard_host::time::sleep_until(sent + ETCD_PROBE) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
     }
@@ -175,13 +175,13 @@ impl IsolationLoop {
             self.self_id.clone(),
             self.controllers.clone(),
             self.timing,
-            Instant::now(),
+            switchyard_host::time::now(),
         );
         metrics::gauge!("switchyard_isolated").set(0.0);
         metrics::gauge!("switchyard_peers_reachable").set(0.0);
         let mut shown_peers = 0usize;
         loop {
-            let now = Instant::now();
+            let now = switchyard_host::time::now();
             // The inputs are borrowed for the step only (it copies what it
             // keeps), never across the fence's await.
             let effects = {
@@ -213,10 +213,10 @@ impl IsolationLoop {
                         order.first,
                     )
                     .await;
-                machine.fenced(&order, Instant::now(), ok);
+                machine.fenced(&order, switchyard_host::time::now(), ok);
             }
             tokio::select! {
-                _ = tokio::time::sleep(TICK) => {}
+                _ = switchyard_host::time::sleep(TICK) => {}
                 _ = shutdown.wait_for(|s| *s) => return,
             }
         }
@@ -247,7 +247,7 @@ impl IsolationLoop {
         leases: &BTreeMap<String, HeldLease>,
         include_unreachable: bool,
     ) -> bool {
-        let started = Instant::now();
+        let started = switchyard_host::time::now();
         let now = self.clock.now();
         let budget = self.timing.fence_budget;
         let all = self
@@ -256,7 +256,7 @@ impl IsolationLoop {
             .filter(|f| only.is_none_or(|o| o.contains(f.database())))
             .map(|fencer| async move {
                 let under = leases.get(fencer.database()).and_then(HeldLease::under);
-                let fenced = tokio::time::timeout(
+                let fenced = switchyard_host::time::timeout(
                     budget,
                     fencer.fence_targets(now, reason, include_unreachable, under.as_ref()),
                 )
@@ -299,7 +299,7 @@ pub async fn flush_records(
     let mut backoff = FLUSH_EVERY;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = switchyard_host::time::sleep(backoff) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
         if !*etcd_ok.borrow() {
@@ -452,7 +452,7 @@ mod tests {
             // expire at etcd.
             let period = ttl / crate::store::keepalive::PRIMARY_RENEWALS_PER_TTL;
             let seen = period + t.etcd_silence + TICK;
-            let t0 = Instant::now();
+            let t0 = switchyard_host::time::now();
             let lease = FenceDeadline::new(t0, ttl, t.margin, t.fence_budget);
             let start_after = lease.start_by - t0;
             assert_eq!(lease.done_by - lease.start_by, t.fence_budget, "{secs}s");
@@ -488,7 +488,7 @@ mod tests {
     #[test]
     fn the_earliest_lease_sets_the_deadline_and_none_means_the_grace() {
         let timing = Timing::for_ttl(Duration::from_secs(4));
-        let now = Instant::now();
+        let now = switchyard_host::time::now();
         let since = now;
         assert_eq!(
             fence_deadline(&BTreeMap::new(), since, &timing).start_by,
@@ -519,7 +519,7 @@ mod tests {
     #[test]
     fn a_lease_not_renewed_for_half_its_ttl_is_overdue() {
         let timing = Timing::for_ttl(Duration::from_secs(4));
-        let now = Instant::now();
+        let now = switchyard_host::time::now();
         let leases: BTreeMap<String, HeldLease> = [
             (
                 "orders".to_string(),

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use super::term::Origin;
 use super::{Lead, LeaderContext, WRITER_READ, read_window};
-use tokio::time::Instant;
 
 use super::plan::primary_region_back;
 use crate::engine::{ControlState, Topology};
@@ -40,7 +39,7 @@ pub(super) async fn discover_primaries(
                 StoreError::NotLeader("lease too close to expiry to observe".into()).into(),
             );
         };
-        let observed = tokio::time::timeout(window, set.observe())
+        let observed = switchyard_host::time::timeout(window, set.observe())
             .await
             .unwrap_or_else(|_| {
                 Err(switchyard_probes::replication::ReplError::Unreachable {
@@ -85,9 +84,11 @@ pub(super) async fn lift_fences(
     for (db, d) in &topology.databases {
         let key = format!("unfence:{db}");
         if d.primary.is_empty()
-            || !st
-                .term
-                .may_start(&Lane::Database(db.clone()), Some(&key), Instant::now())
+            || !st.term.may_start(
+                &Lane::Database(db.clone()),
+                Some(&key),
+                switchyard_host::time::now(),
+            )
             || !primary_region_back(d, control)
         {
             continue;
@@ -143,9 +144,11 @@ pub(super) async fn repair_writers(
 ) -> Result<(), ExecError> {
     for (db, d) in &topology.databases {
         if d.primary.is_empty()
-            || !st
-                .term
-                .may_start(&Lane::Database(db.clone()), None, Instant::now())
+            || !st.term.may_start(
+                &Lane::Database(db.clone()),
+                None,
+                switchyard_host::time::now(),
+            )
         {
             continue;
         }
@@ -211,12 +214,19 @@ pub(super) async fn compact(ctx: &LeaderContext, leader: &Leadership) -> Result<
 }
 
 /// Re-reads the primaries after a failover recorded a new one.
-pub(super) async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topology) {
-    if let Ok(states) = control::databases(&ctx.store).await {
-        for (db, state) in states {
-            if let Some(d) = topology.databases.get_mut(&db) {
-                d.primary = state.primary;
+pub(super) async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topology) -> bool {
+    match control::databases(&ctx.store).await {
+        Ok(states) => {
+            for (db, state) in states {
+                if let Some(d) = topology.databases.get_mut(&db) {
+                    d.primary = state.primary;
+                }
             }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the primaries again; planning nothing until then");
+            false
         }
     }
 }

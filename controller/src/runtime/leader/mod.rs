@@ -25,7 +25,6 @@ use std::time::Duration;
 use switchyard_probes::replication::ReplicaSet;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use crate::api::ingest::Aggregator;
 use crate::clock::Clock;
@@ -152,7 +151,7 @@ async fn lead(
 ) -> Result<(), ExecError> {
     let (control, topology) = take_over(ctx, leader, shutdown).await?;
     let mut st = Lead {
-        term: Term::new(Instant::now()),
+        term: Term::new(switchyard_host::time::now()),
         tasks: BTreeMap::new(),
     };
     let result = lead_ticks(ctx, leader, shutdown, &mut st, control, topology).await;
@@ -172,7 +171,7 @@ async fn lead(
 async fn drain(tasks: BTreeMap<Lane, Task>) {
     for (lane, task) in tasks {
         let abort = task.abort_handle();
-        if tokio::time::timeout(DRAIN, task).await.is_err() {
+        if switchyard_host::time::timeout(DRAIN, task).await.is_err() {
             abort.abort();
             tracing::error!(%lane, "an action of the ended term did not stop within {DRAIN:?}; aborted");
         }
@@ -257,7 +256,7 @@ async fn lead_ticks(
     mut topology: Topology,
 ) -> Result<(), ExecError> {
     let mut shown = m::Shown::default();
-    let mut tick = tokio::time::interval(TICK);
+    let mut tick = switchyard_host::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A primary lease that changes (etcd ended one, say) is looked at at
     // once: a failover waiting at the gate must not wait for the tick.
@@ -270,7 +269,12 @@ async fn lead_ticks(
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         }
         // What the lanes finished since the last tick.
-        harvest(ctx, st, &mut control, &mut topology).await?;
+        harvest(ctx, st, &mut control).await?;
+        // A primary may have moved: read them before planning anything.
+        if st.term.primaries_stale() {
+            let ok = chores::reload_primaries(ctx, &mut topology).await;
+            st.term.primaries_read(ok);
+        }
         // The operator's switches and requests, every tick, in one read.
         let controls = control::ControlSnapshot::read(&ctx.store).await;
         let refreshed = match &controls {
@@ -281,7 +285,7 @@ async fn lead_ticks(
             tracing::debug!(error = %e, "cannot refresh operator switches");
         }
         m::set_switches(control.paused, control.drained.len());
-        let chores = st.term.chores(Instant::now(), control.paused);
+        let chores = st.term.chores(switchyard_host::time::now(), control.paused);
         if chores.requests
             && let Ok(controls) = &controls
         {
@@ -337,7 +341,7 @@ async fn lead_ticks(
             .map(|(spec, key, _)| (key.clone(), Lane::of(spec)))
             .collect();
         let next = st.term.next(&Decided {
-            now: Instant::now(),
+            now: switchyard_host::time::now(),
             paused: decision.plan.paused,
             traffic: traffic.as_ref().map(|(_, key, _)| key.as_str()),
             failovers: &lanes,
@@ -366,10 +370,13 @@ async fn lead_ticks(
             }
             let answer = gate(ctx, &spec, now).await;
             let shut = answer.as_ref().err().map(String::as_str);
-            match st
-                .term
-                .gate_answered(&key, spec.subject(), shut, Instant::now(), now)
-            {
+            match st.term.gate_answered(
+                &key,
+                spec.subject(),
+                shut,
+                switchyard_host::time::now(),
+                now,
+            ) {
                 GateStep::Start => reasons.extend(answer.ok().flatten()),
                 GateStep::Wait { log } => {
                     // Logged when the wait starts, then every 30 s.
@@ -407,14 +414,15 @@ async fn resume(
                     );
                 }
             }
-            st.term.resumed(true, Instant::now());
-            chores::reload_primaries(ctx, topology).await;
+            st.term.resumed(true, switchyard_host::time::now());
+            let ok = chores::reload_primaries(ctx, topology).await;
+            st.term.primaries_read(ok);
             Ok(())
         }
         Err(e) if e.lost_leadership() => Err(e),
         Err(e) => {
             tracing::warn!(error = %e, "interrupted intent not finished yet; will resume");
-            st.term.resumed(false, Instant::now());
+            st.term.resumed(false, switchyard_host::time::now());
             Ok(())
         }
     }
@@ -494,8 +502,10 @@ impl Lead {
         let leader = leader.clone();
         let now = ctx.clock.now();
         let task = crate::task::spawn(async move {
-            let found =
-                tokio::time::timeout(DRIFT_READ, chores::drifted(traffic.as_ref(), &desired));
+            let found = switchyard_host::time::timeout(
+                DRIFT_READ,
+                chores::drifted(traffic.as_ref(), &desired),
+            );
             let (records, reasons) = match found.await {
                 Ok(found) => found,
                 Err(_) => {
@@ -530,7 +540,6 @@ async fn harvest(
     ctx: &LeaderContext,
     st: &mut Lead,
     control: &mut engine::ControlState,
-    topology: &mut Topology,
 ) -> Result<(), ExecError> {
     let finished: Vec<Lane> = st
         .tasks
@@ -565,7 +574,7 @@ async fn harvest(
             tracing::info!(request = %id, status = ?entry.status, outcome = ?entry.outcome, "operator request carried out");
         }
         let origin = st.term.origin(&lane).cloned();
-        let Some(followup) = st.term.ended(&lane, &how, Instant::now()) else {
+        let Some(followup) = st.term.ended(&lane, &how, switchyard_host::time::now()) else {
             tracing::error!(%lane, "a task ended in a lane the term did not know of");
             continue;
         };
@@ -585,7 +594,7 @@ async fn harvest(
                 let e = error.map(|e| e.to_string()).unwrap_or_default();
                 tracing::warn!(%lane, ?origin, error = %e, "etcd trouble (or an abnormal end) while executing; settling the journal before anything else");
             }
-            Followup::Done { engine, primaries } => {
+            Followup::Done { engine } => {
                 let Some(entry) = entry else { continue };
                 if engine {
                     apply_done(
@@ -593,9 +602,6 @@ async fn harvest(
                         &entry.action,
                         entry.finished_at.unwrap_or_else(|| ctx.clock.now()),
                     );
-                }
-                if primaries {
-                    chores::reload_primaries(ctx, topology).await;
                 }
             }
             Followup::Failed { retry_in, alarmed } => {
@@ -657,7 +663,7 @@ pub fn read_window(leader: &Leadership) -> Option<Duration> {
     }
     let left = leader
         .deadline()
-        .saturating_duration_since(tokio::time::Instant::now())
+        .saturating_duration_since(switchyard_host::time::now())
         .saturating_sub(LEASE_MARGIN);
     (left >= Duration::from_millis(100)).then_some(left)
 }
@@ -668,7 +674,7 @@ async fn wait_or_lost(
     d: Duration,
 ) -> Result<(), ExecError> {
     tokio::select! {
-        _ = tokio::time::sleep(d) => Ok(()),
+        _ = switchyard_host::time::sleep(d) => Ok(()),
         _ = leader.lost() => Err(StoreError::NotLeader("lost while waiting".into()).into()),
         _ = shutdown.wait_for(|s| *s) => Err(StoreError::NotLeader("shutting down".into()).into()),
     }

@@ -4,8 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use tokio::time::Instant;
-
 use super::term::{Origin, RequestStep};
 use super::{Lead, LeaderContext, gate};
 use crate::engine::Topology;
@@ -42,7 +40,10 @@ pub(super) async fn serve_requests(
             drop_request(ctx, leader, st, &id, &request, &why, now).await;
             continue;
         }
-        if !st.term.may_start(&Lane::of(&action), None, Instant::now()) {
+        if !st
+            .term
+            .may_start(&Lane::of(&action), None, switchyard_host::time::now())
+        {
             continue;
         }
         if let ActionSpec::Failover { avoid_regions, .. } = &mut action

@@ -138,8 +138,6 @@ pub enum Followup {
         /// The engine's memory follows what it did (the engine started
         /// it).
         engine: bool,
-        /// The primaries are read again (a failover or switchover).
-        primaries: bool,
     },
     /// It failed.
     Failed {
@@ -185,7 +183,8 @@ pub struct Decided<'a> {
 /// What the loop does once the engine decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    /// Resuming, but not yet: not due, or a lane is still busy.
+    /// Nothing this tick: resuming, but not yet (not due, or a lane is
+    /// still busy), or the primaries are to be read again first.
     Hold,
     /// Resume the interrupted intent now; report with [`Term::resumed`].
     Resume,
@@ -274,6 +273,10 @@ pub struct Term {
     drift_checked: Instant,
     /// What this term published.
     pub published: Published,
+    /// The primaries the driver holds may be out of date (a failover or
+    /// switchover ended, or an intent was resumed) and must be read from
+    /// etcd again: until a read succeeds nothing is planned on them.
+    primaries_stale: bool,
 }
 
 impl Term {
@@ -291,7 +294,23 @@ impl Term {
             writers_checked: None,
             drift_checked: now,
             published: Published::default(),
+            primaries_stale: false,
         }
+    }
+
+    /// Whether the primaries must be read again before anything is
+    /// planned on them.
+    pub fn primaries_stale(&self) -> bool {
+        self.primaries_stale
+    }
+
+    /// The driver read the primaries from etcd (`ok`) or could not. A
+    /// read that failed (etcd out of reach just as a failover ended) is
+    /// tried again every tick: until then no request, lift, writer repair
+    /// or engine decision works from the primary the failover replaced
+    /// (docs/SIMULATION.md, seed 9184).
+    pub fn primaries_read(&mut self, ok: bool) {
+        self.primaries_stale = !ok;
     }
 
     /// Where the term stands.
@@ -341,7 +360,8 @@ impl Term {
         if compact {
             self.next_compaction = now + COMPACT_EVERY;
         }
-        let check_writers = leading
+        let planning = leading && !self.primaries_stale;
+        let check_writers = planning
             && self
                 .writers_checked
                 .is_none_or(|t| now.saturating_duration_since(t) >= WRITER_CHECK);
@@ -349,8 +369,8 @@ impl Term {
             self.writers_checked = Some(now);
         }
         Chores {
-            requests: leading,
-            lift_fences: leading && !paused,
+            requests: planning,
+            lift_fences: planning && !paused,
             compact,
             check_writers,
         }
@@ -364,6 +384,9 @@ impl Term {
             } else {
                 Next::Hold
             };
+        }
+        if self.primaries_stale {
+            return Next::Hold;
         }
         if d.paused {
             return Next::Paused;
@@ -498,7 +521,17 @@ impl Term {
                     interrupted: matches!(how, Ended::Interrupted),
                 };
             }
-            Ended::Journaled(entry) => entry,
+            Ended::Journaled(entry) => {
+                // A failover or switchover, done or not, may have moved a
+                // primary (one that failed after its promotion did).
+                if matches!(
+                    entry.action,
+                    ActionSpec::Failover { .. } | ActionSpec::Switchover { .. }
+                ) {
+                    self.primaries_stale = true;
+                }
+                entry
+            }
         };
         let key = origin.backoff_key();
         if entry.status == Status::Done {
@@ -519,10 +552,6 @@ impl Term {
             }
             return Followup::Done {
                 engine: matches!(origin, Origin::Engine(_)),
-                primaries: matches!(
-                    entry.action,
-                    ActionSpec::Failover { .. } | ActionSpec::Switchover { .. }
-                ),
             };
         }
         let Some(key) = key else {
@@ -544,6 +573,8 @@ impl Term {
     /// pending intent finished); one that did not is tried again after
     /// [`RETRY_AFTER`].
     pub fn resumed(&mut self, ok: bool, now: Instant) {
+        // A resumed failover or switchover may have moved a primary.
+        self.primaries_stale |= ok;
         self.phase = if ok {
             Phase::Leading
         } else {

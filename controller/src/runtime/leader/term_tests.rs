@@ -157,9 +157,12 @@ fn an_interrupted_intent_is_resumed_first_and_alone() {
         term.next(&decided(due + RETRY_AFTER, None, &failovers)),
         Next::Resume
     );
-    // Once it went through, the term leads again.
+    // Once it went through, the term leads again, on primaries read
+    // again (the resume may have moved one).
     term.resumed(true, due + RETRY_AFTER);
     assert_eq!(term.phase(), Phase::Leading);
+    assert!(term.primaries_stale());
+    term.primaries_read(true);
     let after = acts(term.next(&decided(due + RETRY_AFTER, None, &failovers)));
     assert_eq!(after.failovers, vec![failover_key("orders")]);
     assert!(term.chores(due + RETRY_AFTER, false).requests);
@@ -224,10 +227,7 @@ fn failures_back_off_and_a_success_forgets_what_it_superseded() {
             &entry(&Lane::Traffic, Status::Done, true),
             at(3_600)
         ),
-        Some(Followup::Done {
-            engine: true,
-            primaries: false
-        })
+        Some(Followup::Done { engine: true })
     );
     assert!(term.failing().is_empty());
     assert!(acts(term.next(&decided(at(3_600), Some(&k0), &[]))).traffic);
@@ -247,6 +247,9 @@ fn failures_back_off_and_a_success_forgets_what_it_superseded() {
             alarmed: true
         })
     );
+    // The driver reads the primaries the failover may have moved.
+    assert!(term.primaries_stale());
+    term.primaries_read(true);
     let before = at(4_000) + retry::FIRST_PERMANENT - ms(1);
     assert!(
         acts(term.next(&decided(before, None, &lanes)))
@@ -266,12 +269,10 @@ fn failures_back_off_and_a_success_forgets_what_it_superseded() {
             &entry_of(unfence, Status::Done, true),
             at(4_100)
         ),
-        Some(Followup::Done {
-            engine: false,
-            primaries: false
-        })
+        Some(Followup::Done { engine: false })
     );
     assert!(term.failing().is_empty());
+    assert!(!term.primaries_stale());
     // A failover done (the engine's) reads the primaries again and feeds
     // the engine's memory.
     assert!(term.start(db("orders"), Origin::Engine(fk)));
@@ -281,11 +282,65 @@ fn failures_back_off_and_a_success_forgets_what_it_superseded() {
             &entry(&db("orders"), Status::Done, true),
             at(4_200)
         ),
-        Some(Followup::Done {
-            engine: true,
-            primaries: true
-        })
+        Some(Followup::Done { engine: true })
     );
+    assert!(term.primaries_stale());
+}
+
+/// A failover or switchover that ended, done or failed, may have moved a
+/// primary: until the driver has read the primaries again nothing is
+/// planned on the old ones — no request, lift or writer repair, no engine
+/// action — and a read that fails keeps it so (docs/SIMULATION.md, seed
+/// 9184: etcd out of reach as a forced failover ended left the leader
+/// with the replaced primary for good, and the new one's isolation fence
+/// was never lifted).
+#[test]
+fn nothing_is_planned_on_primaries_a_failover_may_have_moved() {
+    let t0 = Instant::now();
+    let mut term = Term::new(t0);
+    let fk = failover_key("orders");
+    let lanes = [(fk.clone(), db("orders"))];
+    let mut now = t0;
+    for status in [Status::Failed, Status::Done] {
+        assert!(term.start(db("orders"), Origin::Request("r1".into())));
+        term.ended(&db("orders"), &entry(&db("orders"), status, true), now);
+        assert!(term.primaries_stale(), "{status:?}");
+        for read in [false, true] {
+            now += WRITER_CHECK;
+            let chores = term.chores(now, false);
+            assert!(
+                !chores.requests && !chores.lift_fences && !chores.check_writers,
+                "{chores:?}"
+            );
+            assert_eq!(term.next(&decided(now, None, &lanes)), Next::Hold);
+            term.primaries_read(read);
+            assert_eq!(term.primaries_stale(), !read);
+        }
+        // The writer check put off while the primaries were unknown comes
+        // at once.
+        let chores = term.chores(now, false);
+        assert!(chores.requests && chores.lift_fences && chores.check_writers);
+        assert!(matches!(
+            term.next(&decided(now, None, &lanes)),
+            Next::Act(_)
+        ));
+    }
+    // An unfence moves no primary.
+    let unfence = ActionSpec::Unfence {
+        database: "orders".into(),
+        member: "m0".into(),
+    };
+    assert!(term.start(db("orders"), Origin::Unfence("unfence:orders".into())));
+    term.ended(&db("orders"), &entry_of(unfence, Status::Failed, true), t0);
+    assert!(!term.primaries_stale());
+    // Nor does a weight change.
+    assert!(term.start(Lane::Traffic, Origin::Engine(weights_key(0))));
+    term.ended(
+        &Lane::Traffic,
+        &entry(&Lane::Traffic, Status::Done, true),
+        t0,
+    );
+    assert!(!term.primaries_stale());
 }
 
 #[test]
@@ -304,10 +359,7 @@ fn an_operators_request_done_is_not_the_engines_and_a_busy_lane_refuses() {
     // decision: its anti-flap memory is left alone.
     assert_eq!(
         term.ended(&db("orders"), &entry(&db("orders"), Status::Done, true), t0),
-        Some(Followup::Done {
-            engine: false,
-            primaries: true
-        })
+        Some(Followup::Done { engine: false })
     );
     assert!(term.start(db("orders"), Origin::Writer));
 }
@@ -545,13 +597,16 @@ enum Event {
     /// A tick: the plan changes weights (`traffic`) and fails over the
     /// databases of `failovers` (bits: orders, users); the gate opens
     /// for those of `open`; a resume the term orders goes through when
-    /// `resume_ok`; automation is `paused` or not.
+    /// `resume_ok`; automation is `paused` or not; the driver's read of
+    /// the primaries, when the term asks for one, succeeds when
+    /// `read_ok`.
     Tick {
         traffic: bool,
         failovers: u8,
         open: u8,
         resume_ok: bool,
         paused: bool,
+        read_ok: bool,
     },
     /// The action in lane `lane` (0 traffic, 1 orders, 2 users) ends as
     /// `how` (0 done, 1 failed, 2 failed for good, 3 interrupted, 4
@@ -567,17 +622,19 @@ fn event() -> impl Strategy<Value = Event> {
             0u8..4,
             0u8..4,
             any::<bool>(),
-            proptest::bool::weighted(0.2)
+            proptest::bool::weighted(0.2),
+            proptest::bool::weighted(0.7)
         )
-            .prop_map(
-                |(traffic, failovers, open, resume_ok, paused)| Event::Tick {
+            .prop_map(|(traffic, failovers, open, resume_ok, paused, read_ok)| {
+                Event::Tick {
                     traffic,
                     failovers,
                     open,
                     resume_ok,
                     paused,
+                    read_ok,
                 }
-            ),
+            }),
         (0u8..3, 0u8..7).prop_map(|(lane, how)| Event::End { lane, how }),
     ]
 }
@@ -610,7 +667,9 @@ proptest! {
     /// resume off; a resume is ordered exactly when one is pending, due,
     /// and every lane is idle; only what the plan holds is ordered, never
     /// into a busy lane, never past a shut gate, and a failed action is not
-    /// tried again before its first backoff.
+    /// tried again before its first backoff; once a failover ended or a
+    /// resume went through, nothing is planned until the primaries were
+    /// read again.
     #[test]
     fn nothing_starts_before_an_interrupted_intent_is_resumed(
         events in proptest::collection::vec(event(), 1..80)
@@ -622,16 +681,24 @@ proptest! {
         let mut running: BTreeMap<Lane, String> = BTreeMap::new();
         let mut resume_due: Option<Instant> = None;
         let mut not_before: BTreeMap<String, Instant> = BTreeMap::new();
+        // The primaries may have moved and were not read since.
+        let mut stale = false;
         let tk = weights_key(0);
         for e in events {
             match e {
                 Event::Advance(n) => now += ms(n),
-                Event::Tick { traffic, failovers, open, resume_ok, paused } => {
+                Event::Tick { traffic, failovers, open, resume_ok, paused, read_ok } => {
+                    // The driver reads the primaries when the term asks.
+                    prop_assert_eq!(term.primaries_stale(), stale);
+                    if stale {
+                        term.primaries_read(read_ok);
+                        stale = !read_ok;
+                    }
                     let chores = term.chores(now, paused);
                     let pending = resume_due.is_some();
-                    prop_assert_eq!(chores.requests, !pending);
-                    prop_assert_eq!(chores.lift_fences, !pending && !paused);
-                    prop_assert!(!(pending && chores.check_writers));
+                    prop_assert_eq!(chores.requests, !pending && !stale);
+                    prop_assert_eq!(chores.lift_fences, !pending && !paused && !stale);
+                    prop_assert!(!((pending || stale) && chores.check_writers));
                     let planned: Vec<&str> = DATABASES
                         .iter()
                         .enumerate()
@@ -649,6 +716,7 @@ proptest! {
                             let want = if now >= at && idle { Next::Resume } else { Next::Hold };
                             prop_assert_eq!(&next, &want);
                         }
+                        None if stale => prop_assert_eq!(&next, &Next::Hold),
                         None if paused => prop_assert_eq!(&next, &Next::Paused),
                         None => prop_assert!(matches!(next, Next::Act(_)), "{:?}", next),
                     }
@@ -656,6 +724,7 @@ proptest! {
                         Next::Resume => {
                             term.resumed(resume_ok, now);
                             resume_due = (!resume_ok).then_some(now + MODEL_RESUME);
+                            stale |= resume_ok;
                         }
                         Next::Act(acts) => {
                             prop_assert!(!acts.traffic || traffic, "weights nobody planned");
@@ -708,6 +777,9 @@ proptest! {
                     };
                     let followup = term.ended(&lane, &ended, now);
                     prop_assert!(followup.is_some());
+                    // A failover that ran to an outcome may have moved a
+                    // primary, whatever the outcome.
+                    stale |= matches!(lane, Lane::Database(_)) && how <= 2;
                     match how {
                         // Done: its own failures and those of what it
                         // superseded (any weight change and the drift

@@ -217,7 +217,7 @@ impl LeaseKeeper {
             metrics::gauge!("switchyard_primary_leases_held").set(now_held.len() as f64);
             held.send_replace(now_held);
             tokio::select! {
-                _ = tokio::time::sleep(TICK) => {}
+                _ = switchyard_host::time::sleep(TICK) => {}
                 _ = shutdown.wait_for(|s| *s) => return,
             }
         }
@@ -288,7 +288,7 @@ impl LeaseKeeper {
         } else {
             (false, false)
         };
-        let now = Instant::now();
+        let now = switchyard_host::time::now();
         *standing = standing.after_reading(ours, readable, now);
         let detection = self
             .detection
@@ -489,7 +489,7 @@ impl LeaseKeeper {
             return false;
         };
         let fenced = matches!(
-            tokio::time::timeout(GIVE_UP_FENCE, set.fence(primary)).await,
+            switchyard_host::time::timeout(GIVE_UP_FENCE, set.fence(primary)).await,
             Ok(Ok(()))
         );
         if fenced {

@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn readings_move_the_standing() {
-        let t0 = Instant::now();
+        let t0 = switchyard_host::time::now();
         let later = t0 + Duration::from_secs(5);
         let unread = Standing::UnreadableSince { since: t0 };
         let alive = Standing::AliveButUnreadable { since: t0 };
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn the_next_move_for_each_standing() {
-        let t0 = Instant::now();
+        let t0 = switchyard_host::time::now();
         let d = Duration::from_secs(3);
         let readable = Standing::Readable { elsewhere: None };
         let unread = Standing::UnreadableSince { since: t0 };
@@ -362,7 +362,7 @@ mod tests {
 
     #[test]
     fn each_news_is_said_once() {
-        let t0 = Instant::now();
+        let t0 = switchyard_host::time::now();
         let mut s = Standing::UnreadableSince { since: t0 };
         assert!(s.kept_for_an_unreadable_primary());
         assert_eq!(s, Standing::AliveButUnreadable { since: t0 });

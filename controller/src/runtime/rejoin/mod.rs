@@ -38,7 +38,7 @@ pub async fn watch(
 ) {
     let mut book = Book::default();
     loop {
-        tokio::time::sleep(INTERVAL).await;
+        switchyard_host::time::sleep(INTERVAL).await;
         if !leader.is_held() {
             return;
         }
@@ -54,7 +54,8 @@ pub async fn watch(
             let Some(window) = crate::runtime::leader::read_window(&leader) else {
                 return;
             };
-            let Ok(Ok(snapshot)) = tokio::time::timeout(window, set.observe()).await else {
+            let Ok(Ok(snapshot)) = switchyard_host::time::timeout(window, set.observe()).await
+            else {
                 continue;
             };
             if let Err(StoreError::NotLeader(_)) =

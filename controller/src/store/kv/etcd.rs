@@ -66,7 +66,7 @@ async fn bounded<T>(
     lease: LeaseId,
     call: impl Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, KvError> {
-    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+    match switchyard_host::time::timeout(CALL_TIMEOUT, call).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(classify(e, lease)),
         Err(_) => Err(KvError::Unavailable("etcd call timed out".into())),

@@ -99,6 +99,16 @@ struct State {
     /// in the past.
     log: Vec<WatchEvent>,
     watchers: Vec<Watcher>,
+    /// How many microseconds a second etcd's clock gains on tokio's (loses,
+    /// negative): a lease's TTL is counted on it
+    /// ([`MemKv::set_clock_rate`]).
+    clock_ppm: i64,
+}
+
+/// How long on tokio's clock an etcd clock gaining `ppm` takes to count
+/// `ttl`.
+fn etcd_span(ttl: Duration, ppm: i64) -> Duration {
+    ttl.div_f64(1.0 + ppm as f64 / 1e6)
 }
 
 impl Default for MemKv {
@@ -146,6 +156,18 @@ impl MemKv {
         }
     }
 
+    /// Makes etcd's clock, which counts every lease's TTL, gain `ppm`
+    /// microseconds a second on tokio's (lose them, negative), from the
+    /// next grant or renewal on.
+    ///
+    /// # Panics
+    ///
+    /// If the clock would stand still or run backwards (`ppm ≤ −10⁶`).
+    pub fn set_clock_rate(&self, ppm: i64) {
+        assert!(ppm > -1_000_000, "a clock must run forwards: {ppm} ppm");
+        self.lock().clock_ppm = ppm;
+    }
+
     /// The store's current revision, without going through the link (for
     /// invariant checks).
     pub fn revision(&self) -> Revision {
@@ -182,11 +204,12 @@ impl MemKv {
     fn renew(&self, lease: LeaseId) -> Result<Duration, KvError> {
         let (ttl, deadline) = {
             let mut s = self.reach()?;
+            let ppm = s.clock_ppm;
             let l = s
                 .leases
                 .get_mut(&lease)
                 .ok_or(KvError::LeaseNotFound(lease))?;
-            l.deadline = Instant::now() + l.ttl;
+            l.deadline = Instant::now() + etcd_span(l.ttl, ppm);
             (l.ttl, l.deadline)
         };
         self.reap_at(deadline);
@@ -513,9 +536,9 @@ impl Kv for MemKv {
 
     async fn grant(&self, ttl: Duration) -> Result<Granted, KvError> {
         let ttl = whole_seconds(ttl);
-        let deadline = Instant::now() + ttl;
-        let id = {
+        let (id, deadline) = {
             let mut s = self.reach()?;
+            let deadline = Instant::now() + etcd_span(ttl, s.clock_ppm);
             s.granted += 1;
             // Ids look like etcd's (large, not small counters), so a test
             // cannot pass by confusing a lease id with a revision.
@@ -528,7 +551,7 @@ impl Kv for MemKv {
                     keys: BTreeSet::new(),
                 },
             );
-            id
+            (id, deadline)
         };
         self.reap_at(deadline);
         Ok(Granted { id, ttl })
@@ -547,6 +570,8 @@ impl Kv for MemKv {
         let s = self.reach()?;
         let l = s.leases.get(&lease).ok_or(KvError::LeaseNotFound(lease))?;
         let left = l.deadline.saturating_duration_since(Instant::now());
+        // Counted on etcd's clock.
+        let left = left.mul_f64(1.0 + s.clock_ppm as f64 / 1e6);
         Ok(Duration::from_secs(left.as_secs()))
     }
 

@@ -243,7 +243,7 @@ impl Route53Backend {
 #[async_trait::async_trait]
 impl TrafficBackend for Route53Backend {
     async fn read(&self, record: &str) -> Result<RecordState, TrafficError> {
-        let deadline = Instant::now() + self.timing.deadline;
+        let deadline = switchyard_host::time::now() + self.timing.deadline;
         match self.book.get(record) {
             Some(RecordSpec::Weighted(rec)) => {
                 let sets = self.sets_at(&rec.name, deadline).await?;
@@ -262,7 +262,7 @@ impl TrafficBackend for Route53Backend {
     async fn apply_change(&self, change: &TrafficChange) -> Result<Applied, TrafficError> {
         validate(change)?;
         self.book.check(change)?;
-        let deadline = Instant::now() + self.timing.deadline;
+        let deadline = switchyard_host::time::now() + self.timing.deadline;
         let (changes, records) = self.plan(change, deadline).await?;
         if changes.is_empty() {
             return Ok(Applied { changed: 0 });

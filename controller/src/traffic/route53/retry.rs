@@ -93,10 +93,10 @@ impl Pacer {
     /// Waits for this call's slot.
     pub async fn wait(&self) {
         let mut next = self.next.lock().await;
-        let now = Instant::now();
+        let now = switchyard_host::time::now();
         let at = next.map_or(now, |n| n.max(now));
         if at > now {
-            tokio::time::sleep_until(at).await;
+            switchyard_host::time::sleep_until(at).await;
         }
         *next = Some(at + self.interval);
     }
@@ -139,7 +139,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Failure>>,
 {
-    let started = Instant::now();
+    let started = switchyard_host::time::now();
     let mut attempt = 0u32;
     loop {
         pacer.wait().await;
@@ -154,7 +154,7 @@ where
             Err(Failure::Unavailable(m)) => return Err(TrafficError::Unavailable(m)),
             Err(Failure::Retry(m)) => {
                 let delay = backoff.delay(attempt);
-                if Instant::now() + delay >= deadline {
+                if switchyard_host::time::now() + delay >= deadline {
                     return Err(TrafficError::Unavailable(format!(
                         "{what}: gave up after {} attempts in {:.1?} (deadline reached); last error: {m}",
                         attempt + 1,
@@ -162,7 +162,7 @@ where
                     )));
                 }
                 tracing::warn!(%what, attempt, delay_ms = delay.as_millis() as u64, error = %m, "Route 53 call failed; retrying");
-                tokio::time::sleep(delay).await;
+                switchyard_host::time::sleep(delay).await;
                 attempt += 1;
             }
         }
@@ -190,7 +190,7 @@ mod tests {
     #[tokio::test]
     async fn pacer_spaces_calls() {
         let p = Pacer::new(10);
-        let t0 = Instant::now();
+        let t0 = switchyard_host::time::now();
         for _ in 0..5 {
             p.wait().await;
         }

@@ -40,7 +40,7 @@ impl Syncing {
 
     /// Starts following change `id` until `INSYNC` or `timing.sync_deadline`.
     pub fn track(&self, client: Client, pacer: Arc<Pacer>, timing: Timing, id: String) {
-        let accepted = Instant::now();
+        let accepted = switchyard_host::time::now();
         self.lock().insert(id.clone(), accepted);
         metrics::gauge!("switchyard_route53_changes_pending").increment(1.0);
         let this = self.clone();
@@ -73,14 +73,14 @@ pub fn poll_delay(first: Duration, n: u32) -> Duration {
 }
 
 async fn follow(client: &Client, pacer: &Pacer, timing: Timing, id: &str) -> Result<(), String> {
-    let deadline = Instant::now() + timing.sync_deadline;
+    let deadline = switchyard_host::time::now() + timing.sync_deadline;
     let mut n = 0;
     loop {
         let wait = poll_delay(timing.poll, n);
-        if Instant::now() + wait >= deadline {
+        if switchyard_host::time::now() + wait >= deadline {
             return Err(format!("still PENDING after {:?}", timing.sync_deadline));
         }
-        tokio::time::sleep(wait).await;
+        switchyard_host::time::sleep(wait).await;
         n += 1;
         let got = with_retries(
             format!("GetChange {id}"),
