@@ -31,6 +31,13 @@ pub fn now() -> Instant {
     pace().map_or(t, |p| p.local(t))
 }
 
+/// How long this host's clock has counted since `earlier` (one of its
+/// own instants; zero if it is later): what `earlier.elapsed()` would
+/// say, were that not read on tokio's clock.
+pub fn since(earlier: Instant) -> Duration {
+    now().saturating_duration_since(earlier)
+}
+
 /// Waits until this host's clock has counted `d`.
 pub fn sleep(d: Duration) -> Sleep {
     tokio::time::sleep(span(d))

@@ -406,7 +406,9 @@ impl Executor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(database)
-            .is_some_and(|(p, at)| p == old_primary && at.elapsed() < GATE_FRESH)
+            .is_some_and(|(p, at)| {
+                p == old_primary && switchyard_host::time::since(*at) < GATE_FRESH
+            })
     }
 
     /// Journals `action`, performs it, journals the outcome. Returns the
@@ -583,7 +585,7 @@ impl Executor {
         };
         let kind = entry.action.kind();
         metrics::histogram!("switchyard_action_duration_seconds", "kind" => kind)
-            .record(started.elapsed().as_secs_f64());
+            .record(switchyard_host::time::since(started).as_secs_f64());
         let (status, outcome, new_primary) = match &result {
             Ok(p) => (Status::Done, p.outcome.clone(), p.new_primary.clone()),
             Err(e) => (Status::Failed, e.to_string(), None),

@@ -89,7 +89,7 @@ impl MongoReplicaSet {
             if switchyard_host::time::now() >= end {
                 return Err(ReplError::CatchUpTimeout {
                     member: id.to_string(),
-                    waited: started.elapsed(),
+                    waited: switchyard_host::time::since(started),
                     missing: match have {
                         Some(h) => position.missing_from(&h).to_string(),
                         None => position.to_string(),

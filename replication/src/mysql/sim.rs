@@ -193,11 +193,13 @@ impl DeadManState {
     /// The event's verdict at `now` on a writable server: it runs every
     /// [`super::dead_man::EVENT_PERIOD`], so a lapsed deadline is acted on
     /// one period after it passed (the latest a real scheduler would).
-    fn fires(&self, now: Instant) -> Option<Instant> {
+    /// `rate` is the server clock's ([`Server::clock_rate`]): the
+    /// scheduler's period is counted on it too.
+    fn fires(&self, now: Instant, rate: f64) -> Option<Instant> {
         if !self.table || !self.event {
             return None;
         }
-        let period = super::dead_man::EVENT_PERIOD;
+        let period = super::dead_man::EVENT_PERIOD.div_f64(rate);
         match self.expires {
             Some(e) if e + period > now => None,
             Some(e) => Some(e + period),
@@ -644,7 +646,7 @@ impl Net {
                 apply_due(s, now);
                 if s.up
                     && !s.read_only
-                    && let Some(at) = s.dead_man.fires(now)
+                    && let Some(at) = s.dead_man.fires(now, s.clock_rate)
                 {
                     s.read_only = true;
                     s.dead_man.fired = Some(at);

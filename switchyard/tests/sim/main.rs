@@ -97,18 +97,27 @@ async fn doubled_step(world: &World) -> Option<String> {
     None
 }
 
-/// The id of a forced failover that ended without promoting anyone, if
-/// any, from the journal (finished intents stay there until compaction).
+/// The id of a forced failover that failed and left the primary it was
+/// to replace fenced (still the recorded primary, not writable), if any,
+/// from the journal (finished intents stay there until compaction). One
+/// still pending, or that failed before fencing anything, is not one.
 async fn forced_failover_failed(world: &World) -> Option<String> {
     use switchyard_controller::executor::{ActionSpec, JournalEntry, Status};
     use switchyard_controller::store::kv::{Kv, RangeQuery};
     let r = world.kv.range(&RangeQuery::prefix("")).await.ok()?;
+    let recorded = world.recorded_primary().await?;
     r.kvs
         .iter()
         .filter(|kv| kv.key.contains("/journal/"))
         .filter_map(|kv| serde_json::from_slice::<JournalEntry>(&kv.value).ok())
         .find(|e| {
-            matches!(e.action, ActionSpec::Failover { force: true, .. }) && e.status != Status::Done
+            e.status == Status::Failed
+                && matches!(
+                    &e.action,
+                    ActionSpec::Failover { force: true, from_member, .. }
+                        if *from_member == recorded
+                            && !world.net.writable(&member(from_member.trim_start_matches("m-")))
+                )
         })
         .map(|e| e.id)
 }

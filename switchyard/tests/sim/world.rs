@@ -347,9 +347,13 @@ pub struct World {
     /// Switchovers promoting a member: (the member promoted, the primary
     /// recorded when it was), to check for lost writes.
     promotions: Arc<std::sync::Mutex<Vec<(String, String)>>>,
-    /// Old primaries a forced failover replaced: writable beside their
-    /// replacement on the operator's word ([`World::excused`]).
-    forced: Arc<std::sync::Mutex<BTreeSet<String>>>,
+    /// Old primaries a forced failover replaced, with how many times:
+    /// writable beside their replacement on the operator's word
+    /// ([`World::excused`]).
+    forced: Arc<std::sync::Mutex<BTreeMap<String, u32>>>,
+    /// How many of each member's excuses are spent (it was seen fenced,
+    /// down or the recorded primary again since).
+    excuses_spent: BTreeMap<String, u32>,
     /// Each controller's host, by id, for the statement observer to pause.
     hosts: Arc<std::sync::Mutex<BTreeMap<String, Host>>>,
     mid_step: Arc<std::sync::Mutex<MidStep>>,
@@ -401,7 +405,7 @@ struct Watcher {
     prefix: String,
     found: Arc<std::sync::Mutex<Vec<String>>>,
     promotions: Arc<std::sync::Mutex<Vec<(String, String)>>>,
-    forced: Arc<std::sync::Mutex<BTreeSet<String>>>,
+    forced: Arc<std::sync::Mutex<BTreeMap<String, u32>>>,
     hosts: Arc<std::sync::Mutex<BTreeMap<String, Host>>>,
     mid_step: Arc<std::sync::Mutex<MidStep>>,
     start: tokio::time::Instant,
@@ -519,10 +523,12 @@ impl StatementObserver for Watcher {
         if sql == "SET GLOBAL read_only = OFF"
             && let Some(old) = forced_from(&self.kv, &self.keys, address)
         {
-            self.forced
+            *self
+                .forced
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(old);
+                .entry(old)
+                .or_default() += 1;
         }
         let mut m = self
             .mid_step
@@ -658,6 +664,7 @@ impl World {
             app_writes: super::schedule::requests_switchovers(seed),
             promotions: Arc::default(),
             forced: Arc::default(),
+            excuses_spent: BTreeMap::new(),
             hosts: Arc::default(),
             mid_step: Arc::default(),
             deposed_steps: Arc::default(),
@@ -1040,29 +1047,45 @@ impl World {
             .set_apply_delay(&member(region), if on { delay } else { Duration::ZERO });
     }
 
-    /// The writable members the checks pass over: old primaries a forced
-    /// failover replaced, while another member is the recorded primary.
+    /// The writable members the checks pass over: an old primary a
+    /// forced failover replaced, from the moment its replacement is made
+    /// writable for as long as it stays writable without a break (seen
+    /// fenced, down or the recorded primary again, its excuse is spent).
     /// Forcing skips the gate's evidence on the operator's word, so an
     /// old primary the leader could not fence, writable beside its
     /// replacement, is the operator's choice (the runbook has them fence
-    /// it by hand), not the controller's breach.
-    pub async fn excused(&self) -> BTreeSet<String> {
+    /// it by hand), not the controller's breach; made writable again
+    /// later, it is the controller's again. Called after every event, so
+    /// a break between two calls is a change the run sees.
+    pub async fn excused(&mut self) -> BTreeSet<String> {
         let forced = self
             .forced
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         if forced.is_empty() {
-            return forced;
+            return BTreeSet::new();
         }
         let recorded = self
             .recorded_primary()
             .await
             .map(|m| member(m.trim_start_matches("m-")));
-        forced
-            .into_iter()
-            .filter(|m| Some(m) != recorded.as_ref())
-            .collect()
+        let mut excused = BTreeSet::new();
+        for (m, times) in forced {
+            if self
+                .excuses_spent
+                .get(&m)
+                .is_some_and(|spent| *spent >= times)
+            {
+                continue;
+            }
+            if !self.net.writable(&m) || Some(&m) == recorded.as_ref() {
+                self.excuses_spent.insert(m, times);
+            } else {
+                excused.insert(m);
+            }
+        }
+        excused
     }
 
     /// Writes each switchover promoted that lacks a transaction of the

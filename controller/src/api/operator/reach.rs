@@ -53,7 +53,7 @@ impl EtcdReach {
     pub async fn store(&self) -> Result<Store, crate::store::StoreError> {
         let mut cached = self.cached.lock().await;
         if let Some((at, store)) = cached.as_ref()
-            && at.elapsed() < REACH_FOR
+            && switchyard_host::time::since(*at) < REACH_FOR
         {
             return Ok(store.clone());
         }

@@ -141,7 +141,7 @@ pub async fn probe_etcd(
         if ok {
             last_ok.send_replace(sent);
         }
-        let reachable = ok || last_ok.borrow().elapsed() < silence;
+        let reachable = ok || switchyard_host::time::since(*last_ok.borrow()) < silence;
         etcd_ok.send_if_modified(|v| {
             let changed = *v != reachable;
             *v = reachable;
@@ -280,7 +280,7 @@ impl IsolationLoop {
             .into_iter()
             .all(|ok| ok);
         metrics::histogram!("switchyard_isolation_fence_seconds")
-            .record(started.elapsed().as_secs_f64());
+            .record(switchyard_host::time::since(started).as_secs_f64());
         ok
     }
 }

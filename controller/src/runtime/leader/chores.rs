@@ -213,7 +213,9 @@ pub(super) async fn compact(ctx: &LeaderContext, leader: &Leadership) -> Result<
     }
 }
 
-/// Re-reads the primaries after a failover recorded a new one.
+/// Re-reads the primaries after a failover, a switchover or a resume
+/// may have recorded a new one: `false` when etcd could not be read (the
+/// term then plans nothing and the loop tries again next tick).
 pub(super) async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topology) -> bool {
     match control::databases(&ctx.store).await {
         Ok(states) => {
@@ -224,9 +226,16 @@ pub(super) async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topolog
             }
             true
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the primaries again; planning nothing until then");
+        Err(e) if e.retryable() => {
+            tracing::warn!(error = %e, "cannot read the primaries again yet; planning nothing until then");
             false
+        }
+        // A record that cannot be decoded (a newer version's, a hand
+        // edit) will not decode next tick either: keep what is held
+        // rather than stop leading.
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the primaries again; keeping the ones held");
+            true
         }
     }
 }

@@ -225,18 +225,12 @@ async fn take_over(
     };
     // Database primaries as the store knows them (empty: not known yet, so
     // the engine plans no failover for that database).
+    // Read until etcd answers: a primary left empty here would be
+    // discovered from the members and written over the record (and its
+    // epoch) the predecessor's failover has just left.
     let mut topology = ctx.topology.clone();
-    match control::databases(&ctx.store).await {
-        Ok(states) => {
-            for (db, state) in states {
-                if let Some(d) = topology.databases.get_mut(&db) {
-                    d.primary = state.primary;
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read database states; no failover until known")
-        }
+    while !chores::reload_primaries(ctx, &mut topology).await {
+        wait_or_lost(leader, shutdown, TICK).await?;
     }
     chores::discover_primaries(ctx, leader, &mut topology).await?;
     for (record, weights) in &control.weights {
@@ -270,10 +264,14 @@ async fn lead_ticks(
         }
         // What the lanes finished since the last tick.
         harvest(ctx, st, &mut control).await?;
-        // A primary may have moved: read them before planning anything.
+        // A primary may have moved: read them before planning anything,
+        // or publishing a plan made on the old ones.
         if st.term.primaries_stale() {
             let ok = chores::reload_primaries(ctx, &mut topology).await;
             st.term.primaries_read(ok);
+            if !ok {
+                continue;
+            }
         }
         // The operator's switches and requests, every tick, in one read.
         let controls = control::ControlSnapshot::read(&ctx.store).await;

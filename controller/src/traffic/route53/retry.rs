@@ -158,7 +158,7 @@ where
                     return Err(TrafficError::Unavailable(format!(
                         "{what}: gave up after {} attempts in {:.1?} (deadline reached); last error: {m}",
                         attempt + 1,
-                        started.elapsed()
+                        switchyard_host::time::since(started)
                     )));
                 }
                 tracing::warn!(%what, attempt, delay_ms = delay.as_millis() as u64, error = %m, "Route 53 call failed; retrying");

@@ -44,13 +44,13 @@ impl Syncing {
         self.lock().insert(id.clone(), accepted);
         metrics::gauge!("switchyard_route53_changes_pending").increment(1.0);
         let this = self.clone();
-        tokio::spawn(async move {
+        switchyard_host::spawn(async move {
             let outcome = follow(&client, &pacer, timing, &id).await;
             this.lock().remove(&id);
             metrics::gauge!("switchyard_route53_changes_pending").decrement(1.0);
             match outcome {
                 Ok(()) => {
-                    let took = accepted.elapsed();
+                    let took = switchyard_host::time::since(accepted);
                     metrics::histogram!("switchyard_route53_sync_seconds")
                         .record(took.as_secs_f64());
                     tracing::info!(change = %id, took_ms = took.as_millis() as u64, "Route 53 change INSYNC");
