@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use schedule::{FAULTS_END, Fault, Kind, schedule};
 use switchyard_controller::cli::ops::Switch;
+use switchyard_controller::runtime::peers::PING_INTERVAL;
 use switchyard_core::step::{Step, blind_repeat};
 use world::{PROBE_EVERY, World, member};
 
@@ -213,6 +214,7 @@ async fn run(seed: u64) -> Outcome {
     let mut db_changes = world.net.changes();
     let mut dns_changes = world.dns.changes();
     let mut next_probe = Duration::ZERO;
+    let mut next_ping = Duration::ZERO;
     let mut breach = None;
     // Operator requests written so far.
     let mut requests = 0;
@@ -231,6 +233,12 @@ async fn run(seed: u64) -> Outcome {
             world.probe_round();
             next_probe = now + PROBE_EVERY;
         }
+        if world.pings_lost() && now >= next_ping {
+            world.ping_round();
+            next_ping = now + PING_INTERVAL;
+        }
+        // A lagging controller's view catching up.
+        world.publish_peers();
         pending.sort_by_key(|(at, _)| *at);
         while pending.first().is_some_and(|(at, _)| *at <= now) {
             let (_, event) = pending.remove(0);
@@ -387,11 +395,18 @@ async fn run(seed: u64) -> Outcome {
             );
             break;
         }
-        // Until the next change, fault or probe round.
+        // Until the next change, fault, probe round, ping round (while
+        // pings are lost) or lagging view.
         let next = pending
             .iter()
             .map(|(at, _)| *at)
             .chain([next_probe, end])
+            .chain(world.pings_lost().then_some(next_ping.max(now)))
+            .chain(
+                world
+                    .peers_due()
+                    .map(|t| t.saturating_duration_since(start)),
+            )
             .min()
             .unwrap_or(end);
         tokio::select! {
@@ -561,6 +576,14 @@ fn begin(world: &mut World, f: &Fault) -> Option<String> {
             world.set_probe_delay(r, d, true);
             None
         }
+        Kind::PeerLag(r, d) => {
+            world.set_peer_lag(r, d, true);
+            None
+        }
+        Kind::PeerLoss(r, p) => {
+            world.set_peer_loss(r, p, true);
+            None
+        }
         Kind::DnsOutage => {
             world.set_dns_outage(true);
             None
@@ -621,6 +644,8 @@ fn heal(world: &mut World, f: &Fault, crashed: Option<&str>) {
         Kind::SlowSql(r, d) => world.set_slow_sql(r, d, false),
         Kind::ProbeLoss(r, p) => world.set_probe_loss(r, p, false),
         Kind::ProbeDelay(r, d) => world.set_probe_delay(r, d, false),
+        Kind::PeerLag(r, d) => world.set_peer_lag(r, d, false),
+        Kind::PeerLoss(r, p) => world.set_peer_loss(r, p, false),
         Kind::DnsOutage => world.set_dns_outage(false),
         Kind::DnsEdit(..) | Kind::Switchover(_) => {}
         Kind::Lag(r, d) => world.set_lag(r, d, false),

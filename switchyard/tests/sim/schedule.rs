@@ -86,6 +86,14 @@ pub enum Kind {
     ProbeLoss(&'static str, u32),
     /// A region's probe reports reach the controllers this late.
     ProbeDelay(&'static str, Duration),
+    /// A region's controller sees its peers this late: their pings'
+    /// answers are delayed (within the ping timeout, plus the one miss
+    /// its ping loop forgives: at most [`super::world::PEER_LAG_MAX`]).
+    PeerLag(&'static str, Duration),
+    /// Each of a region's controller's pings is lost with this chance in
+    /// a hundred: a peer whose last two were lost drops out of its view
+    /// until one is answered.
+    PeerLoss(&'static str, u32),
     /// The DNS provider fails every call.
     DnsOutage,
     /// Somebody sets a region's weight by hand at the provider (never to
@@ -191,6 +199,7 @@ pub fn schedule(seed: u64) -> Vec<Fault> {
     faults.extend(clock_drifts(seed));
     faults.extend(takeover_aims(seed));
     faults.extend(forced_failovers(seed));
+    faults.extend(peer_links(seed));
     faults.sort_by_key(|f| f.at);
     faults
 }
@@ -524,6 +533,42 @@ fn forced_failovers(seed: u64) -> Vec<Fault> {
     }]
 }
 
+/// The seeds docs/SIMULATION.md cited before the peers' pings were late
+/// or lost: the class leaves them alone. Frozen.
+const CITED_BEFORE_PEERS: [u64; 24] = [
+    1, 4, 5, 9, 45, 108, 134, 170, 187, 291, 1245, 1721, 3245, 3633, 4681, 4885, 6085, 7960, 8032,
+    9184, 9917, 11053, 24709, 24906,
+];
+
+/// Seeds whose peers' pings are late or lost: one in seven (`seed % 7 ==
+/// 6`), across the other classes, from a stream of their own, but for
+/// [`CITED_BEFORE_PEERS`].
+pub fn troubles_peer_links(seed: u64) -> bool {
+    seed % 7 == 6 && !CITED_BEFORE_PEERS.contains(&seed)
+}
+
+/// One or two faults of a region's controller's pings for such a seed:
+/// its view of its peers 50 ms to [`super::world::PEER_LAG_MAX`] late, or
+/// 10–70 % of its pings lost.
+fn peer_links(seed: u64) -> Vec<Fault> {
+    one_or_two(
+        seed,
+        troubles_peer_links(seed),
+        0x9EE7_114C_5000_0001,
+        |rng| {
+            let (at, lasts) = window(rng);
+            let region = REGIONS[rng.random_range(0..REGIONS.len())];
+            let most = super::world::PEER_LAG_MAX.as_millis() as u64;
+            let kind = if rng.random_bool(0.5) {
+                Kind::PeerLag(region, Duration::from_millis(rng.random_range(50..=most)))
+            } else {
+                Kind::PeerLoss(region, rng.random_range(10..=70))
+            };
+            vec![Fault { at, lasts, kind }]
+        },
+    )
+}
+
 /// Seeds whose host clocks drift: one in three (`seed % 3 == 0`), across
 /// the other classes, from a stream of their own, but for
 /// [`CITED_BEFORE_CLOCKS`].
@@ -731,6 +776,11 @@ mod tests {
             |k| matches!(k, Kind::ForcedFailover(_)),
             forces_failovers,
             &CITED_BEFORE_RATES,
+        );
+        comes_on_its_class(
+            |k| matches!(k, Kind::PeerLag(..) | Kind::PeerLoss(..)),
+            troubles_peer_links,
+            &CITED_BEFORE_PEERS,
         );
     }
 

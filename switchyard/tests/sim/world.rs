@@ -303,6 +303,19 @@ pub struct World {
     /// How fast each host's monotonic clock runs, for the whole run (a
     /// controller restarted keeps its host's).
     rates: super::schedule::Rates,
+    /// Regions whose controller sees its peers late (their pings' answers
+    /// delayed): each fault's delay ([`Self::set_peer_lag`]).
+    peer_lag: BTreeMap<&'static str, Vec<Duration>>,
+    /// Regions whose controller's pings are lost: each fault's chance in a
+    /// hundred ([`Self::set_peer_loss`]).
+    peer_loss: BTreeMap<&'static str, Vec<u32>>,
+    /// Consecutive lost pings, by (pinging controller's region, peer's).
+    ping_misses: BTreeMap<(&'static str, &'static str), u32>,
+    /// Every change of the peers' views as they stand, by when, for the
+    /// controllers that see them late; pruned past the longest lag.
+    peer_history: Vec<(tokio::time::Instant, PeerViews)>,
+    /// Draws which pings are lost (its own stream: other draws stay put).
+    ping_rng: rand::rngs::StdRng,
     /// What a probe report may name: reports reach a controller through
     /// the ingest service's own check, against its host's clock.
     known: KnownNames,
@@ -362,6 +375,16 @@ pub struct World {
     deposed_steps: Arc<std::sync::Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
+
+/// Each region's controller's view of its peers: the peers that answer
+/// its pings, and those of them that say they reach etcd.
+type PeerViews = BTreeMap<&'static str, (BTreeSet<String>, BTreeSet<String>)>;
+
+/// The longest a peer's ping answer can be late and still count (the
+/// simulation's ping timeout, `runtime::peers::ping_timeout` of its 6 s
+/// primary lease) plus one forgiven miss at the ping interval: the most a
+/// controller's view of a peer lags behind the peer.
+pub const PEER_LAG_MAX: Duration = Duration::from_millis(1_250);
 
 /// The statements that change a member: sent by a controller's leader
 /// part (`ctl-x`: the executor, the rejoin watcher) only while it leads,
@@ -640,6 +663,11 @@ impl World {
             kv,
             net,
             rates,
+            peer_lag: BTreeMap::new(),
+            peer_loss: BTreeMap::new(),
+            ping_misses: BTreeMap::new(),
+            peer_history: Vec::new(),
+            ping_rng: rand::SeedableRng::seed_from_u64(seed ^ 0x9196_1055_0000_0001),
             dns,
             clock: Arc::new(SimClock::new()),
             clocks: REGIONS.map(|r| (r, Arc::new(SimClock::new()))).into(),
@@ -1149,26 +1177,142 @@ impl World {
 
     /// What each controller's pings would say now: the peers it reaches,
     /// and which of those reach etcd.
-    fn publish_peers(&self) {
-        for n in &self.nodes {
-            let reachable: BTreeSet<String> = self
-                .nodes
-                .iter()
-                .filter(|p| p.region != n.region && self.linked(n.region, p.region))
-                .filter(|p| !self.controller_down.contains_key(p.region))
-                .filter(|p| !p.host.is_frozen())
-                .map(|p| controller(p.region))
-                .collect();
-            let with_etcd = self
-                .nodes
-                .iter()
-                .filter(|p| reachable.contains(&controller(p.region)))
-                .filter(|p| !self.etcd_cut.contains_key(p.region))
-                .map(|p| controller(p.region))
-                .collect();
-            n.peers.send_replace(reachable);
-            n.with_etcd.send_replace(with_etcd);
+    /// Tells each controller which peers answer its pings and which of
+    /// those reach etcd, as it would see them now (late, for one whose
+    /// peers' answers are delayed).
+    pub fn publish_peers(&mut self) {
+        let now = tokio::time::Instant::now();
+        let views = self.peer_views();
+        if self.peer_history.last().is_none_or(|(_, v)| *v != views) {
+            self.peer_history.push((now, views.clone()));
         }
+        // What a lagging controller may still be shown: the last view
+        // before the longest lag, and everything since.
+        let keep_from = self
+            .peer_history
+            .iter()
+            .rposition(|(t, _)| now.saturating_duration_since(*t) >= PEER_LAG_MAX)
+            .unwrap_or(0);
+        self.peer_history.drain(..keep_from);
+        for n in &self.nodes {
+            let lag = self.peer_lag(n.region);
+            let (reachable, with_etcd) = self
+                .peer_history
+                .iter()
+                .rev()
+                .find(|(t, _)| now.saturating_duration_since(*t) >= lag)
+                .or(self.peer_history.first())
+                .and_then(|(_, v)| v.get(n.region).cloned())
+                .unwrap_or_default();
+            n.peers
+                .send_if_modified(|v| std::mem::replace(v, reachable.clone()) != reachable);
+            n.with_etcd
+                .send_if_modified(|v| std::mem::replace(v, with_etcd.clone()) != with_etcd);
+        }
+    }
+
+    /// Each controller's view of its peers as it stands now: a peer
+    /// answers when their regions are linked, it runs (not crashed, not
+    /// paused) and the last two pings to it were not both lost.
+    fn peer_views(&self) -> PeerViews {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let reachable: BTreeSet<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|p| p.region != n.region && self.linked(n.region, p.region))
+                    .filter(|p| !self.controller_down.contains_key(p.region))
+                    .filter(|p| !p.host.is_frozen())
+                    .filter(|p| {
+                        self.ping_misses
+                            .get(&(n.region, p.region))
+                            .is_none_or(|m| *m < switchyard_controller::api::peer::MISSES_TO_DROP)
+                    })
+                    .map(|p| controller(p.region))
+                    .collect();
+                let with_etcd = self
+                    .nodes
+                    .iter()
+                    .filter(|p| reachable.contains(&controller(p.region)))
+                    .filter(|p| !self.etcd_cut.contains_key(p.region))
+                    .map(|p| controller(p.region))
+                    .collect();
+                (n.region, (reachable, with_etcd))
+            })
+            .collect()
+    }
+
+    /// How late `region`'s controller sees its peers.
+    fn peer_lag(&self, region: &str) -> Duration {
+        self.peer_lag
+            .get(region)
+            .and_then(|l| l.iter().max().copied())
+            .unwrap_or_default()
+    }
+
+    /// Makes `region`'s controller see its peers `lag` late (or heals one
+    /// such fault): their pings' answers are delayed, within the ping
+    /// timeout, and a peer that went silent is dropped only after its
+    /// forgiven miss.
+    pub fn set_peer_lag(&mut self, region: &'static str, lag: Duration, on: bool) {
+        held_values(&mut self.peer_lag, region, lag, on);
+        self.publish_peers();
+    }
+
+    /// Loses each of `region`'s controller's pings with this chance in a
+    /// hundred (or heals one such fault).
+    pub fn set_peer_loss(&mut self, region: &'static str, percent: u32, on: bool) {
+        let now = held_values(&mut self.peer_loss, region, percent, on);
+        if now.is_empty() {
+            self.ping_misses.retain(|(from, _), _| *from != region);
+        }
+        self.publish_peers();
+    }
+
+    /// Whether pings are being lost anywhere (the run then pings every
+    /// `runtime::peers::PING_INTERVAL`).
+    pub fn pings_lost(&self) -> bool {
+        self.peer_loss.values().any(|v| !v.is_empty())
+    }
+
+    /// The next moment a lagging controller's view changes, if any.
+    pub fn peers_due(&self) -> Option<tokio::time::Instant> {
+        let now = tokio::time::Instant::now();
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                let lag = self.peer_lag(n.region);
+                self.peer_history
+                    .iter()
+                    .map(|(t, _)| *t + lag)
+                    .filter(|due| *due > now)
+                    .min()
+            })
+            .min()
+    }
+
+    /// One round of pings where they are lost: each lossy controller's
+    /// ping to each peer is lost with its fault's chance, and a peer whose
+    /// last two pings were lost drops out of its view until one is
+    /// answered (`api::peer`'s ping loop forgives one miss).
+    pub fn ping_round(&mut self) {
+        use rand::Rng;
+        for from in REGIONS {
+            let Some(percent) = self
+                .peer_loss
+                .get(from)
+                .and_then(|v| v.iter().max().copied())
+            else {
+                continue;
+            };
+            for to in REGIONS.iter().filter(|r| **r != from) {
+                let lost = self.ping_rng.random_range(0..100) < percent;
+                let misses = self.ping_misses.entry((from, to)).or_default();
+                *misses = if lost { *misses + 1 } else { 0 };
+            }
+        }
+        self.publish_peers();
     }
 
     /// One round of probe reports: each region's probe checks every
@@ -1358,5 +1502,50 @@ mod tests {
         assert_eq!(ahead(&host), 0, "stepped back");
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(ahead(&host), 0, "and true from then on");
+    }
+
+    /// A controller whose peers' answers are late sees a cut `lag` after
+    /// it happened, and one whose pings are all lost drops its peers;
+    /// the others see at once: the peer faults reach the views the
+    /// isolation loop decides on.
+    #[tokio::test(start_paused = true)]
+    async fn late_and_lost_pings_reach_the_controllers_views() {
+        let mut world = World::start("a", 0).await;
+        let sees = |w: &World, from: &str, peer: &str| {
+            w.nodes
+                .iter()
+                .find(|n| n.region == from)
+                .expect("a node")
+                .peers
+                .borrow()
+                .contains(&controller(peer))
+        };
+        assert!(sees(&world, "a", "b") && sees(&world, "b", "a"));
+        world.set_peer_lag("a", Duration::from_millis(800), true);
+        world.set_cut("a", "b", true);
+        assert!(!sees(&world, "b", "a"), "b sees the cut at once");
+        assert!(sees(&world, "a", "b"), "a does not yet");
+        tokio::time::advance(Duration::from_millis(700)).await;
+        world.publish_peers();
+        assert!(sees(&world, "a", "b"), "nor 700 ms later");
+        tokio::time::advance(Duration::from_millis(150)).await;
+        world.publish_peers();
+        assert!(!sees(&world, "a", "b"), "but 850 ms later");
+        world.set_cut("a", "b", false);
+        world.set_peer_lag("a", Duration::from_millis(800), false);
+        assert!(sees(&world, "a", "b"));
+
+        world.set_peer_loss("c", 100, true);
+        world.ping_round();
+        assert!(sees(&world, "c", "a"), "one lost ping is forgiven");
+        world.ping_round();
+        assert!(
+            !sees(&world, "c", "a") && !sees(&world, "c", "b"),
+            "two are not"
+        );
+        assert!(sees(&world, "a", "c"), "a's pings to c still answered");
+        world.set_peer_loss("c", 100, false);
+        assert!(sees(&world, "c", "a"), "healed");
+        world.stop().await;
     }
 }
