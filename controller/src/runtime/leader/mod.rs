@@ -224,8 +224,8 @@ async fn take_over(
         }
     };
     // Database primaries as the store knows them (empty: not known yet, so
-    // the engine plans no failover for that database).
-    // Read until etcd answers: a primary left empty here would be
+    // the engine plans no failover for that database), read until etcd
+    // answers: a primary left empty here would be
     // discovered from the members and written over the record (and its
     // epoch) the predecessor's failover has just left.
     let mut topology = ctx.topology.clone();
@@ -349,7 +349,7 @@ async fn lead_ticks(
         let acts = match next {
             Next::Hold | Next::Paused => continue,
             Next::Resume => {
-                resume(ctx, leader, st, &mut control, &mut topology).await?;
+                resume(ctx, leader, st, &mut control).await?;
                 continue;
             }
             Next::Act(acts) => acts,
@@ -397,7 +397,6 @@ async fn resume(
     leader: &Leadership,
     st: &mut Lead,
     control: &mut engine::ControlState,
-    topology: &mut Topology,
 ) -> Result<(), ExecError> {
     match ctx.executor.finish_pending(leader, ctx.clock.now()).await {
         Ok(done) => {
@@ -412,9 +411,9 @@ async fn resume(
                     );
                 }
             }
+            // The term now holds its plans until the next tick has read
+            // the primaries the resume may have moved.
             st.term.resumed(true, switchyard_host::time::now());
-            let ok = chores::reload_primaries(ctx, topology).await;
-            st.term.primaries_read(ok);
             Ok(())
         }
         Err(e) if e.lost_leadership() => Err(e),
