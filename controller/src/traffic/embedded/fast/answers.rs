@@ -13,6 +13,8 @@
 //! the authority section of a positive answer or of the SOA answer).
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::sync::Arc;
 
 use hickory_server::proto::rr::RData;
@@ -67,7 +69,12 @@ struct Managed {
 pub struct Answers {
     facts: Arc<ZoneFacts>,
     generation: u64,
-    names: HashMap<Box<[u8]>, Node>,
+    /// Keyed by the lowercase wire name. foldhash, not SipHash: every
+    /// query looks a name up here, and the keys are the zone's own, fixed
+    /// between weight changes. A client chooses only what it looks up:
+    /// the worst a crafted name can do is compare against the zone's own
+    /// names, so the flooding SipHash guards against has nothing to grow.
+    names: HashMap<Box<[u8]>, Node, RandomState>,
 }
 
 /// One region's record as a wire record whose owner is the question name,
@@ -134,7 +141,7 @@ fn ordinary(qtype: u16) -> bool {
 impl Answers {
     /// The answers of `facts`' zone with the weights of `snapshot`.
     pub fn build(facts: Arc<ZoneFacts>, snapshot: &Snapshot) -> Self {
-        let mut names: HashMap<Box<[u8]>, Node> = facts
+        let mut names: HashMap<Box<[u8]>, Node, RandomState> = facts
             .names()
             .map(|n| {
                 let node = if n == facts.origin() {
