@@ -212,6 +212,27 @@ async fn the_fence_refuses_a_leader_whose_key_another_node_took() -> anyhow::Res
             .await?
     );
     assert!(!b.store.exists(&pause).await?);
+    // A create writes only where nothing is, and keeps what is there.
+    assert!(
+        b.store
+            .fenced_create(&lead_b, pause.clone(), &"first")
+            .await?
+    );
+    assert!(
+        !b.store
+            .fenced_create(&lead_b, pause.clone(), &"second")
+            .await?
+    );
+    assert_eq!(
+        b.store.get_json::<String>(&pause).await?.as_deref(),
+        Some("first")
+    );
+    let late = a
+        .store
+        .fenced_create(&lead_a, gone.clone(), &"a-late")
+        .await;
+    assert!(matches!(late, Err(StoreError::NotLeader(_))), "{late:?}");
+    assert!(!b.store.exists(&gone).await?);
     assert!(lead_b.is_held());
     a.stop().await;
     b.stop().await;

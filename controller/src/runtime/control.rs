@@ -46,7 +46,7 @@ pub async fn load(
     }
     let regions: Vec<(String, RegionState)> = store.list_json(&keys.regions_prefix()).await?;
     control.regions = regions.into_iter().collect();
-    for (db, state) in databases(store).await? {
+    for (db, state) in databases(store).await?.states {
         if let Some(t) = state.last_failover {
             control.last_failover.insert(db, t);
         }
@@ -66,11 +66,36 @@ pub struct DatabaseState {
     pub last_failover: Option<DateTime<Utc>>,
 }
 
-/// Every database's stored state, by name.
-pub async fn databases(store: &Store) -> Result<BTreeMap<String, DatabaseState>, StoreError> {
-    let all: Vec<(String, DatabaseState)> =
-        store.list_json(&store.keys().databases_prefix()).await?;
-    Ok(all.into_iter().collect())
+/// The databases' records as one read saw them.
+#[derive(Debug, Default)]
+pub struct DatabaseRecords {
+    /// Those that decode, by database.
+    pub states: BTreeMap<String, DatabaseState>,
+    /// Those that do not (a newer version's, a hand edit), by database,
+    /// with why. Kept apart rather than failing the read: one bad record
+    /// must not stop the leader from acting on every other database (nor
+    /// from taking over at all), and must not be mistaken for no record —
+    /// the leader would then discover a primary and write over it.
+    pub undecodable: BTreeMap<String, String>,
+}
+
+/// Every database's stored record, by name.
+pub async fn databases(store: &Store) -> Result<DatabaseRecords, StoreError> {
+    let prefix = store.keys().databases_prefix();
+    let mut records = DatabaseRecords::default();
+    for (db, bytes) in store.scan(&prefix).await? {
+        match serde_json::from_slice(&bytes) {
+            Ok(state) => {
+                records.states.insert(db, state);
+            }
+            Err(e) => {
+                records
+                    .undecodable
+                    .insert(db.clone(), format!("{prefix}{db}: {e}"));
+            }
+        }
+    }
+    Ok(records)
 }
 
 /// Everything under `control/` as one range read saw it: the operator's

@@ -27,22 +27,49 @@ impl Store {
     /// Like [`fenced_txn`](Self::fenced_txn), only while `must_exist` still
     /// exists: `Ok(false)` (nothing written) when it is gone, with
     /// leadership still held — an operator request cancelled between the
-    /// leader reading it and starting it is then not started. Which
-    /// compare failed is read from the same transaction (its else branch
-    /// reads the leader key), so a deposed leader is still told so.
+    /// leader reading it and starting it is then not started.
     pub async fn fenced_txn_while(
         &self,
         leader: &Leadership,
         must_exist: &str,
         ops: Vec<Op>,
     ) -> Result<bool, StoreError> {
+        let exists = Compare::version(must_exist, CmpOp::Greater, 0);
+        self.fenced_txn_if(leader, exists, ops).await
+    }
+
+    /// A fenced put of a JSON value at `key` only if nothing is there:
+    /// `Ok(false)` (nothing written, leadership still held) when a value
+    /// is. For records the leader creates from what it observes (a
+    /// discovered primary): whatever is already there — a record it could
+    /// not decode, one a newer version wrote, one written since it looked
+    /// — was written by someone who knew more, and is not overwritten.
+    pub async fn fenced_create<T: Serialize>(
+        &self,
+        leader: &Leadership,
+        key: String,
+        value: &T,
+    ) -> Result<bool, StoreError> {
+        let json = encode(&key, value)?;
+        let absent = Compare::version(&key, CmpOp::Equal, 0);
+        self.fenced_txn_if(leader, absent, vec![Op::put(key, json)])
+            .await
+    }
+
+    /// `ops` under the fence and `condition`: `Ok(false)` when only the
+    /// condition failed. Which compare failed is read from the same
+    /// transaction (its else branch reads the leader key), so a deposed
+    /// leader is still told so.
+    async fn fenced_txn_if(
+        &self,
+        leader: &Leadership,
+        condition: Compare,
+        ops: Vec<Op>,
+    ) -> Result<bool, StoreError> {
         may_write(leader)?;
-        let txn = Txn::when([
-            fence(leader),
-            Compare::version(must_exist, CmpOp::Greater, 0),
-        ])
-        .and_then(ops)
-        .or_else([Op::get(leader.key())]);
+        let txn = Txn::when([fence(leader), condition])
+            .and_then(ops)
+            .or_else([Op::get(leader.key())]);
         let outcome = bounded(self.kv.txn(txn)).await?;
         if outcome.succeeded {
             metrics::counter!("switchyard_etcd_writes_total", "kind" => "fenced").increment(1);

@@ -1548,4 +1548,70 @@ mod tests {
         assert!(sees(&world, "c", "a"), "healed");
         world.stop().await;
     }
+
+    /// A database record the leader cannot decode (a newer version's, a
+    /// hand edit) neither wedges the next leader's take-over nor is
+    /// written over by a primary it discovers at epoch 1: the new leader
+    /// leads (a region's outage moves its weight away) and the record's
+    /// bytes are still what they were.
+    #[tokio::test(start_paused = true)]
+    async fn an_undecodable_database_record_neither_stops_a_take_over_nor_is_written_over() {
+        use switchyard_controller::store::kv::Kv;
+        let mut world = World::start("a", 0).await;
+        let keys = switchyard_controller::store::Keys::new(&world.cfg.cluster);
+        let step = Duration::from_millis(250);
+        for _ in 0..120 {
+            if world.recorded_primary().await.is_some() {
+                break;
+            }
+            world.probe_round();
+            tokio::time::advance(step).await;
+        }
+        assert_eq!(world.recorded_primary().await.as_deref(), Some("m-a"));
+        let key = keys.database("orders");
+        let garbage = br#"{"primary":"m-a","epoch":"seven","written_by":"v9"}"#.to_vec();
+        world
+            .kv
+            .put(&key, garbage.clone(), None)
+            .await
+            .expect("put");
+        let prefix = format!("{}/", keys.leader());
+        let (first, _) = leader_now(&world.kv, &prefix).expect("a leader");
+        let region = REGIONS
+            .into_iter()
+            .find(|r| controller(r) == first)
+            .expect("a region's controller leads");
+        world.set_controller_down(region, true);
+        let other = REGIONS
+            .into_iter()
+            .find(|r| *r != region)
+            .expect("another region");
+        world.set_service_down(other, true);
+        let mut moved = false;
+        for _ in 0..240 {
+            world.probe_round();
+            tokio::time::advance(step).await;
+            moved = world
+                .weights()
+                .values()
+                .any(|w| w.get(other).is_some_and(|v| *v == 0));
+            if moved {
+                break;
+            }
+        }
+        let (now, _) = leader_now(&world.kv, &prefix).expect("a leader");
+        assert_ne!(now, first, "another controller leads");
+        assert!(
+            moved,
+            "the new leader leads: {other}'s weight moved away ({:?})",
+            world.weights()
+        );
+        let held = world.kv.get(&key).await.expect("get").expect("the record");
+        assert_eq!(
+            String::from_utf8_lossy(&held.value),
+            String::from_utf8_lossy(&garbage),
+            "the record nobody could read is kept"
+        );
+        world.stop().await;
+    }
 }

@@ -56,11 +56,16 @@ pub(super) async fn discover_primaries(
                         epoch: 1,
                         last_failover: None,
                     };
-                    ctx.store
-                        .fenced_put(leader, ctx.store.keys().database(name), &state)
-                        .await?;
-                    tracing::info!(database = %name, primary = %primary, "primary discovered");
-                    db.primary = primary;
+                    // Only where no record is: one this leader could not
+                    // read (undecodable, a newer version's) is not its to
+                    // replace with a guess at epoch 1.
+                    let key = ctx.store.keys().database(name);
+                    if ctx.store.fenced_create(leader, key.clone(), &state).await? {
+                        tracing::info!(database = %name, primary = %primary, "primary discovered");
+                        db.primary = primary;
+                    } else {
+                        tracing::error!(database = %name, key = %key, "a record is already there that this leader cannot read; not discovering over it");
+                    }
                 }
             }
             Err(e) => tracing::warn!(database = %name, error = %e, "cannot observe database"),
@@ -218,21 +223,27 @@ pub(super) async fn compact(ctx: &LeaderContext, leader: &Leadership) -> Result<
 /// term then plans nothing and the loop tries again next tick).
 pub(super) async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topology) -> bool {
     match control::databases(&ctx.store).await {
-        Ok(states) => {
-            for (db, state) in states {
+        Ok(records) => {
+            for (db, state) in records.states {
                 if let Some(d) = topology.databases.get_mut(&db) {
                     d.primary = state.primary;
                 }
             }
+            // A record that cannot be decoded (a newer version's, a hand
+            // edit) will not decode next tick either: keep what is held
+            // for that database (nothing, at a take-over: no failover is
+            // planned for it) rather than stop leading the others.
+            for (db, why) in &records.undecodable {
+                tracing::error!(database = %db, error = %why, "cannot decode the database's record; keeping the primary held for it");
+            }
+            metrics::gauge!("switchyard_database_records_undecodable")
+                .set(records.undecodable.len() as f64);
             true
         }
         Err(e) if e.retryable() => {
             tracing::warn!(error = %e, "cannot read the primaries again yet; planning nothing until then");
             false
         }
-        // A record that cannot be decoded (a newer version's, a hand
-        // edit) will not decode next tick either: keep what is held
-        // rather than stop leading.
         Err(e) => {
             tracing::error!(error = %e, "cannot read the primaries again; keeping the ones held");
             true
