@@ -303,6 +303,11 @@ pub struct StatusView {
     pub pending: Vec<JournalEntry>,
     /// Database → recorded primary and epoch.
     pub databases: Vec<(String, DatabaseState)>,
+    /// Database → why its record cannot be decoded (a newer version's, a
+    /// hand edit): the leader plans nothing for it until it is mended, so
+    /// status names it rather than leaving it out.
+    #[serde(default)]
+    pub unreadable_databases: Vec<(String, String)>,
     /// Database → its primary lease (absent: nobody renews it now).
     pub primary_leases: Vec<(String, LeaseValue)>,
     /// Database → who could fence its primary: the primary's region and
@@ -457,7 +462,11 @@ pub async fn status_view(cfg: &config::Config, store: &Store) -> Result<StatusVi
         tracing::warn!(%key, error = %why, "journal entry cannot be decoded; status leaves it out");
     }
     let journal: Vec<(String, JournalEntry)> = journal.values;
-    let databases: Vec<(String, DatabaseState)> = store.list_json(&keys.databases_prefix()).await?;
+    // Lenient too: one record that cannot be decoded is named, not a
+    // failed status (it is what the operator has to find).
+    let records = crate::runtime::control::databases(store).await?;
+    let databases: Vec<(String, DatabaseState)> = records.states.into_iter().collect();
+    let unreadable_databases: Vec<(String, String)> = records.undecodable.into_iter().collect();
     let primary_leases: Vec<(String, LeaseValue)> =
         store.list_json(&keys.primary_leases_prefix()).await?;
     let registered: Vec<(String, Registration)> =
@@ -496,6 +505,7 @@ pub async fn status_view(cfg: &config::Config, store: &Store) -> Result<StatusVi
             .filter(|e| e.status == Status::Pending)
             .collect(),
         databases,
+        unreadable_databases,
         primary_leases,
         fencing,
         bypass: store.list_json(&keys.bypass_prefix()).await?,
@@ -534,8 +544,14 @@ pub fn print_status(
         let parts: Vec<String> = w.iter().map(|(r, w)| format!("{r}={w}")).collect();
         writeln!(out, "  {record:<30} {}", parts.join(" "))?;
     }
-    if !view.databases.is_empty() {
+    if !view.databases.is_empty() || !view.unreadable_databases.is_empty() {
         writeln!(out, "databases")?;
+        for (db, why) in &view.unreadable_databases {
+            writeln!(
+                out,
+                "  {db:<12} RECORD UNREADABLE, nothing is planned for it: {why}"
+            )?;
+        }
         for (db, state) in &view.databases {
             let lease = view.primary_leases.iter().find(|(d, _)| d == db).map_or(
                 "no primary lease".to_string(),
@@ -959,4 +975,59 @@ pub async fn cancel_request(
         return Ok((false, what));
     }
     Ok((true, what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view_with_unreadable() -> StatusView {
+        StatusView {
+            leader: None,
+            paused: false,
+            drained: vec![],
+            alarms: vec![],
+            regions: vec![],
+            traffic: vec![],
+            pending: vec![],
+            databases: vec![],
+            unreadable_databases: vec![(
+                "orders".into(),
+                "/switchyard/c/state/databases/orders: invalid type: string \"seven\"".into(),
+            )],
+            primary_leases: vec![],
+            fencing: vec![],
+            bypass: vec![],
+        }
+    }
+
+    /// A database whose record cannot be decoded is named in `status`
+    /// with why, not left out: it is what the operator has to find.
+    #[test]
+    fn status_names_a_database_whose_record_cannot_be_read() {
+        let mut out = Vec::new();
+        print_status(&view_with_unreadable(), Output::Table, &mut out).expect("printed");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            text.contains("orders") && text.contains("RECORD UNREADABLE"),
+            "{text}"
+        );
+        assert!(text.contains("invalid type"), "{text}");
+    }
+
+    /// The JSON carries the unreadable ones, and a document from before
+    /// the field existed still reads (a newer CLI against an older
+    /// controller's API).
+    #[test]
+    fn status_json_carries_unreadable_records_and_reads_without_them() {
+        let mut out = Vec::new();
+        print_status(&view_with_unreadable(), Output::Json, &mut out).expect("printed");
+        let mut doc: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(doc["unreadable_databases"][0][0], "orders");
+        doc.as_object_mut()
+            .expect("an object")
+            .remove("unreadable_databases");
+        let older: StatusView = serde_json::from_value(doc).expect("reads without the field");
+        assert!(older.unreadable_databases.is_empty());
+    }
 }

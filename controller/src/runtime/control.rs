@@ -79,23 +79,23 @@ pub struct DatabaseRecords {
     pub undecodable: BTreeMap<String, String>,
 }
 
-/// Every database's stored record, by name.
+/// Every database's stored record, by name; those that cannot be decoded
+/// are returned apart (and counted in
+/// `switchyard_undecodable_entries_total`) instead of failing the read.
 pub async fn databases(store: &Store) -> Result<DatabaseRecords, StoreError> {
     let prefix = store.keys().databases_prefix();
-    let mut records = DatabaseRecords::default();
-    for (db, bytes) in store.scan(&prefix).await? {
-        match serde_json::from_slice(&bytes) {
-            Ok(state) => {
-                records.states.insert(db, state);
-            }
-            Err(e) => {
-                records
-                    .undecodable
-                    .insert(db.clone(), format!("{prefix}{db}: {e}"));
-            }
-        }
-    }
-    Ok(records)
+    let read = store.scan_json::<DatabaseState>(&prefix).await?;
+    Ok(DatabaseRecords {
+        states: read.values.into_iter().collect(),
+        undecodable: read
+            .undecodable
+            .into_iter()
+            .map(|(db, why)| {
+                let why = format!("{prefix}{db}: {why}");
+                (db, why)
+            })
+            .collect(),
+    })
 }
 
 /// Everything under `control/` as one range read saw it: the operator's

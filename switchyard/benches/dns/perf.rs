@@ -2,6 +2,7 @@
 //! read from the scheduler's per-thread counts (`schedstat`) for the
 //! server and its descendants.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
@@ -44,6 +45,9 @@ pub struct Run {
     /// with `dns-` (the embedded server's UDP workers: its query work
     /// without the controller's own loops). Zero for the peers.
     pub dns_threads_s: f64,
+    /// Slices whose CPU is the coarse figure (10 ms ticks) because a
+    /// thread exited during them.
+    pub coarse: u32,
     /// Share of the run the hypervisor kept the server's and the client's
     /// CPU from running (`steal` in `/proc/stat`): time no process in the
     /// guest can use, and the first suspect for a latency tail.
@@ -60,6 +64,7 @@ impl Run {
         self.lost += slice.lost;
         self.cpu_s += slice.cpu_s;
         self.dns_threads_s += slice.dns_threads_s;
+        self.coarse += slice.coarse;
         for (mine, theirs) in self.steal.iter_mut().zip(slice.steal) {
             *mine += theirs * w;
         }
@@ -76,34 +81,94 @@ impl Run {
     }
 }
 
-/// Nanoseconds `pid`'s live threads have run, from each thread's
-/// `/proc/<pid>/task/<tid>/schedstat` (the scheduler's own count,
-/// `sum_exec_runtime`), keeping those whose name `keep` accepts.
+/// Every thread of a process tree at one moment, keyed by (tid, start
+/// time) so a reused tid is a new thread: nanoseconds it has run, from
+/// its `/proc/<pid>/task/<tid>/schedstat` (the scheduler's own count,
+/// `sum_exec_runtime`), and whether its name starts with `dns-`.
 ///
 /// Nanoseconds rather than `/proc/<pid>/stat`'s `utime + stime`, which
-/// come in 10 ms clock ticks: read around a 2 s slice of about 0.8 CPU
-/// seconds, a tick either side is ±1.25 %, as much as the difference
-/// the figure is meant to show.
-fn thread_ns(pid: u32, keep: impl Fn(&str) -> bool) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| {
-            let name = std::fs::read_to_string(t.path().join("comm")).ok()?;
-            if !keep(name.trim_end()) {
-                return None;
+/// come in 10 ms clock ticks: a slice at saturation is about 1.6 CPU
+/// seconds, so a tick either side of it is ±0.6 %, more than half the
+/// difference the figure is meant to show.
+#[derive(Debug, Default)]
+pub struct Threads(BTreeMap<(u32, u64), (u64, bool)>);
+
+impl Threads {
+    /// Reads every thread of `root` and its descendants.
+    pub fn read(root: u32) -> Self {
+        let mut out = BTreeMap::new();
+        for pid in tree(root) {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for t in tasks.flatten() {
+                let Some(tid) = t.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let read = |f: &str| std::fs::read_to_string(t.path().join(f)).ok();
+                let (Some(stat), Some(sched)) = (read("stat"), read("schedstat")) else {
+                    continue;
+                };
+                let Some((name, fields)) = stat
+                    .split_once(" (")
+                    .and_then(|(_, rest)| rest.rsplit_once(") "))
+                else {
+                    continue;
+                };
+                // After the name: state(3) … starttime(22).
+                let start = fields
+                    .split_whitespace()
+                    .nth(19)
+                    .and_then(|v| v.parse().ok());
+                let ran = sched.split_whitespace().next().and_then(|v| v.parse().ok());
+                if let (Some(start), Some(ran)) = (start, ran) {
+                    out.insert((tid, start), (ran, name.starts_with("dns-")));
+                }
             }
-            let sched = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
-            sched.split_whitespace().next()?.parse::<u64>().ok()
+        }
+        Threads(out)
+    }
+
+    /// CPU seconds run between this reading and `later` (every thread,
+    /// and the `dns-` ones), and whether that is the whole of it: not
+    /// when a thread of this reading is gone from `later` (it exited
+    /// between), since what it ran after this reading is counted nowhere.
+    pub fn until(&self, later: &Threads) -> (f64, f64, bool) {
+        let whole = self.0.keys().all(|k| later.0.contains_key(k));
+        let (mut all, mut dns) = (0u64, 0u64);
+        for (k, (ran, is_dns)) in &later.0 {
+            let before = self.0.get(k).map_or(0, |(r, _)| *r);
+            let d = ran.saturating_sub(before);
+            all += d;
+            if *is_dns {
+                dns += d;
+            }
+        }
+        (all as f64 / 1e9, dns as f64 / 1e9, whole)
+    }
+}
+
+/// CPU ticks (`utime + stime`, exited threads included) of `root` and
+/// its descendants: the coarse figure, for a slice in which a thread
+/// exited.
+fn tree_ticks(root: u32) -> u64 {
+    tree(root)
+        .into_iter()
+        .filter_map(|pid| {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let f: Vec<&str> = text[text.rfind(')')? + 2..].split_whitespace().collect();
+            // After the name: … utime(14) stime(15).
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
         })
         .sum()
 }
 
-/// Nanoseconds of `pid`'s threads named `dns-…`.
-fn dns_thread_ns(pid: u32) -> u64 {
-    thread_ns(pid, |name| name.starts_with("dns-"))
+/// Clock ticks per second of `/proc` CPU times.
+fn clock_ticks() -> anyhow::Result<f64> {
+    let out = std::process::Command::new(system_bin("getconf")?)
+        .arg("CLK_TCK")
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }
 
 /// The parent pid of `pid`, from `/proc/<pid>/stat`.
@@ -141,9 +206,8 @@ fn steal_share(before: [(u64, u64); 2], after: [(u64, u64); 2]) -> [f64; 2] {
     })
 }
 
-/// CPU nanoseconds of `root` and every descendant (NSD serves from a
-/// child).
-pub fn tree_ns(root: u32) -> u64 {
+/// `root` and every descendant (NSD serves from a child).
+fn tree(root: u32) -> Vec<u32> {
     let all: Vec<(u32, u32)> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -162,7 +226,7 @@ pub fn tree_ns(root: u32) -> u64 {
         );
         i += 1;
     }
-    tree.into_iter().map(|pid| thread_ns(pid, |_| true)).sum()
+    tree
 }
 
 fn summary_value(text: &str, key: &str) -> Option<f64> {
@@ -211,13 +275,21 @@ pub async fn dnsperf(
         Some(r) => cmd.args(["-Q", &r.to_string(), "-v"]),
         None => cmd.args(["-q", "100"]),
     };
-    let before = tree_ns(pid);
-    let dns_before = dns_thread_ns(pid);
+    let ticks_before = tree_ticks(pid);
+    let before = Threads::read(pid);
     let cpus_before = cpu_ticks();
     let status = cmd.status().await.context("running dnsperf")?;
-    let after = tree_ns(pid);
-    let dns_after = dns_thread_ns(pid);
+    let after = Threads::read(pid);
+    let ticks_after = tree_ticks(pid);
     let steal = steal_share(cpus_before, cpu_ticks());
+    // A thread that exited mid-slice takes what it ran with it: that
+    // slice falls back to the coarse figure, which keeps it.
+    let (exact_s, dns_threads_s, whole) = before.until(&after);
+    let cpu_s = if whole {
+        exact_s
+    } else {
+        ticks_after.saturating_sub(ticks_before) as f64 / clock_ticks()?
+    };
     let output = std::fs::read_to_string(&out_path).context("dnsperf output")?;
     let mut latencies = Vec::new();
     let mut text = String::new();
@@ -243,8 +315,9 @@ pub async fn dnsperf(
         lost: summary_value(&text, "Queries lost").unwrap_or(0.0) as u64,
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
-        cpu_s: after.saturating_sub(before) as f64 / 1e9,
-        dns_threads_s: dns_after.saturating_sub(dns_before) as f64 / 1e9,
+        cpu_s,
+        dns_threads_s,
+        coarse: u32::from(!whole),
         steal,
     })
 }

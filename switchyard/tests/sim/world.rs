@@ -1614,4 +1614,94 @@ mod tests {
         );
         world.stop().await;
     }
+
+    /// A record that stops decoding while a leader leads is read at once
+    /// (the leader watches the records) and leaves it with no primary for
+    /// that database: even an operator's forced failover is not started
+    /// (its commit could never record the new primary over the record),
+    /// and once the record is mended the leader holds its primary again
+    /// and fails the dead one over.
+    #[tokio::test(start_paused = true)]
+    async fn a_record_unreadable_mid_term_starts_no_failover_until_it_is_mended() {
+        use switchyard_controller::executor::{ActionSpec, JournalEntry};
+        use switchyard_controller::store::kv::Kv;
+        let mut world = World::start("a", 0).await;
+        let keys = switchyard_controller::store::Keys::new(&world.cfg.cluster);
+        let step = Duration::from_millis(250);
+        for _ in 0..120 {
+            if world.recorded_primary().await.is_some() {
+                break;
+            }
+            world.probe_round();
+            tokio::time::advance(step).await;
+        }
+        // Its region's controller vouches for it (the lease the gate will
+        // see end once it is dead).
+        for _ in 0..120 {
+            if world
+                .kv
+                .get(&keys.vouched("orders"))
+                .await
+                .expect("get")
+                .is_some()
+            {
+                break;
+            }
+            world.probe_round();
+            tokio::time::advance(step).await;
+        }
+        let key = keys.database("orders");
+        let good = world
+            .kv
+            .get(&key)
+            .await
+            .expect("get")
+            .expect("recorded")
+            .value;
+        let garbage = br#"{"primary":"m-a","epoch":"seven"}"#.to_vec();
+        world
+            .kv
+            .put(&key, garbage.clone(), None)
+            .await
+            .expect("put");
+        world.net.crash(&member("a"));
+        for _ in 0..40 {
+            world.probe_round();
+            tokio::time::advance(step).await;
+        }
+        world.request_failover(Some("b"), true).await;
+        let failovers = |w: &World| {
+            w.kv.snapshot()
+                .iter()
+                .filter(|k| k.key.starts_with(&keys.journal_prefix()))
+                .filter_map(|k| serde_json::from_slice::<JournalEntry>(&k.value).ok())
+                .filter(|e| matches!(e.action, ActionSpec::Failover { .. }))
+                .count()
+        };
+        for _ in 0..240 {
+            world.probe_round();
+            tokio::time::advance(step).await;
+        }
+        assert_eq!(
+            failovers(&world),
+            0,
+            "no failover started on an unreadable record, not even a forced one"
+        );
+        assert!(world.writable_by_clients().is_empty(), "nobody promoted");
+        let held = world.kv.get(&key).await.expect("get").expect("the record");
+        assert_eq!(held.value, garbage, "the record is kept");
+        world.kv.put(&key, good, None).await.expect("mend");
+        let mut promoted = false;
+        for _ in 0..480 {
+            world.probe_round();
+            tokio::time::advance(step).await;
+            promoted = world.recorded_primary().await.is_some_and(|p| p != "m-a");
+            if promoted {
+                break;
+            }
+        }
+        assert!(promoted, "mended, the dead primary is failed over");
+        assert_eq!(failovers(&world), 1);
+        world.stop().await;
+    }
 }

@@ -64,7 +64,9 @@ pub(super) async fn discover_primaries(
                         tracing::info!(database = %name, primary = %primary, "primary discovered");
                         db.primary = primary;
                     } else {
-                        tracing::error!(database = %name, key = %key, "a record is already there that this leader cannot read; not discovering over it");
+                        // Written since the read, or one it could not
+                        // decode: the next read of the primaries says.
+                        tracing::warn!(database = %name, key = %key, "a record is there already; not discovering over it");
                     }
                 }
             }
@@ -219,9 +221,19 @@ pub(super) async fn compact(ctx: &LeaderContext, leader: &Leadership) -> Result<
 }
 
 /// Re-reads the primaries after a failover, a switchover or a resume
-/// may have recorded a new one: `false` when etcd could not be read (the
-/// term then plans nothing and the loop tries again next tick).
-pub(super) async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topology) -> bool {
+/// may have recorded a new one, or a record changed: `None` when etcd
+/// could not be read (the term then plans nothing and the loop tries
+/// again next tick), else how many databases' records could not be
+/// decoded.
+///
+/// Such a record (a newer version's, a hand edit) leaves its database
+/// with no primary held: the engine plans nothing for a database whose
+/// primary is unknown, so none of its failovers is planned on a primary
+/// the record may no longer name. The leader leads every other one.
+pub(super) async fn reload_primaries(
+    ctx: &LeaderContext,
+    topology: &mut Topology,
+) -> Option<usize> {
     match control::databases(&ctx.store).await {
         Ok(records) => {
             for (db, state) in records.states {
@@ -229,24 +241,23 @@ pub(super) async fn reload_primaries(ctx: &LeaderContext, topology: &mut Topolog
                     d.primary = state.primary;
                 }
             }
-            // A record that cannot be decoded (a newer version's, a hand
-            // edit) will not decode next tick either: keep what is held
-            // for that database (nothing, at a take-over: no failover is
-            // planned for it) rather than stop leading the others.
             for (db, why) in &records.undecodable {
-                tracing::error!(database = %db, error = %why, "cannot decode the database's record; keeping the primary held for it");
+                tracing::error!(database = %db, error = %why, "cannot decode the database's record; nothing is planned for it until it is mended");
+                if let Some(d) = topology.databases.get_mut(db) {
+                    d.primary.clear();
+                }
             }
             metrics::gauge!("switchyard_database_records_undecodable")
                 .set(records.undecodable.len() as f64);
-            true
+            Some(records.undecodable.len())
         }
         Err(e) if e.retryable() => {
             tracing::warn!(error = %e, "cannot read the primaries again yet; planning nothing until then");
-            false
+            None
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot read the primaries again; keeping the ones held");
-            true
+            Some(0)
         }
     }
 }

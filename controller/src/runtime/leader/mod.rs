@@ -229,7 +229,7 @@ async fn take_over(
     // discovered from the members and written over the record (and its
     // epoch) the predecessor's failover has just left.
     let mut topology = ctx.topology.clone();
-    while !chores::reload_primaries(ctx, &mut topology).await {
+    while chores::reload_primaries(ctx, &mut topology).await.is_none() {
         wait_or_lost(leader, shutdown, TICK).await?;
     }
     chores::discover_primaries(ctx, leader, &mut topology).await?;
@@ -255,19 +255,22 @@ async fn lead_ticks(
     // A primary lease that changes (etcd ended one, say) is looked at at
     // once: a failover waiting at the gate must not wait for the tick.
     let (leases_changed, _lease_watch) = super::lease_watch::watch_primary_leases(&ctx.store);
+    let (records_changed, _records_watch) = super::lease_watch::watch_database_records(&ctx.store);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = leases_changed.notified() => st.term.leases_changed(),
+            _ = records_changed.notified() => st.term.records_changed(),
             _ = leader.lost() => return Ok(()),
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         }
         // What the lanes finished since the last tick.
         harvest(ctx, st, &mut control).await?;
-        // A primary may have moved: read them before planning anything,
-        // or publishing a plan made on the old ones.
+        // A primary may have moved (or its record changed): read them
+        // before planning anything, or publishing a plan made on the old
+        // ones.
         if st.term.primaries_stale() {
-            let ok = chores::reload_primaries(ctx, &mut topology).await;
+            let ok = chores::reload_primaries(ctx, &mut topology).await.is_some();
             st.term.primaries_read(ok);
             if !ok {
                 continue;

@@ -313,6 +313,13 @@ impl Term {
         self.primaries_stale = !ok;
     }
 
+    /// A database's record changed in etcd (the leader's own commit, a
+    /// hand edit, a record that no longer decodes): the primaries are
+    /// read again before anything more is planned on them.
+    pub fn records_changed(&mut self) {
+        self.primaries_stale = true;
+    }
+
     /// Where the term stands.
     pub fn phase(&self) -> Phase {
         self.phase

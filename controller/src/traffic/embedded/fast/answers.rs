@@ -13,10 +13,9 @@
 //! the authority section of a positive answer or of the SOA answer).
 
 use std::collections::HashMap;
-
-use foldhash::fast::RandomState;
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use hickory_server::proto::rr::RData;
 use rand::Rng;
 
