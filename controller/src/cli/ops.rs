@@ -993,7 +993,7 @@ mod tests {
             databases: vec![],
             unreadable_databases: vec![(
                 "orders".into(),
-                "/switchyard/c/state/databases/orders: invalid type: string \"seven\"".into(),
+                "bad value at orders: invalid type: string \"seven\", expected u64".into(),
             )],
             primary_leases: vec![],
             fencing: vec![],

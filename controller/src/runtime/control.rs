@@ -83,18 +83,12 @@ pub struct DatabaseRecords {
 /// are returned apart (and counted in
 /// `switchyard_undecodable_entries_total`) instead of failing the read.
 pub async fn databases(store: &Store) -> Result<DatabaseRecords, StoreError> {
-    let prefix = store.keys().databases_prefix();
-    let read = store.scan_json::<DatabaseState>(&prefix).await?;
+    let read = store
+        .scan_json::<DatabaseState>(&store.keys().databases_prefix())
+        .await?;
     Ok(DatabaseRecords {
         states: read.values.into_iter().collect(),
-        undecodable: read
-            .undecodable
-            .into_iter()
-            .map(|(db, why)| {
-                let why = format!("{prefix}{db}: {why}");
-                (db, why)
-            })
-            .collect(),
+        undecodable: read.undecodable.into_iter().collect(),
     })
 }
 

@@ -33,25 +33,23 @@ pub fn watch_database_records(store: &Store) -> (Arc<Notify>, AbortOnDrop) {
 }
 
 /// Notifies at every change under `prefix`, and each time the watch is
-/// opened again after it ended: what changed in between is not known.
+/// opened, the first time too: a watch starts from now, and what changed
+/// before it was open (since the caller's last read, or while an ended
+/// watch was down) is not known.
 fn watch_prefix(store: &Store, prefix: String) -> (Arc<Notify>, AbortOnDrop) {
     let notify = Arc::new(Notify::new());
     let store = store.clone();
     let tx = notify.clone();
     let task = crate::task::spawn(async move {
-        let mut reopened = false;
         loop {
             if let Ok(mut stream) = store.watch(&prefix, None).await {
-                if reopened {
-                    tx.notify_one();
-                }
+                tx.notify_one();
                 // An error (etcd ended the watch: compaction, permissions,
                 // a lost connection) ends the stream: open a new one.
                 while let Some(Ok(_)) = stream.recv().await {
                     tx.notify_one();
                 }
             }
-            reopened = true;
             switchyard_host::time::sleep(REWATCH).await;
         }
     });

@@ -129,7 +129,7 @@ fn print_round(i: usize, peers: &[Peer], r: &Round, rate: u64) {
         let coarse = r.sat[k].coarse + r.lat[k].coarse;
         if coarse > 0 {
             println!(
-                "note: {}: a thread exited during {coarse} phase(s); their CPU is the coarse 10 ms figure",
+                "note: {}: a thread exited during {coarse} slice(s); their CPU is the coarse 10 ms figure",
                 p.name
             );
         }

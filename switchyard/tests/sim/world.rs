@@ -1669,7 +1669,44 @@ mod tests {
             world.probe_round();
             tokio::time::advance(step).await;
         }
-        world.request_failover(Some("b"), true).await;
+        let id = world.request_failover(Some("b"), true).await;
+        // Refused at once (the request would expire in a minute), and the
+        // leader leads all the same: an outage moves weight away.
+        let history = |w: &World| {
+            w.kv.snapshot()
+                .iter()
+                .filter(|k| k.key.starts_with(&keys.history_prefix()))
+                .map(|k| String::from_utf8_lossy(&k.value).into_owned())
+                .collect::<Vec<_>>()
+        };
+        world.set_service_down("c", true);
+        let mut refused = false;
+        let mut moved = false;
+        for _ in 0..80 {
+            world.probe_round();
+            tokio::time::advance(step).await;
+            refused = history(&world)
+                .iter()
+                .any(|e| e.contains(&id) && e.contains("refused"));
+            moved = world
+                .weights()
+                .values()
+                .any(|w| w.get("c").is_some_and(|v| *v == 0));
+            if refused && moved {
+                break;
+            }
+        }
+        assert!(
+            refused,
+            "the forced failover is refused: {:?}",
+            history(&world)
+        );
+        assert!(
+            moved,
+            "the leader still leads: c's weight moved away ({:?})",
+            world.weights()
+        );
+        world.set_service_down("c", false);
         let failovers = |w: &World| {
             w.kv.snapshot()
                 .iter()

@@ -223,17 +223,19 @@ pub(super) async fn compact(ctx: &LeaderContext, leader: &Leadership) -> Result<
 /// Re-reads the primaries after a failover, a switchover or a resume
 /// may have recorded a new one, or a record changed: `None` when etcd
 /// could not be read (the term then plans nothing and the loop tries
-/// again next tick), else how many databases' records could not be
-/// decoded.
+/// again next tick), else the databases whose records could not be
+/// decoded, with why.
 ///
 /// Such a record (a newer version's, a hand edit) leaves its database
 /// with no primary held: the engine plans nothing for a database whose
 /// primary is unknown, so none of its failovers is planned on a primary
-/// the record may no longer name. The leader leads every other one.
+/// the record may no longer name; the operator's requests for it are
+/// refused (`requests::unreadable_void`). The leader leads every other
+/// one.
 pub(super) async fn reload_primaries(
     ctx: &LeaderContext,
     topology: &mut Topology,
-) -> Option<usize> {
+) -> Option<BTreeMap<String, String>> {
     match control::databases(&ctx.store).await {
         Ok(records) => {
             for (db, state) in records.states {
@@ -249,7 +251,7 @@ pub(super) async fn reload_primaries(
             }
             metrics::gauge!("switchyard_database_records_undecodable")
                 .set(records.undecodable.len() as f64);
-            Some(records.undecodable.len())
+            Some(records.undecodable)
         }
         Err(e) if e.retryable() => {
             tracing::warn!(error = %e, "cannot read the primaries again yet; planning nothing until then");
@@ -257,7 +259,7 @@ pub(super) async fn reload_primaries(
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot read the primaries again; keeping the ones held");
-            Some(0)
+            Some(BTreeMap::new())
         }
     }
 }

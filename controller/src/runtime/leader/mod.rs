@@ -139,6 +139,10 @@ type Task = JoinHandle<Result<Option<JournalEntry>, ExecError>>;
 struct Lead {
     term: Term,
     tasks: BTreeMap<Lane, Task>,
+    /// Databases whose record could not be decoded at the last read of
+    /// the primaries, with why: no primary is held for them, and the
+    /// operator's failovers and switchovers of them are refused.
+    unreadable: BTreeMap<String, String>,
 }
 
 /// Leads one term, then waits for every action it started to stop, so
@@ -149,10 +153,11 @@ async fn lead(
     leader: &Leadership,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), ExecError> {
-    let (control, topology) = take_over(ctx, leader, shutdown).await?;
+    let (control, topology, unreadable) = take_over(ctx, leader, shutdown).await?;
     let mut st = Lead {
         term: Term::new(switchyard_host::time::now()),
         tasks: BTreeMap::new(),
+        unreadable,
     };
     let result = lead_ticks(ctx, leader, shutdown, &mut st, control, topology).await;
     drain(st.tasks).await;
@@ -180,12 +185,13 @@ async fn drain(tasks: BTreeMap<Lane, Task>) {
 
 /// Takes over from the last leader before deciding anything: finishes
 /// every intent it left pending, loads the engine's memory and the
-/// primaries (discovering those the store does not know).
+/// primaries (discovering those the store does not know), with the
+/// databases whose records it could not decode.
 async fn take_over(
     ctx: &LeaderContext,
     leader: &Leadership,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<(engine::ControlState, Topology), ExecError> {
+) -> Result<(engine::ControlState, Topology, BTreeMap<String, String>), ExecError> {
     // 1. Finish every pending intent before deciding anything.
     loop {
         match ctx.executor.finish_pending(leader, ctx.clock.now()).await {
@@ -229,16 +235,19 @@ async fn take_over(
     // discovered from the members and written over the record (and its
     // epoch) the predecessor's failover has just left.
     let mut topology = ctx.topology.clone();
-    while chores::reload_primaries(ctx, &mut topology).await.is_none() {
-        wait_or_lost(leader, shutdown, TICK).await?;
-    }
+    let unreadable = loop {
+        match chores::reload_primaries(ctx, &mut topology).await {
+            Some(unreadable) => break unreadable,
+            None => wait_or_lost(leader, shutdown, TICK).await?,
+        }
+    };
     chores::discover_primaries(ctx, leader, &mut topology).await?;
     for (record, weights) in &control.weights {
         m::set_weights(record, weights);
     }
     m::set_switches(control.paused, control.drained.len());
     tracing::info!(paused = control.paused, drained = ?control.drained, "leading");
-    Ok((control, topology))
+    Ok((control, topology, unreadable))
 }
 
 async fn lead_ticks(
@@ -270,10 +279,11 @@ async fn lead_ticks(
         // before planning anything, or publishing a plan made on the old
         // ones.
         if st.term.primaries_stale() {
-            let ok = chores::reload_primaries(ctx, &mut topology).await.is_some();
-            st.term.primaries_read(ok);
-            if !ok {
-                continue;
+            let read = chores::reload_primaries(ctx, &mut topology).await;
+            st.term.primaries_read(read.is_some());
+            match read {
+                Some(unreadable) => st.unreadable = unreadable,
+                None => continue,
             }
         }
         // The operator's switches and requests, every tick, in one read.

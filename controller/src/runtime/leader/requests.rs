@@ -2,7 +2,7 @@
 //! the journal in their database's lane, after the promotion gate; void
 //! ones dropped with a history event saying why.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::term::{Origin, RequestStep};
 use super::{Lead, LeaderContext, gate};
@@ -36,7 +36,9 @@ pub(super) async fn serve_requests(
     let now = ctx.clock.now();
     for (id, request) in requests {
         let mut action = request.action.clone();
-        if let Some(why) = request_void(&request, topology, now) {
+        let void = request_void(&request, topology, now)
+            .or_else(|| unreadable_void(&request, &st.unreadable));
+        if let Some(why) = void {
             drop_request(ctx, leader, st, &id, &request, &why, now).await;
             continue;
         }
@@ -146,6 +148,26 @@ pub fn request_void(
     })
 }
 
+/// Why a failover or switchover of a database whose record cannot be
+/// decoded must not start: its end could never be recorded over that
+/// record, and it would stay pending for every later leader to retry.
+/// (`request_void` already refuses one that names the primary the
+/// operator saw; this covers one written without.) Pure.
+pub fn unreadable_void(
+    request: &OperatorRequest,
+    unreadable: &BTreeMap<String, String>,
+) -> Option<String> {
+    let database = request.action.subject();
+    let moves_primary = matches!(
+        request.action,
+        ActionSpec::Failover { .. } | ActionSpec::Switchover { .. }
+    );
+    let why = unreadable.get(database).filter(|_| moves_primary)?;
+    Some(format!(
+        "refused: the record of {database} cannot be read ({why}); nothing done until it is mended"
+    ))
+}
+
 /// Removes a void request and says why in history, once.
 pub(super) async fn drop_request(
     ctx: &LeaderContext,
@@ -201,7 +223,6 @@ pub(super) async fn drop_request(
 mod tests {
     use super::*;
     use crate::engine;
-    use std::collections::BTreeMap;
 
     #[test]
     fn a_request_is_void_once_expired_or_aimed_at_another_primary() {
@@ -252,5 +273,50 @@ mod tests {
         topology.databases.clear();
         let unknown = request_void(&request(Some("m0"), None), &topology, at(0));
         assert!(unknown.is_some_and(|t| t.contains("is unknown, not m0")));
+    }
+
+    /// A failover or switchover of a database whose record cannot be read
+    /// is refused even without the primary the operator saw; anything
+    /// else, and other databases, are not.
+    #[test]
+    fn a_primary_move_of_an_unreadable_database_is_void() {
+        let request = |action: ActionSpec| OperatorRequest {
+            action,
+            requested_by: "otto".into(),
+            requested_at: chrono::DateTime::from_timestamp(0, 0).expect("time"),
+            reason: None,
+            origin: None,
+            expected_primary: None,
+            expires_at: None,
+        };
+        let failover = |database: &str| ActionSpec::Failover {
+            database: database.into(),
+            from_member: String::new(),
+            to_member: None,
+            force: true,
+            avoid_regions: Default::default(),
+        };
+        let unreadable =
+            BTreeMap::from([("orders".to_string(), "bad value at orders".to_string())]);
+        let void = unreadable_void(&request(failover("orders")), &unreadable);
+        assert!(
+            void.as_deref()
+                .is_some_and(|t| t.contains("record of orders cannot be read")),
+            "{void:?}"
+        );
+        let switchover = ActionSpec::Switchover {
+            database: "orders".into(),
+            to_member: "m1".into(),
+            from_member: String::new(),
+        };
+        assert!(unreadable_void(&request(switchover), &unreadable).is_some());
+        assert_eq!(
+            unreadable_void(&request(failover("users")), &unreadable),
+            None
+        );
+        assert_eq!(
+            unreadable_void(&request(failover("orders")), &BTreeMap::new()),
+            None
+        );
     }
 }

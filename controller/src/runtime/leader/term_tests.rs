@@ -612,6 +612,8 @@ enum Event {
     /// `how` (0 done, 1 failed, 2 failed for good, 3 interrupted, 4
     /// unsettled, 5 nothing to do, 6 ended abnormally).
     End { lane: u8, how: u8 },
+    /// A database's record changed in etcd (the watch said so).
+    RecordsChanged,
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -636,6 +638,7 @@ fn event() -> impl Strategy<Value = Event> {
                 }
             }),
         (0u8..3, 0u8..7).prop_map(|(lane, how)| Event::End { lane, how }),
+        Just(Event::RecordsChanged),
     ]
 }
 
@@ -687,6 +690,11 @@ proptest! {
         for e in events {
             match e {
                 Event::Advance(n) => now += ms(n),
+                // Whatever the phase: the next tick reads them first.
+                Event::RecordsChanged => {
+                    term.records_changed();
+                    stale = true;
+                }
                 Event::Tick { traffic, failovers, open, resume_ok, paused, read_ok } => {
                     // The driver reads the primaries when the term asks.
                     prop_assert_eq!(term.primaries_stale(), stale);
