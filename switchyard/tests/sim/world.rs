@@ -1549,6 +1549,26 @@ mod tests {
         world.stop().await;
     }
 
+    /// One step of the world: a probe round, then a quarter second.
+    async fn step(world: &mut World) {
+        world.probe_round();
+        tokio::time::advance(Duration::from_millis(250)).await;
+    }
+
+    /// The world with `a`'s member primary, run until the leader has
+    /// recorded it (at most 30 s).
+    async fn recorded_world() -> World {
+        let mut world = World::start("a", 0).await;
+        for _ in 0..120 {
+            if world.recorded_primary().await.is_some() {
+                break;
+            }
+            step(&mut world).await;
+        }
+        assert_eq!(world.recorded_primary().await.as_deref(), Some("m-a"));
+        world
+    }
+
     /// A database record the leader cannot decode (a newer version's, a
     /// hand edit) neither wedges the next leader's take-over nor is
     /// written over by a primary it discovers at epoch 1: the new leader
@@ -1557,17 +1577,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_undecodable_database_record_neither_stops_a_take_over_nor_is_written_over() {
         use switchyard_controller::store::kv::Kv;
-        let mut world = World::start("a", 0).await;
+        let mut world = recorded_world().await;
         let keys = switchyard_controller::store::Keys::new(&world.cfg.cluster);
-        let step = Duration::from_millis(250);
-        for _ in 0..120 {
-            if world.recorded_primary().await.is_some() {
-                break;
-            }
-            world.probe_round();
-            tokio::time::advance(step).await;
-        }
-        assert_eq!(world.recorded_primary().await.as_deref(), Some("m-a"));
         let key = keys.database("orders");
         let garbage = br#"{"primary":"m-a","epoch":"seven","written_by":"v9"}"#.to_vec();
         world
@@ -1589,8 +1600,7 @@ mod tests {
         world.set_service_down(other, true);
         let mut moved = false;
         for _ in 0..240 {
-            world.probe_round();
-            tokio::time::advance(step).await;
+            step(&mut world).await;
             moved = world
                 .weights()
                 .values()
@@ -1625,16 +1635,8 @@ mod tests {
     async fn a_record_unreadable_mid_term_starts_no_failover_until_it_is_mended() {
         use switchyard_controller::executor::{ActionSpec, JournalEntry};
         use switchyard_controller::store::kv::Kv;
-        let mut world = World::start("a", 0).await;
+        let mut world = recorded_world().await;
         let keys = switchyard_controller::store::Keys::new(&world.cfg.cluster);
-        let step = Duration::from_millis(250);
-        for _ in 0..120 {
-            if world.recorded_primary().await.is_some() {
-                break;
-            }
-            world.probe_round();
-            tokio::time::advance(step).await;
-        }
         // Its region's controller vouches for it (the lease the gate will
         // see end once it is dead).
         for _ in 0..120 {
@@ -1647,8 +1649,7 @@ mod tests {
             {
                 break;
             }
-            world.probe_round();
-            tokio::time::advance(step).await;
+            step(&mut world).await;
         }
         let key = keys.database("orders");
         let good = world
@@ -1666,8 +1667,7 @@ mod tests {
             .expect("put");
         world.net.crash(&member("a"));
         for _ in 0..40 {
-            world.probe_round();
-            tokio::time::advance(step).await;
+            step(&mut world).await;
         }
         let id = world.request_failover(Some("b"), true).await;
         // Refused at once (the request would expire in a minute), and the
@@ -1683,8 +1683,7 @@ mod tests {
         let mut refused = false;
         let mut moved = false;
         for _ in 0..80 {
-            world.probe_round();
-            tokio::time::advance(step).await;
+            step(&mut world).await;
             refused = history(&world)
                 .iter()
                 .any(|e| e.contains(&id) && e.contains("refused"));
@@ -1716,8 +1715,7 @@ mod tests {
                 .count()
         };
         for _ in 0..240 {
-            world.probe_round();
-            tokio::time::advance(step).await;
+            step(&mut world).await;
         }
         assert_eq!(
             failovers(&world),
@@ -1730,8 +1728,7 @@ mod tests {
         world.kv.put(&key, good, None).await.expect("mend");
         let mut promoted = false;
         for _ in 0..480 {
-            world.probe_round();
-            tokio::time::advance(step).await;
+            step(&mut world).await;
             promoted = world.recorded_primary().await.is_some_and(|p| p != "m-a");
             if promoted {
                 break;
