@@ -26,6 +26,8 @@ use std::time::Duration;
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::Rate;
+
 tokio::task_local! {
     pub(crate) static HOST: Host;
 }
@@ -39,41 +41,36 @@ struct Inner {
     pace: Pace,
 }
 
-/// A host clock's rate against tokio's, fixed for the host's life (a
-/// crystal's error does not come and go): local time is
-/// `origin + (t − origin)·(1 + ppm/10⁶)` for tokio's `t`.
+/// A host clock against tokio's: local time is
+/// `origin + (t − origin)·rate` for tokio's `t`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pace {
     origin: Instant,
-    rate: f64,
+    rate: Rate,
 }
 
 impl Pace {
     /// This clock's reading at tokio's instant `t`.
     pub(crate) fn local(&self, t: Instant) -> Instant {
-        match t.checked_duration_since(self.origin) {
-            Some(ahead) => self.origin + ahead.mul_f64(self.rate),
-            None => self
-                .origin
-                .checked_sub((self.origin - t).mul_f64(self.rate))
-                .unwrap_or(t),
-        }
+        self.stretch(t, |d| self.rate.local_span(d))
     }
 
     /// Tokio's instant at which this clock reads `local`.
     pub(crate) fn tokio(&self, local: Instant) -> Instant {
-        match local.checked_duration_since(self.origin) {
-            Some(ahead) => self.origin + ahead.div_f64(self.rate),
-            None => self
-                .origin
-                .checked_sub((self.origin - local).div_f64(self.rate))
-                .unwrap_or(local),
-        }
+        self.stretch(local, |d| self.rate.tokio_span(d))
     }
 
     /// How long on tokio's clock this clock takes to count `d`.
     pub(crate) fn tokio_span(&self, d: Duration) -> Duration {
-        d.div_f64(self.rate)
+        self.rate.tokio_span(d)
+    }
+
+    /// `t` with its distance from the origin mapped by `span`, either side.
+    fn stretch(&self, t: Instant, span: impl Fn(Duration) -> Duration) -> Instant {
+        match t.checked_duration_since(self.origin) {
+            Some(ahead) => self.origin + span(ahead),
+            None => self.origin.checked_sub(span(self.origin - t)).unwrap_or(t),
+        }
     }
 }
 
@@ -112,19 +109,18 @@ impl Host {
     ///
     /// If the clock would stand still or run backwards (`ppm ≤ −10⁶`).
     pub fn with_rate_ppm(ppm: i64) -> Self {
-        assert!(ppm > -1_000_000, "a clock must run forwards: {ppm} ppm");
         Host(Arc::new(Inner {
             state: Mutex::new(State::default()),
             pace: Pace {
                 origin: Instant::now(),
-                rate: 1.0 + ppm as f64 / 1e6,
+                rate: Rate::from_ppm(ppm),
             },
         }))
     }
 
     /// The clock's rate, unless it is tokio's.
     pub(crate) fn pace(&self) -> Option<Pace> {
-        (self.0.pace.rate != 1.0).then_some(self.0.pace)
+        (self.0.pace.rate != Rate::TOKIO).then_some(self.0.pace)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -5,6 +5,8 @@
 //! `tokio::spawn` and [`time`] is tokio's clock.
 
 mod host;
+mod rate;
 pub mod time;
 
 pub use host::{Host, spawn, spawn_in};
+pub use rate::Rate;

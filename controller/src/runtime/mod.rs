@@ -3,13 +3,13 @@
 //! — while leader — decides and acts. Listeners and the shutdown signal are
 //! passed in, so tests run it on port 0 and stop it cleanly.
 
+pub mod change_watch;
 pub mod control;
 pub mod follow;
 pub mod isolation;
 pub mod lanes;
 pub mod leader;
 pub mod lease_keeper;
-pub mod lease_watch;
 pub mod loops;
 pub mod metrics;
 pub mod model;

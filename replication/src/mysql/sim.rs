@@ -62,6 +62,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use switchyard_host::Rate;
 use tokio::time::Instant;
 
 use super::status::Columns;
@@ -168,7 +169,7 @@ struct Server {
     /// How fast the server's clock runs against tokio's
     /// ([`SimNetwork::set_clock_rate`]): what it counts in a statement's
     /// own time (the dead-man switch's deadline, a GTID wait).
-    clock_rate: f64,
+    clock_rate: Rate,
 }
 
 /// A server's dead-man switch ([`super::dead_man`]): the table, its row
@@ -195,11 +196,11 @@ impl DeadManState {
     /// one period after it passed (the latest a real scheduler would).
     /// `rate` is the server clock's ([`Server::clock_rate`]): the
     /// scheduler's period is counted on it too.
-    fn fires(&self, now: Instant, rate: f64) -> Option<Instant> {
+    fn fires(&self, now: Instant, rate: Rate) -> Option<Instant> {
         if !self.table || !self.event {
             return None;
         }
-        let period = super::dead_man::EVENT_PERIOD.div_f64(rate);
+        let period = rate.tokio_span(super::dead_man::EVENT_PERIOD);
         match self.expires {
             Some(e) if e + period > now => None,
             Some(e) => Some(e + period),
@@ -369,7 +370,7 @@ impl SimNetwork {
                 latency: Duration::ZERO,
                 sessions: BTreeSet::new(),
                 dead_man: DeadManState::default(),
-                clock_rate: 1.0,
+                clock_rate: Rate::TOKIO,
             },
         );
     }
@@ -489,9 +490,9 @@ impl SimNetwork {
     ///
     /// If the clock would stand still or run backwards (`ppm ≤ −10⁶`).
     pub fn set_clock_rate(&self, address: &str, ppm: i64) {
-        assert!(ppm > -1_000_000, "a clock must run forwards: {ppm} ppm");
+        let rate = Rate::from_ppm(ppm);
         if let Some(s) = self.lock().servers.get_mut(address) {
-            s.clock_rate = 1.0 + ppm as f64 / 1e6;
+            s.clock_rate = rate;
         }
     }
 
@@ -968,7 +969,7 @@ impl SimSession {
                 let now = Instant::now();
                 let new_row = s.dead_man.expires.is_none();
                 s.dead_man.expires =
-                    Some(now + Duration::from_micros(micros).div_f64(s.clock_rate));
+                    Some(now + s.clock_rate.tokio_span(Duration::from_micros(micros)));
                 // A lift or promotion (`fired = NULL`), about to make the
                 // member writable, notes the time and clears the firing;
                 // a renewal only while the member is writable.
@@ -1058,7 +1059,7 @@ impl SimSession {
             let mut net = self.net.lock();
             net.session(&self.address, self.id)?.clock_rate
         };
-        let until = Instant::now() + Duration::from_secs_f64(secs.max(0.0) / rate);
+        let until = Instant::now() + rate.tokio_span(Duration::from_secs_f64(secs.max(0.0)));
         loop {
             let reached = {
                 let mut net = self.net.lock();

@@ -81,23 +81,59 @@ impl Run {
     }
 }
 
-/// Every thread of a process tree at one moment, keyed by (tid, start
-/// time) so a reused tid is a new thread: nanoseconds it has run, from
-/// its `/proc/<pid>/task/<tid>/schedstat` (the scheduler's own count,
-/// `sum_exec_runtime`), and whether its name starts with `dns-`.
-///
-/// Nanoseconds rather than `/proc/<pid>/stat`'s `utime + stime`, which
-/// come in 10 ms clock ticks: a slice at saturation is about 1.6 CPU
-/// seconds, so a tick either side of it is ±0.6 %, more than half the
-/// difference the figure is meant to show.
-#[derive(Debug, Default)]
-pub struct Threads(BTreeMap<(u32, u64), (u64, bool)>);
+/// The fields of a `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat`
+/// line this bench reads. The command name may hold spaces and
+/// parentheses: the fields start after the last `") "`.
+struct Stat {
+    name: String,
+    ppid: u32,
+    /// `utime + stime`, in clock ticks (for a process: its exited threads
+    /// included).
+    ticks: u64,
+    /// When it started, in clock ticks since boot.
+    start: u64,
+}
 
-impl Threads {
-    /// Reads every thread of `root` and its descendants.
-    pub fn read(root: u32) -> Self {
-        let mut out = BTreeMap::new();
+impl Stat {
+    fn read(path: &str) -> Option<Stat> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let (_, rest) = text.split_once(" (")?;
+        let (name, fields) = rest.rsplit_once(") ")?;
+        // From state (field 3): ppid 4, utime 14, stime 15, starttime 22.
+        let f: Vec<&str> = fields.split_whitespace().collect();
+        let num = |i: usize| f.get(i)?.parse::<u64>().ok();
+        Some(Stat {
+            name: name.to_string(),
+            ppid: u32::try_from(num(1)?).ok()?,
+            ticks: num(11)? + num(12)?,
+            start: num(19)?,
+        })
+    }
+}
+
+/// A process tree's CPU at one moment: every thread, keyed by (tid,
+/// start time) so a reused tid is a new thread, with the nanoseconds it
+/// has run (its `schedstat`: the scheduler's own count,
+/// `sum_exec_runtime`) and whether its name starts with `dns-`; and the
+/// processes' tick total, the coarse figure.
+///
+/// Nanoseconds rather than `utime + stime`, which come in 10 ms clock
+/// ticks: a slice at saturation is about 1.6 CPU seconds, so a tick
+/// either side of it is ±0.6 %, more than half the difference the figure
+/// is meant to show. The ticks are kept for a slice in which a thread
+/// exited: they include what it ran.
+#[derive(Debug, Default)]
+pub struct Reading {
+    threads: BTreeMap<(u32, u64), (u64, bool)>,
+    ticks: u64,
+}
+
+impl Reading {
+    /// Reads `root` and every descendant (NSD serves from a child).
+    pub fn of(root: u32) -> Self {
+        let mut out = Reading::default();
         for pid in tree(root) {
+            out.ticks += Stat::read(&format!("/proc/{pid}/stat")).map_or(0, |s| s.ticks);
             let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
                 continue;
             };
@@ -105,62 +141,43 @@ impl Threads {
                 let Some(tid) = t.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
                     continue;
                 };
-                let read = |f: &str| std::fs::read_to_string(t.path().join(f)).ok();
-                let (Some(stat), Some(sched)) = (read("stat"), read("schedstat")) else {
-                    continue;
-                };
-                let Some((name, fields)) = stat
-                    .split_once(" (")
-                    .and_then(|(_, rest)| rest.rsplit_once(") "))
-                else {
-                    continue;
-                };
-                // After the name: state(3) … starttime(22).
-                let start = fields
-                    .split_whitespace()
-                    .nth(19)
-                    .and_then(|v| v.parse().ok());
-                let ran = sched.split_whitespace().next().and_then(|v| v.parse().ok());
-                if let (Some(start), Some(ran)) = (start, ran) {
-                    out.insert((tid, start), (ran, name.starts_with("dns-")));
+                let dir = t.path();
+                let stat = Stat::read(&dir.join("stat").to_string_lossy());
+                let ran = std::fs::read_to_string(dir.join("schedstat"))
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+                if let (Some(stat), Some(ran)) = (stat, ran) {
+                    let dns = stat.name.starts_with("dns-");
+                    out.threads.insert((tid, stat.start), (ran, dns));
                 }
             }
         }
-        Threads(out)
+        out
     }
 
-    /// CPU seconds run between this reading and `later` (every thread,
-    /// and the `dns-` ones), and whether that is the whole of it: not
-    /// when a thread of this reading is gone from `later` (it exited
-    /// between), since what it ran after this reading is counted nowhere.
-    pub fn until(&self, later: &Threads) -> (f64, f64, bool) {
-        let whole = self.0.keys().all(|k| later.0.contains_key(k));
+    /// CPU seconds run between this reading and `later`: every thread's
+    /// (the coarse tick figure when a thread of this reading is gone from
+    /// `later` — it exited between, and what it ran after this reading is
+    /// counted nowhere else), the `dns-` threads', and whether the first
+    /// is the exact figure.
+    pub fn until(&self, later: &Reading) -> anyhow::Result<(f64, f64, bool)> {
+        let exact = self.threads.keys().all(|k| later.threads.contains_key(k));
         let (mut all, mut dns) = (0u64, 0u64);
-        for (k, (ran, is_dns)) in &later.0 {
-            let before = self.0.get(k).map_or(0, |(r, _)| *r);
+        for (k, (ran, is_dns)) in &later.threads {
+            let before = self.threads.get(k).map_or(0, |(r, _)| *r);
             let d = ran.saturating_sub(before);
             all += d;
             if *is_dns {
                 dns += d;
             }
         }
-        (all as f64 / 1e9, dns as f64 / 1e9, whole)
+        let all = if exact {
+            all as f64 / 1e9
+        } else {
+            later.ticks.saturating_sub(self.ticks) as f64 / clock_ticks()?
+        };
+        Ok((all, dns as f64 / 1e9, exact))
     }
-}
-
-/// CPU ticks (`utime + stime`, exited threads included) of `root` and
-/// its descendants: the coarse figure, for a slice in which a thread
-/// exited.
-fn tree_ticks(root: u32) -> u64 {
-    tree(root)
-        .into_iter()
-        .filter_map(|pid| {
-            let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let f: Vec<&str> = text[text.rfind(')')? + 2..].split_whitespace().collect();
-            // After the name: … utime(14) stime(15).
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .sum()
 }
 
 /// Clock ticks per second of `/proc` CPU times.
@@ -169,15 +186,6 @@ fn clock_ticks() -> anyhow::Result<f64> {
         .arg("CLK_TCK")
         .output()?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
-}
-
-/// The parent pid of `pid`, from `/proc/<pid>/stat`.
-fn parent(pid: u32) -> Option<u32> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces: fields start after the last ')'.
-    let rest = &text[text.rfind(')')? + 2..];
-    // After the name: state(3) ppid(4).
-    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// (steal, total) ticks of CPUs 0 and 1 from `/proc/stat`.
@@ -213,7 +221,7 @@ fn tree(root: u32) -> Vec<u32> {
         .flatten()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| parent(pid).map(|ppid| (pid, ppid)))
+        .filter_map(|pid| Some((pid, Stat::read(&format!("/proc/{pid}/stat"))?.ppid)))
         .collect();
     let mut tree = vec![root];
     let mut i = 0;
@@ -275,21 +283,12 @@ pub async fn dnsperf(
         Some(r) => cmd.args(["-Q", &r.to_string(), "-v"]),
         None => cmd.args(["-q", "100"]),
     };
-    let ticks_before = tree_ticks(pid);
-    let before = Threads::read(pid);
+    let before = Reading::of(pid);
     let cpus_before = cpu_ticks();
     let status = cmd.status().await.context("running dnsperf")?;
-    let after = Threads::read(pid);
-    let ticks_after = tree_ticks(pid);
+    let after = Reading::of(pid);
     let steal = steal_share(cpus_before, cpu_ticks());
-    // A thread that exited mid-slice takes what it ran with it: that
-    // slice falls back to the coarse figure, which keeps it.
-    let (exact_s, dns_threads_s, whole) = before.until(&after);
-    let cpu_s = if whole {
-        exact_s
-    } else {
-        ticks_after.saturating_sub(ticks_before) as f64 / clock_ticks()?
-    };
+    let (cpu_s, dns_threads_s, exact) = before.until(&after)?;
     let output = std::fs::read_to_string(&out_path).context("dnsperf output")?;
     let mut latencies = Vec::new();
     let mut text = String::new();
@@ -317,7 +316,7 @@ pub async fn dnsperf(
         p99_ms: percentile(&latencies, 0.99),
         cpu_s,
         dns_threads_s,
-        coarse: u32::from(!whole),
+        coarse: u32::from(!exact),
         steal,
     })
 }

@@ -515,142 +515,58 @@ fn begin(world: &mut World, f: &Fault) -> Option<String> {
                 .map(|r| member(r))
                 .find(|m| world.net.writable(m))?;
             world.net.crash(&victim);
-            Some(victim)
+            return Some(victim);
         }
-        Kind::Cut(a, b) => {
-            world.set_cut(a, b, true);
-            None
-        }
-        Kind::Isolate(r) => {
-            for o in world::REGIONS.iter().filter(|o| **o != r) {
-                world.set_cut(r, o, true);
-            }
-            None
-        }
-        Kind::EtcdCut(r) => {
-            world.set_etcd_cut(r, true);
-            None
-        }
-        Kind::Sever(r) => {
-            for o in world::REGIONS.iter().filter(|o| **o != r) {
-                world.set_cut(r, o, true);
-            }
-            world.set_etcd_cut(r, true);
-            None
-        }
-        Kind::ServiceDown(r) => {
-            world.set_service_down(r, true);
-            None
-        }
-        Kind::CrashController(r) => {
-            world.set_controller_down(r, true);
-            None
-        }
-        Kind::PauseController(r) => {
-            world.set_paused(r, true);
-            None
-        }
-        Kind::PauseMidStep => {
-            world.arm_mid_step(Some(f.lasts));
-            None
-        }
-        Kind::PauseInFlight(late) => {
-            world.arm_in_flight(Some((f.lasts, late)));
-            None
-        }
-        Kind::EtcdDown => {
-            for r in world::REGIONS {
-                world.set_etcd_cut(r, true);
-            }
-            None
-        }
-        Kind::SlowSql(r, d) => {
-            world.set_slow_sql(r, d, true);
-            None
-        }
-        Kind::ProbeLoss(r, p) => {
-            world.set_probe_loss(r, p, true);
-            None
-        }
-        Kind::ProbeDelay(r, d) => {
-            world.set_probe_delay(r, d, true);
-            None
-        }
-        Kind::PeerLag(r, d) => {
-            world.set_peer_lag(r, d, true);
-            None
-        }
-        Kind::PeerLoss(r, p) => {
-            world.set_peer_loss(r, p, true);
-            None
-        }
-        Kind::DnsOutage => {
-            world.set_dns_outage(true);
-            None
-        }
-        Kind::DnsEdit(r, w) => {
-            world.edit_weight(r, w);
-            None
-        }
-        Kind::Switchover(_) => None,
-        Kind::Lag(r, d) => {
-            world.set_lag(r, d, true);
-            None
-        }
-        Kind::ClockDrift(r, ppm) => {
-            world.set_clock_drift(r, ppm, true);
-            None
-        }
-        // Operator switches and requests are applied by the run (they are
-        // async).
-        Kind::Drain(_)
-        | Kind::PauseAutomation
-        | Kind::ApproveFailback(_)
-        | Kind::ManualFailover(_)
-        | Kind::ForcedFailover(_) => None,
+        Kind::PauseMidStep => world.arm_mid_step(Some(f.lasts)),
+        Kind::PauseInFlight(late) => world.arm_in_flight(Some((f.lasts, late))),
+        Kind::DnsEdit(r, w) => world.edit_weight(r, w),
+        _ => switch(world, &f.kind, true),
     }
+    None
 }
 
 /// Heals `f` (restarts what it crashed).
 fn heal(world: &mut World, f: &Fault, crashed: Option<&str>) {
-    match f.kind {
-        Kind::CrashPrimary => {
-            if let Some(m) = crashed {
-                world.net.restart(m);
-            }
-        }
-        Kind::Cut(a, b) => world.set_cut(a, b, false),
-        Kind::Isolate(r) => {
-            for o in world::REGIONS.iter().filter(|o| **o != r) {
-                world.set_cut(r, o, false);
-            }
-        }
-        Kind::EtcdCut(r) => world.set_etcd_cut(r, false),
+    match (&f.kind, crashed) {
+        (Kind::CrashPrimary, Some(m)) => world.net.restart(m),
+        (kind, _) => switch(world, kind, false),
+    }
+}
+
+/// Turns a fault that lasts on (`on`) or off. The one-off faults (a
+/// crashed primary, a hand edit, the armed pauses, which disarm
+/// themselves) and the operator's switches and requests (applied by the
+/// run, as they are async) have nothing to turn.
+fn switch(world: &mut World, kind: &Kind, on: bool) {
+    let others = |r: &'static str| world::REGIONS.into_iter().filter(move |o| *o != r);
+    match *kind {
+        Kind::Cut(a, b) => world.set_cut(a, b, on),
+        Kind::Isolate(r) => others(r).for_each(|o| world.set_cut(r, o, on)),
+        Kind::EtcdCut(r) => world.set_etcd_cut(r, on),
         Kind::Sever(r) => {
-            for o in world::REGIONS.iter().filter(|o| **o != r) {
-                world.set_cut(r, o, false);
-            }
-            world.set_etcd_cut(r, false);
+            others(r).for_each(|o| world.set_cut(r, o, on));
+            world.set_etcd_cut(r, on);
         }
-        Kind::ServiceDown(r) => world.set_service_down(r, false),
-        Kind::CrashController(r) => world.set_controller_down(r, false),
-        Kind::PauseController(r) => world.set_paused(r, false),
-        Kind::PauseMidStep | Kind::PauseInFlight(_) => {}
-        Kind::EtcdDown => {
-            for r in world::REGIONS {
-                world.set_etcd_cut(r, false);
-            }
-        }
-        Kind::SlowSql(r, d) => world.set_slow_sql(r, d, false),
-        Kind::ProbeLoss(r, p) => world.set_probe_loss(r, p, false),
-        Kind::ProbeDelay(r, d) => world.set_probe_delay(r, d, false),
-        Kind::PeerLag(r, d) => world.set_peer_lag(r, d, false),
-        Kind::PeerLoss(r, p) => world.set_peer_loss(r, p, false),
-        Kind::DnsOutage => world.set_dns_outage(false),
-        Kind::DnsEdit(..) | Kind::Switchover(_) => {}
-        Kind::Lag(r, d) => world.set_lag(r, d, false),
-        Kind::ClockDrift(r, ppm) => world.set_clock_drift(r, ppm, false),
-        Kind::Drain(_)
+        Kind::ServiceDown(r) => world.set_service_down(r, on),
+        Kind::CrashController(r) => world.set_controller_down(r, on),
+        Kind::PauseController(r) => world.set_paused(r, on),
+        Kind::EtcdDown => world::REGIONS
+            .into_iter()
+            .for_each(|r| world.set_etcd_cut(r, on)),
+        Kind::SlowSql(r, d) => world.set_slow_sql(r, d, on),
+        Kind::ProbeLoss(r, p) => world.set_probe_loss(r, p, on),
+        Kind::ProbeDelay(r, d) => world.set_probe_delay(r, d, on),
+        Kind::PeerLag(r, d) => world.set_peer_lag(r, d, on),
+        Kind::PeerLoss(r, p) => world.set_peer_loss(r, p, on),
+        Kind::DnsOutage => world.set_dns_outage(on),
+        Kind::Lag(r, d) => world.set_lag(r, d, on),
+        Kind::ClockDrift(r, ppm) => world.set_clock_drift(r, ppm, on),
+        Kind::CrashPrimary
+        | Kind::PauseMidStep
+        | Kind::PauseInFlight(_)
+        | Kind::DnsEdit(..)
+        | Kind::Switchover(_)
+        | Kind::Drain(_)
         | Kind::PauseAutomation
         | Kind::ApproveFailback(_)
         | Kind::ManualFailover(_)

@@ -231,9 +231,8 @@ async fn take_over(
     };
     // Database primaries as the store knows them (empty: not known yet, so
     // the engine plans no failover for that database), read until etcd
-    // answers: a primary left empty here would be
-    // discovered from the members and written over the record (and its
-    // epoch) the predecessor's failover has just left.
+    // answers: a primary left empty here would be discovered from the
+    // members, which is slower and says less than the record does.
     let mut topology = ctx.topology.clone();
     let unreadable = loop {
         match chores::reload_primaries(ctx, &mut topology).await {
@@ -263,8 +262,8 @@ async fn lead_ticks(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A primary lease that changes (etcd ended one, say) is looked at at
     // once: a failover waiting at the gate must not wait for the tick.
-    let (leases_changed, _lease_watch) = super::lease_watch::watch_primary_leases(&ctx.store);
-    let (records_changed, _records_watch) = super::lease_watch::watch_database_records(&ctx.store);
+    let (leases_changed, _lease_watch) = super::change_watch::watch_primary_leases(&ctx.store);
+    let (records_changed, _records_watch) = super::change_watch::watch_database_records(&ctx.store);
     loop {
         tokio::select! {
             _ = tick.tick() => {}

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use switchyard_host::Rate;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -99,16 +100,9 @@ struct State {
     /// in the past.
     log: Vec<WatchEvent>,
     watchers: Vec<Watcher>,
-    /// How many microseconds a second etcd's clock gains on tokio's (loses,
-    /// negative): a lease's TTL is counted on it
-    /// ([`MemKv::set_clock_rate`]).
-    clock_ppm: i64,
-}
-
-/// How long on tokio's clock an etcd clock gaining `ppm` takes to count
-/// `ttl`.
-fn etcd_span(ttl: Duration, ppm: i64) -> Duration {
-    ttl.div_f64(1.0 + ppm as f64 / 1e6)
+    /// How fast etcd's clock runs against tokio's: a lease's TTL is
+    /// counted on it ([`MemKv::set_clock_rate`]).
+    clock: Rate,
 }
 
 impl Default for MemKv {
@@ -164,8 +158,7 @@ impl MemKv {
     ///
     /// If the clock would stand still or run backwards (`ppm ≤ −10⁶`).
     pub fn set_clock_rate(&self, ppm: i64) {
-        assert!(ppm > -1_000_000, "a clock must run forwards: {ppm} ppm");
-        self.lock().clock_ppm = ppm;
+        self.lock().clock = Rate::from_ppm(ppm);
     }
 
     /// The store's current revision, without going through the link (for
@@ -204,12 +197,12 @@ impl MemKv {
     fn renew(&self, lease: LeaseId) -> Result<Duration, KvError> {
         let (ttl, deadline) = {
             let mut s = self.reach()?;
-            let ppm = s.clock_ppm;
+            let clock = s.clock;
             let l = s
                 .leases
                 .get_mut(&lease)
                 .ok_or(KvError::LeaseNotFound(lease))?;
-            l.deadline = Instant::now() + etcd_span(l.ttl, ppm);
+            l.deadline = Instant::now() + clock.tokio_span(l.ttl);
             (l.ttl, l.deadline)
         };
         self.reap_at(deadline);
@@ -538,7 +531,7 @@ impl Kv for MemKv {
         let ttl = whole_seconds(ttl);
         let (id, deadline) = {
             let mut s = self.reach()?;
-            let deadline = Instant::now() + etcd_span(ttl, s.clock_ppm);
+            let deadline = Instant::now() + s.clock.tokio_span(ttl);
             s.granted += 1;
             // Ids look like etcd's (large, not small counters), so a test
             // cannot pass by confusing a lease id with a revision.
@@ -571,7 +564,7 @@ impl Kv for MemKv {
         let l = s.leases.get(&lease).ok_or(KvError::LeaseNotFound(lease))?;
         let left = l.deadline.saturating_duration_since(Instant::now());
         // Counted on etcd's clock.
-        let left = left.mul_f64(1.0 + s.clock_ppm as f64 / 1e6);
+        let left = s.clock.local_span(left);
         Ok(Duration::from_secs(left.as_secs()))
     }
 

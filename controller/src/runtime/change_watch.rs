@@ -1,9 +1,11 @@
-//! Wakes the leader's loop the moment a primary lease key changes (taken,
-//! rewritten, or deleted when etcd ends the lease), so a failover waiting
-//! at the promotion gate asks it again at once instead of at its next
-//! tick: etcd's expiry of the lease is what opens the gate, and every
-//! 250 ms of polling would be added to the failover. And when a
-//! database's record changes, so the primaries are read again.
+//! Wakes the leader's loop the moment something it acts on changes in
+//! etcd, instead of at its next tick:
+//!
+//! - a primary lease key (taken, rewritten, or deleted when etcd ends the
+//!   lease), so a failover waiting at the promotion gate asks it again at
+//!   once: etcd's expiry of the lease is what opens the gate, and every
+//!   250 ms of polling would be added to the failover;
+//! - a database's record, so the primaries it holds are read again.
 
 use std::sync::Arc;
 use std::time::Duration;
