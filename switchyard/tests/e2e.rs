@@ -24,6 +24,7 @@ mod controller_ingest;
 mod controller_ops;
 mod controller_route53;
 mod controller_steady;
+mod controller_unreadable_record;
 mod crate_boundaries;
 mod dead_man;
 mod deploy_monitoring;

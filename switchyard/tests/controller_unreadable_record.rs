@@ -1,0 +1,180 @@
+//! A database record that no longer decodes (a hand edit, a newer
+//! version's), end to end on a real etcd and real MariaDB: three controller
+//! processes and stand-in probes. The leader notices it mid-term; a new
+//! leader takes over past it; nobody writes over it; its database is not
+//! failed over while it cannot be read, even with its primary dead; and
+//! once it is mended the failover goes through, once. The simulator's
+//! world tests hold the same rules under faults; this holds them on the
+//! real store and the real binary.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::orders::{all_up, cluster_for, db_state, db_target};
+use common::{Cluster, REGIONS};
+use switchyard_controller::store::Store;
+use switchyard_tests::MariaDbTopology;
+use switchyard_tests::wait::wait_for;
+
+/// The record as a person might leave it: JSON, but an epoch that is no
+/// number.
+const HAND_EDIT: &str = r#"{"primary": "m0", "epoch": "one"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_record_is_kept_and_stops_only_its_failover_until_it_is_mended()
+-> anyhow::Result<()> {
+    let mut db = MariaDbTopology::start(2)
+        .await
+        .map_err(|e| e.context("starting the MariaDB topology"))?;
+    let mut cl = cluster_for(&db).await?;
+    let result = unreadable_record(&mut cl, &mut db).await;
+    if result.is_err() {
+        for c in &cl.controllers {
+            eprintln!("--- {} log ---\n{}", c.id(), c.log());
+        }
+    }
+    result
+}
+
+async fn unreadable_record(cl: &mut Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> {
+    let fleet = all_up(cl);
+    let first = cl.wait_leader(None, Duration::from_secs(20)).await?;
+    let store = Store::connect(&cl.etcd.endpoints(), &cl.cluster).await?;
+    wait_for(
+        "the primary to be discovered",
+        Duration::from_secs(20),
+        || async {
+            let v = db_state(&store).await?;
+            if v["primary"] == "m0" {
+                Ok(())
+            } else {
+                Err(format!("{v}"))
+            }
+        },
+    )
+    .await?;
+    // Its region's controller holds its primary lease: the vouch a
+    // failover's gate needs once the lease lapses.
+    let lease = store.keys().primary_lease("orders");
+    wait_for(
+        "ctl-a to hold the primary lease of m0",
+        Duration::from_secs(20),
+        || async {
+            let v: Option<serde_json::Value> =
+                store.get_json(&lease).await.map_err(|e| e.to_string())?;
+            match v {
+                Some(v) if v["holder"] == "ctl-a" && v["primary"] == "m0" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+    let key = store.keys().database("orders");
+    let good = store.get(&key).await?.expect("the recorded primary").value;
+
+    // Mid-term: the leader's watch sees the record change and stop
+    // decoding; `status` names it instead of failing.
+    store.put_control(key.clone(), HAND_EDIT).await?;
+    wait_undecodable(cl, first).await?;
+    wait_for(
+        "status to name the unreadable record",
+        Duration::from_secs(20),
+        || async {
+            let (code, out, err) = cl.cli(&["status", "--output", "json"]);
+            let v: serde_json::Value =
+                serde_json::from_str(&out).map_err(|e| format!("{e}: {code} {out} {err}"))?;
+            match v["unreadable_databases"].as_array() {
+                Some(u) if u.iter().any(|d| d[0] == "orders") => Ok(()),
+                _ => Err(v["unreadable_databases"].to_string()),
+            }
+        },
+    )
+    .await?;
+
+    // The primary dies and every region sees it. Nothing is failed over
+    // while the record cannot be read, and the record stays as it was.
+    // Its region's controller cannot tell which primary the record names
+    // either, so it changes nothing: the lease it holds stays renewed,
+    // and the gate shut, past the time it would give up a dead primary's
+    // lease (its detection, two 5 s checks, and the 4 s TTL).
+    db.kill9(0);
+    fleet.set_all(&db_target(0), &REGIONS, false);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    no_failover_and_untouched(cl, &store, &key).await?;
+    let held: Option<serde_json::Value> = store.get_json(&lease).await?;
+    assert_eq!(
+        held.as_ref().map(|v| v["holder"].clone()),
+        Some(serde_json::json!("ctl-a")),
+        "{held:?}"
+    );
+
+    // A new leader takes over past it: its take-over reads the records and
+    // goes on leading (an unreadable record once failed that read for
+    // ever), writes nothing over it and fails nothing over either, even
+    // once the lease is gone (the leader killed may have been ctl-a).
+    cl.controllers[first].kill();
+    let next = cl.wait_leader(Some(first), Duration::from_secs(30)).await?;
+    wait_undecodable(cl, next).await?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    no_failover_and_untouched(cl, &store, &key).await?;
+
+    // Mended (the record as it was): ctl-a (if alive) gives the dead
+    // primary's lease up, the leader reads the record again and fails the
+    // dead primary over, once, at the next epoch.
+    store
+        .put_control(key.clone(), std::str::from_utf8(&good)?)
+        .await?;
+    let state = wait_for(
+        "the failover to be recorded",
+        Duration::from_secs(60),
+        || async {
+            let v = db_state(&store).await?;
+            if v["primary"] != "m0" {
+                Ok(v)
+            } else {
+                Err(format!("{v}"))
+            }
+        },
+    )
+    .await?;
+    assert_eq!(state["epoch"], 2, "{state}");
+    let journal = cl.journal().await?;
+    let failovers: Vec<_> = journal
+        .iter()
+        .filter(|e| e["action"]["kind"] == "failover")
+        .collect();
+    assert_eq!(failovers.len(), 1, "{journal:#?}");
+    assert_eq!(failovers[0]["status"], "done", "{journal:#?}");
+    Ok(())
+}
+
+/// No failover journaled, and the record still the hand edit.
+async fn no_failover_and_untouched(cl: &Cluster, store: &Store, key: &str) -> anyhow::Result<()> {
+    let journal = cl.journal().await?;
+    assert!(
+        !journal.iter().any(|e| e["action"]["kind"] == "failover"),
+        "{journal:#?}"
+    );
+    let raw = store.get(key).await?.map(|kv| kv.value).unwrap_or_default();
+    assert_eq!(String::from_utf8_lossy(&raw), HAND_EDIT);
+    Ok(())
+}
+
+/// Waits for controller `i`, leading, to count one undecodable record.
+async fn wait_undecodable(cl: &Cluster, i: usize) -> anyhow::Result<()> {
+    wait_for(
+        "the leader to count the undecodable record",
+        Duration::from_secs(30),
+        || async {
+            match cl.controllers[i]
+                .metric("switchyard_database_records_undecodable")
+                .await
+            {
+                Ok(Some(1.0)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+}
