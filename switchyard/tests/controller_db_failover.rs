@@ -11,28 +11,14 @@ use crate::traffic_support;
 
 use std::time::Duration;
 
-use common::orders::{all_up, cluster_for, cluster_with, db_state, db_target};
+use common::orders::{
+    all_up, cluster_for, cluster_with, db_state, db_target, the_one_failover, wait_failed_over,
+    wait_lease, wait_primary_recorded,
+};
 use common::{Backend, Cluster, REGIONS};
 use switchyard_controller::store::Store;
 use switchyard_tests::MariaDbTopology;
 use switchyard_tests::wait::wait_for;
-
-async fn wait_lease(store: &Store, holder: &str, primary: &str) -> anyhow::Result<()> {
-    let key = store.keys().primary_lease("orders");
-    wait_for(
-        &format!("{holder} to hold the primary lease"),
-        Duration::from_secs(20),
-        || async {
-            let v: Option<serde_json::Value> =
-                store.get_json(&key).await.map_err(|e| e.to_string())?;
-            match v {
-                Some(v) if v["holder"] == holder && v["primary"] == primary => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_primary_its_region_still_vouches_for_is_not_replaced() -> anyhow::Result<()> {
@@ -228,19 +214,7 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
 
     // The leader discovers and records the primary.
     let store = Store::connect(&cl.etcd.endpoints(), &cl.cluster).await?;
-    wait_for(
-        "the primary to be discovered",
-        Duration::from_secs(20),
-        || async {
-            let v = db_state(&store).await?;
-            if v["primary"] == "m0" {
-                Ok(())
-            } else {
-                Err(format!("{v}"))
-            }
-        },
-    )
-    .await?;
+    wait_primary_recorded(&store).await?;
 
     // The controller of the primary's region holds its primary lease.
     wait_lease(&store, "ctl-a", "m0").await?;
@@ -263,19 +237,7 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
     db.kill9(0);
     fleet.set_all(&db_target(0), &REGIONS, false);
 
-    let state = wait_for(
-        "the failover to be recorded",
-        Duration::from_secs(60),
-        || async {
-            let v = db_state(&store).await?;
-            if v["primary"] != "m0" {
-                Ok(v)
-            } else {
-                Err(format!("{v}"))
-            }
-        },
-    )
-    .await?;
+    let state = wait_failed_over(&store).await?;
     let new_primary: usize = state["primary"]
         .as_str()
         .and_then(|p| p.strip_prefix('m'))
@@ -296,16 +258,10 @@ async fn scenario(cl: &Cluster, db: &mut MariaDbTopology) -> anyhow::Result<()> 
     assert_eq!(n, Some(4));
 
     // Exactly one failover was journaled and done.
-    let journal = cl.journal().await?;
-    let failovers: Vec<_> = journal
-        .iter()
-        .filter(|e| e["action"]["kind"] == "failover")
-        .collect();
-    assert_eq!(failovers.len(), 1, "{journal:#?}");
-    assert_eq!(failovers[0]["status"], "done");
+    let failover = the_one_failover(cl).await?;
     // It waited for the dead primary's lease: ctl-a stopped renewing it once
     // it could not read m0 itself, and the gate opened when it expired.
-    let reasons = failovers[0]["reasons"].to_string();
+    let reasons = failover["reasons"].to_string();
     assert!(
         reasons.contains("promotion gate open: primary lease of m0 (held by ctl-a in a) expired"),
         "{reasons}"

@@ -11,7 +11,10 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::orders::{all_up, cluster_for, db_state, db_target};
+use common::orders::{
+    all_up, cluster_for, db_target, the_one_failover, wait_failed_over, wait_lease,
+    wait_primary_recorded,
+};
 use common::{Cluster, REGIONS};
 use switchyard_controller::store::Store;
 use switchyard_tests::MariaDbTopology;
@@ -41,35 +44,11 @@ async fn unreadable_record(cl: &mut Cluster, db: &mut MariaDbTopology) -> anyhow
     let fleet = all_up(cl);
     let first = cl.wait_leader(None, Duration::from_secs(20)).await?;
     let store = Store::connect(&cl.etcd.endpoints(), &cl.cluster).await?;
-    wait_for(
-        "the primary to be discovered",
-        Duration::from_secs(20),
-        || async {
-            let v = db_state(&store).await?;
-            if v["primary"] == "m0" {
-                Ok(())
-            } else {
-                Err(format!("{v}"))
-            }
-        },
-    )
-    .await?;
+    wait_primary_recorded(&store).await?;
     // Its region's controller holds its primary lease: the vouch a
     // failover's gate needs once the lease lapses.
+    wait_lease(&store, "ctl-a", "m0").await?;
     let lease = store.keys().primary_lease("orders");
-    wait_for(
-        "ctl-a to hold the primary lease of m0",
-        Duration::from_secs(20),
-        || async {
-            let v: Option<serde_json::Value> =
-                store.get_json(&lease).await.map_err(|e| e.to_string())?;
-            match v {
-                Some(v) if v["holder"] == "ctl-a" && v["primary"] == "m0" => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await?;
     let key = store.keys().database("orders");
     let good = store.get(&key).await?.expect("the recorded primary").value;
 
@@ -125,27 +104,9 @@ async fn unreadable_record(cl: &mut Cluster, db: &mut MariaDbTopology) -> anyhow
     store
         .put_control(key.clone(), std::str::from_utf8(&good)?)
         .await?;
-    let state = wait_for(
-        "the failover to be recorded",
-        Duration::from_secs(60),
-        || async {
-            let v = db_state(&store).await?;
-            if v["primary"] != "m0" {
-                Ok(v)
-            } else {
-                Err(format!("{v}"))
-            }
-        },
-    )
-    .await?;
+    let state = wait_failed_over(&store).await?;
     assert_eq!(state["epoch"], 2, "{state}");
-    let journal = cl.journal().await?;
-    let failovers: Vec<_> = journal
-        .iter()
-        .filter(|e| e["action"]["kind"] == "failover")
-        .collect();
-    assert_eq!(failovers.len(), 1, "{journal:#?}");
-    assert_eq!(failovers[0]["status"], "done", "{journal:#?}");
+    the_one_failover(cl).await?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use switchyard_controller::store::Store;
 use switchyard_tests::MariaDbTopology;
 use switchyard_tests::mariadb::{ADMIN_PASSWORD, ADMIN_USER, REPL_PASSWORD, REPL_USER};
 use switchyard_tests::reports::ReportFleet;
+use switchyard_tests::wait::wait_for;
 
 use super::{Backend, Cluster, REGIONS};
 
@@ -80,4 +81,68 @@ pub fn all_up(cl: &Cluster) -> ReportFleet {
         }
     }
     ReportFleet::start(cl.urls(), outcomes, Duration::from_millis(200))
+}
+
+/// Waits for the leader to record `m0`, the topology's first primary.
+pub async fn wait_primary_recorded(store: &Store) -> anyhow::Result<()> {
+    wait_for(
+        "the primary to be discovered",
+        Duration::from_secs(20),
+        || async {
+            let v = db_state(store).await?;
+            if v["primary"] == "m0" {
+                Ok(())
+            } else {
+                Err(format!("{v}"))
+            }
+        },
+    )
+    .await
+}
+
+/// Waits for `holder` to hold the primary lease of `primary`.
+pub async fn wait_lease(store: &Store, holder: &str, primary: &str) -> anyhow::Result<()> {
+    let key = store.keys().primary_lease("orders");
+    wait_for(
+        &format!("{holder} to hold the primary lease"),
+        Duration::from_secs(20),
+        || async {
+            let v: Option<serde_json::Value> =
+                store.get_json(&key).await.map_err(|e| e.to_string())?;
+            match v {
+                Some(v) if v["holder"] == holder && v["primary"] == primary => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+}
+
+/// Waits for a failover away from `m0` to be recorded; the new state.
+pub async fn wait_failed_over(store: &Store) -> anyhow::Result<serde_json::Value> {
+    wait_for(
+        "the failover to be recorded",
+        Duration::from_secs(60),
+        || async {
+            let v = db_state(store).await?;
+            if v["primary"] != "m0" {
+                Ok(v)
+            } else {
+                Err(format!("{v}"))
+            }
+        },
+    )
+    .await
+}
+
+/// The one failover the journal holds, asserted done.
+pub async fn the_one_failover(cl: &Cluster) -> anyhow::Result<serde_json::Value> {
+    let journal = cl.journal().await?;
+    let failovers: Vec<_> = journal
+        .iter()
+        .filter(|e| e["action"]["kind"] == "failover")
+        .collect();
+    assert_eq!(failovers.len(), 1, "{journal:#?}");
+    assert_eq!(failovers[0]["status"], "done", "{journal:#?}");
+    Ok(failovers[0].clone())
 }
