@@ -17,6 +17,7 @@ use common::orders::{
 };
 use common::{Cluster, REGIONS};
 use switchyard_controller::store::Store;
+use switchyard_controller::store::kv::KeyValue;
 use switchyard_tests::MariaDbTopology;
 use switchyard_tests::wait::wait_for;
 
@@ -50,11 +51,14 @@ async fn unreadable_record(cl: &mut Cluster, db: &mut MariaDbTopology) -> anyhow
     wait_lease(&store, "ctl-a", "m0").await?;
     let lease = store.keys().primary_lease("orders");
     let key = store.keys().database("orders");
-    let good = store.get(&key).await?.expect("the recorded primary").value;
+    let good = read(&store, &key)
+        .await?
+        .expect("the recorded primary")
+        .value;
 
     // Mid-term: the leader's watch sees the record change and stop
     // decoding; `status` names it instead of failing.
-    store.put_control(key.clone(), HAND_EDIT).await?;
+    put(&store, &key, HAND_EDIT).await?;
     wait_undecodable(cl, first).await?;
     wait_for(
         "status to name the unreadable record",
@@ -77,12 +81,12 @@ async fn unreadable_record(cl: &mut Cluster, db: &mut MariaDbTopology) -> anyhow
     // either, so it changes nothing: the very lease it held stays renewed
     // (so the gate would stay shut too) past the time it gives a dead
     // primary's lease up (its detection, two 5 s checks, and the 4 s TTL).
-    let held = store.get(&lease).await?.expect("ctl-a's lease").lease;
+    let held = read(&store, &lease).await?.expect("ctl-a's lease").lease;
     db.kill9(0);
     fleet.set_all(&db_target(0), &REGIONS, false);
     tokio::time::sleep(Duration::from_secs(20)).await;
     no_failover_and_untouched(cl, &store, &key).await?;
-    let now = store.get(&lease).await?;
+    let now = read(&store, &lease).await?;
     assert_eq!(now.as_ref().map(|kv| kv.lease), Some(held), "{now:?}");
 
     // A new leader takes over past it: its take-over reads the records and
@@ -117,9 +121,7 @@ async fn unreadable_record(cl: &mut Cluster, db: &mut MariaDbTopology) -> anyhow
     // Mended (the record as it was): ctl-a (if alive) gives the dead
     // primary's lease up, the leader reads the record again and fails the
     // dead primary over, once, at the next epoch.
-    store
-        .put_control(key.clone(), std::str::from_utf8(&good)?)
-        .await?;
+    put(&store, &key, std::str::from_utf8(&good)?).await?;
     let state = wait_failed_over(&store).await?;
     assert_eq!(state["epoch"], 2, "{state}");
     the_one_failover(cl).await?;
@@ -133,7 +135,10 @@ async fn no_failover_and_untouched(cl: &Cluster, store: &Store, key: &str) -> an
         !journal.iter().any(|e| e["action"]["kind"] == "failover"),
         "{journal:#?}"
     );
-    let raw = store.get(key).await?.map(|kv| kv.value).unwrap_or_default();
+    let raw = read(store, key)
+        .await?
+        .map(|kv| kv.value)
+        .unwrap_or_default();
     assert_eq!(String::from_utf8_lossy(&raw), HAND_EDIT);
     Ok(())
 }
@@ -153,5 +158,24 @@ async fn wait_undecodable(cl: &Cluster, i: usize) -> anyhow::Result<()> {
             }
         },
     )
+    .await
+}
+
+/// One read of `key`, retried while it fails: the test's own connection
+/// sits idle through the sleeps above, and once in a fresh-clone run the
+/// next call on it failed with a retryable "etcd unavailable … broken
+/// pipe" (a connection closed while idle), as any client's may.
+async fn read(store: &Store, key: &str) -> anyhow::Result<Option<KeyValue>> {
+    wait_for(&format!("a read of {key}"), Duration::from_secs(15), || {
+        store.get(key)
+    })
+    .await
+}
+
+/// One put of `value` at `key` (a person's hand edit), retried as [`read`].
+async fn put(store: &Store, key: &str, value: &str) -> anyhow::Result<()> {
+    wait_for(&format!("a put at {key}"), Duration::from_secs(15), || {
+        store.put_control(key.to_string(), value)
+    })
     .await
 }
